@@ -1,0 +1,68 @@
+import type { Tx } from "../kv/index.ts";
+
+export type AuthPolicy = "user_cert" | "member_cert" | "any_cert" | "no_auth";
+export type HttpMethod = "GET" | "PUT" | "POST" | "DELETE" | "PATCH";
+
+/** Who called, as established by the first authentication policy that passed. */
+export type Caller =
+  | { policy: "user_cert"; id: string; certPem: string }
+  | { policy: "member_cert"; id: string; certPem: string }
+  | { policy: "no_auth" };
+
+export interface AppRequest {
+  method: HttpMethod;
+  /** The path below `/app`, e.g. `/log/private`. */
+  path: string;
+  /** Values of `{name}` segments of the endpoint's path template. */
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: Record<string, string | string[] | undefined>;
+  body: Uint8Array;
+  /** The body parsed as JSON; throws a 400 `InvalidInput` error if it is not. */
+  json<T = unknown>(): T;
+  text(): string;
+}
+
+export interface AppResponse {
+  status?: number;
+  headers?: Record<string, string>;
+  /** Serialised as JSON unless it is a string or bytes. */
+  body?: unknown;
+}
+
+export interface HandlerContext {
+  request: AppRequest;
+  caller: Caller;
+  tx: Tx;
+  /** Binds a digest of app-defined claims into this transaction's receipt. */
+  setClaimsDigest(digest: Uint8Array): void;
+}
+
+export interface EndpointOptions {
+  auth: AuthPolicy[];
+  mode: "readwrite" | "readonly";
+  /** Answer only once the transaction is committed, without the client asking. */
+  waitForCommit?: boolean;
+  /** Which statuses apply the transaction's writes; default: 2xx only. */
+  applyWrites?: (status: number) => boolean;
+}
+
+export type Handler = (ctx: HandlerContext) => AppResponse | Promise<AppResponse>;
+
+export interface Endpoint extends EndpointOptions {
+  method: HttpMethod;
+  /** Path template below `/app`, with `{name}` segments. */
+  path: string;
+  handler: Handler;
+}
+
+/** An error an app throws to answer with a clean JSON error. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,15 @@
+export { App, defineApp } from "./app.ts";
+export { type Codec, jsonCodec, stringCodec, TypedMap, u64Codec } from "./codec.ts";
+export {
+  type AppRequest,
+  type AppResponse,
+  type AuthPolicy,
+  type Caller,
+  type Endpoint,
+  type EndpointOptions,
+  type Handler,
+  type HandlerContext,
+  HttpError,
+  type HttpMethod,
+} from "./endpoint.ts";
+export { RouteError, Router } from "./router.ts";

@@ -1,0 +1,29 @@
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { certFingerprint, createIdentityCertificate } from "../crypto/index.ts";
+import { CliError } from "./fail.ts";
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Writes `<name>_cert.pem` and `<name>_privk.pem` (mode 0600); refuses to overwrite. */
+export async function keygen(
+  role: string,
+  name: string,
+  dir: string,
+): Promise<{ cert: string; key: string; id: string }> {
+  if (role !== "member" && role !== "user") throw new CliError(`role must be member or user, got ${role}`);
+  if (!NAME.test(name)) throw new CliError("name must be 1-64 letters, digits, '_' or '-'");
+  const cert = join(dir, `${name}_cert.pem`);
+  const key = join(dir, `${name}_privk.pem`);
+  for (const path of [cert, key]) {
+    if (existsSync(path)) throw new CliError(`${path} already exists; not overwriting it`);
+  }
+  const identity = await createIdentityCertificate({
+    name,
+    now: new Date(),
+    serial: crypto.getRandomValues(new Uint8Array(16)),
+  });
+  writeFileSync(key, identity.privateKeyPem, { mode: 0o600, flag: "wx" });
+  writeFileSync(cert, identity.certPem, { mode: 0o644, flag: "wx" });
+  return { cert, key, id: certFingerprint(identity.certPem) };
+}

@@ -1,0 +1,119 @@
+import { Command, InvalidArgumentError } from "commander";
+import { CliError } from "./fail.ts";
+
+function positiveInt(value: string): number {
+  if (!/^[0-9]{1,9}$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError("must be a positive integer");
+  return Number(value);
+}
+
+function port(value: string): number {
+  const n = positiveInt(value);
+  if (n > 65535) throw new InvalidArgumentError("must be a port number from 1 to 65535");
+  return n;
+}
+
+const program = new Command("coco")
+  .description("Coco: a confidential consortium ledger")
+  .showHelpAfterError();
+
+program
+  .command("start")
+  .description("start a node from a JSON config file")
+  .requiredOption("--config <file>", "start configuration (JSON)")
+  .action(async (opts: { config: string }) => {
+    const { startCommand } = await import("./start.ts");
+    await startCommand(opts);
+  });
+
+program
+  .command("sandbox")
+  .description("start a local network, opened and ready, with member and user credentials")
+  .option("--dir <workspace>", "workspace directory", "workspace")
+  .option("--nodes <n>", "number of nodes", positiveInt, 1)
+  .option("--port <port>", "RPC port of the first node", port, 8000)
+  .action(async (opts: { dir: string; nodes: number; port: number }) => {
+    const { startSandbox } = await import("./sandbox.ts");
+    const sandbox = await startSandbox(opts);
+    const stop = () => {
+      sandbox.stop().then(() => process.exit(0));
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    await Promise.all(sandbox.children.map((c) => new Promise((r) => c.once("exit", r))));
+    console.error("the sandbox's node exited");
+    process.exit(1);
+  });
+
+program
+  .command("keygen")
+  .description("write a key and certificate for a member or user: <name>_cert.pem, <name>_privk.pem")
+  .argument("<role>", "member or user")
+  .argument("<name>", "identity name, e.g. member1")
+  .option("--dir <dir>", "output directory", ".")
+  .action(async (role: string, name: string, opts: { dir: string }) => {
+    const { keygen } = await import("./keygen.ts");
+    const written = await keygen(role, name, opts.dir);
+    console.log(`wrote ${written.cert} and ${written.key} (id ${written.id})`);
+  });
+
+const receipt = program.command("receipt").description("work with transaction receipts");
+receipt
+  .command("verify")
+  .description("verify a JSON or COSE receipt offline with the service certificate")
+  .argument("<receipt>", "receipt file")
+  .requiredOption("--service-cert <pem>", "the service certificate")
+  .action(async (file: string, opts: { serviceCert: string }) => {
+    const { verifyReceiptFile } = await import("./receipt.ts");
+    const result = verifyReceiptFile(file, opts.serviceCert);
+    if (result.ok) {
+      console.log(`receipt OK${result.txid ? ` for ${result.txid}` : ""}: Merkle root ${result.root}`);
+    } else {
+      console.error(`receipt INVALID (${result.check} check failed): ${result.message}`);
+      process.exitCode = 1;
+    }
+  });
+
+const ledger = program.command("ledger").description("read and audit ledger directories");
+ledger
+  .command("read")
+  .description("print transactions (private maps only with --node-dir, which holds the ledger secrets)")
+  .argument("<dir>", "ledger directory")
+  .option("--node-dir <dir>", "the node's directory, to decrypt private maps with its sealed ledger secrets")
+  .option("--json", "one JSON object per line")
+  .action(async (dir: string, opts: { nodeDir?: string; json?: boolean }) => {
+    const { readLedger } = await import("./ledger.ts");
+    await readLedger(dir, opts, (line) => console.log(line));
+  });
+ledger
+  .command("audit")
+  .description("verify every signature and Merkle root; reports the first inconsistency")
+  .argument("<dir>", "ledger directory")
+  .requiredOption("--service-cert <pem>", "the service certificate")
+  .option("--json", "print the report as JSON")
+  .action(async (dir: string, opts: { serviceCert: string; json?: boolean }) => {
+    const { auditLedgerDir } = await import("./ledger.ts");
+    const report = await auditLedgerDir(dir, opts.serviceCert);
+    if (opts.json) console.log(JSON.stringify(report));
+    else if (report.ok) {
+      console.log(
+        `ledger OK: ${report.transactions} transactions, ${report.signatures} signatures, verified through seqno ${report.verifiedThrough}` +
+          (report.unsignedTail ? `; ${report.unsignedTail} newer entries not yet signed` : ""),
+      );
+    } else {
+      const f = report.failure!;
+      console.error(
+        `ledger INVALID at ${f.seqno === null ? "an unreadable entry" : `seqno ${f.seqno}`}${f.file ? ` (${f.file})` : ""}: ${f.message}`,
+      );
+    }
+    if (!report.ok) process.exitCode = 1;
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const known = e instanceof CliError || (e as Error).constructor?.name?.endsWith("Error");
+  console.error(`coco: ${(e as Error).message}`);
+  if (!known) console.error(e);
+  process.exit(1);
+}

@@ -1,0 +1,31 @@
+// Public face of src/crypto. The Reflect polyfill goes first so that @peculiar/x509, whichever
+// module here loads it, finds it in place.
+import "reflect-metadata";
+
+export { AES_GCM_IV_LENGTH, AES_GCM_TAG_LENGTH, aesGcmDecrypt, aesGcmEncrypt } from "./aead.ts";
+export {
+  type CertificateInfo,
+  type CertKeyType,
+  certFingerprint,
+  createIdentityCertificate,
+  createServiceIdentity,
+  issueNodeCertificate,
+  normalizePem,
+  parseCertificate,
+  verifyIssuedBy,
+} from "./certs.ts";
+export * from "./cose.ts";
+export { CryptoError, equalBytes, fromHex, sha256, sha384, toHex } from "./hash.ts";
+export {
+  generateP384KeyPair,
+  type KeyPairPem,
+  nodeIdOf,
+  p384PrivateKey,
+  p384PublicKey,
+  publicKeyDer,
+  signP384,
+  verifyP384,
+} from "./keys.ts";
+export * from "./merkle.ts";
+export * from "./receipt.ts";
+export { sealJson, unsealJson } from "./seal.ts";

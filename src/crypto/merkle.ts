@@ -1,0 +1,149 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The ledger's Merkle tree: SHA-256, shaped as RFC 6962 section 2.1 (a tree of n leaves splits at
+ * the largest power of two below n), but with no leaf or node prefixes, as in CCF: a leaf is used
+ * as given (it is already a digest) and an interior node is SHA256(left || right).
+ *
+ * Only perfect subtrees are cached: level h holds the hashes of the aligned blocks of 2^h leaves.
+ * Every node of an RFC 6962 tree of any size covers an aligned range whose hash folds from at most
+ * log2(n) of those blocks, so roots of the current or any older size, and inclusion paths, never
+ * need more than the caches. Appending hashes each completed block once: O(1) amortised.
+ */
+
+const MERKLE_HASH_SIZE = 32;
+
+/** One step of an inclusion path, from the leaf upwards. `left`: the sibling is on the left. */
+export type ProofStep = { left: Uint8Array } | { right: Uint8Array };
+
+export class MerkleError extends Error {
+  override name = "MerkleError";
+}
+
+function hashPair(left: Uint8Array, right: Uint8Array): Uint8Array {
+  return createHash("sha256").update(left).update(right).digest();
+}
+
+function checkDigest(value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array) || value.length !== MERKLE_HASH_SIZE) {
+    const got = value instanceof Uint8Array ? `${value.length} bytes` : typeof value;
+    throw new MerkleError(`${what} must be ${MERKLE_HASH_SIZE} bytes, got ${got}`);
+  }
+  return value;
+}
+
+function checkCount(value: number, what: string, min: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new MerkleError(`${what} must be an integer in [${min}, ${max}], got ${value}`);
+  }
+}
+
+/** Largest power of two strictly below n (n >= 2). */
+function splitPoint(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+export class MerkleTree {
+  /** levels[h][i] = hash of leaves [i * 2^h, (i + 1) * 2^h); levels[0] are the leaves. */
+  private readonly levels: Uint8Array[][] = [[]];
+
+  get size(): number {
+    return this.levels[0]!.length;
+  }
+
+  append(leaf: Uint8Array): void {
+    checkDigest(leaf, "Merkle leaf");
+    let node: Uint8Array = Uint8Array.from(leaf);
+    let height = 0;
+    for (;;) {
+      const level = this.levelAt(height);
+      level.push(node);
+      // An even count means the block just completed a pair: hash it into the level above.
+      if (level.length % 2 !== 0) return;
+      node = hashPair(level[level.length - 2]!, node);
+      height += 1;
+    }
+  }
+
+  leaf(index: number): Uint8Array {
+    checkCount(index, "leaf index", 0, this.size - 1);
+    return Uint8Array.from(this.levels[0]![index]!);
+  }
+
+  root(size: number = this.size): Uint8Array {
+    if (this.size === 0) throw new MerkleError("the Merkle tree is empty: it has no root");
+    checkCount(size, "tree size", 1, this.size);
+    return Uint8Array.from(this.rangeHash(0, size));
+  }
+
+  path(index: number, size: number): ProofStep[] {
+    if (this.size === 0) throw new MerkleError("the Merkle tree is empty: it has no paths");
+    checkCount(size, "tree size", 1, this.size);
+    checkCount(index, "leaf index", 0, size - 1);
+    // Walk down from the root, noting each sibling, then return them leaf first.
+    const steps: ProofStep[] = [];
+    let start = 0;
+    let count = size;
+    while (count > 1) {
+      const k = splitPoint(count);
+      if (index < start + k) {
+        steps.push({ right: Uint8Array.from(this.rangeHash(start + k, count - k)) });
+        count = k;
+      } else {
+        steps.push({ left: Uint8Array.from(this.rangeHash(start, k)) });
+        start += k;
+        count -= k;
+      }
+    }
+    return steps.reverse();
+  }
+
+  truncate(size: number): void {
+    checkCount(size, "truncated size", 0, this.size);
+    for (let height = 0; height < this.levels.length; height++) {
+      this.levels[height]!.length = Math.floor(size / 2 ** height);
+    }
+    while (this.levels.length > 1 && this.levels[this.levels.length - 1]!.length === 0) this.levels.pop();
+  }
+
+  private levelAt(height: number): Uint8Array[] {
+    let level = this.levels[height];
+    if (level === undefined) {
+      level = [];
+      this.levels[height] = level;
+    }
+    return level;
+  }
+
+  /**
+   * Hash of the RFC 6962 subtree over leaves [start, start + count), where start is aligned to the
+   * power of two at or above count (true of every node in the tree). It is the right fold of the
+   * perfect blocks named by count's set bits, largest (leftmost) first.
+   */
+  private rangeHash(start: number, count: number): Uint8Array {
+    const blocks: Uint8Array[] = [];
+    let offset = start;
+    for (let height = Math.floor(Math.log2(count)); height >= 0; height--) {
+      const width = 2 ** height;
+      if (count >= offset - start + width) {
+        blocks.push(this.levels[height]![offset / width]!);
+        offset += width;
+      }
+    }
+    let hash = blocks.pop()!;
+    while (blocks.length > 0) hash = hashPair(blocks.pop()!, hash);
+    return hash;
+  }
+}
+
+/** Folds an inclusion path over a leaf, giving the root the path claims. */
+export function rootFromPath(leaf: Uint8Array, path: ProofStep[]): Uint8Array {
+  let hash = checkDigest(leaf, "Merkle leaf");
+  path.forEach((step, i) => {
+    if ("left" in step) hash = hashPair(checkDigest(step.left, `path step ${i} (left)`), hash);
+    else hash = hashPair(hash, checkDigest(step.right, `path step ${i} (right)`));
+  });
+  return Uint8Array.from(hash);
+}

@@ -1,0 +1,32 @@
+import { KvError } from "./errors.ts";
+import { MAX_MAP_NAME_BYTES } from "./limits.ts";
+
+const PUBLIC_PREFIX = "public:";
+// Cc is C0 controls, DEL and C1 controls: invisible in logs and tools, so never part of a name.
+const CONTROL = /\p{Cc}/u;
+// With the u flag a well-formed surrogate pair is one code point, so this finds only lone halves.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** A public map is written to the ledger in clear; every other map is encrypted. */
+export function isPublicMap(name: string): boolean {
+  return name.startsWith(PUBLIC_PREFIX);
+}
+
+export function validateMapName(name: string): void {
+  if (typeof name !== "string") throw new KvError("map name must be a string");
+  if (name.length === 0) throw new KvError("map name must not be empty");
+  if (LONE_SURROGATE.test(name)) {
+    throw new KvError(`map name ${JSON.stringify(name)} is not valid Unicode (lone surrogate)`);
+  }
+  const bytes = Buffer.byteLength(name, "utf8");
+  if (bytes > MAX_MAP_NAME_BYTES) {
+    throw new KvError(`map name is ${bytes} UTF-8 bytes, more than the limit of ${MAX_MAP_NAME_BYTES}`);
+  }
+  const control = CONTROL.exec(name);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).padStart(4, "0");
+    throw new KvError(
+      `map name ${JSON.stringify(name)} contains control character U+${code} at index ${control.index}`,
+    );
+  }
+}

@@ -1,0 +1,80 @@
+import { checkKey, checkValue, compareUtf8, fromBinary } from "./bytes.ts";
+import { KvError } from "./errors.ts";
+import { validateMapName } from "./names.ts";
+
+export type Key = Uint8Array;
+export type Value = Uint8Array;
+
+/** One key's final state after a transaction; `value: null` removes the key. */
+export interface MapUpdate {
+  key: Uint8Array;
+  value: Uint8Array | null;
+}
+
+/** Updates sorted by key in unsigned byte order, keys unique, at least one update. */
+export interface MapWriteSet {
+  name: string;
+  updates: MapUpdate[];
+}
+
+/** Sorted by map name (by UTF-8 bytes); only maps with at least one update. */
+export type WriteSet = MapWriteSet[];
+
+/** The same shape with binary-string keys and values (see bytes.ts). */
+export interface InternalMapWrites {
+  name: string;
+  updates: Array<[key: string, value: string | null]>;
+}
+export type InternalWriteSet = InternalMapWrites[];
+
+export function toPublicWriteSet(ws: InternalWriteSet): WriteSet {
+  return ws.map(({ name, updates }) => ({
+    name,
+    updates: updates.map(([key, value]) => ({
+      key: fromBinary(key),
+      value: value === null ? null : fromBinary(value),
+    })),
+  }));
+}
+
+/** Checks a write set that came from outside (a ledger entry, a primary) and converts it. */
+export function parseWriteSet(ws: unknown): InternalWriteSet {
+  if (!Array.isArray(ws)) throw new KvError("write set must be an array of map write sets");
+  const out: InternalWriteSet = [];
+  let previousName: string | undefined;
+  ws.forEach((mapWrites: unknown, i) => {
+    const where = `write set map #${i}`;
+    if (typeof mapWrites !== "object" || mapWrites === null) throw new KvError(`${where}: must be an object`);
+    const { name, updates } = mapWrites as { name?: unknown; updates?: unknown };
+    try {
+      validateMapName(name as string);
+    } catch (e) {
+      throw new KvError(`${where}: ${(e as Error).message}`);
+    }
+    const mapName = name as string;
+    if (previousName !== undefined && compareUtf8(previousName, mapName) >= 0) {
+      throw new KvError(
+        `${where} (${JSON.stringify(mapName)}): map names must be unique and sorted by UTF-8 bytes, but it follows ${JSON.stringify(previousName)}`,
+      );
+    }
+    previousName = mapName;
+    if (!Array.isArray(updates) || updates.length === 0) {
+      throw new KvError(`${where} (${JSON.stringify(mapName)}): updates must be a non-empty array`);
+    }
+    const parsed: Array<[string, string | null]> = [];
+    let previousKey: string | undefined;
+    updates.forEach((update: unknown, j) => {
+      const at = `${where} (${JSON.stringify(mapName)}) update #${j}`;
+      if (typeof update !== "object" || update === null) throw new KvError(`${at}: must be an object`);
+      const { key, value } = update as { key?: unknown; value?: unknown };
+      const k = checkKey(key, at);
+      if (previousKey !== undefined && previousKey >= k) {
+        throw new KvError(`${at}: keys must be unique and in ascending byte order`);
+      }
+      previousKey = k;
+      parsed.push([k, value === null ? null : checkValue(value, at)]);
+    });
+    out.push({ name: mapName, updates: parsed });
+  });
+  return out;
+}

@@ -1,0 +1,42 @@
+/** Where in the ledger something went wrong, when that is known. */
+export interface LedgerErrorContext {
+  file?: string;
+  offset?: number;
+  seqno?: number;
+}
+
+/**
+ * Every failure of the ledger module: malformed bytes, a broken chunk sequence, a failed
+ * authentication, a misuse of the API. The message says what is wrong and where; the place is also
+ * kept as fields so audit tools can report it without parsing the message.
+ */
+export class LedgerError extends Error {
+  /** The message without the location suffix. */
+  readonly reason: string;
+  readonly file: string | undefined;
+  readonly offset: number | undefined;
+  readonly seqno: number | undefined;
+
+  constructor(reason: string, context: LedgerErrorContext = {}) {
+    const where: string[] = [];
+    if (context.file !== undefined) where.push(`file ${context.file}`);
+    if (context.offset !== undefined) where.push(`offset ${context.offset}`);
+    if (context.seqno !== undefined) where.push(`seqno ${context.seqno}`);
+    super(where.length > 0 ? `${reason} (${where.join(", ")})` : reason);
+    this.name = "LedgerError";
+    this.reason = reason;
+    this.file = context.file;
+    this.offset = context.offset;
+    this.seqno = context.seqno;
+  }
+}
+
+/** Adds a location to a LedgerError (fields already set win); anything else passes through. */
+export function withContext(error: unknown, context: LedgerErrorContext): unknown {
+  if (!(error instanceof LedgerError)) return error;
+  return new LedgerError(error.reason, {
+    file: error.file ?? context.file,
+    offset: error.offset ?? context.offset,
+    seqno: error.seqno ?? context.seqno,
+  });
+}

@@ -1,0 +1,26 @@
+/** The ledger: entry format, ledger secrets, commit evidence, chunk files and snapshots. */
+
+export {
+  type DecodedEntry,
+  decodeEntry,
+  decryptEntry,
+  type Entry,
+  EntryType,
+  encodeEntry,
+  frameWriteSetDigest,
+} from "./entry.ts";
+export { LedgerError, type LedgerErrorContext } from "./errors.ts";
+export { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
+export { DEFAULT_CHUNK_SIZE, LedgerFiles, type LedgerFilesOptions, type LedgerFilesStats } from "./files.ts";
+export type { LedgerFileHandle, LedgerIo } from "./io.ts";
+export { nodeIo } from "./io.ts";
+export { type LedgerRecord, readLedgerDir } from "./reader.ts";
+export type { LedgerSecret } from "./secrets.ts";
+export { LedgerSecrets } from "./secrets.ts";
+export {
+  decodeSnapshot,
+  encodeSnapshot,
+  listSnapshots,
+  snapshotDigest,
+  writeSnapshotFile,
+} from "./snapshot.ts";

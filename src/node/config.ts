@@ -1,0 +1,132 @@
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+
+/** A node's start configuration, after validation, with every path absolute. */
+export interface NodeConfig {
+  /** Holds the ledger, snapshots and the node's sealed secrets. */
+  dir: string;
+  rpc: { host: string; port: number; maxBodyBytes: number };
+  /** Where the service certificate is written for clients to pin. */
+  serviceCertFile: string;
+  members: Array<{ cert: string }>;
+  users: Array<{ cert: string }>;
+  ledger: { chunkSize: number };
+  signatures: { maxTransactions: number; maxIntervalMs: number };
+  snapshots: { txInterval: number };
+  /** Name of a built-in app (`logging`) or none. */
+  app: string | null;
+  log: { level: "trace" | "debug" | "info" | "warn" | "error"; format: "json" | "pretty" };
+  commitWaitTimeoutMs: number;
+}
+
+export class ConfigError extends Error {}
+
+type Json = Record<string, unknown>;
+
+function fail(path: string, message: string): never {
+  throw new ConfigError(`config ${path}: ${message}`);
+}
+
+function objectAt(value: unknown, path: string, allowed: string[]): Json {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) fail(path, "must be an object");
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) fail(`${path}.${key}`, `unknown setting (allowed: ${allowed.join(", ")})`);
+  }
+  return value as Json;
+}
+
+function stringAt(obj: Json, key: string, path: string, fallback?: string): string {
+  const value = obj[key] ?? fallback;
+  if (typeof value !== "string" || value.length === 0) fail(`${path}.${key}`, "must be a non-empty string");
+  return value;
+}
+
+function intAt(obj: Json, key: string, path: string, fallback: number, min: number, max: number): number {
+  const value = obj[key] ?? fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    fail(`${path}.${key}`, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function certListAt(obj: Json, key: string, base: string): Array<{ cert: string }> {
+  const list = obj[key] ?? [];
+  if (!Array.isArray(list)) fail(key, 'must be an array of {"cert": "<file>"}');
+  return list.map((item, i) => {
+    const entry = objectAt(item, `${key}[${i}]`, ["cert"]);
+    return { cert: resolve(base, stringAt(entry, "cert", `${key}[${i}]`)) };
+  });
+}
+
+function parseAddress(text: string): { host: string; port: number } {
+  const match = /^([0-9.]+|localhost|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$/.exec(text);
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match || port > 65535) fail("rpc.address", `must be host:port, got ${JSON.stringify(text)}`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+/** Validates a parsed configuration; relative paths are taken from `baseDir`. */
+export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
+  const top = objectAt(raw, "(top level)", [
+    "dir",
+    "rpc",
+    "serviceCertFile",
+    "members",
+    "users",
+    "ledger",
+    "signatures",
+    "snapshots",
+    "app",
+    "log",
+    "commitWaitTimeoutMs",
+  ]);
+  const rpc = objectAt(top.rpc ?? {}, "rpc", ["address", "maxBodyBytes"]);
+  const ledger = objectAt(top.ledger ?? {}, "ledger", ["chunkSize"]);
+  const signatures = objectAt(top.signatures ?? {}, "signatures", ["maxTransactions", "maxIntervalMs"]);
+  const snapshots = objectAt(top.snapshots ?? {}, "snapshots", ["txInterval"]);
+  const log = objectAt(top.log ?? {}, "log", ["level", "format"]);
+  const level = stringAt(log, "level", "log", "info");
+  if (!["trace", "debug", "info", "warn", "error"].includes(level))
+    fail("log.level", "must be trace|debug|info|warn|error");
+  const format = stringAt(log, "format", "log", "json");
+  if (format !== "json" && format !== "pretty") fail("log.format", "must be json or pretty");
+  const app = top.app ?? null;
+  if (app !== null && app !== "logging") fail("app", 'must be "logging" or null');
+  const members = certListAt(top, "members", baseDir);
+  if (members.length === 0) fail("members", "at least one member is required to govern the service");
+  return {
+    dir: resolve(baseDir, stringAt(top, "dir", "")),
+    rpc: {
+      ...parseAddress(stringAt(rpc, "address", "rpc", "127.0.0.1:8000")),
+      maxBodyBytes: intAt(rpc, "maxBodyBytes", "rpc", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    },
+    serviceCertFile: resolve(baseDir, stringAt(top, "serviceCertFile", "", "service_cert.pem")),
+    members,
+    users: certListAt(top, "users", baseDir),
+    ledger: { chunkSize: intAt(ledger, "chunkSize", "ledger", 4 * 1024 * 1024, 4096, 1024 * 1024 * 1024) },
+    signatures: {
+      maxTransactions: intAt(signatures, "maxTransactions", "signatures", 1000, 1, 1_000_000),
+      maxIntervalMs: intAt(signatures, "maxIntervalMs", "signatures", 20, 1, 60_000),
+    },
+    snapshots: { txInterval: intAt(snapshots, "txInterval", "snapshots", 10_000, 2, 100_000_000) },
+    app: app as string | null,
+    log: { level: level as NodeConfig["log"]["level"], format },
+    commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
+  };
+}
+
+export function loadConfig(file: string): NodeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseConfig(raw, dirname(resolve(file)));
+}

@@ -1,0 +1,125 @@
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import {
+  createServiceIdentity,
+  generateP384KeyPair,
+  issueNodeCertificate,
+  nodeIdOf,
+  publicKeyDer,
+  sealJson,
+  sha256,
+  unsealJson,
+} from "../crypto/index.ts";
+import type { Environment } from "./env.ts";
+
+/** Secrets a node keeps across restarts. Only ever on disk sealed. */
+export interface NodeIdentity {
+  nodeId: string;
+  nodePrivateKeyPem: string;
+  nodeCertPem: string;
+  servicePrivateKeyPem: string;
+  serviceCertPem: string;
+  ledgerSecrets: Array<{ version: number; key: string /* base64 */ }>;
+}
+
+const SEAL_LABEL = "coco-node-identity-v1";
+const IDENTITY_FILE = "identity.sealed";
+const SEALING_KEY_FILE = "virtual_sealing.key";
+
+export class IdentityError extends Error {}
+
+/** Writes a file so that a crash leaves either the old or the new content, never a mix. */
+export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o600): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dirFd = openSync(join(path, ".."), "r");
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+/**
+ * The virtual platform's stand-in for a hardware sealing key. On SEV-SNP the key is derived by
+ * the secure processor from the guest's measurement and never stored; here it is a 0600 file
+ * in the node's directory, which is exactly why the virtual platform is for development only.
+ */
+function sealingKey(dir: string, env: Environment, create: boolean): Uint8Array {
+  const path = join(dir, SEALING_KEY_FILE);
+  if (existsSync(path)) {
+    const key = new Uint8Array(readFileSync(path));
+    if (key.length !== 32) throw new IdentityError(`${path} is not a 32-byte sealing key`);
+    return key;
+  }
+  if (!create) throw new IdentityError(`${path} is missing: the node's sealed secrets cannot be opened`);
+  const key = env.randomBytes(32);
+  writeFileAtomic(path, key);
+  chmodSync(path, 0o600);
+  return key;
+}
+
+export function hasIdentity(dir: string): boolean {
+  return existsSync(join(dir, IDENTITY_FILE));
+}
+
+export function saveIdentity(dir: string, env: Environment, identity: NodeIdentity): void {
+  const key = sealingKey(dir, env, true);
+  writeFileAtomic(join(dir, IDENTITY_FILE), sealJson(key, SEAL_LABEL, identity, env.randomBytes(12)));
+}
+
+export function loadIdentity(dir: string, env: Environment): NodeIdentity {
+  const key = sealingKey(dir, env, false);
+  try {
+    return unsealJson<NodeIdentity>(key, SEAL_LABEL, new Uint8Array(readFileSync(join(dir, IDENTITY_FILE))));
+  } catch (e) {
+    throw new IdentityError(`cannot unseal ${join(dir, IDENTITY_FILE)}: ${(e as Error).message}`);
+  }
+}
+
+/** First start: a new service identity, a node key endorsed by it, and the first ledger secret. */
+export async function createIdentity(env: Environment, rpcHost: string): Promise<NodeIdentity> {
+  const now = new Date(env.now());
+  const service = await createServiceIdentity({ now, serial: env.randomBytes(16) });
+  const node = generateP384KeyPair();
+  const isIp = /^[0-9.]+$/.test(rpcHost) || rpcHost.includes(":");
+  const nodeCertPem = await issueNodeCertificate({
+    service: { certPem: service.certPem, privateKeyPem: service.privateKeyPem },
+    nodePublicKeyPem: node.publicKeyPem,
+    altNames: {
+      ips: [...new Set(["127.0.0.1", ...(isIp ? [rpcHost] : [])])],
+      dns: [...new Set(["localhost", ...(isIp ? [] : [rpcHost])])],
+    },
+    now,
+    serial: env.randomBytes(16),
+  });
+  return {
+    nodeId: nodeIdOf(node.publicKeyPem),
+    nodePrivateKeyPem: node.privateKeyPem,
+    nodeCertPem,
+    servicePrivateKeyPem: service.privateKeyPem,
+    serviceCertPem: service.certPem,
+    ledgerSecrets: [{ version: 0, key: Buffer.from(env.randomBytes(32)).toString("base64") }],
+  };
+}
+
+/** COSE `kid` for the service key: SHA-256 of its public key DER. */
+export function serviceKid(serviceCertPem: string): Uint8Array {
+  return sha256(publicKeyDer(serviceCertPem));
+}

@@ -1,0 +1,346 @@
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { certFingerprint, normalizePem, parseCertificate, toHex } from "../crypto/index.ts";
+import type { Tx } from "../kv/index.ts";
+import {
+  type DecodedEntry,
+  decodeSnapshot,
+  EntryType,
+  encodeSnapshot,
+  LedgerFiles,
+  LedgerSecrets,
+  listSnapshots,
+  snapshotDigest,
+  writeSnapshotFile,
+} from "../ledger/index.ts";
+import type { NodeConfig } from "./config.ts";
+import type { Environment } from "./env.ts";
+import {
+  createIdentity,
+  hasIdentity,
+  loadIdentity,
+  type NodeIdentity,
+  saveIdentity,
+  serviceKid,
+  writeFileAtomic,
+} from "./identity.ts";
+import { type CommitOutcome, LedgerState, ZERO_DIGEST } from "./ledger-state.ts";
+import {
+  jsonBytes,
+  type NodeInfo,
+  parseJsonBytes,
+  type ServiceInfo,
+  SINGLETON_KEY,
+  Tables,
+  utf8,
+} from "./tables.ts";
+
+export class NodeError extends Error {}
+
+export const COCO_VERSION = "0.1.0";
+
+interface PendingSnapshot {
+  seqno: number;
+  evidenceSeqno: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * One running node: its identity, ledger files, transaction engine, signature timer and
+ * snapshots. The HTTPS layer (src/rpc) sits on top of it.
+ */
+export class CocoNode {
+  private signatureTimer: NodeJS.Timeout | undefined;
+  private pendingSnapshot: PendingSnapshot | undefined;
+  private lastSnapshotSeqno = 0;
+  private closing = false;
+  /** File work started on commit (chunk renames, snapshot files); close() waits for it. */
+  private readonly background = new Set<Promise<unknown>>();
+  readonly startupSeqno: number;
+  /** Seqno of the snapshot this start restored from; 0 if it replayed the whole ledger. */
+  startupSnapshotSeqno = 0;
+
+  private constructor(
+    readonly config: NodeConfig,
+    readonly env: Environment,
+    readonly log: Logger,
+    readonly identity: NodeIdentity,
+    readonly state: LedgerState,
+    private readonly files: LedgerFiles,
+  ) {
+    this.startupSeqno = state.lastSeqno;
+  }
+
+  get nodeId(): string {
+    return this.identity.nodeId;
+  }
+
+  static async start(config: NodeConfig, env: Environment, log: Logger): Promise<CocoNode> {
+    mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+    const ledgerDir = join(config.dir, "ledger");
+    const fresh = !hasIdentity(config.dir);
+    if (fresh && readdirSafe(ledgerDir).length > 0) {
+      throw new NodeError(
+        `${ledgerDir} holds a ledger but ${config.dir} has no node identity to read it with`,
+      );
+    }
+    const identity = fresh ? await createIdentity(env, config.rpc.host) : loadIdentity(config.dir, env);
+    if (fresh) saveIdentity(config.dir, env, identity);
+    writeFileAtomic(config.serviceCertFile, identity.serviceCertPem, 0o644);
+
+    const secrets = new LedgerSecrets(
+      identity.ledgerSecrets.map((s) => ({
+        version: s.version,
+        key: new Uint8Array(Buffer.from(s.key, "base64")),
+      })),
+    );
+    const opened = await LedgerFiles.open(ledgerDir, { chunkSize: config.ledger.chunkSize });
+    if (opened.truncatedBytes > 0) {
+      log.warn({ bytes: opened.truncatedBytes }, "truncated a torn write at the end of the ledger");
+    }
+    const files = opened.ledger;
+    const entries = await dropUnsignedSuffix(files, opened.entries, log);
+    const keys = {
+      nodeId: identity.nodeId,
+      nodeCertPem: identity.nodeCertPem,
+      nodePrivateKey: identity.nodePrivateKeyPem,
+      servicePrivateKeyPem: identity.servicePrivateKeyPem,
+      serviceKid: serviceKid(identity.serviceCertPem),
+    };
+    const sink = {
+      append: (seqno: number, frame: Uint8Array, isSig: boolean) => files.append(seqno, frame, isSig),
+    };
+    const snapshot = await loadUsableSnapshot(join(config.dir, "snapshots"), entries, secrets, log);
+    const state = LedgerState.restore({ env, keys, secrets, sink, entries, snapshot: snapshot?.snapshot });
+    const node = new CocoNode(config, env, log, identity, state, files);
+    node.lastSnapshotSeqno = snapshot?.snapshot.version ?? 0;
+    node.startupSnapshotSeqno = node.lastSnapshotSeqno;
+    files.onDurable((seqno) => node.onDurable(seqno));
+    if (entries.length === 0) {
+      node.createService();
+    } else {
+      log.info(
+        { seqno: state.lastSeqno, view: state.view, snapshot: snapshot?.snapshot.version ?? null },
+        "restarted from the ledger",
+      );
+    }
+    node.signatureTimer = setInterval(() => node.signIfPending(), config.signatures.maxIntervalMs);
+    node.signatureTimer.unref();
+    return node;
+  }
+
+  /** Genesis: the service, this node, and the initial members and users. */
+  private createService(): void {
+    const tx = this.state.store.begin();
+    const info: ServiceInfo = { cert: this.identity.serviceCertPem, status: "Opening" };
+    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes(info));
+    const node: NodeInfo = {
+      status: "Trusted",
+      cert: this.identity.nodeCertPem,
+      rpc_address: `${this.config.rpc.host}:${this.config.rpc.port}`,
+    };
+    tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(node));
+    tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
+    for (const member of this.config.members) {
+      const pem = readCertFile(member.cert);
+      tx.map(Tables.membersCerts).set(utf8(certFingerprint(pem)), utf8(pem));
+      tx.map(Tables.membersInfo).set(utf8(certFingerprint(pem)), jsonBytes({ status: "Accepted" }));
+    }
+    for (const user of this.config.users) {
+      const pem = readCertFile(user.cert);
+      tx.map(Tables.usersCerts).set(utf8(certFingerprint(pem)), utf8(pem));
+    }
+    this.mustCommit(tx);
+    this.state.emitSignature();
+    this.log.info({ nodeId: this.nodeId }, "created a new service");
+  }
+
+  /**
+   * Opens the service. Until governance (proposals and votes) lands, the node opens its own
+   * service at start; the governance issue replaces this with `transition_service_to_open`.
+   */
+  openService(): void {
+    const info = this.serviceInfo();
+    if (info.status === "Open") return;
+    const tx = this.state.store.begin();
+    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ ...info, status: "Open" }));
+    this.mustCommit(tx);
+    this.state.emitSignature();
+    this.log.info("service is open");
+  }
+
+  serviceInfo(): ServiceInfo {
+    const bytes = this.state.store.read(Tables.serviceInfo, SINGLETON_KEY);
+    if (!bytes) throw new NodeError("service info is missing from the store");
+    return parseJsonBytes<ServiceInfo>(bytes);
+  }
+
+  private mustCommit(tx: Tx): void {
+    const outcome = this.commit(tx);
+    if (!outcome.ok) throw new NodeError("an internal transaction conflicted");
+  }
+
+  /** Commits an executed transaction and keeps the signature and snapshot cadence. */
+  commit(tx: Tx, claimsDigest: Uint8Array = ZERO_DIGEST): CommitOutcome {
+    if (this.closing) throw new NodeError("node is stopping");
+    const outcome = this.state.commitTx(tx, claimsDigest);
+    if (
+      outcome.ok &&
+      outcome.seqno !== null &&
+      this.state.txSinceSignature >= this.config.signatures.maxTransactions
+    ) {
+      this.sign();
+    }
+    return outcome;
+  }
+
+  signIfPending(): void {
+    if (!this.closing && this.state.txSinceSignature > 0) this.sign();
+  }
+
+  private sign(): void {
+    const seqno = this.state.emitSignature();
+    if (this.pendingSnapshot || seqno - this.lastSnapshotSeqno < this.config.snapshots.txInterval) return;
+    const bytes = encodeSnapshot(this.state.snapshot(), this.state.view, this.state.secrets);
+    const tx = this.state.store.begin();
+    tx.map(Tables.snapshotEvidence).set(
+      SINGLETON_KEY,
+      jsonBytes({ version: seqno, hash: toHex(snapshotDigest(bytes)) }),
+    );
+    const outcome = this.state.commitTx(tx);
+    if (!outcome.ok || outcome.seqno === null) throw new NodeError("snapshot evidence did not commit");
+    this.pendingSnapshot = { seqno, evidenceSeqno: outcome.seqno, bytes };
+    this.lastSnapshotSeqno = seqno;
+  }
+
+  private onDurable(seqno: number): void {
+    const before = this.state.commitSeqno;
+    this.state.markDurable(seqno);
+    const commit = this.state.commitSeqno;
+    if (commit === before) return;
+    this.track(
+      this.files
+        .markCommitted(commit)
+        .catch((e) => this.log.error({ err: e }, "could not mark ledger chunks committed")),
+    );
+    const pending = this.pendingSnapshot;
+    if (pending && pending.evidenceSeqno <= commit) {
+      this.pendingSnapshot = undefined;
+      this.track(
+        writeSnapshotFile(
+          join(this.config.dir, "snapshots"),
+          pending.seqno,
+          pending.evidenceSeqno,
+          pending.bytes,
+        )
+          .then((path) => this.log.info({ path, seqno: pending.seqno }, "wrote a snapshot"))
+          .catch((e) => this.log.error({ err: e }, "could not write a snapshot")),
+      );
+    }
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.background.add(work);
+    work.finally(() => this.background.delete(work));
+  }
+
+  /** Rotates the ledger secret (governance's `trigger_ledger_rekey` will call this). */
+  rekey(): number {
+    const key = this.env.randomBytes(32);
+    const seqno = this.state.rekey(key, (version, newKey) => {
+      this.identity.ledgerSecrets.push({ version, key: Buffer.from(newKey).toString("base64") });
+      saveIdentity(this.config.dir, this.env, this.identity);
+    });
+    this.sign();
+    this.log.info({ seqno }, "rotated the ledger secret");
+    return seqno;
+  }
+
+  /** Everything appended so far, written and synced. */
+  flush(): Promise<void> {
+    return this.files.whenDurable(this.state.lastSeqno);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.signIfPending();
+    this.closing = true;
+    clearInterval(this.signatureTimer);
+    await this.files.whenDurable(this.state.lastSeqno);
+    await Promise.all(this.background);
+    await this.files.close();
+    this.state.abortWaiters("node stopped before the transaction committed");
+  }
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function readCertFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new NodeError(`cannot read certificate ${path}: ${(e as Error).message}`);
+  }
+  try {
+    parseCertificate(text);
+  } catch (e) {
+    throw new NodeError(`${path} is not a usable certificate: ${(e as Error).message}`);
+  }
+  return normalizePem(text);
+}
+
+/**
+ * Only signed entries are trusted on restart: anything after the last signature has no
+ * integrity protection and was never reported committed, so it is rolled back.
+ */
+async function dropUnsignedSuffix(
+  files: LedgerFiles,
+  entries: DecodedEntry[],
+  log: Logger,
+): Promise<DecodedEntry[]> {
+  let end = entries.length;
+  while (end > 0 && entries[end - 1]!.type !== EntryType.Signature) end--;
+  if (end === entries.length) return entries;
+  const lastSigned = end === 0 ? 0 : entries[end - 1]!.seqno;
+  log.warn(
+    { dropped: entries.length - end, lastSigned },
+    "rolled back unsigned entries after the last signature",
+  );
+  await files.truncate(lastSigned);
+  return entries.slice(0, end);
+}
+
+/** The newest snapshot whose digest matches its evidence entry in the ledger. */
+async function loadUsableSnapshot(
+  dir: string,
+  entries: DecodedEntry[],
+  secrets: LedgerSecrets,
+  log: Logger,
+): Promise<ReturnType<typeof decodeSnapshot> | undefined> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const candidate of await listSnapshots(dir)) {
+    const evidence = entries[candidate.evidenceSeqno - 1];
+    const record = evidence?.publicWriteSet.find((m) => m.name === Tables.snapshotEvidence)?.updates[0]
+      ?.value;
+    if (!record) {
+      log.warn({ path: candidate.path }, "snapshot has no evidence in the ledger; ignored");
+      continue;
+    }
+    const bytes = new Uint8Array(readFileSync(candidate.path));
+    const expected = parseJsonBytes<{ version: number; hash: string }>(record);
+    if (expected.version !== candidate.seqno || expected.hash !== toHex(snapshotDigest(bytes))) {
+      log.warn({ path: candidate.path }, "snapshot does not match its evidence in the ledger; ignored");
+      continue;
+    }
+    return decodeSnapshot(bytes, secrets);
+  }
+  return undefined;
+}

@@ -1,0 +1,66 @@
+/**
+ * Framework tables. Names follow CCF's so its tools and habits carry over. Keys are UTF-8
+ * strings (ids in lower-case hex), values UTF-8 JSON unless noted; certificates are stored as
+ * PEM text.
+ */
+export const Tables = {
+  serviceInfo: "public:ccf.gov.service.info",
+  membersCerts: "public:ccf.gov.members.certs",
+  membersInfo: "public:ccf.gov.members.info",
+  usersCerts: "public:ccf.gov.users.certs",
+  usersInfo: "public:ccf.gov.users.info",
+  nodesInfo: "public:ccf.gov.nodes.info",
+  nodesEndorsedCertificates: "public:ccf.gov.nodes.endorsed_certificates",
+  signatures: "public:ccf.internal.signatures",
+  coseSignatures: "public:ccf.internal.cose_signatures",
+  snapshotEvidence: "public:ccf.internal.snapshot_evidence",
+  historicalEncryptedLedgerSecret: "public:ccf.internal.historical_encrypted_ledger_secret",
+} as const;
+
+/** Single-row tables (signatures, service info, ...) use this key. */
+export const SINGLETON_KEY = new Uint8Array(0);
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+export function fromUtf8(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+export function jsonBytes(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+export function parseJsonBytes<T>(bytes: Uint8Array): T {
+  return JSON.parse(decoder.decode(bytes)) as T;
+}
+
+/** The value of `public:ccf.internal.signatures` written by every signature transaction. */
+export interface SignatureRecord {
+  seqno: number;
+  view: number;
+  commit_seqno: number;
+  commit_view: number;
+  /** Hex Merkle root over every transaction before this one. */
+  root: string;
+  /** Base64 DER ECDSA P-384/SHA-384 signature over the root bytes, by the node key. */
+  sig: string;
+  node: string;
+  cert: string;
+}
+
+export interface ServiceInfo {
+  cert: string;
+  status: "Opening" | "Open";
+  previous_service_identity_version?: number;
+}
+
+export interface NodeInfo {
+  status: "Pending" | "Trusted" | "Retired";
+  cert: string;
+  rpc_address: string;
+}

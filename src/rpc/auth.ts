@@ -1,0 +1,63 @@
+import type { TLSSocket } from "node:tls";
+import type { AuthPolicy, Caller } from "../apps/index.ts";
+import { sha256, toHex } from "../crypto/index.ts";
+import type { Store } from "../kv/index.ts";
+import { fromUtf8, Tables, utf8 } from "../node/tables.ts";
+
+/** The identity behind the TLS client certificate, if any. */
+export interface Peer {
+  /** Hex SHA-256 of the certificate DER: the member or user id. */
+  id: string | null;
+  user: string | null;
+  member: string | null;
+}
+
+export function identifyPeer(socket: TLSSocket, store: Store): Peer {
+  const cert = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate(false) : undefined;
+  if (!cert?.raw) return { id: null, user: null, member: null };
+  const id = toHex(sha256(new Uint8Array(cert.raw)));
+  const key = utf8(id);
+  const user = store.read(Tables.usersCerts, key);
+  const member = store.read(Tables.membersCerts, key);
+  return { id, user: user ? fromUtf8(user) : null, member: member ? fromUtf8(member) : null };
+}
+
+export type AuthOutcome =
+  | { ok: true; caller: Caller }
+  | { ok: false; status: 401 | 403; code: string; message: string };
+
+/** Tries the endpoint's policies in order; the first that passes names the caller. */
+export function authenticate(policies: AuthPolicy[], peer: Peer): AuthOutcome {
+  for (const policy of policies) {
+    if (policy === "no_auth") return { ok: true, caller: { policy: "no_auth" } };
+    if ((policy === "user_cert" || policy === "any_cert") && peer.user && peer.id) {
+      return { ok: true, caller: { policy: "user_cert", id: peer.id, certPem: peer.user } };
+    }
+    if ((policy === "member_cert" || policy === "any_cert") && peer.member && peer.id) {
+      return { ok: true, caller: { policy: "member_cert", id: peer.id, certPem: peer.member } };
+    }
+  }
+  const wanted = policies.join(", ");
+  if (!peer.id) {
+    return {
+      ok: false,
+      status: 401,
+      code: "InvalidAuthenticationInfo",
+      message: `this endpoint needs a client certificate (${wanted})`,
+    };
+  }
+  if (!peer.user && !peer.member) {
+    return {
+      ok: false,
+      status: 401,
+      code: "InvalidAuthenticationInfo",
+      message: `client certificate ${peer.id} is not a known user or member`,
+    };
+  }
+  return {
+    ok: false,
+    status: 403,
+    code: "AuthorizationFailed",
+    message: `caller ${peer.id} is a ${peer.user ? "user" : "member"}, but this endpoint accepts only ${wanted}`,
+  };
+}

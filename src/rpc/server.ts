@@ -1,0 +1,51 @@
+import fastify, { type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { App } from "../apps/index.ts";
+import type { CocoNode } from "../node/node.ts";
+import { dispatchApp } from "./app-dispatch.ts";
+import { fastifyErrorCode, sendError } from "./errors.ts";
+import { registerOperatorRoutes } from "./operator.ts";
+
+/**
+ * The node's HTTPS endpoint. TLS uses the node certificate (endorsed by the service, so clients
+ * pin only service_cert.pem) and asks every client for a certificate; which certificates are
+ * accepted is decided per endpoint by its authentication policies, not by the handshake.
+ */
+export function createRpcServer(node: CocoNode, app: App | null, log: Logger): FastifyInstance {
+  const server = fastify({
+    https: {
+      key: node.identity.nodePrivateKeyPem,
+      cert: node.identity.nodeCertPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: "TLSv1.2",
+    },
+    bodyLimit: node.config.rpc.maxBodyBytes,
+    logger: false,
+    return503OnClosing: true,
+  });
+  server.removeAllContentTypeParsers();
+  server.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+
+  server.setErrorHandler((error: Error & { statusCode?: number }, _req, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 500) log.error({ err: error }, "request failed");
+    return sendError(
+      reply,
+      status,
+      fastifyErrorCode(status),
+      status >= 500 ? "internal error" : error.message,
+    );
+  });
+  server.setNotFoundHandler((req, reply) =>
+    sendError(reply, 404, "ResourceNotFound", `no endpoint ${req.method} ${req.url.split("?")[0]}`),
+  );
+
+  registerOperatorRoutes(server, node);
+  if (app) {
+    const handler = (req: Parameters<typeof dispatchApp>[3], reply: Parameters<typeof dispatchApp>[4]) =>
+      dispatchApp(node, app, log, req, reply);
+    server.all("/app/*", handler);
+  }
+  return server;
+}

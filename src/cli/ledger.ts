@@ -1,7 +1,13 @@
 import { readFileSync } from "node:fs";
 import type { WriteSet } from "../kv/index.ts";
 import { decryptEntry, EntryType, LedgerSecrets, readLedgerDir } from "../ledger/index.ts";
-import { type AuditReport, auditLedger, loadIdentity, realEnvironment } from "../node/index.ts";
+import {
+  type AuditReport,
+  auditLedger,
+  loadIdentity,
+  readSignatureEntry,
+  realEnvironment,
+} from "../node/index.ts";
 import { CliError } from "./fail.ts";
 
 const printable = /^[\x20-\x7e\n\t]*$/;
@@ -49,6 +55,13 @@ export async function readLedger(
     }
     const hidden = entry.hasPrivate && !secrets ? " (+ encrypted private domain)" : "";
     out(`${entry.view}.${entry.seqno} ${type}${hidden}`);
+    if (entry.type === EntryType.Signature) {
+      const { record } = readSignatureEntry(entry);
+      out(
+        `  node ${record.node} signed Merkle root ${record.root} (commit was ${record.commit_view}.${record.commit_seqno})`,
+      );
+      continue;
+    }
     for (const map of writeSet) {
       for (const u of map.updates) {
         out(`  ${map.name} ${show(u.key)} ${u.value === null ? "<removed>" : `= ${show(u.value)}`}`);

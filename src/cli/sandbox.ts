@@ -1,12 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { CliError } from "./fail.ts";
 import { keygen } from "./keygen.ts";
 
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
+/** The TypeScript loader, resolved from here so child nodes start from any working directory. */
+const TSX = import.meta.resolve("tsx");
 const READY_TIMEOUT_MS = 60_000;
 
 export interface SandboxOptions {
@@ -66,7 +68,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       2,
     )}\n`,
   );
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "start", "--config", configPath], {
+  const child = spawn(process.execPath, ["--import", TSX, MAIN, "start", "--config", configPath], {
     stdio: ["ignore", "inherit", "inherit"],
     cwd: dir,
   });
@@ -132,7 +134,10 @@ async function waitUntilReady(
   throw new CliError(`the node at ${address} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
-function printWelcome(print: (line: string) => void, dir: string, address: string): void {
+function printWelcome(print: (line: string) => void, absDir: string, address: string): void {
+  // Relative paths keep the printed commands short and copy-pasteable from where the user is.
+  const rel = relative(process.cwd(), absDir);
+  const dir = rel === "" ? "." : rel.startsWith("..") ? absDir : rel;
   const curl = `curl --cacert ${dir}/service_cert.pem --cert ${dir}/user0_cert.pem --key ${dir}/user0_privk.pem`;
   print("");
   print(`Coco sandbox is open: 1 node at https://${address}`);

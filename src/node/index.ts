@@ -5,4 +5,5 @@ export { hasIdentity, IdentityError, loadIdentity } from "./identity.ts";
 export { createLogger } from "./logger.ts";
 export { COCO_VERSION, CocoNode, NodeError } from "./node.ts";
 export { type RunningNode, runNode } from "./run.ts";
+export { readSignatureEntry } from "./signatures.ts";
 export { type SignatureRecord, Tables } from "./tables.ts";

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Agent, request } from "undici";
+import { cocoBackground, freePort } from "../helpers/cli.ts";
+
+function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(
+      () => reject(new Error(`timed out waiting for ${pattern}; output:\n${output}`)),
+      timeoutMs,
+    );
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (pattern.test(output)) {
+        clearTimeout(timer);
+        resolve(output);
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`sandbox exited (${code}) early; output:\n${output}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.removeAllListeners("exit");
+    child.once("exit", (code) => resolve(code));
+    child.kill("SIGINT");
+  });
+}
+
+test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resumes its ledger", {
+  timeout: 120_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-sandbox-"));
+  const port = await freePort();
+  let child = cocoBackground(["sandbox", "--dir", dir, "--port", String(port)]);
+  try {
+    const output = await waitForOutput(child, /Ctrl-C stops the network/);
+    assert.match(output, new RegExp(`https://127\\.0\\.0\\.1:${port}`));
+    assert.match(output, /curl --cacert .*service_cert\.pem --cert .*user0_cert\.pem/);
+    const network = JSON.parse(readFileSync(join(dir, "network.json"), "utf8"));
+    assert.equal(network.nodes.length, 1);
+    assert.equal(network.primary, network.nodes[0].id);
+    assert.equal(network.nodes[0].rpc_address, `127.0.0.1:${port}`);
+    assert.ok(network.nodes[0].pid > 0);
+
+    const agent = () =>
+      new Agent({
+        connect: {
+          ca: readFileSync(join(dir, "service_cert.pem")),
+          cert: readFileSync(join(dir, "user0_cert.pem")),
+          key: readFileSync(join(dir, "user0_privk.pem")),
+        },
+      });
+    let dispatcher = agent();
+    const put = await request(`https://127.0.0.1:${port}/app/log/private?id=42`, {
+      method: "PUT",
+      dispatcher,
+      headers: { "content-type": "application/json", "x-coco-wait": "commit" },
+      body: JSON.stringify({ msg: "kept across restarts" }),
+    });
+    assert.equal(put.statusCode, 200);
+    await put.body.dump();
+    await dispatcher.close();
+    assert.equal(await stop(child), 0);
+
+    child = cocoBackground(["sandbox", "--dir", dir, "--port", String(port)]);
+    await waitForOutput(child, /Ctrl-C stops the network/);
+    dispatcher = agent();
+    const get = await request(`https://127.0.0.1:${port}/app/log/private?id=42`, { dispatcher });
+    assert.equal(get.statusCode, 200);
+    assert.deepEqual(await get.body.json(), { msg: "kept across restarts" });
+    await dispatcher.close();
+  } finally {
+    await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

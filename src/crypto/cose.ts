@@ -318,13 +318,14 @@ export function coseSign1(opts: {
   /** null: detached, then detachedPayload is what gets signed. */
   payload: Uint8Array | null;
   detachedPayload?: Uint8Array;
-  privateKeyPem: string;
+  /** PEM, or an already parsed private key. */
+  privateKeyPem: string | KeyObject;
 }): Uint8Array {
   const protectedHeader = checkHeader(opts.protectedHeader, "protected header");
   const spec = algorithmOf(protectedHeader);
   let key: KeyObject;
   try {
-    key = createPrivateKey(opts.privateKeyPem);
+    key = typeof opts.privateKeyPem === "string" ? createPrivateKey(opts.privateKeyPem) : opts.privateKeyPem;
   } catch (err) {
     throw new CoseError(`signing key is not a PEM private key: ${(err as Error).message}`);
   }

@@ -114,7 +114,8 @@ function hashForKey(key: KeyObject): string | undefined {
   return undefined;
 }
 
-function loadPrivateKey(pem: string, what: string): KeyObject {
+function loadPrivateKey(pem: string | KeyObject, what: string): KeyObject {
+  if (typeof pem !== "string") return pem;
   try {
     return createPrivateKey(pem);
   } catch (err) {
@@ -123,7 +124,7 @@ function loadPrivateKey(pem: string, what: string): KeyObject {
 }
 
 /** The node's signature over a root (the `signature` of a JSON receipt): ECDSA, DER-encoded. */
-export function signRootNode(opts: { root: Uint8Array; nodePrivateKeyPem: string }): Uint8Array {
+export function signRootNode(opts: { root: Uint8Array; nodePrivateKeyPem: string | KeyObject }): Uint8Array {
   const root = checkDigest(opts.root, "Merkle root");
   const key = loadPrivateKey(opts.nodePrivateKeyPem, "node key");
   const hash = hashForKey(key);
@@ -134,7 +135,8 @@ export function signRootNode(opts: { root: Uint8Array; nodePrivateKeyPem: string
 /** The service's COSE_Sign1 over a root, payload detached; buildCoseReceipt adds proofs to it. */
 export function signRootCose(opts: {
   root: Uint8Array;
-  servicePrivateKeyPem: string;
+  /** PEM, or a parsed key to skip parsing on every signature. */
+  servicePrivateKeyPem: string | KeyObject;
   serviceKid: Uint8Array;
   txid: string;
   issuedAt: number;
@@ -163,7 +165,7 @@ export function signRootCose(opts: {
     protectedHeader,
     payload: null,
     detachedPayload: root,
-    privateKeyPem: opts.servicePrivateKeyPem,
+    privateKeyPem: key,
   });
 }
 

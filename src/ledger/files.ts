@@ -80,6 +80,7 @@ export class LedgerFiles {
   private draining = false;
   private waiters: Waiter[] = [];
   private readonly listeners: Array<(durableSeqno: number) => void> = [];
+  private beforeBatch: (() => void) | undefined;
   private failure: LedgerError | undefined;
   private closing = false;
   private last: number;
@@ -313,8 +314,17 @@ export class LedgerFiles {
     }
   }
 
+  /**
+   * Runs synchronously just before each batch is gathered; it may append entries, which join the
+   * batch. The node uses it to end a batch with a signature when clients wait for commit.
+   */
+  setBeforeBatch(hook: () => void): void {
+    this.beforeBatch = hook;
+  }
+
   /** Writes the queued entries up to the next op or chunk boundary with one write and one sync. */
   private async writeBatch(): Promise<void> {
+    this.beforeBatch?.();
     const frames: Uint8Array[] = [];
     let bytes = 0;
     let lastSeqno = 0;

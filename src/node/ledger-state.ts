@@ -34,8 +34,8 @@ export interface LedgerSink {
 export interface SigningKeys {
   nodeId: string;
   nodeCertPem: string;
-  nodePrivateKey: KeyObject | string;
-  servicePrivateKeyPem: string;
+  nodePrivateKey: KeyObject;
+  servicePrivateKey: KeyObject;
   /** COSE `kid` of the service key. */
   serviceKid: Uint8Array;
 }
@@ -149,7 +149,7 @@ export class LedgerState {
     };
     const cose = signRootCose({
       root,
-      servicePrivateKeyPem: this.keys.servicePrivateKeyPem,
+      servicePrivateKeyPem: this.keys.servicePrivateKey,
       serviceKid: this.keys.serviceKid,
       txid: formatTxId({ view: this._view, seqno }),
       issuedAt: Math.floor(this.env.now() / 1000),

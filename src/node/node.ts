@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { certFingerprint, normalizePem, parseCertificate, toHex } from "../crypto/index.ts";
+import { certFingerprint, normalizePem, p384PrivateKey, parseCertificate, toHex } from "../crypto/index.ts";
 import type { Tx } from "../kv/index.ts";
 import {
   type DecodedEntry,
@@ -55,6 +55,8 @@ export class CocoNode {
   private pendingSnapshot: PendingSnapshot | undefined;
   private lastSnapshotSeqno = 0;
   private closing = false;
+  /** A client waits for commit of a transaction that no signature covers yet. */
+  private commitWanted = false;
   /** File work started on commit (chunk renames, snapshot files); close() waits for it. */
   private readonly background = new Set<Promise<unknown>>();
   readonly startupSeqno: number;
@@ -104,8 +106,8 @@ export class CocoNode {
     const keys = {
       nodeId: identity.nodeId,
       nodeCertPem: identity.nodeCertPem,
-      nodePrivateKey: identity.nodePrivateKeyPem,
-      servicePrivateKeyPem: identity.servicePrivateKeyPem,
+      nodePrivateKey: p384PrivateKey(identity.nodePrivateKeyPem),
+      servicePrivateKey: p384PrivateKey(identity.servicePrivateKeyPem),
       serviceKid: serviceKid(identity.serviceCertPem),
     };
     const sink = {
@@ -117,6 +119,7 @@ export class CocoNode {
     node.lastSnapshotSeqno = snapshot?.snapshot.version ?? 0;
     node.startupSnapshotSeqno = node.lastSnapshotSeqno;
     files.onDurable((seqno) => node.onDurable(seqno));
+    files.setBeforeBatch(() => node.signForWaiters());
     if (entries.length === 0) {
       node.createService();
     } else {
@@ -195,6 +198,21 @@ export class CocoNode {
     return outcome;
   }
 
+  /**
+   * Respond-on-commit asks for a signature soon instead of at the next interval: the next
+   * group-commit batch ends with one, so the wait is about one fdatasync, and under load there
+   * is one signature per batch rather than one per request.
+   */
+  wantCommit(): void {
+    if (!this.closing && this.state.txSinceSignature > 0) this.commitWanted = true;
+  }
+
+  private signForWaiters(): void {
+    if (!this.commitWanted) return;
+    this.commitWanted = false;
+    this.signIfPending();
+  }
+
   signIfPending(): void {
     if (!this.closing && this.state.txSinceSignature > 0) this.sign();
   }
@@ -217,6 +235,8 @@ export class CocoNode {
   private onDurable(seqno: number): void {
     const before = this.state.commitSeqno;
     this.state.markDurable(seqno);
+    // A waiter whose transaction missed the batch that just landed: sign now (it starts a batch).
+    this.signForWaiters();
     const commit = this.state.commitSeqno;
     if (commit === before) return;
     this.track(

@@ -12,10 +12,24 @@ export interface Peer {
   member: string | null;
 }
 
+/** Certificate id per TLS connection: the certificate cannot change within a connection. */
+const connectionIds = new WeakMap<TLSSocket, string | null>();
+
+function certificateId(socket: TLSSocket): string | null {
+  let id = connectionIds.get(socket);
+  if (id === undefined) {
+    const cert =
+      typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate(false) : undefined;
+    id = cert?.raw ? toHex(sha256(new Uint8Array(cert.raw))) : null;
+    connectionIds.set(socket, id);
+  }
+  return id;
+}
+
+/** Who is calling, looked up afresh on every request so removed users and members lose access at once. */
 export function identifyPeer(socket: TLSSocket, store: Store): Peer {
-  const cert = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate(false) : undefined;
-  if (!cert?.raw) return { id: null, user: null, member: null };
-  const id = toHex(sha256(new Uint8Array(cert.raw)));
+  const id = certificateId(socket);
+  if (id === null) return { id: null, user: null, member: null };
   const key = utf8(id);
   const user = store.read(Tables.usersCerts, key);
   const member = store.read(Tables.membersCerts, key);

@@ -21,6 +21,7 @@ export async function waitForCommitOrReply(
   txid: string,
   reply: FastifyReply,
 ): Promise<FastifyReply | undefined> {
+  node.wantCommit();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => resolve("timeout"), node.config.commitWaitTimeoutMs);

@@ -12,9 +12,13 @@ import { CliError } from "./fail.ts";
 
 const printable = /^[\x20-\x7e\n\t]*$/;
 
+const SHOWN_CHARS = 96;
+
+/** A value as one readable line: quoted text or hex, cut short with its size (`--json` has it all). */
 function show(bytes: Uint8Array): string {
   const text = Buffer.from(bytes).toString("utf8");
-  return printable.test(text) ? JSON.stringify(text) : `0x${Buffer.from(bytes).toString("hex")}`;
+  const full = printable.test(text) ? JSON.stringify(text) : `0x${Buffer.from(bytes).toString("hex")}`;
+  return full.length <= SHOWN_CHARS ? full : `${full.slice(0, SHOWN_CHARS)}... (${bytes.length} bytes)`;
 }
 
 /** Prints every transaction; private maps only when the node's directory (and so its secrets) is given. */

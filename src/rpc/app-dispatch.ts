@@ -75,6 +75,8 @@ export async function dispatchApp(
   reply: FastifyReply,
 ): Promise<FastifyReply> {
   const path = req.url.slice("/app".length).split("?")[0]!;
+  // Every /app answer names a transaction; errors before execution name the current state.
+  reply.header(TX_HEADER, node.state.txIdOf(node.state.store.version));
   if (!METHODS.has(req.method))
     return sendError(reply, 405, "MethodNotAllowed", `${req.method} is not supported`);
   const match = app.router.match(req.method as HttpMethod, path);
@@ -105,8 +107,7 @@ export async function dispatchApp(
     const applies = endpoint.applyWrites ? endpoint.applyWrites(status) : status >= 200 && status < 300;
     if (tx.isReadOnly || !applies) {
       tx.abandon();
-      reply.header(TX_HEADER, node.state.txIdOf(tx.startVersion));
-      return sendAppResponse(reply, result.response, status);
+      return answerRead(node, reply, tx.startVersion, waitHeader === "commit", result.response, status);
     }
     if (endpoint.mode === "readonly") {
       tx.abandon();
@@ -126,8 +127,7 @@ export async function dispatchApp(
     const outcome = node.commit(tx, result.claimsDigest);
     if (!outcome.ok) continue;
     if (outcome.seqno === null) {
-      reply.header(TX_HEADER, node.state.txIdOf(tx.startVersion));
-      return sendAppResponse(reply, result.response, status);
+      return answerRead(node, reply, tx.startVersion, waitHeader === "commit", result.response, status);
     }
     const txid = `${outcome.view}.${outcome.seqno}`;
     reply.header(TX_HEADER, txid);
@@ -143,6 +143,27 @@ export async function dispatchApp(
     "TransactionConflict",
     `gave up after ${MAX_ATTEMPTS} conflicting attempts; retry`,
   );
+}
+
+/**
+ * Answers a request that wrote nothing with the id of the state it read; with respond-on-commit,
+ * only once that state is committed, so the client never acts on a read that could roll back.
+ */
+async function answerRead(
+  node: CocoNode,
+  reply: FastifyReply,
+  readVersion: number,
+  waitForCommit: boolean,
+  response: AppResponse,
+  status: number,
+): Promise<FastifyReply> {
+  const txid = node.state.txIdOf(readVersion);
+  reply.header(TX_HEADER, txid);
+  if (waitForCommit) {
+    const failed = await waitForCommitOrReply(node, readVersion, txid, reply);
+    if (failed) return failed;
+  }
+  return sendAppResponse(reply, response, status);
 }
 
 type HandlerResult =

@@ -59,19 +59,19 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
     return { transaction_id: txid };
   });
   server.get("/app/tx", async (req, reply) => {
+    reply.header(TX_HEADER, commitTxId(node));
     const id = txIdParam(req, reply);
     if (!("view" in id)) return id;
-    reply.header(TX_HEADER, commitTxId(node));
     return { transaction_id: `${id.view}.${id.seqno}`, status: node.state.txStatus(id.view, id.seqno) };
   });
   const receipt =
     (format: "json" | "cose" | "negotiate") => async (req: FastifyRequest, reply: FastifyReply) => {
+      reply.header(TX_HEADER, commitTxId(node));
       const auth = authenticate(["any_cert"], identifyPeer(req.raw.socket as TLSSocket, node.state.store));
       if (!auth.ok) return sendError(reply, auth.status, auth.code, auth.message);
       const id = txIdParam(req, reply);
       if (!("view" in id)) return id;
       const txid = `${id.view}.${id.seqno}`;
-      reply.header(TX_HEADER, commitTxId(node));
       const found = node.state.receipt(id.view, id.seqno);
       if (found.status === "Pending") {
         return reply

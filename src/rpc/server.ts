@@ -1,8 +1,9 @@
-import fastify, { type FastifyInstance } from "fastify";
+import fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import type { App } from "../apps/index.ts";
 import type { CocoNode } from "../node/node.ts";
 import { dispatchApp } from "./app-dispatch.ts";
+import { TX_HEADER } from "./commit-wait.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { registerOperatorRoutes } from "./operator.ts";
 
@@ -27,7 +28,12 @@ export function createRpcServer(node: CocoNode, app: App | null, log: Logger): F
   server.removeAllContentTypeParsers();
   server.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
-  server.setErrorHandler((error: Error & { statusCode?: number }, _req, reply) => {
+  // Every /app answer names a transaction, even one refused before routing (e.g. too large).
+  const nameState = (url: string, reply: FastifyReply) => {
+    if (url.startsWith("/app")) reply.header(TX_HEADER, node.state.txIdOf(node.state.store.version));
+  };
+  server.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
+    nameState(req.url, reply);
     const status = error.statusCode ?? 500;
     if (status >= 500) log.error({ err: error }, "request failed");
     return sendError(
@@ -37,9 +43,10 @@ export function createRpcServer(node: CocoNode, app: App | null, log: Logger): F
       status >= 500 ? "internal error" : error.message,
     );
   });
-  server.setNotFoundHandler((req, reply) =>
-    sendError(reply, 404, "ResourceNotFound", `no endpoint ${req.method} ${req.url.split("?")[0]}`),
-  );
+  server.setNotFoundHandler((req, reply) => {
+    nameState(req.url, reply);
+    return sendError(reply, 404, "ResourceNotFound", `no endpoint ${req.method} ${req.url.split("?")[0]}`);
+  });
 
   registerOperatorRoutes(server, node);
   if (app) {

@@ -83,6 +83,15 @@ describe("HTTPS API of a single node", () => {
     assert.equal(verifyJsonReceipt(receipt, net.serviceCertPem).ok, false);
   });
 
+  test("a read with respond-on-commit is answered once the state it read is committed", async () => {
+    await net.call("PUT", "/app/log/private?id=60", { body: { msg: "fresh" } });
+    const read = await net.call("GET", "/app/log/private?id=60", { headers: { "x-coco-wait": "commit" } });
+    assert.equal(read.status, 200);
+    assert.deepEqual(read.json(), { msg: "fresh" });
+    const status = await net.call("GET", `/app/tx?transaction_id=${read.txid}`, { as: "none" });
+    assert.equal(status.json().status, "Committed");
+  });
+
   test("transaction status: Pending, Committed, Unknown, Invalid", async () => {
     const commit = (await net.call("GET", "/app/commit", { as: "none" })).json().transaction_id as string;
     const [view, seqno] = commit.split(".").map(Number) as [number, number];
@@ -139,6 +148,7 @@ describe("HTTPS API of a single node", () => {
     assert.equal(none.json().error.code, "InvalidAuthenticationInfo");
     const stranger = await net.call("PUT", "/app/log/private?id=50", { as: "stranger", body: { msg: "x" } });
     assert.equal(stranger.status, 401);
+    assert.match(stranger.txid ?? "", /^\d+\.\d+$/);
     const member = await net.call("PUT", "/app/log/private?id=50", { as: "member", body: { msg: "x" } });
     assert.equal(member.status, 403);
     assert.equal(member.json().error.code, "AuthorizationFailed");
@@ -179,6 +189,8 @@ describe("HTTPS API of a single node", () => {
       assert.equal(res.status, status, `${method} ${path}: ${res.text.slice(0, 200)}`);
       assert.equal(res.json().error.code, code, `${method} ${path}`);
       assert.equal(typeof res.json().error.message, "string");
+      if (path.startsWith("/app"))
+        assert.match(res.txid ?? "", /^\d+\.\d+$/, `${method} ${path} names a transaction`);
     }
     assert.equal(net.running.node.state.store.version, versionBefore);
     assert.equal((await net.call("GET", "/app/log/private?id=1")).status, 200);

@@ -1,3 +1,4 @@
+import { compareUtf8 } from "./bytes.ts";
 import { KvError } from "./errors.ts";
 import { MAX_MAP_NAME_BYTES } from "./limits.ts";
 
@@ -29,4 +30,23 @@ export function validateMapName(name: string): void {
       `map name ${JSON.stringify(name)} contains control character U+${code} at index ${control.index}`,
     );
   }
+}
+
+/**
+ * Checks the name of the next map in a list that must be sorted by UTF-8 bytes with no repeats
+ * (write sets and snapshots); `where` locates it in error messages.
+ */
+export function checkNextMapName(where: string, name: unknown, previous: string | undefined): string {
+  try {
+    validateMapName(name as string);
+  } catch (e) {
+    throw new KvError(`${where}: ${(e as Error).message}`);
+  }
+  const mapName = name as string;
+  if (previous !== undefined && compareUtf8(previous, mapName) >= 0) {
+    throw new KvError(
+      `${where} (${JSON.stringify(mapName)}): map names must be unique and sorted by UTF-8 bytes, but it follows ${JSON.stringify(previous)}`,
+    );
+  }
+  return mapName;
 }

@@ -1,6 +1,6 @@
 import { checkKey, checkValue, compareUtf8, fromBinary } from "./bytes.ts";
 import { KvError } from "./errors.ts";
-import { validateMapName } from "./names.ts";
+import { checkNextMapName } from "./names.ts";
 import { fromSorted, insert, scan } from "./tree.ts";
 import type { Entry, MapsRoot } from "./tx.ts";
 
@@ -43,17 +43,7 @@ export function parseSnapshot(snap: unknown): { version: number; maps: MapsRoot 
     const where = `snapshot map #${i}`;
     if (typeof m !== "object" || m === null) throw new KvError(`${where}: must be an object`);
     const { name, entries } = m as { name?: unknown; entries?: unknown };
-    try {
-      validateMapName(name as string);
-    } catch (e) {
-      throw new KvError(`${where}: ${(e as Error).message}`);
-    }
-    const mapName = name as string;
-    if (previousName !== undefined && compareUtf8(previousName, mapName) >= 0) {
-      throw new KvError(
-        `${where} (${JSON.stringify(mapName)}): map names must be unique and sorted by UTF-8 bytes, but it follows ${JSON.stringify(previousName)}`,
-      );
-    }
+    const mapName = checkNextMapName(where, name, previousName);
     previousName = mapName;
     if (!Array.isArray(entries) || entries.length === 0) {
       throw new KvError(`${where} (${JSON.stringify(mapName)}): entries must be a non-empty array`);

@@ -1,6 +1,6 @@
-import { checkKey, checkValue, compareUtf8, fromBinary } from "./bytes.ts";
+import { checkKey, checkValue, fromBinary } from "./bytes.ts";
 import { KvError } from "./errors.ts";
-import { validateMapName } from "./names.ts";
+import { checkNextMapName } from "./names.ts";
 
 export type Key = Uint8Array;
 export type Value = Uint8Array;
@@ -46,17 +46,7 @@ export function parseWriteSet(ws: unknown): InternalWriteSet {
     const where = `write set map #${i}`;
     if (typeof mapWrites !== "object" || mapWrites === null) throw new KvError(`${where}: must be an object`);
     const { name, updates } = mapWrites as { name?: unknown; updates?: unknown };
-    try {
-      validateMapName(name as string);
-    } catch (e) {
-      throw new KvError(`${where}: ${(e as Error).message}`);
-    }
-    const mapName = name as string;
-    if (previousName !== undefined && compareUtf8(previousName, mapName) >= 0) {
-      throw new KvError(
-        `${where} (${JSON.stringify(mapName)}): map names must be unique and sorted by UTF-8 bytes, but it follows ${JSON.stringify(previousName)}`,
-      );
-    }
+    const mapName = checkNextMapName(where, name, previousName);
     previousName = mapName;
     if (!Array.isArray(updates) || updates.length === 0) {
       throw new KvError(`${where} (${JSON.stringify(mapName)}): updates must be a non-empty array`);

@@ -228,7 +228,10 @@ export class LedgerState {
     this.signatureSeqnos.push(seqno);
   }
 
-  /** The shell reports entries durable up to `seqno`: commit advances to the last signature within. */
+  /**
+   * A single node reports entries durable up to `seqno`: commit advances to the last signature
+   * within. (With replication, consensus decides the commit point and calls markCommitted.)
+   */
   markDurable(seqno: number): void {
     let commit = this._commitSeqno;
     for (let i = this.signatureSeqnos.length - 1; i >= 0; i--) {
@@ -238,7 +241,15 @@ export class LedgerState {
         break;
       }
     }
-    if (commit === this._commitSeqno) return;
+    this.markCommitted(commit);
+  }
+
+  /** Commit advances to `commit`, which must be a signature transaction this node holds. */
+  markCommitted(commit: number): void {
+    if (commit <= this._commitSeqno) return;
+    if (!this.signatures.has(commit)) {
+      throw new LedgerStateError(`commit point ${commit} is not a signature transaction`);
+    }
     this._commitSeqno = commit;
     this.store.compact(commit);
     const waiting = this.commitWaiters;
@@ -322,34 +333,8 @@ export class LedgerState {
     const store = snapshot ? Store.fromSnapshot(snapshot) : new Store();
     const lastView = entries.at(-1)?.view ?? 0;
     const state = new LedgerState(opts.env, opts.keys, opts.secrets, opts.sink, lastView + 1, store);
-    const encoder = new TextEncoder();
     for (const entry of entries) {
-      const expectedSeqno = state.meta.length + 1;
-      if (entry.seqno !== expectedSeqno) {
-        throw new LedgerStateError(
-          `ledger is not contiguous: expected seqno ${expectedSeqno}, found ${entry.seqno}`,
-        );
-      }
-      const evidence = commitEvidence(opts.secrets.get(entry.secretVersion), entry.view, entry.seqno);
-      if (toHex(sha256(encoder.encode(evidence))) !== toHex(entry.commitEvidenceDigest)) {
-        throw new LedgerStateError(
-          `commit evidence of seqno ${entry.seqno} does not match the ledger secret`,
-        );
-      }
-      if (entry.type === EntryType.Signature) {
-        state.restoreSignature(entry);
-      }
-      state.meta.push({
-        view: entry.view,
-        secretVersion: entry.secretVersion,
-        writeSetDigest: entry.writeSetDigest,
-        claimsDigest: entry.claimsDigest,
-        isSignature: entry.type === EntryType.Signature,
-      });
-      state.tree.append(leafOf(entry.writeSetDigest, entry.commitEvidenceDigest, entry.claimsDigest));
-      if (!snapshot || entry.seqno > snapshot.version) {
-        state.store.apply(entry.seqno, decryptEntry(entry, opts.secrets));
-      }
+      state.applyEntry(entry, !snapshot || entry.seqno > snapshot.version);
     }
     if (snapshot && snapshot.version > state.meta.length) {
       throw new LedgerStateError(
@@ -365,9 +350,70 @@ export class LedgerState {
     return state;
   }
 
-  private restoreSignature(entry: DecodedEntry): void {
-    const { record, cose } = readSignatureEntry(entry);
-    checkSignedRoot(entry.seqno, record, this.tree.root(entry.seqno - 1));
-    this.recordSignature(entry.seqno, record, cose);
+  /**
+   * A backup's path: appends an entry the primary made, after checking it as a restart would
+   * (contiguous, commit evidence matching the ledger secret, signatures over this node's own
+   * Merkle root). A bad entry is refused with a LedgerStateError and changes nothing.
+   */
+  applyReplicated(entry: DecodedEntry): void {
+    this.applyEntry(entry, true);
+    if (entry.view > this._view) this._view = entry.view;
+  }
+
+  private applyEntry(entry: DecodedEntry, applyToStore: boolean): void {
+    const expectedSeqno = this.meta.length + 1;
+    if (entry.seqno !== expectedSeqno) {
+      throw new LedgerStateError(
+        `ledger is not contiguous: expected seqno ${expectedSeqno}, found ${entry.seqno}`,
+      );
+    }
+    const evidence = commitEvidence(this.secrets.get(entry.secretVersion), entry.view, entry.seqno);
+    if (toHex(sha256(new TextEncoder().encode(evidence))) !== toHex(entry.commitEvidenceDigest)) {
+      throw new LedgerStateError(`commit evidence of seqno ${entry.seqno} does not match the ledger secret`);
+    }
+    const signature = entry.type === EntryType.Signature ? readSignatureEntry(entry) : undefined;
+    if (signature) checkSignedRoot(entry.seqno, signature.record, this.tree.root(entry.seqno - 1));
+    // Decrypt before touching any state, so a bad entry leaves everything as it was.
+    const writeSet = applyToStore ? decryptEntry(entry, this.secrets) : undefined;
+    if (writeSet) this.store.apply(entry.seqno, writeSet);
+    if (signature) this.recordSignature(entry.seqno, signature.record, signature.cose);
+    this.meta.push({
+      view: entry.view,
+      secretVersion: entry.secretVersion,
+      writeSetDigest: entry.writeSetDigest,
+      claimsDigest: entry.claimsDigest,
+      isSignature: entry.type === EntryType.Signature,
+    });
+    this.tree.append(leafOf(entry.writeSetDigest, entry.commitEvidenceDigest, entry.claimsDigest));
+    this._txSinceSignature = signature ? 0 : this._txSinceSignature + 1;
+  }
+
+  /**
+   * Drops every transaction after `seqno` (an uncommitted suffix a new primary did not keep).
+   * Clients waiting for those transactions are told they will never commit.
+   */
+  rollback(seqno: number): void {
+    if (seqno < this._commitSeqno) {
+      throw new LedgerStateError(`cannot roll back to ${seqno}: ${this._commitSeqno} is committed`);
+    }
+    if (seqno >= this.meta.length) return;
+    this.store.rollback(seqno);
+    this.tree.truncate(seqno);
+    this.meta.length = seqno;
+    while ((this.signatureSeqnos.at(-1) ?? 0) > seqno) this.signatures.delete(this.signatureSeqnos.pop()!);
+    this._txSinceSignature = seqno - this.lastSignatureSeqno;
+    const waiting = this.commitWaiters;
+    this.commitWaiters = [];
+    for (const waiter of waiting) {
+      if (waiter.seqno > seqno)
+        waiter.reject(new LedgerStateError(`transaction at seqno ${waiter.seqno} was rolled back`));
+      else this.commitWaiters.push(waiter);
+    }
+  }
+
+  /** A new view begins (this node became primary, or restarted): new entries carry it. */
+  enterView(view: number): void {
+    if (view < this._view) throw new LedgerStateError(`view cannot go back from ${this._view} to ${view}`);
+    this._view = view;
   }
 }

@@ -1,0 +1,142 @@
+import { connect, type TLSSocket } from "node:tls";
+import type { HostPort } from "./address.ts";
+import { backoffDelay } from "./backoff.ts";
+import type { Connection } from "./connection.ts";
+import type { ResolvedOptions } from "./options.ts";
+import { pinNodeId } from "./tls.ts";
+import { FrameWriter } from "./writer.ts";
+
+export const KEEPALIVE_MS = 10_000;
+
+/** Errors that mean "wrong or untrusted node", worth a warning every time, unlike a refused port. */
+const TRUST_ERRORS = /CERT|SELF_SIGNED|VERIFY|NODE_ID_MISMATCH|ALERT/;
+
+/**
+ * Our side of the link to one peer: a dial loop that keeps one outbound TLS connection up,
+ * reconnecting with backoff, and the bounded queue of frames to send over it. Frames we send
+ * to the peer always travel on this connection; the peer's own dial to us carries its frames.
+ */
+export class OutboundPeer {
+  readonly id: string;
+  readonly writer: FrameWriter;
+  readonly #opts: ResolvedOptions;
+  readonly #wrap: (socket: TLSSocket, onReady: (conn: Connection) => void) => Connection;
+  #address: HostPort;
+  /** The socket being dialed or in use; any other socket's events are stale. */
+  #current: TLSSocket | undefined;
+  #connection: Connection | undefined;
+  #connectedAt = 0;
+  #attempt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(
+    id: string,
+    address: HostPort,
+    opts: ResolvedOptions,
+    wrap: (socket: TLSSocket, onReady: (conn: Connection) => void) => Connection,
+  ) {
+    this.id = id;
+    this.#address = address;
+    this.#opts = opts;
+    this.#wrap = wrap;
+    this.writer = new FrameWriter(opts.maxQueuedBytesPerPeer);
+  }
+
+  get address(): HostPort {
+    return this.#address;
+  }
+
+  /** The connection in use, once the peer has accepted it (its hello arrived). */
+  get connection(): Connection | undefined {
+    return this.#connection;
+  }
+
+  start(): void {
+    this.#dial();
+  }
+
+  /** Redials at once if the address changed; queued frames stay queued. */
+  setAddress(address: HostPort): void {
+    if (address.host === this.#address.host && address.port === this.#address.port) return;
+    this.#address = address;
+    this.#attempt = 0;
+    this.#drop();
+    this.#dial();
+  }
+
+  /** Ends the link for good: no more dialing, queue discarded. */
+  stop(): void {
+    this.#stopped = true;
+    this.#drop();
+    this.writer.clear();
+  }
+
+  #drop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const socket = this.#current;
+    this.#current = undefined;
+    this.#connection = undefined;
+    socket?.destroy();
+  }
+
+  #dial(): void {
+    if (this.#stopped) return;
+    this.#timer = undefined;
+    const { host, port } = this.#address;
+    const log = this.#opts.log;
+    const socket = connect({
+      host,
+      port,
+      key: this.#opts.privateKeyPem,
+      cert: this.#opts.certPem,
+      ca: [this.#opts.serviceCertPem],
+      rejectUnauthorized: true,
+      checkServerIdentity: pinNodeId(this.id),
+      minVersion: "TLSv1.3",
+    });
+    this.#current = socket;
+    // Covers TCP connect, the TLS handshake and the listener's hello.
+    socket.setTimeout(this.#opts.handshakeTimeoutMs, () => {
+      socket.destroy(new Error(`peer not accepted within ${this.#opts.handshakeTimeoutMs} ms`));
+    });
+    socket.once("secureConnect", () => {
+      if (socket !== this.#current) return;
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, KEEPALIVE_MS);
+      this.#wrap(socket, (conn) => {
+        if (socket !== this.#current) return;
+        socket.setTimeout(0);
+        this.#connectedAt = Date.now();
+        this.#connection = conn;
+        log.info({ peer: this.id, address: `${host}:${port}` }, "connected to peer");
+      });
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      if (socket !== this.#current) return;
+      const data = { peer: this.id, address: `${host}:${port}`, err: err.message, code: err.code };
+      if (TRUST_ERRORS.test(String(err.code))) log.warn(data, "peer connection refused on trust grounds");
+      else if (this.#attempt === 0) log.info(data, "peer connection failed; will retry with backoff");
+      else log.debug(data, "peer connection failed again");
+    });
+    socket.on("close", () => {
+      if (socket !== this.#current) return;
+      const wasUp = this.#connection !== undefined;
+      this.#current = undefined;
+      this.#connection = undefined;
+      if (wasUp) log.info({ peer: this.id }, "connection to peer closed");
+      // Only a connection that stayed up a while earns a quick retry; one that dies at once
+      // (say the peer does not know us yet) keeps backing off.
+      if (wasUp && Date.now() - this.#connectedAt >= this.#opts.backoff.maxMs) this.#attempt = 0;
+      this.#scheduleRedial();
+    });
+  }
+
+  #scheduleRedial(): void {
+    if (this.#stopped) return;
+    const delay = backoffDelay(this.#attempt, this.#opts.backoff, Math.random());
+    this.#attempt++;
+    this.#timer = setTimeout(() => this.#dial(), delay);
+  }
+}

@@ -1,0 +1,107 @@
+import type { Socket } from "node:net";
+
+interface Item {
+  frame: Buffer;
+  /** Called when the frame is handed to a socket (requests bind to that connection). */
+  written?: (socket: Socket) => void;
+}
+
+/**
+ * A bounded FIFO of encoded frames and the pump that moves them into a socket. It never lets
+ * more than `maxQueuedBytes` wait here: a frame that does not fit is refused (tail drop), because
+ * Raft tolerates loss but a stalled peer must not grow memory without bound. It writes only
+ * while the socket accepts data; once write() returns false it waits for 'drain'. The queue
+ * outlives sockets: frames queued while disconnected go out on the next connection.
+ */
+export class FrameWriter {
+  readonly #maxQueuedBytes: number;
+  #items: Item[] = [];
+  #head = 0;
+  #queuedBytes = 0;
+  #socket: Socket | undefined;
+  #waitingDrain = false;
+  #sent = 0;
+  #dropped = 0;
+  readonly #onDrain = (): void => {
+    this.#waitingDrain = false;
+    this.#pump();
+  };
+
+  constructor(maxQueuedBytes: number) {
+    this.#maxQueuedBytes = maxQueuedBytes;
+  }
+
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+  /** Frames handed to a socket. */
+  get sent(): number {
+    return this.#sent;
+  }
+  /** Frames refused because the queue was full. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Queues a frame; false (and counted as dropped) if it does not fit under the bound. */
+  enqueue(frame: Buffer, written?: (socket: Socket) => void): boolean {
+    if (this.#queuedBytes + frame.length > this.#maxQueuedBytes) {
+      this.#dropped++;
+      return false;
+    }
+    this.#items.push(written ? { frame, written } : { frame });
+    this.#queuedBytes += frame.length;
+    this.#pump();
+    return true;
+  }
+
+  /** Starts writing into `socket` (an established, authenticated connection). */
+  attach(socket: Socket): void {
+    this.detach();
+    this.#socket = socket;
+    this.#pump();
+  }
+
+  /** Stops writing; with `only`, only if that is the socket in use (a newer one may have replaced it). */
+  detach(only?: Socket): void {
+    if (only !== undefined && only !== this.#socket) return;
+    this.#socket?.off("drain", this.#onDrain);
+    this.#socket = undefined;
+    this.#waitingDrain = false;
+  }
+
+  /** Forgets every queued frame (the peer was removed). */
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+    this.#queuedBytes = 0;
+  }
+
+  #pump(): void {
+    const socket = this.#socket;
+    if (!socket || this.#waitingDrain) return;
+    while (this.#head < this.#items.length) {
+      if (socket.destroyed || !socket.writable) return;
+      const item = this.#items[this.#head] as Item;
+      this.#items[this.#head++] = undefined as unknown as Item;
+      this.#queuedBytes -= item.frame.length;
+      this.#sent++;
+      const more = socket.write(item.frame);
+      item.written?.(socket);
+      if (!more) {
+        this.#waitingDrain = true;
+        socket.once("drain", this.#onDrain);
+        break;
+      }
+    }
+    // Compact now and then, so the array does not grow with every frame ever sent.
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { type Logger, pino } from "pino";
+import {
+  createServiceIdentity,
+  generateP384KeyPair,
+  issueNodeCertificate,
+  nodeIdOf,
+} from "../../src/crypto/index.ts";
+import { type ChannelsOptions, NodeChannels } from "../../src/net/index.ts";
+
+export interface Service {
+  certPem: string;
+  privateKeyPem: string;
+}
+
+export interface NodeIdentity {
+  nodeId: string;
+  certPem: string;
+  privateKeyPem: string;
+  serviceCertPem: string;
+}
+
+export async function makeService(name = "Coco Test Service"): Promise<Service> {
+  return createServiceIdentity({ subjectName: name, now: new Date(), serial: randomBytes(8) });
+}
+
+export async function makeNode(service: Service): Promise<NodeIdentity> {
+  const keys = generateP384KeyPair();
+  const certPem = await issueNodeCertificate({
+    service,
+    nodePublicKeyPem: keys.publicKeyPem,
+    now: new Date(),
+    serial: randomBytes(8),
+  });
+  return {
+    nodeId: nodeIdOf(certPem),
+    certPem,
+    privateKeyPem: keys.privateKeyPem,
+    serviceCertPem: service.certPem,
+  };
+}
+
+/** Fast reconnects so tests do not wait on production backoff. */
+export const FAST_BACKOFF = { initialMs: 20, maxMs: 200 };
+
+export function start(
+  id: NodeIdentity,
+  extra: Partial<ChannelsOptions> = {},
+  port = 0,
+): Promise<NodeChannels> {
+  return NodeChannels.listen({
+    ...id,
+    listen: { host: "127.0.0.1", port },
+    backoff: FAST_BACKOFF,
+    ...extra,
+  });
+}
+
+export function addr(channels: NodeChannels | number): string {
+  return `127.0.0.1:${typeof channels === "number" ? channels : channels.port}`;
+}
+
+/** A port that was free a moment ago, for a peer that starts later. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export async function waitFor(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Records every message a node receives, per sender. */
+export function inbox(channels: NodeChannels): Map<string, unknown[]> {
+  const got = new Map<string, unknown[]>();
+  channels.onMessage((from, message) => {
+    let list = got.get(from);
+    if (!list) {
+      list = [];
+      got.set(from, list);
+    }
+    list.push(message);
+  });
+  return got;
+}
+
+/** Makes every pair of nodes peers of each other. */
+export function mesh(nodes: NodeChannels[]): void {
+  for (const a of nodes) {
+    for (const b of nodes) if (a !== b) a.setPeer(b.nodeId, addr(b));
+  }
+}
+
+/** A pino logger that keeps every record, to check what a node said and why. */
+export function captureLog(): {
+  log: Logger;
+  records: { level: number; msg: string; [k: string]: unknown }[];
+} {
+  const records: { level: number; msg: string }[] = [];
+  const log = pino(
+    { level: "debug" },
+    {
+      write(line: string) {
+        records.push(JSON.parse(line));
+      },
+    },
+  );
+  return { log, records };
+}

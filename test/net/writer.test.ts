@@ -1,0 +1,118 @@
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
+import { test } from "node:test";
+import { FrameWriter } from "../../src/net/writer.ts";
+
+/** A socket stand-in whose write() reports a full buffer once `capacity` frames are pending. */
+class FakeSocket extends EventEmitter {
+  written: Buffer[] = [];
+  pending = 0;
+  destroyed = false;
+  writable = true;
+  constructor(readonly capacity: number) {
+    super();
+  }
+  write(frame: Buffer): boolean {
+    this.written.push(frame);
+    this.pending++;
+    return this.pending < this.capacity;
+  }
+  /** The kernel took everything: emit 'drain'. */
+  flush(): void {
+    this.pending = 0;
+    this.emit("drain");
+  }
+}
+
+const frame = (n: number, size = 10) => Buffer.alloc(size, n);
+
+test("frames queue while detached, up to the byte bound; the rest are dropped and counted", () => {
+  const w = new FrameWriter(35);
+  assert.equal(w.enqueue(frame(1)), true);
+  assert.equal(w.enqueue(frame(2)), true);
+  assert.equal(w.enqueue(frame(3)), true);
+  assert.equal(w.enqueue(frame(4)), false);
+  assert.equal(w.enqueue(frame(5, 5)), true); // a smaller one still fits
+  assert.equal(w.queuedBytes, 35);
+  assert.equal(w.dropped, 1);
+  const s = new FakeSocket(100);
+  w.attach(s as unknown as Socket);
+  assert.deepEqual(
+    s.written.map((f) => f[0]),
+    [1, 2, 3, 5],
+  );
+  assert.equal(w.queuedBytes, 0);
+  assert.equal(w.sent, 4);
+});
+
+test("no write after write() returned false until 'drain'", () => {
+  const w = new FrameWriter(1_000);
+  const s = new FakeSocket(2);
+  w.attach(s as unknown as Socket);
+  for (let i = 0; i < 6; i++) w.enqueue(frame(i));
+  assert.equal(s.written.length, 2, "stops at the first false");
+  assert.equal(w.queuedBytes, 40);
+  s.flush();
+  assert.equal(s.written.length, 4);
+  s.flush();
+  s.flush();
+  assert.deepEqual(
+    s.written.map((f) => f[0]),
+    [0, 1, 2, 3, 4, 5],
+  );
+  assert.equal(w.queuedBytes, 0);
+});
+
+test("a queue that outlives a socket resumes, in order, on the next one", () => {
+  const w = new FrameWriter(1_000);
+  const first = new FakeSocket(1);
+  w.attach(first as unknown as Socket);
+  w.enqueue(frame(1));
+  w.enqueue(frame(2));
+  w.detach(first as unknown as Socket);
+  first.flush(); // a late 'drain' from the old socket must not write into it
+  assert.equal(first.written.length, 1);
+  const second = new FakeSocket(100);
+  w.attach(second as unknown as Socket);
+  w.enqueue(frame(3));
+  assert.deepEqual(
+    second.written.map((f) => f[0]),
+    [2, 3],
+  );
+});
+
+test("detach(other) leaves the current socket in place; clear() empties the queue", () => {
+  const w = new FrameWriter(1_000);
+  const current = new FakeSocket(100);
+  w.attach(current as unknown as Socket);
+  w.detach(new FakeSocket(1) as unknown as Socket);
+  w.enqueue(frame(9));
+  assert.equal(current.written.length, 1);
+  w.detach();
+  w.enqueue(frame(1));
+  w.clear();
+  assert.equal(w.queuedBytes, 0);
+  w.attach(current as unknown as Socket);
+  assert.equal(current.written.length, 1);
+});
+
+test("the written callback names the socket the frame went to", () => {
+  const w = new FrameWriter(1_000);
+  const seen: unknown[] = [];
+  w.enqueue(frame(1), (socket) => seen.push(socket));
+  assert.equal(seen.length, 0);
+  const s = new FakeSocket(100);
+  w.attach(s as unknown as Socket);
+  assert.deepEqual(seen, [s]);
+});
+
+test("a destroyed socket is not written to", () => {
+  const w = new FrameWriter(1_000);
+  const s = new FakeSocket(100);
+  s.destroyed = true;
+  w.attach(s as unknown as Socket);
+  w.enqueue(frame(1));
+  assert.equal(s.written.length, 0);
+  assert.equal(w.queuedBytes, 10);
+});

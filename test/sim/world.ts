@@ -1,0 +1,428 @@
+import { pack, unpack } from "msgpackr";
+import type { UnsafeBugs } from "../../src/consensus/index.ts";
+import { check, kvModel } from "../utils/lincheck/index.ts";
+import { Checker, SafetyViolation } from "./checker.ts";
+import { type HistoryOp, SimClient } from "./client.ts";
+import { EventQueue } from "./events.ts";
+import { decodePayload, encodePayload } from "./kv.ts";
+import { CALM, SimNetwork } from "./network.ts";
+import { type NodeEnv, type Packet, SimNode } from "./node.ts";
+import { Prng } from "./prng.ts";
+import { drawScenario, type FaultKind, pickFault, type Scenario } from "./scenario.ts";
+
+export interface SimOptions {
+  seed: number;
+  /** Keep a readable trace of every event. */
+  trace?: boolean;
+  /** Deliberate protocol bugs (tests of the simulator itself). */
+  unsafe?: UnsafeBugs;
+  /** How long faults are injected, then how long the calm phase lasts (simulated ms). */
+  faultMs?: number;
+  calmMs?: number;
+  /** Search budget of the linearizability check (steps, so verdicts do not depend on the machine). */
+  lincheckSteps?: number;
+}
+
+export type FailureKind = "safety" | "liveness" | "linearizability" | "crash";
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  failure?: { kind: FailureKind; message: string; atMs: number };
+  /** "unknown" when the linearizability search ran out of budget. */
+  linearizable: "ok" | "illegal" | "unknown" | "skipped";
+  stats: Record<string, number>;
+  trace: string[];
+  scenario: Scenario;
+}
+
+class LivenessFailure extends Error {}
+
+/**
+ * One seeded run: a cluster of simulated nodes, clients, a hostile network and disks, a fault
+ * schedule, then a calm phase in which the service must recover. Everything random comes from
+ * one PRNG seeded with `seed`, so a run replays exactly.
+ */
+export class Simulation {
+  readonly queue = new EventQueue();
+  readonly prng: Prng;
+  readonly scenario: Scenario;
+  readonly checker: Checker;
+  readonly net: SimNetwork<Packet>;
+  readonly nodes = new Map<string, SimNode>();
+  readonly clients: SimClient[] = [];
+  readonly history: HistoryOp[] = [];
+  private readonly historyKeys: string[] = [];
+  private readonly traceLines: string[] = [];
+  private readonly env: NodeEnv;
+  private readonly faultEnd: number;
+  private readonly end: number;
+  private nextNodeNumber = 1;
+  private okAfterCalm = 0;
+  private readonly counts: Record<string, number> = {};
+
+  constructor(private readonly options: SimOptions) {
+    this.prng = new Prng(options.seed);
+    this.checker = new Checker(() => this.queue.now);
+    this.scenario = drawScenario(this.prng);
+    this.faultEnd = options.faultMs ?? 3000;
+    this.end = this.faultEnd + (options.calmMs ?? 2000);
+    this.net = new SimNetwork<Packet>(this.queue, this.prng, this.scenario.network, (from, to, packet) =>
+      this.deliver(from, to, packet),
+    );
+    const trace = options.trace ? (line: string) => this.trace(line) : null;
+    this.env = {
+      queue: this.queue,
+      prng: this.prng,
+      net: this.net,
+      observer: this.checker,
+      trace,
+      raft: { ...this.scenario.raft, unsafe: options.unsafe },
+      tickMs: this.scenario.tickMs,
+      signEvery: this.scenario.signEvery,
+      signTicks: this.scenario.signTicks,
+      diskLatencyMs: this.scenario.diskLatencyMs,
+    };
+    const ids = Array.from({ length: this.scenario.nodes }, () => this.newId());
+    for (const id of ids) this.addNode(id, ids);
+    for (let i = 0; i < this.scenario.clients; i++) {
+      const client = new SimClient(i, {
+        queue: this.queue,
+        prng: this.prng,
+        net: this.net,
+        history: this.history,
+        historyKeys: this.historyKeys,
+        trace,
+        nodes: () => [...this.nodes.keys()],
+        keys: this.scenario.keys,
+        opTimeoutMs: this.scenario.opTimeoutMs,
+        thinkMs: this.scenario.thinkMs,
+        stopAt: this.end - this.scenario.opTimeoutMs - 100,
+      });
+      this.clients.push(client);
+      client.start();
+    }
+    this.scheduleFault();
+    this.queue.at(this.faultEnd, () => this.calm());
+  }
+
+  run(): SimResult {
+    let failure: SimResult["failure"];
+    let linearizable: SimResult["linearizable"] = "skipped";
+    try {
+      while (this.queue.runNext(this.end)) {
+        // Events keep coming forever (ticks); runNext stops at the end time.
+      }
+      // A node that joined late may still be catching up (with one-entry batches that takes a
+      // while): give the calm phase more time, but only as long as it is not converged.
+      const deadline = this.end + 3 * (this.options.calmMs ?? 2000);
+      while (!this.converged() && this.queue.now < deadline) {
+        const until = this.queue.now + 100;
+        while (this.queue.runNext(until)) {
+          // Run another 100 ms.
+        }
+      }
+      this.finalChecks();
+      linearizable = this.checkHistory();
+      if (linearizable === "illegal")
+        failure = { kind: "linearizability", message: this.lincheckText, atMs: this.end };
+    } catch (error) {
+      const kind: FailureKind =
+        error instanceof SafetyViolation ? "safety" : error instanceof LivenessFailure ? "liveness" : "crash";
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      failure = { kind, message, atMs: this.queue.now };
+      this.trace(`FAILURE ${kind}: ${message}`);
+    }
+    return {
+      seed: this.options.seed,
+      ok: failure === undefined,
+      failure,
+      linearizable,
+      stats: this.collectStats(),
+      trace: this.traceLines,
+      scenario: this.scenario,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private newId(): string {
+    return `n${this.nextNodeNumber++}`;
+  }
+
+  /**
+   * Every node's log starts empty with no configuration. The initial members' disks hold the
+   * genesis entry, which carries the first configuration; a node added later learns every
+   * configuration from the log (or a snapshot), as Coco's nodes do.
+   */
+  private addNode(id: string, genesis: string[] | null): SimNode {
+    const node = new SimNode(id, { seqno: 0, view: 0, config: [] }, this.env);
+    if (genesis) {
+      const data = encodePayload({ type: "config", nodes: genesis });
+      node.disk.append([{ seqno: 1, view: 0, isSignature: false, config: genesis, data }]);
+      node.disk.sync();
+    }
+    this.nodes.set(id, node);
+    node.start();
+    return node;
+  }
+
+  private deliver(from: string, to: string, packet: Packet): void {
+    if (this.options.trace) this.trace(`${from}->${to} ${describePacket(packet)}`);
+    const node = this.nodes.get(to);
+    if (node) {
+      if (!node.alive) return;
+      // Raft messages cross the wire as msgpack, as they will between real nodes.
+      node.receive(
+        from,
+        packet.kind === "raft" ? { kind: "raft", message: unpack(pack(packet.message)) } : packet,
+      );
+      return;
+    }
+    const client = this.clients.find((c) => c.name === to);
+    if (client) {
+      const before = client.stats.ok;
+      client.receive(packet);
+      if (this.queue.now >= this.faultEnd && client.stats.ok > before) this.okAfterCalm++;
+    }
+  }
+
+  private scheduleFault(): void {
+    const [lo, hi] = this.scenario.faultEveryMs;
+    const at = this.queue.now + this.prng.between(lo, hi);
+    if (at >= this.faultEnd) return;
+    this.queue.at(at, () => {
+      const kind = pickFault(this.prng, this.scenario.faults);
+      if (kind && this.inject(kind)) this.count(`fault_${kind}`);
+      this.scheduleFault();
+    });
+  }
+
+  private inject(kind: FaultKind): boolean {
+    const ids = [...this.nodes.keys()];
+    const alive = ids.filter((id) => this.nodes.get(id)!.alive && !this.nodes.get(id)!.retired);
+    switch (kind) {
+      case "partition": {
+        const shuffled = [...ids].sort(() => this.prng.float() - 0.5);
+        const cut = this.prng.between(1, shuffled.length - 1);
+        const oneWay = this.prng.chance(0.3);
+        this.net.partition([shuffled.slice(0, cut), shuffled.slice(cut)], oneWay);
+        this.trace(
+          `FAULT partition ${shuffled.slice(0, cut)} | ${shuffled.slice(cut)}${oneWay ? " (one way)" : ""}`,
+        );
+        return true;
+      }
+      case "isolate": {
+        const id = this.prng.pick(ids);
+        this.net.partition([[id], ids.filter((x) => x !== id)], false);
+        this.trace(`FAULT isolate ${id}`);
+        return true;
+      }
+      case "heal":
+        this.net.heal();
+        this.trace("FAULT heal");
+        return true;
+      case "crash":
+      case "crash_primary": {
+        const candidates =
+          kind === "crash" ? alive : alive.filter((id) => this.nodes.get(id)!.raft!.role === "primary");
+        if (candidates.length === 0) return false;
+        const id = this.prng.pick(candidates);
+        this.trace(`FAULT crash ${id}`);
+        this.nodes.get(id)!.crash();
+        return true;
+      }
+      case "restart": {
+        const down = ids.filter((id) => !this.nodes.get(id)!.alive);
+        if (down.length === 0) return false;
+        const id = this.prng.pick(down);
+        this.trace(`FAULT restart ${id}`);
+        this.nodes.get(id)!.start();
+        return true;
+      }
+      case "pause": {
+        if (alive.length === 0) return false;
+        const id = this.prng.pick(alive);
+        const node = this.nodes.get(id)!;
+        node.pausedUntil = this.queue.now + this.prng.between(20, 400);
+        this.trace(`FAULT pause ${id} until ${node.pausedUntil}`);
+        return true;
+      }
+      case "snapshot": {
+        if (alive.length === 0) return false;
+        return this.nodes.get(this.prng.pick(alive))!.takeSnapshot();
+      }
+      case "reconfigure":
+        return this.reconfigure(alive);
+    }
+  }
+
+  /** The primary adds a fresh node or removes one (possibly itself), one change at a time. */
+  private reconfigure(alive: string[]): boolean {
+    const primary = alive.map((id) => this.nodes.get(id)!).find((n) => n.raft!.canPropose);
+    if (!primary) return false;
+    const raft = primary.raft!;
+    // Usually one change at a time, as governance would; sometimes another while one is pending.
+    if (raft.activeConfigs().length > 1 && this.prng.chance(0.7)) return false;
+    const members = raft.activeConfigs().at(-1)!;
+    const canAdd = members.length < 5 && this.nodes.size < this.scenario.maxNodes;
+    const canRemove = members.length > 3;
+    if (!canAdd && !canRemove) return false;
+    let next: string[];
+    if (canAdd && (!canRemove || this.prng.chance(0.5))) {
+      const id = this.newId();
+      this.addNode(id, null);
+      next = [...members, id];
+    } else {
+      const leaving = this.prng.pick(members);
+      next = members.filter((id) => id !== leaving);
+    }
+    this.trace(`FAULT reconfigure by ${primary.id}: [${members}] -> [${next}]`);
+    return primary.reconfigure(next);
+  }
+
+  /** The calm phase: faults stop, everything heals and restarts, the service must recover. */
+  private calm(): void {
+    this.trace("CALM: heal, restart, unpause");
+    this.net.heal();
+    this.net.faults = { ...CALM, maxDelayMs: Math.min(5, this.scenario.network.maxDelayMs) };
+    for (const node of this.nodes.values()) {
+      node.pausedUntil = 0;
+      if (!node.alive) node.start();
+    }
+  }
+
+  private converged(): boolean {
+    try {
+      this.finalChecks();
+      return true;
+    } catch (error) {
+      if (error instanceof LivenessFailure) return false;
+      throw error;
+    }
+  }
+
+  private finalChecks(): void {
+    const live = [...this.nodes.values()].filter((n) => n.alive && !n.retired);
+    for (const node of live) this.checker.checkLedger(node);
+    const primaries = live.filter((n) => n.raft!.role === "primary");
+    if (primaries.length !== 1) {
+      throw new LivenessFailure(
+        `${primaries.length} primaries after the calm phase: [${primaries.map((n) => n.id)}]`,
+      );
+    }
+    const primary = primaries[0]!.raft!;
+    const members = new Set(primary.activeConfigs().flat());
+    for (const node of live) {
+      if (!members.has(node.id)) continue;
+      if (node.raft!.commitSeqno !== primary.commitSeqno) {
+        throw new LivenessFailure(
+          `${node.id} committed ${node.raft!.commitSeqno}, primary ${primaries[0]!.id} ${primary.commitSeqno}, after the calm phase`,
+        );
+      }
+    }
+    if (this.okAfterCalm === 0) throw new LivenessFailure("no client operation succeeded in the calm phase");
+  }
+
+  private lincheckText = "";
+
+  /**
+   * Checks the client history. A write whose client timed out is indeterminate to the client, but
+   * the simulator knows more. If it committed, it took effect by then (any later linearizable
+   * read must see it): its return time becomes its commit time. If no node's log holds it at the
+   * end, it never took effect and never will: it leaves the history (a read that saw it would
+   * then fail the check, as it should). Only the rest stay open-ended. This keeps the search
+   * small without weakening the check.
+   */
+  private checkHistory(): SimResult["linearizable"] {
+    const logged = new Set<string>();
+    for (const node of this.nodes.values()) {
+      for (const entry of node.logEntries) {
+        const payload = decodePayload(entry.data);
+        if (payload.type === "write")
+          logged.add(payload.requestId.slice(0, payload.requestId.lastIndexOf(":")));
+      }
+    }
+    const history: HistoryOp[] = [];
+    for (const [i, op] of this.history.entries()) {
+      const key = this.historyKeys[i]!;
+      const committedAt = op.output.status === "unknown" ? this.checker.writeCommitTimes.get(key) : undefined;
+      if (op.output.status !== "unknown") history.push(op);
+      else if (committedAt !== undefined)
+        history.push({ ...op, output: { status: "ok" }, return: committedAt });
+      else if (logged.has(key)) history.push(op);
+      else this.count("writes_never_applied");
+    }
+    const result = check(kvModel, history, { maxSteps: this.options.lincheckSteps ?? 500_000 });
+    if (result.result === "illegal") this.lincheckText = result.counterExample?.text ?? "not linearizable";
+    return result.result;
+  }
+
+  private collectStats(): Record<string, number> {
+    const disk = { syncs: 0, lostWrites: 0, tornWrites: 0 };
+    for (const node of this.nodes.values()) {
+      disk.syncs += node.disk.stats.syncs;
+      disk.lostWrites += node.disk.stats.lostWrites;
+      disk.tornWrites += node.disk.stats.tornWrites;
+    }
+    const clients = { ok: 0, unknown: 0, redirects: 0 };
+    for (const c of this.clients) {
+      clients.ok += c.stats.ok;
+      clients.unknown += c.stats.unknown;
+      clients.redirects += c.stats.redirects;
+    }
+    return {
+      nodes: this.nodes.size,
+      committed: this.checker.committedSeqno,
+      ...this.checker.stats,
+      messages: this.net.stats.sent,
+      ...disk,
+      ops_ok: clients.ok,
+      ops_unknown: clients.unknown,
+      redirects: clients.redirects,
+      ...this.counts,
+    };
+  }
+
+  private count(key: string): void {
+    this.counts[key] = (this.counts[key] ?? 0) + 1;
+  }
+
+  private trace(line: string): void {
+    if (this.options.trace) this.traceLines.push(`${String(this.queue.now).padStart(6)} ${line}`);
+  }
+}
+
+export function runSeed(options: SimOptions): SimResult {
+  return new Simulation(options).run();
+}
+
+function describePacket(packet: Packet): string {
+  switch (packet.kind) {
+    case "raft": {
+      const m = packet.message as Record<string, unknown>;
+      const parts = [`${m.type} v${m.view}`];
+      if (m.type === "append_entries") {
+        const entries = m.entries as Array<{ seqno: number; isSignature: boolean }>;
+        parts.push(`prev ${m.prevView}.${m.prevSeqno} +${entries.length} commit ${m.commitSeqno}`);
+      } else if (m.type === "append_entries_response") {
+        parts.push(
+          m.success
+            ? `ok match ${m.matchSeqno} durable ${m.durableSeqno}`
+            : `reject ${m.rejectedPrev} last ${m.lastSeqno} hint ${m.conflictView}@${m.conflictFirst}`,
+        );
+      } else if (m.type === "pre_vote_response" || m.type === "request_vote_response") {
+        parts.push(m.granted ? "granted" : "refused");
+      } else if (m.type === "pre_vote" || m.type === "request_vote") {
+        parts.push(`last ${m.lastView}.${m.lastSeqno}`);
+      }
+      return parts.join(" ");
+    }
+    case "snapshot":
+      return `snapshot ${packet.point.view}.${packet.point.seqno}`;
+    case "request":
+      return `request ${packet.request.requestId} ${packet.request.op.kind} ${packet.request.op.key}`;
+    case "reply":
+      return `reply ${packet.reply.requestId} ${packet.reply.status}`;
+  }
+}

@@ -286,6 +286,19 @@ export class Raft {
   }
 
   /**
+   * Starts an election now instead of after a timeout (with PreVote, so it disturbs nobody).
+   * For a node that starts a new service, or restarts as the only member, so it need not sit
+   * out an election timeout first. Returns false if this node cannot campaign (not a voter, or
+   * already primary).
+   */
+  campaignNow(): boolean {
+    if (!this.isVoter() || this._role === "primary") return false;
+    this.campaign("pre");
+    this.flush();
+    return true;
+  }
+
+  /**
    * Asks for a linearizable read point. Once this primary has confirmed with a quorum that it is
    * still primary, `readStates` carries `{requestId, seqno}`: answer the read after applying up to
    * `seqno`. A node that cannot serve it lists the id in `readsRejected`.

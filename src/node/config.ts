@@ -13,6 +13,8 @@ export interface NodeConfig {
   ledger: { chunkSize: number };
   signatures: { maxTransactions: number; maxIntervalMs: number };
   snapshots: { txInterval: number };
+  /** Consensus timing: ticks of `tickMs`; elections after a random timeout in [min, max) ticks. */
+  consensus: { tickMs: number; electionTicksMin: number; electionTicksMax: number };
   /** Name of a built-in app (`logging`) or none. */
   app: string | null;
   log: { level: "trace" | "debug" | "info" | "warn" | "error"; format: "json" | "pretty" };
@@ -76,6 +78,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "ledger",
     "signatures",
     "snapshots",
+    "consensus",
     "app",
     "log",
     "commitWaitTimeoutMs",
@@ -85,6 +88,15 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
   const signatures = objectAt(top.signatures ?? {}, "signatures", ["maxTransactions", "maxIntervalMs"]);
   const snapshots = objectAt(top.snapshots ?? {}, "snapshots", ["txInterval"]);
   const log = objectAt(top.log ?? {}, "log", ["level", "format"]);
+  const consensus = objectAt(top.consensus ?? {}, "consensus", [
+    "tickMs",
+    "electionTicksMin",
+    "electionTicksMax",
+  ]);
+  const electionTicksMin = intAt(consensus, "electionTicksMin", "consensus", 10, 2, 10_000);
+  const electionTicksMax = intAt(consensus, "electionTicksMax", "consensus", 50, 3, 10_000);
+  if (electionTicksMax <= electionTicksMin)
+    fail("consensus.electionTicksMax", "must be above electionTicksMin");
   const level = stringAt(log, "level", "log", "info");
   if (!["trace", "debug", "info", "warn", "error"].includes(level))
     fail("log.level", "must be trace|debug|info|warn|error");
@@ -109,6 +121,11 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       maxIntervalMs: intAt(signatures, "maxIntervalMs", "signatures", 20, 1, 60_000),
     },
     snapshots: { txInterval: intAt(snapshots, "txInterval", "snapshots", 10_000, 2, 100_000_000) },
+    consensus: {
+      tickMs: intAt(consensus, "tickMs", "consensus", 100, 1, 10_000),
+      electionTicksMin,
+      electionTicksMax,
+    },
     app: app as string | null,
     log: { level: level as NodeConfig["log"]["level"], format },
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),

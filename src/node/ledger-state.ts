@@ -23,12 +23,27 @@ import {
 } from "../ledger/index.ts";
 import type { Environment } from "./env.ts";
 import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
-import { jsonBytes, SINGLETON_KEY, type SignatureRecord, Tables } from "./tables.ts";
+import {
+  jsonBytes,
+  type NodeInfo,
+  parseJsonBytes,
+  SINGLETON_KEY,
+  type SignatureRecord,
+  Tables,
+} from "./tables.ts";
 
 /** Where committed entries go: the shell writes them to disk (and, later, to other nodes). */
 export interface LedgerSink {
-  append(seqno: number, frame: Uint8Array, isSignature: boolean): void;
+  /**
+   * Takes a new entry. `config` is set when the entry changes which nodes are trusted: the
+   * complete new set of voting node ids. Returning false refuses it (this node is no longer
+   * primary): the transaction is undone and `commitTx` throws NotPrimaryError.
+   */
+  append(seqno: number, frame: Uint8Array, isSignature: boolean, config?: string[]): boolean;
 }
+
+/** This node cannot create transactions now: another node is (or is becoming) primary. */
+export class NotPrimaryError extends Error {}
 
 /** The keys this node signs with. */
 export interface SigningKeys {
@@ -220,7 +235,24 @@ export class LedgerState {
       isSignature: type === EntryType.Signature,
     });
     this.tree.append(leafOf(writeSetDigest, commitEvidenceDigest, claimsDigest));
-    this.sink.append(seqno, frame, type === EntryType.Signature);
+    const config = writeSet.some((m) => m.name === Tables.nodesInfo) ? this.trustedNodes() : undefined;
+    if (this.sink.append(seqno, frame, type === EntryType.Signature, config) === false) {
+      this.meta.pop();
+      this.tree.truncate(seqno - 1);
+      this.store.rollback(seqno - 1);
+      throw new NotPrimaryError("this node is not the primary");
+    }
+  }
+
+  /** Ids of the nodes `public:ccf.gov.nodes.info` says are trusted: the voting configuration. */
+  trustedNodes(): string[] {
+    const tx = this.store.begin();
+    const { entries } = tx.map(Tables.nodesInfo).range({ limit: 10_000 });
+    tx.abandon();
+    return entries
+      .filter(([, value]) => parseJsonBytes<NodeInfo>(value).status === "Trusted")
+      .map(([key]) => new TextDecoder().decode(key))
+      .sort();
   }
 
   private recordSignature(seqno: number, record: SignatureRecord, cose: Uint8Array): void {
@@ -332,7 +364,8 @@ export class LedgerState {
     const { entries, snapshot } = opts;
     const store = snapshot ? Store.fromSnapshot(snapshot) : new Store();
     const lastView = entries.at(-1)?.view ?? 0;
-    const state = new LedgerState(opts.env, opts.keys, opts.secrets, opts.sink, lastView + 1, store);
+    // New entries wait for consensus to name this node primary in a later view (enterView).
+    const state = new LedgerState(opts.env, opts.keys, opts.secrets, opts.sink, lastView, store);
     for (const entry of entries) {
       state.applyEntry(entry, !snapshot || entry.seqno > snapshot.version);
     }

@@ -1,6 +1,7 @@
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { type Entry, type HardState, type PersistedLog, Raft, type RoleChange } from "../consensus/index.ts";
 import { certFingerprint, normalizePem, p384PrivateKey, parseCertificate, toHex } from "../crypto/index.ts";
 import type { Tx } from "../kv/index.ts";
 import {
@@ -25,7 +26,8 @@ import {
   serviceKid,
   writeFileAtomic,
 } from "./identity.ts";
-import { type CommitOutcome, LedgerState, ZERO_DIGEST } from "./ledger-state.ts";
+import { type CommitOutcome, type LedgerSink, LedgerState, ZERO_DIGEST } from "./ledger-state.ts";
+import { Replica } from "./replica.ts";
 import {
   jsonBytes,
   type NodeInfo,
@@ -39,6 +41,30 @@ import {
 export class NodeError extends Error {}
 
 export const COCO_VERSION = "0.1.0";
+
+/** The consensus hard state (view and vote), written before any message that depends on it. */
+const HARD_STATE_FILE = "consensus.json";
+
+function readHardState(path: string): HardState | undefined {
+  if (!existsSync(path)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new NodeError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  const hard = parsed as HardState;
+  if (
+    typeof parsed !== "object" ||
+    parsed === null ||
+    !Number.isSafeInteger(hard.view) ||
+    hard.view < 0 ||
+    !(hard.votedFor === null || typeof hard.votedFor === "string")
+  ) {
+    throw new NodeError(`${path} does not hold a consensus state {view, votedFor}`);
+  }
+  return { view: hard.view, votedFor: hard.votedFor };
+}
 
 interface PendingSnapshot {
   seqno: number;
@@ -55,6 +81,15 @@ export class CocoNode {
   private pendingSnapshot: PendingSnapshot | undefined;
   private lastSnapshotSeqno = 0;
   private closing = false;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private replica: Replica | undefined;
+  /** Entries made before consensus starts (a new service's genesis). */
+  private bootstrapEntries: Entry[] = [];
+  private resolvePrimary: () => void = () => {};
+  /** Resolves once this node is primary (a single-node service elects itself at start). */
+  readonly primaryElected = new Promise<void>((resolve) => {
+    this.resolvePrimary = resolve;
+  });
   /** A client waits for commit of a transaction that no signature covers yet. */
   private commitWanted = false;
   /** File work started on commit (chunk renames, snapshot files); close() waits for it. */
@@ -81,14 +116,14 @@ export class CocoNode {
   static async start(config: NodeConfig, env: Environment, log: Logger): Promise<CocoNode> {
     mkdirSync(config.dir, { recursive: true, mode: 0o700 });
     const ledgerDir = join(config.dir, "ledger");
-    const fresh = !hasIdentity(config.dir);
-    if (fresh && readdirSafe(ledgerDir).length > 0) {
+    const newIdentity = !hasIdentity(config.dir);
+    if (newIdentity && readdirSafe(ledgerDir).length > 0) {
       throw new NodeError(
         `${ledgerDir} holds a ledger but ${config.dir} has no node identity to read it with`,
       );
     }
-    const identity = fresh ? await createIdentity(env, config.rpc.host) : loadIdentity(config.dir, env);
-    if (fresh) saveIdentity(config.dir, env, identity);
+    const identity = newIdentity ? await createIdentity(env, config.rpc.host) : loadIdentity(config.dir, env);
+    if (newIdentity) saveIdentity(config.dir, env, identity);
     writeFileAtomic(config.serviceCertFile, identity.serviceCertPem, 0o644);
 
     const secrets = new LedgerSecrets(
@@ -110,30 +145,103 @@ export class CocoNode {
       servicePrivateKey: p384PrivateKey(identity.servicePrivateKeyPem),
       serviceKid: serviceKid(identity.serviceCertPem),
     };
-    const sink = {
-      append: (seqno: number, frame: Uint8Array, isSig: boolean) => files.append(seqno, frame, isSig),
+    // Until consensus runs (genesis only), entries go straight to the files; then through Raft.
+    let node: CocoNode | undefined;
+    const sink: LedgerSink = {
+      append: (seqno, frame, isSignature, config) => {
+        if (node?.replica) return node.replica.append(seqno, frame, isSignature, config);
+        files.append(seqno, frame, isSignature);
+        node?.bootstrapEntries.push({
+          seqno,
+          view: 0,
+          isSignature,
+          data: frame,
+          ...(config ? { config } : {}),
+        });
+        return true;
+      },
     };
     const snapshot = await loadUsableSnapshot(join(config.dir, "snapshots"), entries, secrets, log);
     const state = LedgerState.restore({ env, keys, secrets, sink, entries, snapshot: snapshot?.snapshot });
-    const node = new CocoNode(config, env, log, identity, state, files);
+    node = new CocoNode(config, env, log, identity, state, files);
     node.lastSnapshotSeqno = snapshot?.snapshot.version ?? 0;
     node.startupSnapshotSeqno = node.lastSnapshotSeqno;
-    files.onDurable((seqno) => node.onDurable(seqno));
-    files.setBeforeBatch(() => node.signForWaiters());
-    if (entries.length === 0) {
+    const fresh = entries.length === 0;
+    if (fresh) {
       node.createService();
+      await files.whenDurable(state.lastSeqno);
     } else {
       log.info(
         { seqno: state.lastSeqno, view: state.view, snapshot: snapshot?.snapshot.version ?? null },
         "restarted from the ledger",
       );
     }
+    if (node.startConsensus(fresh)) await node.primaryElected;
     node.signatureTimer = setInterval(() => node.signIfPending(), config.signatures.maxIntervalMs);
     node.signatureTimer.unref();
     return node;
   }
 
-  /** Genesis: the service, this node, and the initial members and users. */
+  /**
+   * Hands the ledger to consensus. A new service's log starts with its genesis entry, which
+   * carries the first configuration (this node alone); a restarted node's log starts at its
+   * last signed entry, with the nodes trusted there.
+   */
+  private startConsensus(fresh: boolean): boolean {
+    const hardStatePath = join(this.config.dir, HARD_STATE_FILE);
+    const log: PersistedLog = fresh
+      ? { start: { seqno: 0, view: 0, config: [] }, entries: this.bootstrapEntries }
+      : {
+          start: { seqno: this.state.lastSeqno, view: this.state.view, config: this.state.trustedNodes() },
+          entries: [],
+        };
+    this.bootstrapEntries = [];
+    const raft = new Raft({
+      id: this.nodeId,
+      random: () => new DataView(this.env.randomBytes(4).buffer).getUint32(0) / 2 ** 32,
+      log,
+      hardState: readHardState(hardStatePath),
+      electionTicksMin: this.config.consensus.electionTicksMin,
+      electionTicksMax: this.config.consensus.electionTicksMax,
+    });
+    this.replica = new Replica(
+      raft,
+      this.state,
+      this.files,
+      {
+        send: () => this.log.warn("no peers to send to: this version runs single-node services"),
+        saveHardState: (hard) => writeFileAtomic(hardStatePath, JSON.stringify(hard)),
+        roleChanged: (change) => this.roleChanged(change),
+        committed: (seqno) => this.committed(seqno),
+        readReady: () => {},
+      },
+      this.log,
+    );
+    this.files.onDurable(() => this.signForWaiters());
+    this.files.setBeforeBatch(() => this.signForWaiters());
+    // Alone in its configuration, a node need not wait out an election timeout.
+    const alone = raft.activeConfigs().every((c) => c.length === 1 && c[0] === this.nodeId);
+    if (alone) raft.campaignNow();
+    this.replica.process();
+    this.tickTimer = setInterval(() => this.replica?.tick(), this.config.consensus.tickMs);
+    this.tickTimer.unref();
+    return alone;
+  }
+
+  get isPrimary(): boolean {
+    return this.replica?.raft.canPropose === true;
+  }
+
+  private roleChanged(change: RoleChange): void {
+    this.log.info({ role: change.role, view: change.view, primary: change.leader }, "consensus role changed");
+    if (change.role !== "primary") return;
+    this.state.enterView(change.view);
+    // A new primary commits in its own view only: sign at once, covering everything inherited.
+    if (this.state.lastSeqno > 0) this.sign();
+    this.resolvePrimary();
+  }
+
+  /** Genesis (seqno 1): the service, this node, and the initial members and users. */
   private createService(): void {
     const tx = this.state.store.begin();
     const info: ServiceInfo = { cert: this.identity.serviceCertPem, status: "Opening" };
@@ -155,7 +263,6 @@ export class CocoNode {
       tx.map(Tables.usersCerts).set(utf8(certFingerprint(pem)), utf8(pem));
     }
     this.mustCommit(tx);
-    this.state.emitSignature();
     this.log.info({ nodeId: this.nodeId }, "created a new service");
   }
 
@@ -214,7 +321,7 @@ export class CocoNode {
   }
 
   signIfPending(): void {
-    if (!this.closing && this.state.txSinceSignature > 0) this.sign();
+    if (!this.closing && this.isPrimary && this.state.txSinceSignature > 0) this.sign();
   }
 
   private sign(): void {
@@ -232,13 +339,8 @@ export class CocoNode {
     this.lastSnapshotSeqno = seqno;
   }
 
-  private onDurable(seqno: number): void {
-    const before = this.state.commitSeqno;
-    this.state.markDurable(seqno);
-    // A waiter whose transaction missed the batch that just landed: sign now (it starts a batch).
-    this.signForWaiters();
-    const commit = this.state.commitSeqno;
-    if (commit === before) return;
+  /** Consensus moved the commit point: mark chunks committed, and write a pending snapshot. */
+  private committed(commit: number): void {
     this.track(
       this.files
         .markCommitted(commit)
@@ -287,6 +389,7 @@ export class CocoNode {
     this.signIfPending();
     this.closing = true;
     clearInterval(this.signatureTimer);
+    clearInterval(this.tickTimer);
     await this.files.whenDurable(this.state.lastSeqno);
     await Promise.all(this.background);
     await this.files.close();

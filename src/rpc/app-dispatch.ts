@@ -10,7 +10,7 @@ import {
   type HttpMethod,
 } from "../apps/index.ts";
 import { KvError, type Tx } from "../kv/index.ts";
-import { ZERO_DIGEST } from "../node/ledger-state.ts";
+import { NotPrimaryError, ZERO_DIGEST } from "../node/ledger-state.ts";
 import type { CocoNode } from "../node/node.ts";
 import { authenticate, identifyPeer } from "./auth.ts";
 import { TX_HEADER, waitForCommitOrReply, wantsCommitWait } from "./commit-wait.ts";
@@ -94,6 +94,7 @@ export async function dispatchApp(
     identifyPeer(req.raw.socket as import("node:tls").TLSSocket, node.state.store),
   );
   if (!auth.ok) return sendError(reply, auth.status, auth.code, auth.message);
+  if (endpoint.mode === "readwrite" && !node.isPrimary) return notPrimary(reply);
   const request = makeRequest(req, path, params);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const tx = node.state.store.begin();
@@ -124,7 +125,13 @@ export async function dispatchApp(
         `apps may not write the framework map ${forbidden.name}`,
       );
     }
-    const outcome = node.commit(tx, result.claimsDigest);
+    let outcome: ReturnType<CocoNode["commit"]>;
+    try {
+      outcome = node.commit(tx, result.claimsDigest);
+    } catch (e) {
+      if (e instanceof NotPrimaryError) return notPrimary(reply);
+      throw e;
+    }
     if (!outcome.ok) continue;
     if (outcome.seqno === null) {
       return answerRead(node, reply, tx.startVersion, waitHeader === "commit", result.response, status);
@@ -164,6 +171,11 @@ async function answerRead(
     if (failed) return failed;
   }
   return sendAppResponse(reply, response, status);
+}
+
+/** Writes run on the primary only; forwarding to it comes with replication. */
+function notPrimary(reply: FastifyReply): FastifyReply {
+  return sendError(reply, 503, "NotPrimary", "this node is not the primary; retry on the primary");
 }
 
 type HandlerResult =

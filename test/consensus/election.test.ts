@@ -168,3 +168,22 @@ describe("timing", () => {
     assert.equal(joiner.ready().messages.length, 0);
   });
 });
+
+it("campaignNow: a lone member becomes primary at once; a non-member cannot campaign", () => {
+  const lone = new Raft({
+    id: "a",
+    random: () => 0.5,
+    log: { start: { seqno: 0, view: 0, config: ["a"] }, entries: [] },
+  });
+  assert.equal(lone.campaignNow(), true);
+  assert.equal(lone.role, "primary");
+  assert.equal(lone.view, 1);
+  assert.equal(lone.campaignNow(), false);
+  const outsider = new Raft({
+    id: "z",
+    random: () => 0.5,
+    log: { start: { seqno: 0, view: 0, config: ["a"] }, entries: [] },
+  });
+  assert.equal(outsider.campaignNow(), false);
+  assert.equal(outsider.role, "backup");
+});

@@ -55,7 +55,10 @@ function primaryAndBackup() {
     keys,
     new LedgerSecrets([{ version: 0, key: secretKey }]),
     {
-      append: (_seqno, frame) => frames.push(frame),
+      append: (_seqno, frame) => {
+        frames.push(frame);
+        return true;
+      },
     },
     1,
   );
@@ -64,7 +67,7 @@ function primaryAndBackup() {
     keys,
     new LedgerSecrets([{ version: 0, key: secretKey }]),
     {
-      append: () => assert.fail("a backup does not create entries"),
+      append: () => assert.fail("a backup does not create entries") as boolean,
     },
     1,
   );

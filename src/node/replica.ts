@@ -1,0 +1,133 @@
+import type { Logger } from "pino";
+import type { HardState, Message, Raft, Ready, RoleChange } from "../consensus/index.ts";
+import { decodeEntry, type LedgerFiles } from "../ledger/index.ts";
+import type { LedgerState } from "./ledger-state.ts";
+
+/** What the replica needs from the node around it. */
+export interface ReplicaHooks {
+  send(to: string, message: Message): void;
+  /** Must be durable when it returns: votes and views are never forgotten. */
+  saveHardState(state: HardState): void;
+  roleChanged(change: RoleChange): void;
+  committed(seqno: number): void;
+  readReady(requestId: string, seqno: number | null): void;
+}
+
+/**
+ * Drives consensus for one node: gives Raft the entries this node creates as primary, and
+ * carries out each Ready in the order Raft asks (hard state, truncation, entries, messages,
+ * commit, role). A backup applies the primary's entries to its own state, which re-checks every
+ * signature against the Merkle root it computed itself; an entry that fails is refused, logged,
+ * and never persisted, so this node stops acknowledging that primary.
+ */
+export class Replica {
+  private processing = false;
+  private again = false;
+  private scheduled = false;
+  /** Set when this backup refused an entry: it stops replicating and says why. */
+  refusal: string | undefined;
+
+  constructor(
+    readonly raft: Raft,
+    private readonly state: LedgerState,
+    private readonly files: LedgerFiles,
+    private readonly hooks: ReplicaHooks,
+    private readonly log: Logger,
+  ) {
+    files.onDurable((seqno) => {
+      if (seqno > this.state.lastSeqno) return;
+      this.raft.persisted(seqno, this.state.viewOf(seqno));
+      this.process();
+    });
+  }
+
+  /**
+   * The primary's sink: hands a new entry to consensus. A signature is written through at once
+   * (it may be closing the batch being gathered); other entries are handed over together at the
+   * end of the current turn, so replication sends them in batches.
+   */
+  append(seqno: number, frame: Uint8Array, isSignature: boolean, config?: string[]): boolean {
+    const proposed = this.raft.propose([
+      { seqno, view: this.state.view, isSignature, data: frame, ...(config ? { config } : {}) },
+    ]);
+    if (!proposed) return false;
+    if (isSignature) this.process();
+    else this.schedule();
+    return true;
+  }
+
+  step(from: string, message: unknown): void {
+    if (typeof message !== "object" || message === null || (message as { from?: unknown }).from !== from) {
+      this.log.warn({ from }, "dropped a consensus message whose sender does not match its channel");
+      return;
+    }
+    this.raft.step(message);
+    this.process();
+  }
+
+  tick(): void {
+    this.raft.tick();
+    this.process();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.process();
+    });
+  }
+
+  /** Carries out every pending Ready. Re-entrant calls are folded into the running loop. */
+  process(): void {
+    if (this.processing) {
+      this.again = true;
+      return;
+    }
+    this.processing = true;
+    try {
+      do {
+        this.again = false;
+        while (this.raft.hasReady()) {
+          const ready = this.raft.ready();
+          this.handle(ready);
+          this.raft.advance(ready);
+        }
+      } while (this.again);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private handle(ready: Ready): void {
+    if (ready.hardState) this.hooks.saveHardState(ready.hardState);
+    if (ready.truncateAfter !== undefined) {
+      this.state.rollback(ready.truncateAfter);
+      this.files
+        .truncate(ready.truncateAfter)
+        .catch((e) => this.log.error({ err: e }, "ledger truncation failed"));
+    }
+    for (const entry of ready.entriesToPersist) {
+      if (this.refusal) break;
+      if (entry.seqno > this.state.lastSeqno) {
+        try {
+          this.state.applyReplicated(decodeEntry(entry.data));
+        } catch (e) {
+          this.refusal = `refused entry ${entry.view}.${entry.seqno} from the primary: ${(e as Error).message}`;
+          this.log.error({ seqno: entry.seqno, view: entry.view, err: e }, this.refusal);
+          break;
+        }
+      }
+      this.files.append(entry.seqno, entry.data, entry.isSignature);
+    }
+    for (const { to, message } of ready.messages) this.hooks.send(to, message);
+    if (ready.commitSeqno !== undefined && !this.refusal) {
+      this.state.markCommitted(ready.commitSeqno);
+      this.hooks.committed(ready.commitSeqno);
+    }
+    if (ready.roleChange) this.hooks.roleChanged(ready.roleChange);
+    for (const read of ready.readStates) this.hooks.readReady(read.requestId, read.seqno);
+    for (const requestId of ready.readsRejected) this.hooks.readReady(requestId, null);
+  }
+}

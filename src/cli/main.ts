@@ -35,13 +35,16 @@ program
   .action(async (opts: { dir: string; nodes: number; port: number }) => {
     const { startSandbox } = await import("./sandbox.ts");
     const sandbox = await startSandbox(opts);
+    let stopping = false;
     const stop = () => {
+      stopping = true;
       sandbox.stop().then(() => process.exit(0));
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
     await Promise.all(sandbox.children.map((c) => new Promise((r) => c.once("exit", r))));
-    console.error("the sandbox's node exited");
+    if (stopping) return;
+    console.error("the sandbox's nodes exited");
     process.exit(1);
   });
 

@@ -31,17 +31,20 @@ export interface Sandbox {
 export interface NetworkFile {
   service_cert: string;
   primary: string;
-  nodes: Array<{ id: string; rpc_address: string; pid: number; ledger_dir: string; config: string }>;
+  nodes: Array<{
+    id: string;
+    rpc_address: string;
+    node_address: string;
+    pid: number;
+    ledger_dir: string;
+    config: string;
+  }>;
 }
 
 /** Starts a local network in `dir`, reusing its keys and ledger when they exist. */
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const print = opts.print ?? ((line: string) => console.log(line));
-  if (opts.nodes !== 1) {
-    throw new CliError(
-      "this version of Coco runs single-node sandboxes; --nodes must be 1 until replication lands",
-    );
-  }
+  if (opts.nodes > 9) throw new CliError("a sandbox runs at most 9 nodes");
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const [role, name] of [
@@ -50,62 +53,123 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   ] as const) {
     if (!existsSync(join(dir, `${name}_cert.pem`))) await keygen(role, name, dir);
   }
-  const configPath = join(dir, "node0.config.json");
-  const address = `127.0.0.1:${opts.port}`;
-  writeFileSync(
-    configPath,
-    `${JSON.stringify(
-      {
-        dir: "node0",
-        rpc: { address },
-        serviceCertFile: "service_cert.pem",
-        members: [{ cert: "member0_cert.pem" }],
-        users: [{ cert: "user0_cert.pem" }],
-        app: "logging",
-        log: { level: "info", format: opts.logFormat ?? "pretty" },
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  const child = spawn(process.execPath, ["--import", TSX, MAIN, "start", "--config", configPath], {
-    stdio: ["ignore", "inherit", "inherit"],
-    cwd: dir,
-  });
-  const exited = new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code)));
+  const certPath = join(dir, "service_cert.pem");
+  // RPC ports from --port, then node-to-node ports right after them.
+  const nodes = Array.from({ length: opts.nodes }, (_, i) => ({
+    name: `node${i}`,
+    rpc: `127.0.0.1:${opts.port + i}`,
+    nodeAddress: `127.0.0.1:${opts.port + opts.nodes + i}`,
+    config: join(dir, `node${i}.config.json`),
+  }));
+  const children: ChildProcess[] = [];
+  const exits: Array<Promise<number | null>> = [];
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    await exited;
+    for (const child of children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    }
+    await Promise.all(exits);
   };
+  const first = nodes[0]!;
   try {
-    const nodeId = await waitUntilReady(address, join(dir, "service_cert.pem"), exited);
+    for (const [i, node] of nodes.entries()) {
+      const joining = i > 0;
+      writeFileSync(
+        node.config,
+        `${JSON.stringify(
+          {
+            dir: node.name,
+            rpc: { address: node.rpc },
+            nodeAddress: node.nodeAddress,
+            serviceCertFile: "service_cert.pem",
+            ...(joining
+              ? { join: { target: first.rpc, serviceCertFile: "service_cert.pem" } }
+              : {
+                  members: [{ cert: "member0_cert.pem" }],
+                  users: [{ cert: "user0_cert.pem" }],
+                  openAtNodes: opts.nodes,
+                }),
+            app: "logging",
+            log: { level: "info", format: opts.logFormat ?? "pretty" },
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      const child = spawn(process.execPath, ["--import", TSX, MAIN, "start", "--config", node.config], {
+        stdio: ["ignore", "inherit", "inherit"],
+        cwd: dir,
+      });
+      children.push(child);
+      exits.push(new Promise((resolveExit) => child.once("exit", (code) => resolveExit(code))));
+      // Joiners need the first node up (and its service certificate written) to join it.
+      if (i === 0) await waitUntil(first.rpc, certPath, "/node/ready/gov", exits[0]!);
+    }
+    await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/app", exits[i]!)));
+    const primary = await primaryOf(first.rpc, certPath);
     const network: NetworkFile = {
-      service_cert: join(dir, "service_cert.pem"),
-      primary: nodeId,
-      nodes: [
-        {
-          id: nodeId,
-          rpc_address: address,
-          pid: child.pid ?? -1,
-          ledger_dir: join(dir, "node0", "ledger"),
-          config: configPath,
-        },
-      ],
+      service_cert: certPath,
+      primary,
+      nodes: await Promise.all(
+        nodes.map(async (node, i) => ({
+          id: await nodeIdOf(node.rpc, certPath),
+          rpc_address: node.rpc,
+          node_address: node.nodeAddress,
+          pid: children[i]!.pid ?? -1,
+          ledger_dir: join(dir, node.name, "ledger"),
+          config: node.config,
+        })),
+      ),
     };
     writeFileSync(join(dir, "network.json"), `${JSON.stringify(network, null, 2)}\n`);
-    printWelcome(print, dir, address);
-    return { dir, network, children: [child], stop };
+    printWelcome(
+      print,
+      dir,
+      nodes.map((n) => n.rpc),
+      network.nodes.find((n) => n.id === primary)?.rpc_address ?? first.rpc,
+    );
+    return { dir, network, children, stop };
   } catch (e) {
     await stop();
     throw e;
   }
 }
 
-async function waitUntilReady(
+async function getJson<T>(
   address: string,
   certPath: string,
+  path: string,
+): Promise<{ status: number; body: T | null }> {
+  const dispatcher = new Agent({ connect: { ca: readFileSync(certPath, "utf8") } });
+  try {
+    const res = await request(`https://${address}${path}`, { dispatcher });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: text ? (JSON.parse(text) as T) : null };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+async function nodeIdOf(address: string, certPath: string): Promise<string> {
+  return (await getJson<{ node_id: string }>(address, certPath, "/node/state")).body!.node_id;
+}
+
+async function primaryOf(address: string, certPath: string): Promise<string> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const primary = (await getJson<{ primary_id: string | null }>(address, certPath, "/node/network")).body
+      ?.primary_id;
+    if (primary) return primary;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new CliError("no primary was elected in time");
+}
+
+async function waitUntil(
+  address: string,
+  certPath: string,
+  path: string,
   exited: Promise<number | null>,
-): Promise<string> {
+): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let failed: number | null | undefined;
   exited.then((code) => {
@@ -115,18 +179,10 @@ async function waitUntilReady(
     if (failed !== undefined)
       throw new CliError(`the node exited (code ${failed}) before it was ready; see its log above`);
     if (existsSync(certPath)) {
-      const dispatcher = new Agent({ connect: { ca: readFileSync(certPath, "utf8") } });
       try {
-        const ready = await request(`https://${address}/node/ready/app`, { dispatcher });
-        await ready.body.dump();
-        if (ready.statusCode === 204) {
-          const state = await request(`https://${address}/node/state`, { dispatcher });
-          return ((await state.body.json()) as { node_id: string }).node_id;
-        }
+        if ((await getJson(address, certPath, path)).status === 204) return;
       } catch {
         // not listening yet
-      } finally {
-        await dispatcher.close();
       }
     }
     await new Promise((r) => setTimeout(r, 200));
@@ -134,13 +190,22 @@ async function waitUntilReady(
   throw new CliError(`the node at ${address} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
-function printWelcome(print: (line: string) => void, absDir: string, address: string): void {
+function printWelcome(
+  print: (line: string) => void,
+  absDir: string,
+  addresses: string[],
+  address: string,
+): void {
   // Relative paths keep the printed commands short and copy-pasteable from where the user is.
   const rel = relative(process.cwd(), absDir);
   const dir = rel === "" ? "." : rel.startsWith("..") ? absDir : rel;
   const curl = `curl --cacert ${dir}/service_cert.pem --cert ${dir}/user0_cert.pem --key ${dir}/user0_privk.pem`;
   print("");
-  print(`Coco sandbox is open: 1 node at https://${address}`);
+  print(
+    addresses.length === 1
+      ? `Coco sandbox is open: 1 node at https://${address}`
+      : `Coco sandbox is open: ${addresses.length} nodes at ${addresses.map((a) => `https://${a}`).join(", ")}; primary https://${address}`,
+  );
   print(`  workspace     ${dir}`);
   print(`  service cert  ${dir}/service_cert.pem (pin this; nothing else)`);
   print(`  member        ${dir}/member0_cert.pem, ${dir}/member0_privk.pem`);

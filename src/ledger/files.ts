@@ -168,6 +168,11 @@ export class LedgerFiles {
     return this.last;
   }
 
+  /** Entries up to here are in committed chunks (a lower bound of the commit point). */
+  get committedSeqno(): number {
+    return this.committed;
+  }
+
   get durableSeqno(): number {
     return this.durable;
   }

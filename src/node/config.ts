@@ -6,6 +6,12 @@ export interface NodeConfig {
   /** Holds the ledger, snapshots and the node's sealed secrets. */
   dir: string;
   rpc: { host: string; port: number; maxBodyBytes: number };
+  /** Where other nodes of the service reach this one (mutual TLS, node certificates). */
+  nodeAddress: { host: string; port: number };
+  /** Join an existing service instead of starting a new one. */
+  join: { target: string; serviceCertFile: string; timeoutMs: number } | null;
+  /** A new service opens itself once this many nodes are trusted (until governance votes it). */
+  openAtNodes: number;
   /** Where the service certificate is written for clients to pin. */
   serviceCertFile: string;
   members: Array<{ cert: string }>;
@@ -60,10 +66,10 @@ function certListAt(obj: Json, key: string, base: string): Array<{ cert: string 
   });
 }
 
-function parseAddress(text: string): { host: string; port: number } {
+function parseAddress(text: string, path = "rpc.address"): { host: string; port: number } {
   const match = /^([0-9.]+|localhost|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$/.exec(text);
   const port = match ? Number(match[2]) : Number.NaN;
-  if (!match || port > 65535) fail("rpc.address", `must be host:port, got ${JSON.stringify(text)}`);
+  if (!match || port > 65535) fail(path, `must be host:port, got ${JSON.stringify(text)}`);
   return { host: match[1]!.replace(/^\[|\]$/g, ""), port };
 }
 
@@ -79,6 +85,9 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "signatures",
     "snapshots",
     "consensus",
+    "nodeAddress",
+    "join",
+    "openAtNodes",
     "app",
     "log",
     "commitWaitTimeoutMs",
@@ -104,8 +113,17 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
   if (format !== "json" && format !== "pretty") fail("log.format", "must be json or pretty");
   const app = top.app ?? null;
   if (app !== null && app !== "logging") fail("app", 'must be "logging" or null');
+  const join =
+    top.join === undefined || top.join === null
+      ? null
+      : objectAt(top.join, "join", ["target", "serviceCertFile", "timeoutMs"]);
   const members = certListAt(top, "members", baseDir);
-  if (members.length === 0) fail("members", "at least one member is required to govern the service");
+  if (members.length === 0 && !join) fail("members", "at least one member is required to govern the service");
+  if (members.length > 0 && join)
+    fail("members", "a joining node takes its members from the service it joins");
+  if (join && parseAddress(stringAt(top, "nodeAddress", "", "127.0.0.1:0"), "nodeAddress").port === 0) {
+    fail("nodeAddress", "a joining node needs a fixed port: the service records where to reach it");
+  }
   return {
     dir: resolve(baseDir, stringAt(top, "dir", "")),
     rpc: {
@@ -113,6 +131,13 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       maxBodyBytes: intAt(rpc, "maxBodyBytes", "rpc", 1024 * 1024, 1024, 64 * 1024 * 1024),
     },
     serviceCertFile: resolve(baseDir, stringAt(top, "serviceCertFile", "", "service_cert.pem")),
+    nodeAddress: parseAddress(stringAt(top, "nodeAddress", "", "127.0.0.1:0"), "nodeAddress"),
+    join: join && {
+      target: `${parseAddress(stringAt(join, "target", "join"), "join.target").host}:${parseAddress(stringAt(join, "target", "join"), "join.target").port}`,
+      serviceCertFile: resolve(baseDir, stringAt(join, "serviceCertFile", "join")),
+      timeoutMs: intAt(join, "timeoutMs", "join", 60_000, 1000, 3_600_000),
+    },
+    openAtNodes: intAt(top, "openAtNodes", "", 1, 1, 1000),
     members,
     users: certListAt(top, "users", baseDir),
     ledger: { chunkSize: intAt(ledger, "chunkSize", "ledger", 4 * 1024 * 1024, 4096, 1024 * 1024 * 1024) },

@@ -98,6 +98,12 @@ export class LedgerState {
   private _view: number;
   private _commitSeqno = 0;
   private _txSinceSignature = 0;
+  /** The voting configuration after each entry that changed `nodes.info` (for consensus). */
+  private readonly configs = new Map<number, string[]>();
+  /** The configuration where the restored log starts (at the snapshot, or none at seqno 0). */
+  startConfig: string[] = [];
+  /** Bumped whenever `nodes.info` changes, so the node knows to refresh its peers. */
+  nodesInfoVersion = 0;
 
   constructor(
     private readonly env: Environment,
@@ -235,13 +241,28 @@ export class LedgerState {
       isSignature: type === EntryType.Signature,
     });
     this.tree.append(leafOf(writeSetDigest, commitEvidenceDigest, claimsDigest));
-    const config = writeSet.some((m) => m.name === Tables.nodesInfo) ? this.trustedNodes() : undefined;
+    const config = this.noteConfig(seqno, writeSet);
     if (this.sink.append(seqno, frame, type === EntryType.Signature, config) === false) {
       this.meta.pop();
       this.tree.truncate(seqno - 1);
       this.store.rollback(seqno - 1);
+      this.configs.delete(seqno);
       throw new NotPrimaryError("this node is not the primary");
     }
+  }
+
+  /** Records the configuration after an entry that wrote `nodes.info`; returns it (or undefined). */
+  private noteConfig(seqno: number, writeSet: WriteSet): string[] | undefined {
+    if (!writeSet.some((m) => m.name === Tables.nodesInfo)) return undefined;
+    const config = this.trustedNodes();
+    this.configs.set(seqno, config);
+    this.nodesInfoVersion++;
+    return config;
+  }
+
+  /** The configuration an entry set, if it changed `nodes.info` (entries this node applied). */
+  configAfter(seqno: number): string[] | undefined {
+    return this.configs.get(seqno);
   }
 
   /** Ids of the nodes `public:ccf.gov.nodes.info` says are trusted: the voting configuration. */
@@ -366,6 +387,7 @@ export class LedgerState {
     const lastView = entries.at(-1)?.view ?? 0;
     // New entries wait for consensus to name this node primary in a later view (enterView).
     const state = new LedgerState(opts.env, opts.keys, opts.secrets, opts.sink, lastView, store);
+    state.startConfig = snapshot ? state.trustedNodes() : [];
     for (const entry of entries) {
       state.applyEntry(entry, !snapshot || entry.seqno > snapshot.version);
     }
@@ -408,7 +430,10 @@ export class LedgerState {
     if (signature) checkSignedRoot(entry.seqno, signature.record, this.tree.root(entry.seqno - 1));
     // Decrypt before touching any state, so a bad entry leaves everything as it was.
     const writeSet = applyToStore ? decryptEntry(entry, this.secrets) : undefined;
-    if (writeSet) this.store.apply(entry.seqno, writeSet);
+    if (writeSet) {
+      this.store.apply(entry.seqno, writeSet);
+      this.noteConfig(entry.seqno, writeSet);
+    }
     if (signature) this.recordSignature(entry.seqno, signature.record, signature.cose);
     this.meta.push({
       view: entry.view,
@@ -433,6 +458,8 @@ export class LedgerState {
     this.store.rollback(seqno);
     this.tree.truncate(seqno);
     this.meta.length = seqno;
+    for (const at of [...this.configs.keys()]) if (at > seqno) this.configs.delete(at);
+    this.nodesInfoVersion++;
     while ((this.signatureSeqnos.at(-1) ?? 0) > seqno) this.signatures.delete(this.signatureSeqnos.pop()!);
     this._txSinceSignature = seqno - this.lastSignatureSeqno;
     const waiting = this.commitWaiters;

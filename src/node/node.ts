@@ -2,7 +2,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { type Entry, type HardState, type PersistedLog, Raft, type RoleChange } from "../consensus/index.ts";
-import { certFingerprint, normalizePem, p384PrivateKey, parseCertificate, toHex } from "../crypto/index.ts";
+import {
+  certFingerprint,
+  issueNodeCertificate,
+  normalizePem,
+  p384PrivateKey,
+  parseCertificate,
+  toHex,
+} from "../crypto/index.ts";
 import type { Tx } from "../kv/index.ts";
 import {
   type DecodedEntry,
@@ -15,6 +22,8 @@ import {
   snapshotDigest,
   writeSnapshotFile,
 } from "../ledger/index.ts";
+import { NodeChannels } from "../net/index.ts";
+import { codeMeasurement } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import {
@@ -26,7 +35,21 @@ import {
   serviceKid,
   writeFileAtomic,
 } from "./identity.ts";
-import { type CommitOutcome, type LedgerSink, LedgerState, ZERO_DIGEST } from "./ledger-state.ts";
+import {
+  checkJoinAttestation,
+  type JoinRequest,
+  type JoinResponse,
+  joinerNodeId,
+  wrapSecrets,
+} from "./join.ts";
+import { joinService } from "./join-client.ts";
+import {
+  type CommitOutcome,
+  type LedgerSink,
+  LedgerState,
+  NotPrimaryError,
+  ZERO_DIGEST,
+} from "./ledger-state.ts";
 import { Replica } from "./replica.ts";
 import {
   jsonBytes,
@@ -38,7 +61,9 @@ import {
   utf8,
 } from "./tables.ts";
 
-export class NodeError extends Error {}
+export { NodeError } from "./node-error.ts";
+
+import { NodeError } from "./node-error.ts";
 
 export const COCO_VERSION = "0.1.0";
 
@@ -82,6 +107,10 @@ export class CocoNode {
   private lastSnapshotSeqno = 0;
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
+  private channels: NodeChannels | undefined;
+  private peersVersion = -1;
+  /** Nodes named in the join answer; used until the replicated `nodes.info` lists them. */
+  private joinPeers: JoinResponse["peers"] = [];
   private replica: Replica | undefined;
   /** Entries made before consensus starts (a new service's genesis). */
   private bootstrapEntries: Entry[] = [];
@@ -122,7 +151,11 @@ export class CocoNode {
         `${ledgerDir} holds a ledger but ${config.dir} has no node identity to read it with`,
       );
     }
-    const identity = newIdentity ? await createIdentity(env, config.rpc.host) : loadIdentity(config.dir, env);
+    let identity: NodeIdentity;
+    let joinPeers: JoinResponse["peers"] = [];
+    if (!newIdentity) identity = loadIdentity(config.dir, env);
+    else if (config.join) ({ identity, peers: joinPeers } = await joinService(config, log));
+    else identity = await createIdentity(env, config.rpc.host);
     if (newIdentity) saveIdentity(config.dir, env, identity);
     writeFileAtomic(config.serviceCertFile, identity.serviceCertPem, 0o644);
 
@@ -164,19 +197,33 @@ export class CocoNode {
     const snapshot = await loadUsableSnapshot(join(config.dir, "snapshots"), entries, secrets, log);
     const state = LedgerState.restore({ env, keys, secrets, sink, entries, snapshot: snapshot?.snapshot });
     node = new CocoNode(config, env, log, identity, state, files);
+    node.joinPeers = joinPeers;
     node.lastSnapshotSeqno = snapshot?.snapshot.version ?? 0;
     node.startupSnapshotSeqno = node.lastSnapshotSeqno;
-    const fresh = entries.length === 0;
+    node.channels = await NodeChannels.listen({
+      nodeId: identity.nodeId,
+      certPem: identity.nodeCertPem,
+      privateKeyPem: identity.nodePrivateKeyPem,
+      serviceCertPem: identity.serviceCertPem,
+      listen: config.nodeAddress,
+      log,
+    });
+    const fresh = entries.length === 0 && !config.join;
     if (fresh) {
       node.createService();
       await files.whenDurable(state.lastSeqno);
+    } else if (entries.length === 0) {
+      log.info("waiting for the primary to replicate the ledger");
     } else {
       log.info(
         { seqno: state.lastSeqno, view: state.view, snapshot: snapshot?.snapshot.version ?? null },
         "restarted from the ledger",
       );
     }
-    if (node.startConsensus(fresh)) await node.primaryElected;
+    if (node.startConsensus(fresh, entries, snapshot?.snapshot.version ?? 0, files.committedSeqno)) {
+      await node.primaryElected;
+      node.openWhenReady();
+    }
     node.signatureTimer = setInterval(() => node.signIfPending(), config.signatures.maxIntervalMs);
     node.signatureTimer.unref();
     return node;
@@ -187,13 +234,33 @@ export class CocoNode {
    * carries the first configuration (this node alone); a restarted node's log starts at its
    * last signed entry, with the nodes trusted there.
    */
-  private startConsensus(fresh: boolean): boolean {
+  private startConsensus(
+    fresh: boolean,
+    restored: DecodedEntry[],
+    snapshotSeqno: number,
+    committedSeqno: number,
+  ): boolean {
     const hardStatePath = join(this.config.dir, HARD_STATE_FILE);
     const log: PersistedLog = fresh
       ? { start: { seqno: 0, view: 0, config: [] }, entries: this.bootstrapEntries }
       : {
-          start: { seqno: this.state.lastSeqno, view: this.state.view, config: this.state.trustedNodes() },
-          entries: [],
+          start: {
+            seqno: snapshotSeqno,
+            view: snapshotSeqno === 0 ? 0 : this.state.viewOf(snapshotSeqno),
+            config: this.state.startConfig,
+          },
+          entries: restored
+            .filter((e) => e.seqno > snapshotSeqno)
+            .map((e) => {
+              const config = this.state.configAfter(e.seqno);
+              return {
+                seqno: e.seqno,
+                view: e.view,
+                isSignature: e.type === EntryType.Signature,
+                data: e.frame,
+                ...(config ? { config } : {}),
+              };
+            }),
         };
     this.bootstrapEntries = [];
     const raft = new Raft({
@@ -201,6 +268,7 @@ export class CocoNode {
       random: () => new DataView(this.env.randomBytes(4).buffer).getUint32(0) / 2 ** 32,
       log,
       hardState: readHardState(hardStatePath),
+      ...(committedSeqno > snapshotSeqno ? { commitSeqno: committedSeqno } : {}),
       electionTicksMin: this.config.consensus.electionTicksMin,
       electionTicksMax: this.config.consensus.electionTicksMax,
     });
@@ -209,7 +277,7 @@ export class CocoNode {
       this.state,
       this.files,
       {
-        send: () => this.log.warn("no peers to send to: this version runs single-node services"),
+        send: (to, message) => this.channels?.send(to, message),
         saveHardState: (hard) => writeFileAtomic(hardStatePath, JSON.stringify(hard)),
         roleChanged: (change) => this.roleChanged(change),
         committed: (seqno) => this.committed(seqno),
@@ -217,19 +285,144 @@ export class CocoNode {
       },
       this.log,
     );
+    this.channels?.onMessage((from, message) => this.replica?.step(from, message));
     this.files.onDurable(() => this.signForWaiters());
     this.files.setBeforeBatch(() => this.signForWaiters());
     // Alone in its configuration, a node need not wait out an election timeout.
-    const alone = raft.activeConfigs().every((c) => c.length === 1 && c[0] === this.nodeId);
-    if (alone) raft.campaignNow();
+    const configs = raft.activeConfigs();
+    const alone =
+      configs.length > 0 &&
+      configs.every((c) => c.length === 1 && c[0] === this.nodeId) &&
+      raft.campaignNow();
     this.replica.process();
-    this.tickTimer = setInterval(() => this.replica?.tick(), this.config.consensus.tickMs);
+    this.refreshPeers();
+    this.tickTimer = setInterval(() => this.onTick(), this.config.consensus.tickMs);
     this.tickTimer.unref();
     return alone;
   }
 
   get isPrimary(): boolean {
     return this.replica?.raft.canPropose === true;
+  }
+
+  /** The node this one believes is primary, or null. */
+  get primaryId(): string | null {
+    return this.replica?.raft.leader ?? null;
+  }
+
+  get consensusStatus() {
+    return this.replica?.raft.status();
+  }
+
+  private onTick(): void {
+    this.replica?.tick();
+    if (this.state.nodesInfoVersion !== this.peersVersion) this.refreshPeers();
+    if (this.isPrimary) this.openWhenReady();
+  }
+
+  /** Keeps a channel to every node `nodes.info` lists as pending or trusted. */
+  private refreshPeers(): void {
+    this.peersVersion = this.state.nodesInfoVersion;
+    if (!this.channels) return;
+    const wanted = new Set<string>();
+    const known = this.nodes();
+    for (const [id, info] of known) {
+      if (id === this.nodeId || info.status === "Retired" || !info.node_address) continue;
+      wanted.add(id);
+      this.channels.setPeer(id, info.node_address);
+    }
+    if (known.length === 0) {
+      for (const peer of this.joinPeers) {
+        wanted.add(peer.node_id);
+        this.channels.setPeer(peer.node_id, peer.node_address);
+      }
+    }
+    for (const id of Object.keys(this.channels.stats())) if (!wanted.has(id)) this.channels.removePeer(id);
+  }
+
+  /** Every node in `nodes.info`, as this node's store has it. */
+  nodes(): Array<[string, NodeInfo]> {
+    const tx = this.state.store.begin();
+    const { entries } = tx.map(Tables.nodesInfo).range({ limit: 10_000 });
+    tx.abandon();
+    return entries.map(([key, value]) => [new TextDecoder().decode(key), parseJsonBytes<NodeInfo>(value)]);
+  }
+
+  /** Until governance votes it open, a new service opens once `openAtNodes` nodes are trusted. */
+  openWhenReady(): void {
+    const info = this.serviceInfoOrNull();
+    if (info?.status !== "Opening") return;
+    if (this.state.trustedNodes().length < this.config.openAtNodes) return;
+    try {
+      this.openService();
+    } catch (e) {
+      if (!(e instanceof NotPrimaryError)) throw e;
+    }
+  }
+
+  /**
+   * Admits a joining node (primary only): checks its attestation against the allowed
+   * measurements, issues its certificate, records it, and, while the service is opening,
+   * trusts it at once and hands it the service's secrets wrapped to its encryption key.
+   */
+  async admit(request: JoinRequest): Promise<JoinResponse> {
+    const allowed = this.allowedMeasurements();
+    checkJoinAttestation(request, allowed);
+    const nodeId = joinerNodeId(request);
+    const known = this.nodes().find(([id]) => id === nodeId)?.[1];
+    let certPem = known?.cert;
+    if (!known) {
+      certPem = await issueNodeCertificate({
+        service: { certPem: this.identity.serviceCertPem, privateKeyPem: this.identity.servicePrivateKeyPem },
+        nodePublicKeyPem: request.node_public_key,
+        altNames: hostAltNames(request.rpc_address),
+        now: new Date(this.env.now()),
+        serial: this.env.randomBytes(16),
+      });
+      const status = this.serviceInfo().status === "Opening" ? "Trusted" : "Pending";
+      const tx = this.state.store.begin();
+      const info: NodeInfo = {
+        status,
+        cert: certPem,
+        rpc_address: request.rpc_address,
+        node_address: request.node_address,
+      };
+      tx.map(Tables.nodesInfo).set(utf8(nodeId), jsonBytes(info));
+      tx.map(Tables.nodesEndorsedCertificates).set(utf8(nodeId), utf8(certPem));
+      this.mustCommit(tx);
+      this.log.info({ nodeId, status, rpc: request.rpc_address }, "a node joined");
+    }
+    const status =
+      known?.status === "Trusted" || (!known && this.serviceInfo().status === "Opening")
+        ? "Trusted"
+        : "Pending";
+    const response: JoinResponse = {
+      node_id: nodeId,
+      status,
+      node_certificate: certPem!,
+      service_certificate: this.identity.serviceCertPem,
+      peers: this.nodes()
+        .filter(([id, info]) => id !== nodeId && info.status !== "Retired" && info.node_address)
+        .map(([id, info]) => ({ node_id: id, node_address: info.node_address! })),
+    };
+    if (status === "Trusted") {
+      response.wrapped_secrets = wrapSecrets(
+        {
+          service_private_key: this.identity.servicePrivateKeyPem,
+          ledger_secrets: this.identity.ledgerSecrets,
+        },
+        request.encryption_public_key,
+        (n) => this.env.randomBytes(n),
+      );
+    }
+    return response;
+  }
+
+  private allowedMeasurements(): string[] {
+    const tx = this.state.store.begin();
+    const { entries } = tx.map(Tables.nodesVirtualMeasurements).range({ limit: 10_000 });
+    tx.abandon();
+    return entries.map(([key]) => new TextDecoder().decode(key));
   }
 
   private roleChanged(change: RoleChange): void {
@@ -250,8 +443,11 @@ export class CocoNode {
       status: "Trusted",
       cert: this.identity.nodeCertPem,
       rpc_address: `${this.config.rpc.host}:${this.config.rpc.port}`,
+      node_address: `${this.config.nodeAddress.host}:${this.channels?.port ?? this.config.nodeAddress.port}`,
     };
     tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(node));
+    // The join policy starts with the code this node runs; governance will manage it.
+    tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
     tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
     for (const member of this.config.members) {
       const pem = readCertFile(member.cert);
@@ -278,6 +474,12 @@ export class CocoNode {
     this.mustCommit(tx);
     this.state.emitSignature();
     this.log.info("service is open");
+  }
+
+  /** Service info as this node's store has it; null before a joining node has received it. */
+  serviceInfoOrNull(): ServiceInfo | null {
+    const bytes = this.state.store.read(Tables.serviceInfo, SINGLETON_KEY);
+    return bytes ? parseJsonBytes<ServiceInfo>(bytes) : null;
   }
 
   serviceInfo(): ServiceInfo {
@@ -392,6 +594,7 @@ export class CocoNode {
     clearInterval(this.tickTimer);
     await this.files.whenDurable(this.state.lastSeqno);
     await Promise.all(this.background);
+    await this.channels?.close();
     await this.files.close();
     this.state.abortWaiters("node stopped before the transaction committed");
   }
@@ -466,4 +669,14 @@ async function loadUsableSnapshot(
     return decodeSnapshot(bytes, secrets);
   }
   return undefined;
+}
+
+/** Certificate names for a node reached at `host:port`. */
+function hostAltNames(address: string): { ips: string[]; dns: string[] } {
+  const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+  const isIp = /^[0-9.]+$/.test(host) || host.includes(":");
+  return {
+    ips: [...new Set(["127.0.0.1", ...(isIp ? [host] : [])])],
+    dns: [...new Set(["localhost", ...(isIp ? [] : [host])])],
+  };
 }

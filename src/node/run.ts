@@ -14,7 +14,7 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** Starts a node and its HTTPS endpoint, and opens the service. */
+/** Starts a node and its HTTPS endpoint (a new service opens once `openAtNodes` nodes are trusted). */
 export async function runNode(
   config: NodeConfig,
   env: Environment,
@@ -22,7 +22,6 @@ export async function runNode(
   app: App | null,
 ): Promise<RunningNode> {
   const node = await CocoNode.start(config, env, log);
-  node.openService();
   const server = createRpcServer(node, app, log);
   try {
     await server.listen({ host: config.rpc.host, port: config.rpc.port });

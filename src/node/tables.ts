@@ -11,6 +11,7 @@ export const Tables = {
   usersInfo: "public:ccf.gov.users.info",
   nodesInfo: "public:ccf.gov.nodes.info",
   nodesEndorsedCertificates: "public:ccf.gov.nodes.endorsed_certificates",
+  nodesVirtualMeasurements: "public:ccf.gov.nodes.virtual.measurements",
   signatures: "public:ccf.internal.signatures",
   coseSignatures: "public:ccf.internal.cose_signatures",
   snapshotEvidence: "public:ccf.internal.snapshot_evidence",
@@ -63,4 +64,6 @@ export interface NodeInfo {
   status: "Pending" | "Trusted" | "Retired";
   cert: string;
   rpc_address: string;
+  /** Where other nodes reach this one. */
+  node_address?: string;
 }

@@ -1,6 +1,7 @@
 import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseTxId, TxIdError } from "../kv/index.ts";
+import { JoinError, parseJoinRequest } from "../node/join.ts";
 import { COCO_VERSION, type CocoNode } from "../node/node.ts";
 import { authenticate, identifyPeer } from "./auth.ts";
 import { TX_HEADER } from "./commit-wait.ts";
@@ -27,7 +28,7 @@ function commitTxId(node: CocoNode): string {
 export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode): void {
   server.get("/node/state", async () => ({
     node_id: node.nodeId,
-    state: "PartOfNetwork",
+    state: node.serviceInfoOrNull() ? "PartOfNetwork" : "Pending",
     last_signed_seqno: node.state.lastSignatureSeqno,
     startup_seqno: node.startupSeqno,
   }));
@@ -38,20 +39,63 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
     unsafe: true,
   }));
   server.get("/node/network", async () => {
-    const info = node.serviceInfo();
+    const info = node.serviceInfoOrNull();
     return {
-      service_certificate: info.cert,
-      service_status: info.status,
-      current_view: node.state.view,
-      primary_id: node.nodeId,
+      service_certificate: node.identity.serviceCertPem,
+      service_status: info?.status ?? "Unknown",
+      current_view: node.consensusStatus?.view ?? node.state.view,
+      primary_id: node.primaryId,
     };
   });
+  server.get("/node/network/nodes", async () => ({
+    nodes: node.nodes().map(([id, info]) => ({
+      node_id: id,
+      status: info.status,
+      rpc_address: info.rpc_address,
+      node_address: info.node_address ?? null,
+      primary: id === node.primaryId,
+    })),
+  }));
+  server.get("/node/consensus", async () => node.consensusStatus ?? {});
   server.get("/node/ready/app", async (_req, reply) =>
-    node.serviceInfo().status === "Open"
+    node.serviceInfoOrNull()?.status === "Open"
       ? reply.status(204).send()
-      : sendError(reply, 503, "ServiceNotOpen", "the service is not open yet"),
+      : sendError(
+          reply,
+          503,
+          "ServiceNotOpen",
+          "the service is not open yet (or this node has not caught up)",
+        ),
   );
-  server.get("/node/ready/gov", async (_req, reply) => reply.status(204).send());
+  server.get("/node/ready/gov", async (_req, reply) =>
+    node.serviceInfoOrNull()
+      ? reply.status(204).send()
+      : sendError(reply, 503, "NodeNotReady", "this node has not received the service's state yet"),
+  );
+  server.post("/node/join", async (req, reply) => {
+    let body: unknown;
+    try {
+      body = JSON.parse(
+        Buffer.from((req.body as Uint8Array | undefined) ?? new Uint8Array()).toString("utf8"),
+      );
+    } catch (e) {
+      return sendError(reply, 400, "InvalidInput", `join request is not valid JSON: ${(e as Error).message}`);
+    }
+    try {
+      const request = parseJoinRequest(body);
+      if (!node.isPrimary) {
+        const primary = node.nodes().find(([id]) => id === node.primaryId)?.[1];
+        return reply.status(503).send({
+          error: { code: "NotPrimary", message: "join requests go to the primary" },
+          ...(primary ? { primary_rpc_address: primary.rpc_address } : {}),
+        });
+      }
+      return await node.admit(request);
+    } catch (e) {
+      if (e instanceof JoinError) return sendError(reply, e.status, e.code, e.message);
+      throw e;
+    }
+  });
 
   server.get("/app/commit", async (_req, reply) => {
     const txid = commitTxId(node);

@@ -1,0 +1,86 @@
+import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
+import { Agent, request } from "undici";
+import { generateP384KeyPair } from "../crypto/index.ts";
+import { virtualAttestation } from "../tee/index.ts";
+import type { NodeConfig } from "./config.ts";
+import type { NodeIdentity } from "./identity.ts";
+import { generateEncryptionKey, type JoinResponse, unwrapSecrets } from "./join.ts";
+import { NodeError } from "./node-error.ts";
+
+const RETRY_MS = 500;
+
+/**
+ * Joins an existing service: sends this node's public key, its encryption key and its
+ * attestation to any node (following the answer to the primary), and waits until the service
+ * trusts it. Returns the identity it will keep: its own key, the certificate the service issued,
+ * and the service's secrets, unwrapped with the encryption key that never leaves this node.
+ */
+export async function joinService(
+  config: NodeConfig,
+  log: Logger,
+): Promise<{ identity: NodeIdentity; peers: JoinResponse["peers"] }> {
+  const join = config.join!;
+  const serviceCertPem = readFileSync(join.serviceCertFile, "utf8");
+  const nodeKey = generateP384KeyPair();
+  const encryptionKey = generateEncryptionKey();
+  const body = JSON.stringify({
+    node_public_key: nodeKey.publicKeyPem,
+    encryption_public_key: encryptionKey.publicKeyPem,
+    rpc_address: `${config.rpc.host}:${config.rpc.port}`,
+    node_address: `${config.nodeAddress.host}:${config.nodeAddress.port}`,
+    attestation: virtualAttestation(nodeKey.publicKeyPem),
+  });
+  const dispatcher = new Agent({ connect: { ca: serviceCertPem } });
+  const deadline = Date.now() + join.timeoutMs;
+  let target = join.target;
+  let lastProblem = "no answer yet";
+  try {
+    while (Date.now() < deadline) {
+      try {
+        const res = await request(`https://${target}/node/join`, {
+          method: "POST",
+          dispatcher,
+          headers: { "content-type": "application/json" },
+          body,
+        });
+        const answer = (await res.body.json()) as JoinResponse & {
+          error?: { code: string; message: string };
+          primary_rpc_address?: string;
+        };
+        if (res.statusCode === 200 && answer.status === "Trusted" && answer.wrapped_secrets) {
+          const secrets = unwrapSecrets(answer.wrapped_secrets, encryptionKey.privateKeyPem);
+          log.info({ nodeId: answer.node_id, via: target }, "joined the service");
+          const identity: NodeIdentity = {
+            nodeId: answer.node_id,
+            nodePrivateKeyPem: nodeKey.privateKeyPem,
+            nodeCertPem: answer.node_certificate,
+            servicePrivateKeyPem: secrets.service_private_key,
+            serviceCertPem: answer.service_certificate,
+            ledgerSecrets: secrets.ledger_secrets,
+          };
+          return { identity, peers: Array.isArray(answer.peers) ? answer.peers : [] };
+        }
+        if (res.statusCode === 200) {
+          lastProblem = "the service has not trusted this node yet (Pending)";
+        } else if (answer.error?.code === "NotPrimary" && answer.primary_rpc_address) {
+          target = answer.primary_rpc_address;
+          continue;
+        } else if (res.statusCode >= 400 && res.statusCode < 500) {
+          throw new NodeError(`join refused by ${target}: ${answer.error?.message ?? res.statusCode}`);
+        } else {
+          lastProblem = answer.error?.message ?? `HTTP ${res.statusCode}`;
+        }
+      } catch (e) {
+        if (e instanceof NodeError) throw e;
+        lastProblem = (e as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, RETRY_MS));
+    }
+  } finally {
+    await dispatcher.close();
+  }
+  throw new NodeError(
+    `could not join the service at ${join.target} within ${join.timeoutMs} ms: ${lastProblem}`,
+  );
+}

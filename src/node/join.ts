@@ -1,0 +1,158 @@
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  privateDecrypt,
+  publicEncrypt,
+} from "node:crypto";
+import { nodeIdOf } from "../crypto/index.ts";
+import { verifyVirtualAttestation } from "../tee/index.ts";
+import type { NodeIdentity } from "./identity.ts";
+
+/** What a joining node sends to `POST /node/join`. */
+export interface JoinRequest {
+  node_public_key: string;
+  encryption_public_key: string;
+  rpc_address: string;
+  node_address: string;
+  attestation: unknown;
+}
+
+/** What it gets back. Secrets only once it is trusted, and only wrapped to its encryption key. */
+export interface JoinResponse {
+  node_id: string;
+  status: "Trusted" | "Pending";
+  node_certificate: string;
+  service_certificate: string;
+  wrapped_secrets?: WrappedSecrets;
+  /** The nodes already in the service, so the joiner accepts their connections at once. */
+  peers: Array<{ node_id: string; node_address: string }>;
+}
+
+export interface WrappedSecrets {
+  /** A fresh AES-256 key, RSA-OAEP-SHA256 encrypted to the joiner's encryption key. */
+  key: string;
+  iv: string;
+  /** AES-256-GCM over the JSON of {service_private_key, ledger_secrets}; tag appended. */
+  ciphertext: string;
+}
+
+export interface ServiceSecrets {
+  service_private_key: string;
+  ledger_secrets: NodeIdentity["ledgerSecrets"];
+}
+
+export class JoinError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const ADDRESS = /^[0-9A-Za-z.[\]:-]{1,255}:[0-9]{1,5}$/;
+
+/** Validates a join request from outside; the attestation is checked separately. */
+export function parseJoinRequest(body: unknown): JoinRequest {
+  const bad = (message: string): never => {
+    throw new JoinError(400, "InvalidInput", message);
+  };
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    bad("join request must be a JSON object");
+  const r = body as Record<string, unknown>;
+  for (const field of ["node_public_key", "encryption_public_key", "rpc_address", "node_address"]) {
+    if (typeof r[field] !== "string") bad(`${field} must be a string`);
+  }
+  for (const field of ["rpc_address", "node_address"]) {
+    if (!ADDRESS.test(r[field] as string)) bad(`${field} must be host:port`);
+  }
+  try {
+    const key = createPublicKey(r.node_public_key as string);
+    if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
+      bad("node_public_key must be an EC P-384 public key");
+    }
+  } catch (e) {
+    if (e instanceof JoinError) throw e;
+    bad(`node_public_key is not a public key: ${(e as Error).message}`);
+  }
+  try {
+    const key = createPublicKey(r.encryption_public_key as string);
+    if (key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
+      bad("encryption_public_key must be an RSA key of at least 2048 bits");
+    }
+  } catch (e) {
+    if (e instanceof JoinError) throw e;
+    bad(`encryption_public_key is not a public key: ${(e as Error).message}`);
+  }
+  return {
+    node_public_key: r.node_public_key as string,
+    encryption_public_key: r.encryption_public_key as string,
+    rpc_address: r.rpc_address as string,
+    node_address: r.node_address as string,
+    attestation: r.attestation,
+  };
+}
+
+/** Refuses a joiner whose attestation does not satisfy the join policy, with the reason. */
+export function checkJoinAttestation(request: JoinRequest, allowedMeasurements: string[]): void {
+  const verdict = verifyVirtualAttestation(request.attestation, request.node_public_key, allowedMeasurements);
+  if (!verdict.ok) throw new JoinError(403, "InvalidAttestation", `join refused: ${verdict.reason}`);
+}
+
+export function joinerNodeId(request: JoinRequest): string {
+  return nodeIdOf(request.node_public_key);
+}
+
+export function wrapSecrets(
+  secrets: ServiceSecrets,
+  encryptionPublicKeyPem: string,
+  random: (n: number) => Uint8Array,
+): WrappedSecrets {
+  const key = random(32);
+  const iv = random(12);
+  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  const ciphertext = Buffer.concat([
+    cipher.update(JSON.stringify(secrets)),
+    cipher.final(),
+    cipher.getAuthTag(),
+  ]);
+  const wrappedKey = publicEncrypt(
+    { key: encryptionPublicKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+    key,
+  );
+  return {
+    key: wrappedKey.toString("base64"),
+    iv: Buffer.from(iv).toString("base64"),
+    ciphertext: ciphertext.toString("base64"),
+  };
+}
+
+export function unwrapSecrets(wrapped: WrappedSecrets, encryptionPrivateKeyPem: string): ServiceSecrets {
+  const key = privateDecrypt(
+    {
+      key: createPrivateKey(encryptionPrivateKeyPem),
+      padding: constants.RSA_PKCS1_OAEP_PADDING,
+      oaepHash: "sha256",
+    },
+    Buffer.from(wrapped.key, "base64"),
+  );
+  const sealed = Buffer.from(wrapped.ciphertext, "base64");
+  const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(wrapped.iv, "base64"));
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  const plain = Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]);
+  return JSON.parse(plain.toString("utf8")) as ServiceSecrets;
+}
+
+/** A joiner's RSA key for receiving the service's secrets. Never leaves the node. */
+export function generateEncryptionKey(): { publicKeyPem: string; privateKeyPem: string } {
+  const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 3072 });
+  return {
+    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+    privateKeyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+  };
+}

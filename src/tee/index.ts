@@ -1,0 +1,6 @@
+export {
+  codeMeasurement,
+  type VirtualAttestation,
+  verifyVirtualAttestation,
+  virtualAttestation,
+} from "./virtual.ts";

@@ -5,7 +5,14 @@ import { dirname, resolve } from "node:path";
 export interface NodeConfig {
   /** Holds the ledger, snapshots and the node's sealed secrets. */
   dir: string;
-  rpc: { host: string; port: number; maxBodyBytes: number };
+  rpc: {
+    host: string;
+    port: number;
+    maxBodyBytes: number;
+    /** What a backup does with a write: forward it to the primary, or redirect the client (307). */
+    forwarding: "forward" | "redirect";
+    forwardTimeoutMs: number;
+  };
   /** Where other nodes of the service reach this one (mutual TLS, node certificates). */
   nodeAddress: { host: string; port: number };
   /** Join an existing service instead of starting a new one. */
@@ -92,7 +99,10 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "log",
     "commitWaitTimeoutMs",
   ]);
-  const rpc = objectAt(top.rpc ?? {}, "rpc", ["address", "maxBodyBytes"]);
+  const rpc = objectAt(top.rpc ?? {}, "rpc", ["address", "maxBodyBytes", "forwarding", "forwardTimeoutMs"]);
+  const forwarding = stringAt(rpc, "forwarding", "rpc", "forward");
+  if (forwarding !== "forward" && forwarding !== "redirect")
+    fail("rpc.forwarding", "must be forward or redirect");
   const ledger = objectAt(top.ledger ?? {}, "ledger", ["chunkSize"]);
   const signatures = objectAt(top.signatures ?? {}, "signatures", ["maxTransactions", "maxIntervalMs"]);
   const snapshots = objectAt(top.snapshots ?? {}, "snapshots", ["txInterval"]);
@@ -129,6 +139,8 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     rpc: {
       ...parseAddress(stringAt(rpc, "address", "rpc", "127.0.0.1:8000")),
       maxBodyBytes: intAt(rpc, "maxBodyBytes", "rpc", 1024 * 1024, 1024, 64 * 1024 * 1024),
+      forwarding,
+      forwardTimeoutMs: intAt(rpc, "forwardTimeoutMs", "rpc", 10_000, 100, 600_000),
     },
     serviceCertFile: resolve(baseDir, stringAt(top, "serviceCertFile", "", "service_cert.pem")),
     nodeAddress: parseAddress(stringAt(top, "nodeAddress", "", "127.0.0.1:0"), "nodeAddress"),

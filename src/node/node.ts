@@ -340,6 +340,22 @@ export class CocoNode {
     for (const id of Object.keys(this.channels.stats())) if (!wanted.has(id)) this.channels.removePeer(id);
   }
 
+  /** Sends a request to another node of the service over the node-to-node channel. */
+  requestNode(to: string, message: unknown, timeoutMs: number): Promise<unknown> {
+    if (!this.channels) return Promise.reject(new NodeError("no node-to-node channels"));
+    return this.channels.request(to, message, timeoutMs);
+  }
+
+  /** Serves requests from other nodes (forwarded client calls). */
+  onNodeRequest(handler: (from: string, message: unknown) => Promise<unknown>): void {
+    this.channels?.onRequest(handler);
+  }
+
+  /** Where clients reach a node, from `nodes.info`. */
+  rpcAddressOf(nodeId: string): string | undefined {
+    return this.nodes().find(([id]) => id === nodeId)?.[1].rpc_address;
+  }
+
   /** Every node in `nodes.info`, as this node's store has it. */
   nodes(): Array<[string, NodeInfo]> {
     const tx = this.state.store.begin();

@@ -1,4 +1,3 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import {
   type App,
@@ -12,36 +11,61 @@ import {
 import { KvError, type Tx } from "../kv/index.ts";
 import { NotPrimaryError, ZERO_DIGEST } from "../node/ledger-state.ts";
 import type { CocoNode } from "../node/node.ts";
-import { authenticate, identifyPeer } from "./auth.ts";
-import { TX_HEADER, waitForCommitOrReply, wantsCommitWait } from "./commit-wait.ts";
-import { sendError } from "./errors.ts";
+import { authenticate, type Peer } from "./auth.ts";
+import { TX_HEADER, WAIT_HEADER, waitForCommit } from "./commit-wait.ts";
 
 const MAX_ATTEMPTS = 10;
 const METHODS = new Set(["GET", "PUT", "POST", "DELETE", "PATCH"]);
 const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** An app request, independent of how it arrived (HTTPS here, or forwarded by a backup). */
+export interface AppCall {
+  method: string;
+  /** Path and query, e.g. `/app/log/private?id=1`. */
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Uint8Array;
+  peer: Peer;
+}
+
+/** An answer, ready to be written to HTTP or sent back to the backup that forwarded the call. */
+export interface AppAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+
+export function errorAnswer(status: number, code: string, message: string, txid?: string): AppAnswer {
+  return {
+    status,
+    headers: { "content-type": "application/json", ...(txid ? { [TX_HEADER]: txid } : {}) },
+    body: encoder.encode(JSON.stringify({ error: { code, message } })),
+  };
+}
 
 /** Framework maps are written by the node and governance only, never by apps. */
 function reservedMap(name: string): boolean {
   return name.startsWith("public:ccf.") || name.startsWith("ccf.");
 }
 
-function makeRequest(req: FastifyRequest, path: string, params: Record<string, string>): AppRequest {
-  const body = req.body instanceof Uint8Array ? req.body : new Uint8Array(0);
-  const queryIndex = req.url.indexOf("?");
+function makeRequest(call: AppCall, path: string, params: Record<string, string>): AppRequest {
+  const queryIndex = call.url.indexOf("?");
   const text = (): string => {
     try {
-      return decoder.decode(body);
+      return decoder.decode(call.body);
     } catch {
       throw new HttpError(400, "InvalidInput", "request body is not valid UTF-8");
     }
   };
   return {
-    method: req.method as HttpMethod,
+    method: call.method as HttpMethod,
     path,
     params,
-    query: new URLSearchParams(queryIndex < 0 ? "" : req.url.slice(queryIndex + 1)),
-    headers: req.headers,
-    body,
+    query: new URLSearchParams(queryIndex < 0 ? "" : call.url.slice(queryIndex + 1)),
+    headers: call.headers,
+    body: call.body,
     text,
     json<T>(): T {
       try {
@@ -54,101 +78,119 @@ function makeRequest(req: FastifyRequest, path: string, params: Record<string, s
   };
 }
 
-function sendAppResponse(reply: FastifyReply, response: AppResponse, status: number): FastifyReply {
-  for (const [name, value] of Object.entries(response.headers ?? {})) reply.header(name, value);
-  reply.status(status);
+function appAnswer(response: AppResponse, status: number, txid: string): AppAnswer {
+  const headers: Record<string, string> = { ...(response.headers ?? {}), [TX_HEADER]: txid };
   const body = response.body;
-  if (body === undefined) return reply.send();
-  const contentType = response.headers?.["content-type"];
-  if (typeof body === "string") return reply.type(contentType ?? "text/plain").send(body);
-  if (body instanceof Uint8Array)
-    return reply.type(contentType ?? "application/octet-stream").send(Buffer.from(body));
-  return reply.type("application/json").send(JSON.stringify(body));
+  if (body === undefined) return { status, headers, body: new Uint8Array(0) };
+  if (typeof body === "string") {
+    headers["content-type"] ??= "text/plain";
+    return { status, headers, body: encoder.encode(body) };
+  }
+  if (body instanceof Uint8Array) {
+    headers["content-type"] ??= "application/octet-stream";
+    return { status, headers, body };
+  }
+  headers["content-type"] = "application/json";
+  return { status, headers, body: encoder.encode(JSON.stringify(body)) };
 }
 
-/** Runs an app handler, committing its transaction, re-running it on a conflict. */
-export async function dispatchApp(
-  node: CocoNode,
-  app: App,
-  log: Logger,
-  req: FastifyRequest,
-  reply: FastifyReply,
-): Promise<FastifyReply> {
-  const path = req.url.slice("/app".length).split("?")[0]!;
+export type Routed =
+  | { kind: "answer"; answer: AppAnswer }
+  | { kind: "run"; endpoint: Endpoint; params: Record<string, string>; path: string };
+
+/** Finds the endpoint and checks the caller; refusals come back as answers. */
+export function routeApp(node: CocoNode, app: App, call: AppCall): Routed {
+  const path = call.url.slice("/app".length).split("?")[0]!;
   // Every /app answer names a transaction; errors before execution name the current state.
-  reply.header(TX_HEADER, node.state.txIdOf(node.state.store.version));
-  if (!METHODS.has(req.method))
-    return sendError(reply, 405, "MethodNotAllowed", `${req.method} is not supported`);
-  const match = app.router.match(req.method as HttpMethod, path);
-  if (!match) return sendError(reply, 404, "ResourceNotFound", `no endpoint ${req.method} /app${path}`);
-  if ("methodNotAllowed" in match) {
-    return sendError(reply, 405, "MethodNotAllowed", `/app${path} does not accept ${req.method}`);
+  const current = node.state.txIdOf(node.state.store.version);
+  const refuse = (status: number, code: string, message: string): Routed => ({
+    kind: "answer",
+    answer: errorAnswer(status, code, message, current),
+  });
+  if (!METHODS.has(call.method)) return refuse(405, "MethodNotAllowed", `${call.method} is not supported`);
+  const match = app.router.match(call.method as HttpMethod, path);
+  if (!match) return refuse(404, "ResourceNotFound", `no endpoint ${call.method} /app${path}`);
+  if ("methodNotAllowed" in match)
+    return refuse(405, "MethodNotAllowed", `/app${path} does not accept ${call.method}`);
+  const wait = call.headers[WAIT_HEADER];
+  if (wait !== undefined && wait !== "commit") {
+    return refuse(400, "InvalidHeaderValue", "x-coco-wait must be 'commit' when present");
   }
-  const waitHeader = wantsCommitWait(req);
-  if (waitHeader === "invalid") {
-    return sendError(reply, 400, "InvalidHeaderValue", "x-coco-wait must be 'commit' when present");
+  return { kind: "run", endpoint: match.endpoint, params: match.params, path };
+}
+
+/** Runs an app handler on this node, committing its transaction, re-running it on a conflict. */
+export async function executeApp(
+  node: CocoNode,
+  routed: Extract<Routed, { kind: "run" }>,
+  call: AppCall,
+  log: Logger,
+): Promise<AppAnswer> {
+  const { endpoint, params, path } = routed;
+  const current = () => node.state.txIdOf(node.state.store.version);
+  const auth = authenticate(endpoint.auth, call.peer);
+  if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, current());
+  if (endpoint.mode === "readwrite" && !node.isPrimary) {
+    return errorAnswer(503, "NotPrimary", "this node is not the primary; retry on the primary", current());
   }
-  const { endpoint, params } = match;
-  const auth = authenticate(
-    endpoint.auth,
-    identifyPeer(req.raw.socket as import("node:tls").TLSSocket, node.state.store),
-  );
-  if (!auth.ok) return sendError(reply, auth.status, auth.code, auth.message);
-  if (endpoint.mode === "readwrite" && !node.isPrimary) return notPrimary(reply);
-  const request = makeRequest(req, path, params);
+  const waitForIt = call.headers[WAIT_HEADER] === "commit";
+  const request = makeRequest(call, path, params);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const tx = node.state.store.begin();
     const result = await runHandler(endpoint, request, auth.caller, tx, log);
     if ("error" in result) {
       tx.abandon();
-      reply.header(TX_HEADER, node.state.txIdOf(tx.startVersion));
-      return sendError(reply, result.error.status, result.error.code, result.error.message);
+      return errorAnswer(
+        result.error.status,
+        result.error.code,
+        result.error.message,
+        node.state.txIdOf(tx.startVersion),
+      );
     }
     const status = result.response.status ?? 200;
     const applies = endpoint.applyWrites ? endpoint.applyWrites(status) : status >= 200 && status < 300;
     if (tx.isReadOnly || !applies) {
       tx.abandon();
-      return answerRead(node, reply, tx.startVersion, waitHeader === "commit", result.response, status);
+      return answerRead(node, tx.startVersion, waitForIt, result.response, status);
     }
     if (endpoint.mode === "readonly") {
       tx.abandon();
       log.error({ endpoint: endpoint.path }, "a read-only endpoint wrote to the store; writes dropped");
-      return sendError(reply, 500, "InternalError", "read-only endpoint attempted to write");
+      return errorAnswer(500, "InternalError", "read-only endpoint attempted to write", current());
     }
     const forbidden = tx.writeSet().find((m) => reservedMap(m.name));
     if (forbidden) {
       tx.abandon();
-      return sendError(
-        reply,
+      return errorAnswer(
         403,
         "AuthorizationFailed",
         `apps may not write the framework map ${forbidden.name}`,
+        current(),
       );
     }
     let outcome: ReturnType<CocoNode["commit"]>;
     try {
       outcome = node.commit(tx, result.claimsDigest);
     } catch (e) {
-      if (e instanceof NotPrimaryError) return notPrimary(reply);
+      if (e instanceof NotPrimaryError) {
+        return errorAnswer(503, "NotPrimary", "this node stopped being the primary; retry", current());
+      }
       throw e;
     }
     if (!outcome.ok) continue;
-    if (outcome.seqno === null) {
-      return answerRead(node, reply, tx.startVersion, waitHeader === "commit", result.response, status);
-    }
+    if (outcome.seqno === null) return answerRead(node, tx.startVersion, waitForIt, result.response, status);
     const txid = `${outcome.view}.${outcome.seqno}`;
-    reply.header(TX_HEADER, txid);
-    if (waitHeader === "commit" || endpoint.waitForCommit) {
-      const failed = await waitForCommitOrReply(node, outcome.seqno, txid, reply);
+    if (waitForIt || endpoint.waitForCommit) {
+      const failed = await waitForCommit(node, outcome.seqno, txid);
       if (failed) return failed;
     }
-    return sendAppResponse(reply, result.response, status);
+    return appAnswer(result.response, status, txid);
   }
-  return sendError(
-    reply,
+  return errorAnswer(
     409,
     "TransactionConflict",
     `gave up after ${MAX_ATTEMPTS} conflicting attempts; retry`,
+    current(),
   );
 }
 
@@ -158,24 +200,17 @@ export async function dispatchApp(
  */
 async function answerRead(
   node: CocoNode,
-  reply: FastifyReply,
   readVersion: number,
-  waitForCommit: boolean,
+  waitForIt: boolean,
   response: AppResponse,
   status: number,
-): Promise<FastifyReply> {
+): Promise<AppAnswer> {
   const txid = node.state.txIdOf(readVersion);
-  reply.header(TX_HEADER, txid);
-  if (waitForCommit) {
-    const failed = await waitForCommitOrReply(node, readVersion, txid, reply);
+  if (waitForIt) {
+    const failed = await waitForCommit(node, readVersion, txid);
     if (failed) return failed;
   }
-  return sendAppResponse(reply, response, status);
-}
-
-/** Writes run on the primary only; forwarding to it comes with replication. */
-function notPrimary(reply: FastifyReply): FastifyReply {
-  return sendError(reply, 503, "NotPrimary", "this node is not the primary; retry on the primary");
+  return appAnswer(response, status, txid);
 }
 
 type HandlerResult =

@@ -28,7 +28,11 @@ function certificateId(socket: TLSSocket): string | null {
 
 /** Who is calling, looked up afresh on every request so removed users and members lose access at once. */
 export function identifyPeer(socket: TLSSocket, store: Store): Peer {
-  const id = certificateId(socket);
+  return peerFromId(certificateId(socket), store);
+}
+
+/** The caller with this certificate id, as this node's store knows it (forwarded calls too). */
+export function peerFromId(id: string | null, store: Store): Peer {
   if (id === null) return { id: null, user: null, member: null };
   const key = utf8(id);
   const user = store.read(Tables.usersCerts, key);

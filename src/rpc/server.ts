@@ -2,9 +2,9 @@ import fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import type { App } from "../apps/index.ts";
 import type { CocoNode } from "../node/node.ts";
-import { dispatchApp } from "./app-dispatch.ts";
 import { TX_HEADER } from "./commit-wait.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
+import { appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerOperatorRoutes } from "./operator.ts";
 
 /**
@@ -50,9 +50,8 @@ export function createRpcServer(node: CocoNode, app: App | null, log: Logger): F
 
   registerOperatorRoutes(server, node);
   if (app) {
-    const handler = (req: Parameters<typeof dispatchApp>[3], reply: Parameters<typeof dispatchApp>[4]) =>
-      dispatchApp(node, app, log, req, reply);
-    server.all("/app/*", handler);
+    server.all("/app/*", appHandler(node, app, log));
+    serveForwardedCalls(node, app, log);
   }
   return server;
 }

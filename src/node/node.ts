@@ -109,6 +109,12 @@ export class CocoNode {
   private tickTimer: NodeJS.Timeout | undefined;
   private channels: NodeChannels | undefined;
   private peersVersion = -1;
+  /** Linearizable reads waiting for the primary to confirm it still leads (read index). */
+  private readonly pendingReads = new Map<
+    string,
+    { resolve: (seqno: number) => void; reject: (e: Error) => void }
+  >();
+  private readCounter = 0;
   /** Nodes named in the join answer; used until the replicated `nodes.info` lists them. */
   private joinPeers: JoinResponse["peers"] = [];
   private replica: Replica | undefined;
@@ -281,7 +287,7 @@ export class CocoNode {
         saveHardState: (hard) => writeFileAtomic(hardStatePath, JSON.stringify(hard)),
         roleChanged: (change) => this.roleChanged(change),
         committed: (seqno) => this.committed(seqno),
-        readReady: () => {},
+        readReady: (requestId, seqno) => this.readReady(requestId, seqno),
       },
       this.log,
     );
@@ -338,6 +344,29 @@ export class CocoNode {
       }
     }
     for (const id of Object.keys(this.channels.stats())) if (!wanted.has(id)) this.channels.removePeer(id);
+  }
+
+  /**
+   * A linearizable read without a write: the primary confirms with a quorum that it still leads
+   * (read index) and returns the commit point a read must reflect. Rejects with NotPrimaryError
+   * on a node that is not, or stops being, the primary.
+   */
+  linearizableReadPoint(): Promise<number> {
+    if (!this.replica || !this.isPrimary)
+      return Promise.reject(new NotPrimaryError("this node is not the primary"));
+    const id = `read-${++this.readCounter}`;
+    const point = new Promise<number>((resolve, reject) => this.pendingReads.set(id, { resolve, reject }));
+    this.replica.raft.readIndex(id);
+    this.replica.process();
+    return point;
+  }
+
+  private readReady(requestId: string, seqno: number | null): void {
+    const pending = this.pendingReads.get(requestId);
+    if (!pending) return;
+    this.pendingReads.delete(requestId);
+    if (seqno === null) pending.reject(new NotPrimaryError("this node stopped being the primary"));
+    else pending.resolve(seqno);
   }
 
   /** Sends a request to another node of the service over the node-to-node channel. */
@@ -613,6 +642,7 @@ export class CocoNode {
     await this.channels?.close();
     await this.files.close();
     this.state.abortWaiters("node stopped before the transaction committed");
+    for (const id of [...this.pendingReads.keys()]) this.readReady(id, null);
   }
 }
 

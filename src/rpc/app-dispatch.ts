@@ -12,7 +12,7 @@ import { KvError, type Tx } from "../kv/index.ts";
 import { NotPrimaryError, ZERO_DIGEST } from "../node/ledger-state.ts";
 import type { CocoNode } from "../node/node.ts";
 import { authenticate, type Peer } from "./auth.ts";
-import { TX_HEADER, WAIT_HEADER, waitForCommit } from "./commit-wait.ts";
+import { READ_HEADER, TX_HEADER, WAIT_HEADER, waitForCommit } from "./commit-wait.ts";
 
 const MAX_ATTEMPTS = 10;
 const METHODS = new Set(["GET", "PUT", "POST", "DELETE", "PATCH"]);
@@ -116,6 +116,10 @@ export function routeApp(node: CocoNode, app: App, call: AppCall): Routed {
   if (wait !== undefined && wait !== "commit") {
     return refuse(400, "InvalidHeaderValue", "x-coco-wait must be 'commit' when present");
   }
+  const read = call.headers[READ_HEADER];
+  if (read !== undefined && read !== "linearizable") {
+    return refuse(400, "InvalidHeaderValue", "x-coco-read must be 'linearizable' when present");
+  }
   return { kind: "run", endpoint: match.endpoint, params: match.params, path };
 }
 
@@ -134,6 +138,21 @@ export async function executeApp(
     return errorAnswer(503, "NotPrimary", "this node is not the primary; retry on the primary", current());
   }
   const waitForIt = call.headers[WAIT_HEADER] === "commit";
+  if (call.headers[READ_HEADER] === "linearizable") {
+    try {
+      await node.linearizableReadPoint();
+    } catch (e) {
+      if (e instanceof NotPrimaryError) {
+        return errorAnswer(
+          503,
+          "NotPrimary",
+          "linearizable reads are served by the primary; retry",
+          current(),
+        );
+      }
+      throw e;
+    }
+  }
   const request = makeRequest(call, path, params);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const tx = node.state.store.begin();

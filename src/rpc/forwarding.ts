@@ -5,7 +5,7 @@ import type { App } from "../apps/index.ts";
 import type { CocoNode } from "../node/node.ts";
 import { type AppAnswer, type AppCall, errorAnswer, executeApp, routeApp } from "./app-dispatch.ts";
 import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
-import { TX_HEADER } from "./commit-wait.ts";
+import { READ_HEADER, TX_HEADER, WAIT_HEADER } from "./commit-wait.ts";
 
 /** A client call a backup hands to the primary: the caller is named by its certificate id. */
 interface ForwardedCall {
@@ -21,7 +21,7 @@ interface ForwardedCall {
 const forwardedSessions = new WeakSet<object>();
 
 /** Only these request headers travel with a forwarded call. */
-const FORWARDED_HEADERS = ["content-type", "accept", "x-coco-wait"];
+const FORWARDED_HEADERS = ["content-type", "accept", WAIT_HEADER, READ_HEADER];
 
 function writeAnswer(reply: FastifyReply, answer: AppAnswer): FastifyReply {
   for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value);
@@ -41,7 +41,10 @@ export function appHandler(node: CocoNode, app: App, log: Logger) {
     };
     const routed = routeApp(node, app, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
-    const needsPrimary = routed.endpoint.mode === "readwrite" || forwardedSessions.has(socket);
+    const needsPrimary =
+      routed.endpoint.mode === "readwrite" ||
+      call.headers[READ_HEADER] === "linearizable" ||
+      forwardedSessions.has(socket);
     const primary = node.primaryId;
     if (!needsPrimary || node.isPrimary || primary === null || primary === node.nodeId) {
       return writeAnswer(reply, await executeApp(node, routed, call, log));

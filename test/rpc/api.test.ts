@@ -92,6 +92,21 @@ describe("HTTPS API of a single node", () => {
     assert.equal(status.json().status, "Committed");
   });
 
+  test("a linearizable read (read index) needs no write", async () => {
+    await net.call("PUT", "/app/log/private?id=61", {
+      body: { msg: "v" },
+      headers: { "x-coco-wait": "commit" },
+    });
+    net.running.node.signIfPending();
+    const version = net.running.node.state.store.version;
+    const read = await net.call("GET", "/app/log/private?id=61", {
+      headers: { "x-coco-read": "linearizable" },
+    });
+    assert.equal(read.status, 200);
+    assert.deepEqual(read.json(), { msg: "v" });
+    assert.equal(net.running.node.state.store.version, version);
+  });
+
   test("transaction status: Pending, Committed, Unknown, Invalid", async () => {
     const commit = (await net.call("GET", "/app/commit", { as: "none" })).json().transaction_id as string;
     const [view, seqno] = commit.split(".").map(Number) as [number, number];
@@ -176,6 +191,7 @@ describe("HTTPS API of a single node", () => {
         400,
         "InvalidHeaderValue",
       ],
+      ["GET", "/app/log/private?id=1", { headers: { "x-coco-read": "stale" } }, 400, "InvalidHeaderValue"],
       ["GET", "/app/tx?transaction_id=1.x", { as: "none" }, 400, "InvalidQueryParameterValue"],
       ["GET", "/app/tx", { as: "none" }, 400, "InvalidQueryParameterValue"],
       ["GET", "/app/receipt?transaction_id=01.2", {}, 400, "InvalidQueryParameterValue"],

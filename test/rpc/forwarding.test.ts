@@ -100,6 +100,34 @@ describe("a backup forwards writes to the primary", () => {
     assert.deepEqual(await read.body.json(), { msg: "through a backup" });
   });
 
+  test("a linearizable read on a backup reflects the latest committed write, without a write", async () => {
+    const primary = nodes.find((n) => n.node.isPrimary)!;
+    const backup = nodes.find((n) => !n.node.isPrimary && n.node.config.rpc.forwarding === "forward")!;
+    const put = await request(url(primary, "/app/log/public?id=21"), {
+      method: "PUT",
+      dispatcher: agent,
+      headers: { "content-type": "application/json", "x-coco-wait": "commit" },
+      body: JSON.stringify({ msg: "latest" }),
+    });
+    await put.body.dump();
+    const before = primary.node.state.store.version;
+    // A fresh connection, so no earlier forwarding makes this session sticky.
+    const fresh = new Agent({
+      connect: { ca: primary.node.identity.serviceCertPem, cert: user.certPem, key: user.privateKeyPem },
+    });
+    try {
+      const read = await request(url(backup, "/app/log/public?id=21"), {
+        dispatcher: fresh,
+        headers: { "x-coco-read": "linearizable" },
+      });
+      assert.equal(read.statusCode, 200);
+      assert.deepEqual(await read.body.json(), { msg: "latest" });
+    } finally {
+      await fresh.close();
+    }
+    assert.equal(primary.node.state.store.version, before, "the read wrote nothing");
+  });
+
   test("in redirect mode a backup answers 307 with the primary's address", async () => {
     const primary = nodes.find((n) => n.node.isPrimary)!;
     const redirecting = nodes.find((n) => !n.node.isPrimary && n.node.config.rpc.forwarding === "redirect");

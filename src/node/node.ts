@@ -463,6 +463,27 @@ export class CocoNode {
     return response;
   }
 
+  /**
+   * Changes a node's standing (primary only): `Trusted` makes a pending node a voting member,
+   * `Retired` removes one. Either commits with quorums of the old and the new configuration.
+   * Governance will make these proposals' actions; until then members call them directly.
+   */
+  setNodeStatus(nodeId: string, status: "Trusted" | "Retired"): number {
+    const info = this.nodes().find(([id]) => id === nodeId)?.[1];
+    if (!info) throw new NodeError(`no node ${nodeId}`);
+    if (info.status === "Retired") throw new NodeError(`node ${nodeId} is already retired`);
+    if (info.status === status) throw new NodeError(`node ${nodeId} is already ${status}`);
+    if (status === "Retired" && this.state.trustedNodes().filter((id) => id !== nodeId).length === 0) {
+      throw new NodeError("cannot retire the last trusted node");
+    }
+    const tx = this.state.store.begin();
+    tx.map(Tables.nodesInfo).set(utf8(nodeId), jsonBytes({ ...info, status }));
+    const outcome = this.commit(tx);
+    if (!outcome.ok || outcome.seqno === null) throw new NodeError("the node status change did not commit");
+    this.log.info({ nodeId, status, seqno: outcome.seqno }, "node status changed");
+    return outcome.seqno;
+  }
+
   private allowedMeasurements(): string[] {
     const tx = this.state.store.begin();
     const { entries } = tx.map(Tables.nodesVirtualMeasurements).range({ limit: 10_000 });

@@ -45,9 +45,68 @@ function splitPoint(n: number): number {
   return k;
 }
 
+/**
+ * A tree's compact form at some size: the hashes of the perfect blocks named by the size's set
+ * bits, largest (leftmost) first. Enough to extend the tree and to prove anything appended later.
+ */
+export interface MerkleFrontier {
+  size: number;
+  hashes: Uint8Array[];
+}
+
 export class MerkleTree {
   /** levels[h][i] = hash of leaves [i * 2^h, (i + 1) * 2^h); levels[0] are the leaves. */
   private readonly levels: Uint8Array[][] = [[]];
+  /** Leaves before this index are known only through the frontier the tree started from. */
+  private start = 0;
+
+  /**
+   * A tree that continues from a frontier (as a node that starts from a snapshot does): roots of
+   * any size from `frontier.size` on, and paths of every leaf appended after it.
+   */
+  static fromFrontier(frontier: MerkleFrontier): MerkleTree {
+    checkCount(frontier.size, "frontier size", 0, Number.MAX_SAFE_INTEGER);
+    const expected = frontier.size.toString(2).replace(/0/g, "").length;
+    if (!Array.isArray(frontier.hashes) || frontier.hashes.length !== expected) {
+      throw new MerkleError(
+        `a frontier of size ${frontier.size} has ${expected} hashes, got ${frontier.hashes?.length}`,
+      );
+    }
+    const tree = new MerkleTree();
+    let offset = 0;
+    let next = 0;
+    for (let height = 52; height >= 0; height--) {
+      const width = 2 ** height;
+      if (frontier.size - offset < width) continue;
+      const hash = checkDigest(frontier.hashes[next++], "frontier hash");
+      tree.levelAt(height)[offset / width] = Uint8Array.from(hash);
+      offset += width;
+    }
+    // Sparse levels: the right lengths, holes where only the frontier's blocks are known.
+    for (let height = 0; height < tree.levels.length; height++) {
+      tree.levelAt(height).length = Math.floor(frontier.size / 2 ** height);
+    }
+    tree.start = frontier.size;
+    return tree;
+  }
+
+  /** The frontier at the current size. */
+  frontier(): MerkleFrontier {
+    const hashes: Uint8Array[] = [];
+    let offset = 0;
+    for (let height = this.levels.length - 1; height >= 0; height--) {
+      const width = 2 ** height;
+      if (this.size - offset < width) continue;
+      hashes.push(Uint8Array.from(this.levels[height]![offset / width]!));
+      offset += width;
+    }
+    return { size: this.size, hashes };
+  }
+
+  /** The first leaf this tree can prove (0 unless it started from a frontier). */
+  get firstProvable(): number {
+    return this.start;
+  }
 
   get size(): number {
     return this.levels[0]!.length;
@@ -68,20 +127,20 @@ export class MerkleTree {
   }
 
   leaf(index: number): Uint8Array {
-    checkCount(index, "leaf index", 0, this.size - 1);
+    checkCount(index, "leaf index", this.start, this.size - 1);
     return Uint8Array.from(this.levels[0]![index]!);
   }
 
   root(size: number = this.size): Uint8Array {
     if (this.size === 0) throw new MerkleError("the Merkle tree is empty: it has no root");
-    checkCount(size, "tree size", 1, this.size);
+    checkCount(size, "tree size", Math.max(1, this.start), this.size);
     return Uint8Array.from(this.rangeHash(0, size));
   }
 
   path(index: number, size: number): ProofStep[] {
     if (this.size === 0) throw new MerkleError("the Merkle tree is empty: it has no paths");
-    checkCount(size, "tree size", 1, this.size);
-    checkCount(index, "leaf index", 0, size - 1);
+    checkCount(size, "tree size", Math.max(1, this.start), this.size);
+    checkCount(index, "leaf index", this.start, size - 1);
     // Walk down from the root, noting each sibling, then return them leaf first.
     const steps: ProofStep[] = [];
     let start = 0;
@@ -101,7 +160,7 @@ export class MerkleTree {
   }
 
   truncate(size: number): void {
-    checkCount(size, "truncated size", 0, this.size);
+    checkCount(size, "truncated size", this.start, this.size);
     for (let height = 0; height < this.levels.length; height++) {
       this.levels[height]!.length = Math.floor(size / 2 ** height);
     }

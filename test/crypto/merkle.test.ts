@@ -174,3 +174,30 @@ describe("MerkleTree", () => {
     assert.ok(performance.now() - started < 2000, "root/path took too long");
   });
 });
+
+test("a tree continued from a frontier gives the same roots and paths as the whole tree", async () => {
+  const { MerkleTree, rootFromPath } = await import("../../src/crypto/merkle.ts");
+  const { createHash } = await import("node:crypto");
+  const leafOf = (i: number) => createHash("sha256").update(`leaf ${i}`).digest();
+  for (const start of [0, 1, 2, 5, 8, 13, 64, 100]) {
+    const whole = new MerkleTree();
+    for (let i = 0; i < start; i++) whole.append(leafOf(i));
+    const continued = MerkleTree.fromFrontier(whole.frontier());
+    assert.equal(continued.size, start);
+    for (let i = start; i < start + 40; i++) {
+      whole.append(leafOf(i));
+      continued.append(leafOf(i));
+    }
+    for (let size = Math.max(1, start); size <= whole.size; size++) {
+      assert.deepEqual(continued.root(size), whole.root(size), `root of ${size} from frontier ${start}`);
+    }
+    for (let index = start; index < whole.size; index++) {
+      const path = continued.path(index, whole.size);
+      assert.deepEqual(path, whole.path(index, whole.size));
+      assert.deepEqual(rootFromPath(leafOf(index), path), whole.root());
+    }
+    if (start > 0) assert.throws(() => continued.path(start - 1, whole.size), /leaf index/);
+    assert.deepEqual(MerkleTree.fromFrontier(continued.frontier()).root(), whole.root());
+  }
+  assert.throws(() => MerkleTree.fromFrontier({ size: 3, hashes: [leafOf(0)] }), /hashes/);
+});

@@ -30,7 +30,7 @@ program
   .command("sandbox")
   .description("start a local network, opened and ready, with member and user credentials")
   .option("--dir <workspace>", "workspace directory", "workspace")
-  .option("--nodes <n>", "number of nodes", positiveInt, 1)
+  .option("--nodes <n>", "number of nodes", positiveInt, 3)
   .option("--port <port>", "RPC port of the first node", port, 8000)
   .action(async (opts: { dir: string; nodes: number; port: number }) => {
     const { startSandbox } = await import("./sandbox.ts");

@@ -44,15 +44,22 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
   const dir = mkdtempSync(join(tmpdir(), "coco-sandbox-"));
   const port = await freePort();
   let child = cocoBackground(["sandbox", "--dir", dir, "--port", String(port)]);
+  // The sandbox also uses the ports after its RPC ports for node-to-node channels.
   try {
     const output = await waitForOutput(child, /Ctrl-C stops the network/);
     assert.match(output, new RegExp(`https://127\\.0\\.0\\.1:${port}`));
     assert.match(output, /curl --cacert .*service_cert\.pem --cert .*user0_cert\.pem/);
     const network = JSON.parse(readFileSync(join(dir, "network.json"), "utf8"));
-    assert.equal(network.nodes.length, 1);
-    assert.equal(network.primary, network.nodes[0].id);
-    assert.equal(network.nodes[0].rpc_address, `127.0.0.1:${port}`);
-    assert.ok(network.nodes[0].pid > 0);
+    assert.equal(network.nodes.length, 3, "three nodes by default");
+    assert.ok(
+      network.nodes.some((n: { id: string }) => n.id === network.primary),
+      "names the primary",
+    );
+    assert.deepEqual(
+      network.nodes.map((n: { rpc_address: string }) => n.rpc_address),
+      [0, 1, 2].map((i) => `127.0.0.1:${port + i}`),
+    );
+    assert.ok(network.nodes.every((n: { pid: number }) => n.pid > 0));
 
     const agent = () =>
       new Agent({

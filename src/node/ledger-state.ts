@@ -267,13 +267,23 @@ export class LedgerState {
 
   /** Ids of the nodes `public:ccf.gov.nodes.info` says are trusted: the voting configuration. */
   trustedNodes(): string[] {
-    const tx = this.store.begin();
-    const { entries } = tx.map(Tables.nodesInfo).range({ limit: 10_000 });
-    tx.abandon();
-    return entries
-      .filter(([, value]) => parseJsonBytes<NodeInfo>(value).status === "Trusted")
-      .map(([key]) => new TextDecoder().decode(key))
+    return this.nodes()
+      .filter(([, info]) => info.status === "Trusted")
+      .map(([id]) => id)
       .sort();
+  }
+
+  /** Every node in `public:ccf.gov.nodes.info`, as of the current state. */
+  nodes(): Array<[string, NodeInfo]> {
+    return this.readSmallMap(Tables.nodesInfo).map(([id, value]) => [id, parseJsonBytes<NodeInfo>(value)]);
+  }
+
+  /** All of a framework map with string keys (node and policy tables: small by nature). */
+  readSmallMap(name: string): Array<[string, Uint8Array]> {
+    const tx = this.store.begin();
+    const { entries } = tx.map(name).range({ limit: 10_000 });
+    tx.abandon();
+    return entries.map(([key, value]) => [new TextDecoder().decode(key), value]);
   }
 
   private recordSignature(seqno: number, record: SignatureRecord, cose: Uint8Array): void {

@@ -387,10 +387,7 @@ export class CocoNode {
 
   /** Every node in `nodes.info`, as this node's store has it. */
   nodes(): Array<[string, NodeInfo]> {
-    const tx = this.state.store.begin();
-    const { entries } = tx.map(Tables.nodesInfo).range({ limit: 10_000 });
-    tx.abandon();
-    return entries.map(([key, value]) => [new TextDecoder().decode(key), parseJsonBytes<NodeInfo>(value)]);
+    return this.state.nodes();
   }
 
   /** Until governance votes it open, a new service opens once `openAtNodes` nodes are trusted. */
@@ -485,10 +482,7 @@ export class CocoNode {
   }
 
   private allowedMeasurements(): string[] {
-    const tx = this.state.store.begin();
-    const { entries } = tx.map(Tables.nodesVirtualMeasurements).range({ limit: 10_000 });
-    tx.abandon();
-    return entries.map(([key]) => new TextDecoder().decode(key));
+    return this.state.readSmallMap(Tables.nodesVirtualMeasurements).map(([measurement]) => measurement);
   }
 
   private roleChanged(change: RoleChange): void {

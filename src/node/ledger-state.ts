@@ -380,8 +380,8 @@ export class LedgerState {
   }
 
   /**
-   * Rebuilds the state from durable entries (contiguous from 1, ending on a signature) and
-   * optionally a snapshot taken at one of them. Every signature is checked against the Merkle
+   * Rebuilds the state from durable entries (contiguous from 1) and optionally a snapshot taken
+   * at one of them. Every signature is checked against the Merkle
    * root recomputed here, so a tampered ledger is refused.
    */
   static restore(opts: {
@@ -391,6 +391,8 @@ export class LedgerState {
     sink: LedgerSink;
     entries: DecodedEntry[];
     snapshot?: StoreSnapshot;
+    /** A commit point this node saw before it stopped (a lower bound is fine). */
+    commitSeqno?: number;
   }): LedgerState {
     const { entries, snapshot } = opts;
     const store = snapshot ? Store.fromSnapshot(snapshot) : new Store();
@@ -406,11 +408,11 @@ export class LedgerState {
         `snapshot at ${snapshot.version} is ahead of the ledger (${state.meta.length})`,
       );
     }
-    const last = entries.at(-1);
-    if (last && last.type !== EntryType.Signature) {
-      throw new LedgerStateError(`restored ledger must end on a signature, ends at seqno ${last.seqno}`);
-    }
-    state._commitSeqno = state.meta.length;
+    // Only what is known to have committed counts as committed: the last signature at or before
+    // the remembered commit point. The rest is this node's log; consensus decides its fate.
+    const known = Math.max(opts.commitSeqno ?? 0, snapshot?.version ?? 0);
+    state._commitSeqno =
+      [...state.signatureSeqnos].reverse().find((s) => s <= known) ?? snapshot?.version ?? 0;
     state.store.compact(state._commitSeqno);
     return state;
   }

@@ -67,6 +67,19 @@ import { NodeError } from "./node-error.ts";
 
 export const COCO_VERSION = "0.1.0";
 
+/** The last commit point this node saw, so a restart knows which configurations are settled. */
+const COMMIT_FILE = "commit.json";
+
+function readCommitHint(path: string): number {
+  if (!existsSync(path)) return 0;
+  try {
+    const value = (JSON.parse(readFileSync(path, "utf8")) as { commit_seqno?: unknown }).commit_seqno;
+    return Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The consensus hard state (view and vote), written before any message that depends on it. */
 const HARD_STATE_FILE = "consensus.json";
 
@@ -109,6 +122,8 @@ export class CocoNode {
   private tickTimer: NodeJS.Timeout | undefined;
   private channels: NodeChannels | undefined;
   private peersVersion = -1;
+  private commitToSave = 0;
+  private commitSaved = 0;
   /** Linearizable reads waiting for the primary to confirm it still leads (read index). */
   private readonly pendingReads = new Map<
     string,
@@ -176,7 +191,10 @@ export class CocoNode {
       log.warn({ bytes: opened.truncatedBytes }, "truncated a torn write at the end of the ledger");
     }
     const files = opened.ledger;
-    const entries = await dropUnsignedSuffix(files, opened.entries, log);
+    // Entries after the last signature stay: they may have been acknowledged to a primary, and
+    // their commit evidence (checked on restore) shows they came from a node holding the secret.
+    const entries = opened.entries;
+    const commitHint = Math.max(readCommitHint(join(config.dir, COMMIT_FILE)), files.committedSeqno);
     const keys = {
       nodeId: identity.nodeId,
       nodeCertPem: identity.nodeCertPem,
@@ -201,7 +219,15 @@ export class CocoNode {
       },
     };
     const snapshot = await loadUsableSnapshot(join(config.dir, "snapshots"), entries, secrets, log);
-    const state = LedgerState.restore({ env, keys, secrets, sink, entries, snapshot: snapshot?.snapshot });
+    const state = LedgerState.restore({
+      env,
+      keys,
+      secrets,
+      sink,
+      entries,
+      snapshot: snapshot?.snapshot,
+      commitSeqno: commitHint,
+    });
     node = new CocoNode(config, env, log, identity, state, files);
     node.joinPeers = joinPeers;
     node.lastSnapshotSeqno = snapshot?.snapshot.version ?? 0;
@@ -226,7 +252,7 @@ export class CocoNode {
         "restarted from the ledger",
       );
     }
-    if (node.startConsensus(fresh, entries, snapshot?.snapshot.version ?? 0, files.committedSeqno)) {
+    if (node.startConsensus(fresh, entries, snapshot?.snapshot.version ?? 0, state.commitSeqno)) {
       await node.primaryElected;
       node.openWhenReady();
     }
@@ -322,8 +348,19 @@ export class CocoNode {
 
   private onTick(): void {
     this.replica?.tick();
+    this.saveCommitHint();
     if (this.state.nodesInfoVersion !== this.peersVersion) this.refreshPeers();
     if (this.isPrimary) this.openWhenReady();
+  }
+
+  /**
+   * Remembers the commit point across restarts, at most once a tick. Any value written was a real
+   * commit point, so a stale file only makes a restarted node more cautious, never wrong.
+   */
+  private saveCommitHint(): void {
+    if (this.commitToSave <= this.commitSaved) return;
+    writeFileAtomic(join(this.config.dir, COMMIT_FILE), JSON.stringify({ commit_seqno: this.commitToSave }));
+    this.commitSaved = this.commitToSave;
   }
 
   /** Keeps a channel to every node `nodes.info` lists as pending or trusted. */
@@ -603,6 +640,7 @@ export class CocoNode {
 
   /** Consensus moved the commit point: mark chunks committed, and write a pending snapshot. */
   private committed(commit: number): void {
+    this.commitToSave = commit;
     this.track(
       this.files
         .markCommitted(commit)
@@ -652,6 +690,7 @@ export class CocoNode {
     this.closing = true;
     clearInterval(this.signatureTimer);
     clearInterval(this.tickTimer);
+    this.saveCommitHint();
     await this.files.whenDurable(this.state.lastSeqno);
     await Promise.all(this.background);
     await this.channels?.close();
@@ -682,27 +721,6 @@ function readCertFile(path: string): string {
     throw new NodeError(`${path} is not a usable certificate: ${(e as Error).message}`);
   }
   return normalizePem(text);
-}
-
-/**
- * Only signed entries are trusted on restart: anything after the last signature has no
- * integrity protection and was never reported committed, so it is rolled back.
- */
-async function dropUnsignedSuffix(
-  files: LedgerFiles,
-  entries: DecodedEntry[],
-  log: Logger,
-): Promise<DecodedEntry[]> {
-  let end = entries.length;
-  while (end > 0 && entries[end - 1]!.type !== EntryType.Signature) end--;
-  if (end === entries.length) return entries;
-  const lastSigned = end === 0 ? 0 : entries[end - 1]!.seqno;
-  log.warn(
-    { dropped: entries.length - end, lastSigned },
-    "rolled back unsigned entries after the last signature",
-  );
-  await files.truncate(lastSigned);
-  return entries.slice(0, end);
 }
 
 /** The newest snapshot whose digest matches its evidence entry in the ledger. */

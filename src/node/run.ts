@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { App } from "../apps/index.ts";
@@ -5,6 +6,9 @@ import { createRpcServer } from "../rpc/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { CocoNode } from "./node.ts";
+
+/** How long a stopping node lets requests under way finish before it closes their connections. */
+const STOP_GRACE_MS = 1000;
 
 export interface RunningNode {
   node: CocoNode;
@@ -23,6 +27,12 @@ export async function runNode(
 ): Promise<RunningNode> {
   const node = await CocoNode.start(config, env, log);
   const server = createRpcServer(node, app, log);
+  // Every client connection, so stopping can end the ones that linger (idle or half-open).
+  const sockets = new Set<Socket>();
+  server.server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
   try {
     await server.listen({ host: config.rpc.host, port: config.rpc.port });
   } catch (e) {
@@ -39,7 +49,11 @@ export async function runNode(
     port,
     stop() {
       stopped ??= (async () => {
-        await server.close();
+        const closing = server.close();
+        // Requests under way get a moment to finish; then every remaining connection is cut.
+        await Promise.race([closing, new Promise((r) => setTimeout(r, STOP_GRACE_MS))]);
+        for (const socket of sockets) socket.destroy();
+        await closing;
         await node.close();
       })();
       return stopped;

@@ -24,6 +24,8 @@ export function createRpcServer(node: CocoNode, app: App | null, log: Logger): F
     bodyLimit: node.config.rpc.maxBodyBytes,
     logger: false,
     return503OnClosing: true,
+    // Stopping must not wait for clients that keep idle connections open.
+    forceCloseConnections: true,
   });
   server.removeAllContentTypeParsers();
   server.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));

@@ -1,0 +1,462 @@
+/**
+ * Real Coco networks for end-to-end tests: a `coco sandbox` of node processes on 127.0.0.1, signals
+ * to kill, pause and resume them, restarts from their config files, and an HTTPS client that pins
+ * the service certificate. Every process started here is killed by `cleanup()`.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Agent, request } from "undici";
+import { readLedgerDir } from "../../src/ledger/index.ts";
+import { freePort, MAIN } from "../helpers/cli.ts";
+
+/** The TypeScript loader as a URL, so node processes start from any working directory. */
+const TSX = import.meta.resolve("tsx");
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `probe` until it returns true; throws after `timeoutMs` naming what it waited for. */
+export async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean> | boolean,
+  intervalMs = 100,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await probe()) return;
+    } catch (e) {
+      lastError = e;
+    }
+    await sleep(intervalMs);
+  }
+  const cause = lastError ? ` (last error: ${(lastError as Error).message})` : "";
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${cause}`);
+}
+
+export interface NetNode {
+  /** `node0`, `node1`, ...: the sandbox's name for it. */
+  name: string;
+  id: string;
+  /** `127.0.0.1:<port>` */
+  rpc: string;
+  config: string;
+  ledgerDir: string;
+  /** The process serving this node now (changes on restart). */
+  pid: number;
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: test responses are loosely typed JSON
+  json<T = any>(): T;
+  /** The `code` of a JSON error body, if any. */
+  errorCode: string | undefined;
+}
+
+export interface CallOptions {
+  body?: unknown;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ConsensusStatus {
+  id: string;
+  role: string;
+  view: number;
+  leader: string | null;
+  commitSeqno: number;
+  lastSeqno: number;
+}
+
+/** True if the error says the request never reached a server (so it had no effect). */
+export function connectionRefused(e: unknown): boolean {
+  for (let err = e as { code?: string; cause?: unknown } | undefined; err; err = err.cause as typeof err) {
+    if (err.code === "ECONNREFUSED") return true;
+  }
+  return false;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Every process any network here started and has not seen die. If this test process ends
+ * before a network's cleanup ran (a test time-out, an uncaught error, Ctrl-C), they are killed
+ * on the way out rather than left running.
+ */
+const live = new Set<number>();
+process.once("exit", () => {
+  for (const pid of live) signal(pid, "SIGKILL");
+});
+for (const [sig, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+] as const) {
+  process.once(sig, () => {
+    for (const pid of live) signal(pid, "SIGKILL");
+    process.exit(code);
+  });
+}
+
+/** Direct children of `pid`, from /proc (the sandbox's node processes before it names them). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      // Fields after the parenthesised command name: state, then the parent pid.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** A base port with `count` free ports after it (RPC ports, then node-to-node ports). */
+async function freePortRange(count: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const base = await freePort();
+    if (base + count > 65_535) continue;
+    let ok = true;
+    for (let p = base; p < base + count && ok; p++) ok = await bindable(p);
+    if (ok) return base;
+  }
+  throw new Error(`found no ${count} consecutive free ports`);
+}
+
+export class Network {
+  private readonly agents = new Map<string, Agent>();
+  /** Node processes this test started itself (restarts), by pid. */
+  private readonly restarted = new Map<number, ChildProcess>();
+  private readonly logs: string[];
+  private restarts = 0;
+  private readonly credentials: { ca: string; cert: string; key: string };
+  /** The service certificate, which clients pin. */
+  readonly serviceCertPem: string;
+
+  private constructor(
+    readonly dir: string,
+    private readonly sandbox: ChildProcess,
+    readonly nodes: NetNode[],
+    /** Node processes that may be running, so cleanup reaches them even if the sandbox died. */
+    private readonly pids: Set<number>,
+  ) {
+    this.logs = [join(dir, "sandbox.log")];
+    this.serviceCertPem = readFileSync(join(dir, "service_cert.pem"), "utf8");
+    this.credentials = {
+      ca: this.serviceCertPem,
+      cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
+      key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
+    };
+  }
+
+  /** Starts `coco sandbox --nodes <n>` in a new directory and waits until it is open. */
+  static async start(nodes = 3): Promise<Network> {
+    const dir = mkdtempSync(join(tmpdir(), "coco-e2e-"));
+    const port = await freePortRange(nodes * 2);
+    const logPath = join(dir, "sandbox.log");
+    const fd = openSync(logPath, "a");
+    const sandbox = spawn(
+      process.execPath,
+      ["--import", TSX, MAIN, "sandbox", "--dir", dir, "--nodes", String(nodes), "--port", String(port)],
+      { cwd: dir, stdio: ["ignore", fd, fd] },
+    );
+    closeSync(fd);
+    if (sandbox.pid !== undefined) live.add(sandbox.pid);
+    let exited: number | null | undefined;
+    sandbox.once("exit", (code) => {
+      exited = code;
+    });
+    try {
+      await waitUntil("the sandbox to open", READY_TIMEOUT_MS, () => {
+        if (exited !== undefined) throw new Error(`the sandbox exited (${exited}) before it was open`);
+        return readFileSync(logPath, "utf8").includes("Ctrl-C stops the network");
+      });
+    } catch (e) {
+      for (const pid of [...childrenOf(sandbox.pid ?? -1), sandbox.pid ?? -1]) signal(pid, "SIGKILL");
+      throw new Error(`${(e as Error).message}\n${tail(logPath)}`);
+    }
+    const file = JSON.parse(readFileSync(join(dir, "network.json"), "utf8")) as {
+      nodes: Array<{ id: string; rpc_address: string; pid: number; ledger_dir: string; config: string }>;
+    };
+    const list = file.nodes.map((n, i) => ({
+      name: `node${i}`,
+      id: n.id,
+      rpc: n.rpc_address,
+      config: n.config,
+      ledgerDir: n.ledger_dir,
+      pid: n.pid,
+    }));
+    for (const node of list) live.add(node.pid);
+    return new Network(dir, sandbox, list, new Set(list.map((n) => n.pid)));
+  }
+
+  byId(id: string): NetNode {
+    const node = this.nodes.find((n) => n.id === id);
+    if (!node) throw new Error(`no node ${id} in this network`);
+    return node;
+  }
+
+  isRunning(node: NetNode): boolean {
+    return alive(node.pid);
+  }
+
+  /** kill -9, and waits until the process is gone (its ports free again). */
+  async kill(node: NetNode): Promise<void> {
+    signal(node.pid, "SIGKILL");
+    await waitUntil(`${node.name} (pid ${node.pid}) to die`, 5_000, () => !alive(node.pid), 20);
+    this.forget(node.pid);
+  }
+
+  pause(node: NetNode): void {
+    signal(node.pid, "SIGSTOP");
+  }
+
+  resume(node: NetNode): void {
+    signal(node.pid, "SIGCONT");
+  }
+
+  /** Starts a stopped node again from its config file (`coco start --config`). */
+  async restart(node: NetNode): Promise<void> {
+    if (alive(node.pid)) throw new Error(`${node.name} is still running (pid ${node.pid})`);
+    const logPath = join(this.dir, `${node.name}.restart${++this.restarts}.log`);
+    this.logs.push(logPath);
+    const fd = openSync(logPath, "a");
+    const child = spawn(process.execPath, ["--import", TSX, MAIN, "start", "--config", node.config], {
+      cwd: this.dir,
+      stdio: ["ignore", fd, fd],
+    });
+    closeSync(fd);
+    if (child.pid === undefined) throw new Error(`could not start ${node.name}`);
+    const pid = child.pid;
+    this.restarted.set(pid, child);
+    this.pids.add(pid);
+    live.add(pid);
+    child.once("exit", () => this.forget(pid));
+    node.pid = child.pid;
+    await waitUntil(`${node.name} to serve again`, 30_000, async () => {
+      if (child.exitCode !== null) throw new Error(`${node.name} exited (${child.exitCode}) on restart`);
+      return (await this.call(node, "GET", "/node/commit", { timeoutMs: 1_000 })).status === 200;
+    });
+  }
+
+  private agentFor(node: NetNode): Agent {
+    let agent = this.agents.get(node.rpc);
+    if (!agent) {
+      agent = new Agent({ connect: { ...this.credentials, timeout: 2_000 }, keepAliveTimeout: 2_000 });
+      this.agents.set(node.rpc, agent);
+    }
+    return agent;
+  }
+
+  /** One HTTPS request as user0. Throws on network errors and time-outs. */
+  async call(node: NetNode, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
+    const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? 5_000);
+    const res = await request(`https://${node.rpc}${path}`, {
+      method: method as "GET",
+      dispatcher: this.agentFor(node),
+      headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...opts.headers },
+      body,
+      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+    });
+    const text = await res.body.text();
+    let errorCode: string | undefined;
+    try {
+      errorCode = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+    } catch {
+      // not JSON
+    }
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      text,
+      json: () => JSON.parse(text),
+      errorCode,
+    };
+  }
+
+  async consensus(node: NetNode, timeoutMs = 1_000): Promise<ConsensusStatus> {
+    const reply = await this.call(node, "GET", "/node/consensus", { timeoutMs });
+    if (reply.status !== 200) throw new Error(`${node.name} /node/consensus answered ${reply.status}`);
+    return reply.json<ConsensusStatus>();
+  }
+
+  /** The commit point `/node/commit` reports, as a seqno. */
+  async commitSeqno(node: NetNode): Promise<number> {
+    const reply = await this.call(node, "GET", "/node/commit", { timeoutMs: 2_000 });
+    const txid = reply.json<{ transaction_id: string }>().transaction_id;
+    return Number(txid.split(".")[1]);
+  }
+
+  /**
+   * The node that says it is primary in the highest view, among those that answer within a
+   * second (a killed or paused node does not). Waits for one to exist.
+   */
+  async primary(timeoutMs = 20_000, among: NetNode[] = this.nodes): Promise<NetNode> {
+    let found: { node: NetNode; view: number } | undefined;
+    await waitUntil("a primary", timeoutMs, async () => {
+      const answers = await Promise.all(
+        among.map((node) =>
+          this.consensus(node).then(
+            (s) => ({ node, s }),
+            () => undefined,
+          ),
+        ),
+      );
+      found = undefined;
+      for (const a of answers) {
+        if (a?.s.role === "primary" && (!found || a.s.view > found.view))
+          found = { node: a.node, view: a.s.view };
+      }
+      return found !== undefined;
+    });
+    return found!.node;
+  }
+
+  /** Every private log record a node holds (its local state, paged). */
+  async records(node: NetNode): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    let after: string | undefined;
+    for (let page = 0; page < 10_000; page++) {
+      const query = `limit=1000${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`;
+      const reply = await this.call(node, "GET", `/app/log/private/range?${query}`, { timeoutMs: 10_000 });
+      if (reply.status !== 200) throw new Error(`${node.name} range answered ${reply.status}: ${reply.text}`);
+      const body = reply.json<{ entries: Array<{ id: number; msg: string }>; next?: string }>();
+      for (const { id, msg } of body.entries) out.set(id, msg);
+      if (body.next === undefined) return out;
+      after = body.next;
+    }
+    throw new Error(`${node.name}: too many pages of records`);
+  }
+
+  /**
+   * Stops every node gracefully (SIGTERM), so their ledgers can be read at rest. Client
+   * connections are closed first: a node waits for open client connections as it stops.
+   */
+  async stopNodes(): Promise<void> {
+    await this.closeAgents();
+    for (const pid of this.pids) signal(pid, "SIGCONT");
+    for (const node of this.nodes) signal(node.pid, "SIGTERM");
+    const running = () => this.nodes.filter((n) => alive(n.pid)).map((n) => n.name);
+    await waitUntil("the nodes to stop on SIGTERM", STOP_TIMEOUT_MS, () => running().length === 0, 50).catch(
+      (e) => {
+        throw new Error(`${(e as Error).message}: ${running().join(", ")} still running`);
+      },
+    );
+    for (const node of this.nodes) this.forget(node.pid);
+  }
+
+  /** A process known to be gone: never signal its pid again (it may be reused). */
+  private forget(pid: number): void {
+    this.pids.delete(pid);
+    live.delete(pid);
+  }
+
+  /** Kills everything this network started, closes clients, and removes the directory. */
+  async cleanup(keep = false): Promise<void> {
+    await this.closeAgents();
+    const sandboxPid = this.sandbox.pid ?? -1;
+    const pids = () => [...new Set([...this.pids, ...childrenOf(sandboxPid)])];
+    for (const pid of pids()) signal(pid, "SIGCONT");
+    // Politely first: the sandbox stops its own nodes on Ctrl-C; restarted nodes stop on SIGTERM.
+    this.sandbox.kill("SIGINT");
+    for (const child of this.restarted.values()) if (child.exitCode === null) child.kill("SIGTERM");
+    await waitUntil(
+      "the network to stop",
+      STOP_TIMEOUT_MS,
+      () => ![...pids(), sandboxPid].some(alive),
+      50,
+    ).catch(() => undefined);
+    for (const pid of [...pids(), sandboxPid]) {
+      signal(pid, "SIGKILL");
+      live.delete(pid);
+    }
+    if (!keep) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async closeAgents(): Promise<void> {
+    const agents = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.all(agents.map((a) => a.destroy()));
+  }
+
+  /** The end of every log, for a failure message. */
+  diagnostics(lines = 40): string {
+    return this.logs.map((path) => tail(path, lines)).join("\n");
+  }
+}
+
+function tail(path: string, lines = 40): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return `(${path}: no log)`;
+  }
+  return `--- ${path} (last ${lines} lines)\n${text.split("\n").slice(-lines).join("\n")}`;
+}
+
+/**
+ * Runs `body` against a fresh network and always cleans up. On failure the logs' tails are
+ * printed and the directory kept (its path printed) for a post-mortem.
+ */
+export async function withNetwork(nodes: number, body: (net: Network) => Promise<void>): Promise<void> {
+  const net = await Network.start(nodes);
+  let failed = true;
+  try {
+    await body(net);
+    failed = false;
+  } finally {
+    if (failed) console.error(`e2e network kept in ${net.dir}\n${net.diagnostics()}`);
+    await net.cleanup(failed);
+  }
+}
+
+export interface LedgerLine {
+  seqno: number;
+  view: number;
+  frame: Uint8Array;
+}
+
+/** A ledger directory's entries from seqno 1 up to `upTo`, read with the strict audit reader. */
+export async function ledgerPrefix(dir: string, upTo: number): Promise<LedgerLine[]> {
+  const out: LedgerLine[] = [];
+  for await (const { entry } of readLedgerDir(dir)) {
+    if (entry.seqno > upTo) break;
+    out.push({ seqno: entry.seqno, view: entry.view, frame: entry.frame });
+  }
+  return out;
+}

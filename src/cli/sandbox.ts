@@ -19,6 +19,8 @@ export interface SandboxOptions {
   print?: (line: string) => void;
   /** Log format for the nodes. */
   logFormat?: "pretty" | "json";
+  /** Discard the nodes' logs instead of passing them through (for benchmarks). */
+  quiet?: boolean;
 }
 
 export interface Sandbox {
@@ -96,7 +98,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         )}\n`,
       );
       const child = spawn(process.execPath, ["--import", TSX, MAIN, "start", "--config", node.config], {
-        stdio: ["ignore", "inherit", "inherit"],
+        stdio: opts.quiet ? "ignore" : ["ignore", "inherit", "inherit"],
         cwd: dir,
       });
       children.push(child);

@@ -5,14 +5,12 @@
  *
  *   npm run -s bench:replicated -- [--seconds 10] [--connections 64]
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Agent, request } from "undici";
 import { startSandbox } from "../src/cli/sandbox.ts";
-import { makeTls } from "./certs.ts";
+import { benchEtcd } from "./etcd.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 
 const { values } = parseArgs({
@@ -62,95 +60,6 @@ async function benchCoco(dir: string): Promise<LoadResult> {
   }
 }
 
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
-}
-
-async function benchEtcd(dir: string): Promise<LoadResult | { skipped: string }> {
-  if (spawnSync("etcd", ["--version"]).status !== 0) {
-    return { skipped: "etcd is not installed (Debian: apt-get install etcd-server)" };
-  }
-  const tls = await makeTls();
-  writeFileSync(join(dir, "ca.pem"), tls.caPem);
-  writeFileSync(join(dir, "server.pem"), tls.server.certPem);
-  writeFileSync(join(dir, "server-key.pem"), tls.server.keyPem);
-  const base = 19_000 + Math.floor(Math.random() * 900);
-  const members = [0, 1, 2].map((i) => ({
-    name: `m${i}`,
-    client: `https://127.0.0.1:${base + i}`,
-    peer: `http://127.0.0.1:${base + 10 + i}`,
-  }));
-  const cluster = members.map((m) => `${m.name}=${m.peer}`).join(",");
-  const children = members.map((m) => {
-    mkdirSync(join(dir, m.name), { recursive: true });
-    return spawn(
-      "etcd",
-      [
-        "--name",
-        m.name,
-        "--data-dir",
-        join(dir, m.name),
-        "--listen-client-urls",
-        m.client,
-        "--advertise-client-urls",
-        m.client,
-        "--listen-peer-urls",
-        m.peer,
-        "--initial-advertise-peer-urls",
-        m.peer,
-        "--initial-cluster",
-        cluster,
-        "--initial-cluster-state",
-        "new",
-        "--cert-file",
-        join(dir, "server.pem"),
-        "--key-file",
-        join(dir, "server-key.pem"),
-        "--trusted-ca-file",
-        join(dir, "ca.pem"),
-        "--client-cert-auth",
-        "--log-level",
-        "error",
-      ],
-      { stdio: "ignore" },
-    );
-  });
-  const tlsOpts = { ca: tls.caPem, cert: tls.client.certPem, key: tls.client.keyPem };
-  try {
-    for (let i = 0; i < 300; i++) {
-      try {
-        const agent = new Agent({ connect: tlsOpts });
-        const res = await request(`${members[0]!.client}/health`, { dispatcher: agent });
-        const body = await res.body.text();
-        await agent.close();
-        if (res.statusCode === 200 && body.includes("true")) break;
-      } catch {
-        // not up yet
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const encoded = Buffer.from(value).toString("base64");
-    return await runLoad({
-      origin: members[0]!.client,
-      tls: tlsOpts,
-      connections,
-      seconds,
-      request: (i) => ({
-        method: "POST",
-        path: "/v3/kv/put",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ key: Buffer.from(`records/${i}`).toString("base64"), value: encoded }),
-      }),
-    });
-  } finally {
-    await Promise.all(children.map(stop));
-  }
-}
-
 const root = mkdtempSync(join(tmpdir(), "coco-bench-3-"));
 try {
   const report = {
@@ -163,7 +72,7 @@ try {
     },
     etcd: {
       description: "3 etcd members; v3 JSON gateway PUT to one member",
-      ...(await benchEtcd(mkdtempSync(join(root, "etcd-")))),
+      ...(await benchEtcd(mkdtempSync(join(root, "etcd-")), 3, { seconds, connections, value })),
     },
   };
   console.log(JSON.stringify(report, null, 2));

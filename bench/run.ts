@@ -7,13 +7,14 @@
  * Prints one JSON document. etcd must be on PATH (Debian: apt-get install etcd-server);
  * without it the etcd row says so and Coco is still measured.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Agent, request } from "undici";
-import { makeTls, makeUser } from "./certs.ts";
+import { makeUser } from "./certs.ts";
+import { benchEtcd, etcdVersion, stopChild, waitFor } from "./etcd.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 
 const { values } = parseArgs({
@@ -32,26 +33,6 @@ if (
 const MAIN = join(import.meta.dirname, "..", "src", "cli", "main.ts");
 const TSX = import.meta.resolve("tsx");
 const value = "x".repeat(100);
-
-async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not start`);
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
-}
 
 async function benchCoco(dir: string, wait: "commit" | "none"): Promise<LoadResult> {
   const user = await makeUser();
@@ -81,7 +62,6 @@ async function benchCoco(dir: string, wait: "commit" | "none"): Promise<LoadResu
     },
   );
   try {
-    const { readFileSync } = await import("node:fs");
     await waitFor(async () => {
       const agent = new Agent({ connect: { ca: readFileSync(join(dir, "service_cert.pem"), "utf8") } });
       const res = await request(`https://127.0.0.1:${port}/node/ready/app`, { dispatcher: agent });
@@ -105,74 +85,7 @@ async function benchCoco(dir: string, wait: "commit" | "none"): Promise<LoadResu
       }),
     });
   } finally {
-    await stop(child);
-  }
-}
-
-async function benchEtcd(dir: string): Promise<LoadResult | { skipped: string }> {
-  const version = spawnSync("etcd", ["--version"], { encoding: "utf8" });
-  if (version.status !== 0) return { skipped: "etcd is not installed (Debian: apt-get install etcd-server)" };
-  const tls = await makeTls();
-  for (const [name, text] of [
-    ["ca.pem", tls.caPem],
-    ["server.pem", tls.server.certPem],
-    ["server-key.pem", tls.server.keyPem],
-  ] as const) {
-    writeFileSync(join(dir, name), text);
-  }
-  const port = 19_000 + Math.floor(Math.random() * 1000);
-  const url = `https://127.0.0.1:${port}`;
-  const child = spawn(
-    "etcd",
-    [
-      "--data-dir",
-      join(dir, "etcd-data"),
-      "--listen-client-urls",
-      url,
-      "--advertise-client-urls",
-      url,
-      "--listen-peer-urls",
-      `http://127.0.0.1:${port + 1}`,
-      "--initial-advertise-peer-urls",
-      `http://127.0.0.1:${port + 1}`,
-      "--initial-cluster",
-      `default=http://127.0.0.1:${port + 1}`,
-      "--cert-file",
-      join(dir, "server.pem"),
-      "--key-file",
-      join(dir, "server-key.pem"),
-      "--trusted-ca-file",
-      join(dir, "ca.pem"),
-      "--client-cert-auth",
-      "--log-level",
-      "error",
-    ],
-    { stdio: "ignore" },
-  );
-  const tlsOpts = { ca: tls.caPem, cert: tls.client.certPem, key: tls.client.keyPem };
-  try {
-    await waitFor(async () => {
-      const agent = new Agent({ connect: tlsOpts });
-      const res = await request(`${url}/health`, { dispatcher: agent });
-      await res.body.dump();
-      await agent.close();
-      return res.statusCode === 200;
-    }, "etcd");
-    const encoded = Buffer.from(value).toString("base64");
-    return await runLoad({
-      origin: url,
-      tls: tlsOpts,
-      connections,
-      seconds,
-      request: (i) => ({
-        method: "POST",
-        path: "/v3/kv/put",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ key: Buffer.from(`records/${i}`).toString("base64"), value: encoded }),
-      }),
-    });
-  } finally {
-    await stop(child);
+    await stopChild(child);
   }
 }
 
@@ -180,7 +93,7 @@ const root = mkdtempSync(join(tmpdir(), "coco-bench-"));
 try {
   const dirs = ["coco-commit", "coco-exec", "etcd"].map((name) => {
     const d = join(root, name);
-    spawnSync("mkdir", ["-p", d]);
+    mkdirSync(d, { recursive: true });
     return d;
   });
   const report = {
@@ -197,8 +110,8 @@ try {
     },
     etcd: {
       description: "etcd v3 JSON gateway PUT (answered once committed and fsynced)",
-      version: spawnSync("etcd", ["--version"], { encoding: "utf8" }).stdout?.split("\n")[0],
-      ...(await benchEtcd(dirs[2]!)),
+      version: etcdVersion(),
+      ...(await benchEtcd(dirs[2]!, 1, { seconds, connections, value })),
     },
   };
   console.log(JSON.stringify(report, null, 2));

@@ -94,3 +94,23 @@ export async function checkLinearizable(net: Network, load: Workload): Promise<n
   assert.equal(result.result, "ok", result.counterExample?.text ?? `checker gave ${result.result}`);
   return history.length;
 }
+
+/**
+ * The checks every fault scenario ends with, once its load has stopped: no unexpected answers,
+ * all nodes converge with every acknowledged write and nothing else, the history is linearizable,
+ * and (after a clean stop) the ledgers agree byte for byte up to the commit point.
+ */
+export async function checkAfterLoad(
+  net: Network,
+  load: Workload,
+  diagnostic: (message: string) => void,
+): Promise<void> {
+  assert.deepEqual(load.unexpected, []);
+  diagnostic(`load: ${JSON.stringify(load.stats)}`);
+  const commit = await converge(net, net.nodes);
+  await checkRecords(net, net.nodes, load);
+  const checked = await checkLinearizable(net, load);
+  diagnostic(`linearizable: ${checked} operations; commit seqno ${commit}`);
+  await net.stopNodes();
+  await checkLedgers(net.nodes, commit);
+}

@@ -3,9 +3,9 @@ import {
   aesGcmEncrypt,
   buildCoseReceipt,
   buildJsonReceipt,
+  equalBytes,
   type JsonReceipt,
   MerkleTree,
-  sha256,
   signP384,
   signRootCose,
   toHex,
@@ -13,6 +13,7 @@ import {
 import { formatTxId, Store, type StoreSnapshot, type Tx, type WriteSet } from "../kv/index.ts";
 import {
   commitEvidence,
+  commitEvidenceDigest,
   type DecodedEntry,
   decryptEntry,
   EntryType,
@@ -24,6 +25,7 @@ import {
 import type { Environment } from "./env.ts";
 import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
 import {
+  fromUtf8,
   jsonBytes,
   type NodeInfo,
   parseJsonBytes,
@@ -219,7 +221,7 @@ export class LedgerState {
   private appendEntry(seqno: number, writeSet: WriteSet, type: EntryType, claimsDigest: Uint8Array): void {
     const secret = this.secrets.current;
     const evidence = commitEvidence(secret.key, this._view, seqno);
-    const commitEvidenceDigest = sha256(new TextEncoder().encode(evidence));
+    const evidenceDigest = commitEvidenceDigest(evidence);
     const frame = encodeEntry(
       {
         seqno,
@@ -227,7 +229,7 @@ export class LedgerState {
         type,
         secretVersion: secret.version,
         claimsDigest,
-        commitEvidenceDigest,
+        commitEvidenceDigest: evidenceDigest,
         writeSet,
       },
       this.secrets,
@@ -240,7 +242,7 @@ export class LedgerState {
       claimsDigest,
       isSignature: type === EntryType.Signature,
     });
-    this.tree.append(leafOf(writeSetDigest, commitEvidenceDigest, claimsDigest));
+    this.tree.append(leafOf(writeSetDigest, evidenceDigest, claimsDigest));
     const config = this.noteConfig(seqno, writeSet);
     if (this.sink.append(seqno, frame, type === EntryType.Signature, config) === false) {
       this.meta.pop();
@@ -283,7 +285,7 @@ export class LedgerState {
     const tx = this.store.begin();
     const { entries } = tx.map(name).range({ limit: 10_000 });
     tx.abandon();
-    return entries.map(([key, value]) => [new TextDecoder().decode(key), value]);
+    return entries.map(([key, value]) => [fromUtf8(key), value]);
   }
 
   private recordSignature(seqno: number, record: SignatureRecord, cose: Uint8Array): void {
@@ -435,7 +437,7 @@ export class LedgerState {
       );
     }
     const evidence = commitEvidence(this.secrets.get(entry.secretVersion), entry.view, entry.seqno);
-    if (toHex(sha256(new TextEncoder().encode(evidence))) !== toHex(entry.commitEvidenceDigest)) {
+    if (!equalBytes(commitEvidenceDigest(evidence), entry.commitEvidenceDigest)) {
       throw new LedgerStateError(`commit evidence of seqno ${entry.seqno} does not match the ledger secret`);
     }
     const signature = entry.type === EntryType.Signature ? readSignatureEntry(entry) : undefined;

@@ -90,17 +90,18 @@ export class MerkleTree {
     return tree;
   }
 
-  /** The frontier at the current size. */
-  frontier(): MerkleFrontier {
+  /** The frontier at `size` leaves (the current size by default; never before the tree's start). */
+  frontier(size: number = this.size): MerkleFrontier {
+    checkCount(size, "frontier size", this.start, this.size);
     const hashes: Uint8Array[] = [];
     let offset = 0;
     for (let height = this.levels.length - 1; height >= 0; height--) {
       const width = 2 ** height;
-      if (this.size - offset < width) continue;
+      if (size - offset < width) continue;
       hashes.push(Uint8Array.from(this.levels[height]![offset / width]!));
       offset += width;
     }
-    return { size: this.size, hashes };
+    return { size, hashes };
   }
 
   /** The first leaf this tree can prove (0 unless it started from a frontier). */

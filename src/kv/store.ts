@@ -120,8 +120,15 @@ export class Store {
       .sort(compareUtf8);
   }
 
-  snapshot(): StoreSnapshot {
-    return takeSnapshot(this.current.version, this.current.maps);
+  /** The whole store at `version` (the current one by default; any rollback point back to the compacted version). */
+  snapshot(version: number = this.current.version): StoreSnapshot {
+    const state = this.history[version - this.compactedVersion];
+    if (!state || state.version !== version) {
+      throw new KvError(
+        `no snapshot at version ${version}: the store holds versions ${this.compactedVersion} to ${this.version}`,
+      );
+    }
+    return takeSnapshot(state.version, state.maps);
   }
 
   /** A store at the snapshot's version, which is also its compacted version. */

@@ -87,7 +87,7 @@ export class LedgerFiles {
   private durable: number;
   private committed: number;
   /** The first seqno this ledger holds (or will hold); nothing before it can be truncated to. */
-  private readonly first: number;
+  private first: number;
   private readonly counters: LedgerFilesStats = { batches: 0, syncs: 0 };
 
   private constructor(
@@ -166,6 +166,11 @@ export class LedgerFiles {
 
   get lastSeqno(): number {
     return this.last;
+  }
+
+  /** The first seqno this ledger holds (or will hold): 1, or the one after a snapshot. */
+  get firstSeqno(): number {
+    return this.first;
   }
 
   /** Entries up to here are in committed chunks (a lower bound of the commit point). */
@@ -261,6 +266,39 @@ export class LedgerFiles {
       w.reject(new LedgerError("entry was truncated before it became durable", { seqno: w.seqno }));
     }
     return this.enqueue(() => this.truncateOnDisk(afterSeqno), afterSeqno);
+  }
+
+  /**
+   * Drops every entry, committed ones too, and starts the ledger again at `startSeqno`: a snapshot
+   * at `startSeqno - 1` has replaced them (a node that fell too far behind). Chunks are removed
+   * newest first, each removal synced, so a crash leaves a contiguous prefix or the new empty chunk.
+   */
+  restartAt(startSeqno: number): Promise<void> {
+    const unusable = this.unusable();
+    if (unusable) return Promise.reject(unusable);
+    if (!isU64(startSeqno) || startSeqno < 1) {
+      return Promise.reject(new LedgerError(`start seqno must be a positive integer, got ${startSeqno}`));
+    }
+    // Entries still queued never reach the disk; queued operations run first, on the old chunks.
+    for (let i = this.queue.length - 1; i >= 0; i--)
+      if (this.queue[i]!.kind === "entry") this.queue.splice(i, 1);
+    const dropped = this.waiters;
+    this.waiters = [];
+    for (const w of dropped) w.reject(new LedgerError("a snapshot replaced the ledger", { seqno: w.seqno }));
+    this.first = startSeqno;
+    this.last = startSeqno - 1;
+    this.durable = startSeqno - 1;
+    this.committed = startSeqno - 1;
+    return this.enqueue(async () => {
+      await this.open.handle.close();
+      await this.io.unlink(path.join(this.dir, this.open.file));
+      await this.io.syncDir(this.dir);
+      for (let chunk = this.closed.pop(); chunk; chunk = this.closed.pop()) {
+        await this.io.unlink(path.join(this.dir, chunk.file));
+        await this.io.syncDir(this.dir);
+      }
+      this.open = await createChunk(this.io, this.dir, startSeqno, () => this.counters.syncs++);
+    });
   }
 
   /** Writes and syncs everything queued, then closes the open chunk. Further calls do nothing. */

@@ -21,6 +21,7 @@ export {
   decodeSnapshot,
   encodeSnapshot,
   listSnapshots,
+  type SnapshotAnchor,
   snapshotDigest,
   writeSnapshotFile,
 } from "./snapshot.ts";

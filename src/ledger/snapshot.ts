@@ -3,8 +3,13 @@
  * so a node can start (or catch up) without replaying the ledger from the beginning.
  *
  * Layout (little-endian; docs/ledger-format.md has the table):
- *   "COCOSNP" 0x01 | u64 seqno | u64 view | u64 secret version | u32 public size | public maps
- *   | u32 private size | private maps sealed with AES-256-GCM (0 bytes if none) | u32 CRC-32
+ *   "COCOSNP" 0x02 | u64 seqno | u64 view | u64 secret version | u32 public size | public maps
+ *   | u32 anchor size | anchor | u32 private size | private maps sealed with AES-256-GCM (0 bytes
+ *   if none) | u32 CRC-32
+ *
+ * The anchor lets a node that has none of the ledger before the snapshot carry on from it: the
+ * Merkle tree's frontier before the snapshot's signature entry, the first seqno of every view,
+ * and that signature entry itself (which signs the frontier's root).
  */
 import { constants } from "node:fs";
 import fs from "node:fs/promises";
@@ -12,13 +17,25 @@ import path from "node:path";
 import type { StoreSnapshot } from "../kv/index.ts";
 import { seal, TAG_LENGTH, unseal } from "./aead.ts";
 import { ByteReader, ByteWriter, checkU64, compareBytes, crc32, plainView, utf8Bytes } from "./bytes.ts";
+import { type DecodedEntry, decodeEntry, EntryType } from "./entry.ts";
 import { LedgerError } from "./errors.ts";
 import { sha256 } from "./evidence.ts";
 import { nodeIo } from "./io.ts";
 import type { LedgerSecrets } from "./secrets.ts";
 import { isPublicMap, sortMapsByName } from "./writeset.ts";
 
-export const SNAPSHOT_HEADER = Uint8Array.from([0x43, 0x4f, 0x43, 0x4f, 0x53, 0x4e, 0x50, 0x01]);
+export const SNAPSHOT_HEADER = Uint8Array.from([0x43, 0x4f, 0x43, 0x4f, 0x53, 0x4e, 0x50, 0x02]);
+const HASH_SIZE = 32;
+
+/** What a node needs besides the store to continue the ledger after a snapshot at `seqno`. */
+export interface SnapshotAnchor {
+  /** The Merkle tree of the `seqno - 1` leaves before the signature entry: its frontier hashes. */
+  treeFrontier: { size: number; hashes: Uint8Array[] };
+  /** `[view, first seqno]` for every view with entries up to the snapshot, oldest first. */
+  viewHistory: Array<[number, number]>;
+  /** The signature entry at the snapshot's seqno, as framed in the ledger. */
+  signatureFrame: Uint8Array;
+}
 /** The IV's last 4 bytes: a view value entries never use, so snapshot and entry IVs never collide. */
 const SNAPSHOT_IV_TAIL = 0xffffffff;
 const SNAPSHOT_KEEP = 2;
@@ -112,9 +129,15 @@ function readStoreMaps(r: ByteReader, domain: "public" | "private", seqno: numbe
  * Encodes a snapshot. Private maps are sealed with the ledger secret in effect at the snapshot's
  * seqno, so two nodes snapshotting the same state write the same bytes.
  */
-export function encodeSnapshot(snap: StoreSnapshot, view: number, secrets: LedgerSecrets): Uint8Array {
+export function encodeSnapshot(
+  snap: StoreSnapshot,
+  view: number,
+  secrets: LedgerSecrets,
+  anchor: SnapshotAnchor,
+): Uint8Array {
   checkU64(snap.version, "snapshot seqno");
   checkU64(view, "view");
+  const anchorBytes = encodeAnchor(anchor, snap.version, view);
   const maps = sortMapsByName([...snap.maps]);
   const publicMaps = maps.filter((m) => isPublicMap(m.name));
   const privateMaps = maps.filter((m) => !isPublicMap(m.name));
@@ -136,6 +159,8 @@ export function encodeSnapshot(snap: StoreSnapshot, view: number, secrets: Ledge
   out.u64(secret?.version ?? 0);
   out.u32(pub.length);
   out.bytes(pub.finish());
+  out.u32(anchorBytes.length);
+  out.bytes(anchorBytes);
   out.u32(plaintext ? plaintext.length + TAG_LENGTH : 0);
   if (plaintext && secret) {
     out.bytes(seal(secret.key, snapshotIv(snap.version), plaintext, out.finish()));
@@ -150,7 +175,7 @@ export function encodeSnapshot(snap: StoreSnapshot, view: number, secrets: Ledge
 export function decodeSnapshot(
   input: Uint8Array,
   secrets: LedgerSecrets,
-): { snapshot: StoreSnapshot; view: number; secretVersion: number } {
+): { snapshot: StoreSnapshot; view: number; secretVersion: number; anchor: SnapshotAnchor } {
   if (!(input instanceof Uint8Array)) throw new LedgerError("snapshot must be a Uint8Array");
   const bytes = plainView(input);
   const r = new ByteReader(bytes, "snapshot");
@@ -171,6 +196,10 @@ export function decodeSnapshot(
   const publicReader = new ByteReader(b.bytes(publicLength, "public section"), "snapshot", publicStart);
   const publicMaps = readStoreMaps(publicReader, "public", seqno);
   publicReader.end();
+  const anchorLength = b.u32("anchor size");
+  const anchorStart = b.pos;
+  const anchorReader = new ByteReader(b.bytes(anchorLength, "anchor section"), "snapshot", anchorStart);
+  const anchor = decodeAnchor(anchorReader, seqno, view);
   const privateAt = b.pos;
   const privateLength = b.u32("private size");
   const aad = body.subarray(0, b.pos);
@@ -196,7 +225,99 @@ export function decodeSnapshot(
     snapshot: { version: seqno, maps: sortMapsByName([...publicMaps, ...privateMaps]) },
     view,
     secretVersion,
+    anchor,
   };
+}
+
+function popcount(n: number): number {
+  return n.toString(2).replace(/0/g, "").length;
+}
+
+function encodeAnchor(anchor: SnapshotAnchor, seqno: number, view: number): Uint8Array {
+  const { treeFrontier, viewHistory, signatureFrame } = anchor;
+  if (seqno < 1)
+    throw new LedgerError("a snapshot is taken at a signature entry, so its seqno is at least 1");
+  if (treeFrontier.size !== seqno - 1 || treeFrontier.hashes.length !== popcount(treeFrontier.size)) {
+    throw new LedgerError(`snapshot anchor: the tree frontier must cover the ${seqno - 1} entries before it`);
+  }
+  checkViewHistory(viewHistory, seqno, view, (m) => {
+    throw new LedgerError(`snapshot anchor: ${m}`);
+  });
+  checkSignatureFrame(signatureFrame, seqno, view, (m) => {
+    throw new LedgerError(`snapshot anchor: ${m}`);
+  });
+  const w = new ByteWriter();
+  w.u64(treeFrontier.size);
+  w.u32(treeFrontier.hashes.length);
+  for (const hash of treeFrontier.hashes) {
+    if (!(hash instanceof Uint8Array) || hash.length !== HASH_SIZE)
+      throw new LedgerError("snapshot anchor: frontier hashes are 32 bytes");
+    w.bytes(hash);
+  }
+  w.u32(viewHistory.length);
+  for (const [v, first] of viewHistory) {
+    w.u64(v);
+    w.u64(first);
+  }
+  w.u32(signatureFrame.length);
+  w.bytes(signatureFrame);
+  return w.finish();
+}
+
+function decodeAnchor(r: ByteReader, seqno: number, view: number): SnapshotAnchor {
+  const size = r.u64("tree size");
+  if (size !== seqno - 1) r.fail(`tree size ${size} is not the ${seqno - 1} entries before the snapshot`);
+  const count = r.u32("frontier hash count");
+  if (count !== popcount(size))
+    r.fail(`a tree of ${size} leaves has ${popcount(size)} frontier hashes, not ${count}`);
+  const hashes: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) hashes.push(Uint8Array.from(r.bytes(HASH_SIZE, "frontier hash")));
+  const views = r.u32("view count");
+  const viewHistory: Array<[number, number]> = [];
+  for (let i = 0; i < views; i++) viewHistory.push([r.u64("view"), r.u64("first seqno of view")]);
+  checkViewHistory(viewHistory, seqno, view, (m) => r.fail(m));
+  const frameLength = r.u32("signature entry size");
+  const signatureFrame = Uint8Array.from(r.bytes(frameLength, "signature entry"));
+  r.end();
+  checkSignatureFrame(signatureFrame, seqno, view, (m) => r.fail(m));
+  return { treeFrontier: { size, hashes }, viewHistory, signatureFrame };
+}
+
+function checkViewHistory(
+  history: Array<[number, number]>,
+  seqno: number,
+  view: number,
+  fail: (message: string) => never,
+): void {
+  if (history.length === 0) fail("the view history is empty");
+  let previous: [number, number] | undefined;
+  for (const [v, first] of history) {
+    if (!Number.isSafeInteger(v) || !Number.isSafeInteger(first) || first < 1 || first > seqno)
+      fail(`view history entry [${v}, ${first}] is out of range`);
+    if (previous && (v <= previous[0] || first <= previous[1]))
+      fail("view history must increase in both views and seqnos");
+    previous = [v, first];
+  }
+  if (history[0]![1] !== 1) fail("view history must start at seqno 1");
+  if (previous![0] !== view)
+    fail(`view history ends in view ${previous![0]}, not the snapshot's view ${view}`);
+}
+
+function checkSignatureFrame(
+  frame: Uint8Array,
+  seqno: number,
+  view: number,
+  fail: (message: string) => never,
+): void {
+  let entry: DecodedEntry;
+  try {
+    entry = decodeEntry(frame);
+  } catch (e) {
+    fail(`signature entry does not decode: ${(e as Error).message}`);
+  }
+  if (entry.seqno !== seqno || entry.view !== view || entry.type !== EntryType.Signature) {
+    fail(`the anchor entry is ${entry.view}.${entry.seqno}, not the signature at ${view}.${seqno}`);
+  }
 }
 
 /** SHA-256 of the snapshot file's bytes, the digest the node records in the ledger as evidence. */

@@ -3,6 +3,7 @@ import {
   aesGcmEncrypt,
   buildCoseReceipt,
   buildJsonReceipt,
+  coseVerifySign1,
   equalBytes,
   type JsonReceipt,
   MerkleTree,
@@ -10,17 +11,21 @@ import {
   signRootCose,
   toHex,
 } from "../crypto/index.ts";
-import { formatTxId, Store, type StoreSnapshot, type Tx, type WriteSet } from "../kv/index.ts";
+import { formatTxId, Store, type Tx, type WriteSet } from "../kv/index.ts";
 import {
   commitEvidence,
   commitEvidenceDigest,
   type DecodedEntry,
+  decodeEntry,
+  type decodeSnapshot,
   decryptEntry,
   EntryType,
   encodeEntry,
+  encodeSnapshot,
   frameWriteSetDigest,
   type LedgerSecrets,
   leafOf,
+  type SnapshotAnchor,
 } from "../ledger/index.ts";
 import type { Environment } from "./env.ts";
 import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
@@ -66,7 +71,9 @@ export type CommitOutcome =
 
 export type ReceiptLookup =
   | { status: "ok"; json: JsonReceipt; cose: Uint8Array }
-  | { status: "Pending" | "Unknown" | "Invalid" };
+  | { status: "Pending" | "Unknown" | "Invalid" }
+  /** Committed, but before the snapshot this node started from: it holds no proof for it. */
+  | { status: "BeforeSnapshot"; snapshotSeqno: number };
 
 interface TxMeta {
   view: number;
@@ -83,6 +90,18 @@ interface StoredSignature {
 
 export const ZERO_DIGEST = new Uint8Array(32);
 
+/** A checked snapshot, ready to replace a node's state (see `LedgerState.prepareSnapshot`). */
+export interface PreparedSnapshot {
+  seqno: number;
+  view: number;
+  /** The voting configuration at the snapshot. */
+  config: string[];
+  state: LedgerState;
+}
+
+/** A snapshot file as decoded by the ledger module. */
+export type DecodedSnapshot = ReturnType<typeof decodeSnapshot>;
+
 export class LedgerStateError extends Error {}
 
 /**
@@ -91,11 +110,17 @@ export class LedgerStateError extends Error {}
  * environment, and every byte bound for disk leaves through the sink.
  */
 export class LedgerState {
-  readonly store: Store;
-  private readonly tree = new MerkleTree();
-  private readonly meta: TxMeta[] = [];
+  private _store: Store;
+  private tree = new MerkleTree();
+  /** Metadata of the entries after `metaStart` (a node that started from a snapshot has none before). */
+  private meta: TxMeta[] = [];
+  private metaStart = 0;
+  /** `[view, first seqno]` of every view with entries, oldest first. */
+  private viewStarts: Array<[number, number]> = [];
   private readonly signatures = new Map<number, StoredSignature>();
   private readonly signatureSeqnos: number[] = [];
+  /** The newest signature entry as framed: the anchor of a snapshot taken there. */
+  private lastSignatureFrame: { seqno: number; frame: Uint8Array } | undefined;
   private commitWaiters: Array<{ seqno: number; resolve: () => void; reject: (e: Error) => void }> = [];
   private _view: number;
   private _commitSeqno = 0;
@@ -116,7 +141,11 @@ export class LedgerState {
     store?: Store,
   ) {
     this._view = view;
-    this.store = store ?? new Store();
+    this._store = store ?? new Store();
+  }
+
+  get store(): Store {
+    return this._store;
   }
 
   get view(): number {
@@ -126,7 +155,11 @@ export class LedgerState {
     return this._commitSeqno;
   }
   get lastSeqno(): number {
-    return this.meta.length;
+    return this.metaStart + this.meta.length;
+  }
+  /** The seqno of the snapshot this node's history starts from (0: it holds the whole ledger). */
+  get historyStart(): number {
+    return this.metaStart === 0 ? 0 : this.metaStart + 1;
   }
   get txSinceSignature(): number {
     return this._txSinceSignature;
@@ -137,9 +170,25 @@ export class LedgerState {
 
   viewOf(seqno: number): number {
     if (seqno === 0) return this._view;
-    const meta = this.meta[seqno - 1];
-    if (!meta) throw new LedgerStateError(`no transaction at seqno ${seqno}`);
-    return meta.view;
+    if (seqno >= 1 && seqno <= this.lastSeqno) {
+      const meta = this.meta[seqno - this.metaStart - 1];
+      if (meta) return meta.view;
+      // Before the snapshot this node started from: the view history knows.
+      for (let i = this.viewStarts.length - 1; i >= 0; i--) {
+        const [view, first] = this.viewStarts[i]!;
+        if (first <= seqno) return view;
+      }
+    }
+    throw new LedgerStateError(`no transaction at seqno ${seqno}`);
+  }
+
+  private metaAt(seqno: number): TxMeta | undefined {
+    return seqno > this.metaStart ? this.meta[seqno - this.metaStart - 1] : undefined;
+  }
+
+  private noteView(seqno: number, view: number): void {
+    const last = this.viewStarts.at(-1);
+    if (!last || last[0] !== view) this.viewStarts.push([view, seqno]);
   }
 
   txIdOf(seqno: number): string {
@@ -235,6 +284,9 @@ export class LedgerState {
       this.secrets,
     );
     const writeSetDigest = frameWriteSetDigest(frame);
+    const viewsBefore = this.viewStarts.length;
+    this.noteView(seqno, this._view);
+    if (type === EntryType.Signature) this.lastSignatureFrame = { seqno, frame };
     this.meta.push({
       view: this._view,
       secretVersion: secret.version,
@@ -246,6 +298,7 @@ export class LedgerState {
     const config = this.noteConfig(seqno, writeSet);
     if (this.sink.append(seqno, frame, type === EntryType.Signature, config) === false) {
       this.meta.pop();
+      this.viewStarts.length = viewsBefore;
       this.tree.truncate(seqno - 1);
       this.store.rollback(seqno - 1);
       this.configs.delete(seqno);
@@ -339,19 +392,19 @@ export class LedgerState {
 
   txStatus(view: number, seqno: number): TxStatus {
     if (seqno < 1) return "Invalid";
-    const meta = this.meta[seqno - 1];
-    if (!meta) return view < this._view ? "Invalid" : "Unknown";
-    if (meta.view !== view) return "Invalid";
+    if (seqno > this.lastSeqno) return view < this._view ? "Invalid" : "Unknown";
+    if (this.viewOf(seqno) !== view) return "Invalid";
     return seqno <= this._commitSeqno ? "Committed" : "Pending";
   }
 
   receipt(view: number, seqno: number): ReceiptLookup {
     const status = this.txStatus(view, seqno);
     if (status !== "Committed") return { status };
+    if (seqno <= this.metaStart) return { status: "BeforeSnapshot", snapshotSeqno: this.metaStart + 1 };
     const signatureSeqno = this.signatureSeqnos.find((s) => s > seqno);
     if (signatureSeqno === undefined || signatureSeqno > this._commitSeqno) return { status: "Pending" };
     const signature = this.signatures.get(signatureSeqno)!;
-    const meta = this.meta[seqno - 1]!;
+    const meta = this.metaAt(seqno)!;
     const proof = this.tree.path(seqno - 1, signatureSeqno - 1);
     const evidence = commitEvidence(this.secrets.get(meta.secretVersion), meta.view, seqno);
     const json = buildJsonReceipt({
@@ -376,15 +429,30 @@ export class LedgerState {
     return { status: "ok", json, cose };
   }
 
-  /** Current KV snapshot, for snapshot files. */
-  snapshot(): StoreSnapshot {
-    return this.store.snapshot();
+  /**
+   * The snapshot file for the newest signature entry, at `seqno`, with
+   * the anchor a node needs to carry on from it without the ledger before it. The bytes depend
+   * only on the ledger up to `seqno`, so every node that holds it writes the same file.
+   */
+  encodeSnapshotAt(seqno: number): Uint8Array {
+    if (this.lastSignatureFrame?.seqno !== seqno) {
+      throw new LedgerStateError(`seqno ${seqno} is not the newest signature transaction`);
+    }
+    const anchor: SnapshotAnchor = {
+      treeFrontier: this.tree.frontier(seqno - 1),
+      viewHistory: this.viewStarts.filter(([, first]) => first <= seqno),
+      signatureFrame: this.lastSignatureFrame.frame,
+    };
+    return encodeSnapshot(this._store.snapshot(seqno), this.viewOf(seqno), this.secrets, anchor);
   }
 
   /**
-   * Rebuilds the state from durable entries (contiguous from 1) and optionally a snapshot taken
-   * at one of them. Every signature is checked against the Merkle
-   * root recomputed here, so a tampered ledger is refused.
+   * Rebuilds the state from durable entries and optionally a snapshot taken at one of them. With
+   * the whole ledger (entries from seqno 1), every entry is replayed into the Merkle tree, so
+   * receipts work for all of history, and the snapshot only spares replaying the store. A node
+   * whose ledger starts after a snapshot (it joined or caught up from one) carries on from the
+   * snapshot's anchor instead. Every signature is checked against the Merkle root recomputed
+   * here, so a tampered ledger is refused.
    */
   static restore(opts: {
     env: Environment;
@@ -392,31 +460,140 @@ export class LedgerState {
     secrets: LedgerSecrets;
     sink: LedgerSink;
     entries: DecodedEntry[];
-    snapshot?: StoreSnapshot;
+    snapshot?: DecodedSnapshot;
+    /** Where the ledger on disk starts (1 unless the node started from a snapshot). */
+    ledgerStart?: number;
+    /** Needed to check a snapshot's anchor: the service signs the Merkle root it continues from. */
+    serviceCertPem?: string;
     /** A commit point this node saw before it stopped (a lower bound is fine). */
     commitSeqno?: number;
   }): LedgerState {
     const { entries, snapshot } = opts;
-    const store = snapshot ? Store.fromSnapshot(snapshot) : new Store();
-    const lastView = entries.at(-1)?.view ?? 0;
+    const ledgerStart = opts.ledgerStart ?? entries[0]?.seqno ?? 1;
+    const lastView = entries.at(-1)?.view ?? snapshot?.view ?? 0;
     // New entries wait for consensus to name this node primary in a later view (enterView).
-    const state = new LedgerState(opts.env, opts.keys, opts.secrets, opts.sink, lastView, store);
-    state.startConfig = snapshot ? state.trustedNodes() : [];
-    for (const entry of entries) {
-      state.applyEntry(entry, !snapshot || entry.seqno > snapshot.version);
-    }
-    if (snapshot && snapshot.version > state.meta.length) {
-      throw new LedgerStateError(
-        `snapshot at ${snapshot.version} is ahead of the ledger (${state.meta.length})`,
-      );
+    const state = new LedgerState(opts.env, opts.keys, opts.secrets, opts.sink, lastView);
+    if (ledgerStart > 1) {
+      const at = snapshot?.snapshot.version ?? 0;
+      if (!snapshot || at < ledgerStart - 1 || at > (entries.at(-1)?.seqno ?? ledgerStart - 1)) {
+        throw new LedgerStateError(
+          `the ledger starts at seqno ${ledgerStart} but there is no usable snapshot from ${ledgerStart - 1} on`,
+        );
+      }
+      state.adoptSnapshot(snapshot, opts.serviceCertPem);
+      for (const entry of entries) if (entry.seqno > at) state.applyEntry(entry, true);
+    } else {
+      if (snapshot) state._store = Store.fromSnapshot(snapshot.snapshot);
+      state.startConfig = snapshot ? state.trustedNodes() : [];
+      for (const entry of entries) {
+        state.applyEntry(entry, !snapshot || entry.seqno > snapshot.snapshot.version);
+      }
+      if (snapshot && snapshot.snapshot.version > state.lastSeqno) {
+        throw new LedgerStateError(
+          `snapshot at ${snapshot.snapshot.version} is ahead of the ledger (${state.lastSeqno})`,
+        );
+      }
     }
     // Only what is known to have committed counts as committed: the last signature at or before
     // the remembered commit point. The rest is this node's log; consensus decides its fate.
-    const known = Math.max(opts.commitSeqno ?? 0, snapshot?.version ?? 0);
+    const known = Math.max(opts.commitSeqno ?? 0, snapshot?.snapshot.version ?? 0);
     state._commitSeqno =
-      [...state.signatureSeqnos].reverse().find((s) => s <= known) ?? snapshot?.version ?? 0;
+      [...state.signatureSeqnos].reverse().find((s) => s <= known) ?? snapshot?.snapshot.version ?? 0;
     state.store.compact(state._commitSeqno);
     return state;
+  }
+
+  /**
+   * A backup that fell behind the primary's log (or just joined) takes the primary's snapshot in
+   * place of everything it had: store, Merkle tree and history restart from the snapshot's anchor,
+   * which must carry a signature by a node of this service and by the service key over the tree
+   * it continues. Nothing changes if the check fails.
+   */
+  prepareSnapshot(snapshot: DecodedSnapshot, serviceCertPem: string): PreparedSnapshot {
+    if (snapshot.snapshot.version <= this._commitSeqno) {
+      throw new LedgerStateError(
+        `snapshot at ${snapshot.snapshot.version} is not past this node's commit point ${this._commitSeqno}`,
+      );
+    }
+    const fresh = new LedgerState(this.env, this.keys, this.secrets, this.sink, snapshot.view);
+    fresh.adoptSnapshot(snapshot, serviceCertPem);
+    return { seqno: snapshot.snapshot.version, view: snapshot.view, config: fresh.startConfig, state: fresh };
+  }
+
+  /** Replaces everything this node had with a snapshot `prepareSnapshot` checked. */
+  installSnapshot(prepared: PreparedSnapshot): void {
+    const fresh = prepared.state;
+    const waiting = this.commitWaiters;
+    this.commitWaiters = [];
+    this._store = fresh._store;
+    this.tree = fresh.tree;
+    this.meta = fresh.meta;
+    this.metaStart = fresh.metaStart;
+    this.viewStarts = fresh.viewStarts;
+    this.signatures.clear();
+    this.signatureSeqnos.length = 0;
+    for (const [seqno, signature] of fresh.signatures)
+      this.recordSignature(seqno, signature.record, signature.cose);
+    this.lastSignatureFrame = fresh.lastSignatureFrame;
+    this.configs.clear();
+    this.startConfig = fresh.startConfig;
+    this._view = Math.max(this._view, fresh._view);
+    this._commitSeqno = fresh._commitSeqno;
+    this._txSinceSignature = 0;
+    this.nodesInfoVersion++;
+    for (const waiter of waiting) {
+      if (waiter.seqno <= this._commitSeqno) waiter.resolve();
+      else
+        waiter.reject(
+          new LedgerStateError(`transaction at seqno ${waiter.seqno} was replaced by a snapshot`),
+        );
+    }
+  }
+
+  /** Starts this (empty) state from a snapshot and its anchor, checking the anchor's signatures. */
+  private adoptSnapshot(decoded: DecodedSnapshot, serviceCertPem: string | undefined): void {
+    const { snapshot, anchor, view } = decoded;
+    const seqno = snapshot.version;
+    const entry = decodeEntry(anchor.signatureFrame);
+    const tree = MerkleTree.fromFrontier(anchor.treeFrontier);
+    const evidence = commitEvidence(this.secrets.get(entry.secretVersion), entry.view, seqno);
+    if (!equalBytes(commitEvidenceDigest(evidence), entry.commitEvidenceDigest)) {
+      throw new LedgerStateError(`snapshot at ${seqno}: commit evidence does not match the ledger secret`);
+    }
+    const signature = readSignatureEntry(entry);
+    const root = tree.root(seqno - 1);
+    checkSignedRoot(seqno, signature.record, root);
+    if (!serviceCertPem || !coseVerifySign1(signature.cose, serviceCertPem, root)) {
+      throw new LedgerStateError(
+        `snapshot at ${seqno}: the service's signature over the Merkle root does not verify`,
+      );
+    }
+    const store = Store.fromSnapshot(snapshot);
+    const stored = store.read(Tables.signatures, SINGLETON_KEY);
+    if (!stored || !equalBytes(stored, jsonBytes(signature.record))) {
+      throw new LedgerStateError(
+        `snapshot at ${seqno}: its store does not hold the signature it is anchored on`,
+      );
+    }
+    this._store = store;
+    this.tree = tree;
+    this.metaStart = seqno - 1;
+    this.viewStarts = anchor.viewHistory.map(([v, first]) => [v, first]);
+    this._view = Math.max(this._view, view);
+    this.tree.append(leafOf(entry.writeSetDigest, entry.commitEvidenceDigest, entry.claimsDigest));
+    this.meta = [
+      {
+        view: entry.view,
+        secretVersion: entry.secretVersion,
+        writeSetDigest: entry.writeSetDigest,
+        claimsDigest: entry.claimsDigest,
+        isSignature: true,
+      },
+    ];
+    this.recordSignature(seqno, signature.record, signature.cose);
+    this.lastSignatureFrame = { seqno, frame: anchor.signatureFrame };
+    this._commitSeqno = seqno;
+    this.startConfig = this.trustedNodes();
   }
 
   /**
@@ -430,7 +607,7 @@ export class LedgerState {
   }
 
   private applyEntry(entry: DecodedEntry, applyToStore: boolean): void {
-    const expectedSeqno = this.meta.length + 1;
+    const expectedSeqno = this.lastSeqno + 1;
     if (entry.seqno !== expectedSeqno) {
       throw new LedgerStateError(
         `ledger is not contiguous: expected seqno ${expectedSeqno}, found ${entry.seqno}`,
@@ -449,6 +626,8 @@ export class LedgerState {
       this.noteConfig(entry.seqno, writeSet);
     }
     if (signature) this.recordSignature(entry.seqno, signature.record, signature.cose);
+    this.noteView(entry.seqno, entry.view);
+    if (signature) this.lastSignatureFrame = { seqno: entry.seqno, frame: entry.frame };
     this.meta.push({
       view: entry.view,
       secretVersion: entry.secretVersion,
@@ -468,13 +647,15 @@ export class LedgerState {
     if (seqno < this._commitSeqno) {
       throw new LedgerStateError(`cannot roll back to ${seqno}: ${this._commitSeqno} is committed`);
     }
-    if (seqno >= this.meta.length) return;
+    if (seqno >= this.lastSeqno) return;
     this.store.rollback(seqno);
     this.tree.truncate(seqno);
-    this.meta.length = seqno;
+    this.meta.length = seqno - this.metaStart;
+    while ((this.viewStarts.at(-1)?.[1] ?? 0) > seqno) this.viewStarts.pop();
     for (const at of [...this.configs.keys()]) if (at > seqno) this.configs.delete(at);
     this.nodesInfoVersion++;
     while ((this.signatureSeqnos.at(-1) ?? 0) > seqno) this.signatures.delete(this.signatureSeqnos.pop()!);
+    if ((this.lastSignatureFrame?.seqno ?? 0) > seqno) this.lastSignatureFrame = undefined;
     this._txSinceSignature = seqno - this.lastSignatureSeqno;
     const waiting = this.commitWaiters;
     this.commitWaiters = [];

@@ -8,18 +8,14 @@ import {
   normalizePem,
   p384PrivateKey,
   parseCertificate,
-  toHex,
 } from "../crypto/index.ts";
 import type { Tx } from "../kv/index.ts";
 import {
   type DecodedEntry,
   decodeSnapshot,
   EntryType,
-  encodeSnapshot,
   LedgerFiles,
   LedgerSecrets,
-  listSnapshots,
-  snapshotDigest,
   writeSnapshotFile,
 } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
@@ -51,6 +47,8 @@ import {
   ZERO_DIGEST,
 } from "./ledger-state.ts";
 import { Replica } from "./replica.ts";
+import { INSTALL_SNAPSHOT, type InstallSnapshot, parseInstallSnapshot } from "./snapshot-message.ts";
+import { loadUsableSnapshot, Snapshots } from "./snapshots.ts";
 import {
   jsonBytes,
   type NodeInfo,
@@ -82,6 +80,8 @@ function readCommitHint(path: string): number {
 
 /** The consensus hard state (view and vote), written before any message that depends on it. */
 const HARD_STATE_FILE = "consensus.json";
+/** How long a backup may take to receive and install a snapshot before the primary tries again. */
+const SNAPSHOT_SEND_TIMEOUT_MS = 60_000;
 
 function readHardState(path: string): HardState | undefined {
   if (!existsSync(path)) return undefined;
@@ -104,20 +104,15 @@ function readHardState(path: string): HardState | undefined {
   return { view: hard.view, votedFor: hard.votedFor };
 }
 
-interface PendingSnapshot {
-  seqno: number;
-  evidenceSeqno: number;
-  bytes: Uint8Array;
-}
-
 /**
  * One running node: its identity, ledger files, transaction engine, signature timer and
  * snapshots. The HTTPS layer (src/rpc) sits on top of it.
  */
 export class CocoNode {
   private signatureTimer: NodeJS.Timeout | undefined;
-  private pendingSnapshot: PendingSnapshot | undefined;
-  private lastSnapshotSeqno = 0;
+  private snapshots!: Snapshots;
+  private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
+  private installing = false;
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
   private channels: NodeChannels | undefined;
@@ -187,6 +182,7 @@ export class CocoNode {
       })),
     );
     const opened = await LedgerFiles.open(ledgerDir, { chunkSize: config.ledger.chunkSize });
+    const ledgerStart = opened.ledger.firstSeqno;
     if (opened.truncatedBytes > 0) {
       log.warn({ bytes: opened.truncatedBytes }, "truncated a torn write at the end of the ledger");
     }
@@ -218,20 +214,29 @@ export class CocoNode {
         return true;
       },
     };
-    const snapshot = await loadUsableSnapshot(join(config.dir, "snapshots"), entries, secrets, log);
+    const snapshotDir = join(config.dir, "snapshots");
+    const snapshot = await loadUsableSnapshot(snapshotDir, entries, ledgerStart, secrets, log);
     const state = LedgerState.restore({
       env,
       keys,
       secrets,
       sink,
       entries,
-      snapshot: snapshot?.snapshot,
+      snapshot,
+      ledgerStart,
+      serviceCertPem: identity.serviceCertPem,
       commitSeqno: commitHint,
     });
     node = new CocoNode(config, env, log, identity, state, files);
     node.joinPeers = joinPeers;
-    node.lastSnapshotSeqno = snapshot?.snapshot.version ?? 0;
-    node.startupSnapshotSeqno = node.lastSnapshotSeqno;
+    node.startupSnapshotSeqno = snapshot?.snapshot.version ?? 0;
+    node.snapshots = new Snapshots(
+      snapshotDir,
+      state,
+      config.snapshots.txInterval,
+      log,
+      node.startupSnapshotSeqno,
+    );
     node.channels = await NodeChannels.listen({
       nodeId: identity.nodeId,
       certPem: identity.nodeCertPem,
@@ -314,10 +319,14 @@ export class CocoNode {
         roleChanged: (change) => this.roleChanged(change),
         committed: (seqno) => this.committed(seqno),
         readReady: (requestId, seqno) => this.readReady(requestId, seqno),
+        applied: (entry) => this.snapshots.afterReplicated(entry),
+        rolledBack: (seqno) => this.snapshots.rolledBack(seqno),
+        sendSnapshot: (to, seqno) => this.sendSnapshot(to, seqno),
       },
       this.log,
     );
     this.channels?.onMessage((from, message) => this.replica?.step(from, message));
+    this.channels?.onRequest((from, message) => this.serveNodeRequest(from, message));
     this.files.onDurable(() => this.signForWaiters());
     this.files.setBeforeBatch(() => this.signForWaiters());
     // Alone in its configuration, a node need not wait out an election timeout.
@@ -414,7 +423,90 @@ export class CocoNode {
 
   /** Serves requests from other nodes (forwarded client calls). */
   onNodeRequest(handler: (from: string, message: unknown) => Promise<unknown>): void {
-    this.channels?.onRequest(handler);
+    this.nodeRequestHandler = handler;
+  }
+
+  private serveNodeRequest(from: string, message: unknown): Promise<unknown> {
+    if ((message as { kind?: unknown } | null)?.kind === INSTALL_SNAPSHOT) {
+      return this.installSnapshotFrom(from, parseInstallSnapshot(message));
+    }
+    if (!this.nodeRequestHandler) return Promise.reject(new NodeError("this node serves no requests yet"));
+    return this.nodeRequestHandler(from, message);
+  }
+
+  /** Primary: a backup needs entries consensus no longer holds; send it the snapshot there. */
+  private sendSnapshot(to: string, seqno: number): void {
+    const raft = this.replica?.raft;
+    if (!raft) return;
+    const point = raft.logStart;
+    const work = (async () => {
+      const file = await this.snapshots.read(seqno);
+      if (!file || point.seqno !== seqno) throw new NodeError(`no snapshot file at ${seqno}`);
+      const message: InstallSnapshot = {
+        kind: INSTALL_SNAPSHOT,
+        seqno,
+        view: point.view,
+        config: point.config,
+        evidenceSeqno: file.evidenceSeqno,
+        bytes: file.bytes,
+      };
+      this.log.info({ to, seqno, bytes: file.bytes.length }, "sending a snapshot to a node that is behind");
+      await this.requestNode(to, message, SNAPSHOT_SEND_TIMEOUT_MS);
+    })();
+    this.track(
+      work.catch((e) => {
+        this.log.warn({ to, seqno, err: e }, "could not send a snapshot; will try again");
+        this.replica?.raft.snapshotFailed(to);
+        this.replica?.process();
+      }),
+    );
+  }
+
+  /**
+   * Backup: takes the primary's snapshot in place of its ledger. The snapshot is decoded and its
+   * anchor checked (signed by a node and by the service) before anything changes; then the file
+   * is written, the ledger files restart after it, and state and consensus move to it together.
+   */
+  private async installSnapshotFrom(from: string, message: InstallSnapshot): Promise<{ installed: boolean }> {
+    const raft = this.replica?.raft;
+    if (!raft || this.closing) throw new NodeError("this node is not running consensus");
+    if (raft.leader !== from) throw new NodeError(`only the primary sends snapshots; ${from} is not it`);
+    if (this.installing) throw new NodeError("already installing a snapshot");
+    if (message.seqno <= raft.commitSeqno) return { installed: false };
+    if (this.state.lastSeqno >= message.seqno && this.state.viewOf(message.seqno) === message.view) {
+      // This node holds that entry already: consensus only needs to know.
+      raft.restoreSnapshot({ seqno: message.seqno, view: message.view, config: message.config });
+      this.replica?.process();
+      return { installed: false };
+    }
+    this.installing = true;
+    try {
+      const decoded = decodeSnapshot(message.bytes, this.state.secrets);
+      if (decoded.snapshot.version !== message.seqno || decoded.view !== message.view) {
+        throw new NodeError(
+          `the snapshot holds ${decoded.view}.${decoded.snapshot.version}, not ${message.view}.${message.seqno}`,
+        );
+      }
+      const prepared = this.state.prepareSnapshot(decoded, this.identity.serviceCertPem);
+      if (prepared.config.join(",") !== [...message.config].sort().join(",")) {
+        throw new NodeError("the snapshot's trusted nodes differ from the configuration sent with it");
+      }
+      await writeSnapshotFile(this.snapshots.dir, message.seqno, message.evidenceSeqno, message.bytes);
+      await this.files.restartAt(message.seqno + 1);
+      if (raft.commitSeqno >= message.seqno) return { installed: false };
+      this.state.installSnapshot(prepared);
+      this.snapshots.installed(message.seqno);
+      raft.restoreSnapshot({ seqno: message.seqno, view: message.view, config: message.config });
+      this.commitToSave = message.seqno;
+      this.log.info(
+        { seqno: message.seqno, view: message.view, from },
+        "installed a snapshot from the primary",
+      );
+      this.replica?.process();
+      return { installed: true };
+    } finally {
+      this.installing = false;
+    }
   }
 
   /** Where clients reach a node, from `nodes.info`. */
@@ -437,6 +529,12 @@ export class CocoNode {
     } catch (e) {
       if (!(e instanceof NotPrimaryError)) throw e;
     }
+  }
+
+  /** True when `nodes.info` already records the node making this join request. */
+  hasJoined(request: JoinRequest): boolean {
+    const nodeId = joinerNodeId(request);
+    return this.nodes().some(([id]) => id === nodeId);
   }
 
   /**
@@ -625,17 +723,7 @@ export class CocoNode {
 
   private sign(): void {
     const seqno = this.state.emitSignature();
-    if (this.pendingSnapshot || seqno - this.lastSnapshotSeqno < this.config.snapshots.txInterval) return;
-    const bytes = encodeSnapshot(this.state.snapshot(), this.state.view, this.state.secrets);
-    const tx = this.state.store.begin();
-    tx.map(Tables.snapshotEvidence).set(
-      SINGLETON_KEY,
-      jsonBytes({ version: seqno, hash: toHex(snapshotDigest(bytes)) }),
-    );
-    const outcome = this.state.commitTx(tx);
-    if (!outcome.ok || outcome.seqno === null) throw new NodeError("snapshot evidence did not commit");
-    this.pendingSnapshot = { seqno, evidenceSeqno: outcome.seqno, bytes };
-    this.lastSnapshotSeqno = seqno;
+    this.snapshots.afterSignature(seqno);
   }
 
   /** Consensus moved the commit point: mark chunks committed, and write a pending snapshot. */
@@ -646,20 +734,23 @@ export class CocoNode {
         .markCommitted(commit)
         .catch((e) => this.log.error({ err: e }, "could not mark ledger chunks committed")),
     );
-    const pending = this.pendingSnapshot;
-    if (pending && pending.evidenceSeqno <= commit) {
-      this.pendingSnapshot = undefined;
-      this.track(
-        writeSnapshotFile(
-          join(this.config.dir, "snapshots"),
-          pending.seqno,
-          pending.evidenceSeqno,
-          pending.bytes,
-        )
-          .then((path) => this.log.info({ path, seqno: pending.seqno }, "wrote a snapshot"))
-          .catch((e) => this.log.error({ err: e }, "could not write a snapshot")),
-      );
-    }
+    this.track(
+      this.snapshots
+        .committed(commit)
+        .then((compactTo) => {
+          // Consensus forgets entries before the older snapshot kept; a node that needs them gets that snapshot.
+          const raft = this.replica?.raft;
+          if (
+            compactTo !== undefined &&
+            raft &&
+            compactTo > raft.logStart.seqno &&
+            compactTo <= raft.commitSeqno
+          ) {
+            raft.compact(compactTo);
+          }
+        })
+        .catch((e) => this.log.error({ err: e }, "could not write a snapshot")),
+    );
   }
 
   private track(work: Promise<unknown>): void {
@@ -721,33 +812,6 @@ function readCertFile(path: string): string {
     throw new NodeError(`${path} is not a usable certificate: ${(e as Error).message}`);
   }
   return normalizePem(text);
-}
-
-/** The newest snapshot whose digest matches its evidence entry in the ledger. */
-async function loadUsableSnapshot(
-  dir: string,
-  entries: DecodedEntry[],
-  secrets: LedgerSecrets,
-  log: Logger,
-): Promise<ReturnType<typeof decodeSnapshot> | undefined> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (const candidate of await listSnapshots(dir)) {
-    const evidence = entries[candidate.evidenceSeqno - 1];
-    const record = evidence?.publicWriteSet.find((m) => m.name === Tables.snapshotEvidence)?.updates[0]
-      ?.value;
-    if (!record) {
-      log.warn({ path: candidate.path }, "snapshot has no evidence in the ledger; ignored");
-      continue;
-    }
-    const bytes = new Uint8Array(readFileSync(candidate.path));
-    const expected = parseJsonBytes<{ version: number; hash: string }>(record);
-    if (expected.version !== candidate.seqno || expected.hash !== toHex(snapshotDigest(bytes))) {
-      log.warn({ path: candidate.path }, "snapshot does not match its evidence in the ledger; ignored");
-      continue;
-    }
-    return decodeSnapshot(bytes, secrets);
-  }
-  return undefined;
 }
 
 /** Certificate names for a node reached at `host:port`. */

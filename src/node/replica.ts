@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { HardState, Message, Raft, Ready, RoleChange } from "../consensus/index.ts";
-import { decodeEntry, type LedgerFiles } from "../ledger/index.ts";
+import { type DecodedEntry, decodeEntry, type LedgerFiles } from "../ledger/index.ts";
 import type { LedgerState } from "./ledger-state.ts";
 
 /** What the replica needs from the node around it. */
@@ -11,6 +11,12 @@ export interface ReplicaHooks {
   roleChanged(change: RoleChange): void;
   committed(seqno: number): void;
   readReady(requestId: string, seqno: number | null): void;
+  /** A backup applied an entry from the primary. */
+  applied(entry: DecodedEntry): void;
+  /** Entries after `seqno` were dropped. */
+  rolledBack(seqno: number): void;
+  /** Consensus wants the snapshot at `seqno` sent to `to`. */
+  sendSnapshot(to: string, seqno: number): void;
 }
 
 /**
@@ -104,6 +110,7 @@ export class Replica {
     if (ready.hardState) this.hooks.saveHardState(ready.hardState);
     if (ready.truncateAfter !== undefined) {
       this.state.rollback(ready.truncateAfter);
+      this.hooks.rolledBack(ready.truncateAfter);
       this.files
         .truncate(ready.truncateAfter)
         .catch((e) => this.log.error({ err: e }, "ledger truncation failed"));
@@ -112,7 +119,9 @@ export class Replica {
       if (this.refusal) break;
       if (entry.seqno > this.state.lastSeqno) {
         try {
-          this.state.applyReplicated(decodeEntry(entry.data));
+          const decoded = decodeEntry(entry.data);
+          this.state.applyReplicated(decoded);
+          this.hooks.applied(decoded);
         } catch (e) {
           this.refusal = `refused entry ${entry.view}.${entry.seqno} from the primary: ${(e as Error).message}`;
           this.log.error({ seqno: entry.seqno, view: entry.view, err: e }, this.refusal);
@@ -122,6 +131,7 @@ export class Replica {
       this.files.append(entry.seqno, entry.data, entry.isSignature);
     }
     for (const { to, message } of ready.messages) this.hooks.send(to, message);
+    for (const { to, seqno } of ready.snapshotsToSend) this.hooks.sendSnapshot(to, seqno);
     if (ready.commitSeqno !== undefined && !this.refusal) {
       this.state.markCommitted(ready.commitSeqno);
       this.hooks.committed(ready.commitSeqno);

@@ -110,7 +110,9 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
     }
     try {
       const request = parseJoinRequest(body);
-      if (!node.isPrimary) {
+      // A node already recorded needs no write: any node can answer it (and must, when the
+      // primary waits for that very node to form a quorum after trusting it).
+      if (!node.isPrimary && !node.hasJoined(request)) {
         const primary = node.nodes().find(([id]) => id === node.primaryId)?.[1];
         return reply.status(503).send({
           error: { code: "NotPrimary", message: "join requests go to the primary" },
@@ -159,6 +161,14 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
           410,
           "TransactionInvalid",
           `transaction ${txid} was rolled back and will never commit`,
+        );
+      }
+      if (found.status === "BeforeSnapshot") {
+        return sendError(
+          reply,
+          404,
+          "ReceiptNotAvailable",
+          `transaction ${txid} is committed, but this node started from a snapshot at ${found.snapshotSeqno} and holds no proof for earlier transactions; ask a node that holds the whole ledger`,
         );
       }
       if (found.status !== "ok") throw new Error("unreachable receipt status");

@@ -31,7 +31,11 @@ function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000)
 }
 
 function stop(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      reject(new Error(`the sandbox had already exited (${child.exitCode ?? child.signalCode})`));
+      return;
+    }
     child.removeAllListeners("exit");
     child.once("exit", (code) => resolve(code));
     child.kill("SIGINT");

@@ -61,7 +61,7 @@ export class Cluster {
       },
       this.dir,
     );
-    const logger = createLogger({ level: "error", format: "json" });
+    const logger = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
     const running = await runNode(config, realEnvironment, logger, builtInApp("logging"));
     this.nodes.push(running);
     return running;

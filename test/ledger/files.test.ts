@@ -287,3 +287,27 @@ test("a ledger that starts after a snapshot begins at startSeqno and cannot be c
   await reopened.ledger.close();
   await assert.rejects(LedgerFiles.open(dir, { startSeqno: 0 }), /start seqno/);
 });
+
+test("restartAt replaces the whole ledger, committed chunks too, with an empty one at the new start", async (t) => {
+  const dir = await tempDir(t);
+  const { ledger } = await LedgerFiles.open(dir, { chunkSize: 600 });
+  await appendRange(ledger, 1, 40);
+  await ledger.markCommitted(30);
+  ledger.append(41, frameFor(41, secrets), false); // queued, never written
+  const doomed = ledger.whenDurable(41);
+  const restarted = ledger.restartAt(501);
+  await assert.rejects(doomed, /snapshot replaced the ledger/);
+  await restarted;
+  assert.deepEqual([ledger.lastSeqno, ledger.durableSeqno, ledger.committedSeqno], [500, 500, 500]);
+  assert.deepEqual(await chunkNames(dir), ["ledger_501"]);
+  await assert.rejects(ledger.truncate(499), /are committed/);
+  await appendRange(ledger, 501, 510);
+  await ledger.close();
+  const reopened = await LedgerFiles.open(dir);
+  assert.deepEqual(
+    reopened.entries.map((e) => e.seqno),
+    Array.from({ length: 10 }, (_, i) => i + 501),
+  );
+  await reopened.ledger.close();
+  await assert.rejects(reopened.ledger.restartAt(0), /start seqno|closed|unusable/);
+});

@@ -7,7 +7,7 @@ import {
   p384PrivateKey,
   sha256,
 } from "../../src/crypto/index.ts";
-import { decodeEntry, encodeEntry, LedgerSecrets } from "../../src/ledger/index.ts";
+import { decodeEntry, decodeSnapshot, encodeEntry, LedgerSecrets } from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
 import { LedgerState, LedgerStateError, type SigningKeys } from "../../src/node/ledger-state.ts";
 
@@ -25,12 +25,14 @@ function testEnv(): Environment {
 }
 
 let keys: SigningKeys;
+let serviceCertPem: string;
 const secretKey = new Uint8Array(32).fill(7);
 const encoder = new TextEncoder();
 
 before(async () => {
   const service = await createServiceIdentity({ now: new Date(), serial: new Uint8Array([1]) });
   const node = generateP384KeyPair();
+  serviceCertPem = service.certPem;
   keys = {
     nodeId: nodeIdOf(node.publicKeyPem),
     nodeCertPem: service.certPem, // only used as the signer's cert in records; the key is what matters here
@@ -166,4 +168,50 @@ test("rollback drops the uncommitted suffix, fails its waiters, and later entrie
   assert.equal(primary.txStatus(1, lost), "Invalid");
   assert.equal(primary.txStatus(2, again), "Pending");
   assert.throws(() => primary.rollback(0), /committed/);
+});
+
+test("a snapshot carries a node to the same state, Merkle root and receipts, and a forged anchor is refused", async () => {
+  const { primary, backup, write, replicate, frames } = primaryAndBackup();
+  for (let i = 0; i < 7; i++) write(`k${i}`, `v${i}`);
+  const at = primary.emitSignature();
+  const bytes = primary.encodeSnapshotAt(at);
+  replicate();
+  assert.deepEqual(backup.encodeSnapshotAt(at), bytes, "every node encodes the same snapshot bytes");
+  const secrets = new LedgerSecrets([{ version: 0, key: secretKey }]);
+
+  const fresh = new LedgerState(testEnv(), keys, secrets, { append: () => true }, 0);
+  const prepared = fresh.prepareSnapshot(decodeSnapshot(bytes, secrets), serviceCertPem);
+  assert.equal(prepared.seqno, at);
+  fresh.installSnapshot(prepared);
+  assert.deepEqual(fresh.store.snapshot(), primary.store.snapshot(at));
+  assert.equal(fresh.historyStart, at);
+  assert.equal(fresh.commitSeqno, at);
+  assert.equal(fresh.txStatus(1, 2), "Committed", "the view history answers for transactions before it");
+  assert.equal(fresh.txStatus(0, 2), "Invalid");
+
+  // It carries on: the primary's next entries apply and sign over the same root.
+  write("after", "snapshot");
+  primary.emitSignature();
+  write("one", "more");
+  const last = primary.emitSignature();
+  for (const frame of frames.splice(0)) fresh.applyReplicated(decodeEntry(frame));
+  fresh.markCommitted(last);
+  primary.markCommitted(last);
+  assert.deepEqual(fresh.receipt(1, at + 1), primary.receipt(1, at + 1));
+  assert.deepEqual(fresh.receipt(1, 3), { status: "BeforeSnapshot", snapshotSeqno: at });
+
+  // Forgeries: another service's certificate; a tampered frontier (the signed root no longer matches).
+  const other = await createServiceIdentity({ now: new Date(), serial: new Uint8Array([9]) });
+  const target = () => new LedgerState(testEnv(), keys, secrets, { append: () => true }, 0);
+  assert.throws(
+    () => target().prepareSnapshot(decodeSnapshot(bytes, secrets), other.certPem),
+    /service's signature over the Merkle root does not verify/,
+  );
+  const decoded = decodeSnapshot(bytes, secrets);
+  decoded.anchor.treeFrontier.hashes[0] = sha256(encoder.encode("forged"));
+  assert.throws(() => target().prepareSnapshot(decoded, serviceCertPem), /signed Merkle root does not match/);
+  assert.throws(
+    () => fresh.prepareSnapshot(decodeSnapshot(bytes, secrets), serviceCertPem),
+    /not past this node's commit point/,
+  );
 });

@@ -77,6 +77,35 @@ receipt
     }
   });
 
+const attestation = program
+  .command("attestation")
+  .description("decode and verify AMD SEV-SNP attestation reports")
+  // Usage errors in this group exit 2, so scripts can tell them from an invalid report (1).
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+attestation
+  .command("verify")
+  .description("verify a report against its VCEK -> ASK -> ARK chain and AMD's bundled roots")
+  .argument("<report>", "the 1184-byte report file")
+  .option("--chain <pem>", "PEM file with the VCEK (or VLEK), ASK and ARK")
+  .option("--crl <file>", "AMD's CRL for the product (PEM or DER)")
+  .option("--product <name>", "require this product: Milan, Genoa or Turin")
+  .option("--measurement <hex>", "the expected launch measurement (48 bytes)")
+  .option("--report-data <hex>", "the expected report data (64 bytes)")
+  .option("--json", "print the decoded report and every check as JSON")
+  .action(async (file: string, opts: import("./attestation.ts").VerifyOptions) => {
+    const { verifyAttestation } = await import("./attestation.ts");
+    process.exitCode = verifyAttestation(file, opts, { out: console.log, err: console.error });
+  });
+attestation
+  .command("show")
+  .description("decode a report without verifying it")
+  .argument("<report>", "the 1184-byte report file")
+  .option("--json", "print the fields as JSON")
+  .action(async (file: string, opts: { json?: boolean }) => {
+    const { showAttestation } = await import("./attestation.ts");
+    process.exitCode = showAttestation(file, opts, { out: console.log, err: console.error });
+  });
+
 const ledger = program.command("ledger").description("read and audit ledger directories");
 ledger
   .command("read")

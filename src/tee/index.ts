@@ -1,3 +1,4 @@
+export * from "./snp/index.ts";
 export {
   codeMeasurement,
   type VirtualAttestation,

@@ -1,0 +1,25 @@
+// Public face of src/gov.
+export {
+  DEFAULT_REPLAY_MAX_ENTRIES,
+  DEFAULT_REPLAY_WINDOW_SECONDS,
+  ReplayGuard,
+  type ReplayGuardOptions,
+  type ReplayGuardState,
+} from "./replay.ts";
+export {
+  DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+  GOV_MESSAGE_TYPES,
+  GOV_MSG_CREATED_AT,
+  GOV_MSG_PROPOSAL_ID,
+  GOV_MSG_TYPE,
+  GOV_TYPES_WITH_PROPOSAL_ID,
+  type GovMessageType,
+  GovRequestError,
+  type GovRequestErrorCode,
+  isGovMessageType,
+  type SignGovRequestInput,
+  signGovRequest,
+  type VerifiedGovRequest,
+  type VerifyGovRequestOptions,
+  verifyGovRequest,
+} from "./signed-request.ts";

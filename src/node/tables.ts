@@ -18,8 +18,8 @@ export const Tables = {
   historicalEncryptedLedgerSecret: "public:ccf.internal.historical_encrypted_ledger_secret",
 } as const;
 
-/** Single-row tables (signatures, service info, ...) use this key. */
-export const SINGLETON_KEY = new Uint8Array(0);
+/** Single-row tables (signatures, service info, ...) use this key: eight zero bytes, as CCF's constitutions expect. */
+export const SINGLETON_KEY = new Uint8Array(8);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -46,6 +46,7 @@ async function benchCoco(dir: string, wait: "commit" | "none"): Promise<LoadResu
       dir: "node",
       rpc: { address: `127.0.0.1:${port}` },
       members: [{ cert: "member.pem" }],
+      openAtNodes: 1,
       users: [{ cert: "user.pem" }],
       app: "logging",
       log: { level: "warn" },

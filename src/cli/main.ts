@@ -106,6 +106,60 @@ attestation
     process.exitCode = showAttestation(file, opts, { out: console.log, err: console.error });
   });
 
+const gov = program.command("gov").description("governance: signed proposals, ballots and withdrawals");
+const govOptions = (command: Command) =>
+  command
+    .option("--url <url>", "any node of the service", "https://127.0.0.1:8000")
+    .option("--service-cert <pem>", "the service certificate", "workspace/service_cert.pem")
+    .option("--cert <pem>", "the member's certificate", "workspace/member0_cert.pem")
+    .option("--key <pem>", "the member's private key (signs every request)", "workspace/member0_privk.pem");
+const printJson = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+govOptions(
+  gov
+    .command("propose")
+    .description("make a proposal: a JSON file with {actions: [...]}, or one action by name")
+    .argument("<file|action>", "proposal file, or an action name such as set_recovery_threshold")
+    .option("--args <json>", "the action's arguments, with an action name"),
+).action(async (target: string, opts: import("./gov.ts").GovOptions & { args?: string }) => {
+  const { propose } = await import("./gov.ts");
+  printJson(await propose(target, opts.args, opts));
+});
+govOptions(
+  gov
+    .command("vote")
+    .description("vote on a proposal")
+    .argument("<proposal-id>")
+    .option("--accept", "vote for it")
+    .option("--reject", "vote against it")
+    .option("--ballot <file.js>", "a ballot script: export function vote (proposal, proposerId) {...}"),
+).action(
+  async (
+    id: string,
+    opts: import("./gov.ts").GovOptions & { accept?: boolean; reject?: boolean; ballot?: string },
+  ) => {
+    const { ballotFrom, vote } = await import("./gov.ts");
+    printJson(await vote(id, ballotFrom(opts), opts));
+  },
+);
+govOptions(
+  gov.command("withdraw").description("withdraw your open proposal").argument("<proposal-id>"),
+).action(async (id: string, opts: import("./gov.ts").GovOptions) => {
+  const { withdraw } = await import("./gov.ts");
+  printJson(await withdraw(id, opts));
+});
+govOptions(
+  gov.command("show").description("a proposal's state, votes and actions").argument("<proposal-id>"),
+).action(async (id: string, opts: import("./gov.ts").GovOptions) => {
+  const { show } = await import("./gov.ts");
+  printJson(await show(id, opts));
+});
+govOptions(
+  gov.command("activate").description("acknowledge the state digest: an Accepted member becomes Active"),
+).action(async (opts: import("./gov.ts").GovOptions) => {
+  const { activate } = await import("./gov.ts");
+  printJson(await activate(opts));
+});
+
 const ledger = program.command("ledger").description("read and audit ledger directories");
 ledger
   .command("read")

@@ -3,6 +3,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
+import { GovClient } from "../client/index.ts";
+import { CONSTITUTION_FILES } from "../gov/index.ts";
 import { CliError } from "./fail.ts";
 import { keygen } from "./keygen.ts";
 
@@ -10,6 +12,21 @@ const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
 /** The TypeScript loader, resolved from here so child nodes start from any working directory. */
 const TSX = import.meta.resolve("tsx");
 const READY_TIMEOUT_MS = 60_000;
+/** CCF's own default constitution, when this checkout has the shared test vectors next to it. */
+const CCF_CONSTITUTION = fileURLToPath(
+  new URL("../../../shared/vectors/ccf/constitution-default/", import.meta.url),
+);
+
+/** The constitution files the sandbox's service starts with: CCF's default when present, else Coco's. */
+function sandboxConstitution(): { files: string[]; name: string } {
+  if (CONSTITUTION_FILES.every((f) => existsSync(join(CCF_CONSTITUTION, f)))) {
+    return {
+      files: CONSTITUTION_FILES.map((f) => join(CCF_CONSTITUTION, f)),
+      name: "CCF's default constitution",
+    };
+  }
+  return { files: [], name: "Coco's default constitution" };
+}
 
 export interface SandboxOptions {
   dir: string;
@@ -72,6 +89,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     await Promise.all(exits);
   };
   const first = nodes[0]!;
+  const constitution = sandboxConstitution();
   try {
     for (const [i, node] of nodes.entries()) {
       const joining = i > 0;
@@ -88,7 +106,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
               : {
                   members: [{ cert: "member0_cert.pem" }],
                   users: [{ cert: "user0_cert.pem" }],
-                  openAtNodes: opts.nodes,
+                  ...(constitution.files.length > 0 ? { constitution: constitution.files } : {}),
                 }),
             app: "logging",
             log: { level: "info", format: opts.logFormat ?? "pretty" },
@@ -106,6 +124,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       // Joiners need the first node up (and its service certificate written) to join it.
       if (i === 0) await waitUntil(first.rpc, certPath, "/node/ready/gov", exits[0]!);
     }
+    await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/gov", exits[i]!)));
+    await openByVote(dir, first.rpc, certPath, constitution.name, print);
     await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/app", exits[i]!)));
     const primary = await primaryOf(first.rpc, certPath);
     const network: NetworkFile = {
@@ -133,6 +153,62 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/**
+ * Opens a new service the way a consortium does: member0 acknowledges the state (becoming
+ * Active), proposes `transition_service_to_open` and votes for it. A restarted sandbox whose
+ * service is already open skips this.
+ */
+async function openByVote(
+  dir: string,
+  address: string,
+  certPath: string,
+  constitutionName: string,
+  print: (line: string) => void,
+): Promise<void> {
+  const info = await getJson<{ status: string }>(
+    address,
+    certPath,
+    "/gov/service/info?api-version=2024-07-01",
+  );
+  if (info.body?.status === "Open") return;
+  const gov = new GovClient({
+    url: `https://${address}`,
+    serviceCertPem: readFileSync(certPath, "utf8"),
+    memberCertPem: readFileSync(join(dir, "member0_cert.pem"), "utf8"),
+    memberKeyPem: readFileSync(join(dir, "member0_privk.pem"), "utf8"),
+  });
+  try {
+    const members = await gov.get<{ value: Array<{ memberId: string; status: string }> }>(
+      "/gov/service/members",
+    );
+    if (members.value.find((m) => m.memberId === gov.memberId)?.status !== "Active") {
+      await gov.activate();
+      print(`governance (${constitutionName}): member0 acknowledged the state digest and is Active`);
+    }
+    const proposal = await gov.propose({
+      actions: [
+        {
+          name: "transition_service_to_open",
+          args: { next_service_identity: readFileSync(certPath, "utf8") },
+        },
+      ],
+    });
+    print(`governance: member0 proposed transition_service_to_open (${proposal.proposalId})`);
+    const voted = await gov.vote(
+      proposal.proposalId,
+      "export function vote (proposal, proposerId) { return true }",
+    );
+    print(`governance: member0 voted for it; the proposal is ${voted.proposalState}`);
+    if (voted.proposalState !== "Accepted") {
+      throw new CliError(
+        `the opening proposal ended ${voted.proposalState}: ${JSON.stringify(voted.failure ?? {})}`,
+      );
+    }
+  } finally {
+    await gov.close();
   }
 }
 

@@ -17,8 +17,13 @@ export interface NodeConfig {
   nodeAddress: { host: string; port: number };
   /** Join an existing service instead of starting a new one. */
   join: { target: string; serviceCertFile: string; timeoutMs: number } | null;
-  /** A new service opens itself once this many nodes are trusted (until governance votes it). */
+  /**
+   * 0 (the default): the service opens when members vote `transition_service_to_open`. A positive
+   * number opens a new service by itself once that many nodes are trusted (tests and benchmarks).
+   */
   openAtNodes: number;
+  /** Constitution module files, joined in order (CCF's layout: actions, validate, resolve, apply). */
+  constitution: string[];
   /** Where the service certificate is written for clients to pin. */
   serviceCertFile: string;
   members: Array<{ cert: string }>;
@@ -95,6 +100,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "nodeAddress",
     "join",
     "openAtNodes",
+    "constitution",
     "app",
     "log",
     "commitWaitTimeoutMs",
@@ -149,7 +155,8 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       serviceCertFile: resolve(baseDir, stringAt(join, "serviceCertFile", "join")),
       timeoutMs: intAt(join, "timeoutMs", "join", 60_000, 1000, 3_600_000),
     },
-    openAtNodes: intAt(top, "openAtNodes", "", 1, 1, 1000),
+    openAtNodes: intAt(top, "openAtNodes", "", 0, 0, 1000),
+    constitution: pathListAt(top, "constitution", baseDir),
     members,
     users: certListAt(top, "users", baseDir),
     ledger: { chunkSize: intAt(ledger, "chunkSize", "ledger", 4 * 1024 * 1024, 4096, 1024 * 1024 * 1024) },
@@ -167,6 +174,15 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     log: { level: level as NodeConfig["log"]["level"], format },
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
   };
+}
+
+function pathListAt(top: Json, key: string, baseDir: string): string[] {
+  const value = top[key];
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && v.length > 0)) {
+    fail(key, "must be a list of file paths");
+  }
+  return (value as string[]).map((v) => resolve(baseDir, v));
 }
 
 export function loadConfig(file: string): NodeConfig {

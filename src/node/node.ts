@@ -9,6 +9,15 @@ import {
   p384PrivateKey,
   parseCertificate,
 } from "../crypto/index.ts";
+import {
+  type Constitution,
+  defaultConstitution,
+  SINGLETON as GOV_SINGLETON,
+  GovTables,
+  joinConstitution,
+  jsConstitution,
+} from "../gov/index.ts";
+import { createJsEngine, type JsEngine, type JsHooks } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
 import {
   type DecodedEntry,
@@ -22,6 +31,7 @@ import { NodeChannels } from "../net/index.ts";
 import { codeMeasurement } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
+import { type GovEffects, type GovHost, governanceWrite } from "./governance.ts";
 import {
   createIdentity,
   hasIdentity,
@@ -111,12 +121,14 @@ function readHardState(path: string): HardState | undefined {
 export class CocoNode {
   private signatureTimer: NodeJS.Timeout | undefined;
   private snapshots!: Snapshots;
+  private jsEngine!: JsEngine;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
   private installing = false;
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
   private channels: NodeChannels | undefined;
   private peersVersion = -1;
+  private ticksSincePeerRefresh = 0;
   private commitToSave = 0;
   private commitSaved = 0;
   /** Linearizable reads waiting for the primary to confirm it still leads (read index). */
@@ -228,6 +240,10 @@ export class CocoNode {
       commitSeqno: commitHint,
     });
     node = new CocoNode(config, env, log, identity, state, files);
+    node.jsEngine = await createJsEngine({
+      env,
+      logger: (level, message) => log[level]({ script: true }, message),
+    });
     node.joinPeers = joinPeers;
     node.startupSnapshotSeqno = snapshot?.snapshot.version ?? 0;
     node.snapshots = new Snapshots(
@@ -358,7 +374,9 @@ export class CocoNode {
   private onTick(): void {
     this.replica?.tick();
     this.saveCommitHint();
-    if (this.state.nodesInfoVersion !== this.peersVersion) this.refreshPeers();
+    // Also every second: a retiring node stays a peer until consensus stops tracking it.
+    if (this.state.nodesInfoVersion !== this.peersVersion || ++this.ticksSincePeerRefresh >= 10)
+      this.refreshPeers();
     if (this.isPrimary) this.openWhenReady();
   }
 
@@ -375,11 +393,20 @@ export class CocoNode {
   /** Keeps a channel to every node `nodes.info` lists as pending or trusted. */
   private refreshPeers(): void {
     this.peersVersion = this.state.nodesInfoVersion;
+    this.ticksSincePeerRefresh = 0;
     if (!this.channels) return;
     const wanted = new Set<string>();
     const known = this.nodes();
+    // A node being retired stays reachable while consensus still counts it or replicates to it,
+    // so it learns that its removal committed (and a retiring primary can hand over).
+    const status = this.replica?.raft.status();
+    const tracked = new Set([
+      ...(status?.configs.flatMap((c) => c.nodes) ?? []),
+      ...Object.keys(status?.peers ?? {}),
+    ]);
     for (const [id, info] of known) {
-      if (id === this.nodeId || info.status === "Retired" || !info.node_address) continue;
+      if (id === this.nodeId || !info.node_address) continue;
+      if (info.status === "Retired" && !tracked.has(id)) continue;
       wanted.add(id);
       this.channels.setPeer(id, info.node_address);
     }
@@ -522,7 +549,7 @@ export class CocoNode {
   /** Until governance votes it open, a new service opens once `openAtNodes` nodes are trusted. */
   openWhenReady(): void {
     const info = this.serviceInfoOrNull();
-    if (info?.status !== "Opening") return;
+    if (info?.status !== "Opening" || this.config.openAtNodes === 0) return;
     if (this.state.trustedNodes().length < this.config.openAtNodes) return;
     try {
       this.openService();
@@ -644,6 +671,8 @@ export class CocoNode {
     // The join policy starts with the code this node runs; governance will manage it.
     tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
     tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
+    tx.map(GovTables.constitution).set(GOV_SINGLETON, utf8(this.genesisConstitution()));
+    tx.map(GovTables.serviceConfig).set(GOV_SINGLETON, jsonBytes({ recovery_threshold: 1 }));
     for (const member of this.config.members) {
       const pem = readCertFile(member.cert);
       tx.map(Tables.membersCerts).set(utf8(certFingerprint(pem)), utf8(pem));
@@ -655,6 +684,85 @@ export class CocoNode {
     }
     this.mustCommit(tx);
     this.log.info({ nodeId: this.nodeId }, "created a new service");
+  }
+
+  /** The constitution a new service starts with: the configured files, or Coco's default. */
+  private genesisConstitution(): string {
+    if (this.config.constitution.length === 0) return defaultConstitution();
+    return joinConstitution(
+      this.config.constitution.map((file) => {
+        try {
+          return readFileSync(file, "utf8");
+        } catch (e) {
+          throw new NodeError(`cannot read constitution file ${file}: ${(e as Error).message}`);
+        }
+      }),
+    );
+  }
+
+  /** Signed governance requests, run as transactions on the primary (see src/rpc/gov.ts). */
+  readonly governance = {
+    write: <T>(
+      bytes: Uint8Array,
+      expect: Parameters<typeof governanceWrite>[2],
+      work: Parameters<typeof governanceWrite<T>>[3],
+    ) => governanceWrite<T>(this.govHost(), bytes, expect, work),
+  };
+
+  private govHost(): GovHost {
+    return {
+      log: this.log,
+      isPrimary: this.isPrimary,
+      begin: () => this.state.store.begin(),
+      commit: (tx) => this.commit(tx),
+      nowSeconds: () => Math.floor(this.env.now() / 1000),
+      constitution: (effects) => this.constitution(effects),
+      carryOut: (effects) => this.carryOut(effects),
+    };
+  }
+
+  private constitution(effects: GovEffects): Constitution {
+    return jsConstitution(this.jsEngine, (tx) => this.govHooks(tx, effects));
+  }
+
+  /** What a constitution's apply may ask of the node (`ccf.node.*`, `ccf.network.*`). */
+  private govHooks(tx: Tx, effects: GovEffects): JsHooks {
+    const text = (bytes: unknown) => new TextDecoder().decode(bytes as Uint8Array);
+    return {
+      node: {
+        transitionServiceToOpen: (_previous: unknown, next: unknown) => {
+          if (normalizePem(text(next)) !== normalizePem(this.identity.serviceCertPem)) {
+            throw new Error("next_service_identity is not this service's certificate");
+          }
+          const raw = tx.map(Tables.serviceInfo).get(SINGLETON_KEY);
+          if (!raw) throw new Error("service information is missing");
+          const info = parseJsonBytes<ServiceInfo>(raw);
+          if (info.status !== "Open") {
+            tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ ...info, status: "Open" }));
+          }
+        },
+        triggerLedgerRekey: () => {
+          effects.rekey = true;
+        },
+        triggerRecoverySharesRefresh: () => {
+          effects.refreshRecoveryShares = true;
+        },
+        triggerSnapshot: () => {
+          effects.snapshot = true;
+        },
+      },
+      network: { getLatestLedgerSecretSeqno: () => this.state.secrets.current.version },
+    };
+  }
+
+  /** Carries out what an accepted proposal asked for, after it committed. */
+  private carryOut(effects: GovEffects): void {
+    if (effects.rekey) this.rekey();
+    if (effects.snapshot) {
+      this.snapshots.request();
+      this.sign();
+    }
+    if (effects.refreshRecoveryShares) this.log.info("recovery shares refresh requested");
   }
 
   /**

@@ -42,6 +42,8 @@ function evidenceIn(entry: DecodedEntry): SnapshotEvidence | undefined {
 export class Snapshots {
   private pending: PendingSnapshot | undefined;
   private written: number[] = [];
+  /** Members asked for a snapshot (`trigger_snapshot`): take one at the next signature. */
+  private requested = false;
 
   constructor(
     readonly dir: string,
@@ -57,7 +59,8 @@ export class Snapshots {
 
   /** Primary: after the signature at `seqno`, takes a snapshot there when one is due. */
   afterSignature(seqno: number): void {
-    if (this.pending || seqno - this.lastSeqno < this.txInterval) return;
+    if (this.pending || (!this.requested && seqno - this.lastSeqno < this.txInterval)) return;
+    this.requested = false;
     const bytes = this.state.encodeSnapshotAt(seqno);
     const tx = this.state.store.begin();
     const evidence: SnapshotEvidence = { version: seqno, hash: toHex(snapshotDigest(bytes)) };
@@ -66,6 +69,11 @@ export class Snapshots {
     if (!outcome.ok || outcome.seqno === null) throw new Error("snapshot evidence did not commit");
     this.pending = { seqno, evidenceSeqno: outcome.seqno, bytes };
     this.lastSeqno = seqno;
+  }
+
+  /** Takes a snapshot at the next signature, whatever the interval. */
+  request(): void {
+    this.requested = true;
   }
 
   /** Backup: an applied entry that records a snapshot gets the same snapshot made here. */

@@ -5,6 +5,7 @@ import type { CocoNode } from "../node/node.ts";
 import { TX_HEADER } from "./commit-wait.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { appHandler, serveForwardedCalls } from "./forwarding.ts";
+import { registerGovRoutes } from "./gov.ts";
 import { registerOperatorRoutes } from "./operator.ts";
 
 /**
@@ -51,6 +52,7 @@ export function createRpcServer(node: CocoNode, app: App | null, log: Logger): F
   });
 
   registerOperatorRoutes(server, node);
+  registerGovRoutes(server, node);
   if (app) {
     server.all("/app/*", appHandler(node, app, log));
     serveForwardedCalls(node, app, log);

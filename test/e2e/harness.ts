@@ -4,7 +4,7 @@
  * the service certificate. Every process started here is killed by `cleanup()`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -76,6 +76,8 @@ export interface ConsensusStatus {
   leader: string | null;
   commitSeqno: number;
   lastSeqno: number;
+  /** The active configurations: the committed one, then any appended after the commit point. */
+  configs?: Array<{ seqno: number; nodes: string[] }>;
 }
 
 /** True if the error says the request never reached a server (so it had no effect). */
@@ -158,11 +160,14 @@ async function freePortRange(count: number): Promise<number> {
 
 export class Network {
   private readonly agents = new Map<string, Agent>();
-  /** Node processes this test started itself (restarts), by pid. */
+  /** Clients with member0's certificate, for the member-only operator endpoints. */
+  private readonly memberAgents = new Map<string, Agent>();
+  /** Node processes this test started itself (restarts, joiners), by pid. */
   private readonly restarted = new Map<number, ChildProcess>();
   private readonly logs: string[];
   private restarts = 0;
   private readonly credentials: { ca: string; cert: string; key: string };
+  private readonly memberCredentials: { ca: string; cert: string; key: string };
   /** The service certificate, which clients pin. */
   readonly serviceCertPem: string;
 
@@ -179,6 +184,11 @@ export class Network {
       ca: this.serviceCertPem,
       cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
       key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
+    };
+    this.memberCredentials = {
+      ca: this.serviceCertPem,
+      cert: readFileSync(join(dir, "member0_cert.pem"), "utf8"),
+      key: readFileSync(join(dir, "member0_privk.pem"), "utf8"),
     };
   }
 
@@ -251,7 +261,94 @@ export class Network {
   /** Starts a stopped node again from its config file (`coco start --config`). */
   async restart(node: NetNode): Promise<void> {
     if (alive(node.pid)) throw new Error(`${node.name} is still running (pid ${node.pid})`);
-    const logPath = join(this.dir, `${node.name}.restart${++this.restarts}.log`);
+    const child = this.spawnNode(node, join(this.dir, `${node.name}.restart${++this.restarts}.log`));
+    await waitUntil(`${node.name} to serve again`, 30_000, async () => {
+      if (child.exitCode !== null) throw new Error(`${node.name} exited (${child.exitCode}) on restart`);
+      return (await this.call(node, "GET", "/node/commit", { timeoutMs: 1_000 })).status === 200;
+    });
+  }
+
+  /**
+   * Starts a new node process that joins the service through `via`: writes `<name>.config.json`
+   * next to the sandbox's (fixed RPC and node-to-node ports, a `join` section) and runs
+   * `coco start --config` on it. Resolves once the primary records the joiner (as `Pending` while
+   * the service is open), with its id. It is not in `nodes` until `joined()` says it serves.
+   */
+  async startJoiner(name: string, via: NetNode, timeoutMs = 30_000): Promise<NetNode> {
+    if (this.nodes.some((n) => n.name === name)) throw new Error(`there is already a node ${name}`);
+    const rpc = `127.0.0.1:${await freePort()}`;
+    let nodePort = await freePort();
+    while (`127.0.0.1:${nodePort}` === rpc) nodePort = await freePort();
+    const config = join(this.dir, `${name}.config.json`);
+    const settings = {
+      dir: name,
+      rpc: { address: rpc },
+      nodeAddress: `127.0.0.1:${nodePort}`,
+      serviceCertFile: "service_cert.pem",
+      join: { target: via.rpc, serviceCertFile: "service_cert.pem", timeoutMs },
+      app: "logging",
+      log: { level: "info", format: "pretty" },
+    };
+    writeFileSync(config, `${JSON.stringify(settings, null, 2)}\n`);
+    const node: NetNode = { name, id: "", rpc, config, ledgerDir: join(this.dir, name, "ledger"), pid: -1 };
+    const logPath = join(this.dir, `${name}.log`);
+    const child = this.spawnNode(node, logPath);
+    await waitUntil(`the primary to record ${name} (${rpc})`, timeoutMs, async () => {
+      if (child.exitCode !== null) return true;
+      const primary = await this.primary(2_000);
+      const reply = await this.call(primary, "GET", "/node/network/nodes", { timeoutMs: 2_000 });
+      const listed = reply.json<{ nodes: Array<{ node_id: string; rpc_address: string }> }>().nodes;
+      node.id = listed.find((n) => n.rpc_address === rpc)?.node_id ?? "";
+      return node.id !== "";
+    });
+    // Fail at once, with the reason from its log (e.g. a refused join), rather than at the time-out.
+    if (child.exitCode !== null)
+      throw new Error(`${name} exited (${child.exitCode}) while joining\n${tail(logPath, 10)}`);
+    return node;
+  }
+
+  /**
+   * Waits until a joiner started by `startJoiner` is ready for clients (`/node/ready/app`: it was
+   * trusted, received the service's secrets, and has replicated the open service's state), then
+   * counts it among `nodes`.
+   */
+  async joined(node: NetNode, timeoutMs = 30_000): Promise<void> {
+    const child = this.restarted.get(node.pid);
+    const exited = () => child !== undefined && child.exitCode !== null;
+    await waitUntil(`${node.name} to join and serve`, timeoutMs, async () => {
+      if (exited()) return true;
+      return (await this.call(node, "GET", "/node/ready/app", { timeoutMs: 1_000 })).status === 204;
+    });
+    if (exited()) throw new Error(`${node.name} exited (${child!.exitCode}) before it was ready`);
+    const state = (await this.call(node, "GET", "/node/state")).json<{ node_id: string }>();
+    if (state.node_id !== node.id) throw new Error(`${node.name} serves as ${state.node_id}, not ${node.id}`);
+    if (!this.nodes.includes(node)) this.nodes.push(node);
+  }
+
+  /**
+   * No longer counts `node` among `nodes` (e.g. a retired node): workloads stop choosing it, and
+   * `primary()` and the checks leave it out. Its process is left alone.
+   */
+  drop(node: NetNode): void {
+    const index = this.nodes.indexOf(node);
+    if (index >= 0) this.nodes.splice(index, 1);
+  }
+
+  /** Stops one node gracefully (SIGTERM) and waits until its process is gone. */
+  async stop(node: NetNode): Promise<void> {
+    signal(node.pid, "SIGCONT");
+    signal(node.pid, "SIGTERM");
+    await waitUntil(
+      `${node.name} (pid ${node.pid}) to stop on SIGTERM`,
+      STOP_TIMEOUT_MS,
+      () => !alive(node.pid),
+      20,
+    );
+    this.forget(node.pid);
+  }
+
+  /** Runs `coco start --config <node.config>` with its output in `logPath`; tracked for cleanup. */
+  private spawnNode(node: NetNode, logPath: string): ChildProcess {
     this.logs.push(logPath);
     const fd = openSync(logPath, "a");
     const child = spawn(process.execPath, ["--import", TSX, MAIN, "start", "--config", node.config], {
@@ -265,29 +362,43 @@ export class Network {
     this.pids.add(pid);
     live.add(pid);
     child.once("exit", () => this.forget(pid));
-    node.pid = child.pid;
-    await waitUntil(`${node.name} to serve again`, 30_000, async () => {
-      if (child.exitCode !== null) throw new Error(`${node.name} exited (${child.exitCode}) on restart`);
-      return (await this.call(node, "GET", "/node/commit", { timeoutMs: 1_000 })).status === 200;
-    });
+    node.pid = pid;
+    return child;
   }
 
-  private agentFor(node: NetNode): Agent {
-    let agent = this.agents.get(node.rpc);
+  private agentFor(node: NetNode, as: "user" | "member" = "user"): Agent {
+    const agents = as === "user" ? this.agents : this.memberAgents;
+    let agent = agents.get(node.rpc);
     if (!agent) {
-      agent = new Agent({ connect: { ...this.credentials, timeout: 2_000 }, keepAliveTimeout: 2_000 });
-      this.agents.set(node.rpc, agent);
+      const credentials = as === "user" ? this.credentials : this.memberCredentials;
+      agent = new Agent({ connect: { ...credentials, timeout: 2_000 }, keepAliveTimeout: 2_000 });
+      agents.set(node.rpc, agent);
     }
     return agent;
   }
 
   /** One HTTPS request as user0. Throws on network errors and time-outs. */
-  async call(node: NetNode, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
+  call(node: NetNode, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
+    return this.send(this.agentFor(node), node, method, path, opts);
+  }
+
+  /** One HTTPS request as member0 (e.g. `/node/trust`, `/node/retire`). */
+  callAsMember(node: NetNode, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
+    return this.send(this.agentFor(node, "member"), node, method, path, opts);
+  }
+
+  private async send(
+    agent: Agent,
+    node: NetNode,
+    method: string,
+    path: string,
+    opts: CallOptions,
+  ): Promise<Reply> {
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const timeout = AbortSignal.timeout(opts.timeoutMs ?? 5_000);
     const res = await request(`https://${node.rpc}${path}`, {
       method: method as "GET",
-      dispatcher: this.agentFor(node),
+      dispatcher: agent,
       headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...opts.headers },
       body,
       signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
@@ -408,8 +519,9 @@ export class Network {
   }
 
   private async closeAgents(): Promise<void> {
-    const agents = [...this.agents.values()];
+    const agents = [...this.agents.values(), ...this.memberAgents.values()];
     this.agents.clear();
+    this.memberAgents.clear();
     await Promise.all(agents.map((a) => a.destroy()));
   }
 

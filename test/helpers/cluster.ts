@@ -36,6 +36,7 @@ export class Cluster {
   startService(settings: Record<string, unknown> = {}): Promise<RunningNode> {
     return this.start("n0", {
       members: [{ cert: "member0_cert.pem" }],
+      openAtNodes: 1,
       users: [{ cert: "user0_cert.pem" }],
       ...settings,
     });

@@ -68,6 +68,7 @@ export async function startTestNetwork(settings: Record<string, unknown> = {}): 
     dir: "node0",
     rpc: { address: "127.0.0.1:0" },
     members: [{ cert: "member0_cert.pem" }],
+    openAtNodes: 1,
     users: [{ cert: "user0_cert.pem" }],
     app: "logging",
     log: { level: "error" },

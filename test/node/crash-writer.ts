@@ -11,6 +11,7 @@ const config = parseConfig(
     dir: "node0",
     rpc: { address: "127.0.0.1:0" },
     members: [{ cert: memberCert }],
+    openAtNodes: 1,
     log: { level: "error" },
     signatures: { maxTransactions: 7, maxIntervalMs: 5 },
     snapshots: { txInterval: 50 },

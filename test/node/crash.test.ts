@@ -54,6 +54,7 @@ test("kill -9 under load loses nothing that was reported committed", { timeout: 
         dir: "node0",
         rpc: { address: "127.0.0.1:0" },
         members: [{ cert: "member0_cert.pem" }],
+        openAtNodes: 1,
         log: { level: "error" },
       },
       dir,

@@ -1,0 +1,95 @@
+import { existsSync, readFileSync } from "node:fs";
+import { GovClient } from "../client/index.ts";
+import { CliError } from "./fail.ts";
+
+export interface GovOptions {
+  url: string;
+  serviceCert: string;
+  cert: string;
+  key: string;
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new CliError(`cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+function client(opts: GovOptions): GovClient {
+  return new GovClient({
+    url: opts.url.replace(/\/+$/, ""),
+    serviceCertPem: readText(opts.serviceCert, "the service certificate"),
+    memberCertPem: readText(opts.cert, "the member certificate"),
+    memberKeyPem: readText(opts.key, "the member key"),
+  });
+}
+
+async function withClient<T>(opts: GovOptions, work: (gov: GovClient) => Promise<T>): Promise<T> {
+  const gov = client(opts);
+  try {
+    return await work(gov);
+  } finally {
+    await gov.close();
+  }
+}
+
+/**
+ * The proposal to send: a JSON file holding `{"actions": [...]}`, or one action by name with
+ * `--args` as JSON (`coco gov propose set_recovery_threshold --args '{"recovery_threshold": 2}'`).
+ */
+export function proposalFrom(
+  target: string,
+  argsJson: string | undefined,
+): { actions: Array<{ name: string; args?: unknown }> } {
+  if (existsSync(target)) {
+    if (argsJson !== undefined) throw new CliError("--args goes with an action name, not a proposal file");
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readText(target, "the proposal"));
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      throw new CliError(`${target} is not JSON: ${(e as Error).message}`);
+    }
+    const actions = (parsed as { actions?: unknown } | null)?.actions;
+    if (!Array.isArray(actions) || actions.length === 0)
+      throw new CliError(`${target} must hold {"actions": [...]}`);
+    return parsed as { actions: Array<{ name: string; args?: unknown }> };
+  }
+  if (!/^[a-z][a-z0-9_]*$/.test(target))
+    throw new CliError(`${target} is neither a proposal file nor an action name`);
+  let args: unknown = {};
+  if (argsJson !== undefined) {
+    try {
+      args = JSON.parse(argsJson);
+    } catch (e) {
+      throw new CliError(`--args is not JSON: ${(e as Error).message}`);
+    }
+  }
+  return { actions: [{ name: target, args }] };
+}
+
+export const ACCEPT = "export function vote (proposal, proposerId) { return true }";
+export const REJECT = "export function vote (proposal, proposerId) { return false }";
+
+export function ballotFrom(opts: { accept?: boolean; reject?: boolean; ballot?: string }): string {
+  const chosen = [opts.accept, opts.reject, opts.ballot !== undefined].filter(Boolean).length;
+  if (chosen !== 1) throw new CliError("give exactly one of --accept, --reject or --ballot <file.js>");
+  if (opts.accept) return ACCEPT;
+  if (opts.reject) return REJECT;
+  return readText(opts.ballot!, "the ballot");
+}
+
+export const propose = (target: string, argsJson: string | undefined, opts: GovOptions) =>
+  withClient(opts, (gov) => gov.propose(proposalFrom(target, argsJson)));
+export const vote = (id: string, ballot: string, opts: GovOptions) =>
+  withClient(opts, (gov) => gov.vote(id, ballot));
+export const withdraw = (id: string, opts: GovOptions) => withClient(opts, (gov) => gov.withdraw(id));
+export const show = (id: string, opts: GovOptions) =>
+  withClient(opts, async (gov) => ({ ...(await gov.show(id)), actions: await gov.actions(id) }));
+export const activate = (opts: GovOptions) =>
+  withClient(opts, async (gov) => {
+    await gov.activate();
+    return { memberId: gov.memberId, status: "Active" };
+  });

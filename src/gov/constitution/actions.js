@@ -1,0 +1,294 @@
+// Coco's default constitution: the governance actions members can propose. It runs in Coco's
+// QuickJS sandbox with the `ccf` global; the tables and action names are the ones CCF uses, so
+// proposals written for CCF work here too.
+
+const SINGLETON = new ArrayBuffer(8);
+const buf = (s) => ccf.strToBuf(s);
+const json = (v) => ccf.jsonCompatibleToBuf(v);
+const parse = (b) => ccf.bufToJsonCompatible(b);
+
+function need(condition, message) {
+  if (!condition) throw new Error(message);
+}
+function isString(v, field) {
+  need(typeof v === "string" && v.length > 0, `${field} must be a non-empty string`);
+}
+function isOptionalObject(v, field) {
+  need(
+    v === undefined || v === null || (typeof v === "object" && !Array.isArray(v)),
+    `${field} must be an object`,
+  );
+}
+function isCert(pem, field) {
+  isString(pem, field);
+  need(ccf.crypto.isValidX509CertBundle(pem), `${field} must be a PEM X.509 certificate`);
+}
+function isHex(v, bytes, field) {
+  need(
+    typeof v === "string" && new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`).test(v),
+    `${field} must be ${bytes} bytes of hex`,
+  );
+}
+function isEntityId(v, field) {
+  isHex(v, 32, field);
+}
+function noArgs(args) {
+  need(
+    args === undefined || args === null || Object.keys(args).length === 0,
+    "this action takes no arguments",
+  );
+}
+function isInteger(v, min, max, field) {
+  need(
+    Number.isInteger(v) && v >= min && (max === undefined || v <= max),
+    `${field} must be an integer from ${min}${max === undefined ? "" : ` to ${max}`}`,
+  );
+}
+
+function serviceConfig() {
+  const raw = ccf.kv["public:ccf.gov.service.config"].get(SINGLETON);
+  return raw === undefined ? {} : parse(raw);
+}
+
+function setMember(args) {
+  const id = ccf.pemToId(args.cert);
+  const key = buf(id);
+  ccf.kv["public:ccf.gov.members.certs"].set(key, buf(args.cert));
+  if (args.encryption_pub_key)
+    ccf.kv["public:ccf.gov.members.encryption_public_keys"].set(key, buf(args.encryption_pub_key));
+  else ccf.kv["public:ccf.gov.members.encryption_public_keys"].delete(key);
+  ccf.kv["public:ccf.gov.members.info"].set(
+    key,
+    json({ status: "Accepted", member_data: args.member_data, recovery_role: args.recovery_role }),
+  );
+  const signature = ccf.kv["public:ccf.internal.signatures"].get(SINGLETON);
+  ccf.kv["public:ccf.gov.members.acks"].set(
+    key,
+    json(signature === undefined ? {} : { state_digest: parse(signature).root }),
+  );
+}
+
+function removeFrom(maps, id) {
+  for (const map of maps) ccf.kv[map].delete(buf(id));
+}
+
+function updateData(map, id, field, data) {
+  const raw = ccf.kv[map].get(buf(id));
+  need(raw !== undefined, `no such entity: ${id}`);
+  ccf.kv[map].set(buf(id), json({ ...parse(raw), [field]: data }));
+}
+
+function setNodeStatus(nodeId, status) {
+  const raw = ccf.kv["public:ccf.gov.nodes.info"].get(buf(nodeId));
+  need(raw !== undefined, `no such node: ${nodeId}`);
+  const info = parse(raw);
+  if (status === "Retired" && info.status === "Pending") {
+    ccf.kv["public:ccf.gov.nodes.info"].delete(buf(nodeId));
+    return;
+  }
+  if (status === "Trusted" && info.status !== "Pending") return;
+  info.status = status;
+  if (status === "Trusted") info.ledger_secret_seqno = ccf.network.getLatestLedgerSecretSeqno();
+  ccf.kv["public:ccf.gov.nodes.info"].set(buf(nodeId), json(info));
+}
+
+function keyed(map, validateKey) {
+  return {
+    add: new Action(
+      (args) => validateKey(args),
+      (args) =>
+        ccf.kv[map].set(buf(args.measurement ?? args.host_data ?? args.code_id), json("AllowedToJoin")),
+    ),
+    remove: new Action(
+      (args) => validateKey(args),
+      (args) => ccf.kv[map].delete(buf(args.measurement ?? args.host_data ?? args.code_id)),
+    ),
+  };
+}
+
+class Action {
+  constructor(validate, apply) {
+    this.validate = validate;
+    this.apply = apply;
+  }
+}
+
+const virtualMeasurements = keyed("public:ccf.gov.nodes.virtual.measurements", (a) =>
+  isHex(a.measurement, 32, "measurement"),
+);
+const snpMeasurements = keyed("public:ccf.gov.nodes.snp.measurements", (a) =>
+  isHex(a.measurement, 48, "measurement"),
+);
+const snpHostData = keyed("public:ccf.gov.nodes.snp.host_data", (a) => isHex(a.host_data, 32, "host_data"));
+
+const actions = new Map([
+  [
+    "set_constitution",
+    new Action(
+      (a) => isString(a.constitution, "constitution"),
+      (a) => ccf.kv["public:ccf.gov.constitution"].set(SINGLETON, buf(a.constitution)),
+    ),
+  ],
+  [
+    "set_member",
+    new Action((a) => {
+      isCert(a.cert, "cert");
+      isOptionalObject(a.member_data, "member_data");
+      if (a.encryption_pub_key !== undefined) isString(a.encryption_pub_key, "encryption_pub_key");
+    }, setMember),
+  ],
+  [
+    "remove_member",
+    new Action(
+      (a) => isCert(a.cert, "cert"),
+      (a) =>
+        removeFrom(
+          [
+            "public:ccf.gov.members.certs",
+            "public:ccf.gov.members.encryption_public_keys",
+            "public:ccf.gov.members.info",
+            "public:ccf.gov.members.acks",
+          ],
+          ccf.pemToId(a.cert),
+        ),
+    ),
+  ],
+  [
+    "set_member_data",
+    new Action(
+      (a) => {
+        isEntityId(a.member_id, "member_id");
+        isOptionalObject(a.member_data, "member_data");
+      },
+      (a) => updateData("public:ccf.gov.members.info", a.member_id, "member_data", a.member_data),
+    ),
+  ],
+  [
+    "set_user",
+    new Action(
+      (a) => {
+        isCert(a.cert, "cert");
+        isOptionalObject(a.user_data, "user_data");
+      },
+      (a) => {
+        const id = buf(ccf.pemToId(a.cert));
+        ccf.kv["public:ccf.gov.users.certs"].set(id, buf(a.cert));
+        if (a.user_data !== undefined && a.user_data !== null)
+          ccf.kv["public:ccf.gov.users.info"].set(id, json({ user_data: a.user_data }));
+        else ccf.kv["public:ccf.gov.users.info"].delete(id);
+      },
+    ),
+  ],
+  [
+    "remove_user",
+    new Action(
+      (a) => isEntityId(a.user_id, "user_id"),
+      (a) => removeFrom(["public:ccf.gov.users.certs", "public:ccf.gov.users.info"], a.user_id),
+    ),
+  ],
+  [
+    "set_user_data",
+    new Action(
+      (a) => {
+        isEntityId(a.user_id, "user_id");
+        isOptionalObject(a.user_data, "user_data");
+      },
+      (a) => ccf.kv["public:ccf.gov.users.info"].set(buf(a.user_id), json({ user_data: a.user_data })),
+    ),
+  ],
+  [
+    "set_recovery_threshold",
+    new Action(
+      (a) => isInteger(a.recovery_threshold, 1, 254, "recovery_threshold"),
+      (a) =>
+        ccf.kv["public:ccf.gov.service.config"].set(
+          SINGLETON,
+          json({ ...serviceConfig(), recovery_threshold: a.recovery_threshold }),
+        ),
+    ),
+  ],
+  ["trigger_recovery_shares_refresh", new Action(noArgs, () => ccf.node.triggerRecoverySharesRefresh())],
+  ["trigger_ledger_rekey", new Action(noArgs, () => ccf.node.triggerLedgerRekey())],
+  ["trigger_snapshot", new Action(noArgs, () => ccf.node.triggerSnapshot())],
+  [
+    "transition_service_to_open",
+    new Action(
+      (a) => {
+        isCert(a.next_service_identity, "next_service_identity");
+        if (a.previous_service_identity !== undefined)
+          isCert(a.previous_service_identity, "previous_service_identity");
+      },
+      (a) =>
+        ccf.node.transitionServiceToOpen(
+          a.previous_service_identity === undefined ? undefined : buf(a.previous_service_identity),
+          buf(a.next_service_identity),
+        ),
+    ),
+  ],
+  [
+    "transition_node_to_trusted",
+    new Action(
+      (a) => isEntityId(a.node_id, "node_id"),
+      (a) => setNodeStatus(a.node_id, "Trusted"),
+    ),
+  ],
+  [
+    "remove_node",
+    new Action(
+      (a) => isEntityId(a.node_id, "node_id"),
+      (a) => setNodeStatus(a.node_id, "Retired"),
+    ),
+  ],
+  [
+    "add_node_code",
+    new Action(
+      (a) => isHex(a.code_id ?? a.measurement, 32, "code_id"),
+      (a) =>
+        ccf.kv["public:ccf.gov.nodes.virtual.measurements"].set(
+          buf(a.code_id ?? a.measurement),
+          json("AllowedToJoin"),
+        ),
+    ),
+  ],
+  [
+    "remove_node_code",
+    new Action(
+      (a) => isHex(a.code_id ?? a.measurement, 32, "code_id"),
+      (a) => ccf.kv["public:ccf.gov.nodes.virtual.measurements"].delete(buf(a.code_id ?? a.measurement)),
+    ),
+  ],
+  ["add_virtual_measurement", virtualMeasurements.add],
+  ["remove_virtual_measurement", virtualMeasurements.remove],
+  ["add_snp_measurement", snpMeasurements.add],
+  ["remove_snp_measurement", snpMeasurements.remove],
+  ["add_snp_host_data", snpHostData.add],
+  ["remove_snp_host_data", snpHostData.remove],
+  [
+    "set_snp_minimum_tcb_version_hex",
+    new Action(
+      (a) => {
+        isHex(a.cpuid, 4, "cpuid");
+        isHex(a.tcb_version, 8, "tcb_version");
+      },
+      (a) =>
+        ccf.kv["public:ccf.gov.nodes.snp.tcb_versions"].set(
+          buf(a.cpuid.toLowerCase()),
+          json({ hexstring: a.tcb_version.toLowerCase() }),
+        ),
+    ),
+  ],
+  [
+    "remove_snp_minimum_tcb_version",
+    new Action(
+      (a) => isHex(a.cpuid, 4, "cpuid"),
+      (a) => ccf.kv["public:ccf.gov.nodes.snp.tcb_versions"].delete(buf(a.cpuid.toLowerCase())),
+    ),
+  ],
+  [
+    "set_service_configuration",
+    new Action(
+      (a) => isOptionalObject(a, "args"),
+      (a) => ccf.kv["public:ccf.gov.service.config"].set(SINGLETON, json({ ...serviceConfig(), ...a })),
+    ),
+  ],
+]);

@@ -1,0 +1,85 @@
+import { type JsEngine, JsError, type JsHooks, type JsLimits, type KvAccess } from "../js/index.ts";
+import type { Tx } from "../kv/index.ts";
+import { type Constitution, ConstitutionError, GovError } from "./proposals.ts";
+import { fromUtf8, GovTables, SINGLETON, scanMap } from "./tables.ts";
+
+const CONSTITUTION_MODULE = "constitution.js";
+const BALLOT_MODULE = "ballot.js";
+
+/** The KV of one transaction, as the sandbox sees it. */
+export function txKv(tx: Tx): KvAccess {
+  return {
+    get: (map, key) => tx.map(map).get(key),
+    set: (map, key, value) => tx.map(map).set(key, value),
+    delete: (map, key) => tx.map(map).delete(key),
+    entries: (map) => scanMap(tx, map),
+    size: (map) => tx.map(map).size(),
+    clear: (map) => {
+      for (const [key] of scanMap(tx, map)) tx.map(map).delete(key);
+    },
+  };
+}
+
+function constitutionSource(tx: Tx): string {
+  const source = tx.map(GovTables.constitution).get(SINGLETON);
+  if (!source) throw new GovError(503, "ServiceNotReady", "the service has no constitution yet");
+  return fromUtf8(source);
+}
+
+/**
+ * The constitution stored in `public:ccf.gov.constitution` (one module exporting validate,
+ * resolve and apply, as CCF stores it), run in the QuickJS sandbox. Ballots are modules of their
+ * own exporting `vote`. `hooksFor` gives apply the service operations, bound to its transaction.
+ */
+export function jsConstitution(
+  engine: JsEngine,
+  hooksFor: (tx: Tx) => JsHooks,
+  limits?: Partial<JsLimits>,
+): Constitution {
+  const run = (
+    tx: Tx,
+    modules: Record<string, string>,
+    entry: string,
+    fn: string,
+    args: unknown[],
+    readOnly: boolean,
+  ) => {
+    try {
+      return engine.call({
+        modules,
+        entry,
+        fn,
+        args,
+        kv: txKv(tx),
+        readOnly,
+        ...(readOnly ? {} : { hooks: hooksFor(tx) }),
+        ...(limits ? { limits } : {}),
+      });
+    } catch (e) {
+      if (e instanceof JsError) throw new ConstitutionError(`${fn}: ${e.message}`, e.trace);
+      throw e;
+    }
+  };
+  const constitution = (tx: Tx) => ({ [CONSTITUTION_MODULE]: constitutionSource(tx) });
+  return {
+    validate: (tx, proposal) =>
+      run(tx, constitution(tx), CONSTITUTION_MODULE, "validate", [proposal], true) as {
+        valid: boolean;
+        description?: string;
+      },
+    resolve: (tx, proposal, proposerId, votes) =>
+      run(
+        tx,
+        constitution(tx),
+        CONSTITUTION_MODULE,
+        "resolve",
+        [proposal, proposerId, votes],
+        true,
+      ) as string,
+    apply: (tx, proposal, proposalId) => {
+      run(tx, constitution(tx), CONSTITUTION_MODULE, "apply", [proposal, proposalId], false);
+    },
+    vote: (tx, ballot, proposal, proposerId) =>
+      run(tx, { [BALLOT_MODULE]: ballot }, BALLOT_MODULE, "vote", [proposal, proposerId], true) === true,
+  };
+}

@@ -1,0 +1,174 @@
+// The engine: a cache of warm sandboxes keyed by module-set digest, per-call limits, and
+// recovery when the QuickJS module itself crashes.
+import { JsConfigError, JsError } from "./errors.ts";
+import type { CallScope } from "./host.ts";
+import { DEFAULT_LIMITS, type JsLimits, resolveLimits } from "./limits.ts";
+import { createModuleSet, entryName, type JsModuleSet } from "./modules.ts";
+import { abandonQuickJs, currentQuickJs, readyQuickJs } from "./quickjs.ts";
+import { Sandbox } from "./sandbox.ts";
+import type { JsCallOptions, JsEngineOptions, KvAccess } from "./types.ts";
+
+export interface JsEngine {
+  /**
+   * Calls `fn` exported by `entry` and returns its JSON-compatible result (byte buffers come
+   * back as Uint8Array, a returned promise is awaited inside the sandbox). Throws JsError when
+   * the code fails or hits a limit, JsConfigError when the options are invalid.
+   */
+  call(options: JsCallOptions): unknown;
+  /** Resolves once the engine can run calls (after creation, or after a crash reload). */
+  ready(): Promise<void>;
+  /** Drops the warm context of one module set, or all of them. */
+  evict(modules?: JsModuleSet | Readonly<Record<string, string>>): void;
+  /** Number of warm contexts currently cached. */
+  readonly cachedContexts: number;
+  /** Frees every warm context. The engine stays usable (it rebuilds on demand). */
+  dispose(): void;
+}
+
+const KV_METHODS = ["get", "set", "delete", "clear", "size"] as const;
+
+function checkKv(kv: unknown, what: string): KvAccess | undefined {
+  if (kv === undefined) return undefined;
+  const candidate = kv as Record<string, unknown>;
+  if (
+    typeof kv !== "object" ||
+    kv === null ||
+    KV_METHODS.some((m) => typeof candidate[m] !== "function") ||
+    (typeof candidate.entries !== "function" && typeof candidate.forEach !== "function")
+  ) {
+    throw new JsConfigError(
+      `${what} must implement KvAccess (${KV_METHODS.join(", ")}, and entries or forEach)`,
+    );
+  }
+  return kv as KvAccess;
+}
+
+function isHostStackOverflow(error: unknown): boolean {
+  return error instanceof RangeError && /call stack/i.test(error.message);
+}
+
+/** Loads QuickJS (once per process) and returns an engine. */
+export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine> {
+  if (typeof options !== "object" || options === null) throw new JsConfigError("options must be an object");
+  const env = options.env;
+  if (typeof env?.now !== "function" || typeof env.randomBytes !== "function") {
+    throw new JsConfigError("options.env must provide now() and randomBytes(n)");
+  }
+  const defaults = resolveLimits(DEFAULT_LIMITS, options.limits);
+  const maxCached = options.maxCachedContexts ?? 8;
+  if (!Number.isInteger(maxCached) || maxCached < 1) {
+    throw new JsConfigError("options.maxCachedContexts must be a positive integer");
+  }
+  const maxLogLineLength = options.maxLogLineLength ?? 4096;
+  if (!Number.isInteger(maxLogLineLength) || maxLogLineLength < 1) {
+    throw new JsConfigError("options.maxLogLineLength must be a positive integer");
+  }
+  await readyQuickJs();
+
+  // Insertion order is recency order: a hit is moved to the end, eviction takes the front.
+  const cache = new Map<string, Sandbox>();
+
+  function drop(digest: string, sandbox: Sandbox): void {
+    cache.delete(digest);
+    if (sandbox.generation !== currentQuickJs()?.generation) return; // crashed module: abandon
+    try {
+      sandbox.dispose();
+    } catch {
+      // Disposal failing means QuickJS's memory is inconsistent: replace the whole module.
+      abandon(sandbox.generation);
+    }
+  }
+
+  function abandon(generation: number): void {
+    abandonQuickJs(generation);
+    for (const [digest, sandbox] of cache) if (sandbox.generation === generation) cache.delete(digest);
+  }
+
+  function sandboxFor(set: JsModuleSet): Sandbox {
+    const qjs = currentQuickJs();
+    if (qjs === undefined) {
+      throw new JsError("unavailable", "QuickJS is reloading after a crash; await engine.ready() and retry");
+    }
+    const cached = cache.get(set.digest);
+    if (cached !== undefined && cached.generation === qjs.generation) {
+      cache.delete(set.digest);
+      cache.set(set.digest, cached);
+      return cached;
+    }
+    if (cached !== undefined) cache.delete(set.digest);
+    for (const [digest, sandbox] of cache) {
+      if (cache.size < maxCached) break;
+      if (!sandbox.busy) drop(digest, sandbox);
+    }
+    const sandbox = new Sandbox(qjs, set, env, maxLogLineLength);
+    cache.set(set.digest, sandbox);
+    return sandbox;
+  }
+
+  function call(callOptions: JsCallOptions): unknown {
+    if (typeof callOptions !== "object" || callOptions === null)
+      throw new JsConfigError("call options must be an object");
+    const { fn, args = [], readOnly = false, hooks = {}, historicalState } = callOptions;
+    if (typeof fn !== "string" || fn === "") throw new JsConfigError("fn must be a non-empty string");
+    if (!Array.isArray(args)) throw new JsConfigError("args must be an array");
+    if (typeof readOnly !== "boolean") throw new JsConfigError("readOnly must be a boolean");
+    if (typeof hooks !== "object" || hooks === null) throw new JsConfigError("hooks must be an object");
+    const kv = checkKv(callOptions.kv, "kv");
+    if (historicalState !== undefined) checkKv(historicalState.kv, "historicalState.kv");
+    const limits: JsLimits = resolveLimits(defaults, callOptions.limits);
+    const set = createModuleSet(callOptions.modules);
+    const entry = entryName(set, callOptions.entry);
+
+    const scope: CallScope = { stores: [kv], readOnly, hooks, logger: callOptions.logger ?? options.logger };
+    const info: Record<string, unknown> = {};
+    if (historicalState !== undefined) {
+      scope.stores.push(historicalState.kv);
+      info.historical = {
+        transactionId: historicalState.transactionId,
+        receipt: historicalState.receipt,
+        kvStore: 1,
+      };
+    }
+
+    let sandbox: Sandbox | undefined;
+    try {
+      sandbox = sandboxFor(set);
+      return sandbox.call({ entry, fn, args, scope, limits, info });
+    } catch (error) {
+      if (error instanceof JsError || error instanceof JsConfigError) {
+        if (sandbox?.needsReset && cache.get(set.digest) === sandbox) drop(set.digest, sandbox);
+        throw error;
+      }
+      // A host-level exception escaped from inside QuickJS (Node's stack overflowed in the
+      // WebAssembly code, or emscripten aborted): its memory cannot be trusted any more.
+      const generation = sandbox?.generation ?? currentQuickJs()?.generation;
+      if (generation !== undefined) abandon(generation);
+      if (isHostStackOverflow(error)) {
+        throw new JsError("stack", "the call overflowed the host stack; QuickJS is being reloaded");
+      }
+      throw new JsError("unavailable", `QuickJS crashed (${String(error)}); it is being reloaded`);
+    }
+  }
+
+  return {
+    call,
+    async ready() {
+      await readyQuickJs();
+    },
+    evict(modules) {
+      if (modules === undefined) {
+        for (const [digest, sandbox] of [...cache]) if (!sandbox.busy) drop(digest, sandbox);
+        return;
+      }
+      const digest = createModuleSet(modules).digest;
+      const sandbox = cache.get(digest);
+      if (sandbox !== undefined && !sandbox.busy) drop(digest, sandbox);
+    },
+    get cachedContexts() {
+      return cache.size;
+    },
+    dispose() {
+      for (const [digest, sandbox] of [...cache]) if (!sandbox.busy) drop(digest, sandbox);
+    },
+  };
+}

@@ -1,0 +1,17 @@
+// Public face of the QuickJS sandbox runtime shared by governance and JS apps.
+export { createJsEngine, type JsEngine } from "./engine.ts";
+export { JsConfigError, JsError, type JsErrorKind } from "./errors.ts";
+export { DEFAULT_LIMITS, type JsLimits, MAX_STACK_BYTES } from "./limits.ts";
+export { MemoryKv } from "./memory-kv.ts";
+export { createModuleSet, type JsModuleSet } from "./modules.ts";
+export type {
+  JsCallOptions,
+  JsEngineOptions,
+  JsEnv,
+  JsHistoricalState,
+  JsHooks,
+  JsHostFn,
+  JsLogger,
+  JsLogLevel,
+  KvAccess,
+} from "./types.ts";

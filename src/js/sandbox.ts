@@ -1,0 +1,379 @@
+// One warm QuickJS context for one module set: its own runtime (so heap limits and crashes stay
+// per set), the prelude, and the namespaces of the entry modules evaluated so far.
+import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten-core";
+import { JsConfigError, JsError } from "./errors.ts";
+import { type CallScope, createHostObject } from "./host.ts";
+import type { JsLimits } from "./limits.ts";
+import { readPacked, writePacked } from "./marshal.ts";
+import { type JsModuleSet, resolveImport } from "./modules.ts";
+import { PRELUDE_SOURCE } from "./prelude.ts";
+import type { QuickJs } from "./quickjs.ts";
+import type { JsEnv } from "./types.ts";
+
+const MIN_MEMORY_CHECK_INTERVAL_MS = 5;
+
+/** The size of the module's WebAssembly memory, when the loaded build exposes it. */
+function linearMemoryProbe(qjs: QuickJs): () => number | undefined {
+  const emscripten = (qjs.module as unknown as { module?: { HEAPU8?: Uint8Array } }).module;
+  // HEAPU8 is replaced when the memory grows, so it is looked up on every probe.
+  return () => emscripten?.HEAPU8?.length;
+}
+
+export interface SandboxCall {
+  entry: string;
+  fn: string;
+  args: readonly unknown[];
+  scope: CallScope;
+  limits: JsLimits;
+  /** Packed for the prelude's begin(): per-call state such as the historical state. */
+  info: Record<string, unknown>;
+}
+
+interface Helpers {
+  pack: QuickJSHandle;
+  unpack: QuickJSHandle;
+  begin: QuickJSHandle;
+}
+
+export class Sandbox {
+  readonly generation: number;
+  /** Set when the context may hold a half-done state (timeout, out of memory, failed module). */
+  needsReset = false;
+  busy = false;
+  private readonly runtime: QuickJSRuntime;
+  private readonly ctx: QuickJSContext;
+  private helpers: Helpers | undefined;
+  private readonly namespaces = new Map<string, QuickJSHandle>();
+  private scope: CallScope | undefined;
+  private limits: JsLimits | undefined;
+  private deadline = Number.POSITIVE_INFINITY;
+  private interrupted: "timeout" | "memory" | undefined;
+  private nextMemoryCheck = 0;
+  private readonly linearMemoryBytes: () => number | undefined;
+
+  constructor(
+    qjs: QuickJs,
+    set: JsModuleSet,
+    private readonly env: JsEnv,
+    private readonly maxLogLineLength: number,
+  ) {
+    this.generation = qjs.generation;
+    this.runtime = qjs.module.newRuntime();
+    this.linearMemoryBytes = linearMemoryProbe(qjs);
+    this.runtime.setInterruptHandler(() => {
+      const now = this.env.now();
+      if (now > this.deadline) {
+        this.interrupted = "timeout";
+        return true;
+      }
+      if (this.overHeapLimit(now)) {
+        this.interrupted = "memory";
+        return true;
+      }
+      return false;
+    });
+    const importers = new Map<string, string>();
+    this.runtime.setModuleLoader(
+      (name) => {
+        const source = set.sources.get(name);
+        if (source !== undefined) return source;
+        const from = importers.get(name);
+        return {
+          error: new Error(
+            `module '${name}' is not in the module set${from ? ` (imported by '${from}')` : ""}`,
+          ),
+        };
+      },
+      (base, requested) => {
+        const resolved = resolveImport(base, requested);
+        if (resolved === undefined)
+          return { error: new Error(`cannot resolve import '${requested}' from '${base}'`) };
+        importers.set(resolved, base);
+        return resolved;
+      },
+    );
+    this.ctx = this.runtime.newContext();
+    // Creates the runtime's internal context for memory statistics now, not mid-interrupt.
+    this.runtime.computeMemoryUsage().dispose();
+  }
+
+  /** Runs `fn` of `entry` under the call's limits; returns its result or throws a JsError. */
+  call(call: SandboxCall): unknown {
+    if (this.busy) throw new JsConfigError("re-entrant call into a sandbox that is already running");
+    this.busy = true;
+    this.scope = call.scope;
+    this.limits = call.limits;
+    this.interrupted = undefined;
+    this.runtime.setMemoryLimit(call.limits.heapBytes);
+    this.runtime.setMaxStackSize(call.limits.stackBytes);
+    this.deadline = this.env.now() + call.limits.timeMs;
+    try {
+      const helpers = this.init();
+      this.invoke(helpers.begin, [writePacked(this.ctx, call.info, "call info")]).dispose();
+      const namespace = this.namespace(call.entry);
+      return this.run(helpers, namespace, call);
+    } finally {
+      this.deadline = Number.POSITIVE_INFINITY;
+      this.scope = undefined;
+      this.busy = false;
+    }
+  }
+
+  dispose(): void {
+    if (this.helpers !== undefined) {
+      this.helpers.pack.dispose();
+      this.helpers.unpack.dispose();
+      this.helpers.begin.dispose();
+      this.helpers = undefined;
+    }
+    for (const namespace of this.namespaces.values()) namespace.dispose();
+    this.namespaces.clear();
+    this.ctx.dispose();
+    this.runtime.dispose();
+  }
+
+  private run(helpers: Helpers, namespace: QuickJSHandle, call: SandboxCall): unknown {
+    const ctx = this.ctx;
+    const fn = ctx.getProp(namespace, call.fn);
+    try {
+      if (ctx.typeof(fn) !== "function") {
+        throw new JsError("exception", `module '${call.entry}' does not export a function '${call.fn}'`);
+      }
+      const args: QuickJSHandle[] = [];
+      let result: ReturnType<QuickJSContext["callFunction"]>;
+      try {
+        for (const [i, arg] of call.args.entries()) args.push(this.toGuest(helpers, arg, `args[${i}]`));
+        result = ctx.callFunction(fn, ctx.undefined, args);
+      } finally {
+        for (const arg of args) arg.dispose();
+      }
+      if (result.error !== undefined) throw this.failure(result.error);
+      const value = this.settle(result.value);
+      try {
+        // Jobs left queued would otherwise run during the next call, against its KV.
+        this.drainJobs();
+        // Short calls may never reach an interrupt poll: measure once more at the end.
+        if (this.overHeapLimit(this.env.now(), true)) {
+          this.needsReset = true;
+          throw new JsError(
+            "memory",
+            `the call used more than its heap limit of ${call.limits.heapBytes} bytes`,
+          );
+        }
+        return this.toHost(helpers, value);
+      } finally {
+        value.dispose();
+      }
+    } finally {
+      fn.dispose();
+    }
+  }
+
+  /** Evaluates the prelude once, keeping its pack/unpack/begin functions. */
+  private init(): Helpers {
+    if (this.helpers !== undefined) return this.helpers;
+    const ctx = this.ctx;
+    const evaluated = ctx.evalCode(PRELUDE_SOURCE, "<coco:prelude>", { type: "global" });
+    if (evaluated.error !== undefined) throw this.failure(evaluated.error, true);
+    const host = createHostObject(ctx, {
+      env: this.env,
+      maxLogLineLength: this.maxLogLineLength,
+      scope: () => this.scope,
+    });
+    const made = ctx.callFunction(evaluated.value, ctx.undefined, host);
+    evaluated.value.dispose();
+    host.dispose();
+    if (made.error !== undefined) throw this.failure(made.error, true);
+    const object = made.value;
+    this.helpers = {
+      pack: ctx.getProp(object, "pack"),
+      unpack: ctx.getProp(object, "unpack"),
+      begin: ctx.getProp(object, "begin"),
+    };
+    object.dispose();
+    return this.helpers;
+  }
+
+  /** The namespace of `entry`, evaluating it (and its imports) on first use. */
+  private namespace(entry: string): QuickJSHandle {
+    const known = this.namespaces.get(entry);
+    if (known !== undefined) return known;
+    // A tiny module that imports the entry, so that it is loaded once, under its own name.
+    const shim = `import * as ns from ${JSON.stringify(entry)};\nexport { ns };\n`;
+    const evaluated = this.ctx.evalCode(shim, `<coco:entry:${entry}>`, { type: "module" });
+    if (evaluated.error !== undefined) throw this.failure(evaluated.error, true);
+    let exports: QuickJSHandle;
+    try {
+      exports = this.settle(evaluated.value);
+    } catch (error) {
+      this.needsReset = true;
+      throw error;
+    }
+    const namespace = this.ctx.getProp(exports, "ns");
+    exports.dispose();
+    this.namespaces.set(entry, namespace);
+    return namespace;
+  }
+
+  /** Calls a prelude helper; the argument handles are consumed. */
+  private invoke(fn: QuickJSHandle, args: QuickJSHandle[]): QuickJSHandle {
+    const result = this.ctx.callFunction(fn, this.ctx.undefined, args);
+    for (const arg of args) arg.dispose();
+    if (result.error !== undefined) throw this.failure(result.error);
+    return result.value;
+  }
+
+  private toGuest(helpers: Helpers, value: unknown, what: string): QuickJSHandle {
+    const ctx = this.ctx;
+    switch (typeof value) {
+      case "undefined":
+        return ctx.undefined;
+      case "string":
+        return ctx.newString(value);
+      case "number":
+        return ctx.newNumber(value);
+      case "boolean":
+        return value ? ctx.true : ctx.false;
+    }
+    if (value === null) return ctx.null;
+    return this.invoke(helpers.unpack, [writePacked(ctx, value, what)]);
+  }
+
+  private toHost(helpers: Helpers, value: QuickJSHandle): unknown {
+    const packed = this.ctx.callFunction(helpers.pack, this.ctx.undefined, value);
+    if (packed.error !== undefined) {
+      const failure = this.failure(packed.error);
+      if (failure.kind !== "exception") throw failure;
+      throw new JsError("invalid-result", `the result is not JSON-compatible: ${failure.message}`);
+    }
+    try {
+      return readPacked(this.ctx, packed.value);
+    } finally {
+      packed.value.dispose();
+    }
+  }
+
+  /** Waits (by running jobs) for a promise; non-promises pass through. Consumes `handle`. */
+  private settle(handle: QuickJSHandle): QuickJSHandle {
+    const first = this.ctx.getPromiseState(handle);
+    if (first.type === "fulfilled" && first.notAPromise) return handle;
+    if (first.type !== "pending") {
+      handle.dispose();
+      if (first.type === "fulfilled") return first.value;
+      throw this.failure(first.error);
+    }
+    try {
+      this.drainJobs();
+      const state = this.ctx.getPromiseState(handle);
+      if (state.type === "fulfilled") return state.value;
+      if (state.type === "rejected") throw this.failure(state.error);
+      throw new JsError(
+        "exception",
+        "the function returned a promise that nothing in the sandbox can settle",
+      );
+    } finally {
+      handle.dispose();
+    }
+  }
+
+  private drainJobs(): void {
+    const result = this.runtime.executePendingJobs(-1);
+    if (result.error !== undefined) throw this.failure(result.error);
+  }
+
+  /**
+   * QuickJS built for WebAssembly cannot see allocation sizes (malloc_usable_size is 0 there), so
+   * its own limit only stops single allocations larger than the limit. The heap is therefore also
+   * measured here: at the end of each call, and from the interrupt handler at most once per 20
+   * walk-durations (and at least 5 ms apart). Free while the whole WebAssembly memory is under
+   * the limit, otherwise by walking the heap (about 10 ns per object).
+   */
+  private overHeapLimit(now: number, unthrottled = false): boolean {
+    const limit = this.limits?.heapBytes ?? Number.POSITIVE_INFINITY;
+    const total = this.linearMemoryBytes();
+    if (total !== undefined && total <= limit) return false;
+    if (!unthrottled && now < this.nextMemoryCheck) return false;
+    // The statistics object lives in the runtime's internal context; any context of the same
+    // runtime can read it.
+    const used = this.runtime
+      .computeMemoryUsage()
+      .consume((usage) => this.ctx.getProp(usage, "memory_used_size").consume((h) => this.ctx.getNumber(h)));
+    const cost = this.env.now() - now;
+    this.nextMemoryCheck = now + Math.max(MIN_MEMORY_CHECK_INTERVAL_MS, 20 * cost);
+    return used > limit;
+  }
+
+  /** Classifies a thrown JS value (consumed) as a JsError. */
+  private failure(error: QuickJSHandle, fatal = false): JsError {
+    const limits = this.limits as JsLimits;
+    try {
+      if (this.interrupted === "timeout") {
+        this.needsReset = true;
+        return new JsError("timeout", `the call ran longer than its limit of ${limits.timeMs} ms`);
+      }
+      if (this.interrupted === "memory") {
+        this.needsReset = true;
+        return new JsError("memory", `the call used more than its heap limit of ${limits.heapBytes} bytes`);
+      }
+      const { name, message, stack, thrownNull } = this.describe(error);
+      // When QuickJS cannot even allocate its "out of memory" error, the exception is null.
+      if ((name === "InternalError" && message === "out of memory") || thrownNull) {
+        this.needsReset = true;
+        return new JsError(
+          "memory",
+          `the call ran out of memory (heap limit ${limits.heapBytes} bytes)`,
+          stack,
+        );
+      }
+      if (fatal) this.needsReset = true;
+      if (message === "stack overflow" && (name === "InternalError" || name === "SyntaxError")) {
+        return new JsError(
+          "stack",
+          `the call overflowed its stack (limit ${limits.stackBytes} bytes)`,
+          stack,
+        );
+      }
+      return new JsError("exception", name === undefined ? message : `${name}: ${message}`, stack);
+    } finally {
+      error.dispose();
+    }
+  }
+
+  /** name/message/stack of a thrown value, defensively: it may be anything the JS threw. */
+  private describe(error: QuickJSHandle): {
+    name?: string;
+    message: string;
+    stack?: string;
+    thrownNull?: boolean;
+  } {
+    const ctx = this.ctx;
+    const stringProp = (key: string): string | undefined => {
+      try {
+        return ctx
+          .getProp(error, key)
+          .consume((h) => (ctx.typeof(h) === "string" ? ctx.getString(h) : undefined));
+      } catch {
+        return undefined;
+      }
+    };
+    const type = ctx.typeof(error);
+    if (type === "object") {
+      const message = stringProp("message");
+      if (message !== undefined) {
+        // Frames of the prelude are Coco's plumbing, not the caller's code.
+        const stack = stringProp("stack")
+          ?.split("\n")
+          .filter((line) => !line.includes("<coco:"))
+          .join("\n");
+        return { name: stringProp("name") ?? "Error", message, stack };
+      }
+    }
+    try {
+      const dumped: unknown = ctx.dump(error);
+      if (dumped === null) return { message: "null", thrownNull: true };
+      return { message: typeof dumped === "string" ? dumped : (JSON.stringify(dumped) ?? String(dumped)) };
+    } catch {
+      return { message: `a thrown ${type}` };
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import type { Logger } from "pino";
+import {
+  ApplyFailed,
+  acceptSignedRequest,
+  type Constitution,
+  GovError,
+  type GovMessageType,
+  recordApplyFailure,
+  type VerifiedGovRequest,
+} from "../gov/index.ts";
+import type { Tx } from "../kv/index.ts";
+import type { CommitOutcome } from "./ledger-state.ts";
+
+/** Service operations a constitution's apply asks for; carried out once the proposal commits. */
+export interface GovEffects {
+  rekey: boolean;
+  refreshRecoveryShares: boolean;
+  snapshot: boolean;
+}
+
+/** What governance needs from the node it runs on. */
+export interface GovHost {
+  readonly log: Logger;
+  readonly isPrimary: boolean;
+  begin(): Tx;
+  commit(tx: Tx): CommitOutcome;
+  nowSeconds(): number;
+  constitution(effects: GovEffects): Constitution;
+  /** Runs the effects an applied proposal asked for. */
+  carryOut(effects: GovEffects): void;
+}
+
+export interface GovWriteResult<T> {
+  result: T;
+  seqno: number | null;
+  view: number;
+}
+
+const MAX_ATTEMPTS = 5;
+
+/**
+ * Runs one signed governance request as a transaction on the primary: the request is verified
+ * and recorded (history, replay window), then `work` runs with the constitution. If the proposal
+ * it accepts fails in apply, the transaction is redone without apply's writes and the proposal is
+ * recorded as Failed. Conflicting transactions are retried.
+ */
+export function governanceWrite<T>(
+  host: GovHost,
+  bytes: Uint8Array,
+  expect: { type: GovMessageType; proposalId?: string; memberId?: string },
+  work: (tx: Tx, request: VerifiedGovRequest, constitution: Constitution, effects: GovEffects) => T,
+): GovWriteResult<T> {
+  if (!host.isPrimary) throw new GovError(503, "NotPrimary", "governance requests run on the primary");
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const effects: GovEffects = { rekey: false, refreshRecoveryShares: false, snapshot: false };
+    const nowSeconds = host.nowSeconds();
+    let tx = host.begin();
+    let result: T;
+    try {
+      const request = acceptSignedRequest(tx, bytes, { ...expect, nowSeconds });
+      result = work(tx, request, host.constitution(effects), effects);
+    } catch (e) {
+      tx.abandon();
+      if (!(e instanceof ApplyFailed)) throw e;
+      host.log.warn({ proposalId: e.proposalId, reason: e.failure.reason }, "proposal failed in apply");
+      tx = host.begin();
+      acceptSignedRequest(tx, bytes, { ...expect, nowSeconds });
+      result = recordApplyFailure(tx, e) as T;
+      effects.rekey = effects.refreshRecoveryShares = effects.snapshot = false;
+    }
+    const outcome = host.commit(tx);
+    if (!outcome.ok) continue;
+    if (outcome.seqno !== null) host.carryOut(effects);
+    return {
+      result,
+      seqno: outcome.seqno,
+      view: outcome.seqno === null ? 0 : (outcome as { view: number }).view,
+    };
+  }
+  throw new GovError(503, "TransactionConflict", "the governance transaction kept conflicting; try again");
+}

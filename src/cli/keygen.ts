@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { certFingerprint, createIdentityCertificate } from "../crypto/index.ts";
@@ -26,4 +27,27 @@ export async function keygen(
   writeFileSync(key, identity.privateKeyPem, { mode: 0o600, flag: "wx" });
   writeFileSync(cert, identity.certPem, { mode: 0o644, flag: "wx" });
   return { cert, key, id: certFingerprint(identity.certPem) };
+}
+
+/**
+ * Writes `<name>_enc_pubk.pem` and `<name>_enc_privk.pem` (mode 0600): the RSA key a recovery
+ * member's share is encrypted to. The private key never leaves the member.
+ */
+export function encryptionKeygen(name: string, dir: string): { publicKey: string; privateKey: string } {
+  if (!NAME.test(name)) throw new CliError("name must be 1-64 letters, digits, '_' or '-'");
+  const publicKey = join(dir, `${name}_enc_pubk.pem`);
+  const privateKey = join(dir, `${name}_enc_privk.pem`);
+  for (const path of [publicKey, privateKey]) {
+    if (existsSync(path)) throw new CliError(`${path} already exists; not overwriting it`);
+  }
+  const pair = generateKeyPairSync("rsa", { modulusLength: 3072 });
+  writeFileSync(privateKey, pair.privateKey.export({ type: "pkcs8", format: "pem" }), {
+    mode: 0o600,
+    flag: "wx",
+  });
+  writeFileSync(publicKey, pair.publicKey.export({ type: "spki", format: "pem" }), {
+    mode: 0o644,
+    flag: "wx",
+  });
+  return { publicKey, privateKey };
 }

@@ -54,10 +54,16 @@ program
   .argument("<role>", "member or user")
   .argument("<name>", "identity name, e.g. member1")
   .option("--dir <dir>", "output directory", ".")
-  .action(async (role: string, name: string, opts: { dir: string }) => {
-    const { keygen } = await import("./keygen.ts");
+  .option("--encryption-key", "members: also an RSA-3072 encryption key pair, making a recovery member")
+  .action(async (role: string, name: string, opts: { dir: string; encryptionKey?: boolean }) => {
+    const { keygen, encryptionKeygen } = await import("./keygen.ts");
     const written = await keygen(role, name, opts.dir);
     console.log(`wrote ${written.cert} and ${written.key} (id ${written.id})`);
+    if (opts.encryptionKey) {
+      if (role !== "member") throw new CliError("only members hold recovery shares (--encryption-key)");
+      const enc = encryptionKeygen(name, opts.dir);
+      console.log(`wrote ${enc.publicKey} and ${enc.privateKey} (recovery share encryption)`);
+    }
   });
 
 const receipt = program.command("receipt").description("work with transaction receipts");
@@ -104,6 +110,18 @@ attestation
   .action(async (file: string, opts: { json?: boolean }) => {
     const { showAttestation } = await import("./attestation.ts");
     process.exitCode = showAttestation(file, opts, { out: console.log, err: console.error });
+  });
+attestation
+  .command("verify-node")
+  .description("fetch a running node's attestation and check it binds the TLS key the node presented")
+  .argument("<url>", "the node, e.g. https://127.0.0.1:8000")
+  .requiredOption("--service-cert <pem>", "the service certificate (pins the node's TLS certificate)")
+  .option("--measurement <hex>", "the expected measurement (48 bytes for snp, 32 for virtual)")
+  .option("--allow-virtual", "accept a virtual (development, insecure) node instead of exiting 1")
+  .option("--json", "print the outcome and every check as JSON")
+  .action(async (url: string, opts: import("./attestation-node.ts").VerifyNodeOptions) => {
+    const { verifyNode } = await import("./attestation-node.ts");
+    process.exitCode = await verifyNode(url, opts, { out: console.log, err: console.error });
   });
 
 const gov = program.command("gov").description("governance: signed proposals, ballots and withdrawals");

@@ -4,6 +4,7 @@ import type { QuickJSContext, QuickJSHandle } from "quickjs-emscripten-core";
 import { cryptoFunctions, pemToId } from "./crypto.ts";
 import { newBuffer, readBuffer, readPacked, writePacked } from "./marshal.ts";
 import { HOOK_PATHS } from "./prelude.ts";
+import { verifySnpAttestation } from "./snp-attestation.ts";
 import type { JsEnv, JsHistoricalState, JsHooks, JsLogger, JsLogLevel, KvAccess } from "./types.ts";
 
 /** What host functions see of the call in progress. */
@@ -98,6 +99,7 @@ export function createHostObject(ctx: QuickJSContext, deps: HostDeps): QuickJSHa
   // Generic calls: packed arguments in, packed result out.
   function dispatch(name: string, args: unknown[]): unknown {
     if (name === "pemToId") return pemToId(args[0]);
+    if (name === "snp.verifySnpAttestation") return verifySnpAttestation(...args);
     if (name.startsWith("crypto.")) {
       const fn = Object.hasOwn(crypto, name.slice(7)) ? crypto[name.slice(7)] : undefined;
       if (fn === undefined) throw new TypeError(`ccf.${name} is not a function`);

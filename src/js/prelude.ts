@@ -288,6 +288,19 @@ export const PRELUDE_SOURCE = `(function (host) {
   };
   globalThis.ccf = ccf;
 
+  // @microsoft/ccf-app's snp_attestation global. Failed verification is a RangeError, as in CCF.
+  globalThis.snp_attestation = {
+    verifySnpAttestation: function verifySnpAttestation() {
+      try {
+        return hostCall("snp.verifySnpAttestation", Array.from(arguments));
+      } catch (e) {
+        const message = e !== null && typeof e === "object" ? String(e.message) : String(e);
+        if (e !== null && typeof e === "object" && e.name === "TypeError") throw new TypeError(message);
+        throw new RangeError(message);
+      }
+    },
+  };
+
   function begin(packedInfo) {
     const info = unpack(packedInfo);
     untrustedDate = false;

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import type { AttestationSettings, SnpSettings } from "../tee/index.ts";
 
 /** A node's start configuration, after validation, with every path absolute. */
 export interface NodeConfig {
@@ -26,7 +27,8 @@ export interface NodeConfig {
   constitution: string[];
   /** Where the service certificate is written for clients to pin. */
   serviceCertFile: string;
-  members: Array<{ cert: string }>;
+  /** Initial members; one with an RSA encryption key is a recovery member (gets a recovery share). */
+  members: Array<{ cert: string; encryptionPublicKey?: string }>;
   users: Array<{ cert: string }>;
   ledger: { chunkSize: number };
   signatures: { maxTransactions: number; maxIntervalMs: number };
@@ -37,6 +39,8 @@ export interface NodeConfig {
   app: string | null;
   log: { level: "trace" | "debug" | "info" | "warn" | "error"; format: "json" | "pretty" };
   commitWaitTimeoutMs: number;
+  /** How this node attests itself: `virtual` (development, insecure) or `snp` (AMD SEV-SNP). */
+  attestation: AttestationSettings;
 }
 
 export class ConfigError extends Error {}
@@ -78,6 +82,22 @@ function certListAt(obj: Json, key: string, base: string): Array<{ cert: string 
   });
 }
 
+function memberListAt(obj: Json, base: string): Array<{ cert: string; encryptionPublicKey?: string }> {
+  const list = obj.members ?? [];
+  if (!Array.isArray(list))
+    fail("members", 'must be an array of {"cert": "<file>", "encryptionPublicKey"?: "<file>"}');
+  return list.map((item, i) => {
+    const entry = objectAt(item, `members[${i}]`, ["cert", "encryptionPublicKey"]);
+    const key = entry.encryptionPublicKey;
+    return {
+      cert: resolve(base, stringAt(entry, "cert", `members[${i}]`)),
+      ...(key === undefined
+        ? {}
+        : { encryptionPublicKey: resolve(base, stringAt(entry, "encryptionPublicKey", `members[${i}]`)) }),
+    };
+  });
+}
+
 function parseAddress(text: string, path = "rpc.address"): { host: string; port: number } {
   const match = /^([0-9.]+|localhost|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$/.exec(text);
   const port = match ? Number(match[2]) : Number.NaN;
@@ -104,6 +124,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "app",
     "log",
     "commitWaitTimeoutMs",
+    "attestation",
   ]);
   const rpc = objectAt(top.rpc ?? {}, "rpc", ["address", "maxBodyBytes", "forwarding", "forwardTimeoutMs"]);
   const forwarding = stringAt(rpc, "forwarding", "rpc", "forward");
@@ -133,7 +154,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     top.join === undefined || top.join === null
       ? null
       : objectAt(top.join, "join", ["target", "serviceCertFile", "timeoutMs"]);
-  const members = certListAt(top, "members", baseDir);
+  const members = memberListAt(top, baseDir);
   if (members.length === 0 && !join) fail("members", "at least one member is required to govern the service");
   if (members.length > 0 && join)
     fail("members", "a joining node takes its members from the service it joins");
@@ -173,6 +194,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     app: app as string | null,
     log: { level: level as NodeConfig["log"]["level"], format },
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
+    attestation: attestationAt(top.attestation, baseDir),
   };
 }
 
@@ -183,6 +205,85 @@ function pathListAt(top: Json, key: string, baseDir: string): string[] {
     fail(key, "must be a list of file paths");
   }
   return (value as string[]).map((v) => resolve(baseDir, v));
+}
+
+/**
+ * The `attestation` section: `{platform: "virtual"}` (the default) or `{platform: "snp", snp:
+ * {reportSource, endorsements}}`. The report source is configfs-tsm (default
+ * /sys/kernel/config/tsm/report) or a command whose argv holds `{report}` and `{report-data}`.
+ */
+function attestationAt(value: unknown, baseDir: string): AttestationSettings {
+  if (value === undefined || value === null) return { platform: "virtual" };
+  const section = objectAt(value, "attestation", ["platform", "snp"]);
+  const platform = stringAt(section, "platform", "attestation", "virtual");
+  if (platform !== "virtual" && platform !== "snp")
+    fail("attestation.platform", 'must be "virtual" or "snp"');
+  if (platform === "virtual") {
+    if (section.snp !== undefined) fail("attestation.snp", 'is only used with platform "snp"');
+    return { platform };
+  }
+  if (section.snp === undefined) {
+    fail("attestation.snp", "is required with platform snp: {reportSource, endorsements}");
+  }
+  const snp = objectAt(section.snp, "attestation.snp", ["reportSource", "endorsements"]);
+  return {
+    platform,
+    snp: {
+      reportSource: reportSourceAt(snp.reportSource),
+      endorsements: endorsementsAt(snp.endorsements, baseDir),
+    },
+  };
+}
+
+function reportSourceAt(value: unknown): SnpSettings["reportSource"] {
+  const path = "attestation.snp.reportSource";
+  if (value === undefined) return { configfsTsm: "/sys/kernel/config/tsm/report" };
+  const source = objectAt(value, path, ["configfsTsm", "command"]);
+  if ((source.configfsTsm === undefined) === (source.command === undefined)) {
+    fail(path, "must name exactly one of configfsTsm (a directory) or command (an argv array)");
+  }
+  if (source.configfsTsm !== undefined) {
+    const dir = stringAt(source, "configfsTsm", path);
+    if (!dir.startsWith("/")) fail(`${path}.configfsTsm`, "must be an absolute path");
+    return { configfsTsm: dir };
+  }
+  const argv = source.command;
+  if (
+    !Array.isArray(argv) ||
+    argv.length === 0 ||
+    !argv.every((a) => typeof a === "string" && a.length > 0)
+  ) {
+    fail(`${path}.command`, "must be a non-empty array of non-empty strings (program, then arguments)");
+  }
+  const args = (argv as string[]).slice(1).join(" ");
+  if (!args.includes("{report}") || !args.includes("{report-data}")) {
+    fail(
+      `${path}.command`,
+      "its arguments must contain {report} (where the tool writes the report) and {report-data}",
+    );
+  }
+  return { command: argv as string[] };
+}
+
+function endorsementsAt(value: unknown, baseDir: string): SnpSettings["endorsements"] {
+  const path = "attestation.snp.endorsements";
+  if (value === undefined) fail(path, "is required: give file, dir or kdsUrl");
+  const e = objectAt(value, path, ["file", "dir", "kdsUrl", "cacheDir"]);
+  const out: SnpSettings["endorsements"] = {};
+  if (e.file !== undefined) out.file = resolve(baseDir, stringAt(e, "file", path));
+  if (e.dir !== undefined) out.dir = resolve(baseDir, stringAt(e, "dir", path));
+  if (e.kdsUrl !== undefined) {
+    const url = stringAt(e, "kdsUrl", path);
+    if (!/^https?:\/\/[^\s/]+/.test(url))
+      fail(`${path}.kdsUrl`, `must be an http(s) URL, got ${JSON.stringify(url)}`);
+    out.kdsUrl = url;
+  }
+  if (e.cacheDir !== undefined) {
+    if (out.kdsUrl === undefined) fail(`${path}.cacheDir`, "only caches what kdsUrl fetches: set kdsUrl too");
+    out.cacheDir = resolve(baseDir, stringAt(e, "cacheDir", path));
+  }
+  if (!out.file && !out.dir && !out.kdsUrl) fail(path, "must give at least one of file, dir or kdsUrl");
+  return out;
 }
 
 export function loadConfig(file: string): NodeConfig {

@@ -26,6 +26,8 @@ export interface GovHost {
   commit(tx: Tx): CommitOutcome;
   nowSeconds(): number;
   constitution(effects: GovEffects): Constitution;
+  /** Tables whose change calls for new recovery shares. */
+  readonly sharesInputs: readonly string[];
   /** Runs the effects an applied proposal asked for. */
   carryOut(effects: GovEffects): void;
 }
@@ -68,6 +70,9 @@ export function governanceWrite<T>(
       result = recordApplyFailure(tx, e) as T;
       effects.rekey = effects.refreshRecoveryShares = effects.snapshot = false;
     }
+    // Changes to who holds shares, or how many are needed, call for new recovery shares.
+    const written = new Set(tx.writeSet().map((m) => m.name));
+    if (host.sharesInputs.some((name) => written.has(name))) effects.refreshRecoveryShares = true;
     const outcome = host.commit(tx);
     if (!outcome.ok) continue;
     if (outcome.seqno !== null) host.carryOut(effects);

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { Agent, request } from "undici";
 import { generateP384KeyPair } from "../crypto/index.ts";
-import { virtualAttestation } from "../tee/index.ts";
+import { type AttestationProvider, attestationProvider, SnpError } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { NodeIdentity } from "./identity.ts";
 import { generateEncryptionKey, type JoinResponse, unwrapSecrets } from "./join.ts";
@@ -24,12 +24,13 @@ export async function joinService(
   const serviceCertPem = readFileSync(join.serviceCertFile, "utf8");
   const nodeKey = generateP384KeyPair();
   const encryptionKey = generateEncryptionKey();
+  const attestation = await attest(attestationProvider(config.attestation), nodeKey.publicKeyPem, log);
   const body = JSON.stringify({
     node_public_key: nodeKey.publicKeyPem,
     encryption_public_key: encryptionKey.publicKeyPem,
     rpc_address: `${config.rpc.host}:${config.rpc.port}`,
     node_address: `${config.nodeAddress.host}:${config.nodeAddress.port}`,
-    attestation: virtualAttestation(nodeKey.publicKeyPem),
+    attestation,
   });
   const dispatcher = new Agent({ connect: { ca: serviceCertPem } });
   const deadline = Date.now() + join.timeoutMs;
@@ -83,4 +84,24 @@ export async function joinService(
   throw new NodeError(
     `could not join the service at ${join.target} within ${join.timeoutMs} ms: ${lastProblem}`,
   );
+}
+
+/**
+ * This joiner's attestation, binding its new key: on SNP, a report whose REPORT_DATA is the
+ * SHA-256 of the key (then 32 zero bytes) and the VCEK chain that endorses it.
+ */
+async function attest(provider: AttestationProvider, publicKeyPem: string, log: Logger) {
+  if (provider.platform === "virtual") {
+    log.warn(
+      "INSECURE: joining with a virtual attestation; it proves nothing about this node's code or hardware",
+    );
+  }
+  try {
+    const attestation = await provider.attest(publicKeyPem);
+    if (attestation.format === "snp") log.info("acquired an SEV-SNP report binding this node's key");
+    return attestation;
+  } catch (e) {
+    if (e instanceof SnpError) throw new NodeError(`cannot attest this node for joining: ${e.message}`);
+    throw e;
+  }
 }

@@ -9,7 +9,14 @@ import {
   publicEncrypt,
 } from "node:crypto";
 import { nodeIdOf } from "../crypto/index.ts";
-import { verifyVirtualAttestation } from "../tee/index.ts";
+import { GovTables } from "../gov/index.ts";
+import {
+  type AttestationPlatform,
+  type AttestationView,
+  checkNodeAttestation,
+  type JoinPolicy,
+  snpPolicyFromTables,
+} from "../tee/index.ts";
 import type { NodeIdentity } from "./identity.ts";
 
 /** What a joining node sends to `POST /node/join`. */
@@ -98,10 +105,48 @@ export function parseJoinRequest(body: unknown): JoinRequest {
   };
 }
 
-/** Refuses a joiner whose attestation does not satisfy the join policy, with the reason. */
-export function checkJoinAttestation(request: JoinRequest, allowedMeasurements: string[]): void {
-  const verdict = verifyVirtualAttestation(request.attestation, request.node_public_key, allowedMeasurements);
-  if (!verdict.ok) throw new JoinError(403, "InvalidAttestation", `join refused: ${verdict.reason}`);
+/** Where the primary records each joiner's attestation, as checked at join (JSON, by node id). */
+export const NODE_ATTESTATIONS = "public:ccf.gov.nodes.attestations";
+
+/** Reads the join policy from the governance tables (CCF's names and value formats). */
+export function readJoinPolicy(read: (map: string) => Array<[string, Uint8Array]>): JoinPolicy {
+  const { policy, problems } = snpPolicyFromTables({
+    measurements: read(GovTables.nodesSnpMeasurements),
+    hostData: read(GovTables.nodesSnpHostData),
+    tcbVersions: read(GovTables.nodesSnpTcbVersions),
+  });
+  return {
+    virtualMeasurements: read(GovTables.nodesVirtualMeasurements).map(([m]) => m),
+    snp: policy,
+    snpTcbProblems: problems,
+  };
+}
+
+/**
+ * Checks joiners' attestations. A node's own verifier trusts only AMD's bundled roots. Tests that
+ * sign reports with a chain of their own build one with `trustedRoots` and set it on the node
+ * in-process; no configuration can.
+ */
+export class JoinVerifier {
+  constructor(private readonly seams: { trustedRoots?: string[] } = {}) {}
+
+  /**
+   * Refuses (JoinError 400, naming the reason) a joiner whose attestation does not satisfy the
+   * join policy of its platform; returns what to record otherwise.
+   */
+  check(
+    request: JoinRequest,
+    policy: JoinPolicy,
+    context: { now: number; platform: AttestationPlatform },
+  ): AttestationView {
+    const verdict = checkNodeAttestation(request.attestation, request.node_public_key, policy, {
+      now: context.now,
+      platform: context.platform,
+      ...(this.seams.trustedRoots ? { trustedRoots: this.seams.trustedRoots } : {}),
+    });
+    if (!verdict.ok) throw new JoinError(400, "InvalidAttestation", `join refused: ${verdict.reason}`);
+    return verdict.view;
+  }
 }
 
 export function joinerNodeId(request: JoinRequest): string {

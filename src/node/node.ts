@@ -1,3 +1,4 @@
+import { createPublicKey } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -42,10 +43,12 @@ import {
   writeFileAtomic,
 } from "./identity.ts";
 import {
-  checkJoinAttestation,
   type JoinRequest,
   type JoinResponse,
+  JoinVerifier,
   joinerNodeId,
+  NODE_ATTESTATIONS,
+  readJoinPolicy,
   wrapSecrets,
 } from "./join.ts";
 import { joinService } from "./join-client.ts";
@@ -56,6 +59,7 @@ import {
   NotPrimaryError,
   ZERO_DIGEST,
 } from "./ledger-state.ts";
+import { RecoveryShares, SHARES_INPUTS } from "./recovery-shares.ts";
 import { Replica } from "./replica.ts";
 import { INSTALL_SNAPSHOT, type InstallSnapshot, parseInstallSnapshot } from "./snapshot-message.ts";
 import { loadUsableSnapshot, Snapshots } from "./snapshots.ts";
@@ -122,6 +126,9 @@ export class CocoNode {
   private signatureTimer: NodeJS.Timeout | undefined;
   private snapshots!: Snapshots;
   private jsEngine!: JsEngine;
+  /** Judges joiners' attestations; only in-process code (tests) can swap it for one with other roots. */
+  joinVerifier = new JoinVerifier();
+  readonly recoveryShares: RecoveryShares;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
   private installing = false;
   private closing = false;
@@ -164,6 +171,14 @@ export class CocoNode {
     private readonly files: LedgerFiles,
   ) {
     this.startupSeqno = state.lastSeqno;
+    this.recoveryShares = new RecoveryShares({
+      log,
+      isPrimary: () => this.isPrimary,
+      begin: () => this.state.store.begin(),
+      commit: (tx) => this.commit(tx),
+      ledgerSecret: () => this.state.secrets.current,
+      randomBytes: (n) => this.env.randomBytes(n),
+    });
   }
 
   get nodeId(): string {
@@ -570,8 +585,10 @@ export class CocoNode {
    * trusts it at once and hands it the service's secrets wrapped to its encryption key.
    */
   async admit(request: JoinRequest): Promise<JoinResponse> {
-    const allowed = this.allowedMeasurements();
-    checkJoinAttestation(request, allowed);
+    const attestation = this.joinVerifier.check(request, this.joinPolicy(), {
+      now: this.env.now(),
+      platform: this.config.attestation.platform,
+    });
     const nodeId = joinerNodeId(request);
     const known = this.nodes().find(([id]) => id === nodeId)?.[1];
     let certPem = known?.cert;
@@ -593,8 +610,18 @@ export class CocoNode {
       };
       tx.map(Tables.nodesInfo).set(utf8(nodeId), jsonBytes(info));
       tx.map(Tables.nodesEndorsedCertificates).set(utf8(nodeId), utf8(certPem));
+      tx.map(NODE_ATTESTATIONS).set(utf8(nodeId), jsonBytes(attestation));
       this.mustCommit(tx);
-      this.log.info({ nodeId, status, rpc: request.rpc_address }, "a node joined");
+      this.log.info(
+        {
+          nodeId,
+          status,
+          rpc: request.rpc_address,
+          platform: attestation.format,
+          measurement: attestation.measurement,
+        },
+        "a node joined",
+      );
     }
     const status =
       known?.status === "Trusted" || (!known && this.serviceInfo().status === "Opening")
@@ -622,29 +649,9 @@ export class CocoNode {
     return response;
   }
 
-  /**
-   * Changes a node's standing (primary only): `Trusted` makes a pending node a voting member,
-   * `Retired` removes one. Either commits with quorums of the old and the new configuration.
-   * Governance will make these proposals' actions; until then members call them directly.
-   */
-  setNodeStatus(nodeId: string, status: "Trusted" | "Retired"): number {
-    const info = this.nodes().find(([id]) => id === nodeId)?.[1];
-    if (!info) throw new NodeError(`no node ${nodeId}`);
-    if (info.status === "Retired") throw new NodeError(`node ${nodeId} is already retired`);
-    if (info.status === status) throw new NodeError(`node ${nodeId} is already ${status}`);
-    if (status === "Retired" && this.state.trustedNodes().filter((id) => id !== nodeId).length === 0) {
-      throw new NodeError("cannot retire the last trusted node");
-    }
-    const tx = this.state.store.begin();
-    tx.map(Tables.nodesInfo).set(utf8(nodeId), jsonBytes({ ...info, status }));
-    const outcome = this.commit(tx);
-    if (!outcome.ok || outcome.seqno === null) throw new NodeError("the node status change did not commit");
-    this.log.info({ nodeId, status, seqno: outcome.seqno }, "node status changed");
-    return outcome.seqno;
-  }
-
-  private allowedMeasurements(): string[] {
-    return this.state.readSmallMap(Tables.nodesVirtualMeasurements).map(([measurement]) => measurement);
+  /** The join policy as governance holds it now: a vote takes effect for the next join. */
+  private joinPolicy() {
+    return readJoinPolicy((map) => this.state.readSmallMap(map));
   }
 
   private roleChanged(change: RoleChange): void {
@@ -677,6 +684,12 @@ export class CocoNode {
       const pem = readCertFile(member.cert);
       tx.map(Tables.membersCerts).set(utf8(certFingerprint(pem)), utf8(pem));
       tx.map(Tables.membersInfo).set(utf8(certFingerprint(pem)), jsonBytes({ status: "Accepted" }));
+      if (member.encryptionPublicKey) {
+        tx.map(GovTables.membersEncryptionKeys).set(
+          utf8(certFingerprint(pem)),
+          utf8(readEncryptionKey(member.encryptionPublicKey)),
+        );
+      }
     }
     for (const user of this.config.users) {
       const pem = readCertFile(user.cert);
@@ -718,6 +731,7 @@ export class CocoNode {
       nowSeconds: () => Math.floor(this.env.now() / 1000),
       constitution: (effects) => this.constitution(effects),
       carryOut: (effects) => this.carryOut(effects),
+      sharesInputs: SHARES_INPUTS,
     };
   }
 
@@ -762,7 +776,7 @@ export class CocoNode {
       this.snapshots.request();
       this.sign();
     }
-    if (effects.refreshRecoveryShares) this.log.info("recovery shares refresh requested");
+    if (effects.refreshRecoveryShares && !effects.rekey) void this.recoveryShares.refresh();
   }
 
   /**
@@ -777,6 +791,7 @@ export class CocoNode {
     this.mustCommit(tx);
     this.state.emitSignature();
     this.log.info("service is open");
+    void this.recoveryShares.refresh();
   }
 
   /** Service info as this node's store has it; null before a joining node has received it. */
@@ -875,6 +890,8 @@ export class CocoNode {
     });
     this.sign();
     this.log.info({ seqno }, "rotated the ledger secret");
+    // The shares must open the newest secret (older ones are chained to it in the ledger).
+    void this.recoveryShares.refresh();
     return seqno;
   }
 
@@ -905,6 +922,20 @@ function readdirSafe(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+function readEncryptionKey(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+    const key = createPublicKey(text);
+    if (key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
+      throw new Error("it must be an RSA public key of at least 2048 bits");
+    }
+  } catch (e) {
+    throw new NodeError(`${path} is not a usable member encryption key: ${(e as Error).message}`);
+  }
+  return text;
 }
 
 function readCertFile(path: string): string {

@@ -1,25 +1,27 @@
+import { GovTables, SINGLETON } from "../gov/index.ts";
+
 /**
  * Framework tables. Names follow CCF's so its tools and habits carry over. Keys are UTF-8
  * strings (ids in lower-case hex), values UTF-8 JSON unless noted; certificates are stored as
  * PEM text.
  */
 export const Tables = {
-  serviceInfo: "public:ccf.gov.service.info",
-  membersCerts: "public:ccf.gov.members.certs",
-  membersInfo: "public:ccf.gov.members.info",
-  usersCerts: "public:ccf.gov.users.certs",
-  usersInfo: "public:ccf.gov.users.info",
-  nodesInfo: "public:ccf.gov.nodes.info",
-  nodesEndorsedCertificates: "public:ccf.gov.nodes.endorsed_certificates",
-  nodesVirtualMeasurements: "public:ccf.gov.nodes.virtual.measurements",
-  signatures: "public:ccf.internal.signatures",
+  serviceInfo: GovTables.serviceInfo,
+  membersCerts: GovTables.membersCerts,
+  membersInfo: GovTables.membersInfo,
+  usersCerts: GovTables.usersCerts,
+  usersInfo: GovTables.usersInfo,
+  nodesInfo: GovTables.nodesInfo,
+  nodesEndorsedCertificates: GovTables.nodesEndorsedCertificates,
+  nodesVirtualMeasurements: GovTables.nodesVirtualMeasurements,
+  signatures: GovTables.signatures,
   coseSignatures: "public:ccf.internal.cose_signatures",
   snapshotEvidence: "public:ccf.internal.snapshot_evidence",
   historicalEncryptedLedgerSecret: "public:ccf.internal.historical_encrypted_ledger_secret",
 } as const;
 
 /** Single-row tables (signatures, service info, ...) use this key: eight zero bytes, as CCF's constitutions expect. */
-export const SINGLETON_KEY = new Uint8Array(8);
+export const SINGLETON_KEY = SINGLETON;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -17,6 +17,7 @@ import {
 } from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
 import type { CocoNode } from "../node/node.ts";
+import { encryptedShareOf } from "../node/recovery-shares.ts";
 import { sendError } from "./errors.ts";
 
 /** The governance API version Coco implements (CCF's names and shapes). */
@@ -186,6 +187,15 @@ export function registerGovRoutes(server: FastifyInstance, node: CocoNode): void
   server.get(
     "/gov/members/state-digests/:memberId",
     guarded(async (req) => read(node, (tx) => getStateDigest(tx, param(req, "memberId")))),
+  );
+  server.get(
+    "/gov/recovery/encrypted-shares/:memberId",
+    guarded(async (req) => {
+      const memberId = param(req, "memberId");
+      const share = read(node, (tx) => encryptedShareOf(tx, memberId));
+      if (!share) throw new GovError(404, "ResourceNotFound", `member ${memberId} holds no recovery share`);
+      return { encryptedShare: share };
+    }),
   );
   server.get(
     "/gov/service/info",

@@ -2,9 +2,9 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseTxId, TxIdError } from "../kv/index.ts";
 import { JoinError, parseJoinRequest } from "../node/join.ts";
-import { COCO_VERSION, type CocoNode, NodeError } from "../node/node.ts";
+import { COCO_VERSION, type CocoNode } from "../node/node.ts";
 import { authenticate, identifyPeer } from "./auth.ts";
-import { TX_HEADER, waitForCommit } from "./commit-wait.ts";
+import { TX_HEADER } from "./commit-wait.ts";
 import { sendError } from "./errors.ts";
 
 function txIdParam(req: FastifyRequest, reply: FastifyReply): { view: number; seqno: number } | FastifyReply {
@@ -40,8 +40,9 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
   server.get("/node/commit", async () => ({ transaction_id: commitTxId(node) }));
   server.get("/node/version", async () => ({
     coco_version: COCO_VERSION,
-    platform: "virtual",
-    unsafe: true,
+    platform: node.config.attestation.platform,
+    // The virtual platform proves nothing about the code or the hardware.
+    unsafe: node.config.attestation.platform === "virtual",
   }));
   server.get("/node/network", async () => {
     const info = node.serviceInfoOrNull();
@@ -77,28 +78,6 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
       ? reply.status(204).send()
       : sendError(reply, 503, "NodeNotReady", "this node has not received the service's state yet"),
   );
-  // Interim member actions until governance proposals (which will carry the same actions) land.
-  const nodeStatus = (status: "Trusted" | "Retired") => async (req: FastifyRequest, reply: FastifyReply) => {
-    const auth = authenticate(["member_cert"], identifyPeer(req.raw.socket as TLSSocket, node.state.store));
-    if (!auth.ok) return sendError(reply, auth.status, auth.code, auth.message);
-    const nodeId = (req.query as Record<string, unknown>).node_id;
-    if (typeof nodeId !== "string" || !/^[0-9a-f]{64}$/.test(nodeId)) {
-      return sendError(reply, 400, "InvalidQueryParameterValue", "node_id=<64 hex digits> is required");
-    }
-    if (!node.isPrimary) return sendError(reply, 503, "NotPrimary", "send this to the primary");
-    try {
-      const seqno = node.setNodeStatus(nodeId, status);
-      const txid = node.state.txIdOf(seqno);
-      const failed = await waitForCommit(node, seqno, txid);
-      if (failed) return reply.status(failed.status).headers(failed.headers).send(Buffer.from(failed.body));
-      return reply.header(TX_HEADER, txid).send({ node_id: nodeId, status });
-    } catch (e) {
-      if (e instanceof NodeError) return sendError(reply, 400, "InvalidNodeChange", e.message);
-      throw e;
-    }
-  };
-  server.post("/node/trust", nodeStatus("Trusted"));
-  server.post("/node/retire", nodeStatus("Retired"));
   server.post("/node/join", async (req, reply) => {
     let body: unknown;
     try {

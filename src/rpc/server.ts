@@ -2,6 +2,7 @@ import fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import type { App } from "../apps/index.ts";
 import type { CocoNode } from "../node/node.ts";
+import { registerAttestationRoutes } from "./attestation.ts";
 import { TX_HEADER } from "./commit-wait.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { appHandler, serveForwardedCalls } from "./forwarding.ts";
@@ -53,6 +54,7 @@ export function createRpcServer(node: CocoNode, app: App | null, log: Logger): F
 
   registerOperatorRoutes(server, node);
   registerGovRoutes(server, node);
+  registerAttestationRoutes(server, node);
   if (app) {
     server.all("/app/*", appHandler(node, app, log));
     serveForwardedCalls(node, app, log);

@@ -9,6 +9,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
+import { certFingerprint } from "../../src/crypto/index.ts";
+import { type GovMessageType, signGovRequest } from "../../src/gov/index.ts";
 import { readLedgerDir } from "../../src/ledger/index.ts";
 import { freePort, MAIN } from "../helpers/cli.ts";
 
@@ -16,6 +18,10 @@ import { freePort, MAIN } from "../helpers/cli.ts";
 const TSX = import.meta.resolve("tsx");
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** The governance API version every `/gov` request names. */
+export const GOV_API = "api-version=2024-07-01";
+/** How many 307s a governance write follows (a backup names the primary). */
+const GOV_REDIRECTS = 3;
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -64,9 +70,25 @@ export interface Reply {
 
 export interface CallOptions {
   body?: unknown;
+  /** Sent as is, in place of `body`'s JSON. */
+  rawBody?: Uint8Array;
   headers?: Record<string, string>;
   timeoutMs?: number;
   signal?: AbortSignal;
+}
+
+export interface GovPostOptions {
+  /** For ballots and withdrawals: the proposal's id, which the signature covers. */
+  proposalId?: string;
+  /** Who signs: member0 (default), or user0, who is no member. */
+  as?: "member" | "user";
+  timeoutMs?: number;
+}
+
+interface Credentials {
+  ca: string;
+  cert: string;
+  key: string;
 }
 
 export interface ConsensusStatus {
@@ -160,16 +182,16 @@ async function freePortRange(count: number): Promise<number> {
 
 export class Network {
   private readonly agents = new Map<string, Agent>();
-  /** Clients with member0's certificate, for the member-only operator endpoints. */
-  private readonly memberAgents = new Map<string, Agent>();
   /** Node processes this test started itself (restarts, joiners), by pid. */
   private readonly restarted = new Map<number, ChildProcess>();
   private readonly logs: string[];
   private restarts = 0;
-  private readonly credentials: { ca: string; cert: string; key: string };
-  private readonly memberCredentials: { ca: string; cert: string; key: string };
+  private readonly credentials: Credentials;
+  private readonly memberCredentials: Credentials;
   /** The service certificate, which clients pin. */
   readonly serviceCertPem: string;
+  /** member0's id (the sandbox made it Active when it opened the service). */
+  readonly memberId: string;
 
   private constructor(
     readonly dir: string,
@@ -190,6 +212,7 @@ export class Network {
       cert: readFileSync(join(dir, "member0_cert.pem"), "utf8"),
       key: readFileSync(join(dir, "member0_privk.pem"), "utf8"),
     };
+    this.memberId = certFingerprint(this.memberCredentials.cert);
   }
 
   /** Starts `coco sandbox --nodes <n>` in a new directory and waits until it is open. */
@@ -366,41 +389,68 @@ export class Network {
     return child;
   }
 
-  private agentFor(node: NetNode, as: "user" | "member" = "user"): Agent {
-    const agents = as === "user" ? this.agents : this.memberAgents;
-    let agent = agents.get(node.rpc);
+  /** A client for `rpc` (`host:port`), presenting user0's certificate. */
+  private agentFor(rpc: string): Agent {
+    let agent = this.agents.get(rpc);
     if (!agent) {
-      const credentials = as === "user" ? this.credentials : this.memberCredentials;
-      agent = new Agent({ connect: { ...credentials, timeout: 2_000 }, keepAliveTimeout: 2_000 });
-      agents.set(node.rpc, agent);
+      agent = new Agent({ connect: { ...this.credentials, timeout: 2_000 }, keepAliveTimeout: 2_000 });
+      this.agents.set(rpc, agent);
     }
     return agent;
   }
 
   /** One HTTPS request as user0. Throws on network errors and time-outs. */
   call(node: NetNode, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
-    return this.send(this.agentFor(node), node, method, path, opts);
+    return this.send(node.rpc, method, path, opts);
   }
 
-  /** One HTTPS request as member0 (e.g. `/node/trust`, `/node/retire`). */
-  callAsMember(node: NetNode, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
-    return this.send(this.agentFor(node, "member"), node, method, path, opts);
-  }
-
-  private async send(
-    agent: Agent,
+  /**
+   * A signed governance write (`/gov/members/...`, `?api-version` added): a COSE_Sign1 request
+   * of `type` over `body`'s JSON, signed by member0 (or, to show it is refused, by user0). A
+   * backup's 307 is followed to the primary it names. Throws on network errors and time-outs;
+   * an answer may take as long as the transaction takes to commit.
+   */
+  async govPost(
     node: NetNode,
-    method: string,
     path: string,
-    opts: CallOptions,
+    type: GovMessageType,
+    body: unknown,
+    opts: GovPostOptions = {},
   ): Promise<Reply> {
-    const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const signer = opts.as === "user" ? this.credentials : this.memberCredentials;
+    const rawBody = signGovRequest({
+      keyPem: signer.key,
+      certPem: signer.cert,
+      type,
+      createdAt: Math.floor(Date.now() / 1000),
+      ...(opts.proposalId ? { proposalId: opts.proposalId } : {}),
+      payload: new TextEncoder().encode(body === undefined ? "" : JSON.stringify(body)),
+    });
+    let rpc = node.rpc;
+    let target = `${path}?${GOV_API}`;
+    for (let hop = 0; ; hop++) {
+      const reply = await this.send(rpc, "POST", target, {
+        rawBody,
+        headers: { "content-type": "application/cose" },
+        timeoutMs: opts.timeoutMs ?? 5_000,
+      });
+      const location = reply.headers.location;
+      if (reply.status !== 307 || typeof location !== "string" || hop === GOV_REDIRECTS) return reply;
+      const next = new URL(location);
+      rpc = next.host;
+      target = `${next.pathname}${next.search}`;
+    }
+  }
+
+  private async send(rpc: string, method: string, path: string, opts: CallOptions): Promise<Reply> {
+    const body = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+    const contentType = opts.body !== undefined ? { "content-type": "application/json" } : {};
     const timeout = AbortSignal.timeout(opts.timeoutMs ?? 5_000);
-    const res = await request(`https://${node.rpc}${path}`, {
+    const res = await request(`https://${rpc}${path}`, {
       method: method as "GET",
-      dispatcher: agent,
-      headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...opts.headers },
-      body,
+      dispatcher: this.agentFor(rpc),
+      headers: { ...contentType, ...opts.headers },
+      body: body === undefined ? undefined : Buffer.from(body),
       signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
     });
     const text = await res.body.text();
@@ -519,9 +569,8 @@ export class Network {
   }
 
   private async closeAgents(): Promise<void> {
-    const agents = [...this.agents.values(), ...this.memberAgents.values()];
+    const agents = [...this.agents.values()];
     this.agents.clear();
-    this.memberAgents.clear();
     await Promise.all(agents.map((a) => a.destroy()));
   }
 

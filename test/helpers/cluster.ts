@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { builtInApp } from "../../src/cli/apps.ts";
+import type { GovClient } from "../../src/client/index.ts";
+import type { ProposalView } from "../../src/gov/index.ts";
 import {
   createLogger,
   parseConfig,
@@ -11,12 +13,15 @@ import {
   runNode,
 } from "../../src/node/index.ts";
 import { freePort } from "./cli.ts";
-import { type Identity, makeIdentity } from "./network.ts";
+import { govClient, type Identity, makeIdentity, passProposal, validFrom } from "./network.ts";
 
 /** Several nodes of one service in this process, each with its own directory and ports. */
 export class Cluster {
   readonly nodes: RunningNode[] = [];
   private agents = new Map<string, Agent>();
+  /** member0's governance clients, by the port of the node they talk to. */
+  private govClients = new Map<number, GovClient>();
+  private memberActive = false;
 
   private constructor(
     readonly dir: string,
@@ -112,12 +117,55 @@ export class Cluster {
     throw new Error(`timed out waiting until ${what}`);
   }
 
+  /**
+   * A governance client signing as member0, talking to `via` (by default the primary; a backup
+   * redirects writes there). Member0 acknowledges the state on first use, once per service.
+   */
+  async gov(via: RunningNode | undefined = this.primary() ?? this.nodes[0]): Promise<GovClient> {
+    if (!via) throw new Error("no node has been started");
+    let gov = this.govClients.get(via.port);
+    if (!gov) {
+      gov = govClient(this.url(via, ""), this.nodes[0]!.node.identity.serviceCertPem, this.member);
+      this.govClients.set(via.port, gov);
+    }
+    if (!this.memberActive) {
+      await gov.activate();
+      this.memberActive = true;
+    }
+    return gov;
+  }
+
+  /** member0 proposes `transition_node_to_trusted` for a pending node and votes for it. */
+  async trustNode(nodeId: string, via?: RunningNode): Promise<ProposalView> {
+    const args = { node_id: nodeId, valid_from: validFrom() };
+    return passProposal(await this.gov(via), "transition_node_to_trusted", args);
+  }
+
+  /** member0 proposes `remove_node` and votes for it: the node is retired. */
+  async retireNode(nodeId: string, via?: RunningNode): Promise<ProposalView> {
+    return passProposal(await this.gov(via), "remove_node", { node_id: nodeId });
+  }
+
+  /** Waits until `via` lists a node as Pending (a joiner of an open service), and returns its id. */
+  async pendingNode(via: RunningNode): Promise<string> {
+    let pendingId: string | undefined;
+    await this.until("a node is recorded as pending", async () => {
+      const nodes = (await this.call(via, "GET", "/node/network/nodes")).json().nodes as Array<{
+        node_id: string;
+        status: string;
+      }>;
+      pendingId = nodes.find((n) => n.status === "Pending")?.node_id;
+      return pendingId !== undefined;
+    });
+    return pendingId!;
+  }
+
   primary(): RunningNode | undefined {
     return this.nodes.find((n) => n.node.isPrimary);
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.agents.values()].map((a) => a.close()));
+    await Promise.all([...this.agents.values(), ...this.govClients.values()].map((a) => a.close()));
     for (const node of [...this.nodes].reverse()) await node.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }

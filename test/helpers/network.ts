@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { builtInApp } from "../../src/cli/apps.ts";
+import { GovClient } from "../../src/client/index.ts";
 import { createIdentityCertificate } from "../../src/crypto/index.ts";
+import type { ProposalView } from "../../src/gov/index.ts";
 import {
   createLogger,
   parseConfig,
@@ -23,6 +25,40 @@ export async function makeIdentity(name: string): Promise<Identity> {
     now: new Date(),
     serial: crypto.getRandomValues(new Uint8Array(16)),
   });
+}
+
+/** A ballot in favour of whatever is proposed. */
+export const VOTE_YES = "export function vote (proposal, proposerId) { return true }";
+
+/**
+ * A certificate validity start for `transition_node_to_trusted` (CCF's constitution requires one,
+ * in the X.509 GeneralizedTime form `YYYYMMDDHHMMSSZ`; Coco's ignores it).
+ */
+export function validFrom(date = new Date()): string {
+  return `${date.toISOString().replace(/[-:T]/g, "").slice(0, 14)}Z`;
+}
+
+/** A governance client that signs as `member` (e.g. `https://127.0.0.1:<port>`). */
+export function govClient(url: string, serviceCertPem: string, member: Identity): GovClient {
+  return new GovClient({
+    url,
+    serviceCertPem,
+    memberCertPem: member.certPem,
+    memberKeyPem: member.privateKeyPem,
+  });
+}
+
+/**
+ * Proposes one action and votes for it as the same (Active) member; with a single member that
+ * decides it. Throws, with the reason, unless the proposal ends Accepted.
+ */
+export async function passProposal(gov: GovClient, name: string, args: unknown): Promise<ProposalView> {
+  const proposal = await gov.propose({ actions: [{ name, args }] });
+  const view = proposal.proposalState === "Open" ? await gov.vote(proposal.proposalId, VOTE_YES) : proposal;
+  if (view.proposalState !== "Accepted") {
+    throw new Error(`proposal ${name} ended ${view.proposalState}: ${JSON.stringify(view.failure ?? {})}`);
+  }
+  return view;
 }
 
 export interface TestNetwork {

@@ -19,21 +19,11 @@ async function write(cluster: Cluster, from: number, to: number): Promise<void> 
   }
 }
 
-/** Starts a node that joins through the primary, and trusts it as a member once it is pending. */
+/** Starts a node that joins through the primary, and has the members trust it once it is pending. */
 async function joinAndTrust(cluster: Cluster, name: string) {
   const primary = cluster.primary()!;
   const joining = cluster.join(name, primary, SNAPSHOTS);
-  let pendingId: string | undefined;
-  await cluster.until(`${name} is pending`, async () => {
-    const nodes = (await cluster.call(primary, "GET", "/node/network/nodes")).json().nodes as Array<{
-      node_id: string;
-      status: string;
-    }>;
-    pendingId = nodes.find((n) => n.status === "Pending")?.node_id;
-    return pendingId !== undefined;
-  });
-  const trusted = await cluster.call(primary, "POST", `/node/trust?node_id=${pendingId}`, { as: "member" });
-  assert.equal(trusted.status, 200, trusted.text);
+  await cluster.trustNode(await cluster.pendingNode(primary));
   return joining;
 }
 

@@ -96,12 +96,11 @@ function keyed(map, validateKey) {
   return {
     add: new Action(
       (args) => validateKey(args),
-      (args) =>
-        ccf.kv[map].set(buf(args.measurement ?? args.host_data ?? args.code_id), json("AllowedToJoin")),
+      (args) => ccf.kv[map].set(buf(args.measurement ?? args.code_id), json("AllowedToJoin")),
     ),
     remove: new Action(
       (args) => validateKey(args),
-      (args) => ccf.kv[map].delete(buf(args.measurement ?? args.host_data ?? args.code_id)),
+      (args) => ccf.kv[map].delete(buf(args.measurement ?? args.code_id)),
     ),
   };
 }
@@ -119,7 +118,49 @@ const virtualMeasurements = keyed("public:ccf.gov.nodes.virtual.measurements", (
 const snpMeasurements = keyed("public:ccf.gov.nodes.snp.measurements", (a) =>
   isHex(a.measurement, 48, "measurement"),
 );
-const snpHostData = keyed("public:ccf.gov.nodes.snp.host_data", (a) => isHex(a.host_data, 32, "host_data"));
+
+// The SNP join policy, in CCF's table formats (see docs/attestation.md, "Join policy").
+function hexOf(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+// As CCF: host data is the SHA-256 of the security policy, which the table keeps as its value.
+function checkHostData(a) {
+  isHex(a.host_data, 32, "host_data");
+  need(
+    a.security_policy === undefined || typeof a.security_policy === "string",
+    "security_policy must be a string",
+  );
+  if (a.security_policy) {
+    const digest = hexOf(ccf.crypto.digest("SHA-256", buf(a.security_policy)));
+    need(
+      digest === a.host_data.toLowerCase(),
+      `the SHA-256 of security_policy is ${digest}, not host_data ${a.host_data}`,
+    );
+  }
+}
+// CCF keys minimum TCBs by CPUID (leaf 1 EAX) as 8 lower-case hex digits, so keys cannot alias.
+function isCpuid(v) {
+  need(typeof v === "string" && /^[0-9a-f]{8}$/.test(v), "cpuid must be 8 lower-case hex digits");
+}
+function cpuidProduct(cpuid) {
+  const eax = parseInt(cpuid, 16);
+  const baseFamily = (eax >> 8) & 0xf;
+  const family = baseFamily === 0xf ? baseFamily + ((eax >> 20) & 0xff) : baseFamily;
+  const model = (((eax >> 16) & 0xf) << 4) | ((eax >> 4) & 0xf);
+  if (family === 0x19 && model <= 0x0f) return "Milan";
+  if (family === 0x19 && ((model >= 0x10 && model <= 0x1f) || (model >= 0xa0 && model <= 0xaf)))
+    return "Genoa";
+  if (family === 0x1a && model <= 0x11) return "Turin";
+  return undefined;
+}
+// CCF's tcbHexToPolicy: the TCB written most significant byte first, decoded with the layout of
+// the CPU generation the CPUID names (Turin puts FMC first).
+function tcbHexToPolicy(cpuid, hex) {
+  const le = (i) => parseInt(hex.slice(14 - 2 * i, 16 - 2 * i), 16);
+  return cpuidProduct(cpuid) === "Turin"
+    ? { hexstring: hex, microcode: le(7), snp: le(3), tee: le(2), boot_loader: le(1), fmc: le(0) }
+    : { hexstring: hex, microcode: le(7), snp: le(6), tee: le(1), boot_loader: le(0) };
+}
 
 const actions = new Map([
   [
@@ -261,27 +302,61 @@ const actions = new Map([
   ["remove_virtual_measurement", virtualMeasurements.remove],
   ["add_snp_measurement", snpMeasurements.add],
   ["remove_snp_measurement", snpMeasurements.remove],
-  ["add_snp_host_data", snpHostData.add],
-  ["remove_snp_host_data", snpHostData.remove],
+  [
+    "add_snp_host_data",
+    new Action(checkHostData, (a) =>
+      ccf.kv["public:ccf.gov.nodes.snp.host_data"].set(buf(a.host_data), json(a.security_policy ?? "")),
+    ),
+  ],
+  [
+    "remove_snp_host_data",
+    new Action(
+      (a) => isHex(a.host_data, 32, "host_data"),
+      (a) => ccf.kv["public:ccf.gov.nodes.snp.host_data"].delete(buf(a.host_data)),
+    ),
+  ],
+  [
+    "set_snp_minimum_tcb_version",
+    new Action(
+      (a) => {
+        isCpuid(a.cpuid);
+        need(
+          typeof a.tcb_version === "object" && a.tcb_version !== null && !Array.isArray(a.tcb_version),
+          "tcb_version must be an object",
+        );
+        for (const field of ["boot_loader", "tee", "snp", "microcode"]) {
+          isInteger(a.tcb_version[field], 0, 255, `tcb_version.${field}`);
+        }
+      },
+      (a) => ccf.kv["public:ccf.gov.nodes.snp.tcb_versions"].set(buf(a.cpuid), json(a.tcb_version)),
+    ),
+  ],
   [
     "set_snp_minimum_tcb_version_hex",
     new Action(
       (a) => {
-        isHex(a.cpuid, 4, "cpuid");
-        isHex(a.tcb_version, 8, "tcb_version");
+        isCpuid(a.cpuid);
+        need(cpuidProduct(a.cpuid) !== undefined, `CPUID ${a.cpuid} names no SEV-SNP product Coco knows`);
+        need(
+          typeof a.tcb_version === "string" && /^[0-9a-f]{16}$/.test(a.tcb_version),
+          "tcb_version must be 16 lower-case hex digits (8 bytes)",
+        );
       },
       (a) =>
         ccf.kv["public:ccf.gov.nodes.snp.tcb_versions"].set(
-          buf(a.cpuid.toLowerCase()),
-          json({ hexstring: a.tcb_version.toLowerCase() }),
+          buf(a.cpuid),
+          json(tcbHexToPolicy(a.cpuid, a.tcb_version)),
         ),
     ),
   ],
   [
     "remove_snp_minimum_tcb_version",
     new Action(
-      (a) => isHex(a.cpuid, 4, "cpuid"),
-      (a) => ccf.kv["public:ccf.gov.nodes.snp.tcb_versions"].delete(buf(a.cpuid.toLowerCase())),
+      (a) => isCpuid(a.cpuid),
+      (a) => {
+        need(ccf.kv["public:ccf.gov.nodes.snp.tcb_versions"].has(buf(a.cpuid)), `CPUID ${a.cpuid} not found`);
+        ccf.kv["public:ccf.gov.nodes.snp.tcb_versions"].delete(buf(a.cpuid));
+      },
     ),
   ],
   [

@@ -15,6 +15,15 @@ export {
   vcekUrl,
 } from "./endorsements.ts";
 export { SnpError, type SnpErrorCode } from "./errors.ts";
+export {
+  cpuidFromHex,
+  productFromCpuidHex,
+  type SnpPolicyTables,
+  type SnpTcbPolicy,
+  snpPolicyFromTables,
+  tcbFloorFromTable,
+  tcbPolicyFromHex,
+} from "./governance.ts";
 export { checkSnpPolicy, type SnpJoinPolicy, type SnpTcbFloor, snpCpuidHex } from "./policy.ts";
 export {
   parseSnpReport,

@@ -1,0 +1,119 @@
+import type { Logger } from "pino";
+import { GovTables, readJson, SINGLETON, scanMap, utf8, writeJson } from "../gov/index.ts";
+import type { Tx } from "../kv/index.ts";
+import { type IssuedRecoveryShares, issueRecoveryShares } from "../recovery/index.ts";
+import type { CommitOutcome } from "./ledger-state.ts";
+
+/** Where the service keeps its recovery shares (public: each share opens only with its member's key). */
+export const RECOVERY_SHARES_TABLE = "public:ccf.internal.recovery_shares";
+
+/** The record in RECOVERY_SHARES_TABLE: the shares, and which ledger secret they wrap. */
+export interface RecoverySharesRecord extends IssuedRecoveryShares {
+  ledger_secret_version: number;
+}
+
+/** Governance writes to these tables change who holds shares or how many are needed. */
+export const SHARES_INPUTS = [
+  GovTables.membersEncryptionKeys,
+  GovTables.membersInfo,
+  GovTables.serviceConfig,
+  GovTables.serviceInfo,
+];
+
+export interface SharesHost {
+  readonly log: Logger;
+  isPrimary(): boolean;
+  begin(): Tx;
+  commit(tx: Tx): CommitOutcome;
+  ledgerSecret(): { version: number; key: Uint8Array };
+  randomBytes(n: number): Uint8Array;
+}
+
+const MAX_ATTEMPTS = 5;
+
+/**
+ * Issues recovery shares of the current ledger secret to every member with an encryption key,
+ * at the service's recovery threshold, and records them on the ledger. Runs after the changes
+ * that call for it (opening, rekey, member keys or threshold changed, a refresh proposal).
+ * Splitting is asynchronous, so the transaction is re-run if the members changed meanwhile.
+ */
+export class RecoveryShares {
+  private running: Promise<void> | undefined;
+  private again = false;
+
+  constructor(private readonly host: SharesHost) {}
+
+  /** Asks for fresh shares; coalesces requests made while an issue is in flight. */
+  refresh(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.issueOnce();
+        } while (this.again);
+      } catch (e) {
+        this.host.log.error({ err: e }, "could not issue recovery shares");
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  private async issueOnce(): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!this.host.isPrimary()) return;
+      const tx = this.host.begin();
+      const members = scanMap(tx, GovTables.membersEncryptionKeys).map(([id, key]) => ({
+        id: new TextDecoder().decode(id),
+        encryptionPublicKeyPem: new TextDecoder().decode(key),
+      }));
+      const present = members.filter((m) => tx.map(GovTables.membersInfo).has(utf8(m.id)));
+      const threshold =
+        readJson<{ recovery_threshold?: number }>(tx, GovTables.serviceConfig, SINGLETON)
+          ?.recovery_threshold ?? 1;
+      if (present.length === 0) {
+        tx.abandon();
+        this.host.log.warn(
+          "no member has an encryption key: the service has no recovery shares and cannot be recovered",
+        );
+        return;
+      }
+      if (threshold > present.length) {
+        tx.abandon();
+        this.host.log.warn(
+          { threshold, recoveryMembers: present.length },
+          "the recovery threshold exceeds the recovery members; shares not issued",
+        );
+        return;
+      }
+      const secret = this.host.ledgerSecret();
+      const issued = await issueRecoveryShares({
+        ledgerSecret: secret.key,
+        members: present,
+        threshold,
+        randomBytes: (n) => this.host.randomBytes(n),
+      });
+      const record: RecoverySharesRecord = { ...issued, ledger_secret_version: secret.version };
+      writeJson(tx, RECOVERY_SHARES_TABLE, SINGLETON, record);
+      const outcome = this.host.commit(tx);
+      if (outcome.ok) {
+        this.host.log.info(
+          { members: present.length, threshold, secretVersion: secret.version },
+          "issued recovery shares",
+        );
+        return;
+      }
+    }
+    throw new Error("the recovery shares transaction kept conflicting");
+  }
+}
+
+/** A member's encrypted share, as recorded; undefined if it holds none. */
+export function encryptedShareOf(tx: Tx, memberId: string): string | undefined {
+  return readJson<RecoverySharesRecord>(tx, RECOVERY_SHARES_TABLE, SINGLETON)?.shares[memberId];
+}

@@ -1,0 +1,217 @@
+// Joining on SEV-SNP, end to end with in-process nodes. A real vector report cannot carry a key
+// made here, so it is refused for the binding; acceptance uses reports signed by a fake AMD that
+// only the test trusts, through `node.joinVerifier` (in-process; no config can reach it).
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { verifyNode } from "../../src/cli/attestation-node.ts";
+import { GovClient } from "../../src/client/index.ts";
+import { generateP384KeyPair } from "../../src/crypto/index.ts";
+import type { RunningNode } from "../../src/node/index.ts";
+import { generateEncryptionKey, JoinVerifier } from "../../src/node/join.ts";
+import { Cluster } from "../helpers/cluster.ts";
+import { fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
+
+const VECTORS = fileURLToPath(new URL("../../../shared/vectors/snp", import.meta.url));
+const HAVE_VECTORS = existsSync(VECTORS);
+const MEASUREMENT = "c0de".repeat(24);
+const SECURITY_POLICY = "package coco\ndefault allow := true\n";
+const HOST_DATA = createHash("sha256").update(SECURITY_POLICY).digest("hex");
+const YES = "export function vote (proposal, proposerId) { return true }";
+
+/** One member, so its vote decides: propose, vote, and insist the proposal was accepted. */
+async function pass(gov: GovClient, name: string, args: unknown): Promise<void> {
+  const proposal = await gov.propose({ actions: [{ name, args }] });
+  const view = proposal.proposalState === "Open" ? await gov.vote(proposal.proposalId, YES) : proposal;
+  assert.equal(view.proposalState, "Accepted", `${name}: ${JSON.stringify(view)}`);
+}
+
+function lines() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) }, out, err };
+}
+
+test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD nodes admitted and verifiable", {
+  timeout: 120_000,
+}, async () => {
+  const cluster = await Cluster.create();
+  const amd = await makeFakeAmd();
+  const guest = fakeSnpNodeFiles(amd, { measurement: MEASUREMENT, hostData: HOST_DATA });
+  const snpSettings = {
+    attestation: {
+      platform: "snp",
+      snp: { reportSource: { command: guest.command }, endorsements: { file: guest.chainFile } },
+    },
+  };
+  const attestations = async (node: RunningNode) =>
+    (await cluster.call(node, "GET", "/node/attestations")).json().attestations as Array<{
+      node_id: string;
+      source: string | null;
+      attestation: Record<string, unknown> | null;
+    }>;
+  let gov: GovClient | undefined;
+  try {
+    // Stays Opening (no automatic opening), so an admitted joiner is trusted at once.
+    const n0 = await cluster.startService({ openAtNodes: 0 });
+    const serviceCert = `${cluster.dir}/service_cert.pem`;
+
+    // The first node is virtual, and says so plainly.
+    const self0 = (await cluster.call(n0, "GET", "/node/attestations/self")).json();
+    assert.equal(self0.format, "virtual");
+    assert.equal(self0.insecure, true);
+    assert.match(self0.warning, /proves nothing/);
+    assert.equal(self0.node_id, n0.node.nodeId);
+
+    if (HAVE_VECTORS) {
+      // (a) A real report and its real chain, sent as a joiner sends them: refused for the binding.
+      const key = generateP384KeyPair();
+      const before = (await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length;
+      const refused = await cluster.call(n0, "POST", "/node/join", {
+        body: {
+          node_public_key: key.publicKeyPem,
+          encryption_public_key: generateEncryptionKey().publicKeyPem,
+          rpc_address: "127.0.0.1:1",
+          node_address: "127.0.0.1:2",
+          attestation: {
+            format: "snp",
+            report: readFileSync(`${VECTORS}/ccf-milan/report.bin`).toString("base64"),
+            endorsements: readFileSync(`${VECTORS}/ccf-milan/chain.pem`, "utf8"),
+          },
+        },
+      });
+      assert.equal(refused.status, 400, refused.text);
+      const error = refused.json().error;
+      assert.equal(error.code, "InvalidAttestation");
+      assert.match(error.message, /report-data: the report does not bind the joining node's public key/);
+      assert.doesNotMatch(error.message, /ark-trusted|report-signature/, "the real chain itself verifies");
+      assert.equal((await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length, before);
+      assert.equal((await attestations(n0)).length, before, "nothing recorded");
+
+      // A joiner whose platform hands it that report refuses to send it: it cannot bind its key.
+      const vector = `${VECTORS}/ccf-milan/report.bin`;
+      await assert.rejects(
+        cluster.join("vector", n0, {
+          attestation: {
+            platform: "snp",
+            snp: {
+              reportSource: {
+                command: ["/bin/sh", "-c", 'cp "$0" "$1"', vector, "{report}", "{report-data}"],
+              },
+              endorsements: { file: `${VECTORS}/ccf-milan/chain.pem` },
+            },
+          },
+        }),
+        /cannot attest this node for joining: .*returned a report for different report data/,
+      );
+    }
+
+    // The tables hold host data and a minimum TCB, but not this guest's measurement.
+    gov = new GovClient({
+      url: cluster.url(n0, ""),
+      serviceCertPem: n0.node.identity.serviceCertPem,
+      memberCertPem: cluster.member.certPem,
+      memberKeyPem: cluster.member.privateKeyPem,
+    });
+    await gov.activate();
+    await pass(gov, "add_snp_host_data", { host_data: HOST_DATA, security_policy: SECURITY_POLICY });
+    await pass(gov, "set_snp_minimum_tcb_version_hex", {
+      cpuid: "00a00f11",
+      tcb_version: "db18000000000004",
+    });
+
+    // The test's fake AMD is trusted by this primary only, set in-process.
+    n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+    await assert.rejects(
+      cluster.join("n1", n0, snpSettings),
+      new RegExp(`join refused: .*measurement ${MEASUREMENT} is not among the 0 allowed SNP measurements`),
+    );
+
+    // Voted in, the measurement admits the next joiner.
+    await pass(gov, "add_snp_measurement", { measurement: MEASUREMENT });
+    const n2 = await cluster.join("n2", n0, snpSettings);
+    const recorded = (await attestations(n0)).find((a) => a.node_id === n2.node.nodeId);
+    assert.equal(recorded?.source, "join");
+    assert.equal(recorded?.attestation?.format, "snp");
+    assert.equal(recorded?.attestation?.measurement, MEASUREMENT);
+    assert.equal(recorded?.attestation?.host_data, HOST_DATA);
+    assert.equal(recorded?.attestation?.report_data, `${n2.node.nodeId}${"00".repeat(32)}`);
+    const first = (await attestations(n0)).find((a) => a.node_id === n0.node.nodeId);
+    assert.equal(first?.source, "self");
+    assert.equal(first?.attestation?.insecure, true);
+
+    const self2 = (await cluster.call(n2, "GET", "/node/attestations/self")).json();
+    assert.equal(self2.format, "snp");
+    assert.equal(self2.insecure, false);
+    assert.equal(self2.measurement, MEASUREMENT);
+
+    // A client checks the SNP node against the key of its TLS connection.
+    const ok = lines();
+    const seams = { trustedRoots: [amd.arkPem] };
+    assert.equal(
+      await verifyNode(cluster.url(n2, ""), { serviceCert, measurement: MEASUREMENT }, ok.io, seams),
+      0,
+    );
+    assert.match(ok.out.at(-1)!, /node attestation OK \(Milan\)/);
+    const json = lines();
+    assert.equal(await verifyNode(cluster.url(n2, ""), { serviceCert, json: true }, json.io, seams), 0);
+    const verdict = JSON.parse(json.out[0]!);
+    assert.equal(verdict.ok, true);
+    assert.equal(verdict.node_id, n2.node.nodeId);
+    assert.ok(verdict.checks.some((c: { name: string; ok: boolean }) => c.name === "report-data" && c.ok));
+    // Against AMD's real roots the fake chain is refused; a wrong measurement is refused too.
+    const amdRoots = lines();
+    assert.equal(await verifyNode(cluster.url(n2, ""), { serviceCert }, amdRoots.io), 1);
+    assert.match(amdRoots.err.join("\n"), /INVALID: ark-trusted failed/);
+    const wrong = lines();
+    const other = { serviceCert, measurement: "00".repeat(48) };
+    assert.equal(await verifyNode(cluster.url(n2, ""), other, wrong.io, seams), 1);
+    assert.match(wrong.err.join("\n"), /measurement failed/);
+
+    // The virtual node: insecure, refused unless explicitly allowed.
+    const virtual = lines();
+    assert.equal(await verifyNode(cluster.url(n0, ""), { serviceCert }, virtual.io), 1);
+    assert.match(virtual.err.join("\n"), /INSECURE: .*refused: virtual/s);
+    const allowed = lines();
+    assert.equal(await verifyNode(cluster.url(n0, ""), { serviceCert, allowVirtual: true }, allowed.io), 0);
+    const unreachable = lines();
+    assert.equal(await verifyNode("https://127.0.0.1:1", { serviceCert }, unreachable.io), 2);
+    assert.match(unreachable.err[0]!, /cannot get the attestation of https:\/\/127.0.0.1:1/);
+  } finally {
+    await gov?.close();
+    await cluster.stop();
+    rmSync(guest.dir, { recursive: true, force: true });
+  }
+});
+
+test("a service whose first node runs on SNP refuses virtual joiners; a failing report source is a 503", {
+  timeout: 60_000,
+}, async () => {
+  const cluster = await Cluster.create();
+  try {
+    const n0 = await cluster.startService({
+      openAtNodes: 0,
+      attestation: {
+        platform: "snp",
+        snp: {
+          reportSource: { command: ["/bin/false", "{report}", "{report-data}"] },
+          endorsements: { file: "no-such-chain.pem" },
+        },
+      },
+    });
+    const self = await cluster.call(n0, "GET", "/node/attestations/self");
+    assert.equal(self.status, 503);
+    assert.equal(self.json().error.code, "AttestationUnavailable");
+    assert.match(self.json().error.message, /report command \/bin\/false failed/);
+    // The first node's code measurement is in the virtual table, yet an SNP node admits no virtual node.
+    await assert.rejects(
+      cluster.join("virtual", n0),
+      /join refused: this service runs on SEV-SNP and refuses virtual \(insecure\) attestations/,
+    );
+    assert.equal((await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length, 1);
+  } finally {
+    await cluster.stop();
+  }
+});

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { GovClient } from "../client/index.ts";
+import { decryptShare, toBase64 } from "../recovery/index.ts";
 import { CliError } from "./fail.ts";
 
 export interface GovOptions {
@@ -92,4 +93,17 @@ export const activate = (opts: GovOptions) =>
   withClient(opts, async (gov) => {
     await gov.activate();
     return { memberId: gov.memberId, status: "Active" };
+  });
+
+/**
+ * A recovery member's part of a disaster recovery in one step: fetch its encrypted share from the
+ * recovering service, decrypt it locally with its encryption private key, submit it.
+ */
+export const submitShare = (opts: GovOptions & { encryptionKey: string }) =>
+  withClient(opts, async (gov) => {
+    const share = decryptShare(
+      await gov.encryptedShare(),
+      readText(opts.encryptionKey, "the encryption private key"),
+    );
+    return gov.submitShare(toBase64(share));
   });

@@ -27,6 +27,15 @@ program
   });
 
 program
+  .command("recover")
+  .description("start a new service from a copy of a lost service's ledger (disaster recovery)")
+  .requiredOption("--config <file>", "start configuration (JSON) with a recover section")
+  .action(async (opts: { config: string }) => {
+    const { startCommand } = await import("./start.ts");
+    await startCommand({ ...opts, mode: "recover" });
+  });
+
+program
   .command("sandbox")
   .description("start a local network, opened and ready, with member and user credentials")
   .option("--dir <workspace>", "workspace directory", "workspace")
@@ -170,6 +179,15 @@ govOptions(
 ).action(async (id: string, opts: import("./gov.ts").GovOptions) => {
   const { show } = await import("./gov.ts");
   printJson(await show(id, opts));
+});
+govOptions(
+  gov
+    .command("submit-share")
+    .description("recovery: fetch your encrypted share, decrypt it locally and submit it")
+    .requiredOption("--encryption-key <pem>", "your encryption private key (<name>_enc_privk.pem)"),
+).action(async (opts: import("./gov.ts").GovOptions & { encryptionKey: string }) => {
+  const { submitShare } = await import("./gov.ts");
+  printJson(await submitShare(opts));
 });
 govOptions(
   gov.command("activate").description("acknowledge the state digest: an Accepted member becomes Active"),

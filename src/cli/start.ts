@@ -1,8 +1,15 @@
 import { createLogger, loadConfig, realEnvironment, runNode } from "../node/index.ts";
 import { builtInApp } from "./apps.ts";
+import { CliError } from "./fail.ts";
 
-export async function startCommand(opts: { config: string }): Promise<void> {
+export async function startCommand(opts: { config: string; mode?: "recover" }): Promise<void> {
   const config = loadConfig(opts.config);
+  if (opts.mode === "recover" && !config.recover) {
+    throw new CliError(`${opts.config} has no "recover" section (recover.previousServiceCertFile)`);
+  }
+  if (opts.mode !== "recover" && config.recover) {
+    throw new CliError(`${opts.config} asks to recover a service: use coco recover --config`);
+  }
   const log = createLogger({ level: config.log.level, format: config.log.format });
   const running = await runNode(config, realEnvironment, log, builtInApp(config.app));
   const shutdown = (signal: string) => {

@@ -72,6 +72,21 @@ export class GovClient {
     );
   }
 
+  /** This member's recovery share, still encrypted to its encryption key. */
+  async encryptedShare(): Promise<string> {
+    return (await this.get<{ encryptedShare: string }>(`/gov/recovery/encrypted-shares/${this.memberId}`))
+      .encryptedShare;
+  }
+
+  /** Submits this member's decrypted recovery share (base64) to a recovering service. */
+  submitShare(shareBase64: string): Promise<{ message: string }> {
+    return this.signed(
+      `/gov/recovery/members/${this.memberId}:recover`,
+      "recovery_share",
+      new TextEncoder().encode(JSON.stringify({ share: shareBase64 })),
+    );
+  }
+
   show(proposalId: string): Promise<ProposalView> {
     return this.get(`/gov/members/proposals/${proposalId}`);
   }

@@ -16,6 +16,11 @@ export interface NodeConfig {
   };
   /** Where other nodes of the service reach this one (mutual TLS, node certificates). */
   nodeAddress: { host: string; port: number };
+  /**
+   * Disaster recovery: start a new service from the ledger already in `dir/ledger` (a copy of a
+   * surviving node's), whose signatures must be the previous service's.
+   */
+  recover: { previousServiceCertFile: string } | null;
   /** Join an existing service instead of starting a new one. */
   join: { target: string; serviceCertFile: string; timeoutMs: number } | null;
   /**
@@ -120,6 +125,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "nodeAddress",
     "join",
     "openAtNodes",
+    "recover",
     "constitution",
     "app",
     "log",
@@ -155,7 +161,15 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       ? null
       : objectAt(top.join, "join", ["target", "serviceCertFile", "timeoutMs"]);
   const members = memberListAt(top, baseDir);
-  if (members.length === 0 && !join) fail("members", "at least one member is required to govern the service");
+  const recover =
+    top.recover === undefined || top.recover === null
+      ? null
+      : objectAt(top.recover, "recover", ["previousServiceCertFile"]);
+  if (recover && join) fail("recover", "a node either recovers a service or joins one, not both");
+  if (recover && members.length > 0)
+    fail("members", "a recovering node takes its members from the ledger it recovers");
+  if (members.length === 0 && !join && !recover)
+    fail("members", "at least one member is required to govern the service");
   if (members.length > 0 && join)
     fail("members", "a joining node takes its members from the service it joins");
   if (join && parseAddress(stringAt(top, "nodeAddress", "", "127.0.0.1:0"), "nodeAddress").port === 0) {
@@ -177,6 +191,9 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       timeoutMs: intAt(join, "timeoutMs", "join", 60_000, 1000, 3_600_000),
     },
     openAtNodes: intAt(top, "openAtNodes", "", 0, 0, 1000),
+    recover: recover && {
+      previousServiceCertFile: resolve(baseDir, stringAt(recover, "previousServiceCertFile", "recover")),
+    },
     constitution: pathListAt(top, "constitution", baseDir),
     members,
     users: certListAt(top, "users", baseDir),

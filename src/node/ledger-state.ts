@@ -597,6 +597,49 @@ export class LedgerState {
   }
 
   /**
+   * Disaster recovery: rebuilds the public half of a lost service's state from a surviving
+   * ledger (its signed prefix), without the ledger secret. Every signature is checked against the
+   * Merkle root recomputed here and the service's COSE signature against the previous service
+   * certificate; commit evidence cannot be checked without the secret, and private write sets are
+   * skipped until recovery members bring the secret back (`recoverPrivate`). New entries use
+   * `secrets` (the recovered service's own secret).
+   */
+  static restorePublic(opts: {
+    env: Environment;
+    keys: SigningKeys;
+    secrets: LedgerSecrets;
+    sink: LedgerSink;
+    entries: DecodedEntry[];
+    previousServiceCertPem: string;
+  }): LedgerState {
+    const { entries } = opts;
+    if (entries.length === 0 || entries[0]!.seqno !== 1) {
+      throw new LedgerStateError("recovery needs the whole ledger, from seqno 1");
+    }
+    const last = entries.at(-1)!;
+    if (last.type !== EntryType.Signature) {
+      throw new LedgerStateError(
+        `the ledger must end at a signature for recovery; seqno ${last.seqno} is not one`,
+      );
+    }
+    const state = new LedgerState(opts.env, opts.keys, opts.secrets, opts.sink, last.view);
+    for (const entry of entries) {
+      const signature = state.applyEntry(entry, true, true);
+      if (
+        signature &&
+        !coseVerifySign1(signature.cose, opts.previousServiceCertPem, state.tree.root(entry.seqno - 1))
+      ) {
+        throw new LedgerStateError(
+          `seqno ${entry.seqno}: the root is not signed by the previous service certificate given`,
+        );
+      }
+    }
+    state._commitSeqno = last.seqno;
+    state.store.compact(last.seqno);
+    return state;
+  }
+
+  /**
    * A backup's path: appends an entry the primary made, after checking it as a restart would
    * (contiguous, commit evidence matching the ledger secret, signatures over this node's own
    * Merkle root). A bad entry is refused with a LedgerStateError and changes nothing.
@@ -606,21 +649,33 @@ export class LedgerState {
     if (entry.view > this._view) this._view = entry.view;
   }
 
-  private applyEntry(entry: DecodedEntry, applyToStore: boolean): void {
+  private applyEntry(
+    entry: DecodedEntry,
+    applyToStore: boolean,
+    publicOnly = false,
+  ): { record: SignatureRecord; cose: Uint8Array } | undefined {
     const expectedSeqno = this.lastSeqno + 1;
     if (entry.seqno !== expectedSeqno) {
       throw new LedgerStateError(
         `ledger is not contiguous: expected seqno ${expectedSeqno}, found ${entry.seqno}`,
       );
     }
-    const evidence = commitEvidence(this.secrets.get(entry.secretVersion), entry.view, entry.seqno);
-    if (!equalBytes(commitEvidenceDigest(evidence), entry.commitEvidenceDigest)) {
-      throw new LedgerStateError(`commit evidence of seqno ${entry.seqno} does not match the ledger secret`);
+    if (!publicOnly) {
+      const evidence = commitEvidence(this.secrets.get(entry.secretVersion), entry.view, entry.seqno);
+      if (!equalBytes(commitEvidenceDigest(evidence), entry.commitEvidenceDigest)) {
+        throw new LedgerStateError(
+          `commit evidence of seqno ${entry.seqno} does not match the ledger secret`,
+        );
+      }
     }
     const signature = entry.type === EntryType.Signature ? readSignatureEntry(entry) : undefined;
     if (signature) checkSignedRoot(entry.seqno, signature.record, this.tree.root(entry.seqno - 1));
     // Decrypt before touching any state, so a bad entry leaves everything as it was.
-    const writeSet = applyToStore ? decryptEntry(entry, this.secrets) : undefined;
+    const writeSet = !applyToStore
+      ? undefined
+      : publicOnly
+        ? [...entry.publicWriteSet]
+        : decryptEntry(entry, this.secrets);
     if (writeSet) {
       this.store.apply(entry.seqno, writeSet);
       this.noteConfig(entry.seqno, writeSet);
@@ -637,6 +692,7 @@ export class LedgerState {
     });
     this.tree.append(leafOf(entry.writeSetDigest, entry.commitEvidenceDigest, entry.claimsDigest));
     this._txSinceSignature = signature ? 0 : this._txSinceSignature + 1;
+    return signature;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { createPublicKey } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { type Entry, type HardState, type PersistedLog, Raft, type RoleChange } from "../consensus/index.ts";
@@ -14,6 +14,7 @@ import {
   type Constitution,
   defaultConstitution,
   SINGLETON as GOV_SINGLETON,
+  GovError,
   GovTables,
   joinConstitution,
   jsConstitution,
@@ -29,6 +30,7 @@ import {
   writeSnapshotFile,
 } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
+import { RecoveryError } from "../recovery/index.ts";
 import { codeMeasurement } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
@@ -59,7 +61,13 @@ import {
   NotPrimaryError,
   ZERO_DIGEST,
 } from "./ledger-state.ts";
-import { RecoveryShares, SHARES_INPUTS } from "./recovery-shares.ts";
+import { privateStateOf, RecoveryInProgress, unwindLedgerSecrets } from "./recovery.ts";
+import {
+  RECOVERY_SHARES_TABLE,
+  RecoveryShares,
+  type RecoverySharesRecord,
+  SHARES_INPUTS,
+} from "./recovery-shares.ts";
 import { Replica } from "./replica.ts";
 import { INSTALL_SNAPSHOT, type InstallSnapshot, parseInstallSnapshot } from "./snapshot-message.ts";
 import { loadUsableSnapshot, Snapshots } from "./snapshots.ts";
@@ -94,6 +102,10 @@ function readCommitHint(path: string): number {
 
 /** The consensus hard state (view and vote), written before any message that depends on it. */
 const HARD_STATE_FILE = "consensus.json";
+/** Present while a recovering node waits for the recovery members' shares. */
+const RECOVERY_FILE = "recovery.json";
+/** Which recovery members have submitted a share (never the share itself). */
+const RECOVERY_SUBMISSIONS = "public:ccf.internal.recovery_submissions";
 /** How long a backup may take to receive and install a snapshot before the primary tries again. */
 const SNAPSHOT_SEND_TIMEOUT_MS = 60_000;
 
@@ -129,6 +141,8 @@ export class CocoNode {
   /** Judges joiners' attestations; only in-process code (tests) can swap it for one with other roots. */
   joinVerifier = new JoinVerifier();
   readonly recoveryShares: RecoveryShares;
+  /** Set while this node recovers a lost service and waits for the recovery members' shares. */
+  private recovery: RecoveryInProgress | undefined;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
   private installing = false;
   private closing = false;
@@ -189,9 +203,15 @@ export class CocoNode {
     mkdirSync(config.dir, { recursive: true, mode: 0o700 });
     const ledgerDir = join(config.dir, "ledger");
     const newIdentity = !hasIdentity(config.dir);
-    if (newIdentity && readdirSafe(ledgerDir).length > 0) {
+    if (newIdentity && !config.recover && readdirSafe(ledgerDir).length > 0) {
       throw new NodeError(
         `${ledgerDir} holds a ledger but ${config.dir} has no node identity to read it with`,
+      );
+    }
+    const recovering = config.recover !== null && newIdentity;
+    if (config.recover && !newIdentity && existsSync(join(config.dir, RECOVERY_FILE))) {
+      throw new NodeError(
+        "this node stopped while recovering, before the recovery members restored the ledger secret; start the recovery again from a fresh copy of the surviving ledger",
       );
     }
     let identity: NodeIdentity;
@@ -199,6 +219,19 @@ export class CocoNode {
     if (!newIdentity) identity = loadIdentity(config.dir, env);
     else if (config.join) ({ identity, peers: joinPeers } = await joinService(config, log));
     else identity = await createIdentity(env, config.rpc.host);
+
+    const opened = await LedgerFiles.open(ledgerDir, { chunkSize: config.ledger.chunkSize });
+    let recoveredFrom: { previousServiceCertPem: string; lastSeqno: number } | undefined;
+    if (recovering) {
+      recoveredFrom = await prepareRecovery(config, opened, identity);
+      writeFileAtomic(
+        join(config.dir, RECOVERY_FILE),
+        JSON.stringify({
+          last_seqno: recoveredFrom.lastSeqno,
+          previous_service_cert: recoveredFrom.previousServiceCertPem,
+        }),
+      );
+    }
     if (newIdentity) saveIdentity(config.dir, env, identity);
     writeFileAtomic(config.serviceCertFile, identity.serviceCertPem, 0o644);
 
@@ -208,7 +241,6 @@ export class CocoNode {
         key: new Uint8Array(Buffer.from(s.key, "base64")),
       })),
     );
-    const opened = await LedgerFiles.open(ledgerDir, { chunkSize: config.ledger.chunkSize });
     const ledgerStart = opened.ledger.firstSeqno;
     if (opened.truncatedBytes > 0) {
       log.warn({ bytes: opened.truncatedBytes }, "truncated a torn write at the end of the ledger");
@@ -216,7 +248,9 @@ export class CocoNode {
     const files = opened.ledger;
     // Entries after the last signature stay: they may have been acknowledged to a primary, and
     // their commit evidence (checked on restore) shows they came from a node holding the secret.
-    const entries = opened.entries;
+    const entries = recoveredFrom
+      ? opened.entries.filter((e) => e.seqno <= recoveredFrom.lastSeqno)
+      : opened.entries;
     const commitHint = Math.max(readCommitHint(join(config.dir, COMMIT_FILE)), files.committedSeqno);
     const keys = {
       nodeId: identity.nodeId,
@@ -242,18 +276,29 @@ export class CocoNode {
       },
     };
     const snapshotDir = join(config.dir, "snapshots");
-    const snapshot = await loadUsableSnapshot(snapshotDir, entries, ledgerStart, secrets, log);
-    const state = LedgerState.restore({
-      env,
-      keys,
-      secrets,
-      sink,
-      entries,
-      snapshot,
-      ledgerStart,
-      serviceCertPem: identity.serviceCertPem,
-      commitSeqno: commitHint,
-    });
+    const snapshot = recoveredFrom
+      ? undefined
+      : await loadUsableSnapshot(snapshotDir, entries, ledgerStart, secrets, log);
+    const state = recoveredFrom
+      ? LedgerState.restorePublic({
+          env,
+          keys,
+          secrets,
+          sink,
+          entries,
+          previousServiceCertPem: recoveredFrom.previousServiceCertPem,
+        })
+      : LedgerState.restore({
+          env,
+          keys,
+          secrets,
+          sink,
+          entries,
+          snapshot,
+          ledgerStart,
+          serviceCertPem: identity.serviceCertPem,
+          commitSeqno: commitHint,
+        });
     node = new CocoNode(config, env, log, identity, state, files);
     node.jsEngine = await createJsEngine({
       env,
@@ -277,7 +322,12 @@ export class CocoNode {
       log,
     });
     const fresh = entries.length === 0 && !config.join;
-    if (fresh) {
+    if (recoveredFrom) {
+      log.warn(
+        { seqno: recoveredFrom.lastSeqno, view: state.view },
+        "recovering a service from its ledger: public state replayed; private state waits for the recovery members' shares",
+      );
+    } else if (fresh) {
       node.createService();
       await files.whenDurable(state.lastSeqno);
     } else if (entries.length === 0) {
@@ -288,8 +338,20 @@ export class CocoNode {
         "restarted from the ledger",
       );
     }
-    if (node.startConsensus(fresh, entries, snapshot?.snapshot.version ?? 0, state.commitSeqno)) {
+    if (
+      node.startConsensus(
+        fresh,
+        entries,
+        snapshot?.snapshot.version ?? 0,
+        state.commitSeqno,
+        recoveredFrom?.lastSeqno,
+      )
+    ) {
       await node.primaryElected;
+      if (recoveredFrom) {
+        node.beginRecoveredService(recoveredFrom.previousServiceCertPem);
+        node.recovery = node.recoveryFrom(entries);
+      }
       node.openWhenReady();
     }
     node.signatureTimer = setInterval(() => node.signIfPending(), config.signatures.maxIntervalMs);
@@ -307,36 +369,44 @@ export class CocoNode {
     restored: DecodedEntry[],
     snapshotSeqno: number,
     committedSeqno: number,
+    recoveredAt?: number,
   ): boolean {
     const hardStatePath = join(this.config.dir, HARD_STATE_FILE);
-    const log: PersistedLog = fresh
-      ? { start: { seqno: 0, view: 0, config: [] }, entries: this.bootstrapEntries }
-      : {
-          start: {
-            seqno: snapshotSeqno,
-            view: snapshotSeqno === 0 ? 0 : this.state.viewOf(snapshotSeqno),
-            config: this.state.startConfig,
-          },
-          entries: restored
-            .filter((e) => e.seqno > snapshotSeqno)
-            .map((e) => {
-              const config = this.state.configAfter(e.seqno);
-              return {
-                seqno: e.seqno,
-                view: e.view,
-                isSignature: e.type === EntryType.Signature,
-                data: e.frame,
-                ...(config ? { config } : {}),
-              };
-            }),
-        };
+    // A recovering node continues the old ledger alone: its log starts at the old commit point.
+    const log: PersistedLog =
+      recoveredAt !== undefined
+        ? {
+            start: { seqno: recoveredAt, view: this.state.viewOf(recoveredAt), config: [this.nodeId] },
+            entries: [],
+          }
+        : fresh
+          ? { start: { seqno: 0, view: 0, config: [] }, entries: this.bootstrapEntries }
+          : {
+              start: {
+                seqno: snapshotSeqno,
+                view: snapshotSeqno === 0 ? 0 : this.state.viewOf(snapshotSeqno),
+                config: this.state.startConfig,
+              },
+              entries: restored
+                .filter((e) => e.seqno > snapshotSeqno)
+                .map((e) => {
+                  const config = this.state.configAfter(e.seqno);
+                  return {
+                    seqno: e.seqno,
+                    view: e.view,
+                    isSignature: e.type === EntryType.Signature,
+                    data: e.frame,
+                    ...(config ? { config } : {}),
+                  };
+                }),
+            };
     this.bootstrapEntries = [];
     const raft = new Raft({
       id: this.nodeId,
       random: () => new DataView(this.env.randomBytes(4).buffer).getUint32(0) / 2 ** 32,
       log,
       hardState: readHardState(hardStatePath),
-      ...(committedSeqno > snapshotSeqno ? { commitSeqno: committedSeqno } : {}),
+      ...(recoveredAt === undefined && committedSeqno > snapshotSeqno ? { commitSeqno: committedSeqno } : {}),
       electionTicksMin: this.config.consensus.electionTicksMin,
       electionTicksMax: this.config.consensus.electionTicksMax,
     });
@@ -699,6 +769,132 @@ export class CocoNode {
     this.log.info({ nodeId: this.nodeId }, "created a new service");
   }
 
+  /**
+   * The first transaction of a recovered service: the new service identity (recording the
+   * previous one), this node as the only trusted node, the lost nodes retired. The service is
+   * `Recovering` until members vote it open and submit their recovery shares.
+   */
+  private beginRecoveredService(previousServiceCertPem: string): void {
+    const tx = this.state.store.begin();
+    const previous = this.serviceInfoOrNull();
+    const info = {
+      cert: this.identity.serviceCertPem,
+      status: "Recovering",
+      previous_service_identity: previousServiceCertPem,
+      recovery_count: ((previous as { recovery_count?: number } | null)?.recovery_count ?? 0) + 1,
+    };
+    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes(info));
+    for (const [id, node] of this.nodes()) {
+      if (node.status !== "Retired")
+        tx.map(Tables.nodesInfo).set(utf8(id), jsonBytes({ ...node, status: "Retired" }));
+    }
+    const self: NodeInfo = {
+      status: "Trusted",
+      cert: this.identity.nodeCertPem,
+      rpc_address: `${this.config.rpc.host}:${this.config.rpc.port}`,
+      node_address: `${this.config.nodeAddress.host}:${this.channels?.port ?? this.config.nodeAddress.port}`,
+    };
+    tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(self));
+    tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
+    tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
+    this.mustCommit(tx);
+    this.sign();
+    this.log.info(
+      { previousServiceCert: previousServiceCertPem.slice(0, 64) },
+      "started a recovered service",
+    );
+  }
+
+  private recoveryFrom(entries: DecodedEntry[]): RecoveryInProgress | undefined {
+    const raw = this.state.store.read(RECOVERY_SHARES_TABLE, SINGLETON_KEY);
+    if (!raw) {
+      this.log.error("the recovered ledger holds no recovery shares: its private state cannot be recovered");
+      return undefined;
+    }
+    return new RecoveryInProgress(entries, parseJsonBytes<RecoverySharesRecord>(raw));
+  }
+
+  /**
+   * `POST /gov/recovery/members/{id}:recover`: a recovery member's decrypted share, checked
+   * against its commitment. The share itself is never written anywhere; the ledger records that
+   * the member submitted one. At the threshold the node restores the private state.
+   */
+  acceptRecoveryShare(tx: Tx, memberId: string, payload: Uint8Array): { message: string } {
+    const status = parseJsonBytes<ServiceInfo>(tx.map(Tables.serviceInfo).get(SINGLETON_KEY)!).status;
+    if (status !== "WaitingForRecoveryShares" || !this.recovery) {
+      throw new GovError(
+        400,
+        "ServiceNotWaitingForRecoveryShares",
+        `the service is ${status}: it takes recovery shares only after members vote a recovered service open`,
+      );
+    }
+    let share: unknown;
+    try {
+      share = (JSON.parse(new TextDecoder().decode(payload)) as { share?: unknown }).share;
+    } catch {}
+    if (typeof share !== "string" || share.length === 0) {
+      throw new GovError(
+        400,
+        "InvalidInput",
+        'a recovery share is {"share": "<base64 of the decrypted share>"}',
+      );
+    }
+    let submission: ReturnType<RecoveryInProgress["collector"]["submit"]>;
+    try {
+      submission = this.recovery.collector.submit(memberId, share);
+    } catch (e) {
+      if (e instanceof RecoveryError) throw new GovError(400, e.code, e.message);
+      throw e;
+    }
+    tx.map(RECOVERY_SUBMISSIONS).set(utf8(memberId), jsonBytes({ submitted: true }));
+    if (submission.remaining === 0 && !this.recovery.completing) {
+      this.recovery.completing = true;
+      // After this transaction commits: rebuild the secret and restore the private state.
+      setImmediate(() => {
+        this.completeRecovery().catch((e) => {
+          this.log.error({ err: e }, "could not complete the recovery");
+          if (this.recovery) this.recovery.completing = false;
+        });
+      });
+    }
+    return {
+      message: `${submission.submitted}/${submission.threshold} recovery shares submitted${submission.remaining === 0 ? "; restoring the private ledger" : ""}`,
+    };
+  }
+
+  /** The shares reached the threshold: open the old secrets, replay the private state, open the service. */
+  private async completeRecovery(): Promise<void> {
+    const recovery = this.recovery;
+    if (!recovery) return;
+    const key = await recovery.collector.recover();
+    const old = unwindLedgerSecrets(recovery.entries, { version: recovery.secretVersion, key });
+    for (const secret of old.list()) {
+      this.state.secrets.add(secret.version, secret.key);
+      if (!this.identity.ledgerSecrets.some((s) => s.version === secret.version)) {
+        this.identity.ledgerSecrets.push({
+          version: secret.version,
+          key: Buffer.from(secret.key).toString("base64"),
+        });
+      }
+    }
+    this.identity.ledgerSecrets.sort((a, b) => a.version - b.version);
+    saveIdentity(this.config.dir, this.env, this.identity);
+    const maps = privateStateOf(recovery.entries, this.state.secrets);
+    const tx = this.state.store.begin();
+    for (const map of maps) for (const [k, v] of map.entries) tx.map(map.name).set(k, v);
+    const info = parseJsonBytes<ServiceInfo>(tx.map(Tables.serviceInfo).get(SINGLETON_KEY)!);
+    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ ...info, status: "Open" }));
+    this.mustCommit(tx);
+    this.sign();
+    this.recovery = undefined;
+    rmSync(join(this.config.dir, RECOVERY_FILE), { force: true });
+    this.log.info(
+      { maps: maps.length, secrets: old.list().length },
+      "recovered the private ledger; the service is open",
+    );
+    void this.recoveryShares.refresh();
+  }
+
   /** The constitution a new service starts with: the configured files, or Coco's default. */
   private genesisConstitution(): string {
     if (this.config.constitution.length === 0) return defaultConstitution();
@@ -744,14 +940,28 @@ export class CocoNode {
     const text = (bytes: unknown) => new TextDecoder().decode(bytes as Uint8Array);
     return {
       node: {
-        transitionServiceToOpen: (_previous: unknown, next: unknown) => {
+        transitionServiceToOpen: (previous: unknown, next: unknown) => {
           if (normalizePem(text(next)) !== normalizePem(this.identity.serviceCertPem)) {
             throw new Error("next_service_identity is not this service's certificate");
           }
           const raw = tx.map(Tables.serviceInfo).get(SINGLETON_KEY);
           if (!raw) throw new Error("service information is missing");
           const info = parseJsonBytes<ServiceInfo>(raw);
-          if (info.status !== "Open") {
+          if (info.status === "Recovering") {
+            // A recovered service opens in two steps: this vote, then the recovery members' shares.
+            if (
+              previous === undefined ||
+              normalizePem(text(previous)) !== normalizePem(info.previous_service_identity ?? "")
+            ) {
+              throw new Error(
+                "opening a recovered service needs previous_service_identity: the certificate of the service it recovers",
+              );
+            }
+            tx.map(Tables.serviceInfo).set(
+              SINGLETON_KEY,
+              jsonBytes({ ...info, status: "WaitingForRecoveryShares" }),
+            );
+          } else if (info.status === "Opening") {
             tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ ...info, status: "Open" }));
           }
         },
@@ -914,6 +1124,27 @@ export class CocoNode {
     this.state.abortWaiters("node stopped before the transaction committed");
     for (const id of [...this.pendingReads.keys()]) this.readReady(id, null);
   }
+}
+
+/**
+ * Readies a copied ledger for recovery: keeps its signed prefix (an unsigned tail cannot be
+ * trusted), and gives the new service a ledger secret whose version follows it.
+ */
+async function prepareRecovery(
+  config: NodeConfig,
+  opened: Awaited<ReturnType<typeof LedgerFiles.open>>,
+  identity: NodeIdentity,
+): Promise<{ previousServiceCertPem: string; lastSeqno: number }> {
+  const previousServiceCertPem = readCertFile(config.recover!.previousServiceCertFile);
+  const lastSignature = [...opened.entries].reverse().find((e) => e.type === EntryType.Signature);
+  if (!lastSignature || opened.entries[0]?.seqno !== 1) {
+    throw new NodeError(
+      `${join(config.dir, "ledger")} must hold a copy of a surviving node's whole ledger (from seqno 1, with at least one signature)`,
+    );
+  }
+  if (opened.ledger.lastSeqno > lastSignature.seqno) await opened.ledger.truncate(lastSignature.seqno);
+  identity.ledgerSecrets = identity.ledgerSecrets.map((s) => ({ ...s, version: lastSignature.seqno + 1 }));
+  return { previousServiceCertPem, lastSeqno: lastSignature.seqno };
 }
 
 function readdirSafe(dir: string): string[] {

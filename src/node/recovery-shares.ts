@@ -68,6 +68,13 @@ export class RecoveryShares {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (!this.host.isPrimary()) return;
       const tx = this.host.begin();
+      // While a service is being recovered, the shares on the ledger are the lost service's: the
+      // members need exactly those to bring its secret back. New ones come once it is open.
+      const status = readJson<{ status?: string }>(tx, GovTables.serviceInfo, SINGLETON)?.status;
+      if (status === "Recovering" || status === "WaitingForRecoveryShares") {
+        tx.abandon();
+        return;
+      }
       const members = scanMap(tx, GovTables.membersEncryptionKeys).map(([id, key]) => ({
         id: new TextDecoder().decode(id),
         encryptionPublicKeyPem: new TextDecoder().decode(key),

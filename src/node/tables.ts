@@ -58,8 +58,10 @@ export interface SignatureRecord {
 
 export interface ServiceInfo {
   cert: string;
-  status: "Opening" | "Open";
-  previous_service_identity_version?: number;
+  status: "Opening" | "Open" | "Recovering" | "WaitingForRecoveryShares";
+  /** A recovered service: the certificate of the service it recovered. */
+  previous_service_identity?: string;
+  recovery_count?: number;
 }
 
 export interface NodeInfo {

@@ -188,6 +188,17 @@ export function registerGovRoutes(server: FastifyInstance, node: CocoNode): void
     "/gov/members/state-digests/:memberId",
     guarded(async (req) => read(node, (tx) => getStateDigest(tx, param(req, "memberId")))),
   );
+  server.post(
+    "/gov/recovery/members/:memberAction",
+    guarded(async (req, reply) => {
+      const { id: memberId } = idAndVerb(param(req, "memberAction"), ["recover"]);
+      return write(node, req, reply, () =>
+        gov.write(body(req), { type: "recovery_share", memberId }, (tx, request) =>
+          node.acceptRecoveryShare(tx, memberId, request.payload),
+        ),
+      );
+    }),
+  );
   server.get(
     "/gov/recovery/encrypted-shares/:memberId",
     guarded(async (req) => {
@@ -201,12 +212,19 @@ export function registerGovRoutes(server: FastifyInstance, node: CocoNode): void
     "/gov/service/info",
     guarded(async () =>
       read(node, (tx) => {
-        const info = readJson<{ status: string; cert: string }>(tx, GovTables.serviceInfo, SINGLETON);
+        const info = readJson<{
+          status: string;
+          cert: string;
+          previous_service_identity?: string;
+          recovery_count?: number;
+        }>(tx, GovTables.serviceInfo, SINGLETON);
         const config = readJson<Record<string, unknown>>(tx, GovTables.serviceConfig, SINGLETON);
         return {
           status: info?.status ?? "Unknown",
           certificate: info?.cert ?? null,
           recoveryThreshold: config?.recovery_threshold ?? null,
+          recoveryCount: info?.recovery_count ?? 0,
+          ...(info?.previous_service_identity ? { previousServiceIdentity: info.previous_service_identity } : {}),
         };
       }),
     ),

@@ -73,6 +73,12 @@ export class Cluster {
     return running;
   }
 
+  /** Forgets the client connections (a recovered service has a new certificate to pin). */
+  async resetAgents(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.close()));
+    this.agents.clear();
+  }
+
   agent(as: "user" | "member"): Agent {
     let agent = this.agents.get(as);
     if (!agent) {

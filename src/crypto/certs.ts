@@ -438,6 +438,42 @@ export async function issueNodeCertificate(opts: {
 }
 
 /**
+ * After a disaster recovery: the new service's endorsement of the previous service identity. A
+ * CA certificate with the previous identity's subject and public key, issued by the new service,
+ * so a receipt signed under the previous service chains (node cert -> this -> new service
+ * certificate) to the one certificate clients now pin.
+ */
+export async function endorsePreviousService(opts: {
+  service: { certPem: string; privateKeyPem: string };
+  previousCertPem: string;
+  validityDays?: number;
+  now: Date;
+  serial: Uint8Array;
+}): Promise<string> {
+  const service = parsePem(opts.service.certPem, "service certificate");
+  const previous = parsePem(opts.previousCertPem, "previous service certificate");
+  const servicePrivate = p384PrivateKey(opts.service.privateKeyPem);
+  const previousPublic = await importPublic(previous.native.publicKey);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialHex(opts.serial),
+    // Names copied as encoded, so chain building (byte-for-byte name comparison) links them.
+    subject: previous.peculiar.subjectName,
+    issuer: service.peculiar.subjectName,
+    ...validityWindow(opts.now, opts.validityDays),
+    publicKey: previousPublic,
+    signingKey: await importPrivate(servicePrivate),
+    signingAlgorithm: SIGNING_ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.digitalSignature, true),
+      await x509.SubjectKeyIdentifierExtension.create(previousPublic),
+      await x509.AuthorityKeyIdentifierExtension.create(await importPublic(service.native.publicKey)),
+    ],
+  });
+  return derToPem(new Uint8Array(cert.rawData));
+}
+
+/**
  * A member's or user's identity: a P-384 key and a self-signed certificate with CN=<name> for
  * TLS client authentication. The id is `certFingerprint(certPem)`.
  */

@@ -9,6 +9,7 @@ export {
   certFingerprint,
   createIdentityCertificate,
   createServiceIdentity,
+  endorsePreviousService,
   issueNodeCertificate,
   normalizePem,
   parseCertificate,

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { type Entry, type HardState, type PersistedLog, Raft, type RoleChange } from "../consensus/index.ts";
 import {
   certFingerprint,
+  endorsePreviousService,
   issueNodeCertificate,
   normalizePem,
   p384PrivateKey,
@@ -349,7 +350,13 @@ export class CocoNode {
     ) {
       await node.primaryElected;
       if (recoveredFrom) {
-        node.beginRecoveredService(recoveredFrom.previousServiceCertPem);
+        const endorsement = await endorsePreviousService({
+          service: { certPem: identity.serviceCertPem, privateKeyPem: identity.servicePrivateKeyPem },
+          previousCertPem: recoveredFrom.previousServiceCertPem,
+          now: new Date(env.now()),
+          serial: env.randomBytes(16),
+        });
+        node.beginRecoveredService(recoveredFrom.previousServiceCertPem, endorsement);
         node.recovery = node.recoveryFrom(entries);
       }
       node.openWhenReady();
@@ -774,13 +781,14 @@ export class CocoNode {
    * previous one), this node as the only trusted node, the lost nodes retired. The service is
    * `Recovering` until members vote it open and submit their recovery shares.
    */
-  private beginRecoveredService(previousServiceCertPem: string): void {
+  private beginRecoveredService(previousServiceCertPem: string, endorsement: string): void {
     const tx = this.state.store.begin();
     const previous = this.serviceInfoOrNull();
     const info = {
       cert: this.identity.serviceCertPem,
       status: "Recovering",
       previous_service_identity: previousServiceCertPem,
+      previous_service_identity_endorsement: endorsement,
       recovery_count: ((previous as { recovery_count?: number } | null)?.recovery_count ?? 0) + 1,
     };
     tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes(info));

@@ -61,6 +61,8 @@ export interface ServiceInfo {
   status: "Opening" | "Open" | "Recovering" | "WaitingForRecoveryShares";
   /** A recovered service: the certificate of the service it recovered. */
   previous_service_identity?: string;
+  /** The previous identity's key and name, certified by this service (for old receipts). */
+  previous_service_identity_endorsement?: string;
   recovery_count?: number;
 }
 

@@ -1,5 +1,6 @@
 import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { verifyIssuedBy } from "../crypto/index.ts";
 import { parseTxId, TxIdError } from "../kv/index.ts";
 import { JoinError, parseJoinRequest } from "../node/join.ts";
 import { COCO_VERSION, type CocoNode } from "../node/node.ts";
@@ -151,6 +152,12 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
         );
       }
       if (found.status !== "ok") throw new Error("unreachable receipt status");
+      // Signed under the service this one recovered: chain the node's certificate to the current
+      // service certificate through its endorsement of the previous identity.
+      const endorsement = node.serviceInfoOrNull()?.previous_service_identity_endorsement;
+      if (endorsement && !verifyIssuedBy(found.json.cert, node.identity.serviceCertPem).ok) {
+        found.json.service_endorsements = [endorsement];
+      }
       const accept = String(req.headers.accept ?? "");
       if (format === "cose" || (format === "negotiate" && accept.includes("application/cose"))) {
         return reply.type("application/cose").send(Buffer.from(found.cose));

@@ -4,7 +4,7 @@ import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { GovClient } from "../../src/client/index.ts";
-import { normalizePem } from "../../src/crypto/index.ts";
+import { normalizePem, verifyJsonReceipt } from "../../src/crypto/index.ts";
 import type { RunningNode } from "../../src/node/run.ts";
 import { decryptShare, toBase64 } from "../../src/recovery/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
@@ -93,18 +93,24 @@ test("disaster recovery: every node lost; a new service from one ledger, k share
       );
     });
 
+    let oldTxid = "";
     for (let i = 0; i < 10; i++) {
       const priv = await cluster.call(cluster.primary()!, "PUT", `/app/log/private?id=${i}`, {
         body: { msg: `secret ${i}` },
         headers: { "x-coco-wait": "commit" },
       });
       assert.equal(priv.status, 200, priv.text);
+      if (i === 3) oldTxid = String(priv.headers["x-ms-ccf-transaction-id"]);
       const pub = await cluster.call(cluster.primary()!, "PUT", `/app/log/public?id=${i}`, {
         body: { msg: `public ${i}` },
         headers: { "x-coco-wait": "commit" },
       });
       assert.equal(pub.status, 200, pub.text);
     }
+    const oldReceipt = (
+      await cluster.call(cluster.primary()!, "GET", `/app/receipt?transaction_id=${oldTxid}`)
+    ).json();
+    assert.equal(verifyJsonReceipt(oldReceipt, oldCert).ok, true);
     await until(
       "n1 has everything committed",
       () => n1.node.state.commitSeqno >= cluster.primary()!.node.state.commitSeqno,
@@ -186,6 +192,13 @@ test("disaster recovery: every node lost; a new service from one ledger, k share
       );
       assert.deepEqual((await call(`/app/log/public?id=${i}`)).json(), { msg: `public ${i}` }, `public ${i}`);
     }
+    // An old transaction's receipt, from the recovered service, verifies with the new certificate
+    // alone (the new service endorses the previous identity); the one issued before still verifies.
+    const recovered = await call(`/app/receipt?transaction_id=${oldTxid}`);
+    assert.equal(recovered.status, 200, recovered.text);
+    const viaNew = verifyJsonReceipt(recovered.json(), newCert);
+    assert.equal(viaNew.ok, true, JSON.stringify(viaNew));
+    assert.equal(verifyJsonReceipt(oldReceipt, oldCert).ok, true);
     const write = await cluster.call(r0, "PUT", "/app/log/private?id=100", {
       body: { msg: "after recovery" },
       headers: { "x-coco-wait": "commit" },

@@ -6,7 +6,7 @@ import { Agent, request } from "undici";
 import { GovClient } from "../client/index.ts";
 import { CONSTITUTION_FILES } from "../gov/index.ts";
 import { CliError } from "./fail.ts";
-import { keygen } from "./keygen.ts";
+import { encryptionKeygen, keygen } from "./keygen.ts";
 
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
 /** The TypeScript loader, resolved from here so child nodes start from any working directory. */
@@ -72,6 +72,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   ] as const) {
     if (!existsSync(join(dir, `${name}_cert.pem`))) await keygen(role, name, dir);
   }
+  // member0 is also a recovery member: it holds a share of the ledger secret (docs/recovery.md).
+  if (!existsSync(join(dir, "member0_enc_pubk.pem"))) encryptionKeygen("member0", dir);
   const certPath = join(dir, "service_cert.pem");
   // RPC ports from --port, then node-to-node ports right after them.
   const nodes = Array.from({ length: opts.nodes }, (_, i) => ({
@@ -104,7 +106,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
             ...(joining
               ? { join: { target: first.rpc, serviceCertFile: "service_cert.pem" } }
               : {
-                  members: [{ cert: "member0_cert.pem" }],
+                  members: [{ cert: "member0_cert.pem", encryptionPublicKey: "member0_enc_pubk.pem" }],
                   users: [{ cert: "user0_cert.pem" }],
                   ...(constitution.files.length > 0 ? { constitution: constitution.files } : {}),
                 }),
@@ -286,7 +288,7 @@ function printWelcome(
   );
   print(`  workspace     ${dir}`);
   print(`  service cert  ${dir}/service_cert.pem (pin this; nothing else)`);
-  print(`  member        ${dir}/member0_cert.pem, ${dir}/member0_privk.pem`);
+  print(`  member        ${dir}/member0_cert.pem, ${dir}/member0_privk.pem (recovery key ${dir}/member0_enc_privk.pem)`);
   print(`  user          ${dir}/user0_cert.pem, ${dir}/user0_privk.pem`);
   print(`  network       ${dir}/network.json`);
   print("");

@@ -88,6 +88,8 @@ export class LedgerFiles {
   private committed: number;
   /** The first seqno this ledger holds (or will hold); nothing before it can be truncated to. */
   private first: number;
+  /** Close the open chunk at the next signature, whatever its size (`trigger_ledger_chunk`). */
+  private chunkRequested = false;
   private readonly counters: LedgerFilesStats = { batches: 0, syncs: 0 };
 
   private constructor(
@@ -166,6 +168,11 @@ export class LedgerFiles {
 
   get lastSeqno(): number {
     return this.last;
+  }
+
+  /** Ends the open chunk at the next signature entry, whatever its size. */
+  requestChunk(): void {
+    this.chunkRequested = true;
   }
 
   /** The first seqno this ledger holds (or will hold): 1, or the one after a snapshot. */
@@ -377,7 +384,8 @@ export class LedgerFiles {
       frames.push(item.frame);
       bytes += item.frame.length;
       lastSeqno = item.seqno;
-      if (item.isSignature && this.open.size + bytes >= this.chunkSize) {
+      if (item.isSignature && (this.chunkRequested || this.open.size + bytes >= this.chunkSize)) {
+        this.chunkRequested = false;
         rotate = true;
         break;
       }

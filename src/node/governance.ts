@@ -16,6 +16,7 @@ export interface GovEffects {
   rekey: boolean;
   refreshRecoveryShares: boolean;
   snapshot: boolean;
+  ledgerChunk: boolean;
 }
 
 /** What governance needs from the node it runs on. */
@@ -54,7 +55,7 @@ export function governanceWrite<T>(
 ): GovWriteResult<T> {
   if (!host.isPrimary) throw new GovError(503, "NotPrimary", "governance requests run on the primary");
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const effects: GovEffects = { rekey: false, refreshRecoveryShares: false, snapshot: false };
+    const effects: GovEffects = { rekey: false, refreshRecoveryShares: false, snapshot: false, ledgerChunk: false };
     const nowSeconds = host.nowSeconds();
     let tx = host.begin();
     let result: T;
@@ -68,7 +69,7 @@ export function governanceWrite<T>(
       tx = host.begin();
       acceptSignedRequest(tx, bytes, { ...expect, nowSeconds });
       result = recordApplyFailure(tx, e) as T;
-      effects.rekey = effects.refreshRecoveryShares = effects.snapshot = false;
+      effects.rekey = effects.refreshRecoveryShares = effects.snapshot = effects.ledgerChunk = false;
     }
     // Changes to who holds shares, or how many are needed, call for new recovery shares.
     const written = new Set(tx.writeSet().map((m) => m.name));

@@ -19,6 +19,7 @@ import {
   GovTables,
   joinConstitution,
   jsConstitution,
+  scanMap,
 } from "../gov/index.ts";
 import { createJsEngine, type JsEngine, type JsHooks } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
@@ -105,6 +106,8 @@ function readCommitHint(path: string): number {
 const HARD_STATE_FILE = "consensus.json";
 /** Present while a recovering node waits for the recovery members' shares. */
 const RECOVERY_FILE = "recovery.json";
+/** JWT signing keys of the issuers governance trusts, by key id: `{issuer, jwk}`. */
+const JWT_SIGNING_KEYS = "public:ccf.gov.jwt.public_signing_keys";
 /** Which recovery members have submitted a share (never the share itself). */
 const RECOVERY_SUBMISSIONS = "public:ccf.internal.recovery_submissions";
 /** How long a backup may take to receive and install a snapshot before the primary tries again. */
@@ -982,8 +985,36 @@ export class CocoNode {
         triggerSnapshot: () => {
           effects.snapshot = true;
         },
+        triggerLedgerChunk: () => {
+          effects.ledgerChunk = true;
+        },
+        triggerACMERefresh: () => {
+          throw new Error("Coco does not obtain certificates through ACME");
+        },
       },
-      network: { getLatestLedgerSecretSeqno: () => this.state.secrets.current.version },
+      network: {
+        getLatestLedgerSecretSeqno: () => this.state.secrets.current.version,
+        generateEndorsedCertificate: () => {
+          throw new Error("Coco nodes keep no certificate signing request: node certificates are issued when a node joins");
+        },
+        generateNetworkCertificate: () => {
+          throw new Error("renewing the service certificate is not supported yet");
+        },
+      },
+      // Coco compiles app modules when it loads them; there is no bytecode cache to refresh.
+      refreshAppBytecodeCache: () => undefined,
+      setJwtPublicSigningKeys: (issuer: unknown, _metadata: unknown, jwks: unknown) => {
+        const keys = (jwks as { keys?: Array<{ kid?: unknown }> } | undefined)?.keys ?? [];
+        for (const key of keys) {
+          if (typeof key.kid !== "string") throw new Error("every JWK needs a kid");
+          tx.map(JWT_SIGNING_KEYS).set(utf8(key.kid), jsonBytes({ issuer, jwk: key }));
+        }
+      },
+      removeJwtPublicSigningKeys: (issuer: unknown) => {
+        for (const [kid, value] of scanMap(tx, JWT_SIGNING_KEYS)) {
+          if (parseJsonBytes<{ issuer: unknown }>(value).issuer === issuer) tx.map(JWT_SIGNING_KEYS).delete(kid);
+        }
+      },
     };
   }
 
@@ -995,6 +1026,10 @@ export class CocoNode {
       this.sign();
     }
     if (effects.refreshRecoveryShares && !effects.rekey) void this.recoveryShares.refresh();
+    if (effects.ledgerChunk) {
+      this.files.requestChunk();
+      this.sign();
+    }
   }
 
   /**

@@ -181,7 +181,7 @@ const actions = new Map([
   [
     "remove_member",
     new Action(
-      (a) => isCert(a.cert, "cert"),
+      (a) => isEntityId(a.member_id, "member_id"),
       (a) =>
         removeFrom(
           [
@@ -190,7 +190,7 @@ const actions = new Map([
             "public:ccf.gov.members.info",
             "public:ccf.gov.members.acks",
           ],
-          ccf.pemToId(a.cert),
+          a.member_id,
         ),
     ),
   ],

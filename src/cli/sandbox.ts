@@ -288,7 +288,9 @@ function printWelcome(
   );
   print(`  workspace     ${dir}`);
   print(`  service cert  ${dir}/service_cert.pem (pin this; nothing else)`);
-  print(`  member        ${dir}/member0_cert.pem, ${dir}/member0_privk.pem (recovery key ${dir}/member0_enc_privk.pem)`);
+  print(
+    `  member        ${dir}/member0_cert.pem, ${dir}/member0_privk.pem (recovery key ${dir}/member0_enc_privk.pem)`,
+  );
   print(`  user          ${dir}/user0_cert.pem, ${dir}/user0_privk.pem`);
   print(`  network       ${dir}/network.json`);
   print("");

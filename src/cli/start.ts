@@ -1,4 +1,4 @@
-import { createLogger, loadConfig, realEnvironment, runNode } from "../node/index.ts";
+import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
 import { builtInApp } from "./apps.ts";
 import { CliError } from "./fail.ts";
 
@@ -7,7 +7,8 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
   if (opts.mode === "recover" && !config.recover) {
     throw new CliError(`${opts.config} has no "recover" section (recover.previousServiceCertFile)`);
   }
-  if (opts.mode !== "recover" && config.recover) {
+  // Once recovered, the node is an ordinary one: `coco start` restarts it with the same config.
+  if (opts.mode !== "recover" && config.recover && !hasIdentity(config.dir)) {
     throw new CliError(`${opts.config} asks to recover a service: use coco recover --config`);
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });

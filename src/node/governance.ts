@@ -55,7 +55,12 @@ export function governanceWrite<T>(
 ): GovWriteResult<T> {
   if (!host.isPrimary) throw new GovError(503, "NotPrimary", "governance requests run on the primary");
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const effects: GovEffects = { rekey: false, refreshRecoveryShares: false, snapshot: false, ledgerChunk: false };
+    const effects: GovEffects = {
+      rekey: false,
+      refreshRecoveryShares: false,
+      snapshot: false,
+      ledgerChunk: false,
+    };
     const nowSeconds = host.nowSeconds();
     let tx = host.begin();
     let result: T;

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { Agent, request } from "undici";
 import { generateP384KeyPair } from "../crypto/index.ts";
-import { type AttestationProvider, attestationProvider, SnpError } from "../tee/index.ts";
+import { type AttestationProvider, attestationProvider, type ProviderSeams, SnpError } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { NodeIdentity } from "./identity.ts";
 import { generateEncryptionKey, type JoinResponse, unwrapSecrets } from "./join.ts";
@@ -15,16 +15,22 @@ const RETRY_MS = 500;
  * attestation to any node (following the answer to the primary), and waits until the service
  * trusts it. Returns the identity it will keep: its own key, the certificate the service issued,
  * and the service's secrets, unwrapped with the encryption key that never leaves this node.
+ * `attestationSeams` is in-process only (tests: a fake configfs-tsm); no config reaches it.
  */
 export async function joinService(
   config: NodeConfig,
   log: Logger,
+  attestationSeams: ProviderSeams = {},
 ): Promise<{ identity: NodeIdentity; peers: JoinResponse["peers"] }> {
   const join = config.join!;
   const serviceCertPem = readFileSync(join.serviceCertFile, "utf8");
   const nodeKey = generateP384KeyPair();
   const encryptionKey = generateEncryptionKey();
-  const attestation = await attest(attestationProvider(config.attestation), nodeKey.publicKeyPem, log);
+  const attestation = await attest(
+    attestationProvider(config.attestation, attestationSeams),
+    nodeKey.publicKeyPem,
+    log,
+  );
   const body = JSON.stringify({
     node_public_key: nodeKey.publicKeyPem,
     encryption_public_key: encryptionKey.publicKeyPem,

@@ -33,7 +33,7 @@ import {
 } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
 import { RecoveryError } from "../recovery/index.ts";
-import { codeMeasurement } from "../tee/index.ts";
+import { codeMeasurement, type ProviderSeams } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { type GovEffects, type GovHost, governanceWrite } from "./governance.ts";
@@ -144,6 +144,8 @@ export class CocoNode {
   private jsEngine!: JsEngine;
   /** Judges joiners' attestations; only in-process code (tests) can swap it for one with other roots. */
   joinVerifier = new JoinVerifier();
+  /** In-process only (tests): stand-ins for this node's attestation (a fake configfs-tsm). */
+  attestationSeams: ProviderSeams = {};
   readonly recoveryShares: RecoveryShares;
   /** Set while this node recovers a lost service and waits for the recovery members' shares. */
   private recovery: RecoveryInProgress | undefined;
@@ -203,7 +205,12 @@ export class CocoNode {
     return this.identity.nodeId;
   }
 
-  static async start(config: NodeConfig, env: Environment, log: Logger): Promise<CocoNode> {
+  static async start(
+    config: NodeConfig,
+    env: Environment,
+    log: Logger,
+    seams: { attestationSeams?: ProviderSeams } = {},
+  ): Promise<CocoNode> {
     mkdirSync(config.dir, { recursive: true, mode: 0o700 });
     const ledgerDir = join(config.dir, "ledger");
     const newIdentity = !hasIdentity(config.dir);
@@ -221,7 +228,8 @@ export class CocoNode {
     let identity: NodeIdentity;
     let joinPeers: JoinResponse["peers"] = [];
     if (!newIdentity) identity = loadIdentity(config.dir, env);
-    else if (config.join) ({ identity, peers: joinPeers } = await joinService(config, log));
+    else if (config.join)
+      ({ identity, peers: joinPeers } = await joinService(config, log, seams.attestationSeams));
     else identity = await createIdentity(env, config.rpc.host);
 
     const opened = await LedgerFiles.open(ledgerDir, { chunkSize: config.ledger.chunkSize });
@@ -304,6 +312,7 @@ export class CocoNode {
           commitSeqno: commitHint,
         });
     node = new CocoNode(config, env, log, identity, state, files);
+    node.attestationSeams = seams.attestationSeams ?? {};
     node.jsEngine = await createJsEngine({
       env,
       logger: (level, message) => log[level]({ script: true }, message),
@@ -595,14 +604,17 @@ export class CocoNode {
     if (raft.leader !== from) throw new NodeError(`only the primary sends snapshots; ${from} is not it`);
     if (this.installing) throw new NodeError("already installing a snapshot");
     if (message.seqno <= raft.commitSeqno) return { installed: false };
-    if (this.state.lastSeqno >= message.seqno && this.state.viewOf(message.seqno) === message.view) {
-      // This node holds that entry already: consensus only needs to know.
-      raft.restoreSnapshot({ seqno: message.seqno, view: message.view, config: message.config });
-      this.replica?.process();
-      return { installed: false };
-    }
     this.installing = true;
     try {
+      const point = { seqno: message.seqno, view: message.view, config: message.config };
+      if (this.state.lastSeqno >= message.seqno && this.state.viewOf(message.seqno) === message.view) {
+        // This node holds that entry already: keep the file (it may have to send it one day as
+        // primary) and tell consensus, which keeps the entries after it.
+        await writeSnapshotFile(this.snapshots.dir, message.seqno, message.evidenceSeqno, message.bytes);
+        raft.restoreSnapshot(point);
+        this.replica?.process();
+        return { installed: false };
+      }
       const decoded = decodeSnapshot(message.bytes, this.state.secrets);
       if (decoded.snapshot.version !== message.seqno || decoded.view !== message.view) {
         throw new NodeError(
@@ -614,17 +626,25 @@ export class CocoNode {
         throw new NodeError("the snapshot's trusted nodes differ from the configuration sent with it");
       }
       await writeSnapshotFile(this.snapshots.dir, message.seqno, message.evidenceSeqno, message.bytes);
-      await this.files.restartAt(message.seqno + 1);
-      if (raft.commitSeqno >= message.seqno) return { installed: false };
+      // Consensus decides first (its role or view may have moved during the write); state and
+      // ledger files follow only when it drops its log for the snapshot. The files restart at
+      // once (synchronously), so entries replicated next go after the snapshot.
+      if (this.closing || raft.leader !== from) return { installed: false };
+      const result = raft.restoreSnapshot(point);
+      if (result !== "reset") {
+        this.replica?.process();
+        return { installed: false };
+      }
       this.state.installSnapshot(prepared);
+      const restarted = this.files.restartAt(message.seqno + 1);
       this.snapshots.installed(message.seqno);
-      raft.restoreSnapshot({ seqno: message.seqno, view: message.view, config: message.config });
       this.commitToSave = message.seqno;
       this.log.info(
         { seqno: message.seqno, view: message.view, from },
         "installed a snapshot from the primary",
       );
       this.replica?.process();
+      await restarted;
       return { installed: true };
     } finally {
       this.installing = false;
@@ -995,7 +1015,9 @@ export class CocoNode {
       network: {
         getLatestLedgerSecretSeqno: () => this.state.secrets.current.version,
         generateEndorsedCertificate: () => {
-          throw new Error("Coco nodes keep no certificate signing request: node certificates are issued when a node joins");
+          throw new Error(
+            "Coco nodes keep no certificate signing request: node certificates are issued when a node joins",
+          );
         },
         generateNetworkCertificate: () => {
           throw new Error("renewing the service certificate is not supported yet");
@@ -1012,7 +1034,8 @@ export class CocoNode {
       },
       removeJwtPublicSigningKeys: (issuer: unknown) => {
         for (const [kid, value] of scanMap(tx, JWT_SIGNING_KEYS)) {
-          if (parseJsonBytes<{ issuer: unknown }>(value).issuer === issuer) tx.map(JWT_SIGNING_KEYS).delete(kid);
+          if (parseJsonBytes<{ issuer: unknown }>(value).issuer === issuer)
+            tx.map(JWT_SIGNING_KEYS).delete(kid);
         }
       },
     };

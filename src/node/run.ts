@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { App } from "../apps/index.ts";
 import { createRpcServer } from "../rpc/index.ts";
+import type { ProviderSeams } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { CocoNode } from "./node.ts";
@@ -18,14 +19,24 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/**
+ * In-process only: what tests hand a node that no config file or CLI flag can set. The
+ * attestation seams (a fake configfs-tsm file system) serve both the join and
+ * `/node/attestations/self`.
+ */
+export interface NodeSeams {
+  attestationSeams?: ProviderSeams;
+}
+
 /** Starts a node and its HTTPS endpoint (a new service opens once `openAtNodes` nodes are trusted). */
 export async function runNode(
   config: NodeConfig,
   env: Environment,
   log: Logger,
   app: App | null,
+  seams: NodeSeams = {},
 ): Promise<RunningNode> {
-  const node = await CocoNode.start(config, env, log);
+  const node = await CocoNode.start(config, env, log, seams);
   const server = createRpcServer(node, app, log);
   // Every client connection, so stopping can end the ones that linger (idle or half-open).
   const sockets = new Set<Socket>();

@@ -137,8 +137,11 @@ export async function executeApp(
   if (endpoint.mode === "readwrite" && !node.isPrimary) {
     return errorAnswer(503, "NotPrimary", "this node is not the primary; retry on the primary", current());
   }
-  const waitForIt = call.headers[WAIT_HEADER] === "commit";
-  if (call.headers[READ_HEADER] === "linearizable") {
+  const linearizable = call.headers[READ_HEADER] === "linearizable";
+  // A linearizable read also answers only once the state it read is committed: the primary's
+  // store may hold writes a new primary would roll back, and a read must never see those.
+  const waitForIt = call.headers[WAIT_HEADER] === "commit" || linearizable;
+  if (linearizable) {
     try {
       await node.linearizableReadPoint();
     } catch (e) {

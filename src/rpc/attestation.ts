@@ -8,10 +8,11 @@ import { sendError } from "./errors.ts";
 /**
  * This node's own attestation, made once and kept: on SNP a report binding the node's key (the
  * one its TLS certificate carries), so a client can check which code and hardware it talks to.
- * A failed attempt is not kept; the next request tries again.
+ * A failed attempt is not kept; the next request tries again. The node's in-process attestation
+ * seams (tests) apply here as they did to its join.
  */
 function selfAttestation(node: CocoNode): () => Promise<AttestationView> {
-  const provider = attestationProvider(node.config.attestation);
+  const provider = attestationProvider(node.config.attestation, node.attestationSeams);
   let made: Promise<AttestationView> | undefined;
   return () => {
     made ??= provider.attest(node.identity.nodeCertPem).then(attestationView);

@@ -224,7 +224,9 @@ export function registerGovRoutes(server: FastifyInstance, node: CocoNode): void
           certificate: info?.cert ?? null,
           recoveryThreshold: config?.recovery_threshold ?? null,
           recoveryCount: info?.recovery_count ?? 0,
-          ...(info?.previous_service_identity ? { previousServiceIdentity: info.previous_service_identity } : {}),
+          ...(info?.previous_service_identity
+            ? { previousServiceIdentity: info.previous_service_identity }
+            : {}),
         };
       }),
     ),

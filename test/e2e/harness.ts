@@ -4,7 +4,17 @@
  * the service certificate. Every process started here is killed by `cleanup()`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,6 +99,21 @@ interface Credentials {
   ca: string;
   cert: string;
   key: string;
+}
+
+export interface CliResult {
+  /** The exit code, or null if the process was killed (e.g. at the time-out). */
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface GovCliOptions {
+  /** Who signs: `member0` (default) or another member whose `<name>_cert.pem`/`_privk.pem` are in the directory. */
+  as?: string;
+  /** The node to send it to; the first node by default. */
+  node?: NetNode;
+  timeoutMs?: number;
 }
 
 export interface ConsensusStatus {
@@ -186,10 +211,14 @@ export class Network {
   private readonly restarted = new Map<number, ChildProcess>();
   private readonly logs: string[];
   private restarts = 0;
-  private readonly credentials: Credentials;
+  private credentials: Credentials;
   private readonly memberCredentials: Credentials;
-  /** The service certificate, which clients pin. */
-  readonly serviceCertPem: string;
+  /** The service certificate, which clients pin (a recovered service's, after `recover()`). */
+  serviceCertPem: string;
+  /** Its file, relative to `dir`. */
+  serviceCertFile = "service_cert.pem";
+  /** The lost service's certificate, once `recover()` started a new service from its ledger. */
+  previousServiceCertPem: string | undefined;
   /** member0's id (the sandbox made it Active when it opened the service). */
   readonly memberId: string;
 
@@ -370,11 +399,138 @@ export class Network {
     this.forget(node.pid);
   }
 
-  /** Runs `coco start --config <node.config>` with its output in `logPath`; tracked for cleanup. */
-  private spawnNode(node: NetNode, logPath: string): ChildProcess {
+  /**
+   * Disaster recovery, as docs/recovery.md tells an operator: with every node of the service down,
+   * copies `from`'s ledger directory into a new node directory `<name>/ledger`, writes
+   * `<name>.config.json` (a `recover` section naming the lost service's certificate, the new one
+   * written to `recovered_service_cert.pem`) and runs `coco recover --config` on it. Resolves once
+   * the node serves; from then on clients pin the new service certificate (the old one stays in
+   * `previousServiceCertPem`) and the recovered node is the network's only node.
+   */
+  async recover(from: NetNode, name = "r0", timeoutMs = 30_000): Promise<NetNode> {
+    const running = this.nodes.filter((n) => alive(n.pid)).map((n) => n.name);
+    if (running.length > 0)
+      throw new Error(`recover() needs every node down; ${running.join(", ")} still run`);
+    if (this.nodes.some((n) => n.name === name)) throw new Error(`there is already a node ${name}`);
+    cpSync(from.ledgerDir, join(this.dir, name, "ledger"), { recursive: true });
+    const rpc = `127.0.0.1:${await freePort()}`;
+    let nodePort = await freePort();
+    while (`127.0.0.1:${nodePort}` === rpc) nodePort = await freePort();
+    const certFile = "recovered_service_cert.pem";
+    const config = join(this.dir, `${name}.config.json`);
+    const settings = {
+      dir: name,
+      rpc: { address: rpc },
+      nodeAddress: `127.0.0.1:${nodePort}`,
+      serviceCertFile: certFile,
+      recover: { previousServiceCertFile: this.serviceCertFile },
+      app: "logging",
+      log: { level: "info", format: "pretty" },
+    };
+    writeFileSync(config, `${JSON.stringify(settings, null, 2)}\n`);
+    const node: NetNode = { name, id: "", rpc, config, ledgerDir: join(this.dir, name, "ledger"), pid: -1 };
+    const logPath = join(this.dir, `${name}.log`);
+    const child = this.spawnNode(node, logPath, "recover");
+    const certPath = join(this.dir, certFile);
+    let pinned = false;
+    await waitUntil(`${name} to start the recovered service (${rpc})`, timeoutMs, async () => {
+      if (child.exitCode !== null) return true;
+      // Written whole before it is pinned: a half-written file would pin nothing useful.
+      if (!existsSync(certPath) || !readFileSync(certPath, "utf8").includes("-----END CERTIFICATE-----"))
+        return false;
+      // The first time the file is seen: pin it from now on.
+      if (!pinned) {
+        this.pin(readFileSync(certPath, "utf8"), certFile);
+        pinned = true;
+      }
+      const reply = await this.call(node, "GET", "/node/state", { timeoutMs: 1_000 });
+      node.id = reply.status === 200 ? reply.json<{ node_id: string }>().node_id : "";
+      return node.id !== "";
+    });
+    if (child.exitCode !== null)
+      throw new Error(`${name} exited (${child.exitCode}) while recovering\n${tail(logPath, 20)}`);
+    this.nodes.splice(0, this.nodes.length, node);
+    return node;
+  }
+
+  /** Clients pin `pem` (a new service's certificate) from now on; the old one is remembered. */
+  private pin(pem: string, file: string): void {
+    this.previousServiceCertPem = this.serviceCertPem;
+    this.serviceCertPem = pem;
+    this.serviceCertFile = file;
+    this.credentials = { ...this.credentials, ca: pem };
+    // Connections pinned to the old certificate are useless now.
+    const agents = [...this.agents.values()];
+    this.agents.clear();
+    for (const agent of agents) void agent.destroy();
+  }
+
+  /**
+   * Runs `coco <args>` in the network's directory to completion (killed after `timeoutMs`). The
+   * process is tracked for cleanup while it runs.
+   */
+  cli(args: string[], timeoutMs = 30_000): Promise<CliResult> {
+    const child = spawn(process.execPath, ["--import", TSX, MAIN, ...args], {
+      cwd: this.dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const pid = child.pid;
+    if (pid !== undefined) {
+      this.pids.add(pid);
+      live.add(pid);
+    }
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    return new Promise((resolve, reject) => {
+      child.once("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      child.once("close", (status) => {
+        clearTimeout(timer);
+        if (pid !== undefined) this.forget(pid);
+        resolve({ status, stdout, stderr });
+      });
+    });
+  }
+
+  /**
+   * `coco gov <args>` against `opts.node` (the first node by default), pinning the current service
+   * certificate and signing as `opts.as` (member0 by default).
+   */
+  govCli(args: string[], opts: GovCliOptions = {}): Promise<CliResult> {
+    const node = opts.node ?? this.nodes[0];
+    if (!node) throw new Error("no node to send governance requests to");
+    const as = opts.as ?? "member0";
+    return this.cli(
+      [
+        "gov",
+        ...args,
+        "--url",
+        `https://${node.rpc}`,
+        "--service-cert",
+        this.serviceCertFile,
+        "--cert",
+        `${as}_cert.pem`,
+        "--key",
+        `${as}_privk.pem`,
+      ],
+      opts.timeoutMs,
+    );
+  }
+
+  /** Runs `coco start --config <node.config>` (or `coco recover`) with its output in `logPath`; tracked for cleanup. */
+  private spawnNode(node: NetNode, logPath: string, command: "start" | "recover" = "start"): ChildProcess {
     this.logs.push(logPath);
     const fd = openSync(logPath, "a");
-    const child = spawn(process.execPath, ["--import", TSX, MAIN, "start", "--config", node.config], {
+    const child = spawn(process.execPath, ["--import", TSX, MAIN, command, "--config", node.config], {
       cwd: this.dir,
       stdio: ["ignore", fd, fd],
     });
@@ -507,13 +663,13 @@ export class Network {
     return found!.node;
   }
 
-  /** Every private log record a node holds (its local state, paged). */
-  async records(node: NetNode): Promise<Map<number, string>> {
+  /** Every private (or public) log record a node holds (its local state, paged). */
+  async records(node: NetNode, kind: "private" | "public" = "private"): Promise<Map<number, string>> {
     const out = new Map<number, string>();
     let after: string | undefined;
     for (let page = 0; page < 10_000; page++) {
       const query = `limit=1000${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`;
-      const reply = await this.call(node, "GET", `/app/log/private/range?${query}`, { timeoutMs: 10_000 });
+      const reply = await this.call(node, "GET", `/app/log/${kind}/range?${query}`, { timeoutMs: 10_000 });
       if (reply.status !== 200) throw new Error(`${node.name} range answered ${reply.status}: ${reply.text}`);
       const body = reply.json<{ entries: Array<{ id: number; msg: string }>; next?: string }>();
       for (const { id, msg } of body.entries) out.set(id, msg);

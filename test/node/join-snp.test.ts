@@ -1,18 +1,33 @@
 // Joining on SEV-SNP, end to end with in-process nodes. A real vector report cannot carry a key
 // made here, so it is refused for the binding; acceptance uses reports signed by a fake AMD that
-// only the test trusts, through `node.joinVerifier` (in-process; no config can reach it).
+// only the test trusts, through `node.joinVerifier` (in-process; no config can reach it). Joiners
+// get their reports from a report command, or from a simulated configfs-tsm handed to `runNode`
+// through its in-process `attestationSeams`.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { builtInApp } from "../../src/cli/apps.ts";
 import { verifyNode } from "../../src/cli/attestation-node.ts";
 import { GovClient } from "../../src/client/index.ts";
 import { generateP384KeyPair } from "../../src/crypto/index.ts";
-import type { RunningNode } from "../../src/node/index.ts";
+import {
+  createLogger,
+  parseConfig,
+  type RunningNode,
+  realEnvironment,
+  runNode,
+} from "../../src/node/index.ts";
 import { generateEncryptionKey, JoinVerifier } from "../../src/node/join.ts";
+import type { TsmFileSystem } from "../../src/tee/index.ts";
+import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
+import { fakeReport } from "../tee/fake-report.ts";
 
 const VECTORS = fileURLToPath(new URL("../../../shared/vectors/snp", import.meta.url));
 const HAVE_VECTORS = existsSync(VECTORS);
@@ -26,6 +41,69 @@ async function pass(gov: GovClient, name: string, args: unknown): Promise<void> 
   const proposal = await gov.propose({ actions: [{ name, args }] });
   const view = proposal.proposalState === "Open" ? await gov.vote(proposal.proposalId, YES) : proposal;
   assert.equal(view.proposalState, "Accepted", `${name}: ${JSON.stringify(view)}`);
+}
+
+/**
+ * A fake kernel behind a temporary directory laid out like /sys/kernel/config/tsm/report: a new
+ * entry holds `provider` (sev_guest) and `generation`; writing `inblob` bumps `generation` and
+ * fills `outblob` with `answer(inblob)`. `requests` lists every inblob it was given.
+ */
+function simulatedTsm(answer: (inblob: Uint8Array) => Uint8Array) {
+  const base = mkdtempSync(join(tmpdir(), "coco-tsm-"));
+  const requests: Uint8Array[] = [];
+  const fs: TsmFileSystem = {
+    mkdir: async (path) => {
+      await mkdir(path);
+      await writeFile(join(path, "provider"), "sev_guest\n");
+      await writeFile(join(path, "generation"), "0\n");
+    },
+    rmdir: (path) => rm(path, { recursive: true }),
+    readFile: async (path) => new Uint8Array(await readFile(path)),
+    writeFile: async (path, data) => {
+      await writeFile(path, data);
+      if (basename(path) !== "inblob") return;
+      const inblob = new Uint8Array(Buffer.from(data as Uint8Array));
+      requests.push(inblob);
+      await writeFile(join(dirname(path), "outblob"), answer(inblob));
+      const generation = join(dirname(path), "generation");
+      await writeFile(generation, `${Number((await readFile(generation, "utf8")).trim()) + 1}\n`);
+    },
+  };
+  return { base, fs, requests, entries: () => readdirSync(base) };
+}
+
+/**
+ * Starts a joiner whose SNP reports come from `tsm` (its config names only the directory; the fake
+ * kernel reaches it through runNode's in-process seam), as Cluster.join does otherwise.
+ */
+async function joinWithTsm(
+  cluster: Cluster,
+  name: string,
+  target: RunningNode,
+  tsm: ReturnType<typeof simulatedTsm>,
+  chainFile: string,
+): Promise<RunningNode> {
+  const config = parseConfig(
+    {
+      dir: name,
+      rpc: { address: `127.0.0.1:${await freePort()}` },
+      nodeAddress: `127.0.0.1:${await freePort()}`,
+      app: "logging",
+      log: { level: "error" },
+      join: { target: `127.0.0.1:${target.port}`, serviceCertFile: "service_cert.pem" },
+      attestation: {
+        platform: "snp",
+        snp: { reportSource: { configfsTsm: tsm.base }, endorsements: { file: chainFile } },
+      },
+    },
+    cluster.dir,
+  );
+  const logger = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
+  const running = await runNode(config, realEnvironment, logger, builtInApp("logging"), {
+    attestationSeams: { tsmFs: tsm.fs },
+  });
+  cluster.nodes.push(running);
+  return running;
 }
 
 function lines() {
@@ -213,5 +291,105 @@ test("a service whose first node runs on SNP refuses virtual joiners; a failing 
     assert.equal((await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length, 1);
   } finally {
     await cluster.stop();
+  }
+});
+
+test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AMD reports admitted once voted in", {
+  timeout: 120_000,
+}, async () => {
+  const cluster = await Cluster.create();
+  const amd = await makeFakeAmd();
+  const chainDir = mkdtempSync(join(tmpdir(), "coco-tsm-chain-"));
+  const chainFile = join(chainDir, "chain.pem");
+  writeFileSync(chainFile, amd.chainPem);
+  const signed = () =>
+    simulatedTsm((inblob) =>
+      fakeReport(amd.vcekKeyPem, { reportData: inblob, measurement: MEASUREMENT, hostData: HOST_DATA }),
+    );
+  const kernels: Array<ReturnType<typeof simulatedTsm>> = [];
+  const kernel = (tsm: ReturnType<typeof simulatedTsm>) => {
+    kernels.push(tsm);
+    return tsm;
+  };
+  let gov: GovClient | undefined;
+  try {
+    const n0 = await cluster.startService({ openAtNodes: 0 });
+    const nodeCount = async () => (await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length;
+
+    if (HAVE_VECTORS) {
+      // The kernel hands back a real report, whatever was asked: the joiner refuses to send it.
+      const vector = new Uint8Array(readFileSync(`${VECTORS}/ccf-milan/report.bin`));
+      const real = kernel(simulatedTsm(() => vector));
+      await assert.rejects(
+        joinWithTsm(cluster, "vector", n0, real, `${VECTORS}/ccf-milan/chain.pem`),
+        /cannot attest this node for joining: configfs-tsm returned a report for different report data/,
+      );
+      assert.equal(real.requests.length, 1, "the joiner asked the simulated kernel");
+      assert.deepEqual(real.entries(), [], "the report entry is removed on failure too");
+      assert.equal(await nodeCount(), 1);
+    }
+
+    gov = new GovClient({
+      url: cluster.url(n0, ""),
+      serviceCertPem: n0.node.identity.serviceCertPem,
+      memberCertPem: cluster.member.certPem,
+      memberKeyPem: cluster.member.privateKeyPem,
+    });
+    await gov.activate();
+    await pass(gov, "add_snp_host_data", { host_data: HOST_DATA, security_policy: SECURITY_POLICY });
+    await pass(gov, "set_snp_minimum_tcb_version_hex", {
+      cpuid: "00a00f11",
+      tcb_version: "db18000000000004",
+    });
+    n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+
+    // Before the measurement is voted in, the same kind of joiner is refused for it alone.
+    const early = kernel(signed());
+    await assert.rejects(
+      joinWithTsm(cluster, "early", n0, early, chainFile),
+      new RegExp(`join refused: .*measurement ${MEASUREMENT} is not among the 0 allowed SNP measurements`),
+    );
+    assert.equal(early.requests.length, 1);
+    assert.equal(await nodeCount(), 1, "nothing recorded");
+
+    await pass(gov, "add_snp_measurement", { measurement: MEASUREMENT });
+    const tsm = kernel(signed());
+    const n1 = await joinWithTsm(cluster, "n1", n0, tsm, chainFile);
+    const bound = `${n1.node.nodeId}${"00".repeat(32)}`;
+    assert.equal(Buffer.from(tsm.requests[0]!).toString("hex"), bound, "inblob binds the joiner's key");
+    const recorded = (await cluster.call(n0, "GET", "/node/attestations"))
+      .json()
+      .attestations.find((a: { node_id: string }) => a.node_id === n1.node.nodeId);
+    assert.equal(recorded?.source, "join");
+    assert.equal(recorded?.attestation?.format, "snp");
+    assert.equal(recorded?.attestation?.measurement, MEASUREMENT);
+    assert.equal(recorded?.attestation?.report_data, bound);
+
+    // The joiner's own endpoint attests through the same simulated kernel (the seam reaches it).
+    const self1 = await cluster.call(n1, "GET", "/node/attestations/self");
+    assert.equal(self1.status, 200, self1.text);
+    const view = self1.json();
+    assert.equal(view.node_id, n1.node.nodeId);
+    assert.equal(view.format, "snp");
+    assert.equal(view.insecure, false);
+    assert.equal(view.measurement, MEASUREMENT);
+    assert.equal(view.host_data, HOST_DATA);
+    assert.equal(view.report_data, bound);
+    assert.ok(tsm.requests.length >= 2, "the self attestation was asked of the simulated kernel");
+    assert.deepEqual(tsm.entries(), [], "every report entry was removed");
+    const ok = lines();
+    const serviceCert = `${cluster.dir}/service_cert.pem`;
+    assert.equal(
+      await verifyNode(cluster.url(n1, ""), { serviceCert, measurement: MEASUREMENT }, ok.io, {
+        trustedRoots: [amd.arkPem],
+      }),
+      0,
+      ok.err.join("\n"),
+    );
+  } finally {
+    await gov?.close();
+    await cluster.stop();
+    rmSync(chainDir, { recursive: true, force: true });
+    for (const k of kernels) rmSync(k.base, { recursive: true, force: true });
   }
 });

@@ -11,20 +11,18 @@ function entries(from: number, to: number, view = 1): Entry[] {
   return out;
 }
 
-const base = { seqno: 0, view: 0, config: ["a"] };
-
 describe("simulated disk", () => {
   it("keeps synced writes through a crash and applies truncations in order", () => {
-    const disk = new SimDisk(base);
+    const disk = new SimDisk();
     disk.append(entries(1, 5));
     disk.truncate(3);
     disk.append(entries(4, 6, 2));
     disk.recordCommit(3);
     disk.sync();
     disk.crash(new Prng(1));
-    const { log, commitSeqno } = disk.recover();
+    const { entries: log, commitSeqno } = disk.recover();
     assert.deepEqual(
-      log.entries.map((e) => `${e.view}.${e.seqno}`),
+      log.map((e) => `${e.view}.${e.seqno}`),
       ["1.1", "1.2", "1.3", "2.4", "2.5", "2.6"],
     );
     assert.equal(commitSeqno, 3);
@@ -34,13 +32,13 @@ describe("simulated disk", () => {
     let sawLoss = false;
     let sawTorn = false;
     for (let seed = 0; seed < 200; seed++) {
-      const disk = new SimDisk(base);
+      const disk = new SimDisk();
       disk.append(entries(1, 2));
       disk.sync();
       disk.append(entries(3, 6));
       disk.append(entries(7, 9));
       disk.crash(new Prng(seed));
-      const seqnos = disk.recover().log.entries.map((e) => e.seqno);
+      const seqnos = disk.recover().entries.map((e) => e.seqno);
       // Always a contiguous prefix that includes everything synced.
       assert.deepEqual(
         seqnos,
@@ -52,26 +50,47 @@ describe("simulated disk", () => {
       // After recovery the torn tail is gone for good: new writes follow the kept prefix.
       disk.append(entries(seqnos.length + 1, seqnos.length + 1, 3));
       disk.sync();
-      assert.equal(disk.recover().log.entries.length, seqnos.length + 1);
+      assert.equal(disk.recover().entries.length, seqnos.length + 1);
     }
     assert.ok(sawLoss && sawTorn);
   });
 
-  it("starts the log after a snapshot, and drops it all when told to", () => {
-    const disk = new SimDisk(base);
+  it("keeps the whole ledger under a snapshot, and restarts it after one that replaces it", () => {
+    const disk = new SimDisk();
     disk.append(entries(1, 8));
     disk.sync();
-    disk.writeSnapshot({ point: { seqno: 5, view: 1, config: ["a"] }, state: new Map([["k", "v"]]) }, false);
+    const bytes = Uint8Array.of(1, 2, 3);
+    disk.writeSnapshot({ point: { seqno: 5, view: 1, config: ["a"] }, bytes }, false);
     let recovered = disk.recover();
-    assert.equal(recovered.log.start.seqno, 5);
-    assert.deepEqual(
-      recovered.log.entries.map((e) => e.seqno),
-      [6, 7, 8],
-    );
-    assert.equal(recovered.snapshot?.state.get("k"), "v");
-    disk.writeSnapshot({ point: { seqno: 12, view: 2, config: ["a"] }, state: new Map() }, true);
+    assert.equal(recovered.ledgerStart, 1);
+    assert.equal(recovered.entries.length, 8);
+    assert.equal(recovered.snapshot?.point.seqno, 5);
+    assert.deepEqual(recovered.snapshot?.bytes, bytes);
+    disk.writeSnapshot({ point: { seqno: 12, view: 2, config: ["a"] }, bytes }, true);
     recovered = disk.recover();
-    assert.equal(recovered.log.start.seqno, 12);
-    assert.deepEqual(recovered.log.entries, []);
+    assert.equal(recovered.ledgerStart, 13);
+    assert.deepEqual(recovered.entries, []);
+    // The ledger goes on after the snapshot; anything else is corruption.
+    disk.append(entries(13, 14, 2));
+    assert.deepEqual(
+      disk.written().entries.map((e) => e.seqno),
+      [13, 14],
+    );
+    disk.append(entries(16, 16, 2));
+    disk.sync();
+    assert.throws(() => disk.recover(), /seqno 16 where 15 was next/);
+  });
+
+  it("reads the ledger as written without losing unsynced writes", () => {
+    const disk = new SimDisk();
+    disk.append(entries(1, 3));
+    disk.sync();
+    disk.append(entries(4, 5));
+    disk.truncate(4);
+    assert.deepEqual(
+      disk.written().entries.map((e) => e.seqno),
+      [1, 2, 3, 4],
+    );
+    assert.equal(disk.recover().entries.length, 3);
   });
 });

@@ -1,9 +1,10 @@
-import type { Entry, HardState, PersistedLog, SnapshotPoint } from "../../src/consensus/index.ts";
+import type { Entry, HardState, SnapshotPoint } from "../../src/consensus/index.ts";
 import type { Prng } from "./prng.ts";
 
+/** A snapshot file: the bytes `LedgerState.encodeSnapshotAt` made, and where consensus stands there. */
 export interface StoredSnapshot {
   point: SnapshotPoint;
-  state: ReadonlyMap<string, string>;
+  bytes: Uint8Array;
 }
 
 type Write =
@@ -21,7 +22,10 @@ export interface Recovered {
   /** The last commit point recorded before the crash (it may lag: it is written lazily). */
   commitSeqno: number;
   snapshot: StoredSnapshot | undefined;
-  log: PersistedLog;
+  /** Where the ledger starts: 1, or just after a snapshot that replaced it. */
+  ledgerStart: number;
+  /** The ledger's entries (their data is the entry frame), contiguous from `ledgerStart`. */
+  entries: Entry[];
 }
 
 /**
@@ -29,17 +33,17 @@ export interface Recovered {
  * (write a new file, fsync, rename). Ledger writes (appends and truncations) go to an unsynced
  * tail first; `sync` makes them durable. A crash keeps a random prefix of the unsynced writes,
  * and the first write it loses may be torn: partly on disk, detected and cut off on recovery,
- * as the ledger reader does with a frame whose checksum fails.
+ * as the ledger reader does with a frame whose checksum fails. Like Coco's ledger directory, the
+ * ledger keeps every entry from the start even when consensus compacts its log to a snapshot;
+ * only a snapshot received in place of a diverging ledger restarts it.
  */
 export class SimDisk {
   private hard: HardState | undefined;
   private snap: StoredSnapshot | undefined;
+  private start = 1;
   private synced: Write[] = [];
   private unsynced: Write[] = [];
   readonly stats = { syncs: 0, lostWrites: 0, tornWrites: 0 };
-
-  /** `base` is where the log starts with no snapshot: the initial configuration, or none. */
-  constructor(readonly base: SnapshotPoint) {}
 
   get hardState(): HardState | undefined {
     return this.hard;
@@ -58,17 +62,15 @@ export class SimDisk {
   }
 
   /**
-   * Writes a snapshot durably. With `dropLog` the node also discards its whole ledger (a snapshot
-   * from the primary replaced a log that disagreed with it).
+   * Writes a snapshot durably. With `dropLog` the node also discards its whole ledger, which
+   * restarts after the snapshot (a snapshot from the primary replaced a log that disagreed).
    */
   writeSnapshot(snapshot: StoredSnapshot, dropLog: boolean): void {
-    this.snap = {
-      point: { ...snapshot.point, config: [...snapshot.point.config] },
-      state: new Map(snapshot.state),
-    };
+    this.snap = { point: { ...snapshot.point, config: [...snapshot.point.config] }, bytes: snapshot.bytes };
     if (dropLog) {
       this.synced = [];
       this.unsynced = [];
+      this.start = snapshot.point.seqno + 1;
     }
   }
 
@@ -106,37 +108,44 @@ export class SimDisk {
     this.unsynced = [];
   }
 
-  /** Reads everything back after a restart, cutting off a torn tail. */
+  /** Reads everything back after a restart, cutting off a torn tail for good. */
   recover(): Recovered {
     const tornAt = this.synced.findIndex((w) => w.kind === "torn");
     if (tornAt >= 0) this.synced = this.synced.slice(0, tornAt);
-    const start = this.snap?.point ?? this.base;
-    let log: Entry[] = [];
+    return this.read(this.synced);
+  }
+
+  /** The ledger as written so far, synced or not (what a running node has): for checks. */
+  written(): Recovered {
+    const writes = [...this.synced, ...this.unsynced];
+    const tornAt = writes.findIndex((w) => w.kind === "torn");
+    return this.read(tornAt >= 0 ? writes.slice(0, tornAt) : writes);
+  }
+
+  private read(writes: readonly Write[]): Recovered {
+    let entries: Entry[] = [];
     let commitSeqno = 0;
-    for (const write of this.synced) {
+    for (const write of writes) {
       if (write.kind === "commit") commitSeqno = Math.max(commitSeqno, write.seqno);
       if (write.kind === "truncate") {
-        log = log.filter((e) => e.seqno <= write.after);
+        entries = entries.filter((e) => e.seqno <= write.after);
         continue;
       }
       if (write.kind !== "entries") continue;
       for (const entry of write.entries) {
-        const last = log.at(-1);
-        if (last && entry.seqno !== last.seqno + 1) {
-          throw new DiskCorruption(`ledger write of seqno ${entry.seqno} after ${last.seqno}`);
+        const expected = (entries.at(-1)?.seqno ?? this.start - 1) + 1;
+        if (entry.seqno !== expected) {
+          throw new DiskCorruption(`ledger write of seqno ${entry.seqno} where ${expected} was next`);
         }
-        log.push(entry);
+        entries.push(entry);
       }
-    }
-    const entries = log.filter((e) => e.seqno > start.seqno);
-    if (entries.length > 0 && entries[0]!.seqno !== start.seqno + 1) {
-      throw new DiskCorruption(`ledger resumes at ${entries[0]!.seqno}, after a snapshot at ${start.seqno}`);
     }
     return {
       hardState: this.hard ? { ...this.hard } : undefined,
       commitSeqno,
       snapshot: this.snap,
-      log: { start: { ...start, config: [...start.config] }, entries },
+      ledgerStart: this.start,
+      entries,
     };
   }
 }

@@ -6,9 +6,21 @@ import {
   type RoleChange,
   type SnapshotPoint,
 } from "../../src/consensus/index.ts";
-import { SimDisk } from "./disk.ts";
+import type { StoreSnapshot } from "../../src/kv/index.ts";
+import {
+  decodeEntry,
+  decodeSnapshot,
+  EntryType,
+  type LedgerSecret,
+  LedgerSecrets,
+} from "../../src/ledger/index.ts";
+import type { Environment } from "../../src/node/env.ts";
+import { type LedgerSink, LedgerState, LedgerStateError } from "../../src/node/ledger-state.ts";
+import { Tables } from "../../src/node/tables.ts";
+import { APP_MAP, appState, type ClientOp, executeWrite, operationOf, type WriteRegistry } from "./app.ts";
+import { type Recovered, SimDisk } from "./disk.ts";
 import type { EventQueue } from "./events.ts";
-import { type ClientOp, decodePayload, encodePayload, Kv, type Payload } from "./kv.ts";
+import { signingKeys } from "./keys.ts";
 import type { SimNetwork } from "./network.ts";
 import type { Prng } from "./prng.ts";
 
@@ -24,18 +36,38 @@ export type ClientReply =
 
 export type Packet =
   | { kind: "raft"; message: unknown }
-  | { kind: "snapshot"; point: SnapshotPoint; state: Array<[string, string]> }
+  | { kind: "snapshot"; point: SnapshotPoint; bytes: Uint8Array }
   | { kind: "request"; request: ClientRequest }
   | { kind: "reply"; reply: ClientReply };
 
 /** What a simulated node reports to the safety checker. */
 export interface Observer {
   primary(node: SimNode, view: number): void;
+  /** Each entry the node commits, in order (not those a snapshot covered). */
   committed(node: SimNode, entry: Entry): void;
+  /** Consensus moved the commit point to `seqno`; the engine has not been told yet. */
+  commitPoint(node: SimNode, seqno: number): void;
+  /** The engine marked the commit point: its state there must be the replay of the log. */
   applied(node: SimNode): void;
-  snapshotInstalled(node: SimNode, point: SnapshotPoint, state: ReadonlyMap<string, string>): void;
-  /** The node has carried out every Ready: its ledger and Raft agree again. */
+  snapshotInstalled(node: SimNode, point: SnapshotPoint, snapshot: StoreSnapshot): void;
+  snapshotTaken(node: SimNode, point: SnapshotPoint, bytes: Uint8Array): void;
+  /** The node has carried out every Ready: its engine and Raft agree again. */
   afterDrain(node: SimNode): void;
+  /** The node cannot go on (it refused the primary's entry, or its state disagrees with Raft). */
+  broken(node: SimNode, problem: string): never;
+}
+
+/**
+ * Deliberate mistakes in driving the engine, for tests of the simulator only: each must be caught.
+ */
+export interface NodeBugs {
+  /**
+   * Reads are answered from the primary's latest store (which holds writes not yet committed)
+   * as soon as the read index is confirmed, instead of from the committed state.
+   */
+  readUncommitted?: boolean;
+  /** A truncation drops entries from the ledger and Raft's log, but the engine is not rolled back. */
+  skipRollback?: boolean;
 }
 
 export interface NodeEnv {
@@ -50,6 +82,13 @@ export interface NodeEnv {
   signEvery: number;
   signTicks: number;
   diskLatencyMs: [number, number];
+  /** The service's ledger secret (every node of the run knows it). */
+  secret: LedgerSecret;
+  serviceCertPem: string;
+  writes: WriteRegistry;
+  /** What the engine's clock reads at simulated time 0 (ms since the epoch). */
+  clockBase: number;
+  bugs: NodeBugs;
 }
 
 interface PendingWrite {
@@ -65,18 +104,19 @@ interface PendingRead {
   seqno: number;
 }
 
+const encoder = new TextEncoder();
+
 /**
- * One simulated Coco node: a Raft, a disk, a KV state machine applied at commit, and a small
- * request handler. It plays the node's side of the Ready contract, as src/node will.
+ * One simulated Coco node: the real transaction engine (`LedgerState`: KV store, Merkle tree,
+ * signatures, receipts) driven by the real Raft, on a simulated disk, with a small request
+ * handler. It plays the node's side of the Ready contract in the order src/node/replica.ts does.
  */
 export class SimNode {
   raft: Raft | null = null;
-  readonly disk: SimDisk;
-  kv = new Kv();
+  state: LedgerState | null = null;
+  readonly disk = new SimDisk();
+  /** The commit point the checker has seen this node reach. */
   applied = 0;
-  /** The ledger as written (synced or not): where committed entries are read from. */
-  logStart: SnapshotPoint;
-  logEntries: Entry[] = [];
   retired = false;
   pausedUntil = 0;
   /** Bumped on each crash, so that events scheduled before it do nothing after. */
@@ -84,44 +124,100 @@ export class SimNode {
   private pendingWrites = new Map<number, PendingWrite>();
   private readsById = new Map<string, { client: string; key: string }>();
   private readsWaiting: PendingRead[] = [];
-  private unsigned = 0;
   private ticksSinceSignature = 0;
   private syncScheduled = false;
+  /** A snapshot was asked for while the newest signature was not committed: take it at the next. */
+  private snapshotWanted = false;
+  private pendingSnapshot: { seqno: number; bytes: Uint8Array } | undefined;
+  /** The configuration the engine handed with the last entry it made (for the reconfiguration check). */
+  private lastProposedConfig: string[] | undefined;
+  private committedCache: { seqno: number; snapshot: StoreSnapshot } | undefined;
+  private readonly engineEnv: Environment;
+  private readonly sink: LedgerSink;
 
   constructor(
     readonly id: NodeId,
-    base: SnapshotPoint,
     private readonly env: NodeEnv,
   ) {
-    this.disk = new SimDisk(base);
-    this.logStart = base;
+    this.engineEnv = {
+      now: () => env.clockBase + env.queue.now,
+      randomBytes: (n) => {
+        const out = new Uint8Array(n);
+        for (let i = 0; i < n; i++) out[i] = env.prng.int(256);
+        return out;
+      },
+    };
+    // The primary's entries go to consensus, as src/node/replica.ts hands them over.
+    this.sink = {
+      append: (seqno, frame, isSignature, config) => {
+        const raft = this.raft;
+        if (!raft || !this.state) return false;
+        this.lastProposedConfig = config;
+        return raft.propose([
+          { seqno, view: this.state.view, isSignature, data: frame, ...(config ? { config } : {}) },
+        ]);
+      },
+    };
   }
 
   get alive(): boolean {
     return this.raft !== null;
   }
 
-  /** Starts (or restarts) the node from what its disk holds. */
+  /** The engine's whole store at its commit point (cached until the commit point moves). */
+  committedSnapshot(): StoreSnapshot {
+    const state = this.state!;
+    if (this.committedCache?.seqno !== state.commitSeqno) {
+      this.committedCache = { seqno: state.commitSeqno, snapshot: state.store.snapshot(state.commitSeqno) };
+    }
+    return this.committedCache.snapshot;
+  }
+
+  /** Starts (or restarts) the node from what its disk holds, through `LedgerState.restore`. */
   start(): void {
     const recovered = this.disk.recover();
+    const state = this.restore(recovered);
+    const start: SnapshotPoint = recovered.snapshot
+      ? { ...recovered.snapshot.point, config: state.startConfig }
+      : { seqno: 0, view: 0, config: [] };
+    const entries: Entry[] = [];
+    for (const entry of recovered.entries) {
+      if (entry.seqno <= start.seqno) continue;
+      const config = state.configAfter(entry.seqno);
+      entries.push({
+        seqno: entry.seqno,
+        view: entry.view,
+        isSignature: decodeEntry(entry.data).type === EntryType.Signature,
+        data: entry.data,
+        ...(config ? { config } : {}),
+      });
+    }
+    this.state = state;
+    this.committedCache = undefined;
     this.raft = new Raft({
       ...this.env.raft,
       id: this.id,
       random: () => this.env.prng.float(),
-      log: recovered.log,
+      log: { start, entries },
       hardState: recovered.hardState,
       commitSeqno: recovered.commitSeqno,
     });
-    this.kv = new Kv(recovered.snapshot?.state);
-    this.applied = recovered.log.start.seqno;
-    this.logStart = recovered.log.start;
-    this.logEntries = [...recovered.log.entries];
-    this.unsigned = 0;
     this.ticksSinceSignature = 0;
     this.trace(
-      `start: log ${this.logStart.seqno}+${this.logEntries.length}, view ${this.raft.view}, commit ${this.raft.commitSeqno}`,
+      `start: log ${start.seqno}+${entries.length}, view ${this.raft.view}, commit ${this.raft.commitSeqno}`,
     );
-    if (this.raft.commitSeqno > this.applied) this.applyUpTo(this.raft.commitSeqno);
+    if (
+      recovered.snapshot &&
+      [...recovered.snapshot.point.config].sort().join(",") !== state.startConfig.join(",")
+    ) {
+      this.env.observer.broken(
+        this,
+        `snapshot at ${start.seqno} was taken with configuration [${recovered.snapshot.point.config}], ` +
+          `the engine restored [${state.startConfig}]`,
+      );
+    }
+    this.applied = start.seqno;
+    if (this.raft.commitSeqno > this.applied) this.commitTo(this.raft.commitSeqno);
     else if (this.applied > 0) this.env.observer.applied(this);
     const generation = this.generation;
     const tick = (): void => {
@@ -133,17 +229,47 @@ export class SimNode {
     this.env.queue.after(this.env.prng.between(1, this.env.tickMs), tick);
   }
 
+  /**
+   * The engine from the durable ledger and snapshot. A ledger that does not reach the snapshot (a
+   * crash lost entries the snapshot covers) restarts after it, as Coco's ledger does when it
+   * installs a snapshot; otherwise the whole ledger is replayed, receipts and all.
+   */
+  private restore(recovered: Recovered): LedgerState {
+    const snapshot = recovered.snapshot;
+    let { ledgerStart, entries } = recovered;
+    if (snapshot && (entries.at(-1)?.seqno ?? ledgerStart - 1) < snapshot.point.seqno) {
+      this.disk.writeSnapshot(snapshot, true);
+      ledgerStart = snapshot.point.seqno + 1;
+      entries = [];
+    }
+    const secrets = new LedgerSecrets([this.env.secret]);
+    return LedgerState.restore({
+      env: this.engineEnv,
+      keys: signingKeys(this.id),
+      secrets,
+      sink: this.sink,
+      entries: entries.map((e) => decodeEntry(e.data)),
+      ...(snapshot ? { snapshot: decodeSnapshot(snapshot.bytes, secrets) } : {}),
+      ledgerStart,
+      serviceCertPem: this.env.serviceCertPem,
+      commitSeqno: recovered.commitSeqno,
+    });
+  }
+
   crash(): void {
     if (!this.raft) return;
     this.trace("crash");
     this.raft = null;
+    this.state = null;
+    this.committedCache = undefined;
     this.generation++;
     this.disk.crash(this.env.prng);
-    this.kv = new Kv();
     this.pendingWrites.clear();
     this.readsById.clear();
     this.readsWaiting = [];
     this.syncScheduled = false;
+    this.snapshotWanted = false;
+    this.pendingSnapshot = undefined;
   }
 
   /** Runs `fn` now, or when a pause ends; not at all if the node crashed meanwhile. */
@@ -165,7 +291,7 @@ export class SimNode {
           raft.step(packet.message);
           break;
         case "snapshot":
-          this.installSnapshot(from, packet.point, new Map(packet.state));
+          this.installSnapshot(from, packet.point, packet.bytes);
           break;
         case "request":
           this.onRequest(packet.request);
@@ -177,17 +303,24 @@ export class SimNode {
     });
   }
 
+  /** Primary, in the view its engine writes entries in. */
+  private get canWrite(): boolean {
+    return this.raft!.canPropose && this.state!.view === this.raft!.view;
+  }
+
   private tick(): void {
     const raft = this.raft!;
     raft.tick();
     this.ticksSinceSignature++;
-    if (raft.canPropose && this.unsigned > 0 && this.ticksSinceSignature >= this.env.signTicks) this.sign();
+    if (this.canWrite && this.state!.txSinceSignature > 0 && this.ticksSinceSignature >= this.env.signTicks)
+      this.sign();
     this.drain();
   }
 
   private onRequest(request: ClientRequest): void {
     const raft = this.raft!;
-    if (!raft.canPropose) {
+    const state = this.state!;
+    if (!this.canWrite) {
       const leader = raft.leader === this.id ? null : raft.leader;
       this.reply(request.client, { requestId: request.requestId, status: "not_primary", leader });
       return;
@@ -198,75 +331,106 @@ export class SimNode {
       raft.readIndex(request.requestId);
       return;
     }
-    const seqno = raft.lastSeqno + 1;
-    const payload: Payload = { type: "write", requestId: request.requestId, op };
-    this.propose({ seqno, view: raft.view, isSignature: false, data: encodePayload(payload) });
-    this.pendingWrites.set(seqno, { view: raft.view, requestId: request.requestId, client: request.client });
-    this.unsigned++;
-    if (this.unsigned >= this.env.signEvery) this.sign();
+    const tx = state.store.begin();
+    executeWrite(tx, op);
+    const outcome = state.commitTx(tx, this.env.writes.claimsFor(operationOf(request.requestId)));
+    if (!outcome.ok || outcome.seqno === null) throw new Error(`${this.id}: a client write did not commit`);
+    this.trace(
+      `write ${operationOf(request.requestId)} ${op.kind} ${op.key} at ${outcome.view}.${outcome.seqno}`,
+    );
+    this.pendingWrites.set(outcome.seqno, {
+      view: outcome.view,
+      requestId: request.requestId,
+      client: request.client,
+    });
+    if (state.txSinceSignature >= this.env.signEvery) this.sign();
   }
 
-  /** Proposes a reconfiguration (followed by a signature), as governance would. */
+  /**
+   * Proposes a reconfiguration (followed by a signature), as governance would: a `nodes.info`
+   * write that trusts the new nodes and retires the removed ones.
+   */
   reconfigure(nodes: NodeId[]): boolean {
     const raft = this.raft;
-    if (!raft?.canPropose) return false;
-    const seqno = raft.lastSeqno + 1;
-    this.propose({
-      seqno,
-      view: raft.view,
-      isSignature: false,
-      config: nodes,
-      data: encodePayload({ type: "config", nodes }),
-    });
+    if (!raft || !this.canWrite) return false;
+    const state = this.state!;
+    const current = raft.activeConfigs().at(-1) ?? [];
+    const tx = state.store.begin();
+    const info = tx.map(Tables.nodesInfo);
+    for (const id of nodes.filter((n) => !current.includes(n))) {
+      const record = { status: "Trusted", cert: signingKeys(id).nodeCertPem, rpc_address: id };
+      info.set(encoder.encode(id), encoder.encode(JSON.stringify(record)));
+    }
+    for (const id of current.filter((n) => !nodes.includes(n))) {
+      const record = { status: "Retired", cert: signingKeys(id).nodeCertPem, rpc_address: id };
+      info.set(encoder.encode(id), encoder.encode(JSON.stringify(record)));
+    }
+    this.lastProposedConfig = undefined;
+    const outcome = state.commitTx(tx);
+    if (!outcome.ok || outcome.seqno === null)
+      throw new Error(`${this.id}: a reconfiguration did not commit`);
+    // The sink saw the entry: the configuration the engine derived from nodes.info.
+    const proposed = this.lastProposedConfig as string[] | undefined;
+    const expected = [...nodes].sort().join(",");
+    if (proposed?.join(",") !== expected) {
+      this.env.observer.broken(
+        this,
+        `reconfiguration to [${expected}] gave consensus [${proposed ?? "no configuration"}]`,
+      );
+    }
     this.sign();
     this.drain();
     return true;
   }
 
   private sign(): void {
-    const raft = this.raft!;
-    const seqno = raft.lastSeqno + 1;
-    this.propose({
-      seqno,
-      view: raft.view,
-      isSignature: true,
-      data: encodePayload({ type: "signature", view: raft.view, seqno }),
-    });
-    this.unsigned = 0;
+    const seqno = this.state!.emitSignature();
+    this.trace(`sign ${seqno}`);
     this.ticksSinceSignature = 0;
+    this.afterSignature(seqno);
   }
 
-  private propose(entry: Entry): void {
-    if (!this.raft!.propose([entry])) throw new Error(`${this.id} could not propose although it can`);
+  /** A signature entry joined this node's ledger: a snapshot that was asked for is taken there. */
+  private afterSignature(seqno: number): void {
+    if (!this.snapshotWanted || this.pendingSnapshot) return;
+    this.snapshotWanted = false;
+    this.pendingSnapshot = { seqno, bytes: this.state!.encodeSnapshotAt(seqno) };
+    this.trace(`snapshot encoded at ${seqno}, written once committed`);
   }
 
-  /** Carries out Readies until Raft has nothing more to say. */
+  /** Carries out Readies until Raft has nothing more to say, in src/node/replica.ts's order. */
   drain(): void {
     const raft = this.raft;
     if (!raft) return;
+    const state = this.state!;
     while (raft.hasReady()) {
       const ready = raft.ready();
       if (ready.hardState) this.disk.writeHardState(ready.hardState);
       if (ready.truncateAfter !== undefined) {
-        this.trace(`truncate after ${ready.truncateAfter}`);
-        this.disk.truncate(ready.truncateAfter);
-        this.logEntries = this.logEntries.filter((e) => e.seqno <= ready.truncateAfter!);
+        const after = ready.truncateAfter;
+        this.trace(`truncate after ${after}`);
+        if (!this.env.bugs.skipRollback) state.rollback(after);
+        this.disk.truncate(after);
+        if (this.pendingSnapshot && this.pendingSnapshot.seqno > after) {
+          this.pendingSnapshot = undefined;
+          this.snapshotWanted = true;
+        }
       }
+      for (const entry of ready.entriesToPersist) this.applyEntry(entry);
       if (ready.entriesToPersist.length > 0) {
         this.disk.append(ready.entriesToPersist);
-        this.logEntries.push(...ready.entriesToPersist);
         this.scheduleSync();
       }
       for (const { to, message } of ready.messages) {
         this.env.net.send(this.id, to, { kind: "raft", message });
       }
-      for (const { to } of ready.snapshotsToSend) this.sendSnapshot(to);
-      if (ready.roleChange) this.onRoleChange(ready.roleChange);
+      for (const { to, seqno } of ready.snapshotsToSend) this.sendSnapshot(to, seqno);
       if (ready.commitSeqno !== undefined) {
         this.disk.recordCommit(ready.commitSeqno);
         this.scheduleSync();
-        this.applyUpTo(ready.commitSeqno);
+        this.commitTo(ready.commitSeqno);
       }
+      if (ready.roleChange) this.onRoleChange(ready.roleChange);
       for (const { requestId, seqno } of ready.readStates) {
         const read = this.readsById.get(requestId);
         this.readsById.delete(requestId);
@@ -283,35 +447,81 @@ export class SimNode {
     this.env.observer.afterDrain(this);
   }
 
+  /**
+   * An entry consensus hands over to persist. The primary made its own; a backup applies the
+   * primary's through the engine, which re-checks commit evidence and signatures against its own
+   * Merkle tree. A refusal means the protocol let diverging ledgers meet: the run fails.
+   */
+  private applyEntry(entry: Entry): void {
+    const state = this.state!;
+    if (entry.seqno <= state.lastSeqno) {
+      if (state.viewOf(entry.seqno) !== entry.view) {
+        this.env.observer.broken(
+          this,
+          `consensus hands ${entry.view}.${entry.seqno} to persist, the engine holds view ${state.viewOf(entry.seqno)} there`,
+        );
+      }
+      return;
+    }
+    try {
+      state.applyReplicated(decodeEntry(entry.data));
+    } catch (error) {
+      this.env.observer.broken(
+        this,
+        `refused entry ${entry.view}.${entry.seqno} from the primary: ${(error as Error).message}`,
+      );
+    }
+    const config = state.configAfter(entry.seqno);
+    if ((config ?? []).join(",") !== [...(entry.config ?? [])].sort().join(",")) {
+      this.env.observer.broken(
+        this,
+        `entry ${entry.view}.${entry.seqno} carries configuration [${entry.config ?? ""}], its nodes.info write says [${config ?? ""}]`,
+      );
+    }
+    if (entry.isSignature) this.afterSignature(entry.seqno);
+  }
+
   private onRoleChange(change: RoleChange): void {
     this.trace(`role ${change.role} view ${change.view} leader ${change.leader ?? "-"}`);
     if (change.role === "primary") {
       this.env.observer.primary(this, change.view);
       // A new primary signs at once: nothing of its view can commit before a signature.
-      this.unsigned = 0;
-      this.sign();
+      this.state!.enterView(change.view);
+      if (this.state!.lastSeqno > 0) this.sign();
     }
     if (change.role === "retired") this.retired = true;
   }
 
-  private applyUpTo(commit: number): void {
+  /** The commit point moved: report the newly committed entries, then tell the engine. */
+  private commitTo(commit: number): void {
+    if (commit <= this.applied) return;
+    const raft = this.raft!;
     for (let seqno = this.applied + 1; seqno <= commit; seqno++) {
-      const entry = this.logEntries[seqno - this.logStart.seqno - 1];
-      if (!entry || entry.seqno !== seqno)
-        throw new Error(`${this.id}: committed entry ${seqno} is not in its ledger`);
+      const entry = raft.entry(seqno);
+      if (!entry) this.env.observer.broken(this, `committed entry ${seqno} is not in its log`);
       this.env.observer.committed(this, entry);
-      this.kv.apply(decodePayload(entry.data));
-      const pending = this.pendingWrites.get(seqno);
-      if (pending) {
-        this.pendingWrites.delete(seqno);
-        if (pending.view === entry.view)
-          this.reply(pending.client, { requestId: pending.requestId, status: "ok" });
-      }
     }
-    if (commit > this.applied) {
-      this.applied = commit;
-      this.trace(`commit ${commit}`);
-      this.env.observer.applied(this);
+    this.env.observer.commitPoint(this, commit);
+    this.markCommitted(commit);
+  }
+
+  private markCommitted(commit: number): void {
+    const state = this.state!;
+    state.markCommitted(commit);
+    this.applied = commit;
+    this.trace(`commit ${commit}`);
+    for (const [seqno, pending] of this.pendingWrites) {
+      if (seqno > commit) continue;
+      this.pendingWrites.delete(seqno);
+      // The engine says whether this transaction, in the view it was made, is what committed.
+      if (state.txStatus(pending.view, seqno) === "Committed")
+        this.reply(pending.client, { requestId: pending.requestId, status: "ok" });
+    }
+    this.env.observer.applied(this);
+    const pending = this.pendingSnapshot;
+    if (pending && pending.seqno <= commit) {
+      this.pendingSnapshot = undefined;
+      this.writeLocalSnapshot(pending.seqno, pending.bytes);
     }
   }
 
@@ -320,47 +530,125 @@ export class SimNode {
     const waiting = this.readsWaiting;
     this.readsWaiting = [];
     for (const read of waiting) {
-      if (read.seqno <= this.applied) {
-        this.reply(read.client, { requestId: read.requestId, status: "ok", value: this.kv.get(read.key) });
+      if (this.env.bugs.readUncommitted) {
+        const stored = this.state!.store.read(APP_MAP, encoder.encode(read.key));
+        const value = stored ? new TextDecoder().decode(stored) : "";
+        this.reply(read.client, { requestId: read.requestId, status: "ok", value });
+      } else if (read.seqno <= this.state!.commitSeqno) {
+        // Reads see the committed state: the primary's store also holds writes not yet committed.
+        const value = appState(this.committedSnapshot()).get(read.key) ?? "";
+        this.reply(read.client, { requestId: read.requestId, status: "ok", value });
       } else {
         this.readsWaiting.push(read);
       }
     }
   }
 
-  /** Takes a snapshot at the commit point and compacts the log up to it. */
+  /**
+   * Takes a snapshot at the commit point and compacts the log up to it. The engine encodes a
+   * snapshot only at its newest signature; if that is not committed yet, the snapshot is taken at
+   * the next signature and written once that commits, as Coco's nodes do.
+   */
   takeSnapshot(): boolean {
     const raft = this.raft;
-    if (!raft || this.applied <= this.logStart.seqno) return false;
-    const seqno = this.applied;
-    const point = raft.snapshotPoint(seqno);
-    this.disk.writeSnapshot({ point, state: this.kv.copy() }, false);
-    raft.compact(seqno);
-    this.logEntries = this.logEntries.filter((e) => e.seqno > seqno);
-    this.logStart = point;
-    this.trace(`snapshot at ${seqno}`);
+    const state = this.state;
+    if (!raft || !state || state.commitSeqno <= raft.logStart.seqno) return false;
+    const commit = state.commitSeqno;
+    if (state.lastSignatureSeqno === commit) {
+      try {
+        this.writeLocalSnapshot(commit, state.encodeSnapshotAt(commit));
+        return true;
+      } catch (error) {
+        // A rollback past a newer signature makes the engine forget the frame of the one before,
+        // so it cannot encode there until the next signature (see docs/consensus.md).
+        if (!(error instanceof LedgerStateError)) throw error;
+        this.trace(`snapshot at ${commit}: ${error.message}`);
+      }
+    }
+    this.snapshotWanted = true;
+    this.trace(`snapshot wanted at the next signature (commit ${commit})`);
     return true;
   }
 
-  private sendSnapshot(to: NodeId): void {
-    const snapshot = this.disk.snapshot;
-    if (!snapshot) throw new Error(`${this.id} was asked to send a snapshot it does not have`);
-    this.trace(`send snapshot ${snapshot.point.seqno} to ${to}`);
-    this.env.net.send(this.id, to, { kind: "snapshot", point: snapshot.point, state: [...snapshot.state] });
+  private writeLocalSnapshot(seqno: number, bytes: Uint8Array): void {
+    const raft = this.raft!;
+    if (seqno <= raft.logStart.seqno) return;
+    const point = raft.snapshotPoint(seqno);
+    this.env.observer.snapshotTaken(this, point, bytes);
+    this.disk.writeSnapshot({ point, bytes }, false);
+    raft.compact(seqno);
+    this.trace(`snapshot at ${seqno}`);
   }
 
-  private installSnapshot(from: string, point: SnapshotPoint, state: Map<string, string>): void {
+  private sendSnapshot(to: NodeId, seqno: number): void {
+    const snapshot = this.disk.snapshot;
+    if (!snapshot || snapshot.point.seqno !== seqno)
+      throw new Error(`${this.id} was asked to send a snapshot at ${seqno} it does not have`);
+    this.trace(`send snapshot ${seqno} to ${to}`);
+    this.env.net.send(this.id, to, { kind: "snapshot", point: snapshot.point, bytes: snapshot.bytes });
+  }
+
+  /**
+   * A snapshot from the primary. If the engine holds that very entry, consensus only moves its
+   * log start and commit point there. Otherwise the engine checks the snapshot (its anchor must be
+   * signed by a node and by the service) before anything changes, and then it replaces the
+   * engine's state, Raft's log and the ledger together.
+   */
+  private installSnapshot(from: string, point: SnapshotPoint, bytes: Uint8Array): void {
     const raft = this.raft!;
+    const state = this.state!;
+    if (point.seqno <= raft.commitSeqno) {
+      this.trace(`snapshot ${point.seqno} from ${from}: already committed`);
+      return;
+    }
+    const secrets = state.secrets;
+    let decoded: ReturnType<typeof decodeSnapshot>;
+    try {
+      decoded = decodeSnapshot(bytes, secrets);
+    } catch (error) {
+      this.env.observer.broken(this, `snapshot ${point.seqno} from ${from}: ${(error as Error).message}`);
+    }
+    if (decoded.snapshot.version !== point.seqno || decoded.view !== point.view) {
+      this.env.observer.broken(
+        this,
+        `snapshot from ${from} holds ${decoded.view}.${decoded.snapshot.version}, sent as ${point.view}.${point.seqno}`,
+      );
+    }
+    if (state.lastSeqno >= point.seqno && state.viewOf(point.seqno) === point.view) {
+      const result = raft.restoreSnapshot(point);
+      this.trace(`snapshot ${point.seqno} from ${from}: ${result}`);
+      if (result === "ignored") return;
+      if (result !== "kept_suffix") this.env.observer.broken(this, `Raft ${result} a log the engine matches`);
+      this.disk.writeSnapshot({ point, bytes }, false);
+      this.env.observer.snapshotInstalled(this, point, decoded.snapshot);
+      this.markCommitted(point.seqno);
+      this.serveReads();
+      return;
+    }
+    let prepared: ReturnType<LedgerState["prepareSnapshot"]>;
+    try {
+      prepared = state.prepareSnapshot(decoded, this.env.serviceCertPem);
+    } catch (error) {
+      this.env.observer.broken(this, `snapshot ${point.seqno} from ${from}: ${(error as Error).message}`);
+    }
+    if (prepared.config.join(",") !== [...point.config].sort().join(",")) {
+      this.env.observer.broken(
+        this,
+        `snapshot ${point.seqno} trusts [${prepared.config}], consensus has [${point.config}] there`,
+      );
+    }
     const result = raft.restoreSnapshot(point);
     this.trace(`snapshot ${point.seqno} from ${from}: ${result}`);
     if (result === "ignored") return;
-    this.disk.writeSnapshot({ point, state }, result === "reset");
-    this.logEntries = result === "reset" ? [] : this.logEntries.filter((e) => e.seqno > point.seqno);
-    this.logStart = point;
-    this.kv = new Kv(state);
+    if (result !== "reset") this.env.observer.broken(this, `Raft kept a log suffix the engine does not hold`);
+    state.installSnapshot(prepared);
+    this.committedCache = undefined;
+    this.disk.writeSnapshot({ point, bytes }, true);
     this.applied = point.seqno;
+    this.pendingSnapshot = undefined;
     for (const seqno of this.pendingWrites.keys()) if (seqno <= point.seqno) this.pendingWrites.delete(seqno);
-    this.env.observer.snapshotInstalled(this, point, state);
+    this.env.observer.snapshotInstalled(this, point, decoded.snapshot);
+    this.env.observer.applied(this);
     this.serveReads();
   }
 
@@ -374,8 +662,9 @@ export class SimNode {
       this.whenRunning(() => {
         this.syncScheduled = false;
         this.disk.sync();
-        const last = this.logEntries.at(-1) ?? this.logStart;
-        this.raft!.persisted(last.seqno, last.view);
+        // Everything Raft handed out has been written (Readies are carried out whole).
+        const raft = this.raft!;
+        raft.persisted(raft.lastSeqno, raft.lastView);
         this.drain();
       });
     });

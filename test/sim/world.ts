@@ -1,12 +1,16 @@
 import { pack, unpack } from "msgpackr";
-import type { UnsafeBugs } from "../../src/consensus/index.ts";
+import type { Entry, UnsafeBugs } from "../../src/consensus/index.ts";
+import { decodeEntry, type LedgerSecret, LedgerSecrets } from "../../src/ledger/index.ts";
+import { LedgerState } from "../../src/node/ledger-state.ts";
+import { SINGLETON_KEY, Tables } from "../../src/node/tables.ts";
 import { check, kvModel } from "../utils/lincheck/index.ts";
+import { WriteRegistry } from "./app.ts";
 import { Checker, SafetyViolation } from "./checker.ts";
 import { type HistoryOp, SimClient } from "./client.ts";
 import { EventQueue } from "./events.ts";
-import { decodePayload, encodePayload } from "./kv.ts";
+import { IDENTITY, signingKeys } from "./keys.ts";
 import { CALM, SimNetwork } from "./network.ts";
-import { type NodeEnv, type Packet, SimNode } from "./node.ts";
+import { type NodeBugs, type NodeEnv, type Packet, SimNode } from "./node.ts";
 import { Prng } from "./prng.ts";
 import { drawScenario, type FaultKind, pickFault, type Scenario } from "./scenario.ts";
 
@@ -16,12 +20,25 @@ export interface SimOptions {
   trace?: boolean;
   /** Deliberate protocol bugs (tests of the simulator itself). */
   unsafe?: UnsafeBugs;
+  /** Deliberate mistakes in how a node drives its engine (tests of the simulator itself). */
+  nodeBugs?: NodeBugs;
   /** How long faults are injected, then how long the calm phase lasts (simulated ms). */
   faultMs?: number;
   calmMs?: number;
   /** Search budget of the linearizability check (steps, so verdicts do not depend on the machine). */
   lincheckSteps?: number;
+  /**
+   * Simulated ms between the periodic checks of the engines (a replay of one node's ledger and
+   * receipts from each live node); 0 turns them off. The final checks always run.
+   */
+  engineCheckMs?: number;
 }
+
+/** Receipts verified on each live node at the end of a run, and at each periodic check. */
+const RECEIPTS_AT_END = 3;
+const RECEIPTS_PERIODIC = 1;
+/** The engine's clock at simulated time 0 (receipts carry it as their issue time). */
+const CLOCK_BASE = Date.UTC(2025, 0, 2);
 
 export type FailureKind = "safety" | "liveness" | "linearizability" | "crash";
 
@@ -60,11 +77,20 @@ export class Simulation {
   private nextNodeNumber = 1;
   private okAfterCalm = 0;
   private readonly counts: Record<string, number> = {};
+  private readonly writes = new WriteRegistry();
+  /** Draws the engine checks' samples, so checking leaves the run's own randomness alone. */
+  private readonly sampler: Prng;
+  private genesis: Entry | undefined;
 
   constructor(private readonly options: SimOptions) {
     this.prng = new Prng(options.seed);
-    this.checker = new Checker(() => this.queue.now);
+    this.sampler = new Prng(options.seed ^ 0x5eed5eed);
     this.scenario = drawScenario(this.prng);
+    const secret: LedgerSecret = {
+      version: 0,
+      key: Uint8Array.from({ length: 32 }, () => this.prng.int(256)),
+    };
+    this.checker = new Checker(() => this.queue.now, secret, IDENTITY.serviceCertPem, this.writes);
     this.faultEnd = options.faultMs ?? 3000;
     this.end = this.faultEnd + (options.calmMs ?? 2000);
     this.net = new SimNetwork<Packet>(this.queue, this.prng, this.scenario.network, (from, to, packet) =>
@@ -78,10 +104,15 @@ export class Simulation {
       observer: this.checker,
       trace,
       raft: { ...this.scenario.raft, unsafe: options.unsafe },
+      bugs: options.nodeBugs ?? {},
       tickMs: this.scenario.tickMs,
       signEvery: this.scenario.signEvery,
       signTicks: this.scenario.signTicks,
       diskLatencyMs: this.scenario.diskLatencyMs,
+      secret,
+      serviceCertPem: IDENTITY.serviceCertPem,
+      writes: this.writes,
+      clockBase: CLOCK_BASE,
     };
     const ids = Array.from({ length: this.scenario.nodes }, () => this.newId());
     for (const id of ids) this.addNode(id, ids);
@@ -104,6 +135,8 @@ export class Simulation {
     }
     this.scheduleFault();
     this.queue.at(this.faultEnd, () => this.calm());
+    const every = options.engineCheckMs ?? 2500;
+    if (every > 0) this.queue.after(every, () => this.periodicChecks(every));
   }
 
   run(): SimResult {
@@ -156,15 +189,47 @@ export class Simulation {
    * configuration from the log (or a snapshot), as Coco's nodes do.
    */
   private addNode(id: string, genesis: string[] | null): SimNode {
-    const node = new SimNode(id, { seqno: 0, view: 0, config: [] }, this.env);
+    const node = new SimNode(id, this.env);
     if (genesis) {
-      const data = encodePayload({ type: "config", nodes: genesis });
-      node.disk.append([{ seqno: 1, view: 0, isSignature: false, config: genesis, data }]);
+      node.disk.append([this.genesisEntry(genesis)]);
       node.disk.sync();
     }
     this.nodes.set(id, node);
     node.start();
     return node;
+  }
+
+  /**
+   * Seqno 1 of every initial member's ledger: the service's first transaction, which trusts the
+   * initial nodes (so it carries the first configuration). Made once by the real engine; every
+   * initial disk holds the same bytes.
+   */
+  private genesisEntry(ids: string[]): Entry {
+    if (this.genesis) return this.genesis;
+    let made: Entry | undefined;
+    const state = new LedgerState(
+      { now: () => CLOCK_BASE, randomBytes: (n) => new Uint8Array(n) },
+      signingKeys(ids[0]!),
+      new LedgerSecrets([this.env.secret]),
+      {
+        append: (seqno, data, isSignature, config) => {
+          made = { seqno, view: 0, isSignature, data, ...(config ? { config } : {}) };
+          return true;
+        },
+      },
+      0,
+    );
+    const tx = state.store.begin();
+    const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, json({ cert: IDENTITY.serviceCertPem, status: "Open" }));
+    for (const id of ids) {
+      const record = { status: "Trusted", cert: signingKeys(id).nodeCertPem, rpc_address: id };
+      tx.map(Tables.nodesInfo).set(new TextEncoder().encode(id), json(record));
+    }
+    state.commitTx(tx);
+    if (!made?.config) throw new Error("the genesis transaction carries no configuration");
+    this.genesis = made;
+    return made;
   }
 
   private deliver(from: string, to: string, packet: Packet): void {
@@ -294,7 +359,7 @@ export class Simulation {
 
   private converged(): boolean {
     try {
-      this.finalChecks();
+      this.livenessChecks();
       return true;
     } catch (error) {
       if (error instanceof LivenessFailure) return false;
@@ -302,9 +367,12 @@ export class Simulation {
     }
   }
 
-  private finalChecks(): void {
-    const live = [...this.nodes.values()].filter((n) => n.alive && !n.retired);
-    for (const node of live) this.checker.checkLedger(node);
+  private live(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.alive && !n.retired);
+  }
+
+  private livenessChecks(): void {
+    const live = this.live();
     const primaries = live.filter((n) => n.raft!.role === "primary");
     if (primaries.length !== 1) {
       throw new LivenessFailure(
@@ -324,6 +392,31 @@ export class Simulation {
     if (this.okAfterCalm === 0) throw new LivenessFailure("no client operation succeeded in the calm phase");
   }
 
+  /** End of run: liveness, then every live node's ledger, its replay, and receipts. */
+  private finalChecks(): void {
+    this.livenessChecks();
+    for (const node of this.live()) {
+      this.checker.checkLedger(node);
+      this.checker.checkReplay(node);
+      this.checker.checkReceipts(node, this.sampler, RECEIPTS_AT_END);
+    }
+  }
+
+  /**
+   * Every `every` ms: receipts from each live node, and one of them replays its ledger. These
+   * only read, and draw from their own PRNG, so a run goes the same with or without them.
+   */
+  private periodicChecks(every: number): void {
+    const live = this.live();
+    for (const node of live) this.checker.checkReceipts(node, this.sampler, RECEIPTS_PERIODIC);
+    if (live.length > 0) {
+      const node = live[this.sampler.int(live.length)]!;
+      this.checker.checkLedger(node);
+      this.checker.checkReplay(node);
+    }
+    this.queue.after(every, () => this.periodicChecks(every));
+  }
+
   private lincheckText = "";
 
   /**
@@ -337,10 +430,10 @@ export class Simulation {
   private checkHistory(): SimResult["linearizable"] {
     const logged = new Set<string>();
     for (const node of this.nodes.values()) {
-      for (const entry of node.logEntries) {
-        const payload = decodePayload(entry.data);
-        if (payload.type === "write")
-          logged.add(payload.requestId.slice(0, payload.requestId.lastIndexOf(":")));
+      for (const entry of node.disk.written().entries) {
+        if (entry.isSignature || entry.config) continue;
+        const operation = this.writes.operationFor(decodeEntry(entry.data).claimsDigest);
+        if (operation !== undefined) logged.add(operation);
       }
     }
     const history: HistoryOp[] = [];

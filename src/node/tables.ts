@@ -1,4 +1,4 @@
-import { GovTables, SINGLETON } from "../gov/index.ts";
+import { fromUtf8, GovTables, SINGLETON, utf8 } from "../gov/index.ts";
 
 /**
  * Framework tables. Names follow CCF's so its tools and habits carry over. Keys are UTF-8
@@ -23,23 +23,14 @@ export const Tables = {
 /** Single-row tables (signatures, service info, ...) use this key: eight zero bytes, as CCF's constitutions expect. */
 export const SINGLETON_KEY = SINGLETON;
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
-export function utf8(text: string): Uint8Array {
-  return encoder.encode(text);
-}
-
-export function fromUtf8(bytes: Uint8Array): string {
-  return decoder.decode(bytes);
-}
+export { fromUtf8, utf8 };
 
 export function jsonBytes(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
+  return utf8(JSON.stringify(value));
 }
 
 export function parseJsonBytes<T>(bytes: Uint8Array): T {
-  return JSON.parse(decoder.decode(bytes)) as T;
+  return JSON.parse(fromUtf8(bytes)) as T;
 }
 
 /** The value of `public:ccf.internal.signatures` written by every signature transaction. */

@@ -84,8 +84,27 @@ export function signP384(privateKey: string | KeyObject, data: Uint8Array): Uint
  * Checks a DER ECDSA P-384/SHA-384 signature. A malformed or wrong signature gives false, never
  * an exception (signatures come from outside); an unusable key is the caller's bug and throws.
  */
+/**
+ * Parsed verification keys by PEM. Signature records carry their node's certificate as PEM, so
+ * every replicated signature would otherwise parse the same few certificates again. Bounded: the
+ * PEMs seen are the service's node certificates.
+ */
+const verificationKeys = new Map<string, KeyObject>();
+const MAX_CACHED_KEYS = 256;
+
+function cachedP384PublicKey(publicKey: string | KeyObject): KeyObject {
+  if (typeof publicKey !== "string") return p384PublicKey(publicKey);
+  let key = verificationKeys.get(publicKey);
+  if (!key) {
+    key = p384PublicKey(publicKey);
+    if (verificationKeys.size >= MAX_CACHED_KEYS) verificationKeys.clear();
+    verificationKeys.set(publicKey, key);
+  }
+  return key;
+}
+
 export function verifyP384(publicKey: string | KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
-  const key = p384PublicKey(publicKey);
+  const key = cachedP384PublicKey(publicKey);
   try {
     return verify("sha384", data, key, signature);
   } catch {

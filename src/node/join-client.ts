@@ -5,7 +5,7 @@ import { generateP384KeyPair } from "../crypto/index.ts";
 import { type AttestationProvider, attestationProvider, type ProviderSeams, SnpError } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { NodeIdentity } from "./identity.ts";
-import { generateEncryptionKey, type JoinResponse, unwrapSecrets } from "./join.ts";
+import { generateEncryptionKey, type JoinResponse, signJoinProof, unwrapSecrets } from "./join.ts";
 import { NodeError } from "./node-error.ts";
 
 const RETRY_MS = 500;
@@ -34,6 +34,7 @@ export async function joinService(
   const body = JSON.stringify({
     node_public_key: nodeKey.publicKeyPem,
     encryption_public_key: encryptionKey.publicKeyPem,
+    encryption_key_signature: signJoinProof(nodeKey.privateKeyPem, encryptionKey.publicKeyPem),
     rpc_address: `${config.rpc.host}:${config.rpc.port}`,
     node_address: `${config.nodeAddress.host}:${config.nodeAddress.port}`,
     attestation,

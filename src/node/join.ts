@@ -8,7 +8,7 @@ import {
   privateDecrypt,
   publicEncrypt,
 } from "node:crypto";
-import { nodeIdOf } from "../crypto/index.ts";
+import { nodeIdOf, p384PrivateKey, sha256, signP384, verifyP384 } from "../crypto/index.ts";
 import { GovTables } from "../gov/index.ts";
 import {
   type AttestationPlatform,
@@ -26,6 +26,28 @@ export interface JoinRequest {
   rpc_address: string;
   node_address: string;
   attestation: unknown;
+  /**
+   * Base64 ECDSA P-384 signature by the node key over `joinProofDigest(encryption_public_key)`:
+   * only the holder of the node key can ask for the secrets to be wrapped to an encryption key.
+   * (A node's public key and attestation are public; without this anyone could replay them with
+   * an encryption key of their own.)
+   */
+  encryption_key_signature: string;
+}
+
+/** What a joiner signs with its node key: its encryption key, under a domain label. */
+export function joinProofDigest(encryptionPublicKeyPem: string): Uint8Array {
+  return sha256(
+    new TextEncoder().encode("coco.join.encryption-key.v1\0"),
+    new TextEncoder().encode(encryptionPublicKeyPem),
+  );
+}
+
+/** Signs the join proof with the joiner's node key. */
+export function signJoinProof(nodePrivateKeyPem: string, encryptionPublicKeyPem: string): string {
+  return Buffer.from(
+    signP384(p384PrivateKey(nodePrivateKeyPem), joinProofDigest(encryptionPublicKeyPem)),
+  ).toString("base64");
 }
 
 /** What it gets back. Secrets only once it is trusted, and only wrapped to its encryption key. */
@@ -72,7 +94,13 @@ export function parseJoinRequest(body: unknown): JoinRequest {
   if (typeof body !== "object" || body === null || Array.isArray(body))
     bad("join request must be a JSON object");
   const r = body as Record<string, unknown>;
-  for (const field of ["node_public_key", "encryption_public_key", "rpc_address", "node_address"]) {
+  for (const field of [
+    "node_public_key",
+    "encryption_public_key",
+    "rpc_address",
+    "node_address",
+    "encryption_key_signature",
+  ]) {
     if (typeof r[field] !== "string") bad(`${field} must be a string`);
   }
   for (const field of ["rpc_address", "node_address"]) {
@@ -102,7 +130,20 @@ export function parseJoinRequest(body: unknown): JoinRequest {
     rpc_address: r.rpc_address as string,
     node_address: r.node_address as string,
     attestation: r.attestation,
+    encryption_key_signature: r.encryption_key_signature as string,
   };
+}
+
+/** Refuses a request whose encryption key the node key did not sign (see JoinRequest). */
+export function checkJoinProof(request: JoinRequest): void {
+  const signature = Buffer.from(request.encryption_key_signature, "base64");
+  if (!verifyP384(request.node_public_key, joinProofDigest(request.encryption_public_key), signature)) {
+    throw new JoinError(
+      400,
+      "InvalidInput",
+      "encryption_key_signature is not the node key's signature over the encryption key",
+    );
+  }
 }
 
 /** Where the primary records each joiner's attestation, as checked at join (JSON, by node id). */

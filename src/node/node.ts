@@ -47,6 +47,7 @@ import {
   writeFileAtomic,
 } from "./identity.ts";
 import {
+  checkJoinProof,
   type JoinRequest,
   type JoinResponse,
   JoinVerifier,
@@ -685,6 +686,7 @@ export class CocoNode {
    * trusts it at once and hands it the service's secrets wrapped to its encryption key.
    */
   async admit(request: JoinRequest): Promise<JoinResponse> {
+    checkJoinProof(request);
     const attestation = this.joinVerifier.check(request, this.joinPolicy(), {
       now: this.env.now(),
       platform: this.config.attestation.platform,

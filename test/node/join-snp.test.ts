@@ -22,7 +22,7 @@ import {
   realEnvironment,
   runNode,
 } from "../../src/node/index.ts";
-import { generateEncryptionKey, JoinVerifier } from "../../src/node/join.ts";
+import { generateEncryptionKey, JoinVerifier, signJoinProof } from "../../src/node/join.ts";
 import type { TsmFileSystem } from "../../src/tee/index.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
@@ -146,11 +146,28 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
     if (HAVE_VECTORS) {
       // (a) A real report and its real chain, sent as a joiner sends them: refused for the binding.
       const key = generateP384KeyPair();
+      const encryption = generateEncryptionKey();
       const before = (await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length;
-      const refused = await cluster.call(n0, "POST", "/node/join", {
+      // Without proof that it holds the node key, a request is refused before anything else: a
+      // node's public key and attestation are public, so anyone could replay them with an
+      // encryption key of their own to have the service's secrets wrapped to it.
+      const substituted = await cluster.call(n0, "POST", "/node/join", {
         body: {
           node_public_key: key.publicKeyPem,
           encryption_public_key: generateEncryptionKey().publicKeyPem,
+          encryption_key_signature: signJoinProof(key.privateKeyPem, encryption.publicKeyPem),
+          rpc_address: "127.0.0.1:1",
+          node_address: "127.0.0.1:2",
+          attestation: { format: "virtual" },
+        },
+      });
+      assert.equal(substituted.status, 400, substituted.text);
+      assert.match(substituted.json().error.message, /encryption_key_signature/);
+      const refused = await cluster.call(n0, "POST", "/node/join", {
+        body: {
+          node_public_key: key.publicKeyPem,
+          encryption_public_key: encryption.publicKeyPem,
+          encryption_key_signature: signJoinProof(key.privateKeyPem, encryption.publicKeyPem),
           rpc_address: "127.0.0.1:1",
           node_address: "127.0.0.1:2",
           attestation: {

@@ -19,9 +19,8 @@ import {
   GovTables,
   joinConstitution,
   jsConstitution,
-  scanMap,
 } from "../gov/index.ts";
-import { createJsEngine, type JsEngine, type JsHooks } from "../js/index.ts";
+import { createJsEngine, type JsEngine } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
 import {
   type DecodedEntry,
@@ -32,10 +31,10 @@ import {
   writeSnapshotFile,
 } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
-import { RecoveryError } from "../recovery/index.ts";
 import { codeMeasurement, type ProviderSeams } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
+import { serviceHooks } from "./gov-hooks.ts";
 import { type GovEffects, type GovHost, governanceWrite } from "./governance.ts";
 import {
   createIdentity,
@@ -64,13 +63,8 @@ import {
   NotPrimaryError,
   ZERO_DIGEST,
 } from "./ledger-state.ts";
-import { privateStateOf, RecoveryInProgress, unwindLedgerSecrets } from "./recovery.ts";
-import {
-  RECOVERY_SHARES_TABLE,
-  RecoveryShares,
-  type RecoverySharesRecord,
-  SHARES_INPUTS,
-} from "./recovery-shares.ts";
+import { RecoveryCoordinator } from "./recovery.ts";
+import { RecoveryShares, SHARES_INPUTS } from "./recovery-shares.ts";
 import { Replica } from "./replica.ts";
 import { INSTALL_SNAPSHOT, type InstallSnapshot, parseInstallSnapshot } from "./snapshot-message.ts";
 import { loadUsableSnapshot, Snapshots } from "./snapshots.ts";
@@ -107,10 +101,6 @@ function readCommitHint(path: string): number {
 const HARD_STATE_FILE = "consensus.json";
 /** Present while a recovering node waits for the recovery members' shares. */
 const RECOVERY_FILE = "recovery.json";
-/** JWT signing keys of the issuers governance trusts, by key id: `{issuer, jwk}`. */
-const JWT_SIGNING_KEYS = "public:ccf.gov.jwt.public_signing_keys";
-/** Which recovery members have submitted a share (never the share itself). */
-const RECOVERY_SUBMISSIONS = "public:ccf.internal.recovery_submissions";
 /** How long a backup may take to receive and install a snapshot before the primary tries again. */
 const SNAPSHOT_SEND_TIMEOUT_MS = 60_000;
 
@@ -149,7 +139,7 @@ export class CocoNode {
   attestationSeams: ProviderSeams = {};
   readonly recoveryShares: RecoveryShares;
   /** Set while this node recovers a lost service and waits for the recovery members' shares. */
-  private recovery: RecoveryInProgress | undefined;
+  private recovery: RecoveryCoordinator | undefined;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
   private installing = false;
   private closing = false;
@@ -370,7 +360,7 @@ export class CocoNode {
           serial: env.randomBytes(16),
         });
         node.beginRecoveredService(recoveredFrom.previousServiceCertPem, endorsement);
-        node.recovery = node.recoveryFrom(entries);
+        node.recovery = node.startRecovery(entries);
       }
       node.openWhenReady();
     }
@@ -838,94 +828,42 @@ export class CocoNode {
     );
   }
 
-  private recoveryFrom(entries: DecodedEntry[]): RecoveryInProgress | undefined {
-    const raw = this.state.store.read(RECOVERY_SHARES_TABLE, SINGLETON_KEY);
-    if (!raw) {
-      this.log.error("the recovered ledger holds no recovery shares: its private state cannot be recovered");
-      return undefined;
-    }
-    return new RecoveryInProgress(entries, parseJsonBytes<RecoverySharesRecord>(raw));
-  }
-
-  /**
-   * `POST /gov/recovery/members/{id}:recover`: a recovery member's decrypted share, checked
-   * against its commitment. The share itself is never written anywhere; the ledger records that
-   * the member submitted one. At the threshold the node restores the private state.
-   */
+  /** `POST /gov/recovery/members/{id}:recover`, while this node recovers a lost service. */
   acceptRecoveryShare(tx: Tx, memberId: string, payload: Uint8Array): { message: string } {
-    const status = parseJsonBytes<ServiceInfo>(tx.map(Tables.serviceInfo).get(SINGLETON_KEY)!).status;
-    if (status !== "WaitingForRecoveryShares" || !this.recovery) {
-      throw new GovError(
-        400,
-        "ServiceNotWaitingForRecoveryShares",
-        `the service is ${status}: it takes recovery shares only after members vote a recovered service open`,
-      );
+    if (!this.recovery) {
+      throw new GovError(400, "ServiceNotWaitingForRecoveryShares", "this node is not recovering a service");
     }
-    let share: unknown;
-    try {
-      share = (JSON.parse(new TextDecoder().decode(payload)) as { share?: unknown }).share;
-    } catch {}
-    if (typeof share !== "string" || share.length === 0) {
-      throw new GovError(
-        400,
-        "InvalidInput",
-        'a recovery share is {"share": "<base64 of the decrypted share>"}',
-      );
-    }
-    let submission: ReturnType<RecoveryInProgress["collector"]["submit"]>;
-    try {
-      submission = this.recovery.collector.submit(memberId, share);
-    } catch (e) {
-      if (e instanceof RecoveryError) throw new GovError(400, e.code, e.message);
-      throw e;
-    }
-    tx.map(RECOVERY_SUBMISSIONS).set(utf8(memberId), jsonBytes({ submitted: true }));
-    if (submission.remaining === 0 && !this.recovery.completing) {
-      this.recovery.completing = true;
-      // After this transaction commits: rebuild the secret and restore the private state.
-      setImmediate(() => {
-        this.completeRecovery().catch((e) => {
-          this.log.error({ err: e }, "could not complete the recovery");
-          if (this.recovery) this.recovery.completing = false;
-        });
-      });
-    }
-    return {
-      message: `${submission.submitted}/${submission.threshold} recovery shares submitted${submission.remaining === 0 ? "; restoring the private ledger" : ""}`,
-    };
+    return this.recovery.acceptShare(tx, memberId, payload);
   }
 
-  /** The shares reached the threshold: open the old secrets, replay the private state, open the service. */
-  private async completeRecovery(): Promise<void> {
-    const recovery = this.recovery;
-    if (!recovery) return;
-    const key = await recovery.collector.recover();
-    const old = unwindLedgerSecrets(recovery.entries, { version: recovery.secretVersion, key });
-    for (const secret of old.list()) {
-      this.state.secrets.add(secret.version, secret.key);
-      if (!this.identity.ledgerSecrets.some((s) => s.version === secret.version)) {
-        this.identity.ledgerSecrets.push({
-          version: secret.version,
-          key: Buffer.from(secret.key).toString("base64"),
-        });
-      }
-    }
-    this.identity.ledgerSecrets.sort((a, b) => a.version - b.version);
-    saveIdentity(this.config.dir, this.env, this.identity);
-    const maps = privateStateOf(recovery.entries, this.state.secrets);
-    const tx = this.state.store.begin();
-    for (const map of maps) for (const [k, v] of map.entries) tx.map(map.name).set(k, v);
-    const info = parseJsonBytes<ServiceInfo>(tx.map(Tables.serviceInfo).get(SINGLETON_KEY)!);
-    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ ...info, status: "Open" }));
-    this.mustCommit(tx);
-    this.sign();
-    this.recovery = undefined;
-    rmSync(join(this.config.dir, RECOVERY_FILE), { force: true });
-    this.log.info(
-      { maps: maps.length, secrets: old.list().length },
-      "recovered the private ledger; the service is open",
+  private startRecovery(entries: DecodedEntry[]): RecoveryCoordinator | undefined {
+    return RecoveryCoordinator.start(
+      {
+        log: this.log,
+        state: this.state,
+        keepSecrets: (secrets) => {
+          for (const secret of secrets) {
+            if (this.identity.ledgerSecrets.some((s) => s.version === secret.version)) continue;
+            this.identity.ledgerSecrets.push({
+              version: secret.version,
+              key: Buffer.from(secret.key).toString("base64"),
+            });
+          }
+          this.identity.ledgerSecrets.sort((a, b) => a.version - b.version);
+          saveIdentity(this.config.dir, this.env, this.identity);
+        },
+        commitAndSign: (tx) => {
+          this.mustCommit(tx);
+          this.sign();
+        },
+        finished: () => {
+          this.recovery = undefined;
+          rmSync(join(this.config.dir, RECOVERY_FILE), { force: true });
+          void this.recoveryShares.refresh();
+        },
+      },
+      entries,
     );
-    void this.recoveryShares.refresh();
   }
 
   /** The constitution a new service starts with: the configured files, or Coco's default. */
@@ -965,82 +903,12 @@ export class CocoNode {
   }
 
   private constitution(effects: GovEffects): Constitution {
-    return jsConstitution(this.jsEngine, (tx) => this.govHooks(tx, effects));
-  }
-
-  /** What a constitution's apply may ask of the node (`ccf.node.*`, `ccf.network.*`). */
-  private govHooks(tx: Tx, effects: GovEffects): JsHooks {
-    const text = (bytes: unknown) => new TextDecoder().decode(bytes as Uint8Array);
-    return {
-      node: {
-        transitionServiceToOpen: (previous: unknown, next: unknown) => {
-          if (normalizePem(text(next)) !== normalizePem(this.identity.serviceCertPem)) {
-            throw new Error("next_service_identity is not this service's certificate");
-          }
-          const raw = tx.map(Tables.serviceInfo).get(SINGLETON_KEY);
-          if (!raw) throw new Error("service information is missing");
-          const info = parseJsonBytes<ServiceInfo>(raw);
-          if (info.status === "Recovering") {
-            // A recovered service opens in two steps: this vote, then the recovery members' shares.
-            if (
-              previous === undefined ||
-              normalizePem(text(previous)) !== normalizePem(info.previous_service_identity ?? "")
-            ) {
-              throw new Error(
-                "opening a recovered service needs previous_service_identity: the certificate of the service it recovers",
-              );
-            }
-            tx.map(Tables.serviceInfo).set(
-              SINGLETON_KEY,
-              jsonBytes({ ...info, status: "WaitingForRecoveryShares" }),
-            );
-          } else if (info.status === "Opening") {
-            tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ ...info, status: "Open" }));
-          }
-        },
-        triggerLedgerRekey: () => {
-          effects.rekey = true;
-        },
-        triggerRecoverySharesRefresh: () => {
-          effects.refreshRecoveryShares = true;
-        },
-        triggerSnapshot: () => {
-          effects.snapshot = true;
-        },
-        triggerLedgerChunk: () => {
-          effects.ledgerChunk = true;
-        },
-        triggerACMERefresh: () => {
-          throw new Error("Coco does not obtain certificates through ACME");
-        },
-      },
-      network: {
-        getLatestLedgerSecretSeqno: () => this.state.secrets.current.version,
-        generateEndorsedCertificate: () => {
-          throw new Error(
-            "Coco nodes keep no certificate signing request: node certificates are issued when a node joins",
-          );
-        },
-        generateNetworkCertificate: () => {
-          throw new Error("renewing the service certificate is not supported yet");
-        },
-      },
-      // Coco compiles app modules when it loads them; there is no bytecode cache to refresh.
-      refreshAppBytecodeCache: () => undefined,
-      setJwtPublicSigningKeys: (issuer: unknown, _metadata: unknown, jwks: unknown) => {
-        const keys = (jwks as { keys?: Array<{ kid?: unknown }> } | undefined)?.keys ?? [];
-        for (const key of keys) {
-          if (typeof key.kid !== "string") throw new Error("every JWK needs a kid");
-          tx.map(JWT_SIGNING_KEYS).set(utf8(key.kid), jsonBytes({ issuer, jwk: key }));
-        }
-      },
-      removeJwtPublicSigningKeys: (issuer: unknown) => {
-        for (const [kid, value] of scanMap(tx, JWT_SIGNING_KEYS)) {
-          if (parseJsonBytes<{ issuer: unknown }>(value).issuer === issuer)
-            tx.map(JWT_SIGNING_KEYS).delete(kid);
-        }
-      },
-    };
+    return jsConstitution(this.jsEngine, (tx) =>
+      serviceHooks(tx, effects, {
+        serviceCertPem: this.identity.serviceCertPem,
+        latestSecretVersion: () => this.state.secrets.current.version,
+      }),
+    );
   }
 
   /** Carries out what an accepted proposal asked for, after it committed. */

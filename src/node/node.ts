@@ -652,7 +652,7 @@ export class CocoNode {
     return this.state.nodes();
   }
 
-  /** Until governance votes it open, a new service opens once `openAtNodes` nodes are trusted. */
+  /** With `openAtNodes` set (tests, benchmarks), a new service opens once that many nodes are trusted. */
   openWhenReady(): void {
     const info = this.serviceInfoOrNull();
     if (info?.status !== "Opening" || this.config.openAtNodes === 0) return;
@@ -767,7 +767,7 @@ export class CocoNode {
       node_address: `${this.config.nodeAddress.host}:${this.channels?.port ?? this.config.nodeAddress.port}`,
     };
     tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(node));
-    // The join policy starts with the code this node runs; governance will manage it.
+    // The join policy starts with the code this node runs; members change it by vote.
     tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
     tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
     tx.map(GovTables.constitution).set(GOV_SINGLETON, utf8(this.genesisConstitution()));
@@ -926,8 +926,8 @@ export class CocoNode {
   }
 
   /**
-   * Opens the service. Until governance (proposals and votes) lands, the node opens its own
-   * service at start; the governance issue replaces this with `transition_service_to_open`.
+   * Opens the service without a vote: only for services configured with `openAtNodes` (tests,
+   * benchmarks). Members open a service with `transition_service_to_open`.
    */
   openService(): void {
     const info = this.serviceInfo();

@@ -31,7 +31,14 @@ import {
   writeSnapshotFile,
 } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
-import { codeMeasurement, type ProviderSeams } from "../tee/index.ts";
+import {
+  type AttestationView,
+  attestationProvider,
+  attestationView,
+  codeMeasurement,
+  type ProviderSeams,
+  parseSnpReport,
+} from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { serviceHooks } from "./gov-hooks.ts";
@@ -223,6 +230,11 @@ export class CocoNode {
       ({ identity, peers: joinPeers } = await joinService(config, log, seams.attestationSeams));
     else identity = await createIdentity(env, config.rpc.host);
 
+    // The first node of an SNP service attests itself before it opens or writes anything.
+    const ownSnp =
+      newIdentity && !config.join && !config.recover
+        ? await ownSnpAttestation(config, identity.nodeCertPem, seams.attestationSeams)
+        : undefined;
     const opened = await LedgerFiles.open(ledgerDir, { chunkSize: config.ledger.chunkSize });
     let recoveredFrom: { previousServiceCertPem: string; lastSeqno: number } | undefined;
     if (recovering) {
@@ -332,7 +344,7 @@ export class CocoNode {
         "recovering a service from its ledger: public state replayed; private state waits for the recovery members' shares",
       );
     } else if (fresh) {
-      node.createService();
+      node.createService(ownSnp);
       await files.whenDurable(state.lastSeqno);
     } else if (entries.length === 0) {
       log.info("waiting for the primary to replicate the ledger");
@@ -756,7 +768,7 @@ export class CocoNode {
   }
 
   /** Genesis (seqno 1): the service, this node, and the initial members and users. */
-  private createService(): void {
+  private createService(ownSnp?: Extract<AttestationView, { format: "snp" }>): void {
     const tx = this.state.store.begin();
     const info: ServiceInfo = { cert: this.identity.serviceCertPem, status: "Opening" };
     tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes(info));
@@ -769,6 +781,26 @@ export class CocoNode {
     tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(node));
     // The join policy starts with the code this node runs; members change it by vote.
     tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
+    // On SEV-SNP the first node's own report seeds the SNP join policy, as in CCF: nodes running
+    // the same launch measurement, with the same host data, on at least this TCB may join.
+    if (ownSnp) {
+      tx.map(NODE_ATTESTATIONS).set(utf8(this.nodeId), jsonBytes(ownSnp));
+      tx.map(GovTables.nodesSnpMeasurements).set(utf8(ownSnp.measurement), jsonBytes("AllowedToJoin"));
+      tx.map(GovTables.nodesSnpHostData).set(utf8(ownSnp.host_data), jsonBytes(""));
+      if (ownSnp.cpuid) {
+        const tcb = parseSnpReport(Buffer.from(ownSnp.report, "base64")).reportedTcb;
+        tx.map(GovTables.nodesSnpTcbVersions).set(
+          utf8(ownSnp.cpuid),
+          jsonBytes({
+            boot_loader: tcb.bootloader,
+            tee: tcb.tee,
+            snp: tcb.snp,
+            microcode: tcb.microcode,
+            ...(tcb.fmc !== undefined ? { fmc: tcb.fmc } : {}),
+          }),
+        );
+      }
+    }
     tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
     tx.map(GovTables.constitution).set(GOV_SINGLETON, utf8(this.genesisConstitution()));
     tx.map(GovTables.serviceConfig).set(GOV_SINGLETON, jsonBytes({ recovery_threshold: 1 }));
@@ -1081,6 +1113,28 @@ async function prepareRecovery(
   if (opened.ledger.lastSeqno > lastSignature.seqno) await opened.ledger.truncate(lastSignature.seqno);
   identity.ledgerSecrets = identity.ledgerSecrets.map((s) => ({ ...s, version: lastSignature.seqno + 1 }));
   return { previousServiceCertPem, lastSeqno: lastSignature.seqno };
+}
+
+/**
+ * The first node of a service on SEV-SNP attests itself before creating the service: its report
+ * seeds the join policy. A node that cannot attest cannot start an SNP service.
+ */
+async function ownSnpAttestation(
+  config: NodeConfig,
+  nodeCertPem: string,
+  seams: ProviderSeams | undefined,
+): Promise<Extract<AttestationView, { format: "snp" }> | undefined> {
+  if (config.attestation.platform !== "snp") return undefined;
+  try {
+    const view = attestationView(
+      await attestationProvider(config.attestation, seams ?? {}).attest(nodeCertPem),
+    );
+    return view.format === "snp" ? view : undefined;
+  } catch (e) {
+    throw new NodeError(
+      `cannot attest this node, so it cannot start a service on SEV-SNP: ${(e as Error).message}`,
+    );
+  }
 }
 
 function readdirSafe(dir: string): string[] {

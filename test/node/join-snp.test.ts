@@ -281,33 +281,93 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
   }
 });
 
-test("a service whose first node runs on SNP refuses virtual joiners; a failing report source is a 503", {
-  timeout: 60_000,
+test("a first node on SNP attests itself and seeds the join policy; one that cannot attest does not start", {
+  timeout: 120_000,
 }, async () => {
   const cluster = await Cluster.create();
+  const amd = await makeFakeAmd();
+  const chainDir = mkdtempSync(join(tmpdir(), "coco-tsm-chain-"));
+  const chainFile = join(chainDir, "chain.pem");
+  writeFileSync(chainFile, amd.chainPem);
+  const kernels: Array<ReturnType<typeof simulatedTsm>> = [];
+  const signed = () => {
+    const tsm = simulatedTsm((inblob) =>
+      fakeReport(amd.vcekKeyPem, { reportData: inblob, measurement: MEASUREMENT, hostData: HOST_DATA }),
+    );
+    kernels.push(tsm);
+    return tsm;
+  };
   try {
-    const n0 = await cluster.startService({
-      openAtNodes: 0,
-      attestation: {
-        platform: "snp",
-        snp: {
-          reportSource: { command: ["/bin/false", "{report}", "{report-data}"] },
-          endorsements: { file: "no-such-chain.pem" },
+    // A node that cannot get its own report cannot start a service on SNP.
+    await assert.rejects(
+      cluster.startService({
+        attestation: {
+          platform: "snp",
+          snp: {
+            reportSource: { command: ["/bin/false", "{report}", "{report-data}"] },
+            endorsements: { file: "no-such-chain.pem" },
+          },
+        },
+      }),
+      /cannot attest this node, so it cannot start a service on SEV-SNP/,
+    );
+    cluster.nodes.length = 0;
+
+    // The first node attests through the simulated kernel; its report seeds the policy.
+    const tsm0 = signed();
+    const config = parseConfig(
+      {
+        dir: "n0",
+        rpc: { address: `127.0.0.1:${await freePort()}` },
+        nodeAddress: `127.0.0.1:${await freePort()}`,
+        members: [{ cert: "member0_cert.pem" }],
+        users: [{ cert: "user0_cert.pem" }],
+        app: "logging",
+        log: { level: "error" },
+        attestation: {
+          platform: "snp",
+          snp: { reportSource: { configfsTsm: tsm0.base }, endorsements: { file: chainFile } },
         },
       },
-    });
-    const self = await cluster.call(n0, "GET", "/node/attestations/self");
-    assert.equal(self.status, 503);
-    assert.equal(self.json().error.code, "AttestationUnavailable");
-    assert.match(self.json().error.message, /report command \/bin\/false failed/);
-    // The first node's code measurement is in the virtual table, yet an SNP node admits no virtual node.
+      cluster.dir,
+    );
+    const n0 = await runNode(
+      config,
+      realEnvironment,
+      createLogger({ level: "error", format: "json" }),
+      builtInApp("logging"),
+      {
+        attestationSeams: { tsmFs: tsm0.fs },
+      },
+    );
+    cluster.nodes.push(n0);
+    assert.equal(Buffer.from(tsm0.requests[0]!).toString("hex"), `${n0.node.nodeId}${"00".repeat(32)}`);
+    const policy = (await cluster.call(n0, "GET", "/gov/service/join-policy?api-version=2024-07-01")).json();
+    assert.deepEqual(policy.snp.measurements, [MEASUREMENT]);
+    assert.deepEqual(Object.keys(policy.snp.hostData), [HOST_DATA]);
+    assert.deepEqual(Object.keys(policy.snp.tcbVersions), ["00a00f11"]);
+    const own = (await cluster.call(n0, "GET", "/node/attestations"))
+      .json()
+      .attestations.find((a: { node_id: string }) => a.node_id === n0.node.nodeId);
+    assert.equal(own?.attestation?.format, "snp", "the first node's own attestation is on record");
+
+    // An SNP node admits no virtual node, whatever the virtual table holds.
     await assert.rejects(
       cluster.join("virtual", n0),
       /join refused: this service runs on SEV-SNP and refuses virtual \(insecure\) attestations/,
     );
-    assert.equal((await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length, 1);
+    // A node running the same code on the same platform joins with no vote at all.
+    n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+    const n1 = await joinWithTsm(cluster, "n1", n0, signed(), chainFile);
+    assert.equal(
+      (await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length,
+      2,
+      `${n1.node.nodeId} joined`,
+    );
   } finally {
     await cluster.stop();
+    rmSync(chainDir, { recursive: true, force: true });
+    for (const k of kernels) rmSync(k.base, { recursive: true, force: true });
   }
 });
 

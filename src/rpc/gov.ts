@@ -18,6 +18,7 @@ import {
 import type { Tx } from "../kv/index.ts";
 import type { CocoNode } from "../node/node.ts";
 import { encryptedShareOf } from "../node/recovery-shares.ts";
+import { TX_HEADER, waitForCommit } from "./commit-wait.ts";
 import { sendError } from "./errors.ts";
 
 /** The governance API version Coco implements (CCF's names and shapes). */
@@ -98,9 +99,11 @@ async function write<T>(
   }
   const { result, seqno, view } = run();
   if (seqno !== null) {
-    reply.header("x-ms-ccf-transaction-id", `${view}.${seqno}`);
-    node.wantCommit();
-    await node.state.waitForCommit(seqno);
+    const txid = `${view}.${seqno}`;
+    reply.header(TX_HEADER, txid);
+    // The same bounded wait as app writes: a timeout or a rollback answers, never hangs.
+    const failed = await waitForCommit(node, seqno, txid);
+    if (failed) return reply.status(failed.status).headers(failed.headers).send(Buffer.from(failed.body));
   }
   return result;
 }

@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
-import { GovClient } from "../client/index.ts";
-import { CONSTITUTION_FILES } from "../gov/index.ts";
+import { CocoClientError, GovClient } from "../client/index.ts";
+import { CONSTITUTION_FILES, type ProposalView } from "../gov/index.ts";
 import { CliError } from "./fail.ts";
 import { encryptionKeygen, keygen } from "./keygen.ts";
 
@@ -82,6 +83,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     nodeAddress: `127.0.0.1:${opts.port + opts.nodes + i}`,
     config: join(dir, `node${i}.config.json`),
   }));
+  await checkPortsFree(opts.port, opts.nodes * 2);
   const children: ChildProcess[] = [];
   const exits: Array<Promise<number | null>> = [];
   const stop = async () => {
@@ -158,10 +160,33 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   }
 }
 
+/** Fails clearly, before any node starts, when one of the sandbox's ports is taken. */
+async function checkPortsFree(first: number, count: number): Promise<void> {
+  if (first < 1 || first + count - 1 > 65_535) {
+    throw new CliError(`--port ${first}: the sandbox needs ports ${first}-${first + count - 1}`);
+  }
+  for (let port = first; port < first + count; port++) {
+    const free = await new Promise<boolean>((resolveFree) => {
+      const server = createServer();
+      server.once("error", () => resolveFree(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolveFree(true)));
+    });
+    if (!free) {
+      throw new CliError(
+        `port ${port} on 127.0.0.1 is in use; the sandbox needs ports ${first}-${first + count - 1} (RPC, then node-to-node): choose others with --port`,
+      );
+    }
+  }
+}
+
 /**
  * Opens a new service the way a consortium does: member0 acknowledges the state (becoming
  * Active), proposes `transition_service_to_open` and votes for it. A restarted sandbox whose
  * service is already open skips this.
+ *
+ * Each step is re-checked before it is retried: on a loaded machine an election may happen while
+ * the nodes start, and a governance write in flight is then rolled back (503) or not committed in
+ * time (504). Such failures are retried until the ready timeout; any other failure ends the start.
  */
 async function openByVote(
   dir: string,
@@ -170,48 +195,83 @@ async function openByVote(
   constitutionName: string,
   print: (line: string) => void,
 ): Promise<void> {
-  const info = await getJson<{ status: string }>(
-    address,
-    certPath,
-    "/gov/service/info?api-version=2024-07-01",
-  );
-  if (info.body?.status === "Open") return;
   const gov = new GovClient({
     url: `https://${address}`,
     serviceCertPem: readFileSync(certPath, "utf8"),
     memberCertPem: readFileSync(join(dir, "member0_cert.pem"), "utf8"),
     memberKeyPem: readFileSync(join(dir, "member0_privk.pem"), "utf8"),
   });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let proposalId: string | undefined;
   try {
-    const members = await gov.get<{ value: Array<{ memberId: string; status: string }> }>(
-      "/gov/service/members",
-    );
-    if (members.value.find((m) => m.memberId === gov.memberId)?.status !== "Active") {
-      await gov.activate();
-      print(`governance (${constitutionName}): member0 acknowledged the state digest and is Active`);
-    }
-    const proposal = await gov.propose({
-      actions: [
-        {
-          name: "transition_service_to_open",
-          args: { next_service_identity: readFileSync(certPath, "utf8") },
-        },
-      ],
-    });
-    print(`governance: member0 proposed transition_service_to_open (${proposal.proposalId})`);
-    const voted = await gov.vote(
-      proposal.proposalId,
-      "export function vote (proposal, proposerId) { return true }",
-    );
-    print(`governance: member0 voted for it; the proposal is ${voted.proposalState}`);
-    if (voted.proposalState !== "Accepted") {
-      throw new CliError(
-        `the opening proposal ended ${voted.proposalState}: ${JSON.stringify(voted.failure ?? {})}`,
-      );
+    for (;;) {
+      try {
+        const info = await gov.get<{ status: string }>("/gov/service/info");
+        if (info.status === "Open") return;
+        const members = await gov.get<{ value: Array<{ memberId: string; status: string }> }>(
+          "/gov/service/members",
+        );
+        if (members.value.find((m) => m.memberId === gov.memberId)?.status !== "Active") {
+          await gov.activate();
+          print(`governance (${constitutionName}): member0 acknowledged the state digest and is Active`);
+          continue;
+        }
+        if (proposalId === undefined) {
+          proposalId = (
+            await gov.propose({
+              actions: [
+                {
+                  name: "transition_service_to_open",
+                  args: { next_service_identity: readFileSync(certPath, "utf8") },
+                },
+              ],
+            })
+          ).proposalId;
+          print(`governance: member0 proposed transition_service_to_open (${proposalId})`);
+        }
+        let proposal = await showProposal(gov, proposalId);
+        if (proposal === undefined) {
+          proposalId = undefined; // rolled back with an election: propose again
+          continue;
+        }
+        // member0 is the sandbox's only member, so any ballot is its own.
+        if (proposal.proposalState === "Open" && proposal.ballotCount === 0) {
+          proposal = await gov.vote(
+            proposalId,
+            "export function vote (proposal, proposerId) { return true }",
+          );
+          print(`governance: member0 voted for it; the proposal is ${proposal.proposalState}`);
+        }
+        if (proposal.proposalState !== "Accepted" && proposal.proposalState !== "Open") {
+          throw new CliError(
+            `the opening proposal ended ${proposal.proposalState}: ${JSON.stringify(proposal.failure ?? {})}`,
+          );
+        }
+      } catch (e) {
+        if (!transient(e) || Date.now() > deadline) throw e;
+      }
+      if (Date.now() > deadline) throw new CliError("the service did not open in time");
+      await new Promise((r) => setTimeout(r, 300));
     }
   } finally {
     await gov.close();
   }
+}
+
+async function showProposal(gov: GovClient, proposalId: string): Promise<ProposalView | undefined> {
+  try {
+    return await gov.show(proposalId);
+  } catch (e) {
+    if (e instanceof CocoClientError && e.status === 404) return undefined;
+    throw e;
+  }
+}
+
+/** A failure worth retrying: the service answered 5xx, or a node could not be reached. */
+function transient(e: unknown): boolean {
+  if (e instanceof CocoClientError) return e.status >= 500;
+  const code = (e as { code?: string }).code ?? "";
+  return code.startsWith("UND_ERR") || ["ECONNREFUSED", "ECONNRESET", "EPIPE"].includes(code);
 }
 
 async function getJson<T>(

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Agent, request } from "undici";
-import { cocoBackground, freePort } from "../helpers/cli.ts";
+import { coco, cocoBackground, reservePorts } from "../helpers/cli.ts";
 
 function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -46,9 +47,9 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
   timeout: 120_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-sandbox-"));
-  const port = await freePort();
+  // Three RPC ports, then three node-to-node ports.
+  const port = await reservePorts(6);
   let child = cocoBackground(["sandbox", "--dir", dir, "--port", String(port)]);
-  // The sandbox also uses the ports after its RPC ports for node-to-node channels.
   try {
     const output = await waitForOutput(child, /Ctrl-C stops the network/);
     assert.match(output, new RegExp(`https://127\\.0\\.0\\.1:${port}`));
@@ -94,6 +95,24 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
     await dispatcher.close();
   } finally {
     await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("coco sandbox: a port already in use is named before any node starts", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-sandbox-"));
+  const port = await reservePorts(6);
+  // Something else holds the second node-to-node port.
+  const squatter = createServer();
+  await new Promise<void>((resolve) => squatter.listen(port + 4, "127.0.0.1", resolve));
+  try {
+    const result = coco(["sandbox", "--dir", dir, "--port", String(port)]);
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(result.stderr, new RegExp(`port ${port + 4} on 127\\.0\\.0\\.1 is in use`));
+    assert.match(result.stderr, /--port/);
+    assert.equal(existsSync(join(dir, "node0")), false, "no node was started");
+  } finally {
+    squatter.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

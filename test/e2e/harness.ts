@@ -15,14 +15,13 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { certFingerprint } from "../../src/crypto/index.ts";
 import { type GovMessageType, signGovRequest } from "../../src/gov/index.ts";
 import { readLedgerDir } from "../../src/ledger/index.ts";
-import { freePort, MAIN } from "../helpers/cli.ts";
+import { freePort, MAIN, reservePorts } from "../helpers/cli.ts";
 
 /** The TypeScript loader as a URL, so node processes start from any working directory. */
 const TSX = import.meta.resolve("tsx");
@@ -36,6 +35,13 @@ const GOV_REDIRECTS = 3;
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `probe` until it returns true; throws after `timeoutMs` naming what it waited for. */
+/** The sandbox process ended before it was open: no point in waiting any longer. */
+class SandboxExited extends Error {
+  constructor(code: number | null) {
+    super(`the sandbox exited (${code}) before it was open`);
+  }
+}
+
 export async function waitUntil(
   what: string,
   timeoutMs: number,
@@ -48,6 +54,7 @@ export async function waitUntil(
     try {
       if (await probe()) return;
     } catch (e) {
+      if (e instanceof SandboxExited) throw e;
       lastError = e;
     }
     await sleep(intervalMs);
@@ -187,24 +194,6 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** A base port with `count` free ports after it (RPC ports, then node-to-node ports). */
-async function freePortRange(count: number): Promise<number> {
-  const bindable = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const base = await freePort();
-    if (base + count > 65_535) continue;
-    let ok = true;
-    for (let p = base; p < base + count && ok; p++) ok = await bindable(p);
-    if (ok) return base;
-  }
-  throw new Error(`found no ${count} consecutive free ports`);
-}
-
 export class Network {
   private readonly agents = new Map<string, Agent>();
   /** Node processes this test started itself (restarts, joiners), by pid. */
@@ -247,7 +236,7 @@ export class Network {
   /** Starts `coco sandbox --nodes <n>` in a new directory and waits until it is open. */
   static async start(nodes = 3): Promise<Network> {
     const dir = mkdtempSync(join(tmpdir(), "coco-e2e-"));
-    const port = await freePortRange(nodes * 2);
+    const port = await reservePorts(nodes * 2);
     const logPath = join(dir, "sandbox.log");
     const fd = openSync(logPath, "a");
     const sandbox = spawn(
@@ -263,8 +252,9 @@ export class Network {
     });
     try {
       await waitUntil("the sandbox to open", READY_TIMEOUT_MS, () => {
-        if (exited !== undefined) throw new Error(`the sandbox exited (${exited}) before it was open`);
-        return readFileSync(logPath, "utf8").includes("Ctrl-C stops the network");
+        if (readFileSync(logPath, "utf8").includes("Ctrl-C stops the network")) return true;
+        if (exited !== undefined) throw new SandboxExited(exited);
+        return false;
       });
     } catch (e) {
       for (const pid of [...childrenOf(sandbox.pid ?? -1), sandbox.pid ?? -1]) signal(pid, "SIGKILL");
@@ -329,8 +319,7 @@ export class Network {
   async startJoiner(name: string, via: NetNode, timeoutMs = 30_000): Promise<NetNode> {
     if (this.nodes.some((n) => n.name === name)) throw new Error(`there is already a node ${name}`);
     const rpc = `127.0.0.1:${await freePort()}`;
-    let nodePort = await freePort();
-    while (`127.0.0.1:${nodePort}` === rpc) nodePort = await freePort();
+    const nodePort = await freePort();
     const config = join(this.dir, `${name}.config.json`);
     const settings = {
       dir: name,
@@ -414,8 +403,7 @@ export class Network {
     if (this.nodes.some((n) => n.name === name)) throw new Error(`there is already a node ${name}`);
     cpSync(from.ledgerDir, join(this.dir, name, "ledger"), { recursive: true });
     const rpc = `127.0.0.1:${await freePort()}`;
-    let nodePort = await freePort();
-    while (`127.0.0.1:${nodePort}` === rpc) nodePort = await freePort();
+    const nodePort = await freePort();
     const certFile = "recovered_service_cert.pem";
     const config = join(this.dir, `${name}.config.json`);
     const settings = {

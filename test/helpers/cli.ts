@@ -1,5 +1,4 @@
 import { spawn, spawnSync } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 
 export const MAIN = join(import.meta.dirname, "..", "..", "src", "cli", "main.ts");
@@ -28,14 +27,4 @@ export function cocoBackground(args: string[], cwd?: string) {
   });
 }
 
-/** A TCP port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
+export { freePort, reservePorts } from "./ports.ts";

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { type Logger, pino } from "pino";
 import {
   createServiceIdentity,
@@ -8,6 +7,8 @@ import {
   nodeIdOf,
 } from "../../src/crypto/index.ts";
 import { type ChannelsOptions, NodeChannels } from "../../src/net/index.ts";
+
+export { freePort } from "../helpers/ports.ts";
 
 export interface Service {
   certPem: string;
@@ -59,15 +60,6 @@ export function start(
 
 export function addr(channels: NodeChannels | number): string {
   return `127.0.0.1:${typeof channels === "number" ? channels : channels.port}`;
-}
-
-/** A port that was free a moment ago, for a peer that starts later. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export async function waitFor(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {

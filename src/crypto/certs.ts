@@ -47,7 +47,7 @@ const BASE64_BODY = /^[A-Za-z0-9+/]*={0,2}$/;
  * tolerated (RFC 7468 allows it), but any other PEM block (a second certificate, a private key)
  * is refused: a file meant to name one identity must not carry two.
  */
-function pemToDer(pem: string, what: string): Uint8Array {
+export function pemToDer(pem: string, what: string): Uint8Array {
   if (typeof pem !== "string") throw new CryptoError(`${what} must be a PEM string, got ${typeof pem}`);
   if (pem.length > MAX_PEM_LENGTH) {
     throw new CryptoError(`${what} is ${pem.length} characters, more than the ${MAX_PEM_LENGTH} allowed`);
@@ -89,7 +89,7 @@ function pemToDer(pem: string, what: string): Uint8Array {
   return new Uint8Array(der);
 }
 
-function derToPem(der: Uint8Array): string {
+export function derToPem(der: Uint8Array): string {
   const b64 = Buffer.from(der).toString("base64");
   const lines = b64.match(/.{1,64}/g) ?? [];
   return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
@@ -263,7 +263,7 @@ interface Window {
   notAfter: Date;
 }
 
-function validityWindow(now: Date, validityDays: number | undefined): Window {
+export function validityWindow(now: Date, validityDays: number | undefined): Window {
   if (!(now instanceof Date) || Number.isNaN(now.getTime())) {
     throw new CryptoError("certificate start time `now` must be a valid Date");
   }
@@ -281,7 +281,7 @@ function validityWindow(now: Date, validityDays: number | undefined): Window {
  * deterministic: an all-zero serial would make the library pick a random one. At most 19 bytes,
  * because a 20-byte serial with its top bit set needs a sign byte and RFC 5280 caps it at 20.
  */
-function serialHex(serial: Uint8Array): string {
+export function serialHex(serial: Uint8Array): string {
   if (!(serial instanceof Uint8Array) || serial.length < 1 || serial.length > 19) {
     throw new CryptoError("certificate serial must be 1 to 19 bytes");
   }
@@ -297,12 +297,12 @@ function commonName(name: string | undefined, fallback: string, what: string): x
   return [{ CN: [cn] }];
 }
 
-async function importPrivate(key: KeyObject): Promise<webcrypto.CryptoKey> {
+export async function importPrivate(key: KeyObject): Promise<webcrypto.CryptoKey> {
   const der = key.export({ type: "pkcs8", format: "der" });
   return await webcrypto.subtle.importKey("pkcs8", der, P384, false, ["sign"]);
 }
 
-async function importPublic(key: KeyObject): Promise<webcrypto.CryptoKey> {
+export async function importPublic(key: KeyObject): Promise<webcrypto.CryptoKey> {
   const der = key.export({ type: "spki", format: "der" });
   return await webcrypto.subtle.importKey("spki", der, P384, true, ["verify"]);
 }
@@ -354,7 +354,7 @@ export async function createServiceIdentity(opts: {
   ]);
 }
 
-function sanNames(altNames: { ips?: string[]; dns?: string[] } | undefined): x509.JsonGeneralNames {
+export function sanNames(altNames: { ips?: string[]; dns?: string[] } | undefined): x509.JsonGeneralNames {
   const ips = altNames ? (altNames.ips ?? []) : ["127.0.0.1"];
   const dns = altNames ? (altNames.dns ?? []) : ["localhost"];
   const names: x509.JsonGeneralNames = [];

@@ -29,4 +29,11 @@ export {
 } from "./keys.ts";
 export * from "./merkle.ts";
 export * from "./receipt.ts";
+export {
+  certificateRequestKey,
+  createCertificateRequest,
+  endorseCertificateRequest,
+  parseValidFrom,
+  renewServiceCertificate,
+} from "./renewal.ts";
 export { sealJson, unsealJson } from "./seal.ts";

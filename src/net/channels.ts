@@ -6,7 +6,7 @@ import { Connection } from "./connection.ts";
 import { type Envelope, encodeEnvelope } from "./envelope.ts";
 import { NetError } from "./errors.ts";
 import { encodeFrame } from "./frame.ts";
-import { type ChannelsOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
+import { type ChannelsOptions, checkCredentials, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { KEEPALIVE_MS, OutboundPeer } from "./peer.ts";
 import { peerNodeId } from "./tls.ts";
 import { FrameWriter } from "./writer.ts";
@@ -121,6 +121,18 @@ export class NodeChannels {
 
   get nodeId(): string {
     return this.#opts.nodeId;
+  }
+
+  /**
+   * Renewed certificates (same node key, same service key): new connections, in and out, use
+   * them; connections already up keep theirs until they end.
+   */
+  renewCertificates(certPem: string, serviceCertPem: string): void {
+    checkCredentials(this.#opts.nodeId, certPem, serviceCertPem);
+    this.#server.setSecureContext({ key: this.#opts.privateKeyPem, cert: certPem, ca: [serviceCertPem] });
+    // Outbound peers read these two fields when they dial.
+    this.#opts.certPem = certPem;
+    this.#opts.serviceCertPem = serviceCertPem;
   }
 
   /** Adds a peer (and dials it at once), or points an existing one at a new address. */

@@ -50,6 +50,26 @@ function positiveInt(value: number | undefined, fallback: number, name: string, 
   return value;
 }
 
+/** The node certificate is for `nodeId`'s key and issued by the service certificate. */
+export function checkCredentials(nodeId: string, certPem: string, serviceCertPem: string): void {
+  let certId: string;
+  try {
+    certId = nodeIdOf(certPem);
+  } catch (err) {
+    throw new NetError("config", `certPem is not a readable certificate: ${(err as Error).message}`);
+  }
+  if (certId !== nodeId) {
+    throw new NetError("config", `nodeId ${nodeId} does not match certPem, whose key gives ${certId}`);
+  }
+  const issued = verifyIssuedBy(certPem, serviceCertPem);
+  if (!issued.ok) {
+    throw new NetError(
+      "config",
+      `node certificate is not issued by the service certificate: ${issued.reason}`,
+    );
+  }
+}
+
 /** Checks options up front so a misconfigured node fails at start with a clear reason. */
 export function resolveOptions(opts: ChannelsOptions): ResolvedOptions {
   for (const key of ["nodeId", "certPem", "privateKeyPem", "serviceCertPem"] as const) {
@@ -57,22 +77,7 @@ export function resolveOptions(opts: ChannelsOptions): ResolvedOptions {
       throw new NetError("config", `${key} must be a non-empty string`);
     }
   }
-  let certId: string;
-  try {
-    certId = nodeIdOf(opts.certPem);
-  } catch (err) {
-    throw new NetError("config", `certPem is not a readable certificate: ${(err as Error).message}`);
-  }
-  if (certId !== opts.nodeId) {
-    throw new NetError("config", `nodeId ${opts.nodeId} does not match certPem, whose key gives ${certId}`);
-  }
-  const issued = verifyIssuedBy(opts.certPem, opts.serviceCertPem);
-  if (!issued.ok) {
-    throw new NetError(
-      "config",
-      `node certificate is not issued by the service certificate: ${issued.reason}`,
-    );
-  }
+  checkCredentials(opts.nodeId, opts.certPem, opts.serviceCertPem);
   const { host, port } = opts.listen ?? {};
   if (typeof host !== "string" || host.length === 0) {
     throw new NetError("config", "listen.host must be a non-empty string");

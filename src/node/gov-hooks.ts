@@ -1,4 +1,9 @@
-import { normalizePem } from "../crypto/index.ts";
+import {
+  endorseCertificateRequest,
+  normalizePem,
+  parseValidFrom,
+  renewServiceCertificate,
+} from "../crypto/index.ts";
 import { scanMap } from "../gov/index.ts";
 import type { JsHooks } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
@@ -16,18 +21,36 @@ const JWT_SIGNING_KEYS = "public:ccf.gov.jwt.public_signing_keys";
 export function serviceHooks(
   tx: Tx,
   effects: GovEffects,
-  node: { serviceCertPem: string; latestSecretVersion: () => number },
+  node: {
+    service: { certPem: string; privateKeyPem: string };
+    latestSecretVersion: () => number;
+    /** Milliseconds since the epoch and random bytes, from the node's environment. */
+    now: () => number;
+    randomBytes: (n: number) => Uint8Array;
+  },
 ): JsHooks {
   const text = (bytes: unknown) => new TextDecoder().decode(bytes as Uint8Array);
+  // CCF's constitution passes valid_from through as given, or undefined for "now".
+  const start = (validFrom: unknown): Date => {
+    if (validFrom === undefined || validFrom === null) return new Date(node.now());
+    if (typeof validFrom !== "string") throw new Error("valid_from must be a string such as 20261125000000Z");
+    return parseValidFrom(validFrom);
+  };
+  const days = (validityDays: unknown): number => {
+    if (typeof validityDays !== "number" || !Number.isInteger(validityDays) || validityDays < 1) {
+      throw new Error("validity_period_days must be a positive integer");
+    }
+    return validityDays;
+  };
   return {
     node: {
       transitionServiceToOpen: (previous: unknown, next: unknown) => {
-        if (normalizePem(text(next)) !== normalizePem(node.serviceCertPem)) {
-          throw new Error("next_service_identity is not this service's certificate");
-        }
         const raw = tx.map(Tables.serviceInfo).get(SINGLETON_KEY);
         if (!raw) throw new Error("service information is missing");
         const info = parseJsonBytes<ServiceInfo>(raw);
+        if (normalizePem(text(next)) !== normalizePem(info.cert)) {
+          throw new Error("next_service_identity is not this service's certificate");
+        }
         if (info.status === "Recovering") {
           // A recovered service opens in two steps: this vote, then the recovery members' shares.
           if (
@@ -64,14 +87,23 @@ export function serviceHooks(
     },
     network: {
       getLatestLedgerSecretSeqno: () => node.latestSecretVersion(),
-      generateEndorsedCertificate: () => {
-        throw new Error(
-          "Coco nodes keep no certificate signing request: node certificates are issued when a node joins",
-        );
+      generateEndorsedCertificate: (csr: unknown, validFrom: unknown, validityDays: unknown) => {
+        if (typeof csr !== "string") throw new Error("the certificate signing request must be a PEM string");
+        return endorseCertificateRequest({
+          service: node.service,
+          csrPem: csr,
+          validFrom: start(validFrom),
+          validityDays: days(validityDays),
+          serial: node.randomBytes(16),
+        });
       },
-      generateNetworkCertificate: () => {
-        throw new Error("renewing the service certificate is not supported yet");
-      },
+      generateNetworkCertificate: (validFrom: unknown, validityDays: unknown) =>
+        renewServiceCertificate({
+          service: node.service,
+          validFrom: start(validFrom),
+          validityDays: days(validityDays),
+          serial: node.randomBytes(16),
+        }),
     },
     // Coco compiles app modules when it loads them; there is no bytecode cache to refresh.
     refreshAppBytecodeCache: () => undefined,

@@ -10,9 +10,11 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import {
+  createCertificateRequest,
   createServiceIdentity,
   generateP384KeyPair,
   issueNodeCertificate,
+  type KeyPairPem,
   nodeIdOf,
   publicKeyDer,
   sealJson,
@@ -26,6 +28,8 @@ export interface NodeIdentity {
   nodeId: string;
   nodePrivateKeyPem: string;
   nodeCertPem: string;
+  /** The node's certificate signing request (absent for identities made before it was kept). */
+  nodeCsrPem?: string;
   servicePrivateKeyPem: string;
   serviceCertPem: string;
   ledgerSecrets: Array<{ version: number; key: string /* base64 */ }>;
@@ -93,19 +97,38 @@ export function loadIdentity(dir: string, env: Environment): NodeIdentity {
   }
 }
 
+/**
+ * The names a node certificate carries: 127.0.0.1 and localhost, and the host the node serves
+ * RPC on (an IP address or a DNS name; brackets around an IPv6 address are dropped).
+ */
+export function hostAltNames(host: string): { ips: string[]; dns: string[] } {
+  const bare = host.replace(/^\[|\]$/g, "");
+  const isIp = /^[0-9.]+$/.test(bare) || bare.includes(":");
+  return {
+    ips: [...new Set(["127.0.0.1", ...(isIp ? [bare] : [])])],
+    dns: [...new Set(["localhost", ...(isIp ? [] : [bare])])],
+  };
+}
+
+/** A new node key with its certificate signing request (kept so governance can renew the cert). */
+export async function newNodeKey(rpcHost: string): Promise<KeyPairPem & { csrPem: string }> {
+  const key = generateP384KeyPair();
+  const csrPem = await createCertificateRequest({
+    privateKeyPem: key.privateKeyPem,
+    altNames: hostAltNames(rpcHost),
+  });
+  return { ...key, csrPem };
+}
+
 /** First start: a new service identity, a node key endorsed by it, and the first ledger secret. */
 export async function createIdentity(env: Environment, rpcHost: string): Promise<NodeIdentity> {
   const now = new Date(env.now());
   const service = await createServiceIdentity({ now, serial: env.randomBytes(16) });
-  const node = generateP384KeyPair();
-  const isIp = /^[0-9.]+$/.test(rpcHost) || rpcHost.includes(":");
+  const node = await newNodeKey(rpcHost);
   const nodeCertPem = await issueNodeCertificate({
     service: { certPem: service.certPem, privateKeyPem: service.privateKeyPem },
     nodePublicKeyPem: node.publicKeyPem,
-    altNames: {
-      ips: [...new Set(["127.0.0.1", ...(isIp ? [rpcHost] : [])])],
-      dns: [...new Set(["localhost", ...(isIp ? [] : [rpcHost])])],
-    },
+    altNames: hostAltNames(rpcHost),
     now,
     serial: env.randomBytes(16),
   });
@@ -113,6 +136,7 @@ export async function createIdentity(env: Environment, rpcHost: string): Promise
     nodeId: nodeIdOf(node.publicKeyPem),
     nodePrivateKeyPem: node.privateKeyPem,
     nodeCertPem,
+    nodeCsrPem: node.csrPem,
     servicePrivateKeyPem: service.privateKeyPem,
     serviceCertPem: service.certPem,
     ledgerSecrets: [{ version: 0, key: Buffer.from(env.randomBytes(32)).toString("base64") }],

@@ -1,10 +1,9 @@
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { Agent, request } from "undici";
-import { generateP384KeyPair } from "../crypto/index.ts";
 import { type AttestationProvider, attestationProvider, type ProviderSeams, SnpError } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
-import type { NodeIdentity } from "./identity.ts";
+import { type NodeIdentity, newNodeKey } from "./identity.ts";
 import { generateEncryptionKey, type JoinResponse, signJoinProof, unwrapSecrets } from "./join.ts";
 import { NodeError } from "./node-error.ts";
 
@@ -24,7 +23,7 @@ export async function joinService(
 ): Promise<{ identity: NodeIdentity; peers: JoinResponse["peers"] }> {
   const join = config.join!;
   const serviceCertPem = readFileSync(join.serviceCertFile, "utf8");
-  const nodeKey = generateP384KeyPair();
+  const nodeKey = await newNodeKey(config.rpc.host);
   const encryptionKey = generateEncryptionKey();
   const attestation = await attest(
     attestationProvider(config.attestation, attestationSeams),
@@ -33,6 +32,7 @@ export async function joinService(
   );
   const body = JSON.stringify({
     node_public_key: nodeKey.publicKeyPem,
+    certificate_signing_request: nodeKey.csrPem,
     encryption_public_key: encryptionKey.publicKeyPem,
     encryption_key_signature: signJoinProof(nodeKey.privateKeyPem, encryptionKey.publicKeyPem),
     rpc_address: `${config.rpc.host}:${config.rpc.port}`,
@@ -63,6 +63,7 @@ export async function joinService(
             nodeId: answer.node_id,
             nodePrivateKeyPem: nodeKey.privateKeyPem,
             nodeCertPem: answer.node_certificate,
+            nodeCsrPem: nodeKey.csrPem,
             servicePrivateKeyPem: secrets.service_private_key,
             serviceCertPem: answer.service_certificate,
             ledgerSecrets: secrets.ledger_secrets,

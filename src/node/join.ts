@@ -8,7 +8,14 @@ import {
   privateDecrypt,
   publicEncrypt,
 } from "node:crypto";
-import { nodeIdOf, p384PrivateKey, sha256, signP384, verifyP384 } from "../crypto/index.ts";
+import {
+  certificateRequestKey,
+  nodeIdOf,
+  p384PrivateKey,
+  sha256,
+  signP384,
+  verifyP384,
+} from "../crypto/index.ts";
 import { GovTables } from "../gov/index.ts";
 import {
   type AttestationPlatform,
@@ -33,6 +40,12 @@ export interface JoinRequest {
    * an encryption key of their own.)
    */
   encryption_key_signature: string;
+  /**
+   * PKCS#10 request for the node key (PEM), recorded with the node so that governance can renew
+   * its certificate (`set_node_certificate_validity`). Optional: without it the node still
+   * joins, but its certificate cannot be renewed.
+   */
+  certificate_signing_request?: string;
 }
 
 /** What a joiner signs with its node key: its encryption key, under a domain label. */
@@ -124,7 +137,21 @@ export function parseJoinRequest(body: unknown): JoinRequest {
     if (e instanceof JoinError) throw e;
     bad(`encryption_public_key is not a public key: ${(e as Error).message}`);
   }
+  const csr = r.certificate_signing_request;
+  if (csr !== undefined) {
+    if (typeof csr !== "string") bad("certificate_signing_request must be a PEM string");
+    let csrKey = "";
+    try {
+      csrKey = certificateRequestKey(csr as string);
+    } catch (e) {
+      bad(`certificate_signing_request: ${(e as Error).message}`);
+    }
+    if (nodeIdOf(csrKey) !== nodeIdOf(r.node_public_key as string)) {
+      bad("certificate_signing_request is for another key than node_public_key");
+    }
+  }
   return {
+    ...(csr !== undefined ? { certificate_signing_request: csr as string } : {}),
     node_public_key: r.node_public_key as string,
     encryption_public_key: r.encryption_public_key as string,
     rpc_address: r.rpc_address as string,

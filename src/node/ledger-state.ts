@@ -333,6 +333,11 @@ export class LedgerState {
     return this.readSmallMap(Tables.nodesInfo).map(([id, value]) => [id, parseJsonBytes<NodeInfo>(value)]);
   }
 
+  /** Governance renewed this node's certificate (same key): signatures from now on carry it. */
+  renewNodeCertificate(certPem: string): void {
+    this.keys.nodeCertPem = certPem;
+  }
+
   /** All of a framework map with string keys (node and policy tables: small by nature). */
   readSmallMap(name: string): Array<[string, Uint8Array]> {
     const tx = this.store.begin();

@@ -1,4 +1,4 @@
-import { createPublicKey } from "node:crypto";
+import { createPublicKey, X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -39,6 +39,7 @@ import {
   type ProviderSeams,
   parseSnpReport,
 } from "../tee/index.ts";
+import { renewalProblem } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { serviceHooks } from "./gov-hooks.ts";
@@ -46,6 +47,7 @@ import { type GovEffects, type GovHost, governanceWrite } from "./governance.ts"
 import {
   createIdentity,
   hasIdentity,
+  hostAltNames,
   loadIdentity,
   type NodeIdentity,
   saveIdentity,
@@ -152,6 +154,11 @@ export class CocoNode {
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
   private channels: NodeChannels | undefined;
+  private readonly certificateListeners: Array<
+    (certs: { nodeCertPem: string; serviceCertPem: string }) => void
+  > = [];
+  /** Certificates from the store that failed the checks: logged once, checked again `until`. */
+  private refusedCertificates = { certs: "", until: 0 };
   private peersVersion = -1;
   private ticksSincePeerRefresh = 0;
   private commitToSave = 0;
@@ -481,6 +488,7 @@ export class CocoNode {
   private onTick(): void {
     this.replica?.tick();
     this.saveCommitHint();
+    this.adoptRenewedCertificates();
     // Also every second: a retiring node stays a peer until consensus stops tracking it.
     if (this.state.nodesInfoVersion !== this.peersVersion || ++this.ticksSincePeerRefresh >= 10)
       this.refreshPeers();
@@ -495,6 +503,52 @@ export class CocoNode {
     if (this.commitToSave <= this.commitSaved) return;
     writeFileAtomic(join(this.config.dir, COMMIT_FILE), JSON.stringify({ commit_seqno: this.commitToSave }));
     this.commitSaved = this.commitToSave;
+  }
+
+  /** Called with the node's certificates after governance renewed either of them. */
+  onCertificatesRenewed(listener: (certs: { nodeCertPem: string; serviceCertPem: string }) => void): void {
+    this.certificateListeners.push(listener);
+  }
+
+  /**
+   * Governance renews certificates by writing them to the KV (`set_node_certificate_validity`,
+   * `set_service_certificate_validity`, `transition_node_to_trusted`): same keys, new validity.
+   * The node then serves them: RPC and node-to-node TLS, signatures (which carry the node
+   * certificate), its sealed identity, and the service certificate file clients pin.
+   */
+  private adoptRenewedCertificates(): void {
+    const endorsed = this.state.store.read(Tables.nodesEndorsedCertificates, utf8(this.nodeId));
+    const nodeCertPem = endorsed ? new TextDecoder().decode(endorsed) : this.identity.nodeCertPem;
+    const serviceCertPem = this.serviceInfoOrNull()?.cert ?? this.identity.serviceCertPem;
+    if (nodeCertPem === this.identity.nodeCertPem && serviceCertPem === this.identity.serviceCertPem) return;
+    const found = nodeCertPem + serviceCertPem;
+    const now = this.env.now();
+    if (this.refusedCertificates.certs === found && now < this.refusedCertificates.until) return;
+    const problem = renewalProblem(this.identity, nodeCertPem, serviceCertPem, new Date(now));
+    if (problem) {
+      if (this.refusedCertificates.certs !== found) {
+        this.log.warn({ reason: problem.reason }, "not serving the renewed certificates in the store");
+      }
+      // A certificate that is not valid yet is served once it is: look again in a second.
+      this.refusedCertificates = {
+        certs: found,
+        until: problem.permanent ? Number.POSITIVE_INFINITY : now + 1000,
+      };
+      return;
+    }
+    const serviceRenewed = serviceCertPem !== this.identity.serviceCertPem;
+    this.identity.nodeCertPem = nodeCertPem;
+    this.identity.serviceCertPem = serviceCertPem;
+    saveIdentity(this.config.dir, this.env, this.identity);
+    if (serviceRenewed) writeFileAtomic(this.config.serviceCertFile, serviceCertPem, 0o644);
+    this.state.renewNodeCertificate(nodeCertPem);
+    this.channels?.renewCertificates(nodeCertPem, serviceCertPem);
+    for (const listener of this.certificateListeners) listener({ nodeCertPem, serviceCertPem });
+    const validTo = (pem: string) => new X509Certificate(pem).validTo;
+    this.log.info(
+      { nodeCertValidTo: validTo(nodeCertPem), serviceCertValidTo: validTo(serviceCertPem) },
+      "serving renewed certificates",
+    );
   }
 
   /** Keeps a channel to every node `nodes.info` lists as pending or trusted. */
@@ -700,7 +754,7 @@ export class CocoNode {
       certPem = await issueNodeCertificate({
         service: { certPem: this.identity.serviceCertPem, privateKeyPem: this.identity.servicePrivateKeyPem },
         nodePublicKeyPem: request.node_public_key,
-        altNames: hostAltNames(request.rpc_address),
+        altNames: hostAltNames(request.rpc_address.slice(0, request.rpc_address.lastIndexOf(":"))),
         now: new Date(this.env.now()),
         serial: this.env.randomBytes(16),
       });
@@ -711,6 +765,9 @@ export class CocoNode {
         cert: certPem,
         rpc_address: request.rpc_address,
         node_address: request.node_address,
+        ...(request.certificate_signing_request
+          ? { certificate_signing_request: request.certificate_signing_request }
+          : {}),
       };
       tx.map(Tables.nodesInfo).set(utf8(nodeId), jsonBytes(info));
       tx.map(Tables.nodesEndorsedCertificates).set(utf8(nodeId), utf8(certPem));
@@ -767,18 +824,23 @@ export class CocoNode {
     this.resolvePrimary();
   }
 
+  /** This node as the first (or recovering) node of a service records itself. */
+  private selfNodeInfo(): NodeInfo {
+    return {
+      status: "Trusted",
+      cert: this.identity.nodeCertPem,
+      rpc_address: `${this.config.rpc.host}:${this.config.rpc.port}`,
+      node_address: `${this.config.nodeAddress.host}:${this.channels?.port ?? this.config.nodeAddress.port}`,
+      ...(this.identity.nodeCsrPem ? { certificate_signing_request: this.identity.nodeCsrPem } : {}),
+    };
+  }
+
   /** Genesis (seqno 1): the service, this node, and the initial members and users. */
   private createService(ownSnp?: Extract<AttestationView, { format: "snp" }>): void {
     const tx = this.state.store.begin();
     const info: ServiceInfo = { cert: this.identity.serviceCertPem, status: "Opening" };
     tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes(info));
-    const node: NodeInfo = {
-      status: "Trusted",
-      cert: this.identity.nodeCertPem,
-      rpc_address: `${this.config.rpc.host}:${this.config.rpc.port}`,
-      node_address: `${this.config.nodeAddress.host}:${this.channels?.port ?? this.config.nodeAddress.port}`,
-    };
-    tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(node));
+    tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(this.selfNodeInfo()));
     // The join policy starts with the code this node runs; members change it by vote.
     tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
     // On SEV-SNP the first node's own report seeds the SNP join policy, as in CCF: nodes running
@@ -843,13 +905,7 @@ export class CocoNode {
       if (node.status !== "Retired")
         tx.map(Tables.nodesInfo).set(utf8(id), jsonBytes({ ...node, status: "Retired" }));
     }
-    const self: NodeInfo = {
-      status: "Trusted",
-      cert: this.identity.nodeCertPem,
-      rpc_address: `${this.config.rpc.host}:${this.config.rpc.port}`,
-      node_address: `${this.config.nodeAddress.host}:${this.channels?.port ?? this.config.nodeAddress.port}`,
-    };
-    tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(self));
+    tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(this.selfNodeInfo()));
     tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
     tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
     this.mustCommit(tx);
@@ -937,8 +993,10 @@ export class CocoNode {
   private constitution(effects: GovEffects): Constitution {
     return jsConstitution(this.jsEngine, (tx) =>
       serviceHooks(tx, effects, {
-        serviceCertPem: this.identity.serviceCertPem,
+        service: { certPem: this.identity.serviceCertPem, privateKeyPem: this.identity.servicePrivateKeyPem },
         latestSecretVersion: () => this.state.secrets.current.version,
+        now: () => this.env.now(),
+        randomBytes: (n) => this.env.randomBytes(n),
       }),
     );
   }
@@ -1172,14 +1230,4 @@ function readCertFile(path: string): string {
     throw new NodeError(`${path} is not a usable certificate: ${(e as Error).message}`);
   }
   return normalizePem(text);
-}
-
-/** Certificate names for a node reached at `host:port`. */
-function hostAltNames(address: string): { ips: string[]; dns: string[] } {
-  const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[|\]$/g, "");
-  const isIp = /^[0-9.]+$/.test(host) || host.includes(":");
-  return {
-    ips: [...new Set(["127.0.0.1", ...(isIp ? [host] : [])])],
-    dns: [...new Set(["localhost", ...(isIp ? [] : [host])])],
-  };
 }

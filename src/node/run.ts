@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { Server as TlsServer } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { App } from "../apps/index.ts";
@@ -38,6 +39,14 @@ export async function runNode(
 ): Promise<RunningNode> {
   const node = await CocoNode.start(config, env, log, seams);
   const server = createRpcServer(node, app, log);
+  // Certificates renewed by governance serve new client connections from then on.
+  node.onCertificatesRenewed(({ nodeCertPem }) =>
+    (server.server as unknown as TlsServer).setSecureContext({
+      key: node.identity.nodePrivateKeyPem,
+      cert: nodeCertPem,
+      minVersion: "TLSv1.2",
+    }),
+  );
   // Every client connection, so stopping can end the ones that linger (idle or half-open).
   const sockets = new Set<Socket>();
   server.server.on("connection", (socket: Socket) => {

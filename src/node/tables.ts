@@ -63,4 +63,6 @@ export interface NodeInfo {
   rpc_address: string;
   /** Where other nodes reach this one. */
   node_address?: string;
+  /** PKCS#10 request for the node's key: governance renews its certificate from it. */
+  certificate_signing_request?: string;
 }

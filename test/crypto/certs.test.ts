@@ -7,9 +7,7 @@ import {
   webcrypto,
   X509Certificate,
 } from "node:crypto";
-import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import tls from "node:tls";
 import * as x509 from "@peculiar/x509";
 import {
   certFingerprint,
@@ -22,6 +20,7 @@ import {
 } from "../../src/crypto/certs.ts";
 import { CryptoError, sha256, toHex } from "../../src/crypto/hash.ts";
 import { generateP384KeyPair, nodeIdOf } from "../../src/crypto/keys.ts";
+import { handshake } from "./handshake.ts";
 
 // TLS checks validity against the real clock, so these certificates start now.
 const now = new Date();
@@ -37,46 +36,6 @@ const nodeCert = await issueNodeCertificate({
   serial: serial(3),
 });
 const member = await createIdentityCertificate({ name: "member0", now, serial: serial(4) });
-
-interface Outcome {
-  error?: NodeJS.ErrnoException;
-  /** Whether the server saw a client certificate that chains to its `ca`. */
-  serverAuthorized?: boolean;
-  peerDer?: Uint8Array;
-}
-
-/** One TLS connection on 127.0.0.1; resolves once the client got the server's greeting or failed. */
-async function handshake(serverOpts: tls.TlsOptions, clientOpts: tls.ConnectionOptions): Promise<Outcome> {
-  const outcome: Outcome = {};
-  const server = tls.createServer(serverOpts, (socket) => {
-    outcome.serverAuthorized = socket.authorized;
-    const peer = socket.getPeerCertificate();
-    if (peer?.raw) outcome.peerDer = new Uint8Array(peer.raw);
-    socket.end("ok");
-  });
-  server.on("tlsClientError", () => {});
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  try {
-    await new Promise<void>((resolve) => {
-      const client = tls.connect({ host: "127.0.0.1", port, ...clientOpts });
-      let greeted = false;
-      client.on("data", () => {
-        greeted = true;
-      });
-      client.on("error", (err) => {
-        outcome.error = err;
-      });
-      client.on("close", () => {
-        if (!greeted && !outcome.error) outcome.error = Object.assign(new Error("closed without greeting"));
-        resolve();
-      });
-    });
-  } finally {
-    await new Promise((resolve) => server.close(resolve));
-  }
-  return outcome;
-}
 
 const nodeServer = { key: nodeKey.privateKeyPem, cert: nodeCert };
 

@@ -3,10 +3,10 @@ import { before, describe, it } from "node:test";
 import { runSeed, type SimResult } from "./world.ts";
 
 /**
- * Seeds run by `npm test` (about 0.8 s each: every node runs the real engine, signing and
+ * Seeds run by `npm test` (about 0.5 s each: every node runs the real engine, signing and
  * verifying P-384 signatures); `npm run sim -- --seeds 1000` runs many more (docs/consensus.md).
  */
-const SEEDS = 50;
+const SEEDS = 200;
 
 describe("deterministic simulator", () => {
   let results: SimResult[] = [];

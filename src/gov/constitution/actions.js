@@ -92,6 +92,36 @@ function setNodeStatus(nodeId, status) {
   ccf.kv["public:ccf.gov.nodes.info"].set(buf(nodeId), json(info));
 }
 
+// Certificate renewal: same keys, a new validity period, at most the service's configured maximum.
+function validityDays(requested, maxField) {
+  const max = serviceConfig()[maxField] ?? 365;
+  need(
+    requested === undefined || requested <= max,
+    `validity_period_days ${requested} is more than the ${max} allowed`,
+  );
+  return requested ?? max;
+}
+function isValidity(a) {
+  need(
+    a.valid_from === undefined || typeof a.valid_from === "string",
+    "valid_from must be a string such as 20261125000000Z",
+  );
+  if (a.validity_period_days !== undefined)
+    isInteger(a.validity_period_days, 1, undefined, "validity_period_days");
+}
+function renewNodeCertificate(nodeId, validFrom, days) {
+  const raw = ccf.kv["public:ccf.gov.nodes.info"].get(buf(nodeId));
+  need(raw !== undefined, `no such node: ${nodeId}`);
+  const info = parse(raw);
+  need(info.certificate_signing_request !== undefined, `node ${nodeId} has no certificate signing request`);
+  const cert = ccf.network.generateEndorsedCertificate(
+    info.certificate_signing_request,
+    validFrom,
+    validityDays(days, "maximum_node_certificate_validity_days"),
+  );
+  ccf.kv["public:ccf.gov.nodes.endorsed_certificates"].set(buf(nodeId), buf(cert));
+}
+
 function keyed(map, validateKey) {
   return {
     add: new Action(
@@ -269,9 +299,53 @@ const actions = new Map([
   [
     "transition_node_to_trusted",
     new Action(
-      (a) => isEntityId(a.node_id, "node_id"),
-      (a) => setNodeStatus(a.node_id, "Trusted"),
+      (a) => {
+        isEntityId(a.node_id, "node_id");
+        isValidity(a);
+      },
+      (a) => {
+        const raw = ccf.kv["public:ccf.gov.nodes.info"].get(buf(a.node_id));
+        const wasPending = raw !== undefined && parse(raw).status === "Pending";
+        setNodeStatus(a.node_id, "Trusted");
+        // A newly trusted node gets its certificate endorsed for the validity the members chose.
+        if (wasPending && parse(raw).certificate_signing_request !== undefined)
+          renewNodeCertificate(a.node_id, a.valid_from, a.validity_period_days);
+      },
     ),
+  ],
+  [
+    "set_node_certificate_validity",
+    new Action(
+      (a) => {
+        isEntityId(a.node_id, "node_id");
+        isValidity(a);
+      },
+      (a) => {
+        const info = ccf.kv["public:ccf.gov.nodes.info"].get(buf(a.node_id));
+        need(info !== undefined && parse(info).status === "Trusted", `node ${a.node_id} is not trusted`);
+        renewNodeCertificate(a.node_id, a.valid_from, a.validity_period_days);
+      },
+    ),
+  ],
+  [
+    "set_all_nodes_certificate_validity",
+    new Action(isValidity, (a) =>
+      ccf.kv["public:ccf.gov.nodes.info"].forEach((value, key) => {
+        if (parse(value).status === "Trusted")
+          renewNodeCertificate(ccf.bufToStr(key), a.valid_from, a.validity_period_days);
+      }),
+    ),
+  ],
+  [
+    "set_service_certificate_validity",
+    new Action(isValidity, (a) => {
+      const cert = ccf.network.generateNetworkCertificate(
+        a.valid_from,
+        validityDays(a.validity_period_days, "maximum_service_certificate_validity_days"),
+      );
+      const info = parse(ccf.kv["public:ccf.gov.service.info"].get(SINGLETON));
+      ccf.kv["public:ccf.gov.service.info"].set(SINGLETON, json({ ...info, cert }));
+    }),
   ],
   [
     "remove_node",

@@ -1,0 +1,244 @@
+/**
+ * Certificates that governance renews: a node's certificate endorsed afresh from its certificate
+ * signing request, and the service certificate re-issued for its own key with a new validity.
+ *
+ * These run inside a proposal's apply (the constitution calls `ccf.network.*` and writes the
+ * result to the KV in the same transaction), and QuickJS host functions are synchronous, so
+ * unlike certs.ts nothing here goes through WebCrypto: certificates are assembled from their
+ * ASN.1 structures and signed with node:crypto.
+ */
+import "reflect-metadata";
+import { createHash, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
+import { CertificationRequest } from "@peculiar/asn1-csr";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import {
+  AlgorithmIdentifier,
+  Certificate,
+  Extension,
+  Extensions,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
+} from "@peculiar/asn1-x509";
+import * as x509 from "@peculiar/x509";
+import {
+  derToPem,
+  importPrivate,
+  importPublic,
+  pemToDer,
+  sanNames,
+  serialHex,
+  validityWindow,
+} from "./certs.ts";
+import { CryptoError, equalBytes } from "./hash.ts";
+import { p384PrivateKey } from "./keys.ts";
+
+const ECDSA_WITH_SHA384 = "1.2.840.10045.4.3.3";
+const MAX_CSR_PEM_LENGTH = 64 * 1024;
+const SAN_OID = "2.5.29.17";
+
+function signed(tbs: TBSCertificate, key: KeyObject): string {
+  const signature = sign("sha384", Buffer.from(AsnConvert.serialize(tbs)), { key, dsaEncoding: "der" });
+  const cert = new Certificate({
+    tbsCertificate: tbs,
+    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 }),
+    signatureValue: new Uint8Array(signature).buffer,
+  });
+  return derToPem(new Uint8Array(AsnConvert.serialize(cert)));
+}
+
+function asn1Extension(ext: x509.Extension): Extension {
+  return AsnConvert.parse(ext.rawData, Extension);
+}
+
+/** RFC 5280's key identifier: SHA-1 of the subjectPublicKey bits. */
+function keyId(spki: SubjectPublicKeyInfo): string {
+  return createHash("sha1").update(new Uint8Array(spki.subjectPublicKey)).digest("hex");
+}
+
+/** The service's certificate and key, checked to belong together. */
+function serviceSigner(service: { certPem: string; privateKeyPem: string }): {
+  cert: Certificate;
+  key: KeyObject;
+} {
+  let cert: Certificate;
+  try {
+    cert = AsnConvert.parse(pemToDer(service.certPem, "service certificate"), Certificate);
+  } catch (err) {
+    throw new CryptoError(`service certificate is not readable: ${(err as Error).message}`);
+  }
+  const key = p384PrivateKey(service.privateKeyPem);
+  const certSpki = new Uint8Array(AsnConvert.serialize(cert.tbsCertificate.subjectPublicKeyInfo));
+  const keySpki = new Uint8Array(createPublicKey(key).export({ type: "spki", format: "der" }));
+  if (!equalBytes(certSpki, keySpki)) {
+    throw new CryptoError("service private key does not match the service certificate");
+  }
+  return { cert, key };
+}
+
+function serialBuffer(serial: Uint8Array): ArrayBuffer {
+  const hex = serialHex(serial);
+  // A leading zero byte keeps the INTEGER positive when the top bit is set.
+  const bytes = Buffer.from((Number.parseInt(hex.slice(0, 2), 16) & 0x80 ? "00" : "") + hex, "hex");
+  return new Uint8Array(bytes).buffer;
+}
+
+/**
+ * The start of a validity period as governance gives it (`valid_from`): an ASN.1 time string,
+ * GeneralizedTime `YYYYMMDDhhmmssZ` or UTCTime `YYMMDDhhmmssZ`.
+ */
+export function parseValidFrom(text: string): Date {
+  const m =
+    /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) ??
+    /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  if (!m) {
+    throw new CryptoError(`valid_from ${JSON.stringify(text)} is not an ASN.1 time such as 20261125000000Z`);
+  }
+  const [, y, mo, d, h, mi, s] = m.map(Number) as [number, number, number, number, number, number, number];
+  const year = m[1]!.length === 2 ? (y >= 50 ? 1900 + y : 2000 + y) : y;
+  const date = new Date(Date.UTC(year, mo - 1, d, h, mi, s));
+  if (
+    date.getUTCFullYear() !== year ||
+    date.getUTCMonth() !== mo - 1 ||
+    date.getUTCDate() !== d ||
+    h > 23 ||
+    mi > 59 ||
+    s > 59
+  ) {
+    throw new CryptoError(`valid_from ${JSON.stringify(text)} is not a valid date and time`);
+  }
+  return date;
+}
+
+interface CheckedRequest {
+  request: CertificationRequest;
+  spki: SubjectPublicKeyInfo;
+  publicKey: KeyObject;
+  san: x509.Extension;
+}
+
+/** A PKCS#10 request for a P-384 key, signed by that key, naming subject alternative names. */
+function readCertificateRequest(csrPem: string): CheckedRequest {
+  if (typeof csrPem !== "string" || csrPem.length > MAX_CSR_PEM_LENGTH) {
+    throw new CryptoError("certificate signing request must be a PEM string of at most 64 KiB");
+  }
+  let pkcs10: x509.Pkcs10CertificateRequest;
+  try {
+    pkcs10 = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch (err) {
+    throw new CryptoError(`certificate signing request is not readable: ${(err as Error).message}`);
+  }
+  const spki = AsnConvert.parse(pkcs10.publicKey.rawData, SubjectPublicKeyInfo);
+  const publicKey = createPublicKey({
+    key: Buffer.from(pkcs10.publicKey.rawData),
+    format: "der",
+    type: "spki",
+  });
+  if (publicKey.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
+    throw new CryptoError("certificate signing request must be for an ECDSA P-384 key");
+  }
+  const request = AsnConvert.parse(pkcs10.rawData, CertificationRequest);
+  const signatureOk =
+    request.signatureAlgorithm.algorithm === ECDSA_WITH_SHA384 &&
+    request.certificationRequestInfoRaw !== undefined &&
+    verify(
+      "sha384",
+      Buffer.from(request.certificationRequestInfoRaw),
+      { key: publicKey, dsaEncoding: "der" },
+      Buffer.from(request.signature),
+    );
+  if (!signatureOk) {
+    throw new CryptoError("certificate signing request is not signed (ECDSA P-384/SHA-384) by its own key");
+  }
+  const san = pkcs10.extensions.find((e) => e.type === SAN_OID);
+  if (!san) throw new CryptoError("certificate signing request names no subject alternative names");
+  return { request, spki, publicKey, san };
+}
+
+/** The public key (SPKI PEM) of a valid node certificate signing request; throws otherwise. */
+export function certificateRequestKey(csrPem: string): string {
+  return readCertificateRequest(csrPem).publicKey.export({ type: "spki", format: "pem" }).toString();
+}
+
+/**
+ * A node certificate endorsed by the service key for the key in `csrPem`, which must be a P-384
+ * key that signed the request. Subject and subject alternative names come from the request;
+ * the certificate serves TLS as both server and client, like the one issued when a node joins.
+ */
+export function endorseCertificateRequest(opts: {
+  service: { certPem: string; privateKeyPem: string };
+  csrPem: string;
+  validFrom: Date;
+  validityDays: number;
+  serial: Uint8Array;
+}): string {
+  const { cert: service, key } = serviceSigner(opts.service);
+  const { request, spki, san } = readCertificateRequest(opts.csrPem);
+  const window = validityWindow(opts.validFrom, opts.validityDays);
+  const { KeyUsageFlags: KU, ExtendedKeyUsage: EKU } = x509;
+  const tbs = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: serialBuffer(opts.serial),
+    signature: new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 }),
+    // Copied as encoded from the service certificate, so chain building links the two.
+    issuer: service.tbsCertificate.subject,
+    validity: new Validity(window),
+    subject: request.certificationRequestInfo.subject,
+    subjectPublicKeyInfo: spki,
+    extensions: new Extensions([
+      asn1Extension(new x509.BasicConstraintsExtension(false, undefined, true)),
+      asn1Extension(new x509.KeyUsagesExtension(KU.digitalSignature, true)),
+      asn1Extension(new x509.ExtendedKeyUsageExtension([EKU.serverAuth, EKU.clientAuth])),
+      AsnConvert.parse(san.rawData, Extension),
+      asn1Extension(new x509.SubjectKeyIdentifierExtension(keyId(spki))),
+      asn1Extension(
+        new x509.AuthorityKeyIdentifierExtension(keyId(service.tbsCertificate.subjectPublicKeyInfo)),
+      ),
+    ]),
+  });
+  return signed(tbs, key);
+}
+
+/**
+ * The service certificate re-issued with a new validity period: same subject, same key, same
+ * extensions, a new serial. Certificates the old one endorsed chain to it unchanged.
+ */
+export function renewServiceCertificate(opts: {
+  service: { certPem: string; privateKeyPem: string };
+  validFrom: Date;
+  validityDays: number;
+  serial: Uint8Array;
+}): string {
+  const { cert, key } = serviceSigner(opts.service);
+  const old = cert.tbsCertificate;
+  const tbs = new TBSCertificate({
+    version: old.version,
+    serialNumber: serialBuffer(opts.serial),
+    signature: new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 }),
+    issuer: old.subject,
+    validity: new Validity(validityWindow(opts.validFrom, opts.validityDays)),
+    subject: old.subject,
+    subjectPublicKeyInfo: old.subjectPublicKeyInfo,
+    ...(old.extensions ? { extensions: old.extensions } : {}),
+  });
+  return signed(tbs, key);
+}
+
+/**
+ * A node's certificate signing request (PKCS#10, signed by its P-384 key), recorded with the
+ * node so that governance can renew its certificate later.
+ */
+export async function createCertificateRequest(opts: {
+  privateKeyPem: string;
+  altNames?: { ips?: string[]; dns?: string[] };
+}): Promise<string> {
+  const key = p384PrivateKey(opts.privateKeyPem);
+  const request = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: [{ CN: ["Coco Node"] }],
+    keys: { privateKey: await importPrivate(key), publicKey: await importPublic(createPublicKey(key)) },
+    signingAlgorithm: { name: "ECDSA", hash: "SHA-384" },
+    extensions: [new x509.SubjectAlternativeNameExtension(sanNames(opts.altNames))],
+  });
+  return request.toString("pem");
+}

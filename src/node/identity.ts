@@ -43,7 +43,8 @@ export class IdentityError extends Error {}
 
 /** Writes a file so that a crash leaves either the old or the new content, never a mix. */
 export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o600): void {
-  const tmp = `${path}.tmp`;
+  // Per process: nodes sharing a directory (a sandbox) may write the same file at once.
+  const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, "w", mode);
   try {
     writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);

@@ -540,7 +540,16 @@ export class CocoNode {
     this.identity.nodeCertPem = nodeCertPem;
     this.identity.serviceCertPem = serviceCertPem;
     saveIdentity(this.config.dir, this.env, this.identity);
-    if (serviceRenewed) writeFileAtomic(this.config.serviceCertFile, serviceCertPem, 0o644);
+    if (serviceRenewed) {
+      try {
+        writeFileAtomic(this.config.serviceCertFile, serviceCertPem, 0o644);
+      } catch (e) {
+        this.log.error(
+          { err: e, file: this.config.serviceCertFile },
+          "could not write the renewed service certificate",
+        );
+      }
+    }
     this.state.renewNodeCertificate(nodeCertPem);
     this.channels?.renewCertificates(nodeCertPem, serviceCertPem);
     for (const listener of this.certificateListeners) listener({ nodeCertPem, serviceCertPem });

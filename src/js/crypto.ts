@@ -249,6 +249,16 @@ function aesKeySize(params: Record<string, unknown>): number {
   return size;
 }
 
+/** `ccf.crypto.<name>(pem, kid)`: the PEM key of `kind` as a JWK of one of the `allowed` types. */
+function pemToJwk(name: string, kind: "public" | "private", allowed: string[]) {
+  return (pem: unknown, kid: unknown): JsonWebKey => {
+    const what = `${name}: pem`;
+    const key =
+      kind === "public" ? publicKeyFrom(text(pem, what), what) : privateKeyFrom(text(pem, what), what);
+    return toJwk(key, kid, allowed, name);
+  };
+}
+
 function toJwk(key: KeyObject, kid: unknown, allowed: string[], what: string): JsonWebKey {
   keyType(key, allowed, what);
   const jwk = key.export({ format: "jwk" });
@@ -375,33 +385,12 @@ export function cryptoFunctions(env: JsEnv): Record<string, HostFunction> {
           throw new RangeError("unwrapKey: wrapAlgo.name must be one of RSA-OAEP, AES-KWP, RSA-OAEP-AES-KWP");
       }
     },
-    pubPemToJwk: (pem, kid) =>
-      toJwk(publicKeyFrom(text(pem, "pubPemToJwk: pem"), "pubPemToJwk: pem"), kid, EC, "pubPemToJwk"),
-    pemToJwk: (pem, kid) =>
-      toJwk(privateKeyFrom(text(pem, "pemToJwk: pem"), "pemToJwk: pem"), kid, EC, "pemToJwk"),
-    pubRsaPemToJwk: (pem, kid) =>
-      toJwk(
-        publicKeyFrom(text(pem, "pubRsaPemToJwk: pem"), "pubRsaPemToJwk: pem"),
-        kid,
-        RSA,
-        "pubRsaPemToJwk",
-      ),
-    rsaPemToJwk: (pem, kid) =>
-      toJwk(privateKeyFrom(text(pem, "rsaPemToJwk: pem"), "rsaPemToJwk: pem"), kid, RSA, "rsaPemToJwk"),
-    pubEddsaPemToJwk: (pem, kid) =>
-      toJwk(
-        publicKeyFrom(text(pem, "pubEddsaPemToJwk: pem"), "pubEddsaPemToJwk: pem"),
-        kid,
-        EDDSA,
-        "pubEddsaPemToJwk",
-      ),
-    eddsaPemToJwk: (pem, kid) =>
-      toJwk(
-        privateKeyFrom(text(pem, "eddsaPemToJwk: pem"), "eddsaPemToJwk: pem"),
-        kid,
-        EDDSA,
-        "eddsaPemToJwk",
-      ),
+    pubPemToJwk: pemToJwk("pubPemToJwk", "public", EC),
+    pemToJwk: pemToJwk("pemToJwk", "private", EC),
+    pubRsaPemToJwk: pemToJwk("pubRsaPemToJwk", "public", RSA),
+    rsaPemToJwk: pemToJwk("rsaPemToJwk", "private", RSA),
+    pubEddsaPemToJwk: pemToJwk("pubEddsaPemToJwk", "public", EDDSA),
+    eddsaPemToJwk: pemToJwk("eddsaPemToJwk", "private", EDDSA),
     pubJwkToPem: (jwk) => fromJwk(jwk, "public", EC, "pubJwkToPem: jwk"),
     jwkToPem: (jwk) => fromJwk(jwk, "private", EC, "jwkToPem: jwk"),
     pubRsaJwkToPem: (jwk) => fromJwk(jwk, "public", RSA, "pubRsaJwkToPem: jwk"),

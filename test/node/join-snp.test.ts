@@ -13,7 +13,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { builtInApp } from "../../src/cli/apps.ts";
 import { verifyNode } from "../../src/cli/attestation-node.ts";
-import { GovClient } from "../../src/client/index.ts";
+import type { GovClient } from "../../src/client/index.ts";
 import { generateP384KeyPair } from "../../src/crypto/index.ts";
 import {
   createLogger,
@@ -26,7 +26,7 @@ import { generateEncryptionKey, JoinVerifier, signJoinProof } from "../../src/no
 import type { TsmFileSystem } from "../../src/tee/index.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
-import { fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
+import { type FakeAmd, fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
 import { fakeReport } from "../tee/fake-report.ts";
 
 const VECTORS = fileURLToPath(new URL("../../../shared/vectors/snp", import.meta.url));
@@ -106,6 +106,49 @@ async function joinWithTsm(
   return running;
 }
 
+/**
+ * The fake AMD's chain in a file, and simulated kernels to hand joiners: `signed()` makes one that
+ * answers with reports for this guest signed by the fake VCEK, `kernel(tsm)` keeps any other for
+ * `cleanup`, which removes the chain and every kernel's directory.
+ */
+function fakeAmdKernels(amd: FakeAmd) {
+  const chainDir = mkdtempSync(join(tmpdir(), "coco-tsm-chain-"));
+  const chainFile = join(chainDir, "chain.pem");
+  writeFileSync(chainFile, amd.chainPem);
+  const kernels: Array<ReturnType<typeof simulatedTsm>> = [];
+  const kernel = (tsm: ReturnType<typeof simulatedTsm>) => {
+    kernels.push(tsm);
+    return tsm;
+  };
+  const signed = () =>
+    kernel(
+      simulatedTsm((inblob) =>
+        fakeReport(amd.vcekKeyPem, { reportData: inblob, measurement: MEASUREMENT, hostData: HOST_DATA }),
+      ),
+    );
+  const cleanup = () => {
+    rmSync(chainDir, { recursive: true, force: true });
+    for (const k of kernels) rmSync(k.base, { recursive: true, force: true });
+  };
+  return { chainFile, kernel, signed, cleanup };
+}
+
+/**
+ * Member0 votes in this guest's host data and Milan's minimum TCB but not its measurement, so that
+ * a joiner can be refused for the measurement alone; and n0 trusts the test's fake AMD, set
+ * in-process since no configuration can reach it.
+ */
+async function allowAllButMeasurement(cluster: Cluster, n0: RunningNode, amd: FakeAmd): Promise<GovClient> {
+  const gov = await cluster.gov(n0);
+  await pass(gov, "add_snp_host_data", { host_data: HOST_DATA, security_policy: SECURITY_POLICY });
+  await pass(gov, "set_snp_minimum_tcb_version_hex", {
+    cpuid: "00a00f11",
+    tcb_version: "db18000000000004",
+  });
+  n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+  return gov;
+}
+
 function lines() {
   const out: string[] = [];
   const err: string[] = [];
@@ -130,7 +173,6 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
       source: string | null;
       attestation: Record<string, unknown> | null;
     }>;
-  let gov: GovClient | undefined;
   try {
     // Stays Opening (no automatic opening), so an admitted joiner is trusted at once.
     const n0 = await cluster.startService({ openAtNodes: 0 });
@@ -204,21 +246,7 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
     }
 
     // The tables hold host data and a minimum TCB, but not this guest's measurement.
-    gov = new GovClient({
-      url: cluster.url(n0, ""),
-      serviceCertPem: n0.node.identity.serviceCertPem,
-      memberCertPem: cluster.member.certPem,
-      memberKeyPem: cluster.member.privateKeyPem,
-    });
-    await gov.activate();
-    await pass(gov, "add_snp_host_data", { host_data: HOST_DATA, security_policy: SECURITY_POLICY });
-    await pass(gov, "set_snp_minimum_tcb_version_hex", {
-      cpuid: "00a00f11",
-      tcb_version: "db18000000000004",
-    });
-
-    // The test's fake AMD is trusted by this primary only, set in-process.
-    n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+    const gov = await allowAllButMeasurement(cluster, n0, amd);
     await assert.rejects(
       cluster.join("n1", n0, snpSettings),
       new RegExp(`join refused: .*measurement ${MEASUREMENT} is not among the 0 allowed SNP measurements`),
@@ -275,7 +303,6 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
     assert.equal(await verifyNode("https://127.0.0.1:1", { serviceCert }, unreachable.io), 2);
     assert.match(unreachable.err[0]!, /cannot get the attestation of https:\/\/127.0.0.1:1/);
   } finally {
-    await gov?.close();
     await cluster.stop();
     rmSync(guest.dir, { recursive: true, force: true });
   }
@@ -286,17 +313,7 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
 }, async () => {
   const cluster = await Cluster.create();
   const amd = await makeFakeAmd();
-  const chainDir = mkdtempSync(join(tmpdir(), "coco-tsm-chain-"));
-  const chainFile = join(chainDir, "chain.pem");
-  writeFileSync(chainFile, amd.chainPem);
-  const kernels: Array<ReturnType<typeof simulatedTsm>> = [];
-  const signed = () => {
-    const tsm = simulatedTsm((inblob) =>
-      fakeReport(amd.vcekKeyPem, { reportData: inblob, measurement: MEASUREMENT, hostData: HOST_DATA }),
-    );
-    kernels.push(tsm);
-    return tsm;
-  };
+  const { chainFile, signed, cleanup } = fakeAmdKernels(amd);
   try {
     // A node that cannot get its own report cannot start a service on SNP.
     await assert.rejects(
@@ -366,8 +383,7 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
     );
   } finally {
     await cluster.stop();
-    rmSync(chainDir, { recursive: true, force: true });
-    for (const k of kernels) rmSync(k.base, { recursive: true, force: true });
+    cleanup();
   }
 });
 
@@ -376,19 +392,7 @@ test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AM
 }, async () => {
   const cluster = await Cluster.create();
   const amd = await makeFakeAmd();
-  const chainDir = mkdtempSync(join(tmpdir(), "coco-tsm-chain-"));
-  const chainFile = join(chainDir, "chain.pem");
-  writeFileSync(chainFile, amd.chainPem);
-  const signed = () =>
-    simulatedTsm((inblob) =>
-      fakeReport(amd.vcekKeyPem, { reportData: inblob, measurement: MEASUREMENT, hostData: HOST_DATA }),
-    );
-  const kernels: Array<ReturnType<typeof simulatedTsm>> = [];
-  const kernel = (tsm: ReturnType<typeof simulatedTsm>) => {
-    kernels.push(tsm);
-    return tsm;
-  };
-  let gov: GovClient | undefined;
+  const { chainFile, kernel, signed, cleanup } = fakeAmdKernels(amd);
   try {
     const n0 = await cluster.startService({ openAtNodes: 0 });
     const nodeCount = async () => (await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length;
@@ -406,22 +410,10 @@ test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AM
       assert.equal(await nodeCount(), 1);
     }
 
-    gov = new GovClient({
-      url: cluster.url(n0, ""),
-      serviceCertPem: n0.node.identity.serviceCertPem,
-      memberCertPem: cluster.member.certPem,
-      memberKeyPem: cluster.member.privateKeyPem,
-    });
-    await gov.activate();
-    await pass(gov, "add_snp_host_data", { host_data: HOST_DATA, security_policy: SECURITY_POLICY });
-    await pass(gov, "set_snp_minimum_tcb_version_hex", {
-      cpuid: "00a00f11",
-      tcb_version: "db18000000000004",
-    });
-    n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+    const gov = await allowAllButMeasurement(cluster, n0, amd);
 
     // Before the measurement is voted in, the same kind of joiner is refused for it alone.
-    const early = kernel(signed());
+    const early = signed();
     await assert.rejects(
       joinWithTsm(cluster, "early", n0, early, chainFile),
       new RegExp(`join refused: .*measurement ${MEASUREMENT} is not among the 0 allowed SNP measurements`),
@@ -430,7 +422,7 @@ test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AM
     assert.equal(await nodeCount(), 1, "nothing recorded");
 
     await pass(gov, "add_snp_measurement", { measurement: MEASUREMENT });
-    const tsm = kernel(signed());
+    const tsm = signed();
     const n1 = await joinWithTsm(cluster, "n1", n0, tsm, chainFile);
     const bound = `${n1.node.nodeId}${"00".repeat(32)}`;
     assert.equal(Buffer.from(tsm.requests[0]!).toString("hex"), bound, "inblob binds the joiner's key");
@@ -464,9 +456,7 @@ test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AM
       ok.err.join("\n"),
     );
   } finally {
-    await gov?.close();
     await cluster.stop();
-    rmSync(chainDir, { recursive: true, force: true });
-    for (const k of kernels) rmSync(k.base, { recursive: true, force: true });
+    cleanup();
   }
 });

@@ -11,20 +11,12 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { builtInApp } from "../../src/cli/apps.ts";
 import { verifyNode } from "../../src/cli/attestation-node.ts";
 import type { GovClient } from "../../src/client/index.ts";
 import { generateP384KeyPair } from "../../src/crypto/index.ts";
-import {
-  createLogger,
-  parseConfig,
-  type RunningNode,
-  realEnvironment,
-  runNode,
-} from "../../src/node/index.ts";
+import type { RunningNode } from "../../src/node/index.ts";
 import { generateEncryptionKey, JoinVerifier, signJoinProof } from "../../src/node/join.ts";
 import type { TsmFileSystem } from "../../src/tee/index.ts";
-import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { type FakeAmd, fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
 import { fakeReport } from "../tee/fake-report.ts";
@@ -83,27 +75,17 @@ async function joinWithTsm(
   tsm: ReturnType<typeof simulatedTsm>,
   chainFile: string,
 ): Promise<RunningNode> {
-  const config = parseConfig(
-    {
-      dir: name,
-      rpc: { address: `127.0.0.1:${await freePort()}` },
-      nodeAddress: `127.0.0.1:${await freePort()}`,
-      app: "logging",
-      log: { level: "error" },
-      join: { target: `127.0.0.1:${target.port}`, serviceCertFile: "service_cert.pem" },
-      attestation: {
-        platform: "snp",
-        snp: { reportSource: { configfsTsm: tsm.base }, endorsements: { file: chainFile } },
-      },
+  return cluster.join(name, target, tsmAttestation(tsm, chainFile), { attestationSeams: { tsmFs: tsm.fs } });
+}
+
+/** Settings for a node on SNP whose reports come from the simulated kernel `tsm`. */
+function tsmAttestation(tsm: ReturnType<typeof simulatedTsm>, chainFile: string) {
+  return {
+    attestation: {
+      platform: "snp",
+      snp: { reportSource: { configfsTsm: tsm.base }, endorsements: { file: chainFile } },
     },
-    cluster.dir,
-  );
-  const logger = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
-  const running = await runNode(config, realEnvironment, logger, builtInApp("logging"), {
-    attestationSeams: { tsmFs: tsm.fs },
-  });
-  cluster.nodes.push(running);
-  return running;
+  };
 }
 
 /**
@@ -332,32 +314,10 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
 
     // The first node attests through the simulated kernel; its report seeds the policy.
     const tsm0 = signed();
-    const config = parseConfig(
-      {
-        dir: "n0",
-        rpc: { address: `127.0.0.1:${await freePort()}` },
-        nodeAddress: `127.0.0.1:${await freePort()}`,
-        members: [{ cert: "member0_cert.pem" }],
-        users: [{ cert: "user0_cert.pem" }],
-        app: "logging",
-        log: { level: "error" },
-        attestation: {
-          platform: "snp",
-          snp: { reportSource: { configfsTsm: tsm0.base }, endorsements: { file: chainFile } },
-        },
-      },
-      cluster.dir,
+    const n0 = await cluster.startService(
+      { openAtNodes: 0, ...tsmAttestation(tsm0, chainFile) },
+      { attestationSeams: { tsmFs: tsm0.fs } },
     );
-    const n0 = await runNode(
-      config,
-      realEnvironment,
-      createLogger({ level: "error", format: "json" }),
-      builtInApp("logging"),
-      {
-        attestationSeams: { tsmFs: tsm0.fs },
-      },
-    );
-    cluster.nodes.push(n0);
     assert.equal(Buffer.from(tsm0.requests[0]!).toString("hex"), `${n0.node.nodeId}${"00".repeat(32)}`);
     const policy = (await cluster.call(n0, "GET", "/gov/service/join-policy?api-version=2024-07-01")).json();
     assert.deepEqual(policy.snp.measurements, [MEASUREMENT]);

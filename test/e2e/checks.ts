@@ -36,6 +36,25 @@ export async function converge(net: Network, nodes: NetNode[], timeoutMs = 20_00
 }
 
 /**
+ * Waits for the nodes other than `gone` to elect a primary, and insists it is in a later view than
+ * `oldView` (the view `gone` led in). Returns the new primary and its view.
+ */
+export async function newPrimaryWithout(
+  net: Network,
+  gone: NetNode,
+  oldView: number,
+  timeoutMs = 25_000,
+): Promise<{ primary: NetNode; view: number }> {
+  const primary = await net.primary(
+    timeoutMs,
+    net.nodes.filter((n) => n !== gone),
+  );
+  const view = (await net.consensus(primary)).view;
+  assert.ok(view > oldView, `new primary in view ${view} after ${oldView}`);
+  return { primary, view };
+}
+
+/**
  * Every node holds exactly the acknowledged writes plus, possibly, writes whose outcome was
  * unknown or were never answered, each with the value it was written with; all nodes agree.
  */

@@ -1,7 +1,7 @@
 import { test } from "node:test";
-import { checkAfterLoad, converge } from "./checks.ts";
+import { converge } from "./checks.ts";
 import { type NetNode, type Network, sleep, waitUntil, withNetwork } from "./harness.ts";
-import { Workload } from "./workload.ts";
+import { faultsUnderLoad } from "./under-load.ts";
 
 async function catchUp(net: Network, node: NetNode, primary: NetNode, timeoutMs: number): Promise<void> {
   const target = await net.commitSeqno(primary);
@@ -13,30 +13,24 @@ async function catchUp(net: Network, node: NetNode, primary: NetNode, timeoutMs:
 test("kill -9 a backup, write on, restart it from its config: it catches up under load and converges", {
   timeout: 120_000,
 }, async (t) => {
-  await withNetwork(3, async (net) => {
-    const load = new Workload(net, { clients: 3, readShare: 0.2, maxOpsPerClient: 20_000, maxMs: 80_000 });
-    load.start();
-    try {
-      await load.moreAcks(20, 20_000);
-      const primary = await net.primary();
-      const backup = net.nodes.find((n) => n !== primary)!;
-      // Killed while the network is quiet; the test below kills one mid-load.
-      await load.pause();
-      const before = await converge(net, net.nodes);
-      await net.kill(backup);
-      load.resume();
-      // Two of three nodes are a majority: writes keep committing without it.
-      await load.moreAcks(50, 20_000);
-      const missed = (await net.commitSeqno(primary)) - before;
+  const options = { clients: 3, readShare: 0.2, maxOpsPerClient: 20_000, maxMs: 80_000 };
+  await faultsUnderLoad(t, options, async (net, load) => {
+    await load.moreAcks(20, 20_000);
+    const primary = await net.primary();
+    const backup = net.nodes.find((n) => n !== primary)!;
+    // Killed while the network is quiet; the test below kills one mid-load.
+    await load.pause();
+    const before = await converge(net, net.nodes);
+    await net.kill(backup);
+    load.resume();
+    // Two of three nodes are a majority: writes keep committing without it.
+    await load.moreAcks(50, 20_000);
+    const missed = (await net.commitSeqno(primary)) - before;
 
-      await net.restart(backup);
-      await catchUp(net, backup, primary, 25_000);
-      t.diagnostic(`${backup.name} restarted and caught up ${missed}+ transactions`);
-      await load.moreAcks(20, 20_000);
-    } finally {
-      await load.stop();
-    }
-    await checkAfterLoad(net, load, (m) => t.diagnostic(m));
+    await net.restart(backup);
+    await catchUp(net, backup, primary, 25_000);
+    t.diagnostic(`${backup.name} restarted and caught up ${missed}+ transactions`);
+    await load.moreAcks(20, 20_000);
   });
 });
 

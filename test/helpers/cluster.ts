@@ -12,6 +12,7 @@ import {
   realEnvironment,
   runNode,
 } from "../../src/node/index.ts";
+import type { NodeSeams } from "../../src/node/run.ts";
 import { freePort } from "./cli.ts";
 import { govClient, type Identity, makeIdentity, passProposal, validFrom } from "./network.ts";
 
@@ -38,24 +39,39 @@ export class Cluster {
   }
 
   /** Starts the first node of a new service. */
-  startService(settings: Record<string, unknown> = {}): Promise<RunningNode> {
-    return this.start("n0", {
-      members: [{ cert: "member0_cert.pem" }],
-      openAtNodes: 1,
-      users: [{ cert: "user0_cert.pem" }],
-      ...settings,
-    });
+  startService(settings: Record<string, unknown> = {}, seams?: NodeSeams): Promise<RunningNode> {
+    return this.start(
+      "n0",
+      {
+        members: [{ cert: "member0_cert.pem" }],
+        openAtNodes: 1,
+        users: [{ cert: "user0_cert.pem" }],
+        ...settings,
+      },
+      seams,
+    );
   }
 
   /** Starts a node that joins the service through `target`. */
-  join(name: string, target: RunningNode, settings: Record<string, unknown> = {}): Promise<RunningNode> {
-    return this.start(name, {
-      join: { target: `127.0.0.1:${target.port}`, serviceCertFile: "service_cert.pem" },
-      ...settings,
-    });
+  join(
+    name: string,
+    target: RunningNode,
+    settings: Record<string, unknown> = {},
+    seams?: NodeSeams,
+  ): Promise<RunningNode> {
+    return this.start(
+      name,
+      { join: { target: `127.0.0.1:${target.port}`, serviceCertFile: "service_cert.pem" }, ...settings },
+      seams,
+    );
   }
 
-  async start(name: string, { rpc, ...settings }: Record<string, unknown>): Promise<RunningNode> {
+  /** Starts node `name` with `settings` over the defaults; `seams` stand in for hardware in-process. */
+  async start(
+    name: string,
+    { rpc, ...settings }: Record<string, unknown>,
+    seams?: NodeSeams,
+  ): Promise<RunningNode> {
     const config = parseConfig(
       {
         dir: name,
@@ -68,7 +84,7 @@ export class Cluster {
       this.dir,
     );
     const logger = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
-    const running = await runNode(config, realEnvironment, logger, builtInApp("logging"));
+    const running = await runNode(config, realEnvironment, logger, builtInApp("logging"), seams);
     this.nodes.push(running);
     return running;
   }

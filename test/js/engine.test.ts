@@ -10,6 +10,7 @@ import {
   type JsLogLevel,
   MAX_STACK_BYTES,
 } from "../../src/js/index.ts";
+import { thrownJsError } from "./thrown-js-error.ts";
 
 // A counter as random source: tests can predict Math.random and key generation.
 let counter = 0;
@@ -65,18 +66,8 @@ function call(fn: string, args: unknown[] = [], extra: object = {}): unknown {
   return engine.call({ modules: app, entry: "main.js", fn, args, ...extra });
 }
 
-function failure(fn: () => unknown): JsError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof JsError) return error;
-    throw error;
-  }
-  assert.fail("expected a JsError");
-}
-
 function expectKind(kind: JsErrorKind, fn: () => unknown): JsError {
-  const error = failure(fn);
+  const error = thrownJsError(fn);
   assert.equal(error.kind, kind, `${error.kind}: ${error.message}`);
   return error;
 }
@@ -312,7 +303,7 @@ test("a host stack overflow inside QuickJS reloads the module; calls resume afte
   }
   // With 90% of Node's stack already used, JSON.stringify of a deep object overruns it.
   const crash = descend(Math.floor(lo * 0.9), () =>
-    failure(() => engine.call({ modules, entry: "nest.js", fn: "nest", args: [100000] })),
+    thrownJsError(() => engine.call({ modules, entry: "nest.js", fn: "nest", args: [100000] })),
   );
   assert.ok(
     crash instanceof JsError && (crash.kind === "stack" || crash.kind === "unavailable"),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createJsEngine, createModuleSet, JsError, MemoryKv } from "../../src/js/index.ts";
+import { createJsEngine, createModuleSet, MemoryKv } from "../../src/js/index.ts";
+import { thrownJsError } from "./thrown-js-error.ts";
 
 const engine = await createJsEngine({
   env: { now: () => performance.now(), randomBytes: (n) => new Uint8Array(n) },
@@ -63,16 +64,6 @@ function call(fn: string, args: unknown[] = [], extra: object = {}): unknown {
   return engine.call({ modules, entry: "kv.js", fn, args, ...extra });
 }
 
-function jsError(fn: () => unknown): JsError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof JsError) return error;
-    throw error;
-  }
-  assert.fail("expected a JsError");
-}
-
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
 
@@ -133,7 +124,7 @@ test("read-only calls refuse every write with a TypeError naming the map, and ch
   const kv = new MemoryKv();
   kv.set("public:ccf.gov.users.info", utf8("k"), utf8("v"));
   for (const fn of ["write", "remove", "clear"]) {
-    const error = jsError(() => call(fn, ["public:ccf.gov.users.info"], { kv, readOnly: true }));
+    const error = thrownJsError(() => call(fn, ["public:ccf.gov.users.info"], { kv, readOnly: true }));
     assert.equal(error.kind, "exception");
     assert.match(
       error.message,
@@ -158,11 +149,14 @@ test("each call sees the KV it was given", () => {
 test("wrong argument types are JS TypeErrors, as in CCF", () => {
   const kv = new MemoryKv();
   assert.match(
-    jsError(() => call("badKey", [], { kv })).message,
+    thrownJsError(() => call("badKey", [], { kv })).message,
     /TypeError: ccf\.kv\["m"\]\.get: key must be an ArrayBuffer/,
   );
-  assert.match(jsError(() => call("missingValue", [], { kv })).message, /set: value must be an ArrayBuffer/);
-  assert.match(jsError(() => call("assignMap", [], { kv })).message, /ccf\.kv cannot be assigned to/);
+  assert.match(
+    thrownJsError(() => call("missingValue", [], { kv })).message,
+    /set: value must be an ArrayBuffer/,
+  );
+  assert.match(thrownJsError(() => call("assignMap", [], { kv })).message, /ccf\.kv cannot be assigned to/);
   assert.equal(call("sameObject", [], { kv }), true);
 });
 
@@ -171,7 +165,7 @@ test("a KvAccess error reaches the JS as an exception with its message", () => {
   kv.get = () => {
     throw new Error("store offline");
   };
-  assert.match(jsError(() => call("failingKv", [], { kv })).message, /store offline/);
+  assert.match(thrownJsError(() => call("failingKv", [], { kv })).message, /store offline/);
 });
 
 test("historical state: ccf.historicalState and getStateRange expose read-only KVs", () => {
@@ -187,7 +181,7 @@ test("historical state: ccf.historicalState and getStateRange expose read-only K
     live: "now",
   });
   assert.equal(call("historical", [], { kv: live }), null, "not carried over to the next call");
-  const error = jsError(() => call("historicalWrite", [], { kv: live, historicalState }));
+  const error = thrownJsError(() => call("historicalWrite", [], { kv: live, historicalState }));
   assert.match(error.message, /historical state: it is read-only/);
 
   const states = ["5", "6"].map((n) => {

@@ -11,22 +11,14 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { builtInApp } from "../../src/cli/apps.ts";
 import { verifyNode } from "../../src/cli/attestation-node.ts";
-import { GovClient } from "../../src/client/index.ts";
+import type { GovClient } from "../../src/client/index.ts";
 import { generateP384KeyPair } from "../../src/crypto/index.ts";
-import {
-  createLogger,
-  parseConfig,
-  type RunningNode,
-  realEnvironment,
-  runNode,
-} from "../../src/node/index.ts";
+import type { RunningNode } from "../../src/node/index.ts";
 import { generateEncryptionKey, JoinVerifier, signJoinProof } from "../../src/node/join.ts";
 import type { TsmFileSystem } from "../../src/tee/index.ts";
-import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
-import { fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
+import { type FakeAmd, fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
 import { fakeReport } from "../tee/fake-report.ts";
 
 const VECTORS = fileURLToPath(new URL("../../../shared/vectors/snp", import.meta.url));
@@ -83,27 +75,60 @@ async function joinWithTsm(
   tsm: ReturnType<typeof simulatedTsm>,
   chainFile: string,
 ): Promise<RunningNode> {
-  const config = parseConfig(
-    {
-      dir: name,
-      rpc: { address: `127.0.0.1:${await freePort()}` },
-      nodeAddress: `127.0.0.1:${await freePort()}`,
-      app: "logging",
-      log: { level: "error" },
-      join: { target: `127.0.0.1:${target.port}`, serviceCertFile: "service_cert.pem" },
-      attestation: {
-        platform: "snp",
-        snp: { reportSource: { configfsTsm: tsm.base }, endorsements: { file: chainFile } },
-      },
+  return cluster.join(name, target, tsmAttestation(tsm, chainFile), { attestationSeams: { tsmFs: tsm.fs } });
+}
+
+/** Settings for a node on SNP whose reports come from the simulated kernel `tsm`. */
+function tsmAttestation(tsm: ReturnType<typeof simulatedTsm>, chainFile: string) {
+  return {
+    attestation: {
+      platform: "snp",
+      snp: { reportSource: { configfsTsm: tsm.base }, endorsements: { file: chainFile } },
     },
-    cluster.dir,
-  );
-  const logger = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
-  const running = await runNode(config, realEnvironment, logger, builtInApp("logging"), {
-    attestationSeams: { tsmFs: tsm.fs },
+  };
+}
+
+/**
+ * The fake AMD's chain in a file, and simulated kernels to hand joiners: `signed()` makes one that
+ * answers with reports for this guest signed by the fake VCEK, `kernel(tsm)` keeps any other for
+ * `cleanup`, which removes the chain and every kernel's directory.
+ */
+function fakeAmdKernels(amd: FakeAmd) {
+  const chainDir = mkdtempSync(join(tmpdir(), "coco-tsm-chain-"));
+  const chainFile = join(chainDir, "chain.pem");
+  writeFileSync(chainFile, amd.chainPem);
+  const kernels: Array<ReturnType<typeof simulatedTsm>> = [];
+  const kernel = (tsm: ReturnType<typeof simulatedTsm>) => {
+    kernels.push(tsm);
+    return tsm;
+  };
+  const signed = () =>
+    kernel(
+      simulatedTsm((inblob) =>
+        fakeReport(amd.vcekKeyPem, { reportData: inblob, measurement: MEASUREMENT, hostData: HOST_DATA }),
+      ),
+    );
+  const cleanup = () => {
+    rmSync(chainDir, { recursive: true, force: true });
+    for (const k of kernels) rmSync(k.base, { recursive: true, force: true });
+  };
+  return { chainFile, kernel, signed, cleanup };
+}
+
+/**
+ * Member0 votes in this guest's host data and Milan's minimum TCB but not its measurement, so that
+ * a joiner can be refused for the measurement alone; and n0 trusts the test's fake AMD, set
+ * in-process since no configuration can reach it.
+ */
+async function allowAllButMeasurement(cluster: Cluster, n0: RunningNode, amd: FakeAmd): Promise<GovClient> {
+  const gov = await cluster.gov(n0);
+  await pass(gov, "add_snp_host_data", { host_data: HOST_DATA, security_policy: SECURITY_POLICY });
+  await pass(gov, "set_snp_minimum_tcb_version_hex", {
+    cpuid: "00a00f11",
+    tcb_version: "db18000000000004",
   });
-  cluster.nodes.push(running);
-  return running;
+  n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+  return gov;
 }
 
 function lines() {
@@ -130,7 +155,6 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
       source: string | null;
       attestation: Record<string, unknown> | null;
     }>;
-  let gov: GovClient | undefined;
   try {
     // Stays Opening (no automatic opening), so an admitted joiner is trusted at once.
     const n0 = await cluster.startService({ openAtNodes: 0 });
@@ -204,21 +228,7 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
     }
 
     // The tables hold host data and a minimum TCB, but not this guest's measurement.
-    gov = new GovClient({
-      url: cluster.url(n0, ""),
-      serviceCertPem: n0.node.identity.serviceCertPem,
-      memberCertPem: cluster.member.certPem,
-      memberKeyPem: cluster.member.privateKeyPem,
-    });
-    await gov.activate();
-    await pass(gov, "add_snp_host_data", { host_data: HOST_DATA, security_policy: SECURITY_POLICY });
-    await pass(gov, "set_snp_minimum_tcb_version_hex", {
-      cpuid: "00a00f11",
-      tcb_version: "db18000000000004",
-    });
-
-    // The test's fake AMD is trusted by this primary only, set in-process.
-    n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+    const gov = await allowAllButMeasurement(cluster, n0, amd);
     await assert.rejects(
       cluster.join("n1", n0, snpSettings),
       new RegExp(`join refused: .*measurement ${MEASUREMENT} is not among the 0 allowed SNP measurements`),
@@ -275,7 +285,6 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
     assert.equal(await verifyNode("https://127.0.0.1:1", { serviceCert }, unreachable.io), 2);
     assert.match(unreachable.err[0]!, /cannot get the attestation of https:\/\/127.0.0.1:1/);
   } finally {
-    await gov?.close();
     await cluster.stop();
     rmSync(guest.dir, { recursive: true, force: true });
   }
@@ -286,17 +295,7 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
 }, async () => {
   const cluster = await Cluster.create();
   const amd = await makeFakeAmd();
-  const chainDir = mkdtempSync(join(tmpdir(), "coco-tsm-chain-"));
-  const chainFile = join(chainDir, "chain.pem");
-  writeFileSync(chainFile, amd.chainPem);
-  const kernels: Array<ReturnType<typeof simulatedTsm>> = [];
-  const signed = () => {
-    const tsm = simulatedTsm((inblob) =>
-      fakeReport(amd.vcekKeyPem, { reportData: inblob, measurement: MEASUREMENT, hostData: HOST_DATA }),
-    );
-    kernels.push(tsm);
-    return tsm;
-  };
+  const { chainFile, signed, cleanup } = fakeAmdKernels(amd);
   try {
     // A node that cannot get its own report cannot start a service on SNP.
     await assert.rejects(
@@ -315,32 +314,10 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
 
     // The first node attests through the simulated kernel; its report seeds the policy.
     const tsm0 = signed();
-    const config = parseConfig(
-      {
-        dir: "n0",
-        rpc: { address: `127.0.0.1:${await freePort()}` },
-        nodeAddress: `127.0.0.1:${await freePort()}`,
-        members: [{ cert: "member0_cert.pem" }],
-        users: [{ cert: "user0_cert.pem" }],
-        app: "logging",
-        log: { level: "error" },
-        attestation: {
-          platform: "snp",
-          snp: { reportSource: { configfsTsm: tsm0.base }, endorsements: { file: chainFile } },
-        },
-      },
-      cluster.dir,
+    const n0 = await cluster.startService(
+      { openAtNodes: 0, ...tsmAttestation(tsm0, chainFile) },
+      { attestationSeams: { tsmFs: tsm0.fs } },
     );
-    const n0 = await runNode(
-      config,
-      realEnvironment,
-      createLogger({ level: "error", format: "json" }),
-      builtInApp("logging"),
-      {
-        attestationSeams: { tsmFs: tsm0.fs },
-      },
-    );
-    cluster.nodes.push(n0);
     assert.equal(Buffer.from(tsm0.requests[0]!).toString("hex"), `${n0.node.nodeId}${"00".repeat(32)}`);
     const policy = (await cluster.call(n0, "GET", "/gov/service/join-policy?api-version=2024-07-01")).json();
     assert.deepEqual(policy.snp.measurements, [MEASUREMENT]);
@@ -366,8 +343,7 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
     );
   } finally {
     await cluster.stop();
-    rmSync(chainDir, { recursive: true, force: true });
-    for (const k of kernels) rmSync(k.base, { recursive: true, force: true });
+    cleanup();
   }
 });
 
@@ -376,19 +352,7 @@ test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AM
 }, async () => {
   const cluster = await Cluster.create();
   const amd = await makeFakeAmd();
-  const chainDir = mkdtempSync(join(tmpdir(), "coco-tsm-chain-"));
-  const chainFile = join(chainDir, "chain.pem");
-  writeFileSync(chainFile, amd.chainPem);
-  const signed = () =>
-    simulatedTsm((inblob) =>
-      fakeReport(amd.vcekKeyPem, { reportData: inblob, measurement: MEASUREMENT, hostData: HOST_DATA }),
-    );
-  const kernels: Array<ReturnType<typeof simulatedTsm>> = [];
-  const kernel = (tsm: ReturnType<typeof simulatedTsm>) => {
-    kernels.push(tsm);
-    return tsm;
-  };
-  let gov: GovClient | undefined;
+  const { chainFile, kernel, signed, cleanup } = fakeAmdKernels(amd);
   try {
     const n0 = await cluster.startService({ openAtNodes: 0 });
     const nodeCount = async () => (await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length;
@@ -406,22 +370,10 @@ test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AM
       assert.equal(await nodeCount(), 1);
     }
 
-    gov = new GovClient({
-      url: cluster.url(n0, ""),
-      serviceCertPem: n0.node.identity.serviceCertPem,
-      memberCertPem: cluster.member.certPem,
-      memberKeyPem: cluster.member.privateKeyPem,
-    });
-    await gov.activate();
-    await pass(gov, "add_snp_host_data", { host_data: HOST_DATA, security_policy: SECURITY_POLICY });
-    await pass(gov, "set_snp_minimum_tcb_version_hex", {
-      cpuid: "00a00f11",
-      tcb_version: "db18000000000004",
-    });
-    n0.node.joinVerifier = new JoinVerifier({ trustedRoots: [amd.arkPem] });
+    const gov = await allowAllButMeasurement(cluster, n0, amd);
 
     // Before the measurement is voted in, the same kind of joiner is refused for it alone.
-    const early = kernel(signed());
+    const early = signed();
     await assert.rejects(
       joinWithTsm(cluster, "early", n0, early, chainFile),
       new RegExp(`join refused: .*measurement ${MEASUREMENT} is not among the 0 allowed SNP measurements`),
@@ -430,7 +382,7 @@ test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AM
     assert.equal(await nodeCount(), 1, "nothing recorded");
 
     await pass(gov, "add_snp_measurement", { measurement: MEASUREMENT });
-    const tsm = kernel(signed());
+    const tsm = signed();
     const n1 = await joinWithTsm(cluster, "n1", n0, tsm, chainFile);
     const bound = `${n1.node.nodeId}${"00".repeat(32)}`;
     assert.equal(Buffer.from(tsm.requests[0]!).toString("hex"), bound, "inblob binds the joiner's key");
@@ -464,9 +416,7 @@ test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AM
       ok.err.join("\n"),
     );
   } finally {
-    await gov?.close();
     await cluster.stop();
-    rmSync(chainDir, { recursive: true, force: true });
-    for (const k of kernels) rmSync(k.base, { recursive: true, force: true });
+    cleanup();
   }
 });

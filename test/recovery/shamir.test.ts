@@ -1,31 +1,9 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { combine } from "shamir-secret-sharing";
 import { combineShares, RecoveryError, splitSecret } from "../../src/recovery/index.ts";
-
-/** A deterministic random source: SHA-256 in counter mode over a seed. */
-function seededRandom(seed: number): (n: number) => Uint8Array {
-  let counter = 0;
-  return (n) => {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i += 32) {
-      const block = createHash("sha256").update(`${seed}:${counter++}`).digest();
-      out.set(block.subarray(0, Math.min(32, n - i)), i);
-    }
-    return out;
-  };
-}
-
-function subsets<T>(items: T[], size: number): T[][] {
-  if (size === 0) return [[]];
-  const out: T[][] = [];
-  items.forEach((item, i) => {
-    for (const rest of subsets(items.slice(i + 1), size - 1)) out.push([item, ...rest]);
-  });
-  return out;
-}
+import { seededRandom, subsets } from "./share-fixtures.ts";
 
 const SECRET = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
 

@@ -13,28 +13,7 @@ import {
   RecoveryShareCollector,
   SHARE_LENGTH,
 } from "../../src/recovery/index.ts";
-
-/** A deterministic random source: SHA-256 in counter mode over a seed. */
-function seededRandom(seed: number | string): (n: number) => Uint8Array {
-  let counter = 0;
-  return (n) => {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i += 32) {
-      const block = createHash("sha256").update(`${seed}:${counter++}`).digest();
-      out.set(block.subarray(0, Math.min(32, n - i)), i);
-    }
-    return out;
-  };
-}
-
-function subsets<T>(items: T[], size: number): T[][] {
-  if (size === 0) return [[]];
-  const out: T[][] = [];
-  items.forEach((item, i) => {
-    for (const rest of subsets(items.slice(i + 1), size - 1)) out.push([item, ...rest]);
-  });
-  return out;
-}
+import { seededRandom, subsets } from "./share-fixtures.ts";
 
 interface Holder extends RecoveryMember {
   privateKeyPem: string;

@@ -2,14 +2,7 @@
 // stand in for what no public vector shows: VLEK, Turin, CRLs, TCB and chip mismatches.
 import "reflect-metadata";
 import assert from "node:assert/strict";
-import {
-  createHash,
-  generateKeyPairSync,
-  type KeyObject,
-  sign,
-  webcrypto,
-  X509Certificate,
-} from "node:crypto";
+import { createHash, type KeyObject, sign, webcrypto, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -23,6 +16,16 @@ import {
   type SnpVerifyOptions,
   verifySnpReport,
 } from "../../src/tee/index.ts";
+import {
+  type FakeChainSpec,
+  makeFakeChain,
+  NOT_AFTER,
+  NOT_BEFORE,
+  PSS,
+  type RsaPssKeys,
+  rsaPssKeys,
+} from "./fake-amd.ts";
+import { CHIP_ID, MILAN_TCB } from "./fake-report.ts";
 
 x509.cryptoProvider.set(webcrypto as ReturnType<typeof x509.cryptoProvider.get>);
 
@@ -200,124 +203,26 @@ test("unreadable report bytes throw before any check: truncated, version 1, unkn
 
 // ---------------------------------------------------------------- chains made here
 
-const PSS = { name: "RSA-PSS", hash: "SHA-384", saltLength: 48 } as const;
-const NOT_BEFORE = new Date("2024-01-01T00:00:00Z");
-const NOT_AFTER = new Date("2034-01-01T00:00:00Z");
-const OID = "1.3.6.1.4.1.3704.1";
-
-async function rsaKeys() {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  return {
-    privateKey: await webcrypto.subtle.importKey(
-      "pkcs8",
-      privateKey.export({ type: "pkcs8", format: "der" }),
-      PSS,
-      false,
-      ["sign"],
-    ),
-    publicKey: await webcrypto.subtle.importKey(
-      "spki",
-      publicKey.export({ type: "spki", format: "der" }),
-      PSS,
-      true,
-      ["verify"],
-    ),
-  };
-}
-
-function derInteger(n: number): Uint8Array {
-  return n < 0x80 ? Uint8Array.of(2, 1, n) : Uint8Array.of(2, 2, 0, n);
-}
-function derOctets(bytes: Uint8Array): Uint8Array {
-  return Uint8Array.of(4, bytes.length, ...bytes);
-}
-function derIa5(text: string): Uint8Array {
-  return Uint8Array.of(0x16, text.length, ...Buffer.from(text));
-}
-
-interface ChainSpec {
-  product?: "Milan" | "Turin";
-  vlek?: boolean;
-  spl?: { bl: number; tee: number; snp: number; ucode: number; fmc?: number };
-  hwID?: Uint8Array;
-}
-
-const CHIP = Uint8Array.from({ length: 64 }, (_, i) => i + 1);
-const MILAN_TCB = [4, 0, 0, 0, 0, 0, 24, 219];
+// The TCB of makeFakeChain's default Turin VCEK (fmc 3, bl 5, tee 1, snp 9, ucode 77), in report order.
 const TURIN_TCB = [3, 5, 1, 9, 0, 0, 0, 77];
 
 // RSA key generation is the slow part, so three keys serve every chain: ARK, ASK and a stranger.
-let keyPool: Promise<Awaited<ReturnType<typeof rsaKeys>>[]> | undefined;
+let keyPool: Promise<RsaPssKeys[]> | undefined;
 function keys() {
-  keyPool ??= Promise.all([rsaKeys(), rsaKeys(), rsaKeys()]);
+  keyPool ??= Promise.all([rsaPssKeys(), rsaPssKeys(), rsaPssKeys()]);
   return keyPool;
 }
 
-async function makeChain(spec: ChainSpec = {}) {
-  const product = spec.product ?? "Milan";
-  const turin = product === "Turin";
-  const [ark, ask] = (await keys()) as [
-    Awaited<ReturnType<typeof rsaKeys>>,
-    Awaited<ReturnType<typeof rsaKeys>>,
-  ];
-  const arkCert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: "010000",
-    name: `CN=ARK-${product}`,
-    notBefore: NOT_BEFORE,
-    notAfter: NOT_AFTER,
-    keys: ark,
-    signingAlgorithm: PSS,
-  });
-  const askCert = await x509.X509CertificateGenerator.create({
-    serialNumber: "010001",
-    subject: spec.vlek ? `CN=SEV-VLEK-${product}` : `CN=SEV-${product}`,
-    issuer: arkCert.subject,
-    notBefore: NOT_BEFORE,
-    notAfter: NOT_AFTER,
-    publicKey: ask.publicKey,
-    signingKey: ark.privateKey,
-    signingAlgorithm: PSS,
-  });
-  const leaf = generateKeyPairSync("ec", { namedCurve: "P-384" });
-  const leafPublic = await webcrypto.subtle.importKey(
-    "spki",
-    leaf.publicKey.export({ type: "spki", format: "der" }),
-    { name: "ECDSA", namedCurve: "P-384" },
-    true,
-    ["verify"],
-  );
-  const spl =
-    spec.spl ??
-    (turin ? { fmc: 3, bl: 5, tee: 1, snp: 9, ucode: 77 } : { bl: 4, tee: 0, snp: 24, ucode: 219 });
-  const ext = (oid: string, value: Uint8Array) => new x509.Extension(oid, false, value);
-  const extensions = [
-    ext(`${OID}.2`, derIa5(turin ? "Turin-B0" : "Milan-B0")),
-    ext(`${OID}.3.1`, derInteger(spl.bl)),
-    ext(`${OID}.3.2`, derInteger(spl.tee)),
-    ext(`${OID}.3.3`, derInteger(spl.snp)),
-    ext(`${OID}.3.8`, derInteger(spl.ucode)),
-  ];
-  if (spl.fmc !== undefined) extensions.push(ext(`${OID}.3.9`, derInteger(spl.fmc)));
-  if (!spec.vlek)
-    extensions.push(ext(`${OID}.4`, derOctets(spec.hwID ?? (turin ? CHIP.subarray(0, 8) : CHIP))));
-  const leafCert = await x509.X509CertificateGenerator.create({
-    serialNumber: "0a0b0c",
-    subject: spec.vlek ? "CN=SEV-VLEK" : "CN=SEV-VCEK",
-    issuer: askCert.subject,
-    notBefore: NOT_BEFORE,
-    notAfter: new Date("2031-01-01T00:00:00Z"),
-    publicKey: leafPublic,
-    signingKey: ask.privateKey,
-    signingAlgorithm: PSS,
-    extensions,
-  });
+async function makeChain(spec: FakeChainSpec = {}) {
+  const [ark, ask] = (await keys()) as [RsaPssKeys, RsaPssKeys];
+  const { arkCert, askCert, leafCert, leafKey } = await makeFakeChain({ ...spec, keys: [ark, ask] });
   const arkPem = arkCert.toString("pem");
   return {
     arkPem,
     askPem: askCert.toString("pem"),
     leafPem: leafCert.toString("pem"),
     chain: [leafCert, askCert, arkCert].map((c) => c.toString("pem")).join("\n"),
-    leafKey: leaf.privateKey,
+    leafKey,
     ark,
     arkCert,
     trust: { trustedRoots: [arkPem], now: NOW },
@@ -338,7 +243,7 @@ function report(
   const tcb = opts.turin ? TURIN_TCB : MILAN_TCB;
   for (const at of [0x038, 0x180, 0x1e0, 0x1f0]) bytes.set(tcb, at);
   bytes.set(opts.turin ? [0x1a, 0x02, 0x00] : [0x19, 0x01, 0x01], 0x188);
-  bytes.set(CHIP, 0x1a0);
+  bytes.set(CHIP_ID, 0x1a0);
   bytes.fill(0x5a, 0x90, 0xc0);
   opts.mutate?.(bytes);
   const sig = sign("sha384", bytes.subarray(0, 0x2a0), { key, dsaEncoding: "ieee-p1363" });
@@ -504,7 +409,7 @@ test("fields edited after parsing do not fool verification: it decodes the signe
 });
 
 test("a hwID of the wrong length never matches", async () => {
-  const c = await makeChain({ hwID: CHIP.subarray(0, 4) });
+  const c = await makeChain({ hwID: CHIP_ID.subarray(0, 4) });
   const result = verifySnpReport(report(c.leafKey), { chain: c.chain, ...c.trust });
   assert.deepEqual(result.failed, ["chip-id"]);
   assert.match(detail(result, "chip-id"), /4 bytes, not 8 or 64/);

@@ -10,7 +10,7 @@
  * (return time Infinity) with an unknown output.
  */
 import type { CasInput, CasOutput } from "./cas-register.ts";
-import { HistoryParseError } from "./errors.ts";
+import { type Fail, parseProcessLog } from "./process-log.ts";
 import type { Operation } from "./types.ts";
 
 const LINE = /^INFO\s+jepsen\.util\s+-\s+(\d+)\s+(:\S+)\s+(:\S+)\s+(.*?)\s*$/;
@@ -22,15 +22,7 @@ const PAIR = /^\[\s*(-?\d+)\s+(-?\d+)\s*\]$/;
 export type JepsenOperation = Operation<CasInput, CasOutput>;
 
 export function parseJepsenLog(text: string, source = "history"): JepsenOperation[] {
-  const ops: JepsenOperation[] = [];
-  const open = new Map<number, { input: CasInput; call: number; clientId: number }>();
-  for (const [index, raw] of text.split("\n").entries()) {
-    const lineNo = index + 1;
-    const line = raw.replace(/\r$/, "");
-    if (line.trim() === "") continue;
-    const fail = (problem: string): never => {
-      throw new HistoryParseError(source, lineNo, problem);
-    };
+  return parseProcessLog<CasInput, CasOutput>(text, source, (line, lineNo, fail) => {
     const shape = '"INFO  jepsen.util - <process> <type> <f> <value>"';
     const m = LINE.exec(line) ?? fail(`expected ${shape}, got ${JSON.stringify(cut(line))}`);
     const [, processText = "", type = "", f = "", value = ""] = m;
@@ -39,25 +31,15 @@ export function parseJepsenLog(text: string, source = "history"): JepsenOperatio
     if (!TYPES.has(type)) fail(`type must be :invoke, :ok, :fail or :info, got ${type}`);
     if (!FUNCTIONS.has(f)) fail(`f must be :read, :write or :cas, got ${f}`);
 
-    if (type === ":invoke") {
-      const pending = open.get(process);
-      if (pending !== undefined) {
-        fail(`process ${process} invokes again while its call from line ${pending.call} is open`);
-      }
-      open.set(process, { input: parseInput(f, value, fail), call: lineNo, clientId: process });
-      continue;
-    }
-    const pending = open.get(process) ?? fail(`process ${process} completes an operation it never invoked`);
-    if (pending.input.op !== f.slice(1))
-      fail(`process ${process} invoked :${pending.input.op} but completes ${f}`);
-    open.delete(process);
-    const end = completion(pending.input, type, value, lineNo, fail);
-    if (end !== undefined) ops.push({ ...pending, output: end.output, return: end.at });
-  }
-  for (const pending of open.values()) {
-    ops.push({ ...pending, output: { status: "unknown" }, return: Number.POSITIVE_INFINITY });
-  }
-  return ops.sort((a, b) => a.call - b.call);
+    if (type === ":invoke") return { process, invoke: () => parseInput(f, value, fail) };
+    return {
+      process,
+      complete: (input) => {
+        if (input.op !== f.slice(1)) fail(`process ${process} invoked :${input.op} but completes ${f}`);
+        return completion(input, type, value, lineNo, fail);
+      },
+    };
+  });
 }
 
 /** What a completion line means for the operation; undefined if the operation is to be left out. */
@@ -66,7 +48,7 @@ function completion(
   type: string,
   value: string,
   lineNo: number,
-  fail: (problem: string) => never,
+  fail: Fail,
 ): { output: CasOutput; at: number } | undefined {
   if (type === ":info") return { output: { status: "unknown" }, at: Number.POSITIVE_INFINITY };
   switch (input.op) {
@@ -89,7 +71,7 @@ function completion(
   }
 }
 
-function parseInput(f: string, value: string, fail: (problem: string) => never): CasInput {
+function parseInput(f: string, value: string, fail: Fail): CasInput {
   switch (f) {
     case ":read":
       if (value !== "nil") fail(`a read is invoked with nil, got ${JSON.stringify(value)}`);

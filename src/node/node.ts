@@ -22,14 +22,7 @@ import {
 } from "../gov/index.ts";
 import { createJsEngine, type JsEngine } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
-import {
-  type DecodedEntry,
-  decodeSnapshot,
-  EntryType,
-  LedgerFiles,
-  LedgerSecrets,
-  writeSnapshotFile,
-} from "../ledger/index.ts";
+import { type DecodedEntry, EntryType, LedgerFiles, LedgerSecrets } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
 import {
   type AttestationView,
@@ -75,7 +68,8 @@ import {
 import { RecoveryCoordinator } from "./recovery.ts";
 import { RecoveryShares, SHARES_INPUTS } from "./recovery-shares.ts";
 import { Replica } from "./replica.ts";
-import { INSTALL_SNAPSHOT, type InstallSnapshot, parseInstallSnapshot } from "./snapshot-message.ts";
+import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
+import { SnapshotTransfer } from "./snapshot-transfer.ts";
 import { loadUsableSnapshot, Snapshots } from "./snapshots.ts";
 import {
   jsonBytes,
@@ -111,7 +105,6 @@ const HARD_STATE_FILE = "consensus.json";
 /** Present while a recovering node waits for the recovery members' shares. */
 const RECOVERY_FILE = "recovery.json";
 /** How long a backup may take to receive and install a snapshot before the primary tries again. */
-const SNAPSHOT_SEND_TIMEOUT_MS = 60_000;
 
 function readHardState(path: string): HardState | undefined {
   if (!existsSync(path)) return undefined;
@@ -141,6 +134,7 @@ function readHardState(path: string): HardState | undefined {
 export class CocoNode {
   private signatureTimer: NodeJS.Timeout | undefined;
   private snapshots!: Snapshots;
+  private snapshotTransfer!: SnapshotTransfer;
   private jsEngine!: JsEngine;
   /** Judges joiners' attestations; only in-process code (tests) can swap it for one with other roots. */
   joinVerifier = new JoinVerifier();
@@ -150,7 +144,6 @@ export class CocoNode {
   /** Set while this node recovers a lost service and waits for the recovery members' shares. */
   private recovery: RecoveryCoordinator | undefined;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
-  private installing = false;
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
   private channels: NodeChannels | undefined;
@@ -336,6 +329,20 @@ export class CocoNode {
       log,
       node.startupSnapshotSeqno,
     );
+    node.snapshotTransfer = new SnapshotTransfer({
+      log,
+      state,
+      files: node.files,
+      snapshots: node.snapshots,
+      replica: () => node.replica,
+      serviceCertPem: () => node.identity.serviceCertPem,
+      closing: () => node.closing,
+      requestNode: (to, message, timeoutMs) => node.requestNode(to, message, timeoutMs),
+      track: (work) => node.track(work),
+      installedAt: (seqno) => {
+        node.commitToSave = seqno;
+      },
+    });
     node.channels = await NodeChannels.listen({
       nodeId: identity.nodeId,
       certPem: identity.nodeCertPem,
@@ -451,7 +458,7 @@ export class CocoNode {
         readReady: (requestId, seqno) => this.readReady(requestId, seqno),
         applied: (entry) => this.snapshots.afterReplicated(entry),
         rolledBack: (seqno) => this.snapshots.rolledBack(seqno),
-        sendSnapshot: (to, seqno) => this.sendSnapshot(to, seqno),
+        sendSnapshot: (to, seqno) => this.snapshotTransfer.send(to, seqno),
       },
       this.log,
     );
@@ -625,96 +632,10 @@ export class CocoNode {
 
   private serveNodeRequest(from: string, message: unknown): Promise<unknown> {
     if ((message as { kind?: unknown } | null)?.kind === INSTALL_SNAPSHOT) {
-      return this.installSnapshotFrom(from, parseInstallSnapshot(message));
+      return this.snapshotTransfer.install(from, parseInstallSnapshot(message));
     }
     if (!this.nodeRequestHandler) return Promise.reject(new NodeError("this node serves no requests yet"));
     return this.nodeRequestHandler(from, message);
-  }
-
-  /** Primary: a backup needs entries consensus no longer holds; send it the snapshot there. */
-  private sendSnapshot(to: string, seqno: number): void {
-    const raft = this.replica?.raft;
-    if (!raft) return;
-    const point = raft.logStart;
-    const work = (async () => {
-      const file = await this.snapshots.read(seqno);
-      if (!file || point.seqno !== seqno) throw new NodeError(`no snapshot file at ${seqno}`);
-      const message: InstallSnapshot = {
-        kind: INSTALL_SNAPSHOT,
-        seqno,
-        view: point.view,
-        config: point.config,
-        evidenceSeqno: file.evidenceSeqno,
-        bytes: file.bytes,
-      };
-      this.log.info({ to, seqno, bytes: file.bytes.length }, "sending a snapshot to a node that is behind");
-      await this.requestNode(to, message, SNAPSHOT_SEND_TIMEOUT_MS);
-    })();
-    this.track(
-      work.catch((e) => {
-        this.log.warn({ to, seqno, err: e }, "could not send a snapshot; will try again");
-        this.replica?.raft.snapshotFailed(to);
-        this.replica?.process();
-      }),
-    );
-  }
-
-  /**
-   * Backup: takes the primary's snapshot in place of its ledger. The snapshot is decoded and its
-   * anchor checked (signed by a node and by the service) before anything changes; then the file
-   * is written, the ledger files restart after it, and state and consensus move to it together.
-   */
-  private async installSnapshotFrom(from: string, message: InstallSnapshot): Promise<{ installed: boolean }> {
-    const raft = this.replica?.raft;
-    if (!raft || this.closing) throw new NodeError("this node is not running consensus");
-    if (raft.leader !== from) throw new NodeError(`only the primary sends snapshots; ${from} is not it`);
-    if (this.installing) throw new NodeError("already installing a snapshot");
-    if (message.seqno <= raft.commitSeqno) return { installed: false };
-    this.installing = true;
-    try {
-      const point = { seqno: message.seqno, view: message.view, config: message.config };
-      if (this.state.lastSeqno >= message.seqno && this.state.viewOf(message.seqno) === message.view) {
-        // This node holds that entry already: keep the file (it may have to send it one day as
-        // primary) and tell consensus, which keeps the entries after it.
-        await writeSnapshotFile(this.snapshots.dir, message.seqno, message.evidenceSeqno, message.bytes);
-        raft.restoreSnapshot(point);
-        this.replica?.process();
-        return { installed: false };
-      }
-      const decoded = decodeSnapshot(message.bytes, this.state.secrets);
-      if (decoded.snapshot.version !== message.seqno || decoded.view !== message.view) {
-        throw new NodeError(
-          `the snapshot holds ${decoded.view}.${decoded.snapshot.version}, not ${message.view}.${message.seqno}`,
-        );
-      }
-      const prepared = this.state.prepareSnapshot(decoded, this.identity.serviceCertPem);
-      if (prepared.config.join(",") !== [...message.config].sort().join(",")) {
-        throw new NodeError("the snapshot's trusted nodes differ from the configuration sent with it");
-      }
-      await writeSnapshotFile(this.snapshots.dir, message.seqno, message.evidenceSeqno, message.bytes);
-      // Consensus decides first (its role or view may have moved during the write); state and
-      // ledger files follow only when it drops its log for the snapshot. The files restart at
-      // once (synchronously), so entries replicated next go after the snapshot.
-      if (this.closing || raft.leader !== from) return { installed: false };
-      const result = raft.restoreSnapshot(point);
-      if (result !== "reset") {
-        this.replica?.process();
-        return { installed: false };
-      }
-      this.state.installSnapshot(prepared);
-      const restarted = this.files.restartAt(message.seqno + 1);
-      this.snapshots.installed(message.seqno);
-      this.commitToSave = message.seqno;
-      this.log.info(
-        { seqno: message.seqno, view: message.view, from },
-        "installed a snapshot from the primary",
-      );
-      this.replica?.process();
-      await restarted;
-      return { installed: true };
-    } finally {
-      this.installing = false;
-    }
   }
 
   /** Where clients reach a node, from `nodes.info`. */

@@ -220,6 +220,9 @@ ledger
     else if (report.ok) {
       console.log(
         `ledger OK: ${report.transactions} transactions, ${report.signatures} signatures, verified through seqno ${report.verifiedThrough}` +
+          (report.lastSignature
+            ? ` (last signature ${report.lastSignature.view}.${report.lastSignature.seqno})`
+            : "") +
           (report.unsignedTail ? `; ${report.unsignedTail} newer entries not yet signed` : ""),
       );
     } else {

@@ -10,6 +10,12 @@ export interface AuditReport {
   verifiedThrough: number;
   /** Entries after the last signature: present but not yet covered by one. */
   unsignedTail: number;
+  /**
+   * View and seqno of the last verified signature. Of several copies of a service's ledger, the
+   * one whose last signature has the highest view (then seqno) holds every committed
+   * transaction: that is the one to recover from.
+   */
+  lastSignature: { view: number; seqno: number } | null;
   failure?: { seqno: number | null; file?: string; message: string };
 }
 
@@ -26,6 +32,7 @@ export async function auditLedger(dir: string, serviceCertPem: string): Promise<
     signatures: 0,
     verifiedThrough: 0,
     unsignedTail: 0,
+    lastSignature: null,
   };
   let lastFile: string | undefined;
   try {
@@ -57,6 +64,7 @@ export async function auditLedger(dir: string, serviceCertPem: string): Promise<
         }
         report.signatures++;
         report.verifiedThrough = entry.seqno;
+        report.lastSignature = { view: entry.view, seqno: entry.seqno };
       }
       tree.append(leafOf(entry.writeSetDigest, entry.commitEvidenceDigest, entry.claimsDigest));
       report.transactions++;

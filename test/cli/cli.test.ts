@@ -101,6 +101,14 @@ describe("coco CLI", () => {
     const good = coco(["ledger", "audit", ledgerDir, "--service-cert", cert]);
     assert.equal(good.status, 0, good.stderr);
     assert.match(good.stdout, /ledger OK: \d+ transactions, \d+ signatures/);
+    // The last signature, as view.seqno, is what picks the ledger to recover from.
+    const json = JSON.parse(coco(["ledger", "audit", ledgerDir, "--service-cert", cert, "--json"]).stdout);
+    assert.equal(json.lastSignature.seqno, json.verifiedThrough);
+    assert.ok(json.lastSignature.view >= 1);
+    assert.match(
+      good.stdout,
+      new RegExp(`last signature ${json.lastSignature.view}\\.${json.lastSignature.seqno}\\)`),
+    );
     const chunk = join(ledgerDir, readdirSync(ledgerDir).find((f) => f.endsWith(".committed"))!);
     const bytes = readFileSync(chunk);
     const flipped = Buffer.from(bytes);

@@ -175,18 +175,15 @@ test("disaster recovery: kill -9 every node, recover from one ledger, k shares b
     const publicWrites = new PublicWriter(net, 2_000);
     load.start();
     publicWrites.start(2);
-    let source: NetNode;
     try {
       await load.moreAcks(60, 20_000);
       await waitUntil("40 acknowledged public writes", 20_000, () => publicWrites.acked.size >= 40);
-      // The ledger to recover from is the most advanced one, as an operator would pick it: the
-      // primary's, which holds every committed transaction (it counts towards a commit only what
-      // it has itself made durable). Any node's would do for what was committed long ago.
-      source = await net.primary();
       await Promise.all(net.nodes.map((n) => net.kill(n)));
     } finally {
       await Promise.all([load.stop(), publicWrites.stop()]);
     }
+    // The ledger to recover from is the most advanced one, as an operator picks it (docs/recovery.md).
+    const source = await net.mostAdvancedLedger();
     assert.deepEqual(load.unexpected, []);
     const privateAcked = new Map([[1, "early private"], ...load.acked]);
     const privateAttempted = new Map([[1, "early private"], ...load.attempted]);

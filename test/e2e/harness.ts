@@ -21,6 +21,7 @@ import { Agent, request } from "undici";
 import { certFingerprint } from "../../src/crypto/index.ts";
 import { type GovMessageType, signGovRequest } from "../../src/gov/index.ts";
 import { readLedgerDir } from "../../src/ledger/index.ts";
+import { auditLedger } from "../../src/node/index.ts";
 import { freePort, MAIN, reservePorts } from "../helpers/cli.ts";
 
 /** The TypeScript loader as a URL, so node processes start from any working directory. */
@@ -386,6 +387,27 @@ export class Network {
       20,
     );
     this.forget(node.pid);
+  }
+
+  /**
+   * Of the stopped nodes' ledgers, the one to recover from, as an operator picks it with
+   * `coco ledger audit`: the highest view, then seqno, of the last signature. By Raft's rule that
+   * ledger holds every committed transaction; a backup that lagged, or a deposed primary with a
+   * longer but stale tail, may not.
+   */
+  async mostAdvancedLedger(among: NetNode[] = this.nodes): Promise<NetNode> {
+    let best: { node: NetNode; view: number; seqno: number } | undefined;
+    for (const node of among) {
+      const report = await auditLedger(node.ledgerDir, this.serviceCertPem);
+      if (!report.ok) throw new Error(`${node.name}'s ledger does not audit: ${report.failure?.message}`);
+      const last = report.lastSignature;
+      if (!last) continue;
+      if (!best || last.view > best.view || (last.view === best.view && last.seqno > best.seqno)) {
+        best = { node, ...last };
+      }
+    }
+    if (!best) throw new Error("no ledger holds a signature");
+    return best.node;
   }
 
   /**

@@ -392,8 +392,8 @@ export class Network {
   /**
    * Of the stopped nodes' ledgers, the one to recover from, as an operator picks it with
    * `coco ledger audit`: the highest view, then seqno, of the last signature. By Raft's rule that
-   * ledger holds every committed transaction; a backup that lagged, or a deposed primary with a
-   * longer but stale tail, may not.
+   * ledger holds every committed transaction; a backup that lagged, a deposed primary with a
+   * longer but stale tail, or even the primary (backups may commit before its own fsync) may not.
    */
   async mostAdvancedLedger(among: NetNode[] = this.nodes): Promise<NetNode> {
     let best: { node: NetNode; view: number; seqno: number } | undefined;

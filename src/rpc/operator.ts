@@ -1,6 +1,6 @@
 import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { verifyIssuedBy } from "../crypto/index.ts";
+import { parseCertificate, verifyIssuedBy } from "../crypto/index.ts";
 import { parseTxId, TxIdError } from "../kv/index.ts";
 import { JoinError, parseJoinRequest } from "../node/join.ts";
 import { COCO_VERSION, type CocoNode } from "../node/node.ts";
@@ -37,6 +37,9 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
           : "Pending",
     last_signed_seqno: node.state.lastSignatureSeqno,
     startup_seqno: node.startupSeqno,
+    // When the certificates this node serves expire: members renew them by vote before then.
+    node_certificate_valid_to: parseCertificate(node.identity.nodeCertPem).notAfter.toISOString(),
+    service_certificate_valid_to: parseCertificate(node.identity.serviceCertPem).notAfter.toISOString(),
   }));
   server.get("/node/commit", async () => ({ transaction_id: commitTxId(node) }));
   server.get("/node/version", async () => ({

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { verifyCoseReceipt, verifyJsonReceipt } from "../../src/crypto/index.ts";
 import { startTestNetwork, type TestNetwork } from "../helpers/network.ts";
@@ -216,6 +216,9 @@ describe("HTTPS API of a single node", () => {
     const state = (await net.call("GET", "/node/state", { as: "none" })).json();
     assert.equal(state.state, "PartOfNetwork");
     assert.equal(state.node_id, net.running.node.nodeId);
+    const expiry = (pem: string) => new Date(new X509Certificate(pem).validTo).toISOString();
+    assert.equal(state.node_certificate_valid_to, expiry(net.running.node.identity.nodeCertPem));
+    assert.equal(state.service_certificate_valid_to, expiry(net.serviceCertPem));
     const network = (await net.call("GET", "/node/network", { as: "none" })).json();
     assert.equal(network.service_status, "Open");
     assert.equal(network.service_certificate, net.serviceCertPem);

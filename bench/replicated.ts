@@ -3,7 +3,10 @@
  * run, same load generator, both over mutual TLS for clients, both answering once a write is
  * committed by a majority and fsynced. Writes go to Coco's primary and to one etcd member.
  *
- *   npm run -s bench:replicated -- [--seconds 10] [--connections 64]
+ *   npm run -s bench:replicated -- [--seconds 10] [--connections 64] [--only coco|etcd] [--cpu-prof DIR]
+ *
+ * `--cpu-prof DIR` writes a V8 CPU profile of each Coco node process into DIR (this process is
+ * not profiled), for `tsx bench/profile-summary.ts`.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -14,7 +17,12 @@ import { benchEtcd } from "./etcd.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "64" } },
+  options: {
+    seconds: { type: "string", default: "10" },
+    connections: { type: "string", default: "64" },
+    only: { type: "string" },
+    "cpu-prof": { type: "string" },
+  },
 });
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
@@ -25,9 +33,14 @@ if (
   console.error("--seconds must be in (0, 600] and --connections an integer from 1 to 1024");
   process.exit(2);
 }
+if (values.only !== undefined && values.only !== "coco" && values.only !== "etcd") {
+  console.error("--only must be coco or etcd");
+  process.exit(2);
+}
 const value = "x".repeat(100);
+const profileDir = values["cpu-prof"];
 
-async function benchCoco(dir: string): Promise<LoadResult> {
+async function benchCoco(dir: string): Promise<LoadResult & { primary_pid?: number; load_window_us?: number[] }> {
   const port = 18_000 + Math.floor(Math.random() * 900);
   const sandbox = await startSandbox({
     dir,
@@ -36,10 +49,12 @@ async function benchCoco(dir: string): Promise<LoadResult> {
     print: () => {},
     logFormat: "json",
     quiet: true,
+    ...(profileDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] } : {}),
   });
   try {
     const primary = sandbox.network.nodes.find((n) => n.id === sandbox.network.primary)!;
-    return await runLoad({
+    const loadStart = process.hrtime.bigint() / 1000n;
+    const result = await runLoad({
       origin: `https://${primary.rpc_address}`,
       tls: {
         ca: readFileSync(join(dir, "service_cert.pem"), "utf8"),
@@ -55,6 +70,10 @@ async function benchCoco(dir: string): Promise<LoadResult> {
         body: JSON.stringify({ msg: value }),
       }),
     });
+    // Profiles are named by process id; this says which one was the primary.
+    // and when the load ran, on the monotonic clock V8's profiles use (microseconds).
+    const window = [Number(loadStart), Number(process.hrtime.bigint() / 1000n)];
+    return profileDir ? { ...result, primary_pid: primary.pid, load_window_us: window } : result;
   } finally {
     await sandbox.stop();
   }
@@ -66,14 +85,20 @@ try {
     benchmark: "3-node write throughput, 100-byte values, mutual TLS, HTTP/1.1, answered on commit",
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
     settings: { seconds, connections },
-    coco: {
-      description: "3 Coco nodes; PUT to the primary with x-coco-wait: commit",
-      ...(await benchCoco(join(root, "coco"))),
-    },
-    etcd: {
-      description: "3 etcd members; v3 JSON gateway PUT to one member",
-      ...(await benchEtcd(mkdtempSync(join(root, "etcd-")), 3, { seconds, connections, value })),
-    },
+    coco:
+      values.only === "etcd"
+        ? { skipped: "--only etcd" }
+        : {
+            description: "3 Coco nodes; PUT to the primary with x-coco-wait: commit",
+            ...(await benchCoco(join(root, "coco"))),
+          },
+    etcd:
+      values.only === "coco"
+        ? { skipped: "--only coco" }
+        : {
+            description: "3 etcd members; v3 JSON gateway PUT to one member",
+            ...(await benchEtcd(mkdtempSync(join(root, "etcd-")), 3, { seconds, connections, value })),
+          },
   };
   console.log(JSON.stringify(report, null, 2));
 } finally {

@@ -13,6 +13,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startSandbox } from "../src/cli/sandbox.ts";
+import { perOperation, processCpuMs } from "./cpu.ts";
 import { benchEtcd } from "./etcd.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 
@@ -40,7 +41,14 @@ if (values.only !== undefined && values.only !== "coco" && values.only !== "etcd
 const value = "x".repeat(100);
 const profileDir = values["cpu-prof"];
 
-async function benchCoco(dir: string): Promise<LoadResult & { primary_pid?: number; load_window_us?: number[] }> {
+interface CocoResult extends LoadResult {
+  /** CPU time per committed write, in ms: each node process and this process (the load generator). */
+  cpu_ms_per_write?: { primary?: number; backups: Array<number | undefined>; load_generator: number };
+  primary_pid?: number;
+  load_window_us?: number[];
+}
+
+async function benchCoco(dir: string): Promise<CocoResult> {
   const port = 18_000 + Math.floor(Math.random() * 900);
   const sandbox = await startSandbox({
     dir,
@@ -53,6 +61,9 @@ async function benchCoco(dir: string): Promise<LoadResult & { primary_pid?: numb
   });
   try {
     const primary = sandbox.network.nodes.find((n) => n.id === sandbox.network.primary)!;
+    const pids = sandbox.network.nodes.map((n) => n.pid);
+    const cpuBefore = pids.map(processCpuMs);
+    const ownBefore = process.cpuUsage();
     const loadStart = process.hrtime.bigint() / 1000n;
     const result = await runLoad({
       origin: `https://${primary.rpc_address}`,
@@ -70,10 +81,19 @@ async function benchCoco(dir: string): Promise<LoadResult & { primary_pid?: numb
         body: JSON.stringify({ msg: value }),
       }),
     });
-    // Profiles are named by process id; this says which one was the primary.
-    // and when the load ran, on the monotonic clock V8's profiles use (microseconds).
     const window = [Number(loadStart), Number(process.hrtime.bigint() / 1000n)];
-    return profileDir ? { ...result, primary_pid: primary.pid, load_window_us: window } : result;
+    const own = process.cpuUsage(ownBefore);
+    const cpuAfter = pids.map(processCpuMs);
+    const perWrite = pids.map((_, i) => perOperation(cpuBefore[i], cpuAfter[i], result.operations));
+    const cpu = {
+      primary: perWrite[pids.indexOf(primary.pid)],
+      backups: perWrite.filter((_, i) => pids[i] !== primary.pid),
+      load_generator: Number(((own.user + own.system) / 1000 / Math.max(1, result.operations)).toFixed(3)),
+    };
+    // Profiles are named by process id (this says which was the primary), and the load's window is
+    // on the monotonic clock V8's profiles use (microseconds).
+    const profile = profileDir ? { primary_pid: primary.pid, load_window_us: window } : {};
+    return { ...result, cpu_ms_per_write: cpu, ...profile };
   } finally {
     await sandbox.stop();
   }

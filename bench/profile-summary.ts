@@ -34,7 +34,12 @@ const top = Number(values.top);
 function place(url: string): string {
   if (url === "") return "(native)";
   const nm = url.lastIndexOf("node_modules/");
-  if (nm >= 0) return url.slice(nm + "node_modules/".length).split("/").slice(0, 1).join("/");
+  if (nm >= 0)
+    return url
+      .slice(nm + "node_modules/".length)
+      .split("/")
+      .slice(0, 1)
+      .join("/");
   const src = url.search(/\/(src|bench|test)\//);
   if (src >= 0) return url.slice(src + 1);
   return url.replace(/^node:/, "node:");
@@ -47,7 +52,9 @@ function add(map: Map<string, number>, key: string, us: number): void {
 function table(title: string, map: Map<string, number>, total: number): void {
   console.log(`  ${title}`);
   for (const [key, us] of [...map].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    console.log(`    ${((100 * us) / total).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${key}`);
+    console.log(
+      `    ${((100 * us) / total).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${key}`,
+    );
   }
 }
 
@@ -80,7 +87,9 @@ for (const file of positionals) {
     add(byFunction, `${functionName || "(anonymous)"} ${place(url)}${url ? `:${lineNumber + 1}` : ""}`, us);
     add(byFile, place(url), us);
   }
-  console.log(`${basename(file)}: ${(total / 1e6).toFixed(1)} s, busy ${(100 - (100 * idle) / total).toFixed(1)}%`);
+  console.log(
+    `${basename(file)}: ${(total / 1e6).toFixed(1)} s, busy ${(100 - (100 * idle) / total).toFixed(1)}%`,
+  );
   table("by function (self)", byFunction, total);
   table("by file or package (self)", byFile, total);
 }

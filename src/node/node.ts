@@ -51,6 +51,7 @@ import {
   saveIdentity,
   serviceKid,
   writeFileAtomic,
+  writeFileAtomicAsync,
 } from "./identity.ts";
 import {
   checkJoinProof,
@@ -156,6 +157,8 @@ export class CocoNode {
   private ticksSincePeerRefresh = 0;
   private commitToSave = 0;
   private commitSaved = 0;
+  /** The commit hint being written, if any (one write at a time: they share a temporary file). */
+  private commitHintWrite: Promise<void> | undefined;
   /** Linearizable reads waiting for the primary to confirm it still leads (read index). */
   private readonly pendingReads = new Map<
     string,
@@ -489,12 +492,33 @@ export class CocoNode {
 
   /**
    * Remembers the commit point across restarts, at most once a tick. Any value written was a real
-   * commit point, so a stale file only makes a restarted node more cautious, never wrong.
+   * commit point, so a stale file only makes a restarted node more cautious, never wrong; hence
+   * the write runs in the background (synchronously, its two fsyncs held the event loop for
+   * milliseconds every tick) and a failed one is only logged.
    */
   private saveCommitHint(): void {
-    if (this.commitToSave <= this.commitSaved) return;
-    writeFileAtomic(join(this.config.dir, COMMIT_FILE), JSON.stringify({ commit_seqno: this.commitToSave }));
-    this.commitSaved = this.commitToSave;
+    if (this.commitHintWrite || this.commitToSave <= this.commitSaved) return;
+    const seqno = this.commitToSave;
+    this.commitHintWrite = writeFileAtomicAsync(
+      join(this.config.dir, COMMIT_FILE),
+      JSON.stringify({ commit_seqno: seqno }),
+    )
+      .then(
+        () => {
+          this.commitSaved = Math.max(this.commitSaved, seqno);
+        },
+        (e) => this.log.warn({ err: e }, "could not save the commit point hint"),
+      )
+      .finally(() => {
+        this.commitHintWrite = undefined;
+      });
+  }
+
+  /** Waits for a hint being written, then writes the latest commit point if it is newer. */
+  private async flushCommitHint(): Promise<void> {
+    await this.commitHintWrite;
+    this.saveCommitHint();
+    await this.commitHintWrite;
   }
 
   /** Keeps a channel to every node `nodes.info` lists as pending or trusted. */
@@ -1084,7 +1108,7 @@ export class CocoNode {
     this.closing = true;
     clearInterval(this.signatureTimer);
     clearInterval(this.tickTimer);
-    this.saveCommitHint();
+    await this.flushCommitHint();
     await this.files.whenDurable(this.state.lastSeqno);
     await Promise.all(this.background);
     await this.channels?.close();

@@ -105,6 +105,11 @@ function readCommitHint(path: string): number {
   }
 }
 
+/** How often the signature timer looks at the age of unsigned transactions (see signIfDue). */
+function signatureCheckMs(maxIntervalMs: number): number {
+  return Math.max(1, Math.floor(maxIntervalMs / 4));
+}
+
 /** The consensus hard state (view and vote), written before any message that depends on it. */
 const HARD_STATE_FILE = "consensus.json";
 /** Present while a recovering node waits for the recovery members' shares. */
@@ -379,7 +384,10 @@ export class CocoNode {
       }
       node.openWhenReady();
     }
-    node.signatureTimer = setInterval(() => node.signIfPending(), config.signatures.maxIntervalMs);
+    node.signatureTimer = setInterval(
+      () => node.signIfDue(),
+      signatureCheckMs(config.signatures.maxIntervalMs),
+    );
     node.signatureTimer.unref();
     return node;
   }
@@ -1040,6 +1048,19 @@ export class CocoNode {
     if (!this.commitWanted) return;
     this.commitWanted = false;
     this.signIfPending();
+  }
+
+  /**
+   * The interval bound: signs once the oldest unsigned transaction is about to be
+   * `maxIntervalMs` old. Checking its age, rather than signing on every timer tick, leaves out
+   * the timer's signatures under load, where clients waiting for commit already end every
+   * batch with one (the timer's were a third of all signatures, each two P-384 signatures).
+   */
+  private signIfDue(): void {
+    const since = this.state.unsignedSince;
+    const { maxIntervalMs } = this.config.signatures;
+    if (since !== undefined && this.env.now() - since >= maxIntervalMs - signatureCheckMs(maxIntervalMs))
+      this.signIfPending();
   }
 
   signIfPending(): void {

@@ -2,8 +2,10 @@
  * Summarises V8 CPU profiles (`.cpuprofile`, e.g. from `bench:replicated -- --cpu-prof DIR`):
  * idle, GC and self time by function and by file, as shares of the profile's wall time.
  *
- *   npx tsx bench/profile-summary.ts FILE... [--top 30] [--from US --to US]
+ *   npx tsx bench/profile-summary.ts FILE... [--top 30] [--from US --to US] [--under NAME]...
  *
+ * `--under NAME` (repeatable) adds the inclusive time of the functions called NAME, split by the
+ * callee it went to (e.g. `--under emitSignature` shows how much of a signature is signing).
  * `--from`/`--to` keep only samples in that window of the monotonic clock (the bench prints the
  * load's window as `load_window_us`), so start-up and shut-down do not count.
  */
@@ -26,7 +28,12 @@ interface Profile {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: "string", default: "30" }, from: { type: "string" }, to: { type: "string" } },
+  options: {
+    top: { type: "string", default: "30" },
+    from: { type: "string" },
+    to: { type: "string" },
+    under: { type: "string", multiple: true, default: [] },
+  },
 });
 const top = Number(values.top);
 
@@ -92,4 +99,34 @@ for (const file of positionals) {
   );
   table("by function (self)", byFunction, total);
   table("by file or package (self)", byFile, total);
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const label = (id: number) => {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    return `${functionName || "(anonymous)"} ${place(url)}${url ? `:${lineNumber + 1}` : ""}`;
+  };
+  for (const name of values.under) {
+    // Each sample counts once, under the outermost frame called `name` on its stack.
+    const byCallee = new Map<string, number>();
+    let inclusive = 0;
+    for (const [id, us] of selfUs) {
+      let callee: number | undefined;
+      let found = false;
+      for (
+        let at: number | undefined = id, below: number | undefined;
+        at !== undefined;
+        at = parent.get(at)
+      ) {
+        if (byId.get(at)!.callFrame.functionName === name) {
+          found = true;
+          callee = below;
+        }
+        below = at;
+      }
+      if (!found) continue;
+      inclusive += us;
+      add(byCallee, callee === undefined ? "(self)" : label(callee), us);
+    }
+    table(`under ${name}: ${(inclusive / 1000).toFixed(0)} ms inclusive`, byCallee, total);
+  }
 }

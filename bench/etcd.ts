@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { makeTls } from "./certs.ts";
+import { perOperation, processCpuMs } from "./cpu.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 
 /** Polls `check` every 100 ms for up to 30 s. */
@@ -39,7 +40,16 @@ export async function benchEtcd(
   dir: string,
   members: number,
   load: { seconds: number; connections: number; value: string },
-): Promise<LoadResult | { skipped: string }> {
+): Promise<
+  | (LoadResult & {
+      cpu_ms_per_write?: {
+        written_to?: number;
+        others: Array<number | undefined>;
+        load_generator: number;
+      };
+    })
+  | { skipped: string }
+> {
   if (!etcdVersion()) return { skipped: "etcd is not installed (Debian: apt-get install etcd-server)" };
   const tls = await makeTls();
   writeFileSync(join(dir, "ca.pem"), tls.caPem);
@@ -83,7 +93,10 @@ export async function benchEtcd(
       return res.statusCode === 200 && body.includes("true");
     }, "etcd");
     const encoded = Buffer.from(load.value).toString("base64");
-    return await runLoad({
+    const pids = children.map((c) => c.pid ?? -1);
+    const cpuBefore = pids.map(processCpuMs);
+    const ownBefore = process.cpuUsage();
+    const result = await runLoad({
       origin: url,
       tls: tlsOpts,
       connections: load.connections,
@@ -95,6 +108,18 @@ export async function benchEtcd(
         body: JSON.stringify({ key: Buffer.from(`records/${i}`).toString("base64"), value: encoded }),
       }),
     });
+    const own = process.cpuUsage(ownBefore);
+    const cpuAfter = pids.map(processCpuMs);
+    // CPU per write, as for Coco: the member the load goes to, the others, and the load generator.
+    const perWrite = pids.map((_, i) => perOperation(cpuBefore[i], cpuAfter[i], result.operations));
+    return {
+      ...result,
+      cpu_ms_per_write: {
+        written_to: perWrite[0],
+        others: perWrite.slice(1),
+        load_generator: Number(((own.user + own.system) / 1000 / Math.max(1, result.operations)).toFixed(3)),
+      },
+    };
   } finally {
     await Promise.all(children.map(stopChild));
   }

@@ -3,18 +3,27 @@
  * run, same load generator, both over mutual TLS for clients, both answering once a write is
  * committed by a majority and fsynced. Writes go to Coco's primary and to one etcd member.
  *
- *   npm run -s bench:replicated -- [--seconds 10] [--connections 64]
+ *   npm run -s bench:replicated -- [--seconds 10] [--connections 64] [--only coco|etcd] [--cpu-prof DIR]
+ *
+ * `--cpu-prof DIR` writes a V8 CPU profile of each Coco node process into DIR (this process is
+ * not profiled), for `tsx bench/profile-summary.ts`.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startSandbox } from "../src/cli/sandbox.ts";
+import { perOperation, processCpuMs } from "./cpu.ts";
 import { benchEtcd } from "./etcd.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "64" } },
+  options: {
+    seconds: { type: "string", default: "10" },
+    connections: { type: "string", default: "64" },
+    only: { type: "string" },
+    "cpu-prof": { type: "string" },
+  },
 });
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
@@ -25,9 +34,21 @@ if (
   console.error("--seconds must be in (0, 600] and --connections an integer from 1 to 1024");
   process.exit(2);
 }
+if (values.only !== undefined && values.only !== "coco" && values.only !== "etcd") {
+  console.error("--only must be coco or etcd");
+  process.exit(2);
+}
 const value = "x".repeat(100);
+const profileDir = values["cpu-prof"];
 
-async function benchCoco(dir: string): Promise<LoadResult> {
+interface CocoResult extends LoadResult {
+  /** CPU time per committed write, in ms: each node process and this process (the load generator). */
+  cpu_ms_per_write?: { primary?: number; backups: Array<number | undefined>; load_generator: number };
+  primary_pid?: number;
+  load_window_us?: number[];
+}
+
+async function benchCoco(dir: string): Promise<CocoResult> {
   const port = 18_000 + Math.floor(Math.random() * 900);
   const sandbox = await startSandbox({
     dir,
@@ -36,10 +57,15 @@ async function benchCoco(dir: string): Promise<LoadResult> {
     print: () => {},
     logFormat: "json",
     quiet: true,
+    ...(profileDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] } : {}),
   });
   try {
     const primary = sandbox.network.nodes.find((n) => n.id === sandbox.network.primary)!;
-    return await runLoad({
+    const pids = sandbox.network.nodes.map((n) => n.pid);
+    const cpuBefore = pids.map(processCpuMs);
+    const ownBefore = process.cpuUsage();
+    const loadStart = process.hrtime.bigint() / 1000n;
+    const result = await runLoad({
       origin: `https://${primary.rpc_address}`,
       tls: {
         ca: readFileSync(join(dir, "service_cert.pem"), "utf8"),
@@ -55,6 +81,19 @@ async function benchCoco(dir: string): Promise<LoadResult> {
         body: JSON.stringify({ msg: value }),
       }),
     });
+    const window = [Number(loadStart), Number(process.hrtime.bigint() / 1000n)];
+    const own = process.cpuUsage(ownBefore);
+    const cpuAfter = pids.map(processCpuMs);
+    const perWrite = pids.map((_, i) => perOperation(cpuBefore[i], cpuAfter[i], result.operations));
+    const cpu = {
+      primary: perWrite[pids.indexOf(primary.pid)],
+      backups: perWrite.filter((_, i) => pids[i] !== primary.pid),
+      load_generator: Number(((own.user + own.system) / 1000 / Math.max(1, result.operations)).toFixed(3)),
+    };
+    // Profiles are named by process id (this says which was the primary), and the load's window is
+    // on the monotonic clock V8's profiles use (microseconds).
+    const profile = profileDir ? { primary_pid: primary.pid, load_window_us: window } : {};
+    return { ...result, cpu_ms_per_write: cpu, ...profile };
   } finally {
     await sandbox.stop();
   }
@@ -66,14 +105,20 @@ try {
     benchmark: "3-node write throughput, 100-byte values, mutual TLS, HTTP/1.1, answered on commit",
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
     settings: { seconds, connections },
-    coco: {
-      description: "3 Coco nodes; PUT to the primary with x-coco-wait: commit",
-      ...(await benchCoco(join(root, "coco"))),
-    },
-    etcd: {
-      description: "3 etcd members; v3 JSON gateway PUT to one member",
-      ...(await benchEtcd(mkdtempSync(join(root, "etcd-")), 3, { seconds, connections, value })),
-    },
+    coco:
+      values.only === "etcd"
+        ? { skipped: "--only etcd" }
+        : {
+            description: "3 Coco nodes; PUT to the primary with x-coco-wait: commit",
+            ...(await benchCoco(join(root, "coco"))),
+          },
+    etcd:
+      values.only === "coco"
+        ? { skipped: "--only coco" }
+        : {
+            description: "3 etcd members; v3 JSON gateway PUT to one member",
+            ...(await benchEtcd(mkdtempSync(join(root, "etcd-")), 3, { seconds, connections, value })),
+          },
   };
   console.log(JSON.stringify(report, null, 2));
 } finally {

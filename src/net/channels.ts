@@ -293,7 +293,12 @@ export class NodeChannels {
       this.#log.info({ peer: id }, "peer reconnected; closing its previous inbound connection");
       previous.close();
     }
-    const conn = this.#wrap(socket, id, "in", new FrameWriter(this.#opts.maxQueuedBytesPerPeer));
+    const conn = this.#wrap(
+      socket,
+      id,
+      "in",
+      new FrameWriter(this.#opts.maxQueuedBytesPerPeer, { coalesce: true }),
+    );
     this.#inbound.set(id, conn);
     this.#log.info({ peer: id, remote }, "accepted connection from peer");
   }

@@ -40,7 +40,7 @@ export class OutboundPeer {
     this.#address = address;
     this.#opts = opts;
     this.#wrap = wrap;
-    this.writer = new FrameWriter(opts.maxQueuedBytesPerPeer);
+    this.writer = new FrameWriter(opts.maxQueuedBytesPerPeer, { coalesce: true });
   }
 
   get address(): HostPort {

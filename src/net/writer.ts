@@ -12,6 +12,11 @@ interface Item {
  * Raft tolerates loss but a stalled peer must not grow memory without bound. It writes only
  * while the socket accepts data; once write() returns false it waits for 'drain'. The queue
  * outlives sockets: frames queued while disconnected go out on the next connection.
+ *
+ * With `coalesce`, enqueue() only schedules the pump for the end of the current synchronous run
+ * (a microtask), and the pump writes everything queued by then corked, as one socket write: the
+ * messages of one Ready, or the answers to several messages that arrived in one read, then cost
+ * one TLS record and one system call instead of one each. Without it, enqueue() writes at once.
  */
 export class FrameWriter {
   readonly #maxQueuedBytes: number;
@@ -20,6 +25,8 @@ export class FrameWriter {
   #queuedBytes = 0;
   #socket: Socket | undefined;
   #waitingDrain = false;
+  readonly #coalesce: boolean;
+  #pumpScheduled = false;
   #sent = 0;
   #dropped = 0;
   readonly #onDrain = (): void => {
@@ -27,8 +34,9 @@ export class FrameWriter {
     this.#pump();
   };
 
-  constructor(maxQueuedBytes: number) {
+  constructor(maxQueuedBytes: number, opts: { coalesce?: boolean } = {}) {
     this.#maxQueuedBytes = maxQueuedBytes;
+    this.#coalesce = opts.coalesce === true;
   }
 
   get queuedBytes(): number {
@@ -51,7 +59,14 @@ export class FrameWriter {
     }
     this.#items.push(written ? { frame, written } : { frame });
     this.#queuedBytes += frame.length;
-    this.#pump();
+    if (!this.#coalesce) this.#pump();
+    else if (!this.#pumpScheduled) {
+      this.#pumpScheduled = true;
+      queueMicrotask(() => {
+        this.#pumpScheduled = false;
+        this.#pump();
+      });
+    }
     return true;
   }
 
@@ -80,6 +95,26 @@ export class FrameWriter {
   #pump(): void {
     const socket = this.#socket;
     if (!socket || this.#waitingDrain) return;
+    const corked = this.#coalesce && this.#items.length - this.#head > 1;
+    if (corked) socket.cork();
+    try {
+      this.#write(socket);
+    } finally {
+      if (corked) socket.uncork();
+    }
+    // Compact now and then, so the array does not grow with every frame ever sent.
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    }
+  }
+
+  /** Hands queued frames to `socket` until the queue is empty or the socket asks to wait. */
+  #write(socket: Socket): void {
     while (this.#head < this.#items.length) {
       if (socket.destroyed || !socket.writable) return;
       const item = this.#items[this.#head] as Item;
@@ -91,17 +126,8 @@ export class FrameWriter {
       if (!more) {
         this.#waitingDrain = true;
         socket.once("drain", this.#onDrain);
-        break;
+        return;
       }
-    }
-    // Compact now and then, so the array does not grow with every frame ever sent.
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    if (this.#head === this.#items.length) {
-      this.#items = [];
-      this.#head = 0;
     }
   }
 }

@@ -8,6 +8,7 @@ import {
   renameSync,
   writeSync,
 } from "node:fs";
+import { open, rename } from "node:fs/promises";
 import { join } from "node:path";
 import {
   createCertificateRequest,
@@ -58,6 +59,29 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
     fsyncSync(dirFd);
   } finally {
     closeSync(dirFd);
+  }
+}
+
+/**
+ * writeFileAtomic on the thread pool: for files written while the node serves (the commit hint),
+ * where two synchronous fsyncs would stall the event loop for milliseconds. Callers must not
+ * run two at once for the same path (they share the temporary file).
+ */
+export async function writeFileAtomicAsync(path: string, data: string, mode = 0o600): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const file = await open(tmp, "w", mode);
+  try {
+    await file.writeFile(data);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+  const dir = await open(join(path, ".."), "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }
 

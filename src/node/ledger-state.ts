@@ -125,6 +125,8 @@ export class LedgerState {
   private _view: number;
   private _commitSeqno = 0;
   private _txSinceSignature = 0;
+  /** When (env clock) the oldest transaction no signature covers yet was added; undefined if none. */
+  private _unsignedSince: number | undefined;
   /** The voting configuration after each entry that changed `nodes.info` (for consensus). */
   private readonly configs = new Map<number, string[]>();
   /** The configuration where the restored log starts (at the snapshot, or none at seqno 0). */
@@ -164,6 +166,16 @@ export class LedgerState {
   get txSinceSignature(): number {
     return this._txSinceSignature;
   }
+  get unsignedSince(): number | undefined {
+    return this._unsignedSince;
+  }
+
+  /** Every change to the count of unsigned transactions goes through here, to keep their age. */
+  private setTxSinceSignature(count: number): void {
+    if (count === 0) this._unsignedSince = undefined;
+    else if (this._unsignedSince === undefined) this._unsignedSince = this.env.now();
+    this._txSinceSignature = count;
+  }
   get lastSignatureSeqno(): number {
     return this.signatureSeqnos.at(-1) ?? 0;
   }
@@ -201,7 +213,7 @@ export class LedgerState {
     if (!result.ok) return { ok: false };
     if (result.seqno === null) return { ok: true, seqno: null };
     this.appendEntry(result.seqno, result.writeSet, EntryType.WriteSet, claimsDigest);
-    this._txSinceSignature++;
+    this.setTxSinceSignature(this._txSinceSignature + 1);
     return { ok: true, seqno: result.seqno, view: this._view };
   }
 
@@ -234,7 +246,7 @@ export class LedgerState {
       throw new LedgerStateError("signature transaction did not commit in order");
     this.appendEntry(seqno, result.writeSet, EntryType.Signature, ZERO_DIGEST);
     this.recordSignature(seqno, record, cose);
-    this._txSinceSignature = 0;
+    this.setTxSinceSignature(0);
     return seqno;
   }
 
@@ -544,7 +556,7 @@ export class LedgerState {
     this.startConfig = fresh.startConfig;
     this._view = Math.max(this._view, fresh._view);
     this._commitSeqno = fresh._commitSeqno;
-    this._txSinceSignature = 0;
+    this.setTxSinceSignature(0);
     this.nodesInfoVersion++;
     for (const waiter of waiting) {
       if (waiter.seqno <= this._commitSeqno) waiter.resolve();
@@ -696,7 +708,7 @@ export class LedgerState {
       isSignature: entry.type === EntryType.Signature,
     });
     this.tree.append(leafOf(entry.writeSetDigest, entry.commitEvidenceDigest, entry.claimsDigest));
-    this._txSinceSignature = signature ? 0 : this._txSinceSignature + 1;
+    this.setTxSinceSignature(signature ? 0 : this._txSinceSignature + 1);
     return signature;
   }
 
@@ -717,7 +729,7 @@ export class LedgerState {
     this.nodesInfoVersion++;
     while ((this.signatureSeqnos.at(-1) ?? 0) > seqno) this.signatures.delete(this.signatureSeqnos.pop()!);
     if ((this.lastSignatureFrame?.seqno ?? 0) > seqno) this.lastSignatureFrame = undefined;
-    this._txSinceSignature = seqno - this.lastSignatureSeqno;
+    this.setTxSinceSignature(seqno - this.lastSignatureSeqno);
     const waiting = this.commitWaiters;
     this.commitWaiters = [];
     for (const waiter of waiting) {

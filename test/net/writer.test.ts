@@ -116,3 +116,70 @@ test("a destroyed socket is not written to", () => {
   assert.equal(s.written.length, 0);
   assert.equal(w.queuedBytes, 10);
 });
+
+/** Records cork()/uncork(): frames written while corked leave as one write. */
+class CorkingSocket extends FakeSocket {
+  writes: number[][] = [];
+  #corked: number[] | undefined;
+  cork(): void {
+    this.#corked = [];
+  }
+  uncork(): void {
+    if (this.#corked && this.#corked.length > 0) this.writes.push(this.#corked);
+    this.#corked = undefined;
+  }
+  override write(frame: Buffer): boolean {
+    if (this.#corked) this.#corked.push(frame[0]!);
+    else this.writes.push([frame[0]!]);
+    return super.write(frame);
+  }
+}
+
+test("coalescing: frames queued in one synchronous run leave together, in order, as one write", async () => {
+  const w = new FrameWriter(1_000, { coalesce: true });
+  const s = new CorkingSocket(100);
+  w.attach(s as unknown as Socket);
+  w.enqueue(frame(1));
+  w.enqueue(frame(2));
+  w.enqueue(frame(3));
+  assert.equal(s.written.length, 0, "nothing is written before the run ends");
+  await Promise.resolve();
+  assert.deepEqual(s.writes, [[1, 2, 3]]);
+  w.enqueue(frame(4));
+  await Promise.resolve();
+  assert.deepEqual(s.writes, [[1, 2, 3], [4]], "a lone frame is written uncorked");
+  assert.equal(w.sent, 4);
+  assert.equal(w.queuedBytes, 0);
+});
+
+test("coalescing: still no write after write() returned false until 'drain', and nothing is lost", async () => {
+  const w = new FrameWriter(1_000, { coalesce: true });
+  const s = new CorkingSocket(2);
+  w.attach(s as unknown as Socket);
+  for (let i = 0; i < 5; i++) w.enqueue(frame(i));
+  await Promise.resolve();
+  assert.equal(s.written.length, 2, "stops at the first false");
+  w.enqueue(frame(5));
+  await Promise.resolve();
+  assert.equal(s.written.length, 2, "waits for 'drain'");
+  s.flush();
+  s.flush();
+  assert.deepEqual(
+    s.written.map((f) => f[0]),
+    [0, 1, 2, 3, 4, 5],
+  );
+  assert.equal(w.queuedBytes, 0);
+});
+
+test("coalescing: frames queued while detached go out on the next socket; a detached writer writes nothing", async () => {
+  const w = new FrameWriter(1_000, { coalesce: true });
+  const first = new CorkingSocket(100);
+  w.attach(first as unknown as Socket);
+  w.enqueue(frame(1));
+  w.detach();
+  await Promise.resolve();
+  assert.equal(first.written.length, 0);
+  const second = new CorkingSocket(100);
+  w.attach(second as unknown as Socket);
+  assert.deepEqual(second.writes, [[1]]);
+});

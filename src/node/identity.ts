@@ -68,7 +68,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
  * run two at once for the same path (they share the temporary file).
  */
 export async function writeFileAtomicAsync(path: string, data: string, mode = 0o600): Promise<void> {
-  const tmp = `${path}.tmp`;
+  const tmp = `${path}.${process.pid}.tmp`;
   const file = await open(tmp, "w", mode);
   try {
     await file.writeFile(data);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { builtInApp } from "../../src/cli/apps.ts";
-import { GovClient } from "../../src/client/index.ts";
+import { CocoClientError, GovClient } from "../../src/client/index.ts";
 import { createIdentityCertificate } from "../../src/crypto/index.ts";
 import type { ProposalView } from "../../src/gov/index.ts";
 import {
@@ -54,11 +54,30 @@ export function govClient(url: string, serviceCertPem: string, member: Identity)
  */
 export async function passProposal(gov: GovClient, name: string, args: unknown): Promise<ProposalView> {
   const proposal = await gov.propose({ actions: [{ name, args }] });
-  const view = proposal.proposalState === "Open" ? await gov.vote(proposal.proposalId, VOTE_YES) : proposal;
+  const view = proposal.proposalState === "Open" ? await voteAndSettle(gov, proposal.proposalId) : proposal;
   if (view.proposalState !== "Accepted") {
     throw new Error(`proposal ${name} ended ${view.proposalState}: ${JSON.stringify(view.failure ?? {})}`);
   }
   return view;
+}
+
+/**
+ * Votes yes. A vote that trusts a node may not commit within the node's commit wait (504) when
+ * the new configuration needs that node, which is still starting: then waits for the proposal to
+ * settle, as a member would by asking again.
+ */
+async function voteAndSettle(gov: GovClient, proposalId: string): Promise<ProposalView> {
+  try {
+    return await gov.vote(proposalId, VOTE_YES);
+  } catch (e) {
+    if (!(e instanceof CocoClientError && e.code === "CommitTimeout")) throw e;
+  }
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const view = await gov.show(proposalId);
+    if (view.proposalState !== "Open" || Date.now() > deadline) return view;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export interface TestNetwork {

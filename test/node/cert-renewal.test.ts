@@ -30,13 +30,20 @@ test("members renew node and service certificates by vote; nodes serve them and 
 }, async () => {
   const cluster = await Cluster.create();
   try {
-    const n0 = await cluster.startService({ openAtNodes: 1 });
+    // Two nodes, so that trusting a third commits without waiting for it to start.
+    const n0 = await cluster.startService({ openAtNodes: 2 });
+    await cluster.join("n1", n0);
+    await cluster.until("the service is open everywhere", async () => {
+      for (const node of cluster.nodes)
+        if ((await cluster.call(node, "GET", "/node/ready/app")).status !== 204) return false;
+      return true;
+    });
     const gov = await cluster.gov(n0);
     const firstServiceCert = n0.node.identity.serviceCertPem;
 
     // A node joining the open service waits as Pending; trusting it endorses its certificate
     // request for the validity the members chose.
-    const joining = cluster.join("n1", n0, {
+    const joining = cluster.join("n2", n0, {
       join: { target: `127.0.0.1:${n0.port}`, serviceCertFile: "service_cert.pem", timeoutMs: 60_000 },
     });
     const pendingId = await cluster.pendingNode(n0);
@@ -47,12 +54,12 @@ test("members renew node and service certificates by vote; nodes serve them and 
       validity_period_days: 7,
     });
     assert.equal(trusted.proposalState, "Accepted", JSON.stringify(trusted));
-    const n1 = await joining;
+    const n2 = await joining;
     const start = new Date(
       `${trustedFrom.slice(0, 4)}-${trustedFrom.slice(4, 6)}-${trustedFrom.slice(6, 8)}T${trustedFrom.slice(8, 10)}:${trustedFrom.slice(10, 12)}:${trustedFrom.slice(12, 14)}Z`,
     ).getTime();
-    await cluster.until("n1 serves the certificate endorsed when it was trusted", async () => {
-      const cert = await servedCertificate(n1, firstServiceCert);
+    await cluster.until("n2 serves the certificate endorsed when it was trusted", async () => {
+      const cert = await servedCertificate(n2, firstServiceCert);
       return validToMs(cert) === start + 7 * DAY_MS;
     });
     const write = await cluster.call(n0, "PUT", "/app/log/public?id=1", {
@@ -60,8 +67,8 @@ test("members renew node and service certificates by vote; nodes serve them and 
       headers: { "x-coco-wait": "commit" },
     });
     assert.equal(write.status, 200, write.text);
-    await cluster.until("n1 replicated the write", async () => {
-      return (await cluster.call(n1, "GET", "/app/log/public?id=1")).status === 200;
+    await cluster.until("n2 replicated the write", async () => {
+      return (await cluster.call(n2, "GET", "/app/log/public?id=1")).status === 200;
     });
 
     // The first node's certificate, for 3 days: served on new connections, carried by signatures.
@@ -101,7 +108,7 @@ test("members renew node and service certificates by vote; nodes serve them and 
     const renewedService = new X509Certificate(info.certificate);
     assert.ok(renewedService.publicKey.equals(new X509Certificate(firstServiceCert).publicKey));
     assert.ok(validToMs(renewedService) - Date.now() < 30 * DAY_MS + 60_000);
-    for (const node of [n0, n1]) {
+    for (const node of cluster.nodes) {
       await cluster.until(`${node.node.nodeId.slice(0, 8)} adopted the renewed service certificate`, () => {
         const pinned = new X509Certificate(readFileSync(join(cluster.dir, "service_cert.pem")));
         return (
@@ -112,7 +119,7 @@ test("members renew node and service certificates by vote; nodes serve them and 
       await servedCertificate(node, renewedService.toString());
     }
     // Node-to-node channels, new connections included, still authenticate each other.
-    const third = await cluster.call(n1, "PUT", "/app/log/public?id=3", {
+    const third = await cluster.call(n2, "PUT", "/app/log/public?id=3", {
       body: { msg: "three" },
       headers: { "x-coco-wait": "commit" },
     });

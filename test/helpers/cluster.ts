@@ -139,6 +139,15 @@ export class Cluster {
     throw new Error(`timed out waiting until ${what}`);
   }
 
+  /** Waits until every node serves the app (the service is open everywhere). */
+  async untilOpen(): Promise<void> {
+    await this.until("the service is open everywhere", async () => {
+      for (const node of this.nodes)
+        if ((await this.call(node, "GET", "/node/ready/app")).status !== 204) return false;
+      return true;
+    });
+  }
+
   /**
    * A governance client signing as member0, talking to `via` (by default the primary; a backup
    * redirects writes there). Member0 acknowledges the state on first use, once per service.

@@ -33,11 +33,7 @@ test("members renew node and service certificates by vote; nodes serve them and 
     // Two nodes, so that trusting a third commits without waiting for it to start.
     const n0 = await cluster.startService({ openAtNodes: 2 });
     await cluster.join("n1", n0);
-    await cluster.until("the service is open everywhere", async () => {
-      for (const node of cluster.nodes)
-        if ((await cluster.call(node, "GET", "/node/ready/app")).status !== 204) return false;
-      return true;
-    });
+    await cluster.untilOpen();
     const gov = await cluster.gov(n0);
     const firstServiceCert = n0.node.identity.serviceCertPem;
 

@@ -11,11 +11,7 @@ test("a node joins an open service as Pending, is trusted by vote, catches up; a
   try {
     const n0 = await cluster.startService({ openAtNodes: 2 });
     const n1 = await cluster.join("n1", n0);
-    await cluster.until("the service is open everywhere", async () => {
-      for (const node of cluster.nodes)
-        if ((await cluster.call(node, "GET", "/node/ready/app")).status !== 204) return false;
-      return true;
-    });
+    await cluster.untilOpen();
     for (let i = 0; i < 20; i++) {
       const res = await cluster.call(n0, "PUT", `/app/log/private?id=${i}`, { body: { msg: `v${i}` } });
       assert.equal(res.status, 200);

@@ -77,11 +77,14 @@ function serviceSigner(service: { certPem: string; privateKeyPem: string }): {
   return { cert, key };
 }
 
-function serialBuffer(serial: Uint8Array): ArrayBuffer {
-  const hex = serialHex(serial);
-  // A leading zero byte keeps the INTEGER positive when the top bit is set.
-  const bytes = Buffer.from((Number.parseInt(hex.slice(0, 2), 16) & 0x80 ? "00" : "") + hex, "hex");
-  return new Uint8Array(bytes).buffer;
+/** The serial as a minimal DER INTEGER body: no leading zero bytes, one added if the top bit is set. */
+export function serialBuffer(serial: Uint8Array): ArrayBuffer {
+  serialHex(serial); // checks length and that it is not zero
+  let start = 0;
+  while (serial[start] === 0) start++;
+  const magnitude = serial.subarray(start);
+  const bytes = (magnitude[0] ?? 0) & 0x80 ? Uint8Array.of(0, ...magnitude) : Uint8Array.from(magnitude);
+  return bytes.buffer;
 }
 
 /**

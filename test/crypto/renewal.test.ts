@@ -11,6 +11,7 @@ import {
   endorseCertificateRequest,
   parseValidFrom,
   renewServiceCertificate,
+  serialBuffer,
 } from "../../src/crypto/renewal.ts";
 import { handshake } from "./handshake.ts";
 
@@ -136,4 +137,19 @@ test("the renewed service certificate keeps subject, key and extensions, and sti
     { ca: renewed, servername: "localhost" },
   );
   assert.equal(outcome.error, undefined, "a client pinning the renewed certificate trusts the node");
+});
+
+test("serials are minimal positive DER integers, and certificates with any of them parse", () => {
+  const hex = (b: ArrayBuffer) => Buffer.from(b).toString("hex");
+  assert.equal(hex(serialBuffer(Uint8Array.of(0, 0, 0x12, 0x34))), "1234");
+  assert.equal(hex(serialBuffer(Uint8Array.of(0, 0x92))), "0092");
+  assert.equal(hex(serialBuffer(Uint8Array.of(0x92, 1))), "009201");
+  assert.throws(() => serialBuffer(new Uint8Array(3)), CryptoError);
+  for (const serial of [Uint8Array.of(0, 0x12, 0x34), Uint8Array.of(0, 0x92), Uint8Array.of(0xff, 0xff)]) {
+    const pem = renewServiceCertificate({ service, validFrom: start, validityDays: 1, serial });
+    assert.equal(
+      new X509Certificate(pem).serialNumber.replace(/^0+/, ""),
+      hex(serialBuffer(serial)).replace(/^0+/, "").toUpperCase(),
+    );
+  }
 });

@@ -22,10 +22,13 @@ export function renewalProblem(
     if (nodeIdOf(nodeCertPem) !== identity.nodeId) {
       return { reason: "the node certificate is for another key", permanent: true };
     }
-    const issued = verifyIssuedBy(nodeCertPem, serviceCertPem);
-    if (!issued.ok) return { reason: `the node certificate: ${issued.reason}`, permanent: true };
     const current = verifyIssuedBy(nodeCertPem, serviceCertPem, at);
-    if (!current.ok) return { reason: current.reason, permanent: false };
+    if (!current.ok) {
+      // Only a validity window that time may yet open is worth another look later.
+      const issued = verifyIssuedBy(nodeCertPem, serviceCertPem);
+      if (!issued.ok) return { reason: `the node certificate: ${issued.reason}`, permanent: true };
+      return { reason: current.reason, permanent: false };
+    }
   } catch (e) {
     return { reason: (e as Error).message, permanent: true };
   }

@@ -1,10 +1,15 @@
 import type { Endpoint, EndpointOptions, Handler, HttpMethod } from "./endpoint.ts";
+import type { Executor, ExecutorMatch } from "./executor.ts";
 import { Router } from "./router.ts";
 
-/** A native TypeScript app: a named set of endpoints served under `/app`. */
-export class App {
+/** A native TypeScript app: a named set of endpoints served under `/app`; the first executor. */
+export class App implements Executor {
   readonly router = new Router();
   constructor(readonly name: string) {}
+
+  match(method: HttpMethod, path: string): ExecutorMatch {
+    return this.router.match(method, path);
+  }
 
   endpoint(method: HttpMethod, path: string, options: EndpointOptions, handler: Handler): this {
     const endpoint: Endpoint = { method, path, handler, ...options };

@@ -12,4 +12,5 @@ export {
   HttpError,
   type HttpMethod,
 } from "./endpoint.ts";
+export { type Executor, type ExecutorMatch, ExecutorRegistry } from "./executor.ts";
 export { RouteError, Router } from "./router.ts";

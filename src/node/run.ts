@@ -2,7 +2,7 @@ import type { Socket } from "node:net";
 import type { Server as TlsServer } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import type { App } from "../apps/index.ts";
+import { type Executor, ExecutorRegistry } from "../apps/index.ts";
 import { createRpcServer } from "../rpc/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
@@ -29,16 +29,20 @@ export interface NodeSeams {
   attestationSeams?: ProviderSeams;
 }
 
-/** Starts a node and its HTTPS endpoint (a new service opens once `openAtNodes` nodes are trusted). */
+/**
+ * Starts a node and its HTTPS endpoint, serving `apps` (executors, asked in order) under `/app`.
+ * A new service opens once `openAtNodes` nodes are trusted.
+ */
 export async function runNode(
   config: NodeConfig,
   env: Environment,
   log: Logger,
-  app: App | null,
+  apps: Executor | Executor[] | null,
   seams: NodeSeams = {},
 ): Promise<RunningNode> {
+  const executors = new ExecutorRegistry(apps === null ? [] : Array.isArray(apps) ? apps : [apps]);
   const node = await CocoNode.start(config, env, log, seams);
-  const server = createRpcServer(node, app, log);
+  const server = createRpcServer(node, executors, log);
   // Certificates renewed by governance serve new client connections from then on.
   node.onCertificatesRenewed(({ nodeCertPem }) =>
     (server.server as unknown as TlsServer).setSecureContext({
@@ -74,6 +78,7 @@ export async function runNode(
         await Promise.race([closing, new Promise((r) => setTimeout(r, STOP_GRACE_MS))]);
         for (const socket of sockets) socket.destroy();
         await closing;
+        await executors.close();
         await node.close();
       })();
       return stopped;

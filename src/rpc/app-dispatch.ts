@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 import {
-  type App,
   type AppRequest,
   type AppResponse,
   type Caller,
   type Endpoint,
+  type ExecutorRegistry,
   HttpError,
   type HttpMethod,
 } from "../apps/index.ts";
@@ -99,7 +99,7 @@ export type Routed =
   | { kind: "run"; endpoint: Endpoint; params: Record<string, string>; path: string };
 
 /** Finds the endpoint and checks the caller; refusals come back as answers. */
-export function routeApp(node: CocoNode, app: App, call: AppCall): Routed {
+export function routeApp(node: CocoNode, executors: ExecutorRegistry, call: AppCall): Routed {
   const path = call.url.slice("/app".length).split("?")[0]!;
   // Every /app answer names a transaction; errors before execution name the current state.
   const current = node.state.txIdOf(node.state.store.version);
@@ -108,7 +108,7 @@ export function routeApp(node: CocoNode, app: App, call: AppCall): Routed {
     answer: errorAnswer(status, code, message, current),
   });
   if (!METHODS.has(call.method)) return refuse(405, "MethodNotAllowed", `${call.method} is not supported`);
-  const match = app.router.match(call.method as HttpMethod, path);
+  const match = executors.match(call.method as HttpMethod, path, node.state.store);
   if (!match) return refuse(404, "ResourceNotFound", `no endpoint ${call.method} /app${path}`);
   if ("methodNotAllowed" in match)
     return refuse(405, "MethodNotAllowed", `/app${path} does not accept ${call.method}`);

@@ -1,7 +1,7 @@
 import type { TLSSocket } from "node:tls";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import type { App } from "../apps/index.ts";
+import type { ExecutorRegistry } from "../apps/index.ts";
 import type { CocoNode } from "../node/node.ts";
 import { type AppAnswer, type AppCall, errorAnswer, executeApp, routeApp } from "./app-dispatch.ts";
 import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
@@ -29,7 +29,7 @@ function writeAnswer(reply: FastifyReply, answer: AppAnswer): FastifyReply {
 }
 
 /** The HTTPS entry for `/app/*`: runs here, or on the primary for writes that reach a backup. */
-export function appHandler(node: CocoNode, app: App, log: Logger) {
+export function appHandler(node: CocoNode, executors: ExecutorRegistry, log: Logger) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const socket = req.raw.socket as TLSSocket;
     const call: AppCall = {
@@ -39,7 +39,7 @@ export function appHandler(node: CocoNode, app: App, log: Logger) {
       body: req.body instanceof Uint8Array ? req.body : new Uint8Array(0),
       peer: identifyPeer(socket, node.state.store),
     };
-    const routed = routeApp(node, app, call);
+    const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
     const needsPrimary =
       routed.endpoint.mode === "readwrite" ||
@@ -143,7 +143,7 @@ function parseForwardedCall(raw: unknown): ForwardedCall | undefined {
  * TLS certificate; the primary trusts that (the backup is a node of the service, on a mutually
  * authenticated channel) but decides roles from its own store.
  */
-export function serveForwardedCalls(node: CocoNode, app: App, log: Logger): void {
+export function serveForwardedCalls(node: CocoNode, executors: ExecutorRegistry, log: Logger): void {
   node.onNodeRequest(async (from, raw) => {
     const message = parseForwardedCall(raw);
     if (!message) {
@@ -157,7 +157,7 @@ export function serveForwardedCalls(node: CocoNode, app: App, log: Logger): void
       body: message.body,
       peer: peerFromId(message.callerId, node.state.store),
     };
-    const routed = routeApp(node, app, call);
+    const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return routed.answer;
     return executeApp(node, routed, call, log);
   });

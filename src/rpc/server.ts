@@ -1,6 +1,6 @@
 import fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
-import type { App } from "../apps/index.ts";
+import type { ExecutorRegistry } from "../apps/index.ts";
 import type { CocoNode } from "../node/node.ts";
 import { registerAttestationRoutes } from "./attestation.ts";
 import { TX_HEADER } from "./commit-wait.ts";
@@ -14,7 +14,7 @@ import { registerOperatorRoutes } from "./operator.ts";
  * pin only service_cert.pem) and asks every client for a certificate; which certificates are
  * accepted is decided per endpoint by its authentication policies, not by the handshake.
  */
-export function createRpcServer(node: CocoNode, app: App | null, log: Logger): FastifyInstance {
+export function createRpcServer(node: CocoNode, executors: ExecutorRegistry, log: Logger): FastifyInstance {
   const server = fastify({
     https: {
       key: node.identity.nodePrivateKeyPem,
@@ -55,9 +55,9 @@ export function createRpcServer(node: CocoNode, app: App | null, log: Logger): F
   registerOperatorRoutes(server, node);
   registerGovRoutes(server, node);
   registerAttestationRoutes(server, node);
-  if (app) {
-    server.all("/app/*", appHandler(node, app, log));
-    serveForwardedCalls(node, app, log);
+  if (executors.size > 0) {
+    server.all("/app/*", appHandler(node, executors, log));
+    serveForwardedCalls(node, executors, log);
   }
   return server;
 }

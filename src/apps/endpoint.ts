@@ -38,9 +38,16 @@ export interface HandlerContext {
   setClaimsDigest(digest: Uint8Array): void;
 }
 
+export type EndpointMode = "readwrite" | "readonly";
+
 export interface EndpointOptions {
   auth: AuthPolicy[];
-  mode: "readwrite" | "readonly";
+  mode: EndpointMode;
+  /**
+   * The mode of one request, for endpoints whose requests differ (a JSON-RPC body that sends a
+   * transaction writes; one that reads does not); `mode` when absent.
+   */
+  modeOf?: (request: Pick<AppRequest, "method" | "path" | "headers" | "body">) => EndpointMode;
   /** Answer only once the transaction is committed, without the client asking. */
   waitForCommit?: boolean;
   /** Which statuses apply the transaction's writes; default: 2xx only. */

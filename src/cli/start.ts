@@ -1,3 +1,4 @@
+import { evmExecutorFor } from "../evm/index.ts";
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
 import { builtInApp } from "./apps.ts";
 import { CliError } from "./fail.ts";
@@ -12,7 +13,11 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
     throw new CliError(`${opts.config} asks to recover a service: use coco recover --config`);
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const running = await runNode(config, realEnvironment, log, builtInApp(config.app));
+  const app = builtInApp(config.app);
+  const evm = config.evm ? evmExecutorFor(realEnvironment) : null;
+  const executors = [...(app ? [app] : []), ...(evm ? [evm.executor] : [])];
+  const running = await runNode(config, realEnvironment, log, executors);
+  evm?.bind(running.node);
   const shutdown = (signal: string) => {
     log.info({ signal }, "stopping");
     running.stop().then(

@@ -42,6 +42,8 @@ export interface NodeConfig {
   consensus: { tickMs: number; electionTicksMin: number; electionTicksMax: number };
   /** Name of a built-in app (`logging`) or none. */
   app: string | null;
+  /** Serve Ethereum JSON-RPC at `POST /app/eth` (the EVM executor, docs/ethereum.md). */
+  evm: boolean;
   log: { level: "trace" | "debug" | "info" | "warn" | "error"; format: "json" | "pretty" };
   commitWaitTimeoutMs: number;
   /** How this node attests itself: `virtual` (development, insecure) or `snp` (AMD SEV-SNP). */
@@ -128,6 +130,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "recover",
     "constitution",
     "app",
+    "evm",
     "log",
     "commitWaitTimeoutMs",
     "attestation",
@@ -156,6 +159,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
   if (format !== "json" && format !== "pretty") fail("log.format", "must be json or pretty");
   const app = top.app ?? null;
   if (app !== null && app !== "logging") fail("app", 'must be "logging" or null');
+  if (top.evm !== undefined && typeof top.evm !== "boolean") fail("evm", "must be true or false");
   const join =
     top.join === undefined || top.join === null
       ? null
@@ -209,6 +213,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       electionTicksMax,
     },
     app: app as string | null,
+    evm: top.evm === true,
     log: { level: level as NodeConfig["log"]["level"], format },
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
     attestation: attestationAt(top.attestation, baseDir),

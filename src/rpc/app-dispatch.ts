@@ -123,6 +123,12 @@ export function routeApp(node: CocoNode, executors: ExecutorRegistry, call: AppC
   return { kind: "run", endpoint: match.endpoint, params: match.params, path };
 }
 
+/** The endpoint's mode for this call: per request when the endpoint says (`modeOf`). */
+export function endpointMode(endpoint: Endpoint, call: AppCall, path: string): "readwrite" | "readonly" {
+  if (!endpoint.modeOf) return endpoint.mode;
+  return endpoint.modeOf({ method: call.method as HttpMethod, path, headers: call.headers, body: call.body });
+}
+
 /** Runs an app handler on this node, committing its transaction, re-running it on a conflict. */
 export async function executeApp(
   node: CocoNode,
@@ -134,7 +140,8 @@ export async function executeApp(
   const current = () => node.state.txIdOf(node.state.store.version);
   const auth = authenticate(endpoint.auth, call.peer);
   if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, current());
-  if (endpoint.mode === "readwrite" && !node.isPrimary) {
+  const mode = endpointMode(endpoint, call, path);
+  if (mode === "readwrite" && !node.isPrimary) {
     return errorAnswer(503, "NotPrimary", "this node is not the primary; retry on the primary", current());
   }
   const linearizable = call.headers[READ_HEADER] === "linearizable";
@@ -175,7 +182,7 @@ export async function executeApp(
       tx.abandon();
       return answerRead(node, tx.startVersion, waitForIt, result.response, status);
     }
-    if (endpoint.mode === "readonly") {
+    if (mode === "readonly") {
       tx.abandon();
       log.error({ endpoint: endpoint.path }, "a read-only endpoint wrote to the store; writes dropped");
       return errorAnswer(500, "InternalError", "read-only endpoint attempted to write", current());

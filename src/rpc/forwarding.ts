@@ -3,7 +3,14 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
 import type { CocoNode } from "../node/node.ts";
-import { type AppAnswer, type AppCall, errorAnswer, executeApp, routeApp } from "./app-dispatch.ts";
+import {
+  type AppAnswer,
+  type AppCall,
+  endpointMode,
+  errorAnswer,
+  executeApp,
+  routeApp,
+} from "./app-dispatch.ts";
 import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
 import { READ_HEADER, TX_HEADER, WAIT_HEADER } from "./commit-wait.ts";
 
@@ -42,7 +49,7 @@ export function appHandler(node: CocoNode, executors: ExecutorRegistry, log: Log
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
     const needsPrimary =
-      routed.endpoint.mode === "readwrite" ||
+      endpointMode(routed.endpoint, call, routed.path) === "readwrite" ||
       call.headers[READ_HEADER] === "linearizable" ||
       forwardedSessions.has(socket);
     const primary = node.primaryId;

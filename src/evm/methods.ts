@@ -156,11 +156,13 @@ export const METHODS: Record<string, Method> = {
     const record = visibleTx(kv, h, bound);
     return record ? txJson(record) : null;
   },
-  eth_getTransactionReceipt: ({ kv, bound }, [h]) => {
+  eth_getTransactionReceipt: ({ kv, bound, host }, [h]) => {
     const record = visibleTx(kv, h, bound);
     if (!record) return null;
-    const receipt = receiptJson(record);
-    return receipt;
+    // Beyond Ethereum: the Coco transaction that holds it, for `GET /app/receipt`.
+    const seqno = seqnoOfTx(kv, record.hash);
+    const cocoTransactionId = seqno === undefined ? null : (host.txIdOf(seqno) ?? null);
+    return { ...receiptJson(record), cocoTransactionId };
   },
   eth_getLogs: ({ kv, bound }, [filter]) => {
     if (typeof filter !== "object" || filter === null)

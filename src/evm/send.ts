@@ -131,7 +131,7 @@ export function effectiveGasPrice(tx: TypedTransaction, baseFee: bigint): bigint
 /** The VM's messages carry a dump of the transaction; clients match on the first words. */
 function invalidTxMessage(message: string): string {
   const m = message.split(" -> ")[0]!.split(" (")[0]!;
-  if (/balance/i.test(m)) return `insufficient funds for gas * price + value: ${m}`;
+  if (/funds|balance/i.test(m)) return `insufficient funds for gas * price + value: ${m}`;
   if (/base fee|maxFeePerGas/i.test(m)) return `max fee per gas less than block base fee: ${m}`;
   if (/gas limit/i.test(m) && /intrinsic|too low/i.test(m)) return `intrinsic gas too low: ${m}`;
   return m;

@@ -194,11 +194,14 @@ export class KvStateManager implements StateManagerInterface {
       const prefix = hexToBytes(a as `0x${string}`);
       const end = new Uint8Array(52).fill(0xff);
       end.set(prefix);
-      for (;;) {
-        const page = storage.range({ start: prefix, end, limit: 1000 });
-        for (const [k] of page.entries) storage.delete(k);
-        if (page.entries.length === 0 || !page.next) break;
-      }
+      const keys: Uint8Array[] = [];
+      let after: string | undefined;
+      do {
+        const page = storage.range({ start: prefix, end, limit: 1000, after });
+        for (const [k] of page.entries) keys.push(k);
+        after = page.next;
+      } while (after !== undefined);
+      for (const k of keys) storage.delete(k);
       const last = storageKey(prefix, new Uint8Array(32).fill(0xff));
       storage.delete(last);
     }

@@ -15,8 +15,12 @@ import {
   type Constitution,
   defaultConstitution,
   SINGLETON as GOV_SINGLETON,
+  type GovEffects,
   GovError,
+  type GovernanceWrite,
+  type GovHost,
   GovTables,
+  governanceWrite,
   joinConstitution,
   jsConstitution,
 } from "../gov/index.ts";
@@ -36,7 +40,6 @@ import { renewalProblem } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { serviceHooks } from "./gov-hooks.ts";
-import { type GovEffects, type GovHost, governanceWrite } from "./governance.ts";
 import {
   createIdentity,
   hasIdentity,
@@ -931,12 +934,8 @@ export class CocoNode {
   }
 
   /** Signed governance requests, run as transactions on the primary (see src/rpc/gov.ts). */
-  readonly governance = {
-    write: <T>(
-      bytes: Uint8Array,
-      expect: Parameters<typeof governanceWrite>[2],
-      work: Parameters<typeof governanceWrite<T>>[3],
-    ) => governanceWrite<T>(this.govHost(), bytes, expect, work),
+  readonly governance: GovernanceWrite = {
+    write: (bytes, expect, work) => governanceWrite(this.govHost(), bytes, expect, work),
   };
 
   private govHost(): GovHost {

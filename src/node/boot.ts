@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { Entry } from "../consensus/index.ts";
+import type { Entry, PersistedLog } from "../consensus/index.ts";
 import { p384PrivateKey } from "../crypto/index.ts";
 import { type DecodedEntry, EntryType, LedgerFiles, LedgerSecrets } from "../ledger/index.ts";
 import {
@@ -230,4 +230,40 @@ function readdirSafe(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The log consensus starts from. A new service's starts with its genesis entry, which carries
+ * the first configuration (this node alone); a restarted node's starts at its snapshot (or the
+ * beginning), with the nodes trusted there; a recovering node continues the old ledger alone,
+ * from the old commit point. Entries made before consensus (genesis) are handed over once.
+ */
+export function consensusLog(booted: Booted): PersistedLog {
+  const { state, recoveredFrom, snapshotSeqno, sink } = booted;
+  const bootstrap = sink.bootstrap;
+  sink.bootstrap = [];
+  if (recoveredFrom) {
+    const seqno = recoveredFrom.lastSeqno;
+    return { start: { seqno, view: state.viewOf(seqno), config: [booted.identity.nodeId] }, entries: [] };
+  }
+  if (booted.fresh) return { start: { seqno: 0, view: 0, config: [] }, entries: bootstrap };
+  return {
+    start: {
+      seqno: snapshotSeqno,
+      view: snapshotSeqno === 0 ? 0 : state.viewOf(snapshotSeqno),
+      config: state.startConfig,
+    },
+    entries: booted.entries
+      .filter((e) => e.seqno > snapshotSeqno)
+      .map((e) => {
+        const config = state.configAfter(e.seqno);
+        return {
+          seqno: e.seqno,
+          view: e.view,
+          isSignature: e.type === EntryType.Signature,
+          data: e.frame,
+          ...(config ? { config } : {}),
+        };
+      }),
+  };
 }

@@ -1,20 +1,26 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { type PersistedLog, Raft, type RoleChange } from "../consensus/index.ts";
-import { endorsePreviousService, issueNodeCertificate } from "../crypto/index.ts";
+import { Raft, type RoleChange } from "../consensus/index.ts";
+import { issueNodeCertificate } from "../crypto/index.ts";
 import { GovError, type GovernanceWrite, governanceWrite } from "../gov/index.ts";
 import { createJsEngine, type JsEngine } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { type DecodedEntry, EntryType, type LedgerFiles, NotPrimaryError } from "../ledger/index.ts";
+import { type DecodedEntry, type LedgerFiles, NotPrimaryError } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
-import { type Booted, bootNode, type EntrySink } from "./boot.ts";
+import { type Booted, bootNode, consensusLog, type EntrySink } from "./boot.ts";
 import { CertificateAdopter } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { nodeGovHost } from "./gov-host.ts";
-import { hostAltNames, type NodeIdentity, saveIdentity, writeFileAtomic } from "./identity.ts";
+import {
+  addLedgerSecrets,
+  hostAltNames,
+  type NodeIdentity,
+  saveIdentity,
+  writeFileAtomic,
+} from "./identity.ts";
 import {
   checkJoinProof,
   type JoinRequest,
@@ -213,15 +219,7 @@ export class CocoNode {
         "restarted from the ledger",
       );
     }
-    if (
-      node.startConsensus(
-        booted.fresh,
-        entries,
-        booted.snapshotSeqno,
-        state.commitSeqno,
-        recoveredFrom?.lastSeqno,
-      )
-    ) {
+    if (node.startConsensus(booted)) {
       await node.primaryElected;
       if (recoveredFrom) await node.beginRecovery(recoveredFrom, entries);
       node.openWhenReady();
@@ -230,53 +228,17 @@ export class CocoNode {
     return node;
   }
 
-  /**
-   * Hands the ledger to consensus. A new service's log starts with its genesis entry, which
-   * carries the first configuration (this node alone); a restarted node's log starts at its
-   * last signed entry, with the nodes trusted there.
-   */
-  private startConsensus(
-    fresh: boolean,
-    restored: DecodedEntry[],
-    snapshotSeqno: number,
-    committedSeqno: number,
-    recoveredAt?: number,
-  ): boolean {
-    // A recovering node continues the old ledger alone: its log starts at the old commit point.
-    const log: PersistedLog =
-      recoveredAt !== undefined
-        ? {
-            start: { seqno: recoveredAt, view: this.state.viewOf(recoveredAt), config: [this.nodeId] },
-            entries: [],
-          }
-        : fresh
-          ? { start: { seqno: 0, view: 0, config: [] }, entries: this.sink.bootstrap }
-          : {
-              start: {
-                seqno: snapshotSeqno,
-                view: snapshotSeqno === 0 ? 0 : this.state.viewOf(snapshotSeqno),
-                config: this.state.startConfig,
-              },
-              entries: restored
-                .filter((e) => e.seqno > snapshotSeqno)
-                .map((e) => {
-                  const config = this.state.configAfter(e.seqno);
-                  return {
-                    seqno: e.seqno,
-                    view: e.view,
-                    isSignature: e.type === EntryType.Signature,
-                    data: e.frame,
-                    ...(config ? { config } : {}),
-                  };
-                }),
-            };
-    this.sink.bootstrap = [];
+  /** Hands the ledger to consensus (its log: see consensusLog); true if this node leads at once. */
+  private startConsensus(booted: Booted): boolean {
+    const { recoveredFrom, snapshotSeqno } = booted;
+    const committedSeqno = this.state.commitSeqno;
+    const log = consensusLog(booted);
     const raft = new Raft({
       id: this.nodeId,
       random: () => new DataView(this.env.randomBytes(4).buffer).getUint32(0) / 2 ** 32,
       log,
       hardState: this.stateFiles.readHardState(),
-      ...(recoveredAt === undefined && committedSeqno > snapshotSeqno ? { commitSeqno: committedSeqno } : {}),
+      ...(!recoveredFrom && committedSeqno > snapshotSeqno ? { commitSeqno: committedSeqno } : {}),
       electionTicksMin: this.config.consensus.electionTicksMin,
       electionTicksMax: this.config.consensus.electionTicksMax,
     });
@@ -562,13 +524,7 @@ export class CocoNode {
     recoveredFrom: NonNullable<Booted["recoveredFrom"]>,
     entries: DecodedEntry[],
   ): Promise<void> {
-    const endorsement = await endorsePreviousService({
-      service: { certPem: this.identity.serviceCertPem, privateKeyPem: this.identity.servicePrivateKeyPem },
-      previousCertPem: recoveredFrom.previousServiceCertPem,
-      now: new Date(this.env.now()),
-      serial: this.env.randomBytes(16),
-    });
-    beginRecoveredService(this.serviceHost(), recoveredFrom.previousServiceCertPem, endorsement);
+    await beginRecoveredService(this.serviceHost(), this.env, recoveredFrom.previousServiceCertPem);
     this.signing.sign();
     this.log.info(
       { previousServiceCert: recoveredFrom.previousServiceCertPem.slice(0, 64) },
@@ -579,14 +535,7 @@ export class CocoNode {
         log: this.log,
         state: this.state,
         keepSecrets: (secrets) => {
-          for (const secret of secrets) {
-            if (this.identity.ledgerSecrets.some((s) => s.version === secret.version)) continue;
-            this.identity.ledgerSecrets.push({
-              version: secret.version,
-              key: Buffer.from(secret.key).toString("base64"),
-            });
-          }
-          this.identity.ledgerSecrets.sort((a, b) => a.version - b.version);
+          addLedgerSecrets(this.identity, secrets);
           saveIdentity(this.config.dir, this.env, this.identity);
         },
         commitAndSign: (tx) => {

@@ -1,6 +1,6 @@
 import { createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { certFingerprint, normalizePem, parseCertificate } from "../crypto/index.ts";
+import { certFingerprint, endorsePreviousService, normalizePem, parseCertificate } from "../crypto/index.ts";
 import {
   defaultConstitution,
   SINGLETON as GOV_SINGLETON,
@@ -10,6 +10,7 @@ import {
 import type { Tx } from "../kv/index.ts";
 import { type AttestationView, codeMeasurement, parseSnpReport } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
+import type { Environment } from "./env.ts";
 import type { NodeIdentity } from "./identity.ts";
 import { NODE_ATTESTATIONS } from "./join.ts";
 import type { LedgerState } from "./ledger-state.ts";
@@ -103,12 +104,18 @@ function seedSnpPolicy(tx: Tx, nodeId: string, ownSnp: Extract<AttestationView, 
  * previous one), this node as the only trusted node, the lost nodes retired. The service is
  * `Recovering` until members vote it open and submit their recovery shares.
  */
-export function beginRecoveredService(
+export async function beginRecoveredService(
   host: ServiceHost,
+  env: Environment,
   previousServiceCertPem: string,
-  endorsement: string,
-): void {
+): Promise<void> {
   const { identity, state } = host;
+  const endorsement = await endorsePreviousService({
+    service: { certPem: identity.serviceCertPem, privateKeyPem: identity.servicePrivateKeyPem },
+    previousCertPem: previousServiceCertPem,
+    now: new Date(env.now()),
+    serial: env.randomBytes(16),
+  });
   const tx = state.store.begin();
   const bytes = state.store.read(Tables.serviceInfo, SINGLETON_KEY);
   const previous = bytes ? parseJsonBytes<{ recovery_count?: number }>(bytes) : null;

@@ -148,16 +148,20 @@ export class Cluster {
     let steps = 0;
     while (this.queue.length > 0 && !stopWhen?.()) {
       if (++steps > limit) throw new Error("messages never stopped flowing");
-      const { from, to, message } = this.queue.shift()!;
-      if (this.blocked.has(`${from}>${to}`)) continue;
-      const node = this.nodes.get(to);
-      if (!node) continue;
-      node.raft.step(message);
-      this.delivered++;
-      const key = `${message.type}>${to}`;
-      this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-      if (node.raft.hasReady()) this.process(to);
+      this.handOver(this.queue.shift()!);
     }
+  }
+
+  /** Delivers one message already taken off the queue, unless its link is cut. */
+  handOver({ from, to, message }: { from: NodeId; to: NodeId; message: Message }): void {
+    if (this.blocked.has(`${from}>${to}`)) return;
+    const node = this.nodes.get(to);
+    if (!node) return;
+    node.raft.step(message);
+    this.delivered++;
+    const key = `${message.type}>${to}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    if (node.raft.hasReady()) this.process(to);
   }
 
   /** Drops whatever is in flight. */

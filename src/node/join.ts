@@ -16,7 +16,7 @@ import {
   signP384,
   verifyP384,
 } from "../crypto/index.ts";
-import { GovTables } from "../gov/index.ts";
+import { Tables as GovTables } from "../ledger/index.ts";
 import {
   type AttestationPlatform,
   type AttestationView,

@@ -23,21 +23,19 @@ import {
   encodeEntry,
   encodeSnapshot,
   frameWriteSetDigest,
-  type LedgerSecrets,
-  leafOf,
-  type SnapshotAnchor,
-} from "../ledger/index.ts";
-import type { Environment } from "./env.ts";
-import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
-import {
   fromUtf8,
   jsonBytes,
+  type LedgerSecrets,
+  leafOf,
   type NodeInfo,
   parseJsonBytes,
   SINGLETON_KEY,
   type SignatureRecord,
+  type SnapshotAnchor,
   Tables,
-} from "./tables.ts";
+} from "../ledger/index.ts";
+import type { Environment } from "./env.ts";
+import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
 
 /** Where committed entries go: the shell writes them to disk (and, later, to other nodes). */
 export interface LedgerSink {

@@ -11,18 +11,24 @@ import {
   p384PrivateKey,
   parseCertificate,
 } from "../crypto/index.ts";
-import {
-  type Constitution,
-  defaultConstitution,
-  SINGLETON as GOV_SINGLETON,
-  GovError,
-  GovTables,
-  joinConstitution,
-  jsConstitution,
-} from "../gov/index.ts";
-import { createJsEngine, type JsEngine } from "../js/index.ts";
+import { type Constitution, defaultConstitution, GovError, joinConstitution } from "../gov/index.ts";
+import { createJsEngine, type JsEngine, jsConstitution } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { type DecodedEntry, EntryType, LedgerFiles, LedgerSecrets } from "../ledger/index.ts";
+import {
+  type DecodedEntry,
+  EntryType,
+  SINGLETON_KEY as GOV_SINGLETON,
+  Tables as GovTables,
+  jsonBytes,
+  LedgerFiles,
+  LedgerSecrets,
+  type NodeInfo,
+  parseJsonBytes,
+  type ServiceInfo,
+  SINGLETON_KEY,
+  Tables,
+  utf8,
+} from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
 import {
   type AttestationView,
@@ -72,15 +78,6 @@ import { Replica } from "./replica.ts";
 import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
 import { SnapshotTransfer } from "./snapshot-transfer.ts";
 import { loadUsableSnapshot, Snapshots } from "./snapshots.ts";
-import {
-  jsonBytes,
-  type NodeInfo,
-  parseJsonBytes,
-  type ServiceInfo,
-  SINGLETON_KEY,
-  Tables,
-  utf8,
-} from "./tables.ts";
 
 export { NodeError } from "./node-error.ts";
 

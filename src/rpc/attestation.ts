@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
+import { parseJsonBytes } from "../ledger/index.ts";
 import { NODE_ATTESTATIONS } from "../node/join.ts";
 import type { CocoNode } from "../node/node.ts";
-import { parseJsonBytes } from "../node/tables.ts";
 import { type AttestationView, attestationProvider, attestationView, VIRTUAL_WARNING } from "../tee/index.ts";
 import { sendError } from "./errors.ts";
 

@@ -3,19 +3,16 @@ import {
   ackStateDigest,
   createProposal,
   GovError,
-  GovTables,
   getBallot,
   getProposal,
   getStateDigest,
   listProposals,
-  readJson,
-  SINGLETON,
-  scanMap,
   submitBallot,
   updateStateDigest,
   withdrawProposal,
 } from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
+import { Tables as GovTables, readJson, SINGLETON_KEY as SINGLETON, scanMap } from "../ledger/index.ts";
 import type { CocoNode } from "../node/node.ts";
 import { encryptedShareOf } from "../node/recovery-shares.ts";
 import { TX_HEADER, waitForCommit } from "./commit-wait.ts";

@@ -1,15 +1,17 @@
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
-import type { Entry, Message, NodeId, RaftConfig, Role } from "../../src/consensus/index.ts";
+import type { Entry, Message, NodeId, RaftConfig } from "../../src/consensus/index.ts";
 import { Cluster } from "./harness.ts";
+import { expectLine, list, matches, ScenarioError, value } from "./scenario-expect.ts";
 
-/**
+export { ScenarioError };
+
+/*
  * Runs a consensus scenario: a text file of one command a line, driving Coco's Raft through the
  * test cluster of harness.ts (FIFO network, every Ready carried out at once, entries durable at
  * once unless `autopersist` is off). The format is described in docs/consensus.md, "Scenario
  * tests". A failed expectation or a bad line throws a ScenarioError naming file:line.
  */
-export class ScenarioError extends Error {}
 
 interface Line {
   number: number;
@@ -26,8 +28,6 @@ const RAFT_OPTIONS = [
   "maxBatchBytes",
   "maxInflight",
 ] as const;
-
-const ROLES: readonly Role[] = ["backup", "precandidate", "candidate", "primary", "retired"];
 
 /** Bound on every "until" loop, so a scenario that never converges fails instead of hanging. */
 const MAX_TICKS = 300;
@@ -53,10 +53,6 @@ function split(words: string[]): { plain: string[]; named: Map<string, string> }
   return { plain, named };
 }
 
-function list(value: string): NodeId[] {
-  return value === "" ? [] : value.split(",");
-}
-
 function int(value: string | undefined, what: string): number {
   if (value === undefined || !/^\d+$/.test(value))
     throw new ScenarioError(`${what} must be a number, got ${value}`);
@@ -67,27 +63,6 @@ function int(value: string | undefined, what: string): number {
 function repeat(plain: string[]): { times: number; rest: string[] } {
   const word = plain.find((w) => /^x\d+$/.test(w));
   return { times: word ? Number(word.slice(1)) : 1, rest: plain.filter((w) => w !== word) };
-}
-
-/** The log as `view.seqno` words, `*` marking a signature and `[a,b]` a configuration. */
-function describeEntry(e: Entry): string {
-  return `${e.view}.${e.seqno}${e.isSignature ? "*" : ""}${e.config ? `[${e.config.join(",")}]` : ""}`;
-}
-
-/** A message field written in a scenario: numbers and booleans are converted, the rest is text. */
-function value(text: string): unknown {
-  if (/^-?\d+$/.test(text)) return Number(text);
-  if (text === "true" || text === "false") return text === "true";
-  if (text === "none") return null;
-  return text;
-}
-
-/** `from>to` with `*` for anyone; a missing pattern matches every message. */
-function matches(pattern: string | undefined, from: NodeId, to: NodeId): boolean {
-  if (pattern === undefined) return true;
-  const [f, t] = pattern.split(">");
-  if (t === undefined) throw new ScenarioError(`expected from>to, got ${pattern}`);
-  return (f === "*" || f === from) && (t === "*" || t === to);
 }
 
 export class Scenario {
@@ -258,8 +233,12 @@ export class Scenario {
       case "persist":
         for (const id of this.ids(plain)) c.persist(id);
         return;
+      case "restart":
+        // restart a: crash (losing what was not durable) and start again from disk and hard state
+        for (const id of this.ids(plain)) c.restart(id);
+        return;
       case "expect":
-        this.expect(plain, named, line);
+        expectLine(c, plain, named);
         return;
       default:
         throw new ScenarioError(`unknown command ${command}`);
@@ -274,131 +253,6 @@ export class Scenario {
     if (!matches(pattern, q.from, q.to)) return false;
     const type = named.get("type");
     return type === undefined || q.message.type === type;
-  }
-
-  private expect(plain: string[], named: Map<string, string>, line: Line): void {
-    const c = this.cluster;
-    const [what, ...rest] = plain;
-    const check = (actual: unknown, expected: unknown, label: string) => {
-      if (JSON.stringify(actual) !== JSON.stringify(expected)) {
-        throw new ScenarioError(
-          `${label}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`,
-        );
-      }
-    };
-    const perNode = (read: (id: NodeId) => unknown, parseValue: (v: string) => unknown) => {
-      if (named.size === 0) throw new ScenarioError(`expect ${what} needs id=value pairs`);
-      for (const [id, v] of named) check(read(id), parseValue(v), `${what} of ${id}`);
-    };
-    switch (what) {
-      case "role":
-        perNode(
-          (id) => c.raft(id).role,
-          (v) => {
-            if (!ROLES.includes(v as Role)) throw new ScenarioError(`no role ${v}`);
-            return v;
-          },
-        );
-        return;
-      case "view":
-        perNode((id) => c.raft(id).view, Number);
-        return;
-      case "commit":
-        perNode((id) => c.raft(id).commitSeqno, Number);
-        return;
-      case "last":
-        perNode((id) => c.raft(id).lastSeqno, Number);
-        return;
-      case "leader":
-        perNode(
-          (id) => c.raft(id).leader,
-          (v) => (v === "none" ? null : v),
-        );
-        return;
-      case "primaries":
-        check(c.primaries(), rest, "primaries");
-        return;
-      case "commits": // expect commits a 6: every commit point the node reported, in order
-        check(c.node(rest[0]!).commits, rest.slice(1).map(Number), `commits of ${rest[0]}`);
-        return;
-      case "truncations":
-        check(c.node(rest[0]!).truncations, rest.slice(1).map(Number), `truncations of ${rest[0]}`);
-        return;
-      case "log": {
-        // expect log a 1.1 1.2 1.3*   or   expect log a same-as=b
-        const id = rest[0]!;
-        const raft = c.raft(id);
-        const actual = raft.entries(raft.logStart.seqno + 1, raft.lastSeqno).map(describeEntry);
-        if (named.has("same-as")) {
-          const other = c.raft(named.get("same-as")!);
-          check(
-            actual,
-            other.entries(other.logStart.seqno + 1, other.lastSeqno).map(describeEntry),
-            `log of ${id}`,
-          );
-        } else {
-          check(actual, rest.slice(1), `log of ${id}`);
-        }
-        return;
-      }
-      case "configs": // expect configs a a,b,c a,b,c,d
-        check(
-          c.raft(rest[0]!).activeConfigs(),
-          rest.slice(1).map(list),
-          `active configurations of ${rest[0]}`,
-        );
-        return;
-      case "reads": // expect reads a r1@3 r2@3
-        check(
-          c.node(rest[0]!).readStates.map((r) => `${r.requestId}@${r.seqno}`),
-          rest.slice(1),
-          `confirmed reads of ${rest[0]}`,
-        );
-        return;
-      case "rejected":
-        check(c.node(rest[0]!).readsRejected, rest.slice(1), `rejected reads of ${rest[0]}`);
-        return;
-      case "delivered": {
-        // expect delivered timeout_now>b=1: messages of that type delivered to b since the start
-        // (or the last reset-counts)
-        for (const [key, v] of named) check(c.counts.get(key) ?? 0, Number(v), `deliveries of ${key}`);
-        return;
-      }
-      case "at-most": {
-        // expect at-most append_entries>c=4
-        for (const [key, v] of named) {
-          const count = c.counts.get(key) ?? 0;
-          if (count > Number(v))
-            throw new ScenarioError(`deliveries of ${key}: expected at most ${v}, got ${count}`);
-        }
-        return;
-      }
-      case "idle": // nothing for the node to do
-        for (const id of rest) check(c.raft(id).hasReady(), false, `${id} has work`);
-        return;
-      case "queued": {
-        // expect queued b>x type=request_vote_response granted=false: the last such message
-        const pattern = rest[0];
-        const fields = new Map(named);
-        const type = fields.get("type");
-        const found = c.queue
-          .filter((q) => matches(pattern, q.from, q.to) && (type === undefined || q.message.type === type))
-          .at(-1);
-        if (!found) throw new ScenarioError(`no queued message ${pattern ?? ""} ${type ?? ""}`.trim());
-        for (const [k, v] of fields)
-          check((found.message as unknown as Record<string, unknown>)[k], value(v), `field ${k}`);
-        return;
-      }
-      case "none-queued":
-        check(
-          c.queue.filter((q) => matches(rest[0], q.from, q.to)).map((q) => q.message.type),
-          [],
-          `queued messages ${rest[0] ?? ""}`,
-        );
-        return;
-      default:
-        throw new ScenarioError(`unknown expectation ${what} (${line.text})`);
-    }
   }
 }
 

@@ -70,6 +70,18 @@ export function expectLine(c: Cluster, plain: string[], named: Map<string, strin
         (v) => (v === "none" ? null : v),
       );
       return;
+    case "voted": // expect voted b=a: the vote in the node's last written hard state
+      perNode(
+        (id) => c.node(id).hardState?.votedFor ?? null,
+        (v) => (v === "none" ? null : v),
+      );
+      return;
+    case "can-propose": // expect can-propose a=true
+      perNode(
+        (id) => c.raft(id).canPropose,
+        (v) => v === "true",
+      );
+      return;
     case "primaries":
       check(c.primaries(), rest, "primaries");
       return;

@@ -160,8 +160,8 @@ export class Scenario {
         return;
       }
       case "read": {
-        // read a r1: asks a for a read index.
-        c.raft(plain[0]!).readIndex(plain[1]!);
+        // read a r1 [r2 ...]: asks a for read indexes, all before a's next Ready.
+        for (const requestId of plain.slice(1)) c.raft(plain[0]!).readIndex(requestId);
         if (c.raft(plain[0]!).hasReady()) c.process(plain[0]!);
         return;
       }

@@ -29,6 +29,27 @@ const RAFT_OPTIONS = [
   "maxInflight",
 ] as const;
 
+/** The named arguments each command takes (`step` and `expect` take any; `nodes` has its own). */
+const NAMED: Record<string, readonly string[]> = {
+  tick: [],
+  "tick-hold": [],
+  elect: ["using"],
+  campaign: [],
+  propose: ["n", "config"],
+  read: [],
+  deliver: ["type", "n"],
+  drop: ["type"],
+  stabilize: [],
+  isolate: [],
+  cut: [],
+  partition: [],
+  heal: [],
+  "reset-counts": [],
+  autopersist: [],
+  persist: [],
+  restart: [],
+};
+
 /** Bound on every "until" loop, so a scenario that never converges fails instead of hanging. */
 const MAX_TICKS = 300;
 
@@ -82,6 +103,12 @@ export class Scenario {
     const [command, ...args] = line.words;
     const { plain, named } = split(args);
     const c = this.cluster;
+    const allowed = NAMED[command!];
+    if (allowed) {
+      for (const key of named.keys()) {
+        if (!allowed.includes(key)) throw new ScenarioError(`${command} takes no ${key}=`);
+      }
+    }
     switch (command) {
       case "nodes": {
         // nodes a=0 b=0.5 c=0.9 [members=a,b,c] [maxInflight=2 ...]
@@ -93,7 +120,12 @@ export class Scenario {
         }
         const fresh = nodeWords.map((w) => {
           const [id, fraction] = w.split("=");
-          this.timeouts[id!] = fraction === undefined ? 0.5 : Number(fraction);
+          const timeout = fraction === undefined ? 0.5 : Number(fraction);
+          if (!(timeout >= 0 && timeout < 1)) {
+            throw new ScenarioError(`${id}'s timeout must be a number in [0, 1), got ${fraction}`);
+          }
+          if (c.nodes.has(id!)) throw new ScenarioError(`node ${id} exists already`);
+          this.timeouts[id!] = timeout;
           return id!;
         });
         const members = named.has("members") ? list(named.get("members")!) : fresh;

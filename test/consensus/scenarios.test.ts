@@ -43,6 +43,11 @@ describe("scenario runner", () => {
   it("an unknown command or expectation is an error, not a pass", () => {
     assert.throws(() => runText("nodes a\nfrobnicate a\n"), /bad\.txt:2: frobnicate a/);
     assert.throws(
+      () => runText("nodes a=0 b=0.5\nelect a\npropose a count=3\n"),
+      /bad\.txt:3: .*\n.*propose takes no count=/,
+    );
+    assert.throws(() => runText("nodes a=2\n"), /timeout must be a number in \[0, 1\)/);
+    assert.throws(
       () => runText("nodes a\nexpect colour a=red\n"),
       /bad\.txt:2: expect colour a=red\n.*unknown expectation colour/,
     );

@@ -34,8 +34,6 @@ import {
 
 export { type CommitOutcome, NotPrimaryError, type ReceiptLookup, type TxStatus, ZERO_DIGEST };
 
-import type { Environment } from "./env.ts";
-import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
 import {
   fromUtf8,
   jsonBytes,
@@ -44,7 +42,9 @@ import {
   SINGLETON_KEY,
   type SignatureRecord,
   Tables,
-} from "./tables.ts";
+} from "../ledger/index.ts";
+import type { Environment } from "./env.ts";
+import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
 
 /** Where committed entries go: the shell writes them to disk (and, later, to other nodes). */
 export interface LedgerSink {

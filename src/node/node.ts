@@ -6,7 +6,18 @@ import { issueNodeCertificate } from "../crypto/index.ts";
 import { GovError, type GovernanceWrite, governanceWrite } from "../gov/index.ts";
 import { createJsEngine, type JsEngine } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { type DecodedEntry, type LedgerFiles, NotPrimaryError } from "../ledger/index.ts";
+import {
+  type DecodedEntry,
+  jsonBytes,
+  type LedgerFiles,
+  type NodeInfo,
+  NotPrimaryError,
+  parseJsonBytes,
+  type ServiceInfo,
+  SINGLETON_KEY,
+  Tables,
+  utf8,
+} from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
 import { type Booted, bootNode, consensusLog, type EntrySink } from "./boot.ts";
@@ -43,15 +54,6 @@ import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
 import { SnapshotTransfer } from "./snapshot-transfer.ts";
 import { Snapshots } from "./snapshots.ts";
 import { RECOVERY_FILE, type StateFiles } from "./state-files.ts";
-import {
-  jsonBytes,
-  type NodeInfo,
-  parseJsonBytes,
-  type ServiceInfo,
-  SINGLETON_KEY,
-  Tables,
-  utf8,
-} from "./tables.ts";
 
 export { NodeError } from "./node-error.ts";
 

@@ -10,8 +10,9 @@ import {
 } from "../apps/index.ts";
 import { KvError, type Tx } from "../kv/index.ts";
 import { type CommitOutcome, NotPrimaryError, ZERO_DIGEST } from "../ledger/index.ts";
+import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
 import { authenticate, type Peer } from "./auth.ts";
-import { READ_HEADER, TX_HEADER, WAIT_HEADER, waitForCommit } from "./commit-wait.ts";
+import { waitForCommit } from "./commit-wait.ts";
 import type { RpcNode } from "./port.ts";
 
 const MAX_ATTEMPTS = 10;
@@ -28,22 +29,7 @@ export interface AppCall {
   peer: Peer;
 }
 
-/** An answer, ready to be written to HTTP or sent back to the backup that forwarded the call. */
-export interface AppAnswer {
-  status: number;
-  headers: Record<string, string>;
-  body: Uint8Array;
-}
-
 const encoder = new TextEncoder();
-
-export function errorAnswer(status: number, code: string, message: string, txid?: string): AppAnswer {
-  return {
-    status,
-    headers: { "content-type": "application/json", ...(txid ? { [TX_HEADER]: txid } : {}) },
-    body: encoder.encode(JSON.stringify({ error: { code, message } })),
-  };
-}
 
 /** Framework maps are written by the node and governance only, never by apps. */
 function reservedMap(name: string): boolean {

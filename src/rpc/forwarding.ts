@@ -2,9 +2,9 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
-import { type AppAnswer, type AppCall, errorAnswer, executeApp, routeApp } from "./app-dispatch.ts";
+import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
+import { type AppCall, executeApp, routeApp } from "./app-dispatch.ts";
 import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
-import { READ_HEADER, TX_HEADER, WAIT_HEADER } from "./commit-wait.ts";
 import type { RpcNode } from "./port.ts";
 
 /** A client call a backup hands to the primary: the caller is named by its certificate id. */

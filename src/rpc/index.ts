@@ -1,4 +1,4 @@
-export { TX_HEADER, WAIT_HEADER } from "./commit-wait.ts";
+export { READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
 export type {
   ConsensusView,
   JoinAnswer,

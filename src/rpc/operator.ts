@@ -2,8 +2,8 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseCertificate, verifyIssuedBy } from "../crypto/index.ts";
 import { parseTxId, TxIdError } from "../kv/index.ts";
+import { TX_HEADER } from "./answers.ts";
 import { authenticate, identifyPeer } from "./auth.ts";
-import { TX_HEADER } from "./commit-wait.ts";
 import { sendError } from "./errors.ts";
 import type { RpcNode } from "./port.ts";
 

@@ -1,8 +1,8 @@
 import fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
+import { TX_HEADER } from "./answers.ts";
 import { registerAttestationRoutes } from "./attestation.ts";
-import { TX_HEADER } from "./commit-wait.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerGovRoutes } from "./gov.ts";

@@ -316,6 +316,56 @@ test("viem 2 reads, transfers and waits for the receipt; the random precompile a
   });
 });
 
+test("every node, and a backup after a restart, reports the same chain; numbering goes on by one", async () => {
+  const latestOn = async (node: (typeof cluster.nodes)[number]) =>
+    (
+      await rpc(
+        { jsonrpc: "2.0", id: 1, method: "eth_getBlockByNumber", params: ["latest", false] },
+        cluster.user,
+        node,
+      )
+    ).json.result as { number: string; hash: string; parentHash: string };
+  const primaryHead = await latestOn(cluster.primary()!);
+  await cluster.until("every node has the primary's head", async () => {
+    for (const node of cluster.nodes) if ((await latestOn(node)).hash !== primaryHead.hash) return false;
+    return true;
+  });
+  // Restart the backup the clients do not use, from its own ledger.
+  const used = cluster.nodes.find((n) => !n.node.isPrimary)!;
+  const victim = cluster.nodes.find((n) => !n.node.isPrimary && n !== used)!;
+  const { nodeAddress, rpc: rpcAddress } = victim.node.config;
+  const name = victim.node.config.dir.split("/").at(-1)!;
+  await victim.stop();
+  cluster.nodes.splice(cluster.nodes.indexOf(victim), 1);
+  const back = await cluster.start(name, {
+    join: { target: "127.0.0.1:1", serviceCertFile: "service_cert.pem" },
+    nodeAddress: `${nodeAddress.host}:${nodeAddress.port}`,
+    rpc: { address: `${rpcAddress.host}:${rpcAddress.port}` },
+  });
+  await cluster.until(
+    "the restarted node has the head",
+    async () => (await latestOn(back)).hash === primaryHead.hash,
+  );
+  const nonce = Number((await call("eth_getTransactionCount", [alice.address, "latest"])).result);
+  const raw = await alice.signTransaction({
+    to: bob.address,
+    nonce,
+    gasLimit: 21_000,
+    gasPrice: 0,
+    chainId: 0xc0c0,
+  });
+  const sent = await rpc(
+    { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] },
+    cluster.user,
+    back,
+  );
+  assert.match(sent.json.result, /^0x[0-9a-f]{64}$/);
+  await cluster.until("the restarted node sees the next block", async () => {
+    const head = await latestOn(back);
+    return BigInt(head.number) === BigInt(primaryHead.number) + 1n && head.parentHash === primaryHead.hash;
+  });
+});
+
 test("governance sets the gas price and block gas limit (set_evm_config)", async () => {
   await passProposal(await cluster.gov(), "set_evm_config", {
     chain_id: 0xc0c0,

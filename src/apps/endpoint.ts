@@ -50,6 +50,13 @@ export interface EndpointOptions {
   modeOf?: (request: Pick<AppRequest, "method" | "path" | "headers" | "body">) => EndpointMode;
   /** Answer only once the transaction is committed, without the client asking. */
   waitForCommit?: boolean;
+  /**
+   * Run this endpoint's writing requests one at a time on the primary, from the start of their
+   * KV transaction to its commit (not while waiting for the commit): for apps whose every write
+   * reads and writes the same keys (the EVM's chain head), which would otherwise conflict and
+   * re-run under concurrency. Reads are not held.
+   */
+  exclusive?: boolean;
   /** Which statuses apply the transaction's writes; default: 2xx only. */
   applyWrites?: (status: number) => boolean;
 }

@@ -41,7 +41,8 @@ program
   .option("--dir <workspace>", "workspace directory", "workspace")
   .option("--nodes <n>", "number of nodes", positiveInt, 3)
   .option("--port <port>", "RPC port of the first node", port, 8000)
-  .action(async (opts: { dir: string; nodes: number; port: number }) => {
+  .option("--evm", "also serve Ethereum JSON-RPC at /app/eth on every node (docs/ethereum.md)")
+  .action(async (opts: { dir: string; nodes: number; port: number; evm?: boolean }) => {
     const { startSandbox } = await import("./sandbox.ts");
     const sandbox = await startSandbox(opts);
     let stopping = false;

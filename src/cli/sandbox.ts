@@ -41,6 +41,8 @@ export interface SandboxOptions {
   quiet?: boolean;
   /** Extra Node.js flags for the node processes (benchmarks: `--cpu-prof`, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /** Serve Ethereum JSON-RPC at `/app/eth` on every node (docs/ethereum.md). */
+  evm?: boolean;
 }
 
 export interface Sandbox {
@@ -115,6 +117,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
                   ...(constitution.files.length > 0 ? { constitution: constitution.files } : {}),
                 }),
             app: "logging",
+            ...(opts.evm ? { evm: true } : {}),
             log: { level: "info", format: opts.logFormat ?? "pretty" },
           },
           null,

@@ -75,7 +75,7 @@ async function runOnce(
   random: EvmRandom,
   now: () => number,
 ) {
-  const { vm, state, common } = await vmOver(kv, config, random);
+  const { vm, common, release } = await vmOver(kv, config, random);
   const unsigned = createTx(
     { to: call.to, data: call.data, value: call.value, gasLimit, gasPrice: config.gasPrice },
     { common },
@@ -96,7 +96,7 @@ async function runOnce(
   } catch (e) {
     throw new RpcError(-32000, (e as Error).message.split(" -> ")[0]!);
   } finally {
-    state.discard();
+    release();
   }
 }
 

@@ -20,6 +20,9 @@ export function createEvmExecutor(host: EvmHost): Executor {
     auth: ["user_cert"],
     mode: "readonly",
     modeOf: (request) => (needsPrimary(request.body) ? "readwrite" : "readonly"),
+    // Every send reads and writes the chain head: sends run one at a time on the primary
+    // (execution is CPU-bound in one thread anyway), so they never conflict and re-run.
+    exclusive: true,
     async handler(ctx: HandlerContext): Promise<AppResponse> {
       const bound = boundAddresses(ctx.tx, ctx.caller);
       const body = await answer({ kv: ctx.tx, bound, host, filters }, ctx.request.body);

@@ -3,10 +3,10 @@ import { bytesToHex, hexToBytes } from "@ethereumjs/util";
 import { runTx } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
 import { appendBlock, blockByNumber, headNumber, hex, seal } from "./chain.ts";
-import { readEvmConfig } from "./config.ts";
+import { type EvmConfig, readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
 import { getTx, putTx, type StoredTx } from "./records.ts";
-import { blockFor, commonFor, type EvmRandom, vmOver } from "./vm.ts";
+import { blockFor, commonFor, type EvmRandom, type VmLease, vmOver } from "./vm.ts";
 
 /** Decodes a signed transaction for this chain; refuses what clients would be told is invalid. */
 export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
@@ -50,7 +50,25 @@ export async function sendRawTransaction(
   if (!bound.has(fromHex)) {
     throw new RpcError(-32000, `sender ${fromHex} is not an Ethereum account bound to the calling Coco user`);
   }
-  const { vm, state, common } = await vmOver(kv, config, random);
+  const lease = await vmOver(kv, config, random);
+  try {
+    return await runSigned(kv, raw as string, tx, hash, fromHex, config, lease, now);
+  } finally {
+    lease.release();
+  }
+}
+
+async function runSigned(
+  kv: Tx,
+  raw: string,
+  tx: TypedTransaction,
+  hash: string,
+  fromHex: string,
+  config: EvmConfig,
+  { vm, state, common }: VmLease,
+  now: () => number,
+): Promise<string> {
+  const from = tx.getSenderAddress();
   const account = await state.getAccount(from);
   const expected = account?.nonce ?? 0n;
   if (tx.nonce < expected) {
@@ -99,7 +117,7 @@ export async function sendRawTransaction(
   const failed = result.execResult.exceptionError !== undefined;
   const record: StoredTx = {
     hash,
-    raw: raw as string,
+    raw,
     from: fromHex,
     to: tx.to?.toString() ?? null,
     type: hex(tx.type),

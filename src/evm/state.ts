@@ -46,7 +46,13 @@ class Overlay {
 export class KvStateManager implements StateManagerInterface {
   private readonly layers: Overlay[] = [new Overlay()];
 
-  constructor(private readonly tx: Tx) {}
+  constructor(private tx: Tx) {}
+
+  /** Points a pooled state manager at another KV transaction, forgetting any unflushed writes. */
+  bind(tx: Tx): void {
+    this.tx = tx;
+    this.discard();
+  }
 
   readonly originalStorageCache = {
     get: async (address: Address, key: Uint8Array): Promise<Uint8Array> => this.kvStorage(address, key),

@@ -150,9 +150,46 @@ export async function executeApp(
     }
   }
   const request = makeRequest(call, path, params);
+  const release = mode === "readwrite" && endpoint.exclusive ? await exclusiveTurn(endpoint) : () => {};
+  try {
+    return await runAttempts(node, endpoint, request, auth.caller, mode, waitForIt, log, release);
+  } finally {
+    release();
+  }
+}
+
+/** Per endpoint, the promise the next exclusive request waits for. */
+const exclusiveTails = new WeakMap<Endpoint, Promise<void>>();
+
+/** Waits for the endpoint's earlier exclusive requests; returns the (idempotent) release. */
+async function exclusiveTurn(endpoint: Endpoint): Promise<() => void> {
+  const before = exclusiveTails.get(endpoint) ?? Promise.resolve();
+  let open!: () => void;
+  const mine = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  exclusiveTails.set(
+    endpoint,
+    before.then(() => mine),
+  );
+  await before;
+  return open;
+}
+
+async function runAttempts(
+  node: RpcNode,
+  endpoint: Endpoint,
+  request: AppRequest,
+  caller: Caller,
+  mode: "readwrite" | "readonly",
+  waitForIt: boolean,
+  log: Logger,
+  release: () => void,
+): Promise<AppAnswer> {
+  const current = () => node.currentTxId();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const tx = node.store.begin();
-    const result = await runHandler(endpoint, request, auth.caller, tx, log);
+    const result = await runHandler(endpoint, request, caller, tx, log);
     if ("error" in result) {
       tx.abandon();
       return errorAnswer(
@@ -193,6 +230,8 @@ export async function executeApp(
       throw e;
     }
     if (!outcome.ok) continue;
+    // Committed to the store: the next exclusive request may start while this one waits.
+    release();
     if (outcome.seqno === null) return answerRead(node, tx.startVersion, waitForIt, result.response, status);
     const txid = `${outcome.view}.${outcome.seqno}`;
     if (waitForIt || endpoint.waitForCommit) {

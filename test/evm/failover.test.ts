@@ -18,7 +18,11 @@ const providers: JsonRpcProvider[] = [];
 function provider(node: RunningNode): JsonRpcProvider {
   const request = new FetchRequest(rpcUrl(node));
   const serviceCert = node.node.identity.serviceCertPem;
-  const agent = new HttpsAgent({ ca: serviceCert, cert: cluster.user.certPem, key: cluster.user.privateKeyPem });
+  const agent = new HttpsAgent({
+    ca: serviceCert,
+    cert: cluster.user.certPem,
+    key: cluster.user.privateKeyPem,
+  });
   request.getUrlFunc = FetchRequest.createGetUrlFunc({ agent });
   request.setHeader("x-coco-wait", "commit");
   const p = new JsonRpcProvider(request, undefined, { pollingInterval: 100, staticNetwork: true });
@@ -36,6 +40,8 @@ before(async () => {
 });
 
 after(async () => {
+  // ethers uninstalls a removed listener's filter in the background: let it finish first.
+  await new Promise((r) => setTimeout(r, 1_000));
   for (const p of providers) p.destroy();
   await cluster?.stop();
 });
@@ -51,15 +57,21 @@ test("the ERC-20 keeps working after the primary is killed, with every committed
       return false;
     }
   });
-  const deployed = await new ContractFactory(token.abi as never, token.bytecode, alice.connect(viaBackup)).deploy(
-    1_000_000n,
-  );
+  const deployed = await new ContractFactory(
+    token.abi as never,
+    token.bytecode,
+    alice.connect(viaBackup),
+  ).deploy(1_000_000n);
   await deployed.waitForDeployment();
   const address = await deployed.getAddress();
   const committed: string[] = [];
+  // A backup may answer reads a moment behind a committed write (the hash comes back once a
+  // majority has it), so nonces are counted here, as a NonceManager would, not re-read.
+  let nonce = 1;
   const transfer = async (via: JsonRpcProvider, amount: bigint) => {
     const erc20 = new Contract(address, token.abi as never, alice.connect(via));
-    const tx = await erc20.transfer!(bob.address, amount);
+    const tx = await erc20.transfer!(bob.address, amount, { nonce });
+    nonce++;
     const receipt = await tx.wait();
     assert.equal(receipt!.status, 1);
     committed.push(tx.hash);
@@ -96,14 +108,22 @@ test("the ERC-20 keeps working after the primary is killed, with every committed
     const asBob = new Contract(address, token.abi as never, bob.connect(p));
     assert.equal(await asBob.balanceOf!(bob.address), 15n);
     assert.equal(await asAlice.balanceOf!(alice.address), 1_000_000n - 15n);
-    const logs = await asAlice.queryFilter(asAlice.filters.Transfer!(alice.address, bob.address), 0, "latest");
+    const logs = await asAlice.queryFilter(
+      asAlice.filters.Transfer!(alice.address, bob.address),
+      0,
+      "latest",
+    );
     assert.deepEqual(
       logs.map((l) => l.transactionHash),
       committed,
       "the Transfer events are exactly the committed transfers, in order",
     );
   }
-  await cluster.until("the filter installed after the failover sees both transfers", () => seen.length >= 2, 20_000);
+  await cluster.until(
+    "the filter installed after the failover sees both transfers",
+    () => seen.length >= 2,
+    20_000,
+  );
   assert.deepEqual(seen, [4n, 5n]);
   await bobToken.removeAllListeners();
 });

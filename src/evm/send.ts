@@ -6,7 +6,7 @@ import { appendBlock, blockByNumber, headNumber, hex, seal } from "./chain.ts";
 import { type EvmConfig, readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
 import { getTx, putTx, type StoredTx } from "./records.ts";
-import { blockFor, commonFor, type EvmRandom, type VmLease, vmOver } from "./vm.ts";
+import { blockFor, type EvmRandom, sharedCommonFor, type VmLease, vmOver } from "./vm.ts";
 
 /** Decodes a signed transaction for this chain; refuses what clients would be told is invalid. */
 export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
@@ -15,7 +15,7 @@ export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
   }
   let tx: TypedTransaction;
   try {
-    tx = createTxFromRLP(hexToBytes(raw as `0x${string}`), { common: commonFor(chainId) });
+    tx = createTxFromRLP(hexToBytes(raw as `0x${string}`), { common: sharedCommonFor(chainId) });
   } catch (e) {
     throw new RpcError(-32602, `invalid transaction: ${(e as Error).message}`);
   }

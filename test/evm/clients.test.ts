@@ -359,7 +359,7 @@ test("every node, and a backup after a restart, reports the same chain; numberin
     cluster.user,
     back,
   );
-  assert.match(sent.json.result, /^0x[0-9a-f]{64}$/);
+  assert.match(sent.json.result, /^0x[0-9a-f]{64}$/, JSON.stringify(sent.json));
   await cluster.until("the restarted node sees the next block", async () => {
     const head = await latestOn(back);
     return BigInt(head.number) === BigInt(primaryHead.number) + 1n && head.parentHash === primaryHead.hash;

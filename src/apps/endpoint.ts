@@ -54,7 +54,8 @@ export interface EndpointOptions {
    * Run this endpoint's writing requests one at a time on the primary, from the start of their
    * KV transaction to its commit (not while waiting for the commit): for apps whose every write
    * reads and writes the same keys (the EVM's chain head), which would otherwise conflict and
-   * re-run under concurrency. Reads are not held.
+   * re-run under concurrency. Reads are not held. The turn is per endpoint object: an executor
+   * must hand out the same object for every request.
    */
   exclusive?: boolean;
   /** Which statuses apply the transaction's writes; default: 2xx only. */

@@ -1,6 +1,6 @@
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
-import { builtInApp } from "./apps.ts";
 import { CliError } from "./fail.ts";
+import { appExecutors } from "./js-apps.ts";
 
 export async function startCommand(opts: { config: string; mode?: "recover" }): Promise<void> {
   const config = loadConfig(opts.config);
@@ -12,7 +12,9 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
     throw new CliError(`${opts.config} asks to recover a service: use coco recover --config`);
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const running = await runNode(config, realEnvironment, log, builtInApp(config.app));
+  const apps = await appExecutors(config, realEnvironment, log);
+  const running = await runNode(config, realEnvironment, log, apps.executors);
+  apps.attach(running.node);
   const shutdown = (signal: string) => {
     log.info({ signal }, "stopping");
     running.stop().then(

@@ -26,6 +26,10 @@ export const GovTables = {
   serviceConfig: "public:ccf.gov.service.config",
   modules: "public:ccf.gov.modules",
   endpoints: "public:ccf.gov.endpoints",
+  jsRuntimeOptions: "public:ccf.gov.js_runtime_options",
+  interpreterFlush: "public:ccf.gov.interpreter.flush",
+  modulesQuickJsBytecode: "public:ccf.gov.modules_quickjs_bytecode",
+  modulesQuickJsVersion: "public:ccf.gov.modules_quickjs_version",
   signatures: "public:ccf.internal.signatures",
 } as const;
 

@@ -14,4 +14,5 @@ export type {
   JsLogger,
   JsLogLevel,
   KvAccess,
+  KvRangeOptions,
 } from "./types.ts";

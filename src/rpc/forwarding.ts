@@ -2,7 +2,14 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
-import { type AppAnswer, type AppCall, errorAnswer, executeApp, routeApp } from "./app-dispatch.ts";
+import {
+  type AppAnswer,
+  type AppCall,
+  errorAnswer,
+  executeApp,
+  mustRunOnPrimary,
+  routeApp,
+} from "./app-dispatch.ts";
 import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
 import { READ_HEADER, TX_HEADER, WAIT_HEADER } from "./commit-wait.ts";
 import type { RpcNode } from "./port.ts";
@@ -41,10 +48,7 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
     };
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
-    const needsPrimary =
-      routed.endpoint.mode === "readwrite" ||
-      call.headers[READ_HEADER] === "linearizable" ||
-      forwardedSessions.has(socket);
+    const needsPrimary = mustRunOnPrimary(routed.endpoint, call, forwardedSessions.has(socket));
     const primary = node.primaryId;
     if (!needsPrimary || node.isPrimary || primary === null || primary === node.nodeId) {
       return writeAnswer(reply, await executeApp(node, routed, call, log));

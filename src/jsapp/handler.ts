@@ -106,6 +106,11 @@ function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: { applyWrites?:
         return needHost(deps, "consensus").viewOf(seqno as number);
       },
     },
+    host: {
+      triggerSubprocess: () => {
+        throw new Error("ccf.host.triggerSubprocess is not supported in Coco: apps may not start processes");
+      },
+    },
     historical: {
       getStateRange: (_handle: unknown, start: unknown, end: unknown) =>
         stateRange(needHost(deps, "historical"), start, end),

@@ -201,6 +201,22 @@ test("a handler over its time limit ends with a 500, its writes dropped, and the
   assert.equal(boom.json().error.message, "Exception thrown while executing.");
 });
 
+test("limits hit under load end only the requests that hit them", async () => {
+  const calls: Array<Promise<{ kind: string; status: number; text: string }>> = [];
+  for (let i = 0; i < 20; i++) {
+    if (i % 4 === 0) calls.push(net.call("POST", "/app/spin").then((r) => ({ kind: "spin", ...r })));
+    calls.push(
+      net
+        .call("PUT", "/app/things", { body: { key: `load${i}`, value: String(i) } })
+        .then((r) => ({ kind: "put", ...r })),
+    );
+  }
+  const results = await Promise.all(calls);
+  for (const r of results) assert.equal(r.status, r.kind === "spin" ? 500 : 200, r.text);
+  assert.equal((await net.call("GET", "/app/things/load19")).text, "19");
+  assert.equal((await net.call("GET", "/app/things/spin")).status, 404);
+});
+
 test("policies Coco cannot check yet answer 401 saying so; ccf.consensus answers", async () => {
   const jwt = await net.call("GET", "/app/jwt-only");
   assert.equal(jwt.status, 401);

@@ -16,7 +16,20 @@ function data(tx: Tx, map: string, id: string, field: string): unknown {
   }
 }
 
-export function jsCaller(caller: Caller, tx: Tx): Record<string, unknown> {
+/**
+ * rpc names a registered user or member by its role even when `any_cert` let it in; CCF names
+ * the policy that passed first, so an endpoint listing `any_cert` before the role's own policy
+ * (or without it) sees `{policy: "any_cert", cert}`.
+ */
+function passedAsAnyCert(caller: Caller, policies: readonly unknown[]): boolean {
+  if (caller.policy === "no_auth") return false;
+  const first = policies.find((p) => p === caller.policy || p === "any_cert");
+  return first === "any_cert";
+}
+
+export function jsCaller(caller: Caller, tx: Tx, policies: readonly unknown[] = []): Record<string, unknown> {
+  if (passedAsAnyCert(caller, policies) && "certPem" in caller)
+    return { policy: "any_cert", cert: caller.certPem };
   switch (caller.policy) {
     case "no_auth":
       return { policy: "no_auth" };

@@ -195,7 +195,7 @@ export function runJsEndpoint(
     method: req.method,
     hostname: typeof host === "string" ? host.replace(/:\d+$/, "") : null,
     body: req.body,
-    caller: jsCaller(ctx.caller, ctx.tx),
+    caller: jsCaller(ctx.caller, ctx.tx, info.authn_policies),
   };
   const flags: { applyWrites?: boolean } = {};
   let result: { statusCode?: unknown; headers: Record<string, string>; kind: string; body?: unknown };

@@ -93,6 +93,7 @@ export const BUNDLE = {
       "/status": { get: ep("status", "readonly") },
       "/jwt-only": { get: ep("jwtOnly", "readonly", { authn_policies: ["jwt"] }) },
       "/anyone": { get: ep("text", "readonly", { authn_policies: ["no_auth"] }) },
+      "/any-cert/{name}": { post: ep("echo", "readonly", { authn_policies: ["any_cert", "user_cert"] }) },
     },
   },
   modules: [
@@ -223,6 +224,10 @@ test("policies Coco cannot check yet answer 401 saying so; ccf.consensus answers
   assert.match(jwt.json().error.message, /not supported yet in Coco: jwt/);
   assert.equal((await net.call("GET", "/app/anyone", { as: "none" })).status, 200);
   assert.equal((await net.call("GET", "/app/text", { as: "none" })).status, 401);
+  const anyCert = (await net.call("POST", "/app/any-cert/x")).json().caller;
+  assert.equal(anyCert.policy, "any_cert", "any_cert passed first, as CCF names it");
+  assert.match(anyCert.cert, /BEGIN CERTIFICATE/);
+  assert.equal(anyCert.id, undefined);
   const status = (await net.call("GET", "/app/status")).json();
   assert.ok(status.seqno > 0 && status.view > 0);
 });

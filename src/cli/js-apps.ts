@@ -62,6 +62,12 @@ export function nodeJsAppHost(node: CocoNode, log: Logger): JsAppHost {
     },
     historicalState(seqno): HistoricalLookup {
       const found = states.get(seqno);
+      if (found === undefined && seqno < node.state.historyStart) {
+        return {
+          status: "unavailable",
+          reason: `this node started from a snapshot at ${node.state.historyStart} and holds no ledger before it`,
+        };
+      }
       if (found === undefined) {
         wanted.add(seqno);
         if (!loading) void load();

@@ -21,6 +21,19 @@ export function bomb() { const keep = []; for (;;) keep.push(new Array(100000).f
 export function deep() { function f(n) { return f(n + 1) + 1; } return { body: f(0) }; }
 export function spawn() { ccf.host.triggerSubprocess(["ls"]); return { body: "ran" }; }
 export function native() { return { body: "from js" }; }
+export function clock() {
+  const before = Date.now();
+  ccf.enableUntrustedDateTime(true);
+  const after = Date.now();
+  const r = Math.random();
+  return { body: { before, after, random: r } };
+}
+export function walk() {
+  const m = ccf.kv["public:walk"];
+  const seen = [];
+  m.forEach((v, k) => seen.push(ccf.bufToStr(k) + "=" + ccf.bufToStr(v)));
+  return { body: { seen, size: m.size, version: m.getVersionOfPreviousWrite(ccf.strToBuf("a")) } };
+}
 `;
 
 const ep = (fn: string, reuse = true) => ({
@@ -145,6 +158,23 @@ test("heap and stack limits end the request with a clear 500; the next request i
   assert.equal(deep.status, 500);
   assert.match(deep.text, /overflowed its stack/);
   assert.equal((await run(executor, store, "GET", "/count")).status, 200);
+  await executor.close();
+});
+
+test("handlers may read the clock (once enabled), draw randomness and walk maps", async () => {
+  const { executor, store } = await setup();
+  install(store, { "/clock": { get: ep("clock") }, "/walk": { get: ep("walk") } });
+  const started = Date.now();
+  const clock = JSON.parse((await run(executor, store, "GET", "/clock")).text);
+  assert.equal(clock.before, 0, "Date reads 0 until the handler opts in, as in CCF");
+  assert.ok(clock.after >= started);
+  assert.ok(clock.random >= 0 && clock.random < 1);
+  const tx = store.begin();
+  tx.map("public:walk").set(enc.encode("a"), enc.encode("1"));
+  tx.map("public:walk").set(enc.encode("b"), enc.encode("2"));
+  const { seqno } = store.commit(tx) as { seqno: number };
+  const walk = JSON.parse((await run(executor, store, "GET", "/walk")).text);
+  assert.deepEqual(walk, { seen: ["a=1", "b=2"], size: 2, version: seqno });
   await executor.close();
 });
 

@@ -16,6 +16,10 @@ export const Tables = {
   recentRequests: "public:ccf.gov.cose_recent_proposals",
   modules: "public:ccf.gov.modules",
   endpoints: "public:ccf.gov.endpoints",
+  jsRuntimeOptions: "public:ccf.gov.js_runtime_options",
+  interpreterFlush: "public:ccf.gov.interpreter.flush",
+  modulesQuickJsBytecode: "public:ccf.gov.modules_quickjs_bytecode",
+  modulesQuickJsVersion: "public:ccf.gov.modules_quickjs_version",
   // Members and users
   membersCerts: "public:ccf.gov.members.certs",
   membersInfo: "public:ccf.gov.members.info",

@@ -44,6 +44,11 @@ export interface NodeConfig {
   app: string | null;
   /** Serve Ethereum JSON-RPC at `POST /app/eth` (the EVM executor, docs/ethereum.md). */
   evm: boolean;
+  /**
+   * JS apps installed by governance (`set_js_app`): served unless `enabled` is false. A JS
+   * endpoint of the same path as a native one replaces it only with `replaceNative`.
+   */
+  jsApps: { enabled: boolean; replaceNative: boolean };
   log: { level: "trace" | "debug" | "info" | "warn" | "error"; format: "json" | "pretty" };
   commitWaitTimeoutMs: number;
   /** How this node attests itself: `virtual` (development, insecure) or `snp` (AMD SEV-SNP). */
@@ -131,6 +136,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "constitution",
     "app",
     "evm",
+    "jsApps",
     "log",
     "commitWaitTimeoutMs",
     "attestation",
@@ -157,6 +163,11 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     fail("log.level", "must be trace|debug|info|warn|error");
   const format = stringAt(log, "format", "log", "json");
   if (format !== "json" && format !== "pretty") fail("log.format", "must be json or pretty");
+  const jsApps = objectAt(top.jsApps ?? {}, "jsApps", ["enabled", "replaceNative"]);
+  for (const field of ["enabled", "replaceNative"]) {
+    if (jsApps[field] !== undefined && typeof jsApps[field] !== "boolean")
+      fail(`jsApps.${field}`, "must be a boolean");
+  }
   const app = top.app ?? null;
   if (app !== null && app !== "logging") fail("app", 'must be "logging" or null');
   if (top.evm !== undefined && typeof top.evm !== "boolean") fail("evm", "must be true or false");
@@ -214,6 +225,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     },
     app: app as string | null,
     evm: top.evm === true,
+    jsApps: { enabled: jsApps.enabled !== false, replaceNative: jsApps.replaceNative === true },
     log: { level: level as NodeConfig["log"]["level"], format },
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
     attestation: attestationAt(top.attestation, baseDir),

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
 import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
-import { type AppCall, endpointMode, executeApp, routeApp } from "./app-dispatch.ts";
+import { type AppCall, executeApp, mustRunOnPrimary, routeApp } from "./app-dispatch.ts";
 import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
 import type { RpcNode } from "./port.ts";
 
@@ -41,10 +41,7 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
     };
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
-    const needsPrimary =
-      endpointMode(routed.endpoint, call, routed.path) === "readwrite" ||
-      call.headers[READ_HEADER] === "linearizable" ||
-      forwardedSessions.has(socket);
+    const needsPrimary = mustRunOnPrimary(routed.endpoint, call, routed.path, forwardedSessions.has(socket));
     const primary = node.primaryId;
     if (!needsPrimary || node.isPrimary || primary === null || primary === node.nodeId) {
       return writeAnswer(reply, await executeApp(node, routed, call, log));

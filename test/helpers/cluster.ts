@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
-import { builtInApp } from "../../src/cli/apps.ts";
+import { appExecutors } from "../../src/cli/js-apps.ts";
 import type { GovClient } from "../../src/client/index.ts";
 import type { ProposalView } from "../../src/gov/index.ts";
 import {
@@ -84,7 +84,9 @@ export class Cluster {
       this.dir,
     );
     const logger = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
-    const running = await runNode(config, realEnvironment, logger, builtInApp("logging"), seams);
+    const apps = await appExecutors(config, realEnvironment, logger);
+    const running = await runNode(config, realEnvironment, logger, apps.executors, seams);
+    apps.attach(running.node);
     this.nodes.push(running);
     return running;
   }

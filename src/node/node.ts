@@ -149,6 +149,12 @@ export class CocoNode {
   readonly recoveryShares: RecoveryShares;
   /** Set while this node recovers a lost service and waits for the recovery members' shares. */
   private recovery: RecoveryCoordinator | undefined;
+  /**
+   * A recovering node signs nothing before its first transaction (`beginRecoveredService`)
+   * records it as the recovered service's trusted node: backups and auditors accept only
+   * signatures by nodes the ledger already trusts.
+   */
+  private recoveryNotBegun = false;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -324,6 +330,7 @@ export class CocoNode {
         });
     node = new CocoNode(config, env, log, identity, state, files);
     node.attestationSeams = seams.attestationSeams ?? {};
+    node.recoveryNotBegun = recoveredFrom !== undefined;
     node.jsEngine = await createJsEngine({
       env,
       logger: (level, message) => log[level]({ script: true }, message),
@@ -853,6 +860,7 @@ export class CocoNode {
    * `Recovering` until members vote it open and submit their recovery shares.
    */
   private beginRecoveredService(previousServiceCertPem: string, endorsement: string): void {
+    this.recoveryNotBegun = false;
     const tx = this.state.store.begin();
     const previous = this.serviceInfoOrNull();
     const info = {
@@ -1056,6 +1064,7 @@ export class CocoNode {
   }
 
   private sign(): void {
+    if (this.recoveryNotBegun) return;
     const seqno = this.state.emitSignature();
     this.snapshots.afterSignature(seqno);
   }

@@ -668,7 +668,9 @@ export class LedgerState {
   /**
    * A backup's path: appends an entry the primary made, after checking it as a restart would
    * (contiguous, commit evidence matching the ledger secret, signatures over this node's own
-   * Merkle root). A bad entry is refused with a LedgerStateError and changes nothing.
+   * Merkle root, by a node that may sign there: see `SigningRules`). `source` names the primary
+   * this backup follows in its current view: a signature of that view must be its. A bad entry
+   * is refused with a LedgerStateError (or SignatureCheckError) and changes nothing.
    */
   applyReplicated(entry: DecodedEntry, source?: ReplicationSource): void {
     this.applyEntry(entry, true, false, source);

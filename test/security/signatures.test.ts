@@ -32,6 +32,7 @@ import { LedgerState, type SigningKeys } from "../../src/node/ledger-state.ts";
 import type { Replica } from "../../src/node/replica.ts";
 import { readSignatureEntry } from "../../src/node/signatures.ts";
 import { SINGLETON_KEY, type SignatureRecord, Tables } from "../../src/node/tables.ts";
+import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { coco } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 
@@ -301,6 +302,63 @@ test("signatures by endorsed but untrusted nodes, or by a second node in a view,
     assert.equal((await ledgerEntries(backup)).length, before.last);
   } finally {
     for (const dir of copies) rmSync(dir, { recursive: true, force: true });
+    await cluster.stop();
+  }
+});
+
+test("after elections and a restart of the old primary, every node's ledger audits clean", {
+  timeout: 180_000,
+}, async () => {
+  const cluster = await Cluster.create();
+  try {
+    const n0 = await cluster.startService({ openAtNodes: 3 });
+    await cluster.join("n1", n0);
+    await cluster.join("n2", n0);
+    await cluster.untilOpen();
+    const write = async (id: number) => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const via = cluster.primary();
+        const res = via
+          ? await cluster.call(via, "PUT", `/app/log/private?id=${id}`, {
+              body: { msg: `v${id}` },
+              headers: commit,
+            })
+          : undefined;
+        if (res?.status === 200) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`write ${id} never committed`);
+    };
+    for (let i = 0; i < 3; i++) await write(i);
+    // Two elections: the primary stops each time; the first one comes back and replays its files.
+    const first = cluster.primary()!;
+    const firstName = first.node.config.dir.split("/").at(-1)!;
+    await first.stop();
+    cluster.nodes.splice(cluster.nodes.indexOf(first), 1);
+    await cluster.until("another node is primary", () =>
+      cluster.nodes.some((n) => n !== first && n.node.isPrimary),
+    );
+    for (let i = 3; i < 6; i++) await write(i);
+    const again = await cluster.start(firstName, {
+      join: { target: "127.0.0.1:1", serviceCertFile: "service_cert.pem" },
+      nodeAddress: `127.0.0.1:${first.node.config.nodeAddress.port}`,
+      rpc: { address: `127.0.0.1:${first.port}` },
+    });
+    const second = cluster.primary()!;
+    await cluster.until(
+      "the restarted node caught up",
+      () => again.node.state.commitSeqno >= second.node.state.commitSeqno,
+    );
+    await second.stop();
+    cluster.nodes.splice(cluster.nodes.indexOf(second), 1);
+    await cluster.until("a third view has a primary", () =>
+      cluster.nodes.some((n) => n !== second && n.node.isPrimary),
+    );
+    for (let i = 6; i < 9; i++) await write(i);
+    const views = new Set((await ledgerEntries(cluster.primary()!)).map((e) => e.view));
+    assert.ok(views.size >= 3, `views in the ledger: ${[...views]}`);
+    assert.equal(await stopAndAuditLedgers([...cluster.nodes, second]), 3);
+  } finally {
     await cluster.stop();
   }
 });

@@ -599,7 +599,7 @@ export class LedgerState {
     // A signature entry writes no node tables, so the store there is the state just before it.
     const signers = new SigningRules();
     signers.seed(seqno, (table) => readSmallMapOf(store, table));
-    signers.check(seqno, entry.view, signature.record);
+    signers.check(seqno, entry.view, signature.record, undefined, true);
     this.signers = signers;
     this._store = store;
     this.tree = tree;

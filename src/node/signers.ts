@@ -112,9 +112,17 @@ export class SigningRules {
 
   /**
    * Throws a SignatureCheckError naming the rule a signature transaction at `seqno`, in an entry
-   * of view `view`, breaks. Call it with the state just before that entry.
+   * of view `view`, breaks. Call it with the state just before that entry. `snapshotAnchor`: the
+   * signature a snapshot starts from, whose view's earlier signatures are not known here (a
+   * retiring primary may have made it; the service's COSE signature over it is checked too).
    */
-  check(seqno: number, view: number, record: SignatureRecord, source?: ReplicationSource): void {
+  check(
+    seqno: number,
+    view: number,
+    record: SignatureRecord,
+    source?: ReplicationSource,
+    snapshotAnchor = false,
+  ): void {
     const node = record.node;
     if (record.view !== view) {
       throw new SignatureCheckError(
@@ -126,7 +134,7 @@ export class SigningRules {
     const status = this.nodes.get(node);
     // A retiring primary keeps signing its view until its removal commits and it hands over;
     // it cannot start a view once retired.
-    const mayContinue = status === "Retired" && signer === node;
+    const mayContinue = status === "Retired" && (signer === node || (snapshotAnchor && signer === undefined));
     if (status !== "Trusted" && !mayContinue) {
       throw new SignatureCheckError(
         seqno,

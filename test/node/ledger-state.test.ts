@@ -439,6 +439,11 @@ test("a retiring primary signs on in its view; once retired it cannot start anot
   primary.emitSignature(); // it signs, so that its removal can commit
   const backup = mirror(nodeP, frames, 1).state;
   assert.equal(backup.lastSignatureSeqno, 5);
+  // A snapshot taken at that signature carries a new node on, though the view's start is not in it.
+  const secrets = new LedgerSecrets([{ version: 0, key: secretKey }]);
+  const fresh = new LedgerState(testEnv(), nodeB, secrets, { append: () => true }, 0);
+  const snapshot = decodeSnapshot(primary.encodeSnapshotAt(5), secrets);
+  assert.equal(fresh.prepareSnapshot(snapshot, serviceCertPem).seqno, 5);
   const frozen = [...frames];
   primary.enterView(2);
   primary.emitSignature();

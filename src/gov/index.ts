@@ -1,7 +1,6 @@
 // Public face of src/gov.
 
 export { CONSTITUTION_FILES, defaultConstitution, joinConstitution } from "./default-constitution.ts";
-export { jsConstitution, txKv } from "./js-constitution.ts";
 export {
   ApplyFailed,
   type Constitution,
@@ -50,4 +49,12 @@ export {
   type VerifyGovRequestOptions,
   verifyGovRequest,
 } from "./signed-request.ts";
-export { fromUtf8, GovTables, readJson, SINGLETON, scanMap, utf8, writeJson } from "./tables.ts";
+export {
+  type GovEffects,
+  type GovExpectation,
+  type GovernanceWrite,
+  type GovHost,
+  type GovWork,
+  type GovWriteResult,
+  governanceWrite,
+} from "./write.ts";

@@ -1,6 +1,13 @@
 import { sha256, toHex } from "../crypto/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { GovTables, readJson, SINGLETON, scanMap, utf8, writeJson } from "./tables.ts";
+import {
+  Tables as GovTables,
+  readJson,
+  SINGLETON_KEY as SINGLETON,
+  scanMap,
+  utf8,
+  writeJson,
+} from "../ledger/index.ts";
 
 /** Proposal states, as CCF names them. */
 export type ProposalState = "Open" | "Accepted" | "Withdrawn" | "Rejected" | "Failed" | "Dropped";

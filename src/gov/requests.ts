@@ -1,5 +1,13 @@
 import { fromHex } from "../crypto/index.ts";
 import type { Tx } from "../kv/index.ts";
+import {
+  fromUtf8,
+  Tables as GovTables,
+  readJson,
+  SINGLETON_KEY as SINGLETON,
+  utf8,
+  writeJson,
+} from "../ledger/index.ts";
 import { GovError } from "./proposals.ts";
 import {
   type GovMessageType,
@@ -7,7 +15,6 @@ import {
   type VerifiedGovRequest,
   verifyGovRequest,
 } from "./signed-request.ts";
-import { fromUtf8, GovTables, readJson, SINGLETON, utf8, writeJson } from "./tables.ts";
 
 /** How many recent signed requests the service remembers to refuse replays (as CCF's default). */
 export const RECENT_REQUESTS = 100;

@@ -1,4 +1,7 @@
-/** The ledger: entry format, ledger secrets, commit evidence, chunk files and snapshots. */
+/**
+ * The ledger: entry format, ledger secrets, commit evidence, chunk files, snapshots, and the
+ * framework tables' names and codecs.
+ */
 
 export {
   type DecodedEntry,
@@ -14,6 +17,13 @@ export { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
 export { DEFAULT_CHUNK_SIZE, LedgerFiles, type LedgerFilesOptions, type LedgerFilesStats } from "./files.ts";
 export type { LedgerFileHandle, LedgerIo } from "./io.ts";
 export { nodeIo } from "./io.ts";
+export {
+  type CommitOutcome,
+  NotPrimaryError,
+  type ReceiptLookup,
+  type TxStatus,
+  ZERO_DIGEST,
+} from "./outcomes.ts";
 export { type LedgerRecord, readLedgerDir } from "./reader.ts";
 export type { LedgerSecret } from "./secrets.ts";
 export { LedgerSecrets } from "./secrets.ts";
@@ -25,3 +35,17 @@ export {
   snapshotDigest,
   writeSnapshotFile,
 } from "./snapshot.ts";
+export {
+  fromUtf8,
+  jsonBytes,
+  type NodeInfo,
+  parseJsonBytes,
+  readJson,
+  type ServiceInfo,
+  SINGLETON_KEY,
+  type SignatureRecord,
+  scanMap,
+  Tables,
+  utf8,
+  writeJson,
+} from "./tables.ts";

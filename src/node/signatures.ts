@@ -1,6 +1,6 @@
 import { toHex, verifyP384 } from "../crypto/index.ts";
 import type { DecodedEntry } from "../ledger/index.ts";
-import { parseJsonBytes, type SignatureRecord, Tables } from "./tables.ts";
+import { parseJsonBytes, type SignatureRecord, Tables } from "../ledger/index.ts";
 
 export class SignatureCheckError extends Error {
   constructor(

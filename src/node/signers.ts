@@ -13,7 +13,6 @@
  */
 import { equalBytes, publicKeyDer, verifyIssuedBy } from "../crypto/index.ts";
 import type { WriteSet } from "../kv/index.ts";
-import { SignatureCheckError } from "./signatures.ts";
 import {
   fromUtf8,
   type NodeInfo,
@@ -21,7 +20,8 @@ import {
   type ServiceInfo,
   type SignatureRecord,
   Tables,
-} from "./tables.ts";
+} from "../ledger/index.ts";
+import { SignatureCheckError } from "./signatures.ts";
 
 /** The node a backup follows in the view it is in: the sender of that view's entries. */
 export interface ReplicationSource {

@@ -2,7 +2,7 @@ import type { TLSSocket } from "node:tls";
 import type { AuthPolicy, Caller } from "../apps/index.ts";
 import { sha256, toHex } from "../crypto/index.ts";
 import type { Store } from "../kv/index.ts";
-import { fromUtf8, Tables, utf8 } from "../node/tables.ts";
+import { fromUtf8, Tables, utf8 } from "../ledger/index.ts";
 
 /** The identity behind the TLS client certificate, if any. */
 export interface Peer {

@@ -8,10 +8,17 @@ import {
   p384PrivateKey,
   sha256,
 } from "../../src/crypto/index.ts";
-import { decodeEntry, decodeSnapshot, encodeEntry, LedgerSecrets } from "../../src/ledger/index.ts";
+import {
+  decodeEntry,
+  decodeSnapshot,
+  encodeEntry,
+  jsonBytes,
+  LedgerSecrets,
+  SINGLETON_KEY,
+  Tables,
+} from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
 import { LedgerState, LedgerStateError, type SigningKeys } from "../../src/node/ledger-state.ts";
-import { jsonBytes, SINGLETON_KEY, Tables } from "../../src/node/tables.ts";
 
 /** A deterministic environment: a fixed clock and a counter for "random" bytes. */
 function testEnv(): Environment {

@@ -26,12 +26,14 @@ import {
   encodeEntry,
   LedgerSecrets,
   readLedgerDir,
+  SINGLETON_KEY,
+  type SignatureRecord,
+  Tables,
 } from "../../src/ledger/index.ts";
 import { auditLedger, type RunningNode, realEnvironment } from "../../src/node/index.ts";
 import { LedgerState, type SigningKeys } from "../../src/node/ledger-state.ts";
 import type { Replica } from "../../src/node/replica.ts";
 import { readSignatureEntry } from "../../src/node/signatures.ts";
-import { SINGLETON_KEY, type SignatureRecord, Tables } from "../../src/node/tables.ts";
 import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { coco } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";

@@ -13,10 +13,10 @@ import {
   EntryType,
   type LedgerSecret,
   LedgerSecrets,
+  Tables,
 } from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
 import { type LedgerSink, LedgerState, LedgerStateError } from "../../src/node/ledger-state.ts";
-import { Tables } from "../../src/node/tables.ts";
 import { APP_MAP, appState, type ClientOp, executeWrite, operationOf, type WriteRegistry } from "./app.ts";
 import { type Recovered, SimDisk } from "./disk.ts";
 import type { EventQueue } from "./events.ts";

@@ -1,8 +1,13 @@
 import { pack, unpack } from "msgpackr";
 import type { Entry, UnsafeBugs } from "../../src/consensus/index.ts";
-import { decodeEntry, type LedgerSecret, LedgerSecrets } from "../../src/ledger/index.ts";
+import {
+  decodeEntry,
+  type LedgerSecret,
+  LedgerSecrets,
+  SINGLETON_KEY,
+  Tables,
+} from "../../src/ledger/index.ts";
 import { LedgerState } from "../../src/node/ledger-state.ts";
-import { SINGLETON_KEY, Tables } from "../../src/node/tables.ts";
 import { check, kvModel } from "../utils/lincheck/index.ts";
 import { WriteRegistry } from "./app.ts";
 import { Checker, SafetyViolation } from "./checker.ts";

@@ -77,6 +77,12 @@ export class CocoNode {
   readonly signing: SignatureScheduler;
   /** Set while this node recovers a lost service and waits for the recovery members' shares. */
   private recovery: RecoveryCoordinator | undefined;
+  /**
+   * A recovering node signs nothing before its first transaction (`beginRecovery`, service.ts)
+   * records it as the recovered service's trusted node: backups and auditors accept only
+   * signatures by nodes the ledger already trusts.
+   */
+  private recoveryNotBegun = false;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -173,6 +179,7 @@ export class CocoNode {
     const { state, recoveredFrom, entries } = booted;
     const node = new CocoNode(config, env, log, booted);
     node.attestationSeams = seams.attestationSeams ?? {};
+    node.recoveryNotBegun = recoveredFrom !== undefined;
     node.jsEngine = await createJsEngine({
       env,
       logger: (level, message) => log[level]({ script: true }, message),
@@ -503,7 +510,8 @@ export class CocoNode {
     if (change.role !== "primary") return;
     this.state.enterView(change.view);
     // A new primary commits in its own view only: sign at once, covering everything inherited.
-    if (this.state.lastSeqno > 0) this.signing.sign();
+    // Not a recovering node before its first transaction trusts it (see recoveryNotBegun).
+    if (this.state.lastSeqno > 0 && !this.recoveryNotBegun) this.signing.sign();
     this.resolvePrimary();
   }
 
@@ -527,6 +535,7 @@ export class CocoNode {
     entries: DecodedEntry[],
   ): Promise<void> {
     await beginRecoveredService(this.serviceHost(), this.env, recoveredFrom.previousServiceCertPem);
+    this.recoveryNotBegun = false;
     this.signing.sign();
     this.log.info(
       { previousServiceCert: recoveredFrom.previousServiceCertPem.slice(0, 64) },

@@ -5,9 +5,10 @@ import { parseJsonBytes, type SignatureRecord, Tables } from "../ledger/index.ts
 export class SignatureCheckError extends Error {
   constructor(
     readonly seqno: number,
-    message: string,
+    /** What is wrong, without the seqno. */
+    readonly reason: string,
   ) {
-    super(`seqno ${seqno}: ${message}`);
+    super(`seqno ${seqno}: ${reason}`);
   }
 }
 

@@ -32,7 +32,7 @@ export const DEFAULT_JOIN_LIMITS: JoinLimits = {
 /** Addresses remembered before idle (full) buckets are dropped. */
 const MAX_TRACKED_ADDRESSES = 10_000;
 /** What a refusal for too many Pending nodes asks the joiner to wait: members decide at their pace. */
-const PENDING_RETRY_SECONDS = 60;
+const PENDING_RETRY_SECONDS = 10;
 
 class TokenBucket {
   #tokens: number;

@@ -96,6 +96,37 @@ describe("client connections", () => {
     assert.ok(rawAfter >= IDLE_MS - 100 && rawAfter < IDLE_MS + 3000, `TCP closed after ${rawAfter} ms`);
   });
 
+  test("a request under way is not cut by the idle timeout", async () => {
+    const body = JSON.stringify({ msg: "slow upload" });
+    const socket = connect({
+      host: "127.0.0.1",
+      port: node.port,
+      ca: node.node.identity.serviceCertPem,
+      servername: "localhost",
+      cert: cluster.user.certPem,
+      key: cluster.user.privateKeyPem,
+    });
+    await new Promise((r) => socket.once("secureConnect", r));
+    let closed = false;
+    socket.once("close", () => {
+      closed = true;
+    });
+    let answer = "";
+    socket.on("data", (chunk) => {
+      answer += chunk.toString("utf8");
+    });
+    socket.write(
+      `PUT /app/log/private?id=9 HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
+    await new Promise((r) => setTimeout(r, IDLE_MS + 1000));
+    assert.equal(closed, false, "the connection outlived the idle timeout while its request was under way");
+    socket.write(body.slice(5));
+    const deadline = Date.now() + 5000;
+    while (!answer.includes("\r\n\r\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(answer, /^HTTP\/1\.1 200/);
+    socket.destroy();
+  });
+
   test("normal clients keep their connections alive between requests, told for how long", async () => {
     const agent = new Agent({ connect: { ca: node.node.identity.serviceCertPem } });
     let connections = 0;

@@ -13,7 +13,8 @@ export const Tables = {
   proposals: "public:ccf.gov.proposals",
   proposalsInfo: "public:ccf.gov.proposals_info",
   history: "public:ccf.gov.history",
-  recentRequests: "public:ccf.gov.cose_recent_proposals",
+  /** Coco's per-member replay windows (gov/replay.ts); CCF keeps one shared window instead. */
+  membersRecentRequests: "public:ccf.gov.members.recent_requests",
   modules: "public:ccf.gov.modules",
   endpoints: "public:ccf.gov.endpoints",
   jsRuntimeOptions: "public:ccf.gov.js_runtime_options",

@@ -13,6 +13,20 @@ export interface NodeConfig {
     /** What a backup does with a write: forward it to the primary, or redirect the client (307). */
     forwarding: "forward" | "redirect";
     forwardTimeoutMs: number;
+    /**
+     * Client connections one address may hold open (an IPv6 address counts by its /64); more are
+     * closed on accept. Default 512: twice the most a known legitimate single host opens (the
+     * load benchmark and test clients use up to 256 from 127.0.0.1), and a proxy or NAT that
+     * funnels many clients through one address needs headroom; yet one address cannot take
+     * more than a small share of the node's sockets and file descriptors.
+     */
+    maxConnectionsPerAddress: number;
+    /**
+     * A client connection with no request under way and no traffic for this long is closed;
+     * also the keep-alive time announced to clients (so they stop reusing a connection before
+     * the node closes it). Default 30 s.
+     */
+    idleTimeoutMs: number;
   };
   /** Where other nodes of the service reach this one (mutual TLS, node certificates). */
   nodeAddress: { host: string; port: number };
@@ -141,7 +155,14 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "commitWaitTimeoutMs",
     "attestation",
   ]);
-  const rpc = objectAt(top.rpc ?? {}, "rpc", ["address", "maxBodyBytes", "forwarding", "forwardTimeoutMs"]);
+  const rpc = objectAt(top.rpc ?? {}, "rpc", [
+    "address",
+    "maxBodyBytes",
+    "forwarding",
+    "forwardTimeoutMs",
+    "maxConnectionsPerAddress",
+    "idleTimeoutMs",
+  ]);
   const forwarding = stringAt(rpc, "forwarding", "rpc", "forward");
   if (forwarding !== "forward" && forwarding !== "redirect")
     fail("rpc.forwarding", "must be forward or redirect");
@@ -197,6 +218,8 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       maxBodyBytes: intAt(rpc, "maxBodyBytes", "rpc", 1024 * 1024, 1024, 64 * 1024 * 1024),
       forwarding,
       forwardTimeoutMs: intAt(rpc, "forwardTimeoutMs", "rpc", 10_000, 100, 600_000),
+      maxConnectionsPerAddress: intAt(rpc, "maxConnectionsPerAddress", "rpc", 512, 1, 1_000_000),
+      idleTimeoutMs: intAt(rpc, "idleTimeoutMs", "rpc", 30_000, 100, 3_600_000),
     },
     serviceCertFile: resolve(baseDir, stringAt(top, "serviceCertFile", "", "service_cert.pem")),
     nodeAddress: parseAddress(stringAt(top, "nodeAddress", "", "127.0.0.1:0"), "nodeAddress"),

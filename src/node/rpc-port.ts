@@ -19,6 +19,8 @@ export function rpcPort(node: CocoNode): RpcNode {
       maxBodyBytes: config.rpc.maxBodyBytes,
       forwarding: config.rpc.forwarding,
       forwardTimeoutMs: config.rpc.forwardTimeoutMs,
+      maxConnectionsPerAddress: config.rpc.maxConnectionsPerAddress,
+      idleTimeoutMs: config.rpc.idleTimeoutMs,
       commitWaitTimeoutMs: config.commitWaitTimeoutMs,
       platform: config.attestation.platform,
       version: COCO_VERSION,

@@ -63,7 +63,10 @@ function guarded(handler: Handler): Handler {
       checkApiVersion(req);
       return await handler(req, reply);
     } catch (e) {
-      if (e instanceof GovError) return sendError(reply, e.status, e.code, e.message);
+      if (e instanceof GovError) {
+        if (e.retryAfterSeconds !== undefined) reply.header("retry-after", String(e.retryAfterSeconds));
+        return sendError(reply, e.status, e.code, e.message);
+      }
       throw e;
     }
   };

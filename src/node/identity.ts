@@ -11,7 +11,6 @@ import {
 } from "node:fs";
 import { open, rename } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
-import type { Logger } from "pino";
 import {
   createCertificateRequest,
   createServiceIdentity,
@@ -156,7 +155,7 @@ export interface IdentityStoreOptions {
   sealing: SealingSettings;
   attestation: AttestationSettings;
   env: Environment;
-  log: Pick<Logger, "info" | "warn">;
+  log: { info(fields: object, message: string): void; warn(fields: object, message: string): void };
   /** In-process only: stand-ins for the SNP report device and derived-key program (tests). */
   seams?: ProviderSeams;
 }

@@ -5,6 +5,7 @@
 // TCB above the committed one). Real hardware derives differently; what matters for the tests is
 // that the key depends on exactly what the firmware's depends on.
 import { createHmac, generateKeyPairSync } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import {
   encodeSnpKeyRequest,
@@ -138,3 +139,37 @@ export function sealingSeams(guest: FakeSnpGuest, ownReports = true) {
 
 /** A derived-key command for configs whose key source a seam replaces (it never runs). */
 export const SEAM_KEY_COMMAND = ["/nonexistent/snp-derived-key", "{request}", "{key}"];
+
+const TOOL = new URL("./fake-snp-key-tool.ts", import.meta.url).pathname;
+
+/**
+ * The argv of a snpguest-like program for this guest (its spec written to `specFile`): every
+ * request field passed as a flag; the key to `{key}`, or to standard output with `stdout`.
+ */
+export function fakeKeyToolCommand(guest: FakeSnpGuest, specFile: string, stdout = false): string[] {
+  writeFileSync(
+    specFile,
+    JSON.stringify({
+      ...guest,
+      chipSecret: Buffer.from(guest.chipSecret).toString("hex"),
+      policy: guest.policy.toString(),
+    }),
+  );
+  return [
+    process.execPath,
+    "--import",
+    import.meta.resolve("tsx"),
+    TOOL,
+    specFile,
+    stdout ? "-" : "{key}",
+    "{root-key}",
+    "-g",
+    "{guest-field-select-bits}",
+    "-s",
+    "{guest-svn}",
+    "-t",
+    "{tcb-version}",
+    "-v",
+    "{vmpl}",
+  ];
+}

@@ -83,9 +83,16 @@ const REPORT_KEY = generateKeyPairSync("ec", { namedCurve: "P-384" })
   .privateKey.export({ type: "pkcs8", format: "pem" })
   .toString();
 
-/** A report of this guest (signed by a throwaway key: sealing reads it, it does not verify it). */
-export function guestReport(guest: FakeSnpGuest, reportData: Uint8Array): Uint8Array {
-  const bytes = fakeReport(REPORT_KEY, {
+/**
+ * A report of this guest, signed by `vcekKeyPem` (a fake AMD's, for attestation) or by a throwaway
+ * key (sealing reads its own reports for the TCB and guest SVN; it does not verify them).
+ */
+export function guestReport(
+  guest: FakeSnpGuest,
+  reportData: Uint8Array,
+  vcekKeyPem = REPORT_KEY,
+): Uint8Array {
+  const bytes = fakeReport(vcekKeyPem, {
     reportData,
     measurement: guest.measurement,
     hostData: "00".repeat(32),
@@ -99,7 +106,7 @@ export function guestReport(guest: FakeSnpGuest, reportData: Uint8Array): Uint8A
 }
 
 /** An in-memory configfs-tsm that answers with this guest's reports. */
-export function fakeTsm(guest: FakeSnpGuest): TsmFileSystem {
+export function fakeTsm(guest: FakeSnpGuest, vcekKeyPem?: string): TsmFileSystem {
   const files = new Map<string, Uint8Array>();
   const text = (s: string) => new TextEncoder().encode(s);
   return {
@@ -120,7 +127,7 @@ export function fakeTsm(guest: FakeSnpGuest): TsmFileSystem {
       files.set(path, bytes);
       if (basename(path) !== "inblob") return;
       const dir = dirname(path);
-      files.set(`${dir}/outblob`, guestReport(guest, bytes));
+      files.set(`${dir}/outblob`, guestReport(guest, bytes, vcekKeyPem));
       const generation = Number(new TextDecoder().decode(files.get(`${dir}/generation`)).trim());
       files.set(`${dir}/generation`, text(`${generation + 1}\n`));
     },

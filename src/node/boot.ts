@@ -12,12 +12,13 @@ import {
 } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
-import { createIdentity, IdentityStore, type NodeIdentity, serviceKid, writeFileAtomic } from "./identity.ts";
+import { createIdentity, type NodeIdentity, serviceKid, writeFileAtomic } from "./identity.ts";
 import type { JoinResponse } from "./join.ts";
 import { joinService } from "./join-client.ts";
 import { type LedgerSink, LedgerState } from "./ledger-state.ts";
 import { NodeError } from "./node-error.ts";
 import type { Replica } from "./replica.ts";
+import { IdentityStore } from "./sealed-identity.ts";
 import { readCertFile } from "./service.ts";
 import { loadUsableSnapshot } from "./snapshots.ts";
 import { RECOVERY_FILE, StateFiles } from "./state-files.ts";

@@ -9,7 +9,7 @@ import {
   type SnpSettings,
   snpKeyCommandProblem,
 } from "../tee/index.ts";
-import { defaultVirtualKeyFile, isInsideDir } from "./identity.ts";
+import { defaultVirtualKeyFile, isInsideDir } from "./sealed-identity.ts";
 
 /** A node's start configuration, after validation, with every path absolute. */
 export interface NodeConfig {

@@ -25,7 +25,6 @@ import { CertificateAdopter } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { nodeGovHost } from "./gov-host.ts";
-import type { IdentityStore } from "./identity.ts";
 import { addLedgerSecrets, hostAltNames, type NodeIdentity, writeFileAtomic } from "./identity.ts";
 import {
   checkJoinProof,
@@ -43,6 +42,7 @@ import { ReadIndex } from "./read-index.ts";
 import { RecoveryCoordinator } from "./recovery.ts";
 import { RecoveryShares } from "./recovery-shares.ts";
 import { Replica } from "./replica.ts";
+import type { IdentityStore } from "./sealed-identity.ts";
 import { beginRecoveredService, createService, type ServiceHost } from "./service.ts";
 import { SignatureScheduler } from "./signing.ts";
 import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";

@@ -15,8 +15,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { readSealHeader, sealJson } from "../../src/crypto/index.ts";
-import { IdentityStore, type IdentityStoreOptions, type NodeIdentity } from "../../src/node/identity.ts";
+import type { NodeIdentity } from "../../src/node/identity.ts";
 import { realEnvironment } from "../../src/node/index.ts";
+import { IdentityStore, type IdentityStoreOptions } from "../../src/node/sealed-identity.ts";
 import { type SealingSettings, snpKeyCommand } from "../../src/tee/index.ts";
 import { MILAN_TCB } from "../tee/fake-report.ts";
 import {

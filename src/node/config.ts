@@ -1,6 +1,15 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { AttestationSettings, SnpSettings } from "../tee/index.ts";
+import {
+  type AttestationSettings,
+  DEFAULT_SNP_SEALING_FIELDS,
+  type SealingSettings,
+  SNP_GUEST_FIELDS,
+  type SnpGuestField,
+  type SnpSettings,
+  snpKeyCommandProblem,
+} from "../tee/index.ts";
+import { defaultVirtualKeyFile, isInsideDir } from "./sealed-identity.ts";
 
 /** A node's start configuration, after validation, with every path absolute. */
 export interface NodeConfig {
@@ -67,6 +76,8 @@ export interface NodeConfig {
   commitWaitTimeoutMs: number;
   /** How this node attests itself: `virtual` (development, insecure) or `snp` (AMD SEV-SNP). */
   attestation: AttestationSettings;
+  /** How its secrets are sealed: an SNP derived key, or (virtual only) a key file outside `dir`. */
+  sealing: SealingSettings;
 }
 
 export class ConfigError extends Error {}
@@ -154,6 +165,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "log",
     "commitWaitTimeoutMs",
     "attestation",
+    "sealing",
   ]);
   const rpc = objectAt(top.rpc ?? {}, "rpc", [
     "address",
@@ -211,8 +223,10 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
   if (join && parseAddress(stringAt(top, "nodeAddress", "", "127.0.0.1:0"), "nodeAddress").port === 0) {
     fail("nodeAddress", "a joining node needs a fixed port: the service records where to reach it");
   }
+  const dir = resolve(baseDir, stringAt(top, "dir", ""));
+  const attestation = attestationAt(top.attestation, baseDir);
   return {
-    dir: resolve(baseDir, stringAt(top, "dir", "")),
+    dir,
     rpc: {
       ...parseAddress(stringAt(rpc, "address", "rpc", "127.0.0.1:8000")),
       maxBodyBytes: intAt(rpc, "maxBodyBytes", "rpc", 1024 * 1024, 1024, 64 * 1024 * 1024),
@@ -251,7 +265,8 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     jsApps: { enabled: jsApps.enabled !== false, replaceNative: jsApps.replaceNative === true },
     log: { level: level as NodeConfig["log"]["level"], format },
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
-    attestation: attestationAt(top.attestation, baseDir),
+    attestation,
+    sealing: sealingAt(top.sealing, attestation, dir, baseDir),
   };
 }
 
@@ -341,6 +356,78 @@ function endorsementsAt(value: unknown, baseDir: string): SnpSettings["endorseme
   }
   if (!out.file && !out.dir && !out.kdsUrl) fail(path, "must give at least one of file, dir or kdsUrl");
   return out;
+}
+
+/**
+ * The `sealing` section. On SEV-SNP: `{snp: {keyCommand, rootKey?, guestFields?, vmpl?}}`, and a
+ * key file is refused. On the virtual platform: `{keyFile?}`, by default `<dir>.sealing.key`
+ * beside the node's directory, and never inside it.
+ */
+function sealingAt(
+  value: unknown,
+  attestation: AttestationSettings,
+  dir: string,
+  baseDir: string,
+): SealingSettings {
+  const section = objectAt(value ?? {}, "sealing", ["keyFile", "snp"]);
+  if (attestation.platform === "snp") {
+    if (section.keyFile !== undefined) {
+      fail(
+        "sealing.keyFile",
+        "a node on SEV-SNP refuses to start with a file key: its secrets are sealed with a key the AMD secure processor derives (set sealing.snp instead)",
+      );
+    }
+    if (section.snp === undefined) {
+      fail("sealing.snp", "is required with platform snp: {keyCommand, rootKey?, guestFields?, vmpl?}");
+    }
+    const snp = objectAt(section.snp, "sealing.snp", ["keyCommand", "rootKey", "guestFields", "vmpl"]);
+    const argv = snp.keyCommand;
+    if (
+      !Array.isArray(argv) ||
+      argv.length === 0 ||
+      !argv.every((a) => typeof a === "string" && a.length > 0)
+    ) {
+      fail(
+        "sealing.snp.keyCommand",
+        "must be a non-empty array of non-empty strings (program, then arguments)",
+      );
+    }
+    const problem = snpKeyCommandProblem(argv as string[]);
+    if (problem) fail("sealing.snp.keyCommand", problem);
+    const rootKey = stringAt(snp, "rootKey", "sealing.snp", "vcek");
+    if (rootKey !== "vcek" && rootKey !== "vmrk") fail("sealing.snp.rootKey", 'must be "vcek" or "vmrk"');
+    const fields = snp.guestFields ?? DEFAULT_SNP_SEALING_FIELDS;
+    const names = Object.keys(SNP_GUEST_FIELDS);
+    if (!Array.isArray(fields) || !fields.every((f) => typeof f === "string" && names.includes(f))) {
+      fail("sealing.snp.guestFields", `must be a list of: ${names.join(", ")}`);
+    }
+    if (!fields.includes("measurement")) {
+      fail(
+        "sealing.snp.guestFields",
+        "must include measurement: sealed secrets are bound to the code that sealed them",
+      );
+    }
+    const guestFieldSelect = (fields as SnpGuestField[]).reduce((bits, f) => bits | SNP_GUEST_FIELDS[f], 0);
+    return {
+      kind: "snp",
+      keyCommand: argv as string[],
+      rootKey,
+      guestFieldSelect,
+      ...(snp.vmpl === undefined ? {} : { vmpl: intAt(snp, "vmpl", "sealing.snp", 0, 0, 3) }),
+    };
+  }
+  if (section.snp !== undefined) fail("sealing.snp", 'is only used with attestation platform "snp"');
+  const keyFile =
+    section.keyFile === undefined
+      ? defaultVirtualKeyFile(dir)
+      : resolve(baseDir, stringAt(section, "keyFile", "sealing"));
+  if (isInsideDir(dir, keyFile)) {
+    fail(
+      section.keyFile === undefined ? "dir" : "sealing.keyFile",
+      `the sealing key file ${keyFile} would be inside the node's directory ${dir}: set sealing.keyFile to a path outside it`,
+    );
+  }
+  return { kind: "file", keyFile };
 }
 
 export function loadConfig(file: string): NodeConfig {

@@ -25,13 +25,7 @@ import { CertificateAdopter } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { nodeGovHost } from "./gov-host.ts";
-import {
-  addLedgerSecrets,
-  hostAltNames,
-  type NodeIdentity,
-  saveIdentity,
-  writeFileAtomic,
-} from "./identity.ts";
+import { addLedgerSecrets, hostAltNames, type NodeIdentity, writeFileAtomic } from "./identity.ts";
 import {
   checkJoinProof,
   type JoinRequest,
@@ -48,6 +42,7 @@ import { ReadIndex } from "./read-index.ts";
 import { RecoveryCoordinator } from "./recovery.ts";
 import { RecoveryShares } from "./recovery-shares.ts";
 import { Replica } from "./replica.ts";
+import type { IdentityStore } from "./sealed-identity.ts";
 import { beginRecoveredService, createService, type ServiceHost } from "./service.ts";
 import { SignatureScheduler } from "./signing.ts";
 import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
@@ -73,6 +68,8 @@ export class CocoNode {
   joinVerifier = new JoinVerifier();
   /** In-process only (tests): stand-ins for this node's attestation (a fake configfs-tsm). */
   attestationSeams: ProviderSeams = {};
+  /** Seals the identity with the platform's key (obtained once, at boot). */
+  private readonly identityStore: IdentityStore;
   readonly recoveryShares: RecoveryShares;
   readonly signing: SignatureScheduler;
   /** Set while this node recovers a lost service and waits for the recovery members' shares. */
@@ -125,6 +122,7 @@ export class CocoNode {
     this.sink = booted.sink;
     this.stateFiles = booted.stateFiles;
     this.joinPeers = booted.joinPeers;
+    this.identityStore = booted.identityStore;
     this.startupSeqno = booted.state.lastSeqno;
     this.startupSnapshotSeqno = booted.snapshotSeqno;
     this.recoveryShares = new RecoveryShares({
@@ -325,7 +323,7 @@ export class CocoNode {
     const { nodeCertPem, serviceCertPem } = certs;
     this.identity.nodeCertPem = nodeCertPem;
     this.identity.serviceCertPem = serviceCertPem;
-    saveIdentity(this.config.dir, this.env, this.identity);
+    this.identityStore.save(this.identity);
     if (certs.serviceRenewed) {
       try {
         writeFileAtomic(this.config.serviceCertFile, serviceCertPem, 0o644);
@@ -547,7 +545,7 @@ export class CocoNode {
         state: this.state,
         keepSecrets: (secrets) => {
           addLedgerSecrets(this.identity, secrets);
-          saveIdentity(this.config.dir, this.env, this.identity);
+          this.identityStore.save(this.identity);
         },
         commitAndSign: (tx) => {
           this.mustCommit(tx);
@@ -691,7 +689,7 @@ export class CocoNode {
     const key = this.env.randomBytes(32);
     const seqno = this.state.rekey(key, (version, newKey) => {
       this.identity.ledgerSecrets.push({ version, key: Buffer.from(newKey).toString("base64") });
-      saveIdentity(this.config.dir, this.env, this.identity);
+      this.identityStore.save(this.identity);
     });
     this.signing.sign();
     this.log.info({ seqno }, "rotated the ledger secret");

@@ -6,7 +6,6 @@ import { type Entry, type HardState, type PersistedLog, Raft, type RoleChange } 
 import {
   certFingerprint,
   endorsePreviousService,
-  issueNodeCertificate,
   normalizePem,
   p384PrivateKey,
   parseCertificate,
@@ -32,6 +31,13 @@ import {
   type ProviderSeams,
   parseSnpReport,
 } from "../tee/index.ts";
+import {
+  type AdmissionHost,
+  admit,
+  hasJoined,
+  INSTANT_TRUST_WARNING,
+  readEndorsedCertificate,
+} from "./admission.ts";
 import { renewalProblem } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
@@ -40,7 +46,6 @@ import { type GovEffects, type GovHost, governanceWrite } from "./governance.ts"
 import {
   createIdentity,
   hasIdentity,
-  hostAltNames,
   loadIdentity,
   type NodeIdentity,
   saveIdentity,
@@ -49,14 +54,11 @@ import {
   writeFileAtomicAsync,
 } from "./identity.ts";
 import {
-  checkJoinProof,
+  type JoinPeer,
   type JoinRequest,
   type JoinResponse,
   JoinVerifier,
-  joinerNodeId,
   NODE_ATTESTATIONS,
-  readJoinPolicy,
-  wrapSecrets,
 } from "./join.ts";
 import { joinService } from "./join-client.ts";
 import {
@@ -171,7 +173,7 @@ export class CocoNode {
   >();
   private readCounter = 0;
   /** Nodes named in the join answer; used until the replicated `nodes.info` lists them. */
-  private joinPeers: JoinResponse["peers"] = [];
+  private joinPeers: JoinPeer[] = [];
   private replica: Replica | undefined;
   /** Entries made before consensus starts (a new service's genesis). */
   private bootstrapEntries: Entry[] = [];
@@ -218,6 +220,7 @@ export class CocoNode {
     seams: { attestationSeams?: ProviderSeams } = {},
   ): Promise<CocoNode> {
     mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+    if (config.trustJoinersWhileOpening) log.warn(INSTANT_TRUST_WARNING);
     const ledgerDir = join(config.dir, "ledger");
     const newIdentity = !hasIdentity(config.dir);
     if (newIdentity && !config.recover && readdirSafe(ledgerDir).length > 0) {
@@ -232,7 +235,7 @@ export class CocoNode {
       );
     }
     let identity: NodeIdentity;
-    let joinPeers: JoinResponse["peers"] = [];
+    let joinPeers: JoinPeer[] = [];
     if (!newIdentity) identity = loadIdentity(config.dir, env);
     else if (config.join)
       ({ identity, peers: joinPeers } = await joinService(config, log, seams.attestationSeams));
@@ -599,30 +602,42 @@ export class CocoNode {
     );
   }
 
-  /** Keeps a channel to every node `nodes.info` lists as pending or trusted. */
+  /**
+   * Keeps a channel to every node that is Trusted in this node's store, or that consensus still
+   * counts or replicates to (a retiring node, so it learns that its removal committed and a
+   * retiring primary can hand over). Pending nodes are never peers. Each peer is pinned to its
+   * endorsed certificate: the channels accept that certificate and no other for it.
+   */
   private refreshPeers(): void {
     this.peersVersion = this.state.nodesInfoVersion;
     this.ticksSincePeerRefresh = 0;
     if (!this.channels) return;
     const wanted = new Set<string>();
     const known = this.nodes();
-    // A node being retired stays reachable while consensus still counts it or replicates to it,
-    // so it learns that its removal committed (and a retiring primary can hand over).
     const status = this.replica?.raft.status();
     const tracked = new Set([
       ...(status?.configs.flatMap((c) => c.nodes) ?? []),
       ...Object.keys(status?.peers ?? {}),
     ]);
     for (const [id, info] of known) {
-      if (id === this.nodeId || !info.node_address) continue;
-      if (info.status === "Retired" && !tracked.has(id)) continue;
-      wanted.add(id);
-      this.channels.setPeer(id, info.node_address);
+      if (id === this.nodeId || !info.node_address || info.status === "Pending") continue;
+      if (info.status !== "Trusted" && !tracked.has(id)) continue;
+      const certificate = this.endorsedCertificate(id);
+      if (!certificate) continue;
+      try {
+        this.channels.setPeer(id, info.node_address, certificate);
+        wanted.add(id);
+      } catch (e) {
+        this.log.error(
+          { err: e, node: id },
+          "cannot reach a trusted node: its recorded address or certificate is unusable",
+        );
+      }
     }
     if (known.length === 0) {
       for (const peer of this.joinPeers) {
         wanted.add(peer.node_id);
-        this.channels.setPeer(peer.node_id, peer.node_address);
+        this.channels.setPeer(peer.node_id, peer.node_address, peer.certificate);
       }
     }
     for (const id of Object.keys(this.channels.stats())) if (!wanted.has(id)) this.channels.removePeer(id);
@@ -694,87 +709,34 @@ export class CocoNode {
 
   /** True when `nodes.info` already records the node making this join request. */
   hasJoined(request: JoinRequest): boolean {
-    const nodeId = joinerNodeId(request);
-    return this.nodes().some(([id]) => id === nodeId);
+    return hasJoined(this, request);
   }
 
-  /**
-   * Admits a joining node (primary only): checks its attestation against the allowed
-   * measurements, issues its certificate, records it, and, while the service is opening,
-   * trusts it at once and hands it the service's secrets wrapped to its encryption key.
-   */
-  async admit(request: JoinRequest): Promise<JoinResponse> {
-    checkJoinProof(request);
-    const attestation = this.joinVerifier.check(request, this.joinPolicy(), {
-      now: this.env.now(),
+  /** Admits a joining node (see src/node/admission.ts): Pending until the members trust it. */
+  admit(request: JoinRequest): Promise<JoinResponse> {
+    return admit(this.admissionHost(), request);
+  }
+
+  private admissionHost(): AdmissionHost {
+    return {
+      log: this.log,
+      env: this.env,
+      identity: this.identity,
       platform: this.config.attestation.platform,
-    });
-    const nodeId = joinerNodeId(request);
-    const known = this.nodes().find(([id]) => id === nodeId)?.[1];
-    let certPem = known?.cert;
-    if (!known) {
-      certPem = await issueNodeCertificate({
-        service: { certPem: this.identity.serviceCertPem, privateKeyPem: this.identity.servicePrivateKeyPem },
-        nodePublicKeyPem: request.node_public_key,
-        altNames: hostAltNames(request.rpc_address.slice(0, request.rpc_address.lastIndexOf(":"))),
-        now: new Date(this.env.now()),
-        serial: this.env.randomBytes(16),
-      });
-      const status = this.serviceInfo().status === "Opening" ? "Trusted" : "Pending";
-      const tx = this.state.store.begin();
-      const info: NodeInfo = {
-        status,
-        cert: certPem,
-        rpc_address: request.rpc_address,
-        node_address: request.node_address,
-        ...(request.certificate_signing_request
-          ? { certificate_signing_request: request.certificate_signing_request }
-          : {}),
-      };
-      tx.map(Tables.nodesInfo).set(utf8(nodeId), jsonBytes(info));
-      tx.map(Tables.nodesEndorsedCertificates).set(utf8(nodeId), utf8(certPem));
-      tx.map(NODE_ATTESTATIONS).set(utf8(nodeId), jsonBytes(attestation));
-      this.mustCommit(tx);
-      this.log.info(
-        {
-          nodeId,
-          status,
-          rpc: request.rpc_address,
-          platform: attestation.format,
-          measurement: attestation.measurement,
-        },
-        "a node joined",
-      );
-    }
-    const status =
-      known?.status === "Trusted" || (!known && this.serviceInfo().status === "Opening")
-        ? "Trusted"
-        : "Pending";
-    const response: JoinResponse = {
-      node_id: nodeId,
-      status,
-      node_certificate: certPem!,
-      service_certificate: this.identity.serviceCertPem,
-      peers: this.nodes()
-        .filter(([id, info]) => id !== nodeId && info.status !== "Retired" && info.node_address)
-        .map(([id, info]) => ({ node_id: id, node_address: info.node_address! })),
+      trustJoinersWhileOpening: this.config.trustJoinersWhileOpening,
+      verifier: this.joinVerifier,
+      nodes: () => this.nodes(),
+      serviceStatus: () => this.serviceInfo().status,
+      readSmallMap: (map) => this.state.readSmallMap(map),
+      endorsedCertificate: (id) => this.endorsedCertificate(id),
+      begin: () => this.state.store.begin(),
+      mustCommit: (tx) => this.mustCommit(tx),
     };
-    if (status === "Trusted") {
-      response.wrapped_secrets = wrapSecrets(
-        {
-          service_private_key: this.identity.servicePrivateKeyPem,
-          ledger_secrets: this.identity.ledgerSecrets,
-        },
-        request.encryption_public_key,
-        (n) => this.env.randomBytes(n),
-      );
-    }
-    return response;
   }
 
-  /** The join policy as governance holds it now: a vote takes effect for the next join. */
-  private joinPolicy() {
-    return readJoinPolicy((map) => this.state.readSmallMap(map));
+  /** A node's certificate as `nodes.endorsed_certificates` holds it in this node's store. */
+  endorsedCertificate(nodeId: string): string | undefined {
+    return readEndorsedCertificate((map, key) => this.state.store.read(map, key), nodeId);
   }
 
   private roleChanged(change: RoleChange): void {

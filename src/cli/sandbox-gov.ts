@@ -6,6 +6,8 @@ import { CliError } from "./fail.ts";
 
 const VOTE_YES = "export function vote (proposal, proposerId) { return true }";
 const RETRY_MS = 300;
+/** How long the first recorded joiner waits for the others, so one vote trusts them all. */
+const BATCH_WAIT_MS = 10_000;
 
 type Action = { name: string; args: unknown };
 
@@ -68,6 +70,7 @@ export class SandboxGovernance {
   async trustJoiners(rpcAddresses: string[]): Promise<void> {
     if (rpcAddresses.length === 0) return;
     let proposalId: string | undefined;
+    let firstPendingAt: number | undefined;
     await this.retrying("trusting the joining nodes", async () => {
       const nodes = await this.gov.get<{
         value: Array<{ nodeId: string; status: string; rpcAddress: string | null }>;
@@ -85,6 +88,11 @@ export class SandboxGovernance {
       }
       const pending = joiners.filter((n) => n?.status === "Pending").map((n) => n!.nodeId);
       if (pending.length === 0) return false; // not recorded yet: the joiners are still starting
+      // One vote for all the joiners saves a configuration change each: wait a little for the
+      // ones still starting.
+      firstPendingAt ??= Date.now();
+      const unrecorded = joiners.some((n) => n === undefined);
+      if (unrecorded && Date.now() - firstPendingAt < BATCH_WAIT_MS) return false;
       const validFrom = `${new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14)}Z`;
       const actions: Action[] = pending.map((nodeId) => ({
         name: "transition_node_to_trusted",

@@ -8,6 +8,8 @@ const VOTE_YES = "export function vote (proposal, proposerId) { return true }";
 const RETRY_MS = 300;
 /** How long the first recorded joiner waits for the others, so one vote trusts them all. */
 const BATCH_WAIT_MS = 10_000;
+/** Longest wait for one governance step's answer before reading its outcome again. */
+const STEP_TIMEOUT_MS = 15_000;
 
 type Action = { name: string; args: unknown };
 
@@ -44,8 +46,9 @@ export class SandboxGovernance {
     this.deadline = Date.now() + timeoutMs;
   }
 
-  close(): Promise<void> {
-    return this.gov.close();
+  /** Closes the client; a request abandoned by a step's time limit is not waited for long. */
+  async close(): Promise<void> {
+    await Promise.race([this.gov.close(), new Promise((r) => setTimeout(r, 1_000).unref())]);
   }
 
   /** member0 acknowledges the state digest, unless it is Active already. */
@@ -163,7 +166,7 @@ export class SandboxGovernance {
       const failure = this.failed();
       if (failure) throw new CliError(`${what}: ${failure}`);
       try {
-        if (await step()) return;
+        if (await withinStepTime(step())) return;
       } catch (e) {
         if (!transient(e) || Date.now() > this.deadline) throw e;
       }
@@ -171,6 +174,22 @@ export class SandboxGovernance {
       await new Promise((r) => setTimeout(r, RETRY_MS));
     }
   }
+}
+
+/**
+ * A step's answer, or a retryable failure once STEP_TIMEOUT_MS has passed: a governance write
+ * caught by an election while it waits for commit may go unanswered; its outcome is read again.
+ */
+function withinStepTime<T>(work: Promise<T>): Promise<T> {
+  work.catch(() => {}); // an abandoned step's failure is not news
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(Object.assign(new Error("no answer in time"), { code: "UND_ERR_STEP_TIMEOUT" })),
+      STEP_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([work, limit]).finally(() => clearTimeout(timer));
 }
 
 /** A failure worth retrying: the service answered 5xx, or a node could not be reached. */

@@ -182,15 +182,17 @@ function callerOf(der: Uint8Array | null, store: CocoNode["state"]["store"]): Pe
 
 /**
  * The primary's side: runs calls forwarded by backups, and only from nodes this node's store
- * records as Trusted (the channel already refused any node that is not a peer; a retiring node
- * still replicates but forwards nothing). The backup authenticated the client's TLS certificate
+ * records as Trusted, or as Retired while still in an active configuration (a retiring node
+ * serves its clients until its removal commits); the channel already refused any other node. The backup authenticated the client's TLS certificate
  * and sends it along; the primary derives the caller from it and decides roles from its own
  * store.
  */
 export function serveForwardedCalls(node: CocoNode, executors: ExecutorRegistry, log: Logger): void {
   node.onNodeRequest(async (from, raw) => {
     const sender = node.nodes().find(([id]) => id === from)?.[1];
-    if (sender?.status !== "Trusted") {
+    // A node being retired still serves its clients until its removal commits.
+    const configured = node.consensusStatus?.configs.some((c) => c.nodes.includes(from)) === true;
+    if (sender?.status !== "Trusted" && !(sender?.status === "Retired" && configured)) {
       log.warn(
         { from, status: sender?.status ?? "unknown" },
         "refused a forwarded call from a node that is not trusted",

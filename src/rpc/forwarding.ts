@@ -191,7 +191,10 @@ export function serveForwardedCalls(node: CocoNode, executors: ExecutorRegistry,
   node.onNodeRequest(async (from, raw) => {
     const sender = node.nodes().find(([id]) => id === from)?.[1];
     // A node being retired still serves its clients until its removal commits.
-    const configured = node.consensusStatus?.configs.some((c) => c.nodes.includes(from)) === true;
+    const status = node.consensusStatus;
+    const configured =
+      status?.configs.some((c) => c.nodes.includes(from)) === true ||
+      (status?.peers ?? {})[from] !== undefined;
     if (sender?.status !== "Trusted" && !(sender?.status === "Retired" && configured)) {
       log.warn(
         { from, status: sender?.status ?? "unknown" },

@@ -68,7 +68,7 @@ import {
 } from "./ledger-state.ts";
 import { RecoveryCoordinator } from "./recovery.ts";
 import { RecoveryShares, SHARES_INPUTS } from "./recovery-shares.ts";
-import { Replica } from "./replica.ts";
+import { eventLoopScheduler, Replica } from "./replica.ts";
 import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
 import { SnapshotTransfer } from "./snapshot-transfer.ts";
 import { loadUsableSnapshot, Snapshots } from "./snapshots.ts";
@@ -472,6 +472,7 @@ export class CocoNode {
         sendSnapshot: (to, seqno) => this.snapshotTransfer.send(to, seqno),
       },
       this.log,
+      eventLoopScheduler,
     );
     this.channels?.onMessage((from, message) => this.replica?.step(from, message));
     this.channels?.onRequest((from, message) => this.serveNodeRequest(from, message));

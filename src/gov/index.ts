@@ -51,3 +51,12 @@ export {
   verifyGovRequest,
 } from "./signed-request.ts";
 export { fromUtf8, GovTables, readJson, SINGLETON, scanMap, utf8, writeJson } from "./tables.ts";
+export {
+  type GovEffects,
+  type GovExpectation,
+  type GovernanceWrite,
+  type GovHost,
+  type GovWork,
+  type GovWriteResult,
+  governanceWrite,
+} from "./write.ts";

@@ -14,6 +14,13 @@ export { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
 export { DEFAULT_CHUNK_SIZE, LedgerFiles, type LedgerFilesOptions, type LedgerFilesStats } from "./files.ts";
 export type { LedgerFileHandle, LedgerIo } from "./io.ts";
 export { nodeIo } from "./io.ts";
+export {
+  type CommitOutcome,
+  NotPrimaryError,
+  type ReceiptLookup,
+  type TxStatus,
+  ZERO_DIGEST,
+} from "./outcomes.ts";
 export { type LedgerRecord, readLedgerDir } from "./reader.ts";
 export type { LedgerSecret } from "./secrets.ts";
 export { LedgerSecrets } from "./secrets.ts";

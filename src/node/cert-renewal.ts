@@ -1,3 +1,5 @@
+import { X509Certificate } from "node:crypto";
+import type { Logger } from "pino";
 import { equalBytes, nodeIdOf, publicKeyDer, verifyIssuedBy } from "../crypto/index.ts";
 import type { NodeIdentity } from "./identity.ts";
 
@@ -33,4 +35,53 @@ export function renewalProblem(
     return { reason: (e as Error).message, permanent: true };
   }
   return undefined;
+}
+
+/** What adopting renewed certificates touches on the node. */
+export interface RenewalHost {
+  readonly identity: NodeIdentity;
+  readonly log: Logger;
+  now(): number;
+  /** The node's endorsed certificate and the service certificate as the store has them now. */
+  storedCertificates(): { nodeCertPem: string; serviceCertPem: string };
+  /** Serves the renewed certificates everywhere (sealed identity, files, TLS, signatures). */
+  adopt(certs: { nodeCertPem: string; serviceCertPem: string; serviceRenewed: boolean }): void;
+}
+
+/**
+ * Governance renews certificates by writing them to the KV (`set_node_certificate_validity`,
+ * `set_service_certificate_validity`, `transition_node_to_trusted`): same keys, new validity.
+ * Checked every tick; certificates that fail the checks are logged once and looked at again
+ * only when time may have made them valid.
+ */
+export class CertificateAdopter {
+  /** Certificates from the store that failed the checks: logged once, checked again `until`. */
+  private refused = { certs: "", until: 0 };
+
+  constructor(private readonly host: RenewalHost) {}
+
+  check(): void {
+    const { identity } = this.host;
+    const { nodeCertPem, serviceCertPem } = this.host.storedCertificates();
+    if (nodeCertPem === identity.nodeCertPem && serviceCertPem === identity.serviceCertPem) return;
+    const found = nodeCertPem + serviceCertPem;
+    const now = this.host.now();
+    if (this.refused.certs === found && now < this.refused.until) return;
+    const problem = renewalProblem(identity, nodeCertPem, serviceCertPem, new Date(now));
+    if (problem) {
+      if (this.refused.certs !== found) {
+        this.host.log.warn({ reason: problem.reason }, "not serving the renewed certificates in the store");
+      }
+      // A certificate that is not valid yet is served once it is: look again in a second.
+      this.refused = { certs: found, until: problem.permanent ? Number.POSITIVE_INFINITY : now + 1000 };
+      return;
+    }
+    const serviceRenewed = serviceCertPem !== identity.serviceCertPem;
+    this.host.adopt({ nodeCertPem, serviceCertPem, serviceRenewed });
+    const validTo = (pem: string) => new X509Certificate(pem).validTo;
+    this.host.log.info(
+      { nodeCertValidTo: validTo(nodeCertPem), serviceCertValidTo: validTo(serviceCertPem) },
+      "serving renewed certificates",
+    );
+  }
 }

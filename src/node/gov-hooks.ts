@@ -4,10 +4,9 @@ import {
   parseValidFrom,
   renewServiceCertificate,
 } from "../crypto/index.ts";
-import { scanMap } from "../gov/index.ts";
+import { type GovEffects, scanMap } from "../gov/index.ts";
 import type { JsHooks } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
-import type { GovEffects } from "./governance.ts";
 import { jsonBytes, parseJsonBytes, type ServiceInfo, SINGLETON_KEY, Tables, utf8 } from "./tables.ts";
 
 /** JWT signing keys of the issuers governance trusts, by key id: `{issuer, jwk}`. */

@@ -172,3 +172,15 @@ export async function createIdentity(env: Environment, rpcHost: string): Promise
 export function serviceKid(serviceCertPem: string): Uint8Array {
   return sha256(publicKeyDer(serviceCertPem));
 }
+
+/** Adds ledger secrets this identity does not hold yet (a recovery restores the old ones). */
+export function addLedgerSecrets(
+  identity: NodeIdentity,
+  secrets: Array<{ version: number; key: Uint8Array }>,
+): void {
+  for (const secret of secrets) {
+    if (identity.ledgerSecrets.some((s) => s.version === secret.version)) continue;
+    identity.ledgerSecrets.push({ version: secret.version, key: Buffer.from(secret.key).toString("base64") });
+  }
+  identity.ledgerSecrets.sort((a, b) => a.version - b.version);
+}

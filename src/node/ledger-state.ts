@@ -5,7 +5,6 @@ import {
   buildJsonReceipt,
   coseVerifySign1,
   equalBytes,
-  type JsonReceipt,
   MerkleTree,
   signP384,
   signRootCose,
@@ -13,6 +12,7 @@ import {
 } from "../crypto/index.ts";
 import { formatTxId, Store, type Tx, type WriteSet } from "../kv/index.ts";
 import {
+  type CommitOutcome,
   commitEvidence,
   commitEvidenceDigest,
   type DecodedEntry,
@@ -26,8 +26,15 @@ import {
   invariant,
   type LedgerSecrets,
   leafOf,
+  NotPrimaryError,
+  type ReceiptLookup,
   type SnapshotAnchor,
+  type TxStatus,
+  ZERO_DIGEST,
 } from "../ledger/index.ts";
+
+export { type CommitOutcome, NotPrimaryError, type ReceiptLookup, type TxStatus, ZERO_DIGEST };
+
 import type { Environment } from "./env.ts";
 import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
 import {
@@ -50,9 +57,6 @@ export interface LedgerSink {
   append(seqno: number, frame: Uint8Array, isSignature: boolean, config?: string[]): boolean;
 }
 
-/** This node cannot create transactions now: another node is (or is becoming) primary. */
-export class NotPrimaryError extends Error {}
-
 /** The keys this node signs with. */
 export interface SigningKeys {
   nodeId: string;
@@ -62,19 +66,6 @@ export interface SigningKeys {
   /** COSE `kid` of the service key. */
   serviceKid: Uint8Array;
 }
-
-export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
-
-export type CommitOutcome =
-  | { ok: true; seqno: number; view: number }
-  | { ok: true; seqno: null }
-  | { ok: false };
-
-export type ReceiptLookup =
-  | { status: "ok"; json: JsonReceipt; cose: Uint8Array }
-  | { status: "Pending" | "Unknown" | "Invalid" }
-  /** Committed, but before the snapshot this node started from: it holds no proof for it. */
-  | { status: "BeforeSnapshot"; snapshotSeqno: number };
 
 interface TxMeta {
   view: number;
@@ -88,8 +79,6 @@ interface StoredSignature {
   record: SignatureRecord;
   cose: Uint8Array;
 }
-
-export const ZERO_DIGEST = new Uint8Array(32);
 
 /** A checked snapshot, ready to replace a node's state (see `LedgerState.prepareSnapshot`). */
 export interface PreparedSnapshot {

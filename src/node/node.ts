@@ -1,52 +1,25 @@
-import { createPublicKey, X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { type Entry, type HardState, type PersistedLog, Raft, type RoleChange } from "../consensus/index.ts";
-import {
-  certFingerprint,
-  endorsePreviousService,
-  issueNodeCertificate,
-  normalizePem,
-  p384PrivateKey,
-  parseCertificate,
-} from "../crypto/index.ts";
-import {
-  type Constitution,
-  defaultConstitution,
-  SINGLETON as GOV_SINGLETON,
-  GovError,
-  GovTables,
-  joinConstitution,
-  jsConstitution,
-} from "../gov/index.ts";
+import { Raft, type RoleChange } from "../consensus/index.ts";
+import { issueNodeCertificate } from "../crypto/index.ts";
+import { GovError, type GovernanceWrite, governanceWrite } from "../gov/index.ts";
 import { createJsEngine, type JsEngine } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { type DecodedEntry, EntryType, LedgerFiles, LedgerSecrets } from "../ledger/index.ts";
+import { type DecodedEntry, type LedgerFiles, NotPrimaryError } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
-import {
-  type AttestationView,
-  attestationProvider,
-  attestationView,
-  codeMeasurement,
-  type ProviderSeams,
-  parseSnpReport,
-} from "../tee/index.ts";
-import { renewalProblem } from "./cert-renewal.ts";
+import type { ProviderSeams } from "../tee/index.ts";
+import { type Booted, bootNode, consensusLog, type EntrySink } from "./boot.ts";
+import { CertificateAdopter } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
-import { serviceHooks } from "./gov-hooks.ts";
-import { type GovEffects, type GovHost, governanceWrite } from "./governance.ts";
+import { nodeGovHost } from "./gov-host.ts";
 import {
-  createIdentity,
-  hasIdentity,
+  addLedgerSecrets,
   hostAltNames,
-  loadIdentity,
   type NodeIdentity,
   saveIdentity,
-  serviceKid,
   writeFileAtomic,
-  writeFileAtomicAsync,
 } from "./identity.ts";
 import {
   checkJoinProof,
@@ -58,20 +31,18 @@ import {
   readJoinPolicy,
   wrapSecrets,
 } from "./join.ts";
-import { joinService } from "./join-client.ts";
-import {
-  type CommitOutcome,
-  type LedgerSink,
-  LedgerState,
-  NotPrimaryError,
-  ZERO_DIGEST,
-} from "./ledger-state.ts";
+import { type CommitOutcome, type LedgerState, ZERO_DIGEST } from "./ledger-state.ts";
+import { NodeError } from "./node-error.ts";
+import { ReadIndex } from "./read-index.ts";
 import { RecoveryCoordinator } from "./recovery.ts";
-import { RecoveryShares, SHARES_INPUTS } from "./recovery-shares.ts";
+import { RecoveryShares } from "./recovery-shares.ts";
 import { eventLoopScheduler, Replica } from "./replica.ts";
+import { beginRecoveredService, createService, type ServiceHost } from "./service.ts";
+import { SignatureScheduler } from "./signing.ts";
 import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
 import { SnapshotTransfer } from "./snapshot-transfer.ts";
-import { loadUsableSnapshot, Snapshots } from "./snapshots.ts";
+import { Snapshots } from "./snapshots.ts";
+import { RECOVERY_FILE, type StateFiles } from "./state-files.ts";
 import {
   jsonBytes,
   type NodeInfo,
@@ -84,61 +55,15 @@ import {
 
 export { NodeError } from "./node-error.ts";
 
-import { NodeError } from "./node-error.ts";
-
 export const COCO_VERSION = "0.1.0";
 
-/** The last commit point this node saw, so a restart knows which configurations are settled. */
-const COMMIT_FILE = "commit.json";
-
-function readCommitHint(path: string): number {
-  if (!existsSync(path)) return 0;
-  try {
-    const value = (JSON.parse(readFileSync(path, "utf8")) as { commit_seqno?: unknown }).commit_seqno;
-    return Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** How often the signature timer looks at the age of unsigned transactions (see signIfDue). */
-function signatureCheckMs(maxIntervalMs: number): number {
-  return Math.max(1, Math.floor(maxIntervalMs / 4));
-}
-
-/** The consensus hard state (view and vote), written before any message that depends on it. */
-const HARD_STATE_FILE = "consensus.json";
-/** Present while a recovering node waits for the recovery members' shares. */
-const RECOVERY_FILE = "recovery.json";
-/** How long a backup may take to receive and install a snapshot before the primary tries again. */
-
-function readHardState(path: string): HardState | undefined {
-  if (!existsSync(path)) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new NodeError(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
-  const hard = parsed as HardState;
-  if (
-    typeof parsed !== "object" ||
-    parsed === null ||
-    !Number.isSafeInteger(hard.view) ||
-    hard.view < 0 ||
-    !(hard.votedFor === null || typeof hard.votedFor === "string")
-  ) {
-    throw new NodeError(`${path} does not hold a consensus state {view, votedFor}`);
-  }
-  return { view: hard.view, votedFor: hard.votedFor };
-}
-
 /**
- * One running node: its identity, ledger files, transaction engine, signature timer and
- * snapshots. The HTTPS layer (src/rpc) sits on top of it.
+ * One running node: the wiring of its parts and its lifecycle. Its state comes from its
+ * directory (boot.ts); consensus, the node-to-node channels, signatures (signing.ts), snapshots,
+ * governance (gov-host.ts), the service's lifecycle transactions (service.ts), join admission
+ * and recovery are each in their own file. The HTTPS layer (src/rpc) sees it through rpc-port.ts.
  */
 export class CocoNode {
-  private signatureTimer: NodeJS.Timeout | undefined;
   private snapshots!: Snapshots;
   private snapshotTransfer!: SnapshotTransfer;
   private jsEngine!: JsEngine;
@@ -147,6 +72,7 @@ export class CocoNode {
   /** In-process only (tests): stand-ins for this node's attestation (a fake configfs-tsm). */
   attestationSeams: ProviderSeams = {};
   readonly recoveryShares: RecoveryShares;
+  readonly signing: SignatureScheduler;
   /** Set while this node recovers a lost service and waits for the recovery members' shares. */
   private recovery: RecoveryCoordinator | undefined;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
@@ -156,47 +82,43 @@ export class CocoNode {
   private readonly certificateListeners: Array<
     (certs: { nodeCertPem: string; serviceCertPem: string }) => void
   > = [];
-  /** Certificates from the store that failed the checks: logged once, checked again `until`. */
-  private refusedCertificates = { certs: "", until: 0 };
+  private readonly certificates: CertificateAdopter;
   private peersVersion = -1;
   private ticksSincePeerRefresh = 0;
-  private commitToSave = 0;
-  private commitSaved = 0;
-  /** The commit hint being written, if any (one write at a time: they share a temporary file). */
-  private commitHintWrite: Promise<void> | undefined;
-  /** Linearizable reads waiting for the primary to confirm it still leads (read index). */
-  private readonly pendingReads = new Map<
-    string,
-    { resolve: (seqno: number) => void; reject: (e: Error) => void }
-  >();
-  private readCounter = 0;
+  private readonly reads = new ReadIndex();
   /** Nodes named in the join answer; used until the replicated `nodes.info` lists them. */
   private joinPeers: JoinResponse["peers"] = [];
   private replica: Replica | undefined;
-  /** Entries made before consensus starts (a new service's genesis). */
-  private bootstrapEntries: Entry[] = [];
   private resolvePrimary: () => void = () => {};
   /** Resolves once this node is primary (a single-node service elects itself at start). */
   readonly primaryElected = new Promise<void>((resolve) => {
     this.resolvePrimary = resolve;
   });
-  /** A client waits for commit of a transaction that no signature covers yet. */
-  private commitWanted = false;
   /** File work started on commit (chunk renames, snapshot files); close() waits for it. */
   private readonly background = new Set<Promise<unknown>>();
   readonly startupSeqno: number;
   /** Seqno of the snapshot this start restored from; 0 if it replayed the whole ledger. */
-  startupSnapshotSeqno = 0;
+  readonly startupSnapshotSeqno: number;
+  readonly identity: NodeIdentity;
+  readonly state: LedgerState;
+  private readonly files: LedgerFiles;
+  private readonly sink: EntrySink;
+  private readonly stateFiles: StateFiles;
 
   private constructor(
     readonly config: NodeConfig,
     readonly env: Environment,
     readonly log: Logger,
-    readonly identity: NodeIdentity,
-    readonly state: LedgerState,
-    private readonly files: LedgerFiles,
+    booted: Booted,
   ) {
-    this.startupSeqno = state.lastSeqno;
+    this.identity = booted.identity;
+    this.state = booted.state;
+    this.files = booted.files;
+    this.sink = booted.sink;
+    this.stateFiles = booted.stateFiles;
+    this.joinPeers = booted.joinPeers;
+    this.startupSeqno = booted.state.lastSeqno;
+    this.startupSnapshotSeqno = booted.snapshotSeqno;
     this.recoveryShares = new RecoveryShares({
       log,
       isPrimary: () => this.isPrimary,
@@ -204,6 +126,34 @@ export class CocoNode {
       commit: (tx) => this.commit(tx),
       ledgerSecret: () => this.state.secrets.current,
       randomBytes: (n) => this.env.randomBytes(n),
+    });
+    const node = this;
+    this.signing = new SignatureScheduler(
+      {
+        state: this.state,
+        env,
+        get isPrimary() {
+          return node.isPrimary;
+        },
+        get closing() {
+          return node.closing;
+        },
+        signed: (seqno) => this.snapshots.afterSignature(seqno),
+      },
+      config.signatures,
+    );
+    this.certificates = new CertificateAdopter({
+      identity: this.identity,
+      log,
+      now: () => this.env.now(),
+      storedCertificates: () => {
+        const endorsed = this.state.store.read(Tables.nodesEndorsedCertificates, utf8(this.nodeId));
+        return {
+          nodeCertPem: endorsed ? new TextDecoder().decode(endorsed) : this.identity.nodeCertPem,
+          serviceCertPem: this.serviceInfoOrNull()?.cert ?? this.identity.serviceCertPem,
+        };
+      },
+      adopt: (certs) => this.adoptCertificates(certs),
     });
   }
 
@@ -217,121 +167,16 @@ export class CocoNode {
     log: Logger,
     seams: { attestationSeams?: ProviderSeams } = {},
   ): Promise<CocoNode> {
-    mkdirSync(config.dir, { recursive: true, mode: 0o700 });
-    const ledgerDir = join(config.dir, "ledger");
-    const newIdentity = !hasIdentity(config.dir);
-    if (newIdentity && !config.recover && readdirSafe(ledgerDir).length > 0) {
-      throw new NodeError(
-        `${ledgerDir} holds a ledger but ${config.dir} has no node identity to read it with`,
-      );
-    }
-    const recovering = config.recover !== null && newIdentity;
-    if (config.recover && !newIdentity && existsSync(join(config.dir, RECOVERY_FILE))) {
-      throw new NodeError(
-        "this node stopped while recovering, before the recovery members restored the ledger secret; start the recovery again from a fresh copy of the surviving ledger",
-      );
-    }
-    let identity: NodeIdentity;
-    let joinPeers: JoinResponse["peers"] = [];
-    if (!newIdentity) identity = loadIdentity(config.dir, env);
-    else if (config.join)
-      ({ identity, peers: joinPeers } = await joinService(config, log, seams.attestationSeams));
-    else identity = await createIdentity(env, config.rpc.host);
-
-    // The first node of an SNP service attests itself before it opens or writes anything.
-    const ownSnp =
-      newIdentity && !config.join && !config.recover
-        ? await ownSnpAttestation(config, identity.nodeCertPem, seams.attestationSeams)
-        : undefined;
-    const opened = await LedgerFiles.open(ledgerDir, { chunkSize: config.ledger.chunkSize });
-    let recoveredFrom: { previousServiceCertPem: string; lastSeqno: number } | undefined;
-    if (recovering) {
-      recoveredFrom = await prepareRecovery(config, opened, identity);
-      writeFileAtomic(
-        join(config.dir, RECOVERY_FILE),
-        JSON.stringify({
-          last_seqno: recoveredFrom.lastSeqno,
-          previous_service_cert: recoveredFrom.previousServiceCertPem,
-        }),
-      );
-    }
-    if (newIdentity) saveIdentity(config.dir, env, identity);
-    writeFileAtomic(config.serviceCertFile, identity.serviceCertPem, 0o644);
-
-    const secrets = new LedgerSecrets(
-      identity.ledgerSecrets.map((s) => ({
-        version: s.version,
-        key: new Uint8Array(Buffer.from(s.key, "base64")),
-      })),
-    );
-    const ledgerStart = opened.ledger.firstSeqno;
-    if (opened.truncatedBytes > 0) {
-      log.warn({ bytes: opened.truncatedBytes }, "truncated a torn write at the end of the ledger");
-    }
-    const files = opened.ledger;
-    // Entries after the last signature stay: they may have been acknowledged to a primary, and
-    // their commit evidence (checked on restore) shows they came from a node holding the secret.
-    const entries = recoveredFrom
-      ? opened.entries.filter((e) => e.seqno <= recoveredFrom.lastSeqno)
-      : opened.entries;
-    const commitHint = Math.max(readCommitHint(join(config.dir, COMMIT_FILE)), files.committedSeqno);
-    const keys = {
-      nodeId: identity.nodeId,
-      nodeCertPem: identity.nodeCertPem,
-      nodePrivateKey: p384PrivateKey(identity.nodePrivateKeyPem),
-      servicePrivateKey: p384PrivateKey(identity.servicePrivateKeyPem),
-      serviceKid: serviceKid(identity.serviceCertPem),
-    };
-    // Until consensus runs (genesis only), entries go straight to the files; then through Raft.
-    let node: CocoNode | undefined;
-    const sink: LedgerSink = {
-      append: (seqno, frame, isSignature, config) => {
-        if (node?.replica) return node.replica.append(seqno, frame, isSignature, config);
-        files.append(seqno, frame, isSignature);
-        node?.bootstrapEntries.push({
-          seqno,
-          view: 0,
-          isSignature,
-          data: frame,
-          ...(config ? { config } : {}),
-        });
-        return true;
-      },
-    };
-    const snapshotDir = join(config.dir, "snapshots");
-    const snapshot = recoveredFrom
-      ? undefined
-      : await loadUsableSnapshot(snapshotDir, entries, ledgerStart, secrets, log);
-    const state = recoveredFrom
-      ? LedgerState.restorePublic({
-          env,
-          keys,
-          secrets,
-          sink,
-          entries,
-          previousServiceCertPem: recoveredFrom.previousServiceCertPem,
-        })
-      : LedgerState.restore({
-          env,
-          keys,
-          secrets,
-          sink,
-          entries,
-          snapshot,
-          ledgerStart,
-          serviceCertPem: identity.serviceCertPem,
-          commitSeqno: commitHint,
-        });
-    node = new CocoNode(config, env, log, identity, state, files);
+    const booted = await bootNode(config, env, log, seams);
+    const { state, recoveredFrom, entries } = booted;
+    const node = new CocoNode(config, env, log, booted);
     node.attestationSeams = seams.attestationSeams ?? {};
     node.jsEngine = await createJsEngine({
       env,
       logger: (level, message) => log[level]({ script: true }, message),
     });
-    node.joinPeers = joinPeers;
-    node.startupSnapshotSeqno = snapshot?.snapshot.version ?? 0;
     node.snapshots = new Snapshots(
-      snapshotDir,
+      `${config.dir}/snapshots`,
       state,
       config.snapshots.txInterval,
       log,
@@ -347,113 +192,53 @@ export class CocoNode {
       closing: () => node.closing,
       requestNode: (to, message, timeoutMs) => node.requestNode(to, message, timeoutMs),
       track: (work) => node.track(work),
-      installedAt: (seqno) => {
-        node.commitToSave = seqno;
-      },
+      installedAt: (seqno) => node.stateFiles.noteCommit(seqno),
     });
     node.channels = await NodeChannels.listen({
-      nodeId: identity.nodeId,
-      certPem: identity.nodeCertPem,
-      privateKeyPem: identity.nodePrivateKeyPem,
-      serviceCertPem: identity.serviceCertPem,
+      nodeId: node.nodeId,
+      certPem: node.identity.nodeCertPem,
+      privateKeyPem: node.identity.nodePrivateKeyPem,
+      serviceCertPem: node.identity.serviceCertPem,
       listen: config.nodeAddress,
       log,
     });
-    const fresh = entries.length === 0 && !config.join;
     if (recoveredFrom) {
       log.warn(
         { seqno: recoveredFrom.lastSeqno, view: state.view },
         "recovering a service from its ledger: public state replayed; private state waits for the recovery members' shares",
       );
-    } else if (fresh) {
-      node.createService(ownSnp);
-      await files.whenDurable(state.lastSeqno);
+    } else if (booted.fresh) {
+      createService(node.serviceHost(), booted.ownSnp);
+      log.info({ nodeId: node.nodeId }, "created a new service");
+      await node.files.whenDurable(state.lastSeqno);
     } else if (entries.length === 0) {
       log.info("waiting for the primary to replicate the ledger");
     } else {
       log.info(
-        { seqno: state.lastSeqno, view: state.view, snapshot: snapshot?.snapshot.version ?? null },
+        { seqno: state.lastSeqno, view: state.view, snapshot: booted.snapshotSeqno || null },
         "restarted from the ledger",
       );
     }
-    if (
-      node.startConsensus(
-        fresh,
-        entries,
-        snapshot?.snapshot.version ?? 0,
-        state.commitSeqno,
-        recoveredFrom?.lastSeqno,
-      )
-    ) {
+    if (node.startConsensus(booted)) {
       await node.primaryElected;
-      if (recoveredFrom) {
-        const endorsement = await endorsePreviousService({
-          service: { certPem: identity.serviceCertPem, privateKeyPem: identity.servicePrivateKeyPem },
-          previousCertPem: recoveredFrom.previousServiceCertPem,
-          now: new Date(env.now()),
-          serial: env.randomBytes(16),
-        });
-        node.beginRecoveredService(recoveredFrom.previousServiceCertPem, endorsement);
-        node.recovery = node.startRecovery(entries);
-      }
+      if (recoveredFrom) await node.beginRecovery(recoveredFrom, entries);
       node.openWhenReady();
     }
-    node.signatureTimer = setInterval(
-      () => node.signIfDue(),
-      signatureCheckMs(config.signatures.maxIntervalMs),
-    );
-    node.signatureTimer.unref();
+    node.signing.start();
     return node;
   }
 
-  /**
-   * Hands the ledger to consensus. A new service's log starts with its genesis entry, which
-   * carries the first configuration (this node alone); a restarted node's log starts at its
-   * last signed entry, with the nodes trusted there.
-   */
-  private startConsensus(
-    fresh: boolean,
-    restored: DecodedEntry[],
-    snapshotSeqno: number,
-    committedSeqno: number,
-    recoveredAt?: number,
-  ): boolean {
-    const hardStatePath = join(this.config.dir, HARD_STATE_FILE);
-    // A recovering node continues the old ledger alone: its log starts at the old commit point.
-    const log: PersistedLog =
-      recoveredAt !== undefined
-        ? {
-            start: { seqno: recoveredAt, view: this.state.viewOf(recoveredAt), config: [this.nodeId] },
-            entries: [],
-          }
-        : fresh
-          ? { start: { seqno: 0, view: 0, config: [] }, entries: this.bootstrapEntries }
-          : {
-              start: {
-                seqno: snapshotSeqno,
-                view: snapshotSeqno === 0 ? 0 : this.state.viewOf(snapshotSeqno),
-                config: this.state.startConfig,
-              },
-              entries: restored
-                .filter((e) => e.seqno > snapshotSeqno)
-                .map((e) => {
-                  const config = this.state.configAfter(e.seqno);
-                  return {
-                    seqno: e.seqno,
-                    view: e.view,
-                    isSignature: e.type === EntryType.Signature,
-                    data: e.frame,
-                    ...(config ? { config } : {}),
-                  };
-                }),
-            };
-    this.bootstrapEntries = [];
+  /** Hands the ledger to consensus (its log: see consensusLog); true if this node leads at once. */
+  private startConsensus(booted: Booted): boolean {
+    const { recoveredFrom, snapshotSeqno } = booted;
+    const committedSeqno = this.state.commitSeqno;
+    const log = consensusLog(booted);
     const raft = new Raft({
       id: this.nodeId,
       random: () => new DataView(this.env.randomBytes(4).buffer).getUint32(0) / 2 ** 32,
       log,
-      hardState: readHardState(hardStatePath),
-      ...(recoveredAt === undefined && committedSeqno > snapshotSeqno ? { commitSeqno: committedSeqno } : {}),
+      hardState: this.stateFiles.readHardState(),
+      ...(!recoveredFrom && committedSeqno > snapshotSeqno ? { commitSeqno: committedSeqno } : {}),
       electionTicksMin: this.config.consensus.electionTicksMin,
       electionTicksMax: this.config.consensus.electionTicksMax,
     });
@@ -463,10 +248,10 @@ export class CocoNode {
       this.files,
       {
         send: (to, message) => this.channels?.send(to, message),
-        saveHardState: (hard) => writeFileAtomic(hardStatePath, JSON.stringify(hard)),
+        saveHardState: (hard) => this.stateFiles.saveHardState(hard),
         roleChanged: (change) => this.roleChanged(change),
         committed: (seqno) => this.committed(seqno),
-        readReady: (requestId, seqno) => this.readReady(requestId, seqno),
+        readReady: (requestId, seqno) => this.reads.ready(requestId, seqno),
         applied: (entry) => this.snapshots.afterReplicated(entry),
         rolledBack: (seqno) => this.snapshots.rolledBack(seqno),
         sendSnapshot: (to, seqno) => this.snapshotTransfer.send(to, seqno),
@@ -476,8 +261,9 @@ export class CocoNode {
     );
     this.channels?.onMessage((from, message) => this.replica?.step(from, message));
     this.channels?.onRequest((from, message) => this.serveNodeRequest(from, message));
-    this.files.onDurable(() => this.signForWaiters());
-    this.files.setBeforeBatch(() => this.signForWaiters());
+    this.sink.replica = this.replica;
+    this.files.onDurable(() => this.signing.signForWaiters());
+    this.files.setBeforeBatch(() => this.signing.signForWaiters());
     // Alone in its configuration, a node need not wait out an election timeout.
     const configs = raft.activeConfigs();
     const alone =
@@ -506,43 +292,12 @@ export class CocoNode {
 
   private onTick(): void {
     this.replica?.tick();
-    this.saveCommitHint();
-    this.adoptRenewedCertificates();
+    this.stateFiles.saveCommitHint();
+    this.certificates.check();
     // Also every second: a retiring node stays a peer until consensus stops tracking it.
     if (this.state.nodesInfoVersion !== this.peersVersion || ++this.ticksSincePeerRefresh >= 10)
       this.refreshPeers();
     if (this.isPrimary) this.openWhenReady();
-  }
-
-  /**
-   * Remembers the commit point across restarts, at most once a tick. Any value written was a real
-   * commit point, so a stale file only makes a restarted node more cautious, never wrong; hence
-   * the write runs in the background (synchronously, its two fsyncs held the event loop for
-   * milliseconds every tick) and a failed one is only logged.
-   */
-  private saveCommitHint(): void {
-    if (this.commitHintWrite || this.commitToSave <= this.commitSaved) return;
-    const seqno = this.commitToSave;
-    this.commitHintWrite = writeFileAtomicAsync(
-      join(this.config.dir, COMMIT_FILE),
-      JSON.stringify({ commit_seqno: seqno }),
-    )
-      .then(
-        () => {
-          this.commitSaved = Math.max(this.commitSaved, seqno);
-        },
-        (e) => this.log.warn({ err: e }, "could not save the commit point hint"),
-      )
-      .finally(() => {
-        this.commitHintWrite = undefined;
-      });
-  }
-
-  /** Waits for a hint being written, then writes the latest commit point if it is newer. */
-  private async flushCommitHint(): Promise<void> {
-    await this.commitHintWrite;
-    this.saveCommitHint();
-    await this.commitHintWrite;
   }
 
   /** Called with the node's certificates after governance renewed either of them. */
@@ -551,36 +306,19 @@ export class CocoNode {
   }
 
   /**
-   * Governance renews certificates by writing them to the KV (`set_node_certificate_validity`,
-   * `set_service_certificate_validity`, `transition_node_to_trusted`): same keys, new validity.
-   * The node then serves them: RPC and node-to-node TLS, signatures (which carry the node
-   * certificate), its sealed identity, and the service certificate file clients pin.
+   * Serves renewed certificates: RPC and node-to-node TLS, signatures (which carry the node
+   * certificate), the sealed identity, and the service certificate file clients pin.
    */
-  private adoptRenewedCertificates(): void {
-    const endorsed = this.state.store.read(Tables.nodesEndorsedCertificates, utf8(this.nodeId));
-    const nodeCertPem = endorsed ? new TextDecoder().decode(endorsed) : this.identity.nodeCertPem;
-    const serviceCertPem = this.serviceInfoOrNull()?.cert ?? this.identity.serviceCertPem;
-    if (nodeCertPem === this.identity.nodeCertPem && serviceCertPem === this.identity.serviceCertPem) return;
-    const found = nodeCertPem + serviceCertPem;
-    const now = this.env.now();
-    if (this.refusedCertificates.certs === found && now < this.refusedCertificates.until) return;
-    const problem = renewalProblem(this.identity, nodeCertPem, serviceCertPem, new Date(now));
-    if (problem) {
-      if (this.refusedCertificates.certs !== found) {
-        this.log.warn({ reason: problem.reason }, "not serving the renewed certificates in the store");
-      }
-      // A certificate that is not valid yet is served once it is: look again in a second.
-      this.refusedCertificates = {
-        certs: found,
-        until: problem.permanent ? Number.POSITIVE_INFINITY : now + 1000,
-      };
-      return;
-    }
-    const serviceRenewed = serviceCertPem !== this.identity.serviceCertPem;
+  private adoptCertificates(certs: {
+    nodeCertPem: string;
+    serviceCertPem: string;
+    serviceRenewed: boolean;
+  }): void {
+    const { nodeCertPem, serviceCertPem } = certs;
     this.identity.nodeCertPem = nodeCertPem;
     this.identity.serviceCertPem = serviceCertPem;
     saveIdentity(this.config.dir, this.env, this.identity);
-    if (serviceRenewed) {
+    if (certs.serviceRenewed) {
       try {
         writeFileAtomic(this.config.serviceCertFile, serviceCertPem, 0o644);
       } catch (e) {
@@ -593,11 +331,6 @@ export class CocoNode {
     this.state.renewNodeCertificate(nodeCertPem);
     this.channels?.renewCertificates(nodeCertPem, serviceCertPem);
     for (const listener of this.certificateListeners) listener({ nodeCertPem, serviceCertPem });
-    const validTo = (pem: string) => new X509Certificate(pem).validTo;
-    this.log.info(
-      { nodeCertValidTo: validTo(nodeCertPem), serviceCertValidTo: validTo(serviceCertPem) },
-      "serving renewed certificates",
-    );
   }
 
   /** Keeps a channel to every node `nodes.info` lists as pending or trusted. */
@@ -635,21 +368,7 @@ export class CocoNode {
    * on a node that is not, or stops being, the primary.
    */
   linearizableReadPoint(): Promise<number> {
-    if (!this.replica || !this.isPrimary)
-      return Promise.reject(new NotPrimaryError("this node is not the primary"));
-    const id = `read-${++this.readCounter}`;
-    const point = new Promise<number>((resolve, reject) => this.pendingReads.set(id, { resolve, reject }));
-    this.replica.raft.readIndex(id);
-    this.replica.process();
-    return point;
-  }
-
-  private readReady(requestId: string, seqno: number | null): void {
-    const pending = this.pendingReads.get(requestId);
-    if (!pending) return;
-    this.pendingReads.delete(requestId);
-    if (seqno === null) pending.reject(new NotPrimaryError("this node stopped being the primary"));
-    else pending.resolve(seqno);
+    return this.reads.request(this.replica?.raft, () => this.replica?.process());
   }
 
   /** Sends a request to another node of the service over the node-to-node channel. */
@@ -783,129 +502,46 @@ export class CocoNode {
     if (change.role !== "primary") return;
     this.state.enterView(change.view);
     // A new primary commits in its own view only: sign at once, covering everything inherited.
-    if (this.state.lastSeqno > 0) this.sign();
+    if (this.state.lastSeqno > 0) this.signing.sign();
     this.resolvePrimary();
   }
 
-  /** This node as the first (or recovering) node of a service records itself. */
-  private selfNodeInfo(): NodeInfo {
+  /** What the service's lifecycle transactions (service.ts) use of this node. */
+  private serviceHost(): ServiceHost {
     return {
-      status: "Trusted",
-      cert: this.identity.nodeCertPem,
-      rpc_address: `${this.config.rpc.host}:${this.config.rpc.port}`,
-      node_address: `${this.config.nodeAddress.host}:${this.channels?.port ?? this.config.nodeAddress.port}`,
-      ...(this.identity.nodeCsrPem ? { certificate_signing_request: this.identity.nodeCsrPem } : {}),
+      config: this.config,
+      identity: this.identity,
+      state: this.state,
+      nodePort: this.channels?.port ?? this.config.nodeAddress.port,
+      mustCommit: (tx) => this.mustCommit(tx),
     };
-  }
-
-  /** Genesis (seqno 1): the service, this node, and the initial members and users. */
-  private createService(ownSnp?: Extract<AttestationView, { format: "snp" }>): void {
-    const tx = this.state.store.begin();
-    const info: ServiceInfo = { cert: this.identity.serviceCertPem, status: "Opening" };
-    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes(info));
-    tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(this.selfNodeInfo()));
-    // The join policy starts with the code this node runs; members change it by vote.
-    tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
-    // On SEV-SNP the first node's own report seeds the SNP join policy, as in CCF: nodes running
-    // the same launch measurement, with the same host data, on at least this TCB may join.
-    if (ownSnp) {
-      tx.map(NODE_ATTESTATIONS).set(utf8(this.nodeId), jsonBytes(ownSnp));
-      tx.map(GovTables.nodesSnpMeasurements).set(utf8(ownSnp.measurement), jsonBytes("AllowedToJoin"));
-      tx.map(GovTables.nodesSnpHostData).set(utf8(ownSnp.host_data), jsonBytes(""));
-      if (ownSnp.cpuid) {
-        const tcb = parseSnpReport(Buffer.from(ownSnp.report, "base64")).reportedTcb;
-        tx.map(GovTables.nodesSnpTcbVersions).set(
-          utf8(ownSnp.cpuid),
-          jsonBytes({
-            boot_loader: tcb.bootloader,
-            tee: tcb.tee,
-            snp: tcb.snp,
-            microcode: tcb.microcode,
-            ...(tcb.fmc !== undefined ? { fmc: tcb.fmc } : {}),
-          }),
-        );
-      }
-    }
-    tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
-    tx.map(GovTables.constitution).set(GOV_SINGLETON, utf8(this.genesisConstitution()));
-    tx.map(GovTables.serviceConfig).set(GOV_SINGLETON, jsonBytes({ recovery_threshold: 1 }));
-    for (const member of this.config.members) {
-      const pem = readCertFile(member.cert);
-      tx.map(Tables.membersCerts).set(utf8(certFingerprint(pem)), utf8(pem));
-      tx.map(Tables.membersInfo).set(utf8(certFingerprint(pem)), jsonBytes({ status: "Accepted" }));
-      if (member.encryptionPublicKey) {
-        tx.map(GovTables.membersEncryptionKeys).set(
-          utf8(certFingerprint(pem)),
-          utf8(readEncryptionKey(member.encryptionPublicKey)),
-        );
-      }
-    }
-    for (const user of this.config.users) {
-      const pem = readCertFile(user.cert);
-      tx.map(Tables.usersCerts).set(utf8(certFingerprint(pem)), utf8(pem));
-    }
-    this.mustCommit(tx);
-    this.log.info({ nodeId: this.nodeId }, "created a new service");
   }
 
   /**
-   * The first transaction of a recovered service: the new service identity (recording the
-   * previous one), this node as the only trusted node, the lost nodes retired. The service is
-   * `Recovering` until members vote it open and submit their recovery shares.
+   * A recovering node, once primary of the recovered ledger: the new service identity, endorsing
+   * the previous one, then waiting for the recovery members' shares.
    */
-  private beginRecoveredService(previousServiceCertPem: string, endorsement: string): void {
-    const tx = this.state.store.begin();
-    const previous = this.serviceInfoOrNull();
-    const info = {
-      cert: this.identity.serviceCertPem,
-      status: "Recovering",
-      previous_service_identity: previousServiceCertPem,
-      previous_service_identity_endorsement: endorsement,
-      recovery_count: ((previous as { recovery_count?: number } | null)?.recovery_count ?? 0) + 1,
-    };
-    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes(info));
-    for (const [id, node] of this.nodes()) {
-      if (node.status !== "Retired")
-        tx.map(Tables.nodesInfo).set(utf8(id), jsonBytes({ ...node, status: "Retired" }));
-    }
-    tx.map(Tables.nodesInfo).set(utf8(this.nodeId), jsonBytes(this.selfNodeInfo()));
-    tx.map(Tables.nodesEndorsedCertificates).set(utf8(this.nodeId), utf8(this.identity.nodeCertPem));
-    tx.map(Tables.nodesVirtualMeasurements).set(utf8(codeMeasurement()), jsonBytes("AllowedToJoin"));
-    this.mustCommit(tx);
-    this.sign();
+  private async beginRecovery(
+    recoveredFrom: NonNullable<Booted["recoveredFrom"]>,
+    entries: DecodedEntry[],
+  ): Promise<void> {
+    await beginRecoveredService(this.serviceHost(), this.env, recoveredFrom.previousServiceCertPem);
+    this.signing.sign();
     this.log.info(
-      { previousServiceCert: previousServiceCertPem.slice(0, 64) },
+      { previousServiceCert: recoveredFrom.previousServiceCertPem.slice(0, 64) },
       "started a recovered service",
     );
-  }
-
-  /** `POST /gov/recovery/members/{id}:recover`, while this node recovers a lost service. */
-  acceptRecoveryShare(tx: Tx, memberId: string, payload: Uint8Array): { message: string } {
-    if (!this.recovery) {
-      throw new GovError(400, "ServiceNotWaitingForRecoveryShares", "this node is not recovering a service");
-    }
-    return this.recovery.acceptShare(tx, memberId, payload);
-  }
-
-  private startRecovery(entries: DecodedEntry[]): RecoveryCoordinator | undefined {
-    return RecoveryCoordinator.start(
+    this.recovery = RecoveryCoordinator.start(
       {
         log: this.log,
         state: this.state,
         keepSecrets: (secrets) => {
-          for (const secret of secrets) {
-            if (this.identity.ledgerSecrets.some((s) => s.version === secret.version)) continue;
-            this.identity.ledgerSecrets.push({
-              version: secret.version,
-              key: Buffer.from(secret.key).toString("base64"),
-            });
-          }
-          this.identity.ledgerSecrets.sort((a, b) => a.version - b.version);
+          addLedgerSecrets(this.identity, secrets);
           saveIdentity(this.config.dir, this.env, this.identity);
         },
         commitAndSign: (tx) => {
           this.mustCommit(tx);
-          this.sign();
+          this.signing.sign();
         },
         finished: () => {
           this.recovery = undefined;
@@ -917,65 +553,46 @@ export class CocoNode {
     );
   }
 
-  /** The constitution a new service starts with: the configured files, or Coco's default. */
-  private genesisConstitution(): string {
-    if (this.config.constitution.length === 0) return defaultConstitution();
-    return joinConstitution(
-      this.config.constitution.map((file) => {
-        try {
-          return readFileSync(file, "utf8");
-        } catch (e) {
-          throw new NodeError(`cannot read constitution file ${file}: ${(e as Error).message}`);
-        }
-      }),
-    );
+  /** `POST /gov/recovery/members/{id}:recover`, while this node recovers a lost service. */
+  acceptRecoveryShare(tx: Tx, memberId: string, payload: Uint8Array): { message: string } {
+    if (!this.recovery) {
+      throw new GovError(400, "ServiceNotWaitingForRecoveryShares", "this node is not recovering a service");
+    }
+    return this.recovery.acceptShare(tx, memberId, payload);
   }
 
   /** Signed governance requests, run as transactions on the primary (see src/rpc/gov.ts). */
-  readonly governance = {
-    write: <T>(
-      bytes: Uint8Array,
-      expect: Parameters<typeof governanceWrite>[2],
-      work: Parameters<typeof governanceWrite<T>>[3],
-    ) => governanceWrite<T>(this.govHost(), bytes, expect, work),
+  readonly governance: GovernanceWrite = {
+    write: (bytes, expect, work) => governanceWrite(this.govHost(), bytes, expect, work),
   };
 
-  private govHost(): GovHost {
-    return {
+  private govHost() {
+    const node = this;
+    return nodeGovHost({
       log: this.log,
-      isPrimary: this.isPrimary,
+      env: this.env,
+      jsEngine: this.jsEngine,
+      get isPrimary() {
+        return node.isPrimary;
+      },
       begin: () => this.state.store.begin(),
       commit: (tx) => this.commit(tx),
-      nowSeconds: () => Math.floor(this.env.now() / 1000),
-      constitution: (effects) => this.constitution(effects),
-      carryOut: (effects) => this.carryOut(effects),
-      sharesInputs: SHARES_INPUTS,
-    };
-  }
-
-  private constitution(effects: GovEffects): Constitution {
-    return jsConstitution(this.jsEngine, (tx) =>
-      serviceHooks(tx, effects, {
-        service: { certPem: this.identity.serviceCertPem, privateKeyPem: this.identity.servicePrivateKeyPem },
-        latestSecretVersion: () => this.state.secrets.current.version,
-        now: () => this.env.now(),
-        randomBytes: (n) => this.env.randomBytes(n),
+      service: () => ({
+        certPem: this.identity.serviceCertPem,
+        privateKeyPem: this.identity.servicePrivateKeyPem,
       }),
-    );
-  }
-
-  /** Carries out what an accepted proposal asked for, after it committed. */
-  private carryOut(effects: GovEffects): void {
-    if (effects.rekey) this.rekey();
-    if (effects.snapshot) {
-      this.snapshots.request();
-      this.sign();
-    }
-    if (effects.refreshRecoveryShares && !effects.rekey) void this.recoveryShares.refresh();
-    if (effects.ledgerChunk) {
-      this.files.requestChunk();
-      this.sign();
-    }
+      latestSecretVersion: () => this.state.secrets.current.version,
+      rekey: () => this.rekey(),
+      snapshot: () => {
+        this.snapshots.request();
+        this.signing.sign();
+      },
+      ledgerChunk: () => {
+        this.files.requestChunk();
+        this.signing.sign();
+      },
+      refreshRecoveryShares: () => void this.recoveryShares.refresh(),
+    });
   }
 
   /**
@@ -1000,9 +617,9 @@ export class CocoNode {
   }
 
   serviceInfo(): ServiceInfo {
-    const bytes = this.state.store.read(Tables.serviceInfo, SINGLETON_KEY);
-    if (!bytes) throw new NodeError("service info is missing from the store");
-    return parseJsonBytes<ServiceInfo>(bytes);
+    const info = this.serviceInfoOrNull();
+    if (!info) throw new NodeError("service info is missing from the store");
+    return info;
   }
 
   private mustCommit(tx: Tx): void {
@@ -1014,56 +631,22 @@ export class CocoNode {
   commit(tx: Tx, claimsDigest: Uint8Array = ZERO_DIGEST): CommitOutcome {
     if (this.closing) throw new NodeError("node is stopping");
     const outcome = this.state.commitTx(tx, claimsDigest);
-    if (
-      outcome.ok &&
-      outcome.seqno !== null &&
-      this.state.txSinceSignature >= this.config.signatures.maxTransactions
-    ) {
-      this.sign();
-    }
+    if (outcome.ok && outcome.seqno !== null) this.signing.afterCommit();
     return outcome;
   }
 
-  /**
-   * Respond-on-commit asks for a signature soon instead of at the next interval: the next
-   * group-commit batch ends with one, so the wait is about one fdatasync, and under load there
-   * is one signature per batch rather than one per request.
-   */
+  /** Respond-on-commit: the next write batch ends with a signature (see signing.ts). */
   wantCommit(): void {
-    if (!this.closing && this.state.txSinceSignature > 0) this.commitWanted = true;
-  }
-
-  private signForWaiters(): void {
-    if (!this.commitWanted) return;
-    this.commitWanted = false;
-    this.signIfPending();
-  }
-
-  /**
-   * The interval bound: signs once the oldest unsigned transaction is about to be
-   * `maxIntervalMs` old. Checking its age, rather than signing on every timer tick, leaves out
-   * the timer's signatures under load, where clients waiting for commit already end every
-   * batch with one (the timer's were a third of all signatures, each two P-384 signatures).
-   */
-  private signIfDue(): void {
-    const since = this.state.unsignedSince;
-    const { maxIntervalMs } = this.config.signatures;
-    if (since !== undefined && this.env.now() - since >= maxIntervalMs - signatureCheckMs(maxIntervalMs))
-      this.signIfPending();
+    this.signing.wantCommit();
   }
 
   signIfPending(): void {
-    if (!this.closing && this.isPrimary && this.state.txSinceSignature > 0) this.sign();
-  }
-
-  private sign(): void {
-    const seqno = this.state.emitSignature();
-    this.snapshots.afterSignature(seqno);
+    this.signing.signIfPending();
   }
 
   /** Consensus moved the commit point: mark chunks committed, and write a pending snapshot. */
   private committed(commit: number): void {
-    this.commitToSave = commit;
+    this.stateFiles.noteCommit(commit);
     this.track(
       this.files
         .markCommitted(commit)
@@ -1093,14 +676,14 @@ export class CocoNode {
     work.finally(() => this.background.delete(work));
   }
 
-  /** Rotates the ledger secret (governance's `trigger_ledger_rekey` will call this). */
+  /** Rotates the ledger secret (governance's `trigger_ledger_rekey`). */
   rekey(): number {
     const key = this.env.randomBytes(32);
     const seqno = this.state.rekey(key, (version, newKey) => {
       this.identity.ledgerSecrets.push({ version, key: Buffer.from(newKey).toString("base64") });
       saveIdentity(this.config.dir, this.env, this.identity);
     });
-    this.sign();
+    this.signing.sign();
     this.log.info({ seqno }, "rotated the ledger secret");
     // The shares must open the newest secret (older ones are chained to it in the ledger).
     void this.recoveryShares.refresh();
@@ -1114,96 +697,16 @@ export class CocoNode {
 
   async close(): Promise<void> {
     if (this.closing) return;
-    this.signIfPending();
+    this.signing.signIfPending();
     this.closing = true;
-    clearInterval(this.signatureTimer);
+    this.signing.stop();
     clearInterval(this.tickTimer);
-    await this.flushCommitHint();
+    await this.stateFiles.flushCommitHint();
     await this.files.whenDurable(this.state.lastSeqno);
     await Promise.all(this.background);
     await this.channels?.close();
     await this.files.close();
     this.state.abortWaiters("node stopped before the transaction committed");
-    for (const id of [...this.pendingReads.keys()]) this.readReady(id, null);
+    this.reads.abortAll();
   }
-}
-
-/**
- * Readies a copied ledger for recovery: keeps its signed prefix (an unsigned tail cannot be
- * trusted), and gives the new service a ledger secret whose version follows it.
- */
-async function prepareRecovery(
-  config: NodeConfig,
-  opened: Awaited<ReturnType<typeof LedgerFiles.open>>,
-  identity: NodeIdentity,
-): Promise<{ previousServiceCertPem: string; lastSeqno: number }> {
-  const previousServiceCertPem = readCertFile(config.recover!.previousServiceCertFile);
-  const lastSignature = [...opened.entries].reverse().find((e) => e.type === EntryType.Signature);
-  if (!lastSignature || opened.entries[0]?.seqno !== 1) {
-    throw new NodeError(
-      `${join(config.dir, "ledger")} must hold a copy of a surviving node's whole ledger (from seqno 1, with at least one signature)`,
-    );
-  }
-  if (opened.ledger.lastSeqno > lastSignature.seqno) await opened.ledger.truncate(lastSignature.seqno);
-  identity.ledgerSecrets = identity.ledgerSecrets.map((s) => ({ ...s, version: lastSignature.seqno + 1 }));
-  return { previousServiceCertPem, lastSeqno: lastSignature.seqno };
-}
-
-/**
- * The first node of a service on SEV-SNP attests itself before creating the service: its report
- * seeds the join policy. A node that cannot attest cannot start an SNP service.
- */
-async function ownSnpAttestation(
-  config: NodeConfig,
-  nodeCertPem: string,
-  seams: ProviderSeams | undefined,
-): Promise<Extract<AttestationView, { format: "snp" }> | undefined> {
-  if (config.attestation.platform !== "snp") return undefined;
-  try {
-    const view = attestationView(
-      await attestationProvider(config.attestation, seams ?? {}).attest(nodeCertPem),
-    );
-    return view.format === "snp" ? view : undefined;
-  } catch (e) {
-    throw new NodeError(
-      `cannot attest this node, so it cannot start a service on SEV-SNP: ${(e as Error).message}`,
-    );
-  }
-}
-
-function readdirSafe(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-function readEncryptionKey(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-    const key = createPublicKey(text);
-    if (key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
-      throw new Error("it must be an RSA public key of at least 2048 bits");
-    }
-  } catch (e) {
-    throw new NodeError(`${path} is not a usable member encryption key: ${(e as Error).message}`);
-  }
-  return text;
-}
-
-function readCertFile(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new NodeError(`cannot read certificate ${path}: ${(e as Error).message}`);
-  }
-  try {
-    parseCertificate(text);
-  } catch (e) {
-    throw new NodeError(`${path} is not a usable certificate: ${(e as Error).message}`);
-  }
-  return normalizePem(text);
 }

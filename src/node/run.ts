@@ -8,6 +8,7 @@ import type { ProviderSeams } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { CocoNode } from "./node.ts";
+import { rpcPort } from "./rpc-port.ts";
 
 /** How long a stopping node lets requests under way finish before it closes their connections. */
 const STOP_GRACE_MS = 1000;
@@ -42,7 +43,10 @@ export async function runNode(
 ): Promise<RunningNode> {
   const executors = new ExecutorRegistry(apps === null ? [] : Array.isArray(apps) ? apps : [apps]);
   const node = await CocoNode.start(config, env, log, seams);
-  const server = createRpcServer(node, executors, log);
+  const server = createRpcServer(rpcPort(node), executors, log, {
+    key: node.identity.nodePrivateKeyPem,
+    cert: node.identity.nodeCertPem,
+  });
   // Certificates renewed by governance serve new client connections from then on.
   node.onCertificatesRenewed(({ nodeCertPem }) =>
     (server.server as unknown as TlsServer).setSecureContext({

@@ -9,10 +9,10 @@ import {
   type HttpMethod,
 } from "../apps/index.ts";
 import { KvError, type Tx } from "../kv/index.ts";
-import { NotPrimaryError, ZERO_DIGEST } from "../node/ledger-state.ts";
-import type { CocoNode } from "../node/node.ts";
+import { type CommitOutcome, NotPrimaryError, ZERO_DIGEST } from "../ledger/index.ts";
 import { authenticate, type Peer } from "./auth.ts";
 import { READ_HEADER, TX_HEADER, WAIT_HEADER, waitForCommit } from "./commit-wait.ts";
+import type { RpcNode } from "./port.ts";
 
 const MAX_ATTEMPTS = 10;
 const METHODS = new Set(["GET", "PUT", "POST", "DELETE", "PATCH"]);
@@ -99,16 +99,16 @@ export type Routed =
   | { kind: "run"; endpoint: Endpoint; params: Record<string, string>; path: string };
 
 /** Finds the endpoint and checks the caller; refusals come back as answers. */
-export function routeApp(node: CocoNode, executors: ExecutorRegistry, call: AppCall): Routed {
+export function routeApp(node: RpcNode, executors: ExecutorRegistry, call: AppCall): Routed {
   const path = call.url.slice("/app".length).split("?")[0]!;
   // Every /app answer names a transaction; errors before execution name the current state.
-  const current = node.state.txIdOf(node.state.store.version);
+  const current = node.currentTxId();
   const refuse = (status: number, code: string, message: string): Routed => ({
     kind: "answer",
     answer: errorAnswer(status, code, message, current),
   });
   if (!METHODS.has(call.method)) return refuse(405, "MethodNotAllowed", `${call.method} is not supported`);
-  const match = executors.match(call.method as HttpMethod, path, node.state.store);
+  const match = executors.match(call.method as HttpMethod, path, node.store);
   if (!match) return refuse(404, "ResourceNotFound", `no endpoint ${call.method} /app${path}`);
   if ("methodNotAllowed" in match)
     return refuse(405, "MethodNotAllowed", `/app${path} does not accept ${call.method}`);
@@ -125,13 +125,13 @@ export function routeApp(node: CocoNode, executors: ExecutorRegistry, call: AppC
 
 /** Runs an app handler on this node, committing its transaction, re-running it on a conflict. */
 export async function executeApp(
-  node: CocoNode,
+  node: RpcNode,
   routed: Extract<Routed, { kind: "run" }>,
   call: AppCall,
   log: Logger,
 ): Promise<AppAnswer> {
   const { endpoint, params, path } = routed;
-  const current = () => node.state.txIdOf(node.state.store.version);
+  const current = () => node.currentTxId();
   const auth = authenticate(endpoint.auth, call.peer);
   if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, current());
   if (endpoint.mode === "readwrite" && !node.isPrimary) {
@@ -158,7 +158,7 @@ export async function executeApp(
   }
   const request = makeRequest(call, path, params);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const tx = node.state.store.begin();
+    const tx = node.store.begin();
     const result = await runHandler(endpoint, request, auth.caller, tx, log);
     if ("error" in result) {
       tx.abandon();
@@ -166,7 +166,7 @@ export async function executeApp(
         result.error.status,
         result.error.code,
         result.error.message,
-        node.state.txIdOf(tx.startVersion),
+        node.txIdOf(tx.startVersion),
       );
     }
     const status = result.response.status ?? 200;
@@ -190,7 +190,7 @@ export async function executeApp(
         current(),
       );
     }
-    let outcome: ReturnType<CocoNode["commit"]>;
+    let outcome: CommitOutcome;
     try {
       outcome = node.commit(tx, result.claimsDigest);
     } catch (e) {
@@ -221,13 +221,13 @@ export async function executeApp(
  * only once that state is committed, so the client never acts on a read that could roll back.
  */
 async function answerRead(
-  node: CocoNode,
+  node: RpcNode,
   readVersion: number,
   waitForIt: boolean,
   response: AppResponse,
   status: number,
 ): Promise<AppAnswer> {
-  const txid = node.state.txIdOf(readVersion);
+  const txid = node.txIdOf(readVersion);
   if (waitForIt) {
     const failed = await waitForCommit(node, readVersion, txid);
     if (failed) return failed;

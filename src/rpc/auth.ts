@@ -1,8 +1,8 @@
 import type { TLSSocket } from "node:tls";
 import type { AuthPolicy, Caller } from "../apps/index.ts";
 import { sha256, toHex } from "../crypto/index.ts";
+import { fromUtf8, GovTables as Tables, utf8 } from "../gov/index.ts";
 import type { Store } from "../kv/index.ts";
-import { fromUtf8, Tables, utf8 } from "../node/tables.ts";
 
 /** The identity behind the TLS client certificate, if any. */
 export interface Peer {

@@ -1,5 +1,5 @@
-import type { CocoNode } from "../node/node.ts";
 import { type AppAnswer, errorAnswer } from "./app-dispatch.ts";
+import type { RpcNode } from "./port.ts";
 
 export const TX_HEADER = "x-ms-ccf-transaction-id";
 export const WAIT_HEADER = "x-coco-wait";
@@ -11,25 +11,21 @@ export const READ_HEADER = "x-coco-read";
  * if it cannot be (timeout, rolled back, node stopping), otherwise undefined.
  */
 export async function waitForCommit(
-  node: CocoNode,
+  node: RpcNode,
   seqno: number,
   txid: string,
 ): Promise<AppAnswer | undefined> {
-  node.wantCommit();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), node.config.commitWaitTimeoutMs);
+    timer = setTimeout(() => resolve("timeout"), node.settings.commitWaitTimeoutMs);
   });
   try {
-    const outcome = await Promise.race([
-      node.state.waitForCommit(seqno).then(() => "committed" as const),
-      timeout,
-    ]);
+    const outcome = await Promise.race([node.waitForCommit(seqno).then(() => "committed" as const), timeout]);
     if (outcome === "timeout") {
       return errorAnswer(
         504,
         "CommitTimeout",
-        `transaction ${txid} was not committed within ${node.config.commitWaitTimeoutMs} ms; its status is at /app/tx?transaction_id=${txid}`,
+        `transaction ${txid} was not committed within ${node.settings.commitWaitTimeoutMs} ms; its status is at /app/tx?transaction_id=${txid}`,
         txid,
       );
     }

@@ -2,10 +2,10 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
-import type { CocoNode } from "../node/node.ts";
 import { type AppAnswer, type AppCall, errorAnswer, executeApp, routeApp } from "./app-dispatch.ts";
 import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
 import { READ_HEADER, TX_HEADER, WAIT_HEADER } from "./commit-wait.ts";
+import type { RpcNode } from "./port.ts";
 
 /** A client call a backup hands to the primary: the caller is named by its certificate id. */
 interface ForwardedCall {
@@ -29,7 +29,7 @@ function writeAnswer(reply: FastifyReply, answer: AppAnswer): FastifyReply {
 }
 
 /** The HTTPS entry for `/app/*`: runs here, or on the primary for writes that reach a backup. */
-export function appHandler(node: CocoNode, executors: ExecutorRegistry, log: Logger) {
+export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logger) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const socket = req.raw.socket as TLSSocket;
     const call: AppCall = {
@@ -37,7 +37,7 @@ export function appHandler(node: CocoNode, executors: ExecutorRegistry, log: Log
       url: req.url,
       headers: req.headers,
       body: req.body instanceof Uint8Array ? req.body : new Uint8Array(0),
-      peer: identifyPeer(socket, node.state.store),
+      peer: identifyPeer(socket, node.store),
     };
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
@@ -52,18 +52,15 @@ export function appHandler(node: CocoNode, executors: ExecutorRegistry, log: Log
     // Refuse unknown callers here rather than spend the primary's time on them.
     const auth = authenticate(routed.endpoint.auth, call.peer);
     if (!auth.ok) {
-      return writeAnswer(
-        reply,
-        errorAnswer(auth.status, auth.code, auth.message, node.state.txIdOf(node.state.store.version)),
-      );
+      return writeAnswer(reply, errorAnswer(auth.status, auth.code, auth.message, node.currentTxId()));
     }
-    if (node.config.rpc.forwarding === "redirect") {
+    if (node.settings.forwarding === "redirect") {
       const address = node.rpcAddressOf(primary);
       if (address) {
         return reply
           .status(307)
           .header("location", `https://${address}${req.url}`)
-          .header(TX_HEADER, node.state.txIdOf(node.state.store.version))
+          .header(TX_HEADER, node.currentTxId())
           .send();
       }
     }
@@ -72,7 +69,7 @@ export function appHandler(node: CocoNode, executors: ExecutorRegistry, log: Log
   };
 }
 
-async function forward(node: CocoNode, primary: string, call: AppCall): Promise<AppAnswer> {
+async function forward(node: RpcNode, primary: string, call: AppCall): Promise<AppAnswer> {
   const headers: Record<string, string> = {};
   for (const name of FORWARDED_HEADERS) {
     const value = call.headers[name];
@@ -86,8 +83,8 @@ async function forward(node: CocoNode, primary: string, call: AppCall): Promise<
     body: call.body,
     callerId: call.peer.id,
   };
-  const timeoutMs = node.config.rpc.forwardTimeoutMs;
-  const current = node.state.txIdOf(node.state.store.version);
+  const timeoutMs = node.settings.forwardTimeoutMs;
+  const current = node.currentTxId();
   try {
     const answer = parseAnswer(await node.requestNode(primary, message, timeoutMs));
     return answer ?? errorAnswer(502, "BadForwardedAnswer", "the primary's answer was malformed", current);
@@ -143,7 +140,7 @@ function parseForwardedCall(raw: unknown): ForwardedCall | undefined {
  * TLS certificate; the primary trusts that (the backup is a node of the service, on a mutually
  * authenticated channel) but decides roles from its own store.
  */
-export function serveForwardedCalls(node: CocoNode, executors: ExecutorRegistry, log: Logger): void {
+export function serveForwardedCalls(node: RpcNode, executors: ExecutorRegistry, log: Logger): void {
   node.onNodeRequest(async (from, raw) => {
     const message = parseForwardedCall(raw);
     if (!message) {
@@ -155,7 +152,7 @@ export function serveForwardedCalls(node: CocoNode, executors: ExecutorRegistry,
       url: message.url,
       headers: message.headers,
       body: message.body,
-      peer: peerFromId(message.callerId, node.state.store),
+      peer: peerFromId(message.callerId, node.store),
     };
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return routed.answer;

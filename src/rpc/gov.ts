@@ -16,10 +16,9 @@ import {
   withdrawProposal,
 } from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
-import type { CocoNode } from "../node/node.ts";
-import { encryptedShareOf } from "../node/recovery-shares.ts";
 import { TX_HEADER, waitForCommit } from "./commit-wait.ts";
 import { sendError } from "./errors.ts";
+import type { RpcNode } from "./port.ts";
 
 /** The governance API version Coco implements (CCF's names and shapes). */
 export const GOV_API_VERSION = "2024-07-01";
@@ -73,8 +72,8 @@ function guarded(handler: Handler): Handler {
 }
 
 /** Reads run on any node, against its committed-or-newer state. */
-function read<T>(node: CocoNode, work: (tx: Tx) => T): T {
-  const tx = node.state.store.begin();
+function read<T>(node: RpcNode, work: (tx: Tx) => T): T {
+  const tx = node.store.begin();
   try {
     return work(tx);
   } finally {
@@ -87,7 +86,7 @@ function read<T>(node: CocoNode, work: (tx: Tx) => T): T {
  * request must run there; on the primary the answer waits until the transaction commits.
  */
 async function write<T>(
-  node: CocoNode,
+  node: RpcNode,
   req: FastifyRequest,
   reply: FastifyReply,
   run: () => { result: T; seqno: number | null; view: number },
@@ -108,7 +107,7 @@ async function write<T>(
   return result;
 }
 
-export function registerGovRoutes(server: FastifyInstance, node: CocoNode): void {
+export function registerGovRoutes(server: FastifyInstance, node: RpcNode): void {
   const gov = node.governance;
 
   server.post(
@@ -206,7 +205,7 @@ export function registerGovRoutes(server: FastifyInstance, node: CocoNode): void
     "/gov/recovery/encrypted-shares/:memberId",
     guarded(async (req) => {
       const memberId = param(req, "memberId");
-      const share = read(node, (tx) => encryptedShareOf(tx, memberId));
+      const share = read(node, (tx) => node.encryptedShareOf(tx, memberId));
       if (!share) throw new GovError(404, "ResourceNotFound", `member ${memberId} holds no recovery share`);
       return { encryptedShare: share };
     }),

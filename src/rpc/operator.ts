@@ -2,11 +2,10 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseCertificate, verifyIssuedBy } from "../crypto/index.ts";
 import { parseTxId, TxIdError } from "../kv/index.ts";
-import { JoinError, parseJoinRequest } from "../node/join.ts";
-import { COCO_VERSION, type CocoNode } from "../node/node.ts";
 import { authenticate, identifyPeer } from "./auth.ts";
 import { TX_HEADER } from "./commit-wait.ts";
 import { sendError } from "./errors.ts";
+import type { RpcNode } from "./port.ts";
 
 function txIdParam(req: FastifyRequest, reply: FastifyReply): { view: number; seqno: number } | FastifyReply {
   const text = (req.query as Record<string, unknown>).transaction_id;
@@ -21,39 +20,33 @@ function txIdParam(req: FastifyRequest, reply: FastifyReply): { view: number; se
   }
 }
 
-function commitTxId(node: CocoNode): string {
-  return node.state.txIdOf(node.state.commitSeqno);
-}
-
 /** Unauthenticated operator endpoints, and the built-in `/app` endpoints for status and receipts. */
-export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode): void {
-  server.get("/node/state", async () => ({
-    node_id: node.nodeId,
-    state:
-      node.consensusStatus?.role === "retired"
-        ? "Retired"
-        : node.serviceInfoOrNull()
-          ? "PartOfNetwork"
-          : "Pending",
-    last_signed_seqno: node.state.lastSignatureSeqno,
-    startup_seqno: node.startupSeqno,
-    // When the certificates this node serves expire: members renew them by vote before then.
-    node_certificate_valid_to: parseCertificate(node.identity.nodeCertPem).notAfter.toISOString(),
-    service_certificate_valid_to: parseCertificate(node.identity.serviceCertPem).notAfter.toISOString(),
-  }));
-  server.get("/node/commit", async () => ({ transaction_id: commitTxId(node) }));
+export function registerOperatorRoutes(server: FastifyInstance, node: RpcNode): void {
+  server.get("/node/state", async () => {
+    const status = node.status();
+    return {
+      node_id: node.nodeId,
+      state: status.retired ? "Retired" : node.serviceInfo() ? "PartOfNetwork" : "Pending",
+      last_signed_seqno: status.lastSignedSeqno,
+      startup_seqno: status.startupSeqno,
+      // When the certificates this node serves expire: members renew them by vote before then.
+      node_certificate_valid_to: parseCertificate(node.nodeCertPem).notAfter.toISOString(),
+      service_certificate_valid_to: parseCertificate(node.serviceCertPem).notAfter.toISOString(),
+    };
+  });
+  server.get("/node/commit", async () => ({ transaction_id: node.commitTxId() }));
   server.get("/node/version", async () => ({
-    coco_version: COCO_VERSION,
-    platform: node.config.attestation.platform,
+    coco_version: node.settings.version,
+    platform: node.settings.platform,
     // The virtual platform proves nothing about the code or the hardware.
-    unsafe: node.config.attestation.platform === "virtual",
+    unsafe: node.settings.platform === "virtual",
   }));
   server.get("/node/network", async () => {
-    const info = node.serviceInfoOrNull();
+    const info = node.serviceInfo();
     return {
-      service_certificate: node.identity.serviceCertPem,
+      service_certificate: node.serviceCertPem,
       service_status: info?.status ?? "Unknown",
-      current_view: node.consensusStatus?.view ?? node.state.view,
+      current_view: node.consensus()?.view ?? node.status().view,
       primary_id: node.primaryId,
     };
   });
@@ -66,9 +59,9 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
       primary: id === node.primaryId,
     })),
   }));
-  server.get("/node/consensus", async () => node.consensusStatus ?? {});
+  server.get("/node/consensus", async () => node.consensus() ?? {});
   server.get("/node/ready/app", async (_req, reply) =>
-    node.serviceInfoOrNull()?.status === "Open"
+    node.serviceInfo()?.status === "Open"
       ? reply.status(204).send()
       : sendError(
           reply,
@@ -78,7 +71,7 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
         ),
   );
   server.get("/node/ready/gov", async (_req, reply) =>
-    node.serviceInfoOrNull()
+    node.serviceInfo()
       ? reply.status(204).send()
       : sendError(reply, 503, "NodeNotReady", "this node has not received the service's state yet"),
   );
@@ -91,44 +84,34 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
     } catch (e) {
       return sendError(reply, 400, "InvalidInput", `join request is not valid JSON: ${(e as Error).message}`);
     }
-    try {
-      const request = parseJoinRequest(body);
-      // A node already recorded needs no write: any node can answer it (and must, when the
-      // primary waits for that very node to form a quorum after trusting it).
-      if (!node.isPrimary && !node.hasJoined(request)) {
-        const primary = node.nodes().find(([id]) => id === node.primaryId)?.[1];
-        return reply.status(503).send({
-          error: { code: "NotPrimary", message: "join requests go to the primary" },
-          ...(primary ? { primary_rpc_address: primary.rpc_address } : {}),
-        });
-      }
-      return await node.admit(request);
-    } catch (e) {
-      if (e instanceof JoinError) return sendError(reply, e.status, e.code, e.message);
-      throw e;
-    }
+    const answer = await node.join(body);
+    if (answer.ok) return answer.body;
+    return reply
+      .status(answer.status)
+      .type("application/json")
+      .send({ error: { code: answer.code, message: answer.message }, ...answer.extra });
   });
 
   server.get("/app/commit", async (_req, reply) => {
-    const txid = commitTxId(node);
+    const txid = node.commitTxId();
     reply.header(TX_HEADER, txid);
     return { transaction_id: txid };
   });
   server.get("/app/tx", async (req, reply) => {
-    reply.header(TX_HEADER, commitTxId(node));
+    reply.header(TX_HEADER, node.commitTxId());
     const id = txIdParam(req, reply);
     if (!("view" in id)) return id;
-    return { transaction_id: `${id.view}.${id.seqno}`, status: node.state.txStatus(id.view, id.seqno) };
+    return { transaction_id: `${id.view}.${id.seqno}`, status: node.txStatus(id.view, id.seqno) };
   });
   const receipt =
     (format: "json" | "cose" | "negotiate") => async (req: FastifyRequest, reply: FastifyReply) => {
-      reply.header(TX_HEADER, commitTxId(node));
-      const auth = authenticate(["any_cert"], identifyPeer(req.raw.socket as TLSSocket, node.state.store));
+      reply.header(TX_HEADER, node.commitTxId());
+      const auth = authenticate(["any_cert"], identifyPeer(req.raw.socket as TLSSocket, node.store));
       if (!auth.ok) return sendError(reply, auth.status, auth.code, auth.message);
       const id = txIdParam(req, reply);
       if (!("view" in id)) return id;
       const txid = `${id.view}.${id.seqno}`;
-      const found = node.state.receipt(id.view, id.seqno);
+      const found = node.receipt(id.view, id.seqno);
       if (found.status === "Pending") {
         return reply
           .status(202)
@@ -157,8 +140,8 @@ export function registerOperatorRoutes(server: FastifyInstance, node: CocoNode):
       if (found.status !== "ok") throw new Error("unreachable receipt status");
       // Signed under the service this one recovered: chain the node's certificate to the current
       // service certificate through its endorsement of the previous identity.
-      const endorsement = node.serviceInfoOrNull()?.previous_service_identity_endorsement;
-      if (endorsement && !verifyIssuedBy(found.json.cert, node.identity.serviceCertPem).ok) {
+      const endorsement = node.serviceInfo()?.previous_service_identity_endorsement;
+      if (endorsement && !verifyIssuedBy(found.json.cert, node.serviceCertPem).ok) {
         found.json.service_endorsements = [endorsement];
       }
       const accept = String(req.headers.accept ?? "");

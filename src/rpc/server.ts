@@ -1,29 +1,34 @@
 import fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
-import type { CocoNode } from "../node/node.ts";
 import { registerAttestationRoutes } from "./attestation.ts";
 import { TX_HEADER } from "./commit-wait.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerGovRoutes } from "./gov.ts";
 import { registerOperatorRoutes } from "./operator.ts";
+import type { RpcNode } from "./port.ts";
 
 /**
  * The node's HTTPS endpoint. TLS uses the node certificate (endorsed by the service, so clients
  * pin only service_cert.pem) and asks every client for a certificate; which certificates are
  * accepted is decided per endpoint by its authentication policies, not by the handshake.
  */
-export function createRpcServer(node: CocoNode, executors: ExecutorRegistry, log: Logger): FastifyInstance {
+export function createRpcServer(
+  node: RpcNode,
+  executors: ExecutorRegistry,
+  log: Logger,
+  tls: { key: string; cert: string },
+): FastifyInstance {
   const server = fastify({
     https: {
-      key: node.identity.nodePrivateKeyPem,
-      cert: node.identity.nodeCertPem,
+      key: tls.key,
+      cert: tls.cert,
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: "TLSv1.2",
     },
-    bodyLimit: node.config.rpc.maxBodyBytes,
+    bodyLimit: node.settings.maxBodyBytes,
     logger: false,
     return503OnClosing: true,
     // Stopping must not wait for clients that keep idle connections open.
@@ -34,7 +39,7 @@ export function createRpcServer(node: CocoNode, executors: ExecutorRegistry, log
 
   // Every /app answer names a transaction, even one refused before routing (e.g. too large).
   const nameState = (url: string, reply: FastifyReply) => {
-    if (url.startsWith("/app")) reply.header(TX_HEADER, node.state.txIdOf(node.state.store.version));
+    if (url.startsWith("/app")) reply.header(TX_HEADER, node.currentTxId());
   };
   server.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
     nameState(req.url, reply);

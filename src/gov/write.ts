@@ -1,15 +1,9 @@
 import type { Logger } from "pino";
-import {
-  ApplyFailed,
-  acceptSignedRequest,
-  type Constitution,
-  GovError,
-  type GovMessageType,
-  recordApplyFailure,
-  type VerifiedGovRequest,
-} from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
-import type { CommitOutcome } from "./ledger-state.ts";
+import type { CommitOutcome } from "../ledger/index.ts";
+import { ApplyFailed, type Constitution, GovError, recordApplyFailure } from "./proposals.ts";
+import { acceptSignedRequest } from "./requests.ts";
+import type { GovMessageType, VerifiedGovRequest } from "./signed-request.ts";
 
 /** Service operations a constitution's apply asks for; carried out once the proposal commits. */
 export interface GovEffects {
@@ -39,6 +33,26 @@ export interface GovWriteResult<T> {
   view: number;
 }
 
+/** What a signed request expects to be: its type, and the proposal or member its path names. */
+export interface GovExpectation {
+  type: GovMessageType;
+  proposalId?: string;
+  memberId?: string;
+}
+
+/** The work a signed request does once verified and recorded, with the constitution at hand. */
+export type GovWork<T> = (
+  tx: Tx,
+  request: VerifiedGovRequest,
+  constitution: Constitution,
+  effects: GovEffects,
+) => T;
+
+/** Runs signed governance requests on the node that hosts governance. */
+export interface GovernanceWrite {
+  write<T>(bytes: Uint8Array, expect: GovExpectation, work: GovWork<T>): GovWriteResult<T>;
+}
+
 const MAX_ATTEMPTS = 5;
 
 /**
@@ -50,8 +64,8 @@ const MAX_ATTEMPTS = 5;
 export function governanceWrite<T>(
   host: GovHost,
   bytes: Uint8Array,
-  expect: { type: GovMessageType; proposalId?: string; memberId?: string },
-  work: (tx: Tx, request: VerifiedGovRequest, constitution: Constitution, effects: GovEffects) => T,
+  expect: GovExpectation,
+  work: GovWork<T>,
 ): GovWriteResult<T> {
   if (!host.isPrimary) throw new GovError(503, "NotPrimary", "governance requests run on the primary");
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {

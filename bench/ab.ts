@@ -1,0 +1,115 @@
+/**
+ * Coco against an earlier Coco: the replicated write benchmark run alternately on this tree and
+ * on a git revision (each round runs both, so machine noise falls on both alike), reporting the
+ * median writes/s, p99 and CPU per write of each and their ratio. For checking that a change
+ * costs nothing:
+ *
+ *   npm run -s bench:ab -- --base <git revision> [--rounds 3] [--seconds 10] [--connections 64]
+ *
+ * The revision is checked out into a temporary git worktree that uses this tree's node_modules.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: {
+    base: { type: "string" },
+    rounds: { type: "string", default: "3" },
+    seconds: { type: "string", default: "10" },
+    connections: { type: "string", default: "64" },
+  },
+});
+const rounds = Number(values.rounds);
+if (!values.base || !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20)) {
+  console.error("usage: bench:ab -- --base <git revision> [--rounds 1-20] [--seconds S] [--connections C]");
+  process.exit(2);
+}
+const here = resolve(import.meta.dirname, "..");
+const base = execFileSync("git", ["rev-parse", "--verify", `${values.base}^{commit}`], {
+  cwd: here,
+  encoding: "utf8",
+}).trim();
+const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: here, encoding: "utf8" }).trim();
+
+interface Sample {
+  writes_per_s: number;
+  p99_ms: number;
+  cpu_primary: number | undefined;
+  cpu_backup: number | undefined;
+}
+
+function runOnce(tree: string): Sample {
+  const out = execFileSync(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "bench/replicated.ts",
+      "--only",
+      "coco",
+      "--seconds",
+      values.seconds!,
+      "--connections",
+      values.connections!,
+    ],
+    { cwd: tree, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 },
+  );
+  const coco = JSON.parse(out).coco;
+  const backups = (coco.cpu_ms_per_write?.backups ?? []).filter((x: unknown) => typeof x === "number");
+  return {
+    writes_per_s: coco.ops_per_sec,
+    p99_ms: coco.latency_ms?.p99,
+    cpu_primary: coco.cpu_ms_per_write?.primary,
+    cpu_backup: backups.length
+      ? backups.reduce((a: number, b: number) => a + b, 0) / backups.length
+      : undefined,
+  };
+}
+
+const median = (xs: Array<number | undefined>): number | null => {
+  const ys = xs.filter((x): x is number => typeof x === "number").sort((a, b) => a - b);
+  if (ys.length === 0) return null;
+  const mid = Math.floor(ys.length / 2);
+  return ys.length % 2 ? ys[mid]! : (ys[mid - 1]! + ys[mid]!) / 2;
+};
+
+const scratch = mkdtempSync(join(tmpdir(), "coco-ab-"));
+const baseTree = join(scratch, "base");
+execFileSync("git", ["worktree", "add", "--detach", baseTree, base], { cwd: here, stdio: "ignore" });
+try {
+  symlinkSync(join(here, "node_modules"), join(baseTree, "node_modules"));
+  const samples: { base: Sample[]; head: Sample[] } = { base: [], head: [] };
+  for (let round = 0; round < rounds; round++) {
+    samples.base.push(runOnce(baseTree));
+    samples.head.push(runOnce(here));
+  }
+  const summary = (s: Sample[]) => ({
+    writes_per_s: median(s.map((x) => x.writes_per_s)),
+    p99_ms: median(s.map((x) => x.p99_ms)),
+    cpu_ms_per_write_primary: median(s.map((x) => x.cpu_primary)),
+    cpu_ms_per_write_backup: median(s.map((x) => x.cpu_backup)),
+  });
+  const b = summary(samples.base);
+  const h = summary(samples.head);
+  console.log(
+    JSON.stringify(
+      {
+        benchmark: "replicated writes, this tree against a base revision, alternating rounds",
+        command: `npm run -s bench:ab -- --base ${values.base} --rounds ${rounds} --seconds ${values.seconds} --connections ${values.connections}`,
+        base: { revision: base, ...b },
+        head: { revision: head, ...h },
+        ratio_writes_per_s:
+          b.writes_per_s && h.writes_per_s ? Number((h.writes_per_s / b.writes_per_s).toFixed(3)) : null,
+        rounds: samples,
+      },
+      null,
+      2,
+    ),
+  );
+} finally {
+  execFileSync("git", ["worktree", "remove", "--force", baseTree], { cwd: here, stdio: "ignore" });
+  rmSync(scratch, { recursive: true, force: true });
+}

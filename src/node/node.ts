@@ -38,7 +38,7 @@ import { NodeError } from "./node-error.ts";
 import { ReadIndex } from "./read-index.ts";
 import { RecoveryCoordinator } from "./recovery.ts";
 import { RecoveryShares } from "./recovery-shares.ts";
-import { Replica } from "./replica.ts";
+import { eventLoopScheduler, Replica } from "./replica.ts";
 import type { IdentityStore } from "./sealed-identity.ts";
 import { beginRecoveredService, createService, type ServiceHost } from "./service.ts";
 import { SignatureScheduler } from "./signing.ts";
@@ -262,6 +262,7 @@ export class CocoNode {
         sendSnapshot: (to, seqno) => this.snapshotTransfer.send(to, seqno),
       },
       this.log,
+      eventLoopScheduler,
     );
     this.channels?.onMessage((from, message) => this.replica?.step(from, message));
     this.channels?.onRequest((from, message) => this.serveNodeRequest(from, message));

@@ -65,7 +65,10 @@ after(async () => {
 /** Polls `node`-side reads until the write is applied there (backups apply after commit). */
 async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
   let last: T | undefined;
-  await cluster.until(what, async () => ok((last = await read())));
+  await cluster.until(what, async () => {
+    last = await read();
+    return ok(last);
+  });
   return last as T;
 }
 

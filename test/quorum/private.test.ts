@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { Contract, ContractFactory, Interface, Wallet } from "ethers";
+import { Contract, ContractFactory, Interface, toBeHex, Wallet, zeroPadValue } from "ethers";
 import { ethersProvider, evmCluster } from "../evm/network.ts";
 import type { Cluster } from "../helpers/cluster.ts";
 import { type Identity, makeIdentity, passProposal } from "../helpers/network.ts";
@@ -183,6 +183,18 @@ test("C sees nothing of the private contract by any RPC, on any node", async () 
     assert.deepEqual(block.transactions, []);
     assert.equal(block.gasUsed, "0x0");
   }
+  // The Coco receipt of the private transaction's TxID (A learns it; C could guess it): it proves
+  // that a transaction committed there, and holds digests only.
+  const txid = (await a.receipt(transferHash)).cocoTransactionId as string;
+  assert.match(txid, /^\d+\.\d+$/);
+  const cocoReceipt = await eventually(
+    "the Coco receipt",
+    () => c.http("GET", `/receipt?transaction_id=${txid}`),
+    (r) => r.status === 200,
+  );
+  const amount = zeroPadValue(toBeHex(250n), 32).slice(2);
+  assert.equal(cocoReceipt.text.includes(amount), false);
+  assert.equal(cocoReceipt.text.includes(artifacts.QuorumToken!.runtime.slice(202, 300)), false);
   // The payload key in the public block tells C nothing either.
   const aTx = await a.rpc("eth_getTransactionByHash", [deployHash]);
   assert.equal(await c.rpc("eth_getQuorumPayload", [aTx.input]), "0x");

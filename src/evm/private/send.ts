@@ -141,7 +141,7 @@ export async function sendRawPrivateTransaction(
     if (e instanceof PublicWriteError) throw new RpcError(-32000, e.message);
     throw new RpcError(-32000, (e as Error).message.split(" -> ")[0]!);
   }
-  state.flush();
+  const written = state.flush();
   putGroup(kv, group, members);
 
   const failed = result.execResult.exceptionError !== undefined;

@@ -87,10 +87,16 @@ export class PrivateStateManager extends KvStateManager {
     return new PrivateStateManager(this.tx, this.group, this.sender);
   }
 
-  /** Writes the group's changes; the sender's account is public and is left out. */
-  override flush(): void {
-    if (this.sender) this.layers[0]!.accounts.delete(this.sender.toString());
+  /**
+   * Writes the group's changes; the sender's account is public and is left out. Answers the
+   * accounts written, so contracts a private contract creates join its group too.
+   */
+  override flush(): string[] {
+    const base = this.layers[0]!;
+    if (this.sender) base.accounts.delete(this.sender.toString());
+    const written = [...base.accounts.keys()];
     super.flush();
+    return written;
   }
 }
 

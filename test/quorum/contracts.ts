@@ -19,6 +19,15 @@ contract Counter {
   function inc() external { count += 1; }
 }
 
+/** Creates contracts from a private contract: they belong to its privacy group too. */
+contract Factory {
+  event Made(address made);
+  function make() external returns (address made) {
+    made = address(new Counter());
+    emit Made(made);
+  }
+}
+
 /** Reads public state from a private contract (allowed) or tries to write it (refused). */
 contract Reader {
   function read(Counter c) external view returns (uint256) { return c.count(); }

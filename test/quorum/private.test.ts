@@ -271,6 +271,40 @@ test("a public contract works for all three alongside; private contracts read it
   assert.equal(BigInt(await a.rpc("eth_call", [{ to: counterAddress, data: "0x06661abd" }])), 3n);
 });
 
+test("a contract a private contract creates is private to the same parties", async () => {
+  const factory = new Interface(artifacts.Factory!.abi as never);
+  const deploy = await a.sendPrivate({ data: artifacts.Factory!.bytecode }, [b.tesseraKey]);
+  const factoryAddress = (await a.receipt(deploy)).contractAddress;
+  const made = await a.sendPrivate({ to: factoryAddress, data: factory.encodeFunctionData("make") }, [
+    b.tesseraKey,
+  ]);
+  const [log] = (await a.receipt(made)).logs;
+  const child = factory.parseLog(log)!.args[0] as string;
+  await eventually(
+    "B sees the child's code",
+    () => b.rpc("eth_getCode", [child, "latest"]),
+    (code) => code === artifacts.Counter!.runtime,
+  );
+  // B increments it privately; C sees neither the child nor its count, and cannot send to it.
+  const inc = await b.sendPrivate({ to: child, data: "0x371303c0" }, [a.tesseraKey]);
+  const incReceipt = await b.receipt(inc);
+  assert.equal(incReceipt.status, "0x1");
+  assert.equal(BigInt(await a.rpc("eth_call", [{ to: child, data: "0x06661abd" }])), 1n);
+  for (const q of cEverywhere) {
+    await cluster.until(
+      "applied",
+      async () => BigInt(await q.rpc("eth_blockNumber", [])) >= BigInt(incReceipt.blockNumber),
+    );
+    assert.equal(await q.rpc("eth_getTransactionReceipt", [inc]), null);
+    assert.equal(await q.rpc("eth_getCode", [child, "latest"]), "0x");
+    assert.equal(await q.rpc("eth_call", [{ to: child, data: "0x06661abd" }]), "0x");
+  }
+  await assert.rejects(
+    c.sendPrivate({ to: child, data: "0x371303c0" }, [a.tesseraKey]),
+    /private to other parties/,
+  );
+});
+
 test("bad private transactions are refused and change nothing", async () => {
   const head = await a.rpc("eth_blockNumber", []);
   // An unknown recipient key, a payload no one stored, an ordinary (non-private) signature.

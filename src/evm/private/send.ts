@@ -188,8 +188,11 @@ export async function sendRawPrivateTransaction(
   kv.map(maps.txs).set(hashKey, encoder.encode(JSON.stringify(record)));
   kv.map(PRIVATE_MAPS.txGroups).set(hashKey, groupKey);
   kv.map(PRIVATE_MAPS.payloadGroups).set(tx.data, groupKey);
-  if (contractAddress)
-    kv.map(PRIVATE_MAPS.contracts).set(hexToBytes(contractAddress as `0x${string}`), groupKey);
+  // Every account the run wrote (the new contract, and any it created) belongs to the group.
+  for (const address of written) {
+    if (address === `0x${"00".repeat(20)}` || contractGroup(kv, address) !== undefined) continue;
+    kv.map(PRIVATE_MAPS.contracts).set(hexToBytes(address as `0x${string}`), groupKey);
+  }
   // The public marker: the hash and block, visible to no one (privacy.party is false).
   const marker: StoredTx = {
     ...record,

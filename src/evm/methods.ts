@@ -50,7 +50,7 @@ function hash(v: unknown): string {
   return v.toLowerCase();
 }
 /** Coco serves the current state only: a tag for an older block is refused. */
-function latestOnly(kv: Tx, tag: unknown): void {
+export function latestOnly(kv: Tx, tag: unknown): void {
   const head = headNumber(kv);
   if (blockTag(tag, head) < head) throw new RpcError(-32000, 'historical state is not served; use "latest"');
 }

@@ -6,7 +6,7 @@ import type { Tx } from "../../kv/index.ts";
 import { estimateGas, ethCall } from "../call.ts";
 import { RpcError } from "../errors.ts";
 import type { TxResolver } from "../logs.ts";
-import { METHODS, type MethodContext } from "../methods.ts";
+import { latestOnly, METHODS, type MethodContext } from "../methods.ts";
 import { getTx, type StoredTx } from "../records.ts";
 import { contractGroupFor, groupMaps, isParty, PRIVATE_MAPS, txGroup } from "./groups.ts";
 import { callerKeys } from "./parties.ts";
@@ -105,6 +105,7 @@ export const PRIVATE_METHODS: Record<string, Method> = {
   eth_getCode: async (ctx, params) => {
     const group = contractGroupFor(ctx.kv, addressParam(params[0]), keysOf(ctx));
     if (!group) return METHODS.eth_getCode!(ctx, params);
+    latestOnly(ctx.kv, params[1]);
     return bytesToHex(
       await new PrivateStateManager(ctx.kv, group).getCode(createAddressFromString(params[0] as string)),
     );
@@ -113,6 +114,7 @@ export const PRIVATE_METHODS: Record<string, Method> = {
     const [a, slot] = params;
     const group = contractGroupFor(ctx.kv, addressParam(a), keysOf(ctx));
     if (!group) return METHODS.eth_getStorageAt!(ctx, params);
+    latestOnly(ctx.kv, params[2]);
     // A private contract's parties share all of its state, as in Quorum: every slot is readable.
     if (typeof slot !== "string" || !/^0x[0-9a-fA-F]{1,64}$/.test(slot))
       throw new RpcError(-32602, "invalid params: slot must be a hex quantity");
@@ -123,6 +125,7 @@ export const PRIVATE_METHODS: Record<string, Method> = {
   eth_call: (ctx, params) => {
     const group = callGroup(ctx, params[0]);
     if (!group) return METHODS.eth_call!(ctx, params);
+    latestOnly(ctx.kv, params[1]);
     return ethCall(
       ctx.kv,
       params[0],
@@ -135,6 +138,7 @@ export const PRIVATE_METHODS: Record<string, Method> = {
   eth_estimateGas: (ctx, params) => {
     const group = callGroup(ctx, params[0]);
     if (!group) return METHODS.eth_estimateGas!(ctx, params);
+    latestOnly(ctx.kv, params[1]);
     return estimateGas(
       ctx.kv,
       params[0],

@@ -96,6 +96,12 @@ test("A deploys a private ERC-20 for B through a backup; B sees its state and ev
   const tx = await b.rpc("eth_getTransactionByHash", [deployHash]);
   assert.ok(tx.v === "0x25" || tx.v === "0x26");
   assert.equal(await b.rpc("eth_getQuorumPayload", [tx.input]), data);
+  // Tessera's receive answers the same payload to a party.
+  const received = await b.http("POST", "/tessera/receive", {
+    key: Buffer.from(tx.input.slice(2), "hex").toString("base64"),
+  });
+  assert.equal(received.status, 200);
+  assert.equal(`0x${Buffer.from(JSON.parse(received.text).payload, "base64").toString("hex")}`, data);
 
   // A transfers 250 to B, privately; B's eth_call and logs see it.
   const transfer = token.encodeFunctionData("transfer", [b.wallet.address, 250n]);

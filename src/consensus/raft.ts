@@ -482,6 +482,11 @@ export class Raft {
     if (m.from === this._leader) return true;
     if (this.membersOfActiveConfigs().has(m.from)) return true;
     if (this.primary?.tracks(m.from)) return true;
+    // A node that knows no configuration at all (a joiner that has received nothing yet) has no
+    // members to tell strangers from, and nothing a stranger could disturb: it answers anyone
+    // the node-to-node channels let through (only nodes the service trusts). A primary whose
+    // new configuration counts this joiner may need its vote before it has replicated anything.
+    if (this.membersOfActiveConfigs().size === 0) return true;
     if (m.type !== "append_entries" && m.type !== "heartbeat") return false;
     if (this._role === "primary" || this._role === "retired") return false;
     // A node outside its own configuration (still joining) cannot vote or lead: following

@@ -1,4 +1,4 @@
-import { GovRequestError } from "./signed-request.ts";
+import { GovRequestError } from "./request-error.ts";
 
 /**
  * Replay windows for signed governance requests: one window per member, ordered by when each

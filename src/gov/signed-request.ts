@@ -16,6 +16,9 @@ import {
   toHex,
 } from "../crypto/index.ts";
 import type { ReplayGuard } from "./replay.ts";
+import { GovRequestError, type GovRequestErrorCode } from "./request-error.ts";
+
+export { GovRequestError, type GovRequestErrorCode };
 
 /**
  * Signed governance requests: a COSE_Sign1 whose protected header names the member (`kid`), what
@@ -55,31 +58,6 @@ const GOV_ALGORITHMS = new Set([-7, -35, -36]);
 const COSE_SIGN1_TAG_BYTE = 0xd2; // major type 6, tag 18
 const CBOR_ARRAY_OF_FOUR = 0x84;
 const MEMBER_ID_PATTERN = /^[0-9a-f]{64}$/;
-
-export type GovRequestErrorCode =
-  | "InvalidInput"
-  | "InvalidCose"
-  | "UnknownKid"
-  | "BadSignature"
-  | "WrongMessageType"
-  | "ProposalIdMismatch"
-  | "MemberMismatch"
-  | "Stale"
-  | "FutureCreatedAt"
-  | "CertificateExpired"
-  | "CertificateNotYetValid"
-  | "Replay";
-
-/** Why a governance request was refused; `code` is stable, `message` says what and where. */
-export class GovRequestError extends Error {
-  override name = "GovRequestError";
-  constructor(
-    readonly code: GovRequestErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export function isGovMessageType(value: unknown): value is GovMessageType {
   return typeof value === "string" && (GOV_MESSAGE_TYPES as readonly string[]).includes(value);

@@ -1,8 +1,15 @@
 import { coseVerifySign1, equalBytes, MerkleTree, publicKeyDer, verifyIssuedBy } from "../crypto/index.ts";
 import type { ServiceInfo } from "../ledger/index.ts";
-import { EntryType, LedgerError, leafOf, readLedgerDir } from "../ledger/index.ts";
-import { checkSignedRoot, readSignatureEntry, SignatureCheckError } from "./signatures.ts";
-import { SigningRules } from "./signers.ts";
+import {
+  checkSignedRoot,
+  EntryType,
+  LedgerError,
+  leafOf,
+  readLedgerDir,
+  readSignatureEntry,
+  SignatureCheckError,
+  SigningRules,
+} from "../ledger/index.ts";
 
 export interface AuditReport {
   ok: boolean;

@@ -3,7 +3,14 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Entry, PersistedLog } from "../consensus/index.ts";
 import { p384PrivateKey } from "../crypto/index.ts";
-import { type DecodedEntry, EntryType, LedgerFiles, LedgerSecrets } from "../ledger/index.ts";
+import {
+  type DecodedEntry,
+  EntryType,
+  LedgerFiles,
+  LedgerSecrets,
+  type LedgerSink,
+  LedgerState,
+} from "../ledger/index.ts";
 import {
   type AttestationView,
   attestationProvider,
@@ -15,7 +22,6 @@ import type { Environment } from "./env.ts";
 import { createIdentity, type NodeIdentity, serviceKid, writeFileAtomic } from "./identity.ts";
 import type { JoinPeer } from "./join.ts";
 import { joinService } from "./join-client.ts";
-import { type LedgerSink, LedgerState } from "./ledger-state.ts";
 import { NodeError } from "./node-error.ts";
 import type { Replica } from "./replica.ts";
 import { IdentityStore } from "./sealed-identity.ts";

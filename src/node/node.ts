@@ -6,9 +6,11 @@ import { GovError, type GovernanceWrite, governanceWrite } from "../gov/index.ts
 import { createJsEngine, type JsEngine } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
 import {
+  type CommitOutcome,
   type DecodedEntry,
   jsonBytes,
   type LedgerFiles,
+  type LedgerState,
   type NodeInfo,
   NotPrimaryError,
   parseJsonBytes,
@@ -16,6 +18,7 @@ import {
   SINGLETON_KEY,
   Tables,
   utf8,
+  ZERO_DIGEST,
 } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
@@ -33,7 +36,6 @@ import type { Environment } from "./env.ts";
 import { nodeGovHost } from "./gov-host.ts";
 import { addLedgerSecrets, type NodeIdentity, writeFileAtomic } from "./identity.ts";
 import { type JoinPeer, type JoinRequest, type JoinResponse, JoinVerifier } from "./join.ts";
-import { type CommitOutcome, type LedgerState, ZERO_DIGEST } from "./ledger-state.ts";
 import { NodeError } from "./node-error.ts";
 import { ReadIndex } from "./read-index.ts";
 import { RecoveryCoordinator } from "./recovery.ts";

@@ -1,6 +1,6 @@
 import type { HardState, Message, Raft, Ready, RoleChange } from "../consensus/index.ts";
+import type { LedgerState } from "../ledger/index.ts";
 import { type DecodedEntry, decodeEntry, invariant } from "../ledger/index.ts";
-import type { LedgerState } from "./ledger-state.ts";
 
 /**
  * Where the replica writes the ledger: `LedgerFiles` on a node, the simulated disk in the

@@ -104,6 +104,22 @@ describe("messages from non-members", () => {
     assert.equal(d.stats.nonMemberMessages, 0);
   });
 
+  it("a joiner that has received nothing yet answers the vote of the node that trusted it", () => {
+    // a, alone, trusts d and steps down (CheckQuorum) before d has any entry: a can only lead
+    // again with d's vote, and d knows no configuration to find a in.
+    const c = new Cluster(["a"], { timeouts: { a: 0 } });
+    c.elect("a");
+    c.add("d", []);
+    c.isolate("d");
+    c.propose("a", 1, true, ["a", "d"]);
+    c.tick(["a"], 30);
+    assert.notEqual(c.raft("a").role, "primary", "a stepped down without d");
+    c.heal();
+    for (let i = 0; i < 100 && c.primaries().length === 0; i++) c.tick();
+    assert.deepEqual(c.primaries(), ["a"], "a leads again with d's vote");
+    assert.equal(c.raft("d").stats.nonMemberMessages, 0);
+  });
+
   it("a removed node the primary still replicates to is heard until it is let go", () => {
     const c = service();
     c.propose("a", 1, true, ["a", "b"]);

@@ -9,9 +9,15 @@ import {
   p384PrivateKey,
   sha256,
 } from "../../src/crypto/index.ts";
-import { decodeEntry, LedgerInvariantError, LedgerSecrets } from "../../src/ledger/index.ts";
+import {
+  decodeEntry,
+  LedgerInvariantError,
+  LedgerSecrets,
+  type LedgerSink,
+  LedgerState,
+  type SigningKeys,
+} from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
-import { type LedgerSink, LedgerState, type SigningKeys } from "../../src/node/ledger-state.ts";
 import { Replica, type ReplicaHooks, type ReplicaStorage } from "../../src/node/replica.ts";
 
 /**

@@ -14,11 +14,13 @@ import {
   encodeEntry,
   jsonBytes,
   LedgerSecrets,
+  LedgerState,
+  LedgerStateError,
   SINGLETON_KEY,
+  type SigningKeys,
   Tables,
 } from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
-import { LedgerState, LedgerStateError, type SigningKeys } from "../../src/node/ledger-state.ts";
 
 /** A deterministic environment: a fixed clock and a counter for "random" bytes. */
 function testEnv(): Environment {

@@ -25,15 +25,16 @@ import {
   EntryType,
   encodeEntry,
   LedgerSecrets,
+  LedgerState,
   readLedgerDir,
+  readSignatureEntry,
   SINGLETON_KEY,
   type SignatureRecord,
+  type SigningKeys,
   Tables,
 } from "../../src/ledger/index.ts";
 import { auditLedger, type RunningNode, realEnvironment } from "../../src/node/index.ts";
-import { LedgerState, type SigningKeys } from "../../src/node/ledger-state.ts";
 import type { Replica } from "../../src/node/replica.ts";
-import { readSignatureEntry } from "../../src/node/signatures.ts";
 import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { coco } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";

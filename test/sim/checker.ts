@@ -9,8 +9,8 @@ import {
   EntryType,
   type LedgerSecret,
   LedgerSecrets,
+  LedgerState,
 } from "../../src/ledger/index.ts";
-import { LedgerState } from "../../src/node/ledger-state.ts";
 import { entryDigest, storeDigest, type WriteRegistry } from "./app.ts";
 import { signingKeys } from "./keys.ts";
 import type { Observer, SimNode } from "./node.ts";

@@ -8,7 +8,7 @@ import {
   publicKeyDer,
   sha256,
 } from "../../src/crypto/index.ts";
-import type { SigningKeys } from "../../src/node/ledger-state.ts";
+import type { SigningKeys } from "../../src/ledger/index.ts";
 
 /**
  * The identities of every simulated service: one service key and certificate, and a node key with

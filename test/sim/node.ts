@@ -14,10 +14,12 @@ import {
   EntryType,
   type LedgerSecret,
   LedgerSecrets,
+  type LedgerSink,
+  LedgerState,
+  LedgerStateError,
   Tables,
 } from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
-import { type LedgerSink, LedgerState, LedgerStateError } from "../../src/node/ledger-state.ts";
 import { Replica, type ReplicaHooks, type ReplicaLedger } from "../../src/node/replica.ts";
 import { APP_MAP, appState, type ClientOp, executeWrite, operationOf, type WriteRegistry } from "./app.ts";
 import { type Recovered, SimDisk, SimLedger } from "./disk.ts";

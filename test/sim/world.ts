@@ -4,10 +4,10 @@ import {
   decodeEntry,
   type LedgerSecret,
   LedgerSecrets,
+  LedgerState,
   SINGLETON_KEY,
   Tables,
 } from "../../src/ledger/index.ts";
-import { LedgerState } from "../../src/node/ledger-state.ts";
 import { check, kvModel } from "../utils/lincheck/index.ts";
 import { WriteRegistry } from "./app.ts";
 import { Checker, SafetyViolation } from "./checker.ts";

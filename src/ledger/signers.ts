@@ -13,6 +13,7 @@
  */
 import { equalBytes, publicKeyDer, verifyIssuedBy } from "../crypto/index.ts";
 import type { WriteSet } from "../kv/index.ts";
+import { SignatureCheckError } from "./signatures.ts";
 import {
   fromUtf8,
   type NodeInfo,
@@ -20,8 +21,7 @@ import {
   type ServiceInfo,
   type SignatureRecord,
   Tables,
-} from "../ledger/index.ts";
-import { SignatureCheckError } from "./signatures.ts";
+} from "./tables.ts";
 
 /** The node a backup follows in the view it is in: the sender of that view's entries. */
 export interface ReplicationSource {

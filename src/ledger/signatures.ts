@@ -1,6 +1,6 @@
 import { toHex, verifyP384 } from "../crypto/index.ts";
-import type { DecodedEntry } from "../ledger/index.ts";
-import { parseJsonBytes, type SignatureRecord, Tables } from "../ledger/index.ts";
+import type { DecodedEntry } from "./entry.ts";
+import { parseJsonBytes, type SignatureRecord, Tables } from "./tables.ts";
 
 export class SignatureCheckError extends Error {
   constructor(

@@ -12,29 +12,24 @@ import {
 } from "../crypto/index.ts";
 import { formatTxId, Store, type Tx, type WriteSet } from "../kv/index.ts";
 import {
-  type CommitOutcome,
-  commitEvidence,
-  commitEvidenceDigest,
   type DecodedEntry,
   decodeEntry,
-  type decodeSnapshot,
   decryptEntry,
   EntryType,
   encodeEntry,
-  encodeSnapshot,
   frameWriteSetDigest,
-  invariant,
-  type LedgerSecrets,
-  leafOf,
+} from "./entry.ts";
+import { invariant } from "./errors.ts";
+import { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
+import {
+  type CommitOutcome,
   NotPrimaryError,
   type ReceiptLookup,
-  type SnapshotAnchor,
   type TxStatus,
   ZERO_DIGEST,
-} from "../ledger/index.ts";
-
-export { type CommitOutcome, NotPrimaryError, type ReceiptLookup, type TxStatus, ZERO_DIGEST };
-
+} from "./outcomes.ts";
+import type { LedgerSecrets } from "./secrets.ts";
+import { type decodeSnapshot, encodeSnapshot, type SnapshotAnchor } from "./snapshot.ts";
 import {
   fromUtf8,
   jsonBytes,
@@ -43,8 +38,15 @@ import {
   SINGLETON_KEY,
   type SignatureRecord,
   Tables,
-} from "../ledger/index.ts";
-import type { Environment } from "./env.ts";
+} from "./tables.ts";
+
+/** Where the ledger state takes time and randomness from (a node's, or the simulator's). */
+export interface LedgerEnvironment {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+  randomBytes(length: number): Uint8Array;
+}
+
 import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
 import { type ReplicationSource, SigningRules } from "./signers.ts";
 
@@ -128,7 +130,7 @@ export class LedgerState {
   nodesInfoVersion = 0;
 
   constructor(
-    private readonly env: Environment,
+    private readonly env: LedgerEnvironment,
     private readonly keys: SigningKeys,
     readonly secrets: LedgerSecrets,
     private readonly sink: LedgerSink,
@@ -470,7 +472,7 @@ export class LedgerState {
    * here, so a tampered ledger is refused.
    */
   static restore(opts: {
-    env: Environment;
+    env: LedgerEnvironment;
     keys: SigningKeys;
     secrets: LedgerSecrets;
     sink: LedgerSink;
@@ -627,7 +629,7 @@ export class LedgerState {
    * `secrets` (the recovered service's own secret).
    */
   static restorePublic(opts: {
-    env: Environment;
+    env: LedgerEnvironment;
     keys: SigningKeys;
     secrets: LedgerSecrets;
     sink: LedgerSink;

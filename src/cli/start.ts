@@ -1,7 +1,7 @@
 import { evmExecutorFor } from "../evm/index.ts";
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
-import { builtInApp } from "./apps.ts";
 import { CliError } from "./fail.ts";
+import { appExecutors } from "./js-apps.ts";
 
 export async function startCommand(opts: { config: string; mode?: "recover" }): Promise<void> {
   const config = loadConfig(opts.config);
@@ -13,10 +13,13 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
     throw new CliError(`${opts.config} asks to recover a service: use coco recover --config`);
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const app = builtInApp(config.app);
+  const apps = await appExecutors(config, realEnvironment, log);
   const evm = config.evm ? evmExecutorFor(realEnvironment) : null;
-  const executors = [...(app ? [app] : []), ...(evm ? [evm.executor] : [])];
-  const running = await runNode(config, realEnvironment, log, executors);
+  const running = await runNode(config, realEnvironment, log, [
+    ...apps.executors,
+    ...(evm ? [evm.executor] : []),
+  ]);
+  apps.attach(running.node);
   evm?.bind(running.node);
   const shutdown = (signal: string) => {
     log.info({ signal }, "stopping");

@@ -11,7 +11,15 @@ import type { Tx } from "../kv/index.ts";
 import { headNumber } from "./chain.ts";
 import { type EvmConfig, readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
+import type { KvStateManager } from "./state.ts";
 import { blockFor, type EvmRandom, vmOver } from "./vm.ts";
+
+/**
+ * The state a call runs over: a private contract's group (src/evm/private), or undefined for the
+ * public state (a pooled VM's own state manager).
+ */
+export type StateFor = (kv: Tx) => KvStateManager | undefined;
+const publicState: StateFor = () => undefined;
 
 /** The fields of an `eth_call` / `eth_estimateGas` request object that Coco reads. */
 export interface CallRequest {
@@ -74,17 +82,18 @@ async function runOnce(
   gasLimit: bigint,
   random: EvmRandom,
   now: () => number,
+  stateFor: StateFor,
 ) {
-  const { vm, common, release } = await vmOver(kv, config, random);
-  const unsigned = createTx(
-    { to: call.to, data: call.data, value: call.value, gasLimit, gasPrice: config.gasPrice },
-    { common },
-  );
-  // Transactions are frozen: the call's sender is set on an object that inherits from it.
-  const tx = Object.create(unsigned, { getSenderAddress: { value: () => from } }) as TypedTransaction;
-  const number = headNumber(kv) + 1n;
-  const block = blockFor(config, number, BigInt(Math.floor(now() / 1000)), common);
+  const { vm, common, release } = await vmOver(kv, config, random, stateFor(kv));
   try {
+    const unsigned = createTx(
+      { to: call.to, data: call.data, value: call.value, gasLimit, gasPrice: config.gasPrice },
+      { common },
+    );
+    // Transactions are frozen: the call's sender is set on an object that inherits from it.
+    const tx = Object.create(unsigned, { getSenderAddress: { value: () => from } }) as TypedTransaction;
+    const number = headNumber(kv) + 1n;
+    const block = blockFor(config, number, BigInt(Math.floor(now() / 1000)), common);
     return await runTx(vm, {
       tx,
       block,
@@ -92,9 +101,9 @@ async function runOnce(
       skipBalance: true,
       skipBlockGasLimitValidation: true,
       skipHardForkValidation: true,
+    }).catch((e: unknown) => {
+      throw new RpcError(-32000, (e as Error).message.split(" -> ")[0]!);
     });
-  } catch (e) {
-    throw new RpcError(-32000, (e as Error).message.split(" -> ")[0]!);
   } finally {
     release();
   }
@@ -123,11 +132,21 @@ export async function ethCall(
   bound: Set<string>,
   random: EvmRandom,
   now: () => number,
+  stateFor: StateFor = publicState,
 ): Promise<string> {
   const config = readEvmConfig(kv);
   const call = parseCall(request);
   const from = callSender((request as CallRequest).from, bound);
-  const result = await runOnce(kv, config, from, call, call.gas ?? config.blockGasLimit, random, now);
+  const result = await runOnce(
+    kv,
+    config,
+    from,
+    call,
+    call.gas ?? config.blockGasLimit,
+    random,
+    now,
+    stateFor,
+  );
   if (result.execResult.exceptionError) throw revertError(result);
   return bytesToHex(result.execResult.returnValue);
 }
@@ -142,18 +161,20 @@ export async function estimateGas(
   bound: Set<string>,
   random: EvmRandom,
   now: () => number,
+  stateFor: StateFor = publicState,
 ): Promise<string> {
   const config = readEvmConfig(kv);
   const call = parseCall(request);
   const from = callSender((request as CallRequest).from, bound);
   let hi = call.gas ?? config.blockGasLimit;
-  const first = await runOnce(kv, config, from, call, hi, random, now);
+  const first = await runOnce(kv, config, from, call, hi, random, now, stateFor);
   if (first.execResult.exceptionError) throw revertError(first);
   let lo = first.totalGasSpent - 1n;
   const ok = async (gas: bigint) => {
     try {
       return (
-        (await runOnce(kv, config, from, call, gas, random, now)).execResult.exceptionError === undefined
+        (await runOnce(kv, config, from, call, gas, random, now, stateFor)).execResult.exceptionError ===
+        undefined
       );
     } catch {
       return false;

@@ -64,12 +64,20 @@ export interface VmLease {
  * A VM over one KV transaction, from a pool kept per chain settings (a settings change by
  * governance gives new VMs). BLOCKHASH reads Coco's stored blocks; the random precompile draws
  * from the node's randomness (its bytes reach the ledger only through the state they change).
+ * With `state` (a privacy group's private state) the VM runs over it instead, and is not pooled.
+ * Either way the lease must be released.
  */
-export async function vmOver(tx: Tx, config: EvmConfig, random: EvmRandom): Promise<VmLease> {
+export async function vmOver(
+  tx: Tx,
+  config: EvmConfig,
+  random: EvmRandom,
+  state?: KvStateManager,
+): Promise<VmLease> {
+  if (state) return freshVm(tx, config, random, state);
   const key = `${config.chainId}/${config.gasPrice}/${config.blockGasLimit}`;
   const pool = pools.get(key) ?? [];
   pools.set(key, pool);
-  const pooled = pool.pop() ?? (await createPooledVm(config));
+  const pooled = pool.pop() ?? (await createVm(config, new KvStateManager(undefined as unknown as Tx)));
   pooled.use.tx = tx;
   pooled.use.random = random;
   pooled.state.bind(tx);
@@ -89,14 +97,39 @@ export async function vmOver(tx: Tx, config: EvmConfig, random: EvmRandom): Prom
   };
 }
 
-async function createPooledVm(config: EvmConfig): Promise<PooledVm> {
+/**
+ * A VM over a caller's own state manager (a privacy group's private state): made for this use
+ * and never pooled, since the pool's VMs are all over the public maps. Private transactions are
+ * rare enough that the VM's creation cost does not matter.
+ */
+async function freshVm(
+  tx: Tx,
+  config: EvmConfig,
+  random: EvmRandom,
+  state: KvStateManager,
+): Promise<VmLease> {
+  const made = await createVm(config, state);
+  made.use.tx = tx;
+  made.use.random = random;
+  return {
+    vm: made.vm,
+    state: made.state,
+    common: made.common,
+    release() {
+      made.state.discard();
+      made.use.tx = undefined;
+      made.use.random = undefined;
+    },
+  };
+}
+
+async function createVm(config: EvmConfig, state: KvStateManager): Promise<PooledVm> {
   const common = commonFor(config.chainId);
   const use: PooledVm["use"] = { gasLimit: config.blockGasLimit };
   const inUse = (): Tx => {
-    if (!use.tx) throw new Error("a pooled VM was used after its release");
+    if (!use.tx) throw new Error("a VM was used after its release");
     return use.tx;
   };
-  const state = new KvStateManager(undefined as unknown as Tx);
   const blockchain = {
     async getBlock(n: number) {
       const block = blockByNumber(inUse(), BigInt(n), use.gasLimit);
@@ -110,7 +143,7 @@ async function createPooledVm(config: EvmConfig): Promise<PooledVm> {
   };
   const random: EvmRandom = {
     randomBytes(n) {
-      if (!use.random) throw new Error("a pooled VM was used after its release");
+      if (!use.random) throw new Error("a VM was used after its release");
       return use.random.randomBytes(n);
     },
   };

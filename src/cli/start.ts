@@ -1,6 +1,7 @@
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
 import { builtInApp } from "./apps.ts";
 import { CliError } from "./fail.ts";
+import { sawtoothFor } from "./sawtooth.ts";
 
 export async function startCommand(opts: { config: string; mode?: "recover" }): Promise<void> {
   const config = loadConfig(opts.config);
@@ -12,7 +13,10 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
     throw new CliError(`${opts.config} asks to recover a service: use coco recover --config`);
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const running = await runNode(config, realEnvironment, log, builtInApp(config.app));
+  const app = builtInApp(config.app);
+  const sawtooth = await sawtoothFor(config, log);
+  const running = await runNode(config, realEnvironment, log, [...(app ? [app] : []), ...sawtooth.executors]);
+  sawtooth.attach(running);
   const shutdown = (signal: string) => {
     log.info({ signal }, "stopping");
     running.stop().then(

@@ -46,6 +46,11 @@ export interface NodeConfig {
   commitWaitTimeoutMs: number;
   /** How this node attests itself: `virtual` (development, insecure) or `snp` (AMD SEV-SNP). */
   attestation: AttestationSettings;
+  /**
+   * Serve Sawtooth (docs/sawtooth.md): transaction processors connect over ZeroMQ to
+   * `processorAddress`; null (the default) leaves Sawtooth off.
+   */
+  sawtooth: { processorAddress: string; processorTimeoutMs: number } | null;
 }
 
 export class ConfigError extends Error {}
@@ -131,6 +136,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "log",
     "commitWaitTimeoutMs",
     "attestation",
+    "sawtooth",
   ]);
   const rpc = objectAt(top.rpc ?? {}, "rpc", ["address", "maxBodyBytes", "forwarding", "forwardTimeoutMs"]);
   const forwarding = stringAt(rpc, "forwarding", "rpc", "forward");
@@ -212,6 +218,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     log: { level: level as NodeConfig["log"]["level"], format },
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
     attestation: attestationAt(top.attestation, baseDir),
+    sawtooth: sawtoothAt(top.sawtooth),
   };
 }
 
@@ -317,4 +324,16 @@ export function loadConfig(file: string): NodeConfig {
     throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
   }
   return parseConfig(raw, dirname(resolve(file)));
+}
+
+function sawtoothAt(value: unknown): NodeConfig["sawtooth"] {
+  if (value === undefined || value === null) return null;
+  const s = objectAt(value, "sawtooth", ["processorAddress", "processorTimeoutMs"]);
+  const processorAddress = stringAt(s, "processorAddress", "sawtooth");
+  if (!/^tcp:\/\/[^\s]+:(\d+|\*)$/.test(processorAddress))
+    fail("sawtooth.processorAddress", "must be a ZeroMQ tcp address, e.g. tcp://127.0.0.1:4004");
+  return {
+    processorAddress,
+    processorTimeoutMs: intAt(s, "processorTimeoutMs", "sawtooth", 10_000, 100, 600_000),
+  };
 }

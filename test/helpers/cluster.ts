@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { builtInApp } from "../../src/cli/apps.ts";
+import { sawtoothFor } from "../../src/cli/sawtooth.ts";
 import type { GovClient } from "../../src/client/index.ts";
 import type { ProposalView } from "../../src/gov/index.ts";
 import {
@@ -84,7 +85,10 @@ export class Cluster {
       this.dir,
     );
     const logger = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
-    const running = await runNode(config, realEnvironment, logger, builtInApp("logging"), seams);
+    const sawtooth = await sawtoothFor(config, logger);
+    const app = builtInApp("logging")!;
+    const running = await runNode(config, realEnvironment, logger, [app, ...sawtooth.executors], seams);
+    sawtooth.attach(running);
     this.nodes.push(running);
     return running;
   }

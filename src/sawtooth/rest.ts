@@ -47,7 +47,7 @@ function envelope(ctx: HandlerContext, deps: RestDeps, body: Record<string, unkn
     body: {
       ...body,
       head,
-      link: `${deps.base}${ctx.request.path.slice(deps.base.length)}${query ? `?${query}` : ""}`,
+      link: `/app${ctx.request.path}${query ? `?${query}` : ""}`,
     },
   };
 }
@@ -289,6 +289,6 @@ async function submit(ctx: HandlerContext, deps: RestDeps): Promise<AppResponse>
   });
   return {
     status: 202,
-    body: { link: `${deps.base}/batch_statuses?id=${ids.join(",")}` },
+    body: { link: `/app${deps.base}/batch_statuses?id=${ids.join(",")}` },
   };
 }

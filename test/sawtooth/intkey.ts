@@ -22,11 +22,15 @@ export const NAMESPACE = sha512(FAMILY).slice(0, 6);
 export const addressOf = (name: string) => NAMESPACE + sha512(name).slice(-64);
 
 class IntkeyHandler extends TransactionHandler {
+  /** Called before each transaction: lets a test make the processor die mid-request. */
+  onApply: () => void = () => {};
+
   constructor() {
     super(FAMILY, ["1.0"], [NAMESPACE]);
   }
 
   async apply(request: Any, context: Any): Promise<void> {
+    this.onApply();
     let payload: { Verb: string; Name: string; Value: number };
     try {
       payload = cborDecode(request.payload);
@@ -57,16 +61,20 @@ class IntkeyHandler extends TransactionHandler {
   }
 }
 
-/** Starts a processor connected to `url`; `stop` closes its socket (as if the process died). */
-export function startProcessor(url: string): { stop(): void } {
+/**
+ * Starts a processor connected to `url`; `stop` closes its socket (as if the process died). With
+ * `dieMidRequest`, it closes its socket on receiving a transaction, before answering.
+ */
+export function startProcessor(url: string, opts: { dieMidRequest?: boolean } = {}): { stop(): void } {
   const tp = new TransactionProcessor(url);
-  tp.addHandler(new IntkeyHandler());
-  tp.start();
-  return {
-    stop() {
-      if (tp._stream._socket) tp._stream.close();
-    },
+  const handler = new IntkeyHandler();
+  const stop = () => {
+    if (tp._stream._socket) tp._stream.close();
   };
+  if (opts.dieMidRequest) handler.onApply = stop;
+  tp.addHandler(handler);
+  tp.start();
+  return { stop };
 }
 
 export class IntkeyClient {

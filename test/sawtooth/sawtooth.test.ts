@@ -182,3 +182,33 @@ test("the processor killed and restarted mid-load loses no committed batch and c
     `# accepted ${accepted.length}, refused while the processor was down ${refusedWhileDown}\n`,
   );
 });
+
+test("a processor that dies mid-request fails its batch cleanly; a resubmission then commits", {
+  timeout: 60_000,
+}, async () => {
+  const i = cluster.nodes.indexOf(primary());
+  processors[i]!.stop();
+  const dying = startProcessor(tpUrls[i]!, { dieMidRequest: true });
+  try {
+    await new Promise((r) => setTimeout(r, 300)); // lets it register
+    const batch = client.batch([
+      client.transaction("set", "survivor", 1),
+      client.transaction("set", "half", 1),
+    ]);
+    const failed = await post(primary(), client.batchList([batch]));
+    assert.equal(failed.status, 503, failed.text);
+    assert.equal(failed.json().error.code, 18);
+    assert.equal(await intkeyValue(primary(), "survivor"), undefined, "nothing of the batch was written");
+    const unknown = (await get(primary(), `/batch_statuses?id=${batch.headerSignature}`)).json();
+    assert.equal(unknown.data[0].status, "UNKNOWN");
+
+    processors[i] = startProcessor(tpUrls[i]!);
+    await new Promise((r) => setTimeout(r, 300));
+    const again = await post(primary(), client.batchList([batch]), { "x-coco-wait": "commit" });
+    assert.equal(again.status, 202, again.text);
+    assert.equal(await status(primary(), batch.headerSignature), "COMMITTED");
+    assert.equal(await intkeyValue(primary(), "half"), 1);
+  } finally {
+    dying.stop();
+  }
+});

@@ -13,6 +13,8 @@ export interface AppRequest {
   method: HttpMethod;
   /** The path below `/app`, e.g. `/log/private`. */
   path: string;
+  /** Path and query as the client sent them, e.g. `/app/log/private?id=1`. */
+  url: string;
   /** Values of `{name}` segments of the endpoint's path template. */
   params: Record<string, string>;
   query: URLSearchParams;
@@ -28,6 +30,8 @@ export interface AppResponse {
   headers?: Record<string, string>;
   /** Serialised as JSON unless it is a string or bytes. */
   body?: unknown;
+  /** Overrides the endpoint's rule for this answer: apply (or drop) the writes whatever the status. */
+  applyWrites?: boolean;
 }
 
 export interface HandlerContext {
@@ -36,11 +40,26 @@ export interface HandlerContext {
   tx: Tx;
   /** Binds a digest of app-defined claims into this transaction's receipt. */
   setClaimsDigest(digest: Uint8Array): void;
+  /** Runs `callback` with the transaction id the answer names, once the answer is decided. */
+  onAnswer?(callback: (txid: string, status: number) => void): void;
 }
+
+export type EndpointMode = "readwrite" | "readonly" | "historical";
 
 export interface EndpointOptions {
   auth: AuthPolicy[];
-  mode: "readwrite" | "readonly";
+  /** `historical`: reads only, like `readonly`; the handler itself reads past states (JS apps). */
+  mode: EndpointMode;
+  /**
+   * The mode of one request, for endpoints whose requests differ (a JSON-RPC body that sends a
+   * transaction writes; one that reads does not); `mode` when absent.
+   */
+  modeOf?: (request: Pick<AppRequest, "method" | "path" | "headers" | "body">) => EndpointMode;
+  /**
+   * Where a request that reaches a backup runs: `sometimes` (default) on the primary for writes,
+   * linearizable reads and forwarded sessions; `always` on the primary; `never` where it arrived.
+   */
+  forwarding?: "never" | "sometimes" | "always";
   /** Answer only once the transaction is committed, without the client asking. */
   waitForCommit?: boolean;
   /** Which statuses apply the transaction's writes; default: 2xx only. */

@@ -1,6 +1,7 @@
+import { evmExecutorFor } from "../evm/index.ts";
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
-import { builtInApp } from "./apps.ts";
 import { CliError } from "./fail.ts";
+import { appExecutors } from "./js-apps.ts";
 import { sawtoothFor } from "./sawtooth.ts";
 
 export async function startCommand(opts: { config: string; mode?: "recover" }): Promise<void> {
@@ -13,9 +14,16 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
     throw new CliError(`${opts.config} asks to recover a service: use coco recover --config`);
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const app = builtInApp(config.app);
+  const apps = await appExecutors(config, realEnvironment, log);
   const sawtooth = await sawtoothFor(config, log);
-  const running = await runNode(config, realEnvironment, log, [...(app ? [app] : []), ...sawtooth.executors]);
+  const evm = config.evm ? evmExecutorFor(realEnvironment) : null;
+  const running = await runNode(config, realEnvironment, log, [
+    ...apps.executors,
+    ...(evm ? [evm.executor] : []),
+    ...sawtooth.executors,
+  ]);
+  apps.attach(running.node);
+  evm?.bind(running.node);
   sawtooth.attach(running);
   const shutdown = (signal: string) => {
     log.info({ signal }, "stopping");

@@ -84,24 +84,25 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
     for (const [digest, sandbox] of cache) if (sandbox.generation === generation) cache.delete(digest);
   }
 
-  function sandboxFor(set: JsModuleSet): Sandbox {
+  function sandboxFor(set: JsModuleSet, key: string, fresh: boolean): Sandbox {
     const qjs = currentQuickJs();
     if (qjs === undefined) {
       throw new JsError("unavailable", "QuickJS is reloading after a crash; await engine.ready() and retry");
     }
-    const cached = cache.get(set.digest);
+    if (fresh) return new Sandbox(qjs, set, env, maxLogLineLength);
+    const cached = cache.get(key);
     if (cached !== undefined && cached.generation === qjs.generation) {
-      cache.delete(set.digest);
-      cache.set(set.digest, cached);
+      cache.delete(key);
+      cache.set(key, cached);
       return cached;
     }
-    if (cached !== undefined) cache.delete(set.digest);
+    if (cached !== undefined) cache.delete(key);
     for (const [digest, sandbox] of cache) {
       if (cache.size < maxCached) break;
       if (!sandbox.busy) drop(digest, sandbox);
     }
     const sandbox = new Sandbox(qjs, set, env, maxLogLineLength);
-    cache.set(set.digest, sandbox);
+    cache.set(key, sandbox);
     return sandbox;
   }
 
@@ -118,6 +119,12 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
     const limits: JsLimits = resolveLimits(defaults, callOptions.limits);
     const set = createModuleSet(callOptions.modules);
     const entry = entryName(set, callOptions.entry);
+    const { context, fresh = false } = callOptions;
+    if (context !== undefined && typeof context !== "string")
+      throw new JsConfigError("context must be a string");
+    if (typeof fresh !== "boolean") throw new JsConfigError("fresh must be a boolean");
+    // Contexts of one module set under different names keep separate module state.
+    const key = context === undefined ? set.digest : `${set.digest}:${context}`;
 
     const scope: CallScope = { stores: [kv], readOnly, hooks, logger: callOptions.logger ?? options.logger };
     const info: Record<string, unknown> = {};
@@ -132,11 +139,14 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
 
     let sandbox: Sandbox | undefined;
     try {
-      sandbox = sandboxFor(set);
-      return sandbox.call({ entry, fn, args, scope, limits, info });
+      sandbox = sandboxFor(set, key, fresh);
+      const result = sandbox.call({ entry, fn, args, scope, limits, info });
+      if (fresh) sandbox.dispose();
+      return result;
     } catch (error) {
       if (error instanceof JsError || error instanceof JsConfigError) {
-        if (sandbox?.needsReset && cache.get(set.digest) === sandbox) drop(set.digest, sandbox);
+        if (fresh) sandbox?.dispose();
+        else if (sandbox?.needsReset && cache.get(key) === sandbox) drop(key, sandbox);
         throw error;
       }
       // A host-level exception escaped from inside QuickJS (Node's stack overflowed in the
@@ -157,12 +167,13 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
     },
     evict(modules) {
       if (modules === undefined) {
-        for (const [digest, sandbox] of [...cache]) if (!sandbox.busy) drop(digest, sandbox);
+        for (const [key, sandbox] of [...cache]) if (!sandbox.busy) drop(key, sandbox);
         return;
       }
       const digest = createModuleSet(modules).digest;
-      const sandbox = cache.get(digest);
-      if (sandbox !== undefined && !sandbox.busy) drop(digest, sandbox);
+      for (const [key, sandbox] of [...cache]) {
+        if ((key === digest || key.startsWith(`${digest}:`)) && !sandbox.busy) drop(key, sandbox);
+      }
     },
     get cachedContexts() {
       return cache.size;

@@ -5,7 +5,15 @@ import { cryptoFunctions, pemToId } from "./crypto.ts";
 import { newBuffer, readBuffer, readPacked, writePacked } from "./marshal.ts";
 import { HOOK_PATHS } from "./prelude.ts";
 import { verifySnpAttestation } from "./snp-attestation.ts";
-import type { JsEnv, JsHistoricalState, JsHooks, JsLogger, JsLogLevel, KvAccess } from "./types.ts";
+import type {
+  JsEnv,
+  JsHistoricalState,
+  JsHooks,
+  JsLogger,
+  JsLogLevel,
+  KvAccess,
+  KvRangeOptions,
+} from "./types.ts";
 
 /** What host functions see of the call in progress. */
 export interface CallScope {
@@ -100,6 +108,12 @@ export function createHostObject(ctx: QuickJSContext, deps: HostDeps): QuickJSHa
   function dispatch(name: string, args: unknown[]): unknown {
     if (name === "pemToId") return pemToId(args[0]);
     if (name === "snp.verifySnpAttestation") return verifySnpAttestation(...args);
+    if (name === "kv.range") {
+      const [index, map, options] = args as [number, string, KvRangeOptions];
+      const kv = store(deps, index);
+      if (kv.range === undefined) throw new TypeError(`ccf.kv["${map}"].range is not available here`);
+      return kv.range(map, options);
+    }
     if (name.startsWith("crypto.")) {
       const fn = Object.hasOwn(crypto, name.slice(7)) ? crypto[name.slice(7)] : undefined;
       if (fn === undefined) throw new TypeError(`ccf.${name} is not a function`);

@@ -15,4 +15,5 @@ export type {
   JsLogger,
   JsLogLevel,
   KvAccess,
+  KvRangeOptions,
 } from "./types.ts";

@@ -161,6 +161,17 @@ export const PRELUDE_SOURCE = `(function (host) {
         }
       },
       get size() { return host.kvSize(store, name); },
+      // Coco, beyond CCF: one page of entries in key byte order, [start, end), after a token.
+      range(options) {
+        const o = options === undefined ? {} : options;
+        if (o === null || typeof o !== "object") throw new TypeError(where + "range: options must be an object");
+        const opts = {};
+        if (o.start !== undefined) opts.start = toBuffer(o.start, where + "range: start");
+        if (o.end !== undefined) opts.end = toBuffer(o.end, where + "range: end");
+        if (o.limit !== undefined) opts.limit = o.limit;
+        if (o.after !== undefined) opts.after = o.after;
+        return hostCall("kv.range", [store, name, opts]);
+      },
     };
     return map;
   }

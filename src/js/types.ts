@@ -22,6 +22,18 @@ export interface KvAccess {
   size(map: string): number;
   /** Optional; the sandbox's `getVersionOfPreviousWrite` returns undefined when absent. */
   getVersionOfPreviousWrite?(map: string, key: Uint8Array): number | undefined;
+  /**
+   * Optional (Coco, beyond CCF): one page of the map's entries in key byte order, from `start`
+   * (inclusive) to `end` (exclusive), resuming after a `next` token of an earlier page.
+   */
+  range?(map: string, options: KvRangeOptions): { entries: Array<[Uint8Array, Uint8Array]>; next?: string };
+}
+
+export interface KvRangeOptions {
+  start?: Uint8Array;
+  end?: Uint8Array;
+  limit?: number;
+  after?: string;
 }
 
 /** A host function reachable from the sandbox. Arguments arrive unchecked: validate them. */
@@ -131,4 +143,11 @@ export interface JsCallOptions {
   limits?: Partial<JsLimits>;
   /** Overrides the engine's logger for this call (e.g. to tag lines with a request id). */
   logger?: JsLogger;
+  /**
+   * Names the warm context to use among those of the same module set (CCF's interpreter_reuse
+   * key): contexts under different names keep separate module state. Default: one per set.
+   */
+  context?: string;
+  /** Runs in a new context, discarded afterwards: no module state survives the call. */
+  fresh?: boolean;
 }

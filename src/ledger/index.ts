@@ -12,7 +12,7 @@ export {
   encodeEntry,
   frameWriteSetDigest,
 } from "./entry.ts";
-export { LedgerError, type LedgerErrorContext } from "./errors.ts";
+export { invariant, LedgerError, type LedgerErrorContext, LedgerInvariantError } from "./errors.ts";
 export { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
 export { DEFAULT_CHUNK_SIZE, LedgerFiles, type LedgerFilesOptions, type LedgerFilesStats } from "./files.ts";
 export type { LedgerFileHandle, LedgerIo } from "./io.ts";
@@ -27,6 +27,8 @@ export {
 export { type LedgerRecord, readLedgerDir } from "./reader.ts";
 export type { LedgerSecret } from "./secrets.ts";
 export { LedgerSecrets } from "./secrets.ts";
+export { checkSignedRoot, readSignatureEntry, SignatureCheckError } from "./signatures.ts";
+export { type ReplicationSource, SigningRules } from "./signers.ts";
 export {
   decodeSnapshot,
   encodeSnapshot,
@@ -35,6 +37,15 @@ export {
   snapshotDigest,
   writeSnapshotFile,
 } from "./snapshot.ts";
+export {
+  type DecodedSnapshot,
+  type LedgerEnvironment,
+  type LedgerSink,
+  LedgerState,
+  LedgerStateError,
+  type PreparedSnapshot,
+  type SigningKeys,
+} from "./state.ts";
 export {
   fromUtf8,
   jsonBytes,

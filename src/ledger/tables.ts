@@ -13,9 +13,14 @@ export const Tables = {
   proposals: "public:ccf.gov.proposals",
   proposalsInfo: "public:ccf.gov.proposals_info",
   history: "public:ccf.gov.history",
-  recentRequests: "public:ccf.gov.cose_recent_proposals",
+  /** Coco's per-member replay windows (gov/replay.ts); CCF keeps one shared window instead. */
+  membersRecentRequests: "public:ccf.gov.members.recent_requests",
   modules: "public:ccf.gov.modules",
   endpoints: "public:ccf.gov.endpoints",
+  jsRuntimeOptions: "public:ccf.gov.js_runtime_options",
+  interpreterFlush: "public:ccf.gov.interpreter.flush",
+  modulesQuickJsBytecode: "public:ccf.gov.modules_quickjs_bytecode",
+  modulesQuickJsVersion: "public:ccf.gov.modules_quickjs_version",
   // Members and users
   membersCerts: "public:ccf.gov.members.certs",
   membersInfo: "public:ccf.gov.members.info",
@@ -115,7 +120,13 @@ export interface ServiceInfo {
 /** A value of `public:ccf.gov.nodes.info`. */
 export interface NodeInfo {
   status: "Pending" | "Trusted" | "Retired";
-  cert: string;
+  /**
+   * The certificate the node started with, for the service's first node and for nodes trusted
+   * at once by the development option. A node trusted by the members' vote has none here: its
+   * certificate is in `nodes.endorsed_certificates`, the record every node-to-node channel
+   * checks.
+   */
+  cert?: string;
   rpc_address: string;
   /** Where other nodes reach this one. */
   node_address?: string;

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Constitution, GovEffects, GovHost } from "../gov/index.ts";
 import { type JsEngine, jsConstitution } from "../js/index.ts";
+import { withJsAppChecks } from "../jsapp/index.ts";
 import type { Tx } from "../kv/index.ts";
 import type { CommitOutcome } from "../ledger/index.ts";
 import type { Environment } from "./env.ts";
@@ -45,7 +46,7 @@ export function nodeGovHost(deps: GovHostDeps): GovHost {
 }
 
 function constitution(deps: GovHostDeps, effects: GovEffects): Constitution {
-  return jsConstitution(deps.jsEngine, (tx) =>
+  const constitution = jsConstitution(deps.jsEngine, (tx) =>
     serviceHooks(tx, effects, {
       service: deps.service(),
       latestSecretVersion: () => deps.latestSecretVersion(),
@@ -53,6 +54,8 @@ function constitution(deps: GovHostDeps, effects: GovEffects): Constitution {
       randomBytes: (n) => deps.env.randomBytes(n),
     }),
   );
+  // Coco refuses JS apps whose code does not load, whichever constitution is in force.
+  return withJsAppChecks(constitution, deps.jsEngine);
 }
 
 /** Carries out what an accepted proposal asked for, after it committed. */

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Tx } from "../kv/index.ts";
+import type { CommitOutcome } from "../ledger/index.ts";
 import {
   Tables as GovTables,
   readJson,
@@ -9,7 +10,6 @@ import {
   writeJson,
 } from "../ledger/index.ts";
 import { type IssuedRecoveryShares, issueRecoveryShares } from "../recovery/index.ts";
-import type { CommitOutcome } from "./ledger-state.ts";
 
 /** Where the service keeps its recovery shares (public: each share opens only with its member's key). */
 export const RECOVERY_SHARES_TABLE = "public:ccf.internal.recovery_shares";

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { aesGcmDecrypt } from "../crypto/index.ts";
 import { GovError } from "../gov/index.ts";
 import { Store, type StoreSnapshot, type Tx } from "../kv/index.ts";
+import type { LedgerState } from "../ledger/index.ts";
 import {
   type DecodedEntry,
   decryptEntry,
@@ -15,7 +16,6 @@ import {
   utf8,
 } from "../ledger/index.ts";
 import { type IssuedRecoveryShares, RecoveryError, RecoveryShareCollector } from "../recovery/index.ts";
-import type { LedgerState } from "./ledger-state.ts";
 import { RECOVERY_SHARES_TABLE, type RecoverySharesRecord } from "./recovery-shares.ts";
 
 /** Which recovery members have submitted a share (never the share itself). */

@@ -19,6 +19,8 @@ export function rpcPort(node: CocoNode): RpcNode {
       maxBodyBytes: config.rpc.maxBodyBytes,
       forwarding: config.rpc.forwarding,
       forwardTimeoutMs: config.rpc.forwardTimeoutMs,
+      maxConnectionsPerAddress: config.rpc.maxConnectionsPerAddress,
+      idleTimeoutMs: config.rpc.idleTimeoutMs,
       commitWaitTimeoutMs: config.commitWaitTimeoutMs,
       platform: config.attestation.platform,
       version: COCO_VERSION,
@@ -47,6 +49,7 @@ export function rpcPort(node: CocoNode): RpcNode {
     receipt: (view, seqno) => node.state.receipt(view, seqno),
     requestNode: (to, message, timeoutMs) => node.requestNode(to, message, timeoutMs),
     onNodeRequest: (handler) => node.onNodeRequest(handler),
+    mayForward: (id) => node.servesAsPeer(id),
     status: () => ({
       retired: node.consensusStatus?.role === "retired",
       lastSignedSeqno: node.state.lastSignatureSeqno,

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { certFingerprint, endorsePreviousService, normalizePem, parseCertificate } from "../crypto/index.ts";
 import { defaultConstitution, joinConstitution } from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
+import type { LedgerState } from "../ledger/index.ts";
 import {
   jsonBytes,
   type NodeInfo,
@@ -17,7 +18,6 @@ import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import type { NodeIdentity } from "./identity.ts";
 import { NODE_ATTESTATIONS } from "./join.ts";
-import type { LedgerState } from "./ledger-state.ts";
 import { NodeError } from "./node-error.ts";
 
 /** What the service's lifecycle transactions need of the node that makes them. */

@@ -1,5 +1,5 @@
+import type { LedgerState } from "../ledger/index.ts";
 import type { Environment } from "./env.ts";
-import type { LedgerState } from "./ledger-state.ts";
 
 export interface SigningSettings {
   /** Sign after this many transactions without a signature. */

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
+import type { LedgerState } from "../ledger/index.ts";
 import { decodeSnapshot, type LedgerFiles, writeSnapshotFile } from "../ledger/index.ts";
-import type { LedgerState } from "./ledger-state.ts";
 import { NodeError } from "./node-error.ts";
 import type { Replica } from "./replica.ts";
 import { INSTALL_SNAPSHOT, type InstallSnapshot } from "./snapshot-message.ts";

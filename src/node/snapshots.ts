@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { toHex } from "../crypto/index.ts";
+import type { DecodedSnapshot, LedgerState } from "../ledger/index.ts";
 import {
   type DecodedEntry,
   decodeSnapshot,
@@ -13,7 +14,6 @@ import {
   Tables,
   writeSnapshotFile,
 } from "../ledger/index.ts";
-import type { DecodedSnapshot, LedgerState } from "./ledger-state.ts";
 
 /** What the snapshot evidence entry records: the snapshot's seqno and the digest of its file. */
 interface SnapshotEvidence {

@@ -4,6 +4,7 @@ import {
   type AppResponse,
   type Caller,
   type Endpoint,
+  type EndpointMode,
   type ExecutorRegistry,
   HttpError,
   type HttpMethod,
@@ -48,6 +49,7 @@ function makeRequest(call: AppCall, path: string, params: Record<string, string>
   return {
     method: call.method as HttpMethod,
     path,
+    url: call.url,
     params,
     query: new URLSearchParams(queryIndex < 0 ? "" : call.url.slice(queryIndex + 1)),
     headers: call.headers,
@@ -109,6 +111,28 @@ export function routeApp(node: RpcNode, executors: ExecutorRegistry, call: AppCa
   return { kind: "run", endpoint: match.endpoint, params: match.params, path };
 }
 
+/** The endpoint's mode for this call: per request when the endpoint says (`modeOf`). */
+export function endpointMode(endpoint: Endpoint, call: AppCall, path: string): EndpointMode {
+  if (!endpoint.modeOf) return endpoint.mode;
+  return endpoint.modeOf({ method: call.method as HttpMethod, path, headers: call.headers, body: call.body });
+}
+
+/** Whether a call that reached a backup must run on the primary (the endpoint's forwarding rule). */
+export function mustRunOnPrimary(
+  endpoint: Endpoint,
+  call: AppCall,
+  path: string,
+  sessionForwarded: boolean,
+): boolean {
+  if (endpoint.forwarding === "always") return true;
+  if (endpoint.forwarding === "never") return false;
+  return (
+    endpointMode(endpoint, call, path) === "readwrite" ||
+    call.headers[READ_HEADER] === "linearizable" ||
+    sessionForwarded
+  );
+}
+
 /** Runs an app handler on this node, committing its transaction, re-running it on a conflict. */
 export async function executeApp(
   node: RpcNode,
@@ -116,11 +140,32 @@ export async function executeApp(
   call: AppCall,
   log: Logger,
 ): Promise<AppAnswer> {
+  const listeners: Array<(txid: string, status: number) => void> = [];
+  const answer = await executeOnce(node, routed, call, log, listeners);
+  const txid = answer.headers[TX_HEADER];
+  for (const listener of listeners) {
+    try {
+      listener(txid ?? "", answer.status);
+    } catch (e) {
+      log.error({ err: e }, "an app's answer listener failed");
+    }
+  }
+  return answer;
+}
+
+async function executeOnce(
+  node: RpcNode,
+  routed: Extract<Routed, { kind: "run" }>,
+  call: AppCall,
+  log: Logger,
+  listeners: Array<(txid: string, status: number) => void>,
+): Promise<AppAnswer> {
   const { endpoint, params, path } = routed;
   const current = () => node.currentTxId();
   const auth = authenticate(endpoint.auth, call.peer);
   if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, current());
-  if (endpoint.mode === "readwrite" && !node.isPrimary) {
+  const mode = endpointMode(endpoint, call, path);
+  if (mode === "readwrite" && !node.isPrimary) {
     return errorAnswer(503, "NotPrimary", "this node is not the primary; retry on the primary", current());
   }
   const linearizable = call.headers[READ_HEADER] === "linearizable";
@@ -145,7 +190,7 @@ export async function executeApp(
   const request = makeRequest(call, path, params);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const tx = node.store.begin();
-    const result = await runHandler(endpoint, request, auth.caller, tx, log);
+    const result = await runHandler(endpoint, request, auth.caller, tx, log, listeners);
     if ("error" in result) {
       tx.abandon();
       return errorAnswer(
@@ -156,12 +201,14 @@ export async function executeApp(
       );
     }
     const status = result.response.status ?? 200;
-    const applies = endpoint.applyWrites ? endpoint.applyWrites(status) : status >= 200 && status < 300;
+    const applies =
+      result.response.applyWrites ??
+      (endpoint.applyWrites ? endpoint.applyWrites(status) : status >= 200 && status < 300);
     if (tx.isReadOnly || !applies) {
       tx.abandon();
       return answerRead(node, tx.startVersion, waitForIt, result.response, status);
     }
-    if (endpoint.mode === "readonly") {
+    if (mode !== "readwrite") {
       tx.abandon();
       log.error({ endpoint: endpoint.path }, "a read-only endpoint wrote to the store; writes dropped");
       return errorAnswer(500, "InternalError", "read-only endpoint attempted to write", current());
@@ -231,6 +278,7 @@ async function runHandler(
   caller: Caller,
   tx: Tx,
   log: Logger,
+  listeners: Array<(txid: string, status: number) => void>,
 ): Promise<HandlerResult> {
   let claimsDigest = ZERO_DIGEST;
   try {
@@ -243,6 +291,9 @@ async function runHandler(
           throw new HttpError(500, "InternalError", "claims digest must be 32 bytes");
         }
         claimsDigest = new Uint8Array(digest);
+      },
+      onAnswer(callback) {
+        listeners.push(callback);
       },
     });
     const status = response.status ?? 200;

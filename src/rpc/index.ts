@@ -9,3 +9,4 @@ export type {
   ServiceRecord,
 } from "./port.ts";
 export { createRpcServer } from "./server.ts";
+export { CLIENT_TLS_POLICY } from "./tls-policy.ts";

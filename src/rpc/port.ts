@@ -39,6 +39,11 @@ export interface RpcNode {
 
   /** Sends a request to another node over the node-to-node channel. */
   requestNode(to: string, message: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * Whether `nodeId` may hand this node client calls: a Trusted node, or a retiring one that
+   * consensus still counts or replicates to (it serves its clients until its removal commits).
+   */
+  mayForward(nodeId: string): boolean;
   /** Serves requests other nodes send (forwarded client calls). */
   onNodeRequest(handler: (from: string, message: unknown) => Promise<unknown>): void;
 
@@ -70,6 +75,9 @@ export interface RpcSettings {
   /** How a backup handles writes: run them on the primary, or redirect the client there. */
   forwarding: "forward" | "redirect";
   forwardTimeoutMs: number;
+  /** Client connections one address may hold; idle connections close after idleTimeoutMs. */
+  maxConnectionsPerAddress: number;
+  idleTimeoutMs: number;
   commitWaitTimeoutMs: number;
   platform: "virtual" | "snp";
   version: string;

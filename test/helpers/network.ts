@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
-import { builtInApp } from "../../src/cli/apps.ts";
+import { appExecutors } from "../../src/cli/js-apps.ts";
 import { CocoClientError, GovClient } from "../../src/client/index.ts";
 import { createIdentityCertificate } from "../../src/crypto/index.ts";
 import type { ProposalView } from "../../src/gov/index.ts";
@@ -129,14 +129,13 @@ export async function startTestNetwork(settings: Record<string, unknown> = {}): 
     log: { level: "error" },
     ...settings,
   };
-  const start = () => {
+  const start = async () => {
     const config = parseConfig(raw, dir);
-    return runNode(
-      config,
-      realEnvironment,
-      createLogger({ level: "error", format: "json" }),
-      builtInApp(config.app),
-    );
+    const log = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
+    const apps = await appExecutors(config, realEnvironment, log);
+    const started = await runNode(config, realEnvironment, log, apps.executors);
+    apps.attach(started.node);
+    return started;
   };
   let running = await start();
   const agents = new Map<string, Agent>();

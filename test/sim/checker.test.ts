@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import type { StoreSnapshot } from "../../src/kv/index.ts";
-import type { ReceiptLookup } from "../../src/node/ledger-state.ts";
+import type { ReceiptLookup } from "../../src/ledger/index.ts";
 import type { SimNode } from "./node.ts";
 import { Prng } from "./prng.ts";
 import { Simulation } from "./world.ts";

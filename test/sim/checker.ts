@@ -9,8 +9,8 @@ import {
   EntryType,
   type LedgerSecret,
   LedgerSecrets,
+  LedgerState,
 } from "../../src/ledger/index.ts";
-import { LedgerState } from "../../src/node/ledger-state.ts";
 import { entryDigest, storeDigest, type WriteRegistry } from "./app.ts";
 import { signingKeys } from "./keys.ts";
 import type { Observer, SimNode } from "./node.ts";
@@ -206,7 +206,7 @@ export class Checker implements Observer {
     this.checkSnapshotState(node, point, decodeSnapshot(bytes, this.secrets).snapshot, "took");
   }
 
-  afterDrain(node: SimNode): void {
+  afterEvent(node: SimNode): void {
     const raft = node.raft!;
     const state = node.state!;
     if (raft.stats.protocolViolations > 0)

@@ -277,6 +277,29 @@ const actions = new Map([
     ),
   ],
   [
+    // Coco's EVM (docs/ethereum.md): chain id, base fee in wei (0: gas is free) and block gas limit.
+    "set_evm_config",
+    new Action(
+      (a) => {
+        need(typeof a === "object" && a !== null, "arguments must be an object");
+        for (const k of Object.keys(a))
+          need(["chain_id", "gas_price", "block_gas_limit"].includes(k), `unknown argument ${k}`);
+        isInteger(a.chain_id, 1, Number.MAX_SAFE_INTEGER, "chain_id");
+        need(
+          (Number.isInteger(a.gas_price) && a.gas_price >= 0) ||
+            (typeof a.gas_price === "string" && /^[0-9]{1,30}$/.test(a.gas_price)),
+          "gas_price must be a non-negative integer (or a decimal string) of wei",
+        );
+        isInteger(a.block_gas_limit, 21000, 1000000000, "block_gas_limit");
+      },
+      (a) =>
+        ccf.kv["public:coco.evm.config"].set(
+          buf("config"),
+          json({ chain_id: a.chain_id, gas_price: String(a.gas_price), block_gas_limit: a.block_gas_limit }),
+        ),
+    ),
+  ],
+  [
     "set_user_data",
     new Action(
       (a) => {
@@ -452,6 +475,66 @@ const actions = new Map([
       },
     ),
   ],
+  [
+    "set_js_app",
+    new Action(
+      (a) => {
+        const bundle = a.bundle;
+        need(typeof bundle === "object" && bundle !== null, "bundle must be an object {metadata, modules}");
+        need(Array.isArray(bundle.modules), "bundle.modules must be an array");
+        for (const [i, m] of bundle.modules.entries()) {
+          need(
+            typeof m?.name === "string" && typeof m?.module === "string",
+            `bundle.modules[${i}] must be {name, module}`,
+          );
+        }
+        need(typeof bundle.metadata?.endpoints === "object", "bundle.metadata.endpoints must be an object");
+        // Coco's node checks the rest (modes, policies, that the code loads) for any constitution.
+      },
+      (a) => {
+        const modules = ccf.kv["public:ccf.gov.modules"];
+        const endpoints = ccf.kv["public:ccf.gov.endpoints"];
+        modules.clear();
+        endpoints.clear();
+        for (const m of a.bundle.modules) modules.set(buf(`/${m.name.replace(/^\/+/, "")}`), buf(m.module));
+        for (const [path, methods] of Object.entries(a.bundle.metadata.endpoints)) {
+          for (const [method, info] of Object.entries(methods)) {
+            const stored = { ...info, js_module: `/${info.js_module.replace(/^\/+/, "")}` };
+            endpoints.set(buf(`${method.toUpperCase()} ${path}`), json(stored));
+          }
+        }
+        // Written on every install, as CCF does: nodes reload the app when it changes.
+        ccf.kv["public:ccf.gov.interpreter.flush"].set(SINGLETON, json(true));
+      },
+    ),
+  ],
+  [
+    "remove_js_app",
+    new Action(noArgs, () => {
+      for (const map of [
+        "modules",
+        "endpoints",
+        "interpreter.flush",
+        "modules_quickjs_bytecode",
+        "modules_quickjs_version",
+      ])
+        ccf.kv[`public:ccf.gov.${map}`].clear();
+    }),
+  ],
+  [
+    "set_js_runtime_options",
+    new Action(
+      (a) => {
+        isInteger(a.max_heap_bytes, 1024 * 1024, 2048 * 1024 * 1024, "max_heap_bytes");
+        isInteger(a.max_stack_bytes, 8 * 1024, 2 ** 30, "max_stack_bytes");
+        isInteger(a.max_execution_time_ms, 1, 600000, "max_execution_time_ms");
+        for (const f of ["log_exception_details", "return_exception_details"])
+          need(a[f] === undefined || typeof a[f] === "boolean", `${f} must be a boolean`);
+      },
+      (a) => ccf.kv["public:ccf.gov.js_runtime_options"].set(SINGLETON, json(a)),
+    ),
+  ],
+  ["refresh_js_app_bytecode_cache", new Action(noArgs, () => ccf.refreshAppBytecodeCache())],
   [
     "set_service_configuration",
     new Action(

@@ -12,28 +12,24 @@ import {
 } from "../crypto/index.ts";
 import { formatTxId, Store, type Tx, type WriteSet } from "../kv/index.ts";
 import {
-  type CommitOutcome,
-  commitEvidence,
-  commitEvidenceDigest,
   type DecodedEntry,
   decodeEntry,
-  type decodeSnapshot,
   decryptEntry,
   EntryType,
   encodeEntry,
-  encodeSnapshot,
   frameWriteSetDigest,
-  type LedgerSecrets,
-  leafOf,
+} from "./entry.ts";
+import { invariant } from "./errors.ts";
+import { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
+import {
+  type CommitOutcome,
   NotPrimaryError,
   type ReceiptLookup,
-  type SnapshotAnchor,
   type TxStatus,
   ZERO_DIGEST,
-} from "../ledger/index.ts";
-
-export { type CommitOutcome, NotPrimaryError, type ReceiptLookup, type TxStatus, ZERO_DIGEST };
-
+} from "./outcomes.ts";
+import type { LedgerSecrets } from "./secrets.ts";
+import { type decodeSnapshot, encodeSnapshot, type SnapshotAnchor } from "./snapshot.ts";
 import {
   fromUtf8,
   jsonBytes,
@@ -42,9 +38,17 @@ import {
   SINGLETON_KEY,
   type SignatureRecord,
   Tables,
-} from "../ledger/index.ts";
-import type { Environment } from "./env.ts";
+} from "./tables.ts";
+
+/** Where the ledger state takes time and randomness from (a node's, or the simulator's). */
+export interface LedgerEnvironment {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+  randomBytes(length: number): Uint8Array;
+}
+
 import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
+import { type ReplicationSource, SigningRules } from "./signers.ts";
 
 /** Where committed entries go: the shell writes them to disk (and, later, to other nodes). */
 export interface LedgerSink {
@@ -108,6 +112,8 @@ export class LedgerState {
   private viewStarts: Array<[number, number]> = [];
   private readonly signatures = new Map<number, StoredSignature>();
   private readonly signatureSeqnos: number[] = [];
+  /** Who may sign here: the nodes, certificates and view signers the ledger records so far. */
+  private signers = new SigningRules();
   /** The newest signature entry as framed: the anchor of a snapshot taken there. */
   private lastSignatureFrame: { seqno: number; frame: Uint8Array } | undefined;
   private commitWaiters: Array<{ seqno: number; resolve: () => void; reject: (e: Error) => void }> = [];
@@ -124,7 +130,7 @@ export class LedgerState {
   nodesInfoVersion = 0;
 
   constructor(
-    private readonly env: Environment,
+    private readonly env: LedgerEnvironment,
     private readonly keys: SigningKeys,
     readonly secrets: LedgerSecrets,
     private readonly sink: LedgerSink,
@@ -296,8 +302,11 @@ export class LedgerState {
       isSignature: type === EntryType.Signature,
     });
     this.tree.append(leafOf(writeSetDigest, evidenceDigest, claimsDigest));
+    this.signers.noteWrites(seqno, writeSet);
+    this.checkEnds();
     const config = this.noteConfig(seqno, writeSet);
     if (this.sink.append(seqno, frame, type === EntryType.Signature, config) === false) {
+      this.signers.rollback(seqno - 1);
       this.meta.pop();
       this.viewStarts.length = viewsBefore;
       this.tree.truncate(seqno - 1);
@@ -341,13 +350,11 @@ export class LedgerState {
 
   /** All of a framework map with string keys (node and policy tables: small by nature). */
   readSmallMap(name: string): Array<[string, Uint8Array]> {
-    const tx = this.store.begin();
-    const { entries } = tx.map(name).range({ limit: 10_000 });
-    tx.abandon();
-    return entries.map(([key, value]) => [fromUtf8(key), value]);
+    return readSmallMapOf(this.store, name);
   }
 
   private recordSignature(seqno: number, record: SignatureRecord, cose: Uint8Array): void {
+    this.signers.noteSignature(seqno, record.view, record.node);
     this.signatures.set(seqno, { record, cose });
     this.signatureSeqnos.push(seqno);
   }
@@ -370,7 +377,11 @@ export class LedgerState {
 
   /** Commit advances to `commit`, which must be a signature transaction this node holds. */
   markCommitted(commit: number): void {
-    if (commit <= this._commitSeqno) return;
+    invariant(
+      commit >= this._commitSeqno,
+      () => `commit point would move back from ${this._commitSeqno} to ${commit}`,
+    );
+    if (commit === this._commitSeqno) return;
     if (!this.signatures.has(commit)) {
       throw new LedgerStateError(`commit point ${commit} is not a signature transaction`);
     }
@@ -461,7 +472,7 @@ export class LedgerState {
    * here, so a tampered ledger is refused.
    */
   static restore(opts: {
-    env: Environment;
+    env: LedgerEnvironment;
     keys: SigningKeys;
     secrets: LedgerSecrets;
     sink: LedgerSink;
@@ -538,6 +549,7 @@ export class LedgerState {
     this.viewStarts = fresh.viewStarts;
     this.signatures.clear();
     this.signatureSeqnos.length = 0;
+    this.signers = fresh.signers;
     for (const [seqno, signature] of fresh.signatures)
       this.recordSignature(seqno, signature.record, signature.cose);
     this.lastSignatureFrame = fresh.lastSignatureFrame;
@@ -547,6 +559,7 @@ export class LedgerState {
     this._commitSeqno = fresh._commitSeqno;
     this.setTxSinceSignature(0);
     this.nodesInfoVersion++;
+    this.checkEnds();
     for (const waiter of waiting) {
       if (waiter.seqno <= this._commitSeqno) waiter.resolve();
       else
@@ -581,6 +594,11 @@ export class LedgerState {
         `snapshot at ${seqno}: its store does not hold the signature it is anchored on`,
       );
     }
+    // A signature entry writes no node tables, so the store there is the state just before it.
+    const signers = new SigningRules();
+    signers.seed(seqno, (table) => readSmallMapOf(store, table));
+    signers.check(seqno, entry.view, signature.record, undefined, true);
+    this.signers = signers;
     this._store = store;
     this.tree = tree;
     this.metaStart = seqno - 1;
@@ -611,7 +629,7 @@ export class LedgerState {
    * `secrets` (the recovered service's own secret).
    */
   static restorePublic(opts: {
-    env: Environment;
+    env: LedgerEnvironment;
     keys: SigningKeys;
     secrets: LedgerSecrets;
     sink: LedgerSink;
@@ -648,17 +666,21 @@ export class LedgerState {
   /**
    * A backup's path: appends an entry the primary made, after checking it as a restart would
    * (contiguous, commit evidence matching the ledger secret, signatures over this node's own
-   * Merkle root). A bad entry is refused with a LedgerStateError and changes nothing.
+   * Merkle root, by a node that may sign there: see `SigningRules`). `source` names the primary
+   * this backup follows in its current view: a signature of that view must be its. A bad entry
+   * is refused with a LedgerStateError (or SignatureCheckError) and changes nothing.
    */
-  applyReplicated(entry: DecodedEntry): void {
-    this.applyEntry(entry, true);
+  applyReplicated(entry: DecodedEntry, source?: ReplicationSource): void {
+    this.applyEntry(entry, true, false, source);
     if (entry.view > this._view) this._view = entry.view;
+    this.checkEnds();
   }
 
   private applyEntry(
     entry: DecodedEntry,
     applyToStore: boolean,
     publicOnly = false,
+    source?: ReplicationSource,
   ): { record: SignatureRecord; cose: Uint8Array } | undefined {
     const expectedSeqno = this.lastSeqno + 1;
     if (entry.seqno !== expectedSeqno) {
@@ -675,7 +697,10 @@ export class LedgerState {
       }
     }
     const signature = entry.type === EntryType.Signature ? readSignatureEntry(entry) : undefined;
-    if (signature) checkSignedRoot(entry.seqno, signature.record, this.tree.root(entry.seqno - 1));
+    if (signature) {
+      checkSignedRoot(entry.seqno, signature.record, this.tree.root(entry.seqno - 1));
+      this.signers.check(entry.seqno, entry.view, signature.record, source);
+    }
     // Decrypt before touching any state, so a bad entry leaves everything as it was.
     const writeSet = !applyToStore
       ? undefined
@@ -686,6 +711,8 @@ export class LedgerState {
       this.store.apply(entry.seqno, writeSet);
       this.noteConfig(entry.seqno, writeSet);
     }
+    // Also for entries the store skips (before a snapshot): the rules follow the whole ledger.
+    this.signers.noteWrites(entry.seqno, entry.publicWriteSet);
     if (signature) this.recordSignature(entry.seqno, signature.record, signature.cose);
     this.noteView(entry.seqno, entry.view);
     if (signature) this.lastSignatureFrame = { seqno: entry.seqno, frame: entry.frame };
@@ -711,6 +738,7 @@ export class LedgerState {
     }
     if (seqno >= this.lastSeqno) return;
     this.store.rollback(seqno);
+    this.signers.rollback(seqno);
     this.tree.truncate(seqno);
     this.meta.length = seqno - this.metaStart;
     while ((this.viewStarts.at(-1)?.[1] ?? 0) > seqno) this.viewStarts.pop();
@@ -719,6 +747,7 @@ export class LedgerState {
     while ((this.signatureSeqnos.at(-1) ?? 0) > seqno) this.signatures.delete(this.signatureSeqnos.pop()!);
     if ((this.lastSignatureFrame?.seqno ?? 0) > seqno) this.lastSignatureFrame = undefined;
     this.setTxSinceSignature(seqno - this.lastSignatureSeqno);
+    this.checkEnds();
     const waiting = this.commitWaiters;
     this.commitWaiters = [];
     for (const waiter of waiting) {
@@ -728,9 +757,30 @@ export class LedgerState {
     }
   }
 
+  /**
+   * The store, the Merkle tree and the entries' metadata end at the same seqno: a receipt proves
+   * leaf `seqno - 1` of the tree and the store's version is the seqno, so if they drifted apart
+   * receipts and signatures would cover other transactions than the ledger holds.
+   */
+  private checkEnds(): void {
+    const last = this.lastSeqno;
+    invariant(
+      this.tree.size === last && this.store.version === last,
+      () =>
+        `the ledger ends at ${last}, its Merkle tree at ${this.tree.size}, its store at ${this.store.version}`,
+    );
+  }
+
   /** A new view begins (this node became primary, or restarted): new entries carry it. */
   enterView(view: number): void {
     if (view < this._view) throw new LedgerStateError(`view cannot go back from ${this._view} to ${view}`);
     this._view = view;
   }
+}
+
+function readSmallMapOf(store: Store, name: string): Array<[string, Uint8Array]> {
+  const tx = store.begin();
+  const { entries } = tx.map(name).range({ limit: 10_000 });
+  tx.abandon();
+  return entries.map(([key, value]) => [fromUtf8(key), value]);
 }

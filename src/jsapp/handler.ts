@@ -1,0 +1,249 @@
+// Runs one request against an installed JS endpoint: builds CCF's request record, binds the
+// `ccf` global's per-request services, calls the function in the sandbox and turns its result
+// (or its failure) into an answer.
+import type { Logger } from "pino";
+import type { AppResponse, HandlerContext } from "../apps/index.ts";
+import {
+  type JsEngine,
+  JsError,
+  type JsHistoricalState,
+  type JsHooks,
+  type JsLogLevel,
+} from "../js/index.ts";
+import { adapterName } from "./adapter.ts";
+import type { JsEndpointInfo } from "./bundle.ts";
+import { jsCaller, SUPPORTED_POLICIES } from "./caller.ts";
+import { historicalStateFor, stateRange, TX_ID_HEADER } from "./historical.ts";
+import type { JsAppHost } from "./host.ts";
+import { appKv } from "./kv.ts";
+import { readRuntimeOptions } from "./runtime-options.ts";
+
+export interface HandlerDeps {
+  engine: JsEngine;
+  log: Logger;
+  host(): JsAppHost | undefined;
+}
+
+export interface InstalledEndpoint {
+  method: string;
+  /** The path template below /app. */
+  route: string;
+  info: JsEndpointInfo;
+}
+
+const encoder = new TextEncoder();
+
+function answer(
+  status: number,
+  contentType: string,
+  body: string,
+  extra: Record<string, string> = {},
+): AppResponse {
+  return {
+    status,
+    headers: { "content-type": contentType, ...extra },
+    body: encoder.encode(body),
+    applyWrites: false,
+  };
+}
+
+function errorResponse(status: number, code: string, message: string, details?: unknown[]): AppResponse {
+  const error = { code, message, ...(details ? { details } : {}) };
+  return answer(status, "application/json", JSON.stringify({ error }));
+}
+
+function headersRecord(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+function needHost(deps: HandlerDeps, what: string): JsAppHost {
+  const host = deps.host();
+  if (host === undefined)
+    throw new Error(`ccf.${what} is not available: this executor is not attached to a node`);
+  return host;
+}
+
+function policyNames(info: JsEndpointInfo): string[] {
+  return info.authn_policies.map((p) => (typeof p === "string" ? p : `all_of(${p.all_of.join("+")})`));
+}
+
+/** Why none of the endpoint's policies can be checked yet, or undefined. */
+export function unsupportedPolicies(info: JsEndpointInfo): string | undefined {
+  const names = policyNames(info);
+  if (names.some((p) => SUPPORTED_POLICIES.has(p))) return undefined;
+  return `authentication policy not supported yet in Coco: ${names.join(", ")}`;
+}
+
+function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: { applyWrites?: boolean }): JsHooks {
+  return {
+    rpc: {
+      setApplyWrites: (force: unknown) => {
+        flags.applyWrites = force === true;
+      },
+      setClaimsDigest: (digest: unknown) => {
+        if (!(digest instanceof Uint8Array) || digest.length !== 32) {
+          throw new TypeError("ccf.rpc.setClaimsDigest: the digest must be an ArrayBuffer of 32 bytes");
+        }
+        ctx.setClaimsDigest(digest);
+      },
+    },
+    consensus: {
+      getLastCommittedTxId: () => needHost(deps, "consensus").lastCommittedTxId(),
+      getStatusForTxId: (view: unknown, seqno: unknown) => {
+        if (!Number.isSafeInteger(view) || !Number.isSafeInteger(seqno)) {
+          throw new TypeError("ccf.consensus.getStatusForTxId: view and seqno must be integers");
+        }
+        return needHost(deps, "consensus").txStatus(view as number, seqno as number);
+      },
+      getViewForSeqno: (seqno: unknown) => {
+        if (!Number.isSafeInteger(seqno))
+          throw new TypeError("ccf.consensus.getViewForSeqno: seqno must be an integer");
+        return needHost(deps, "consensus").viewOf(seqno as number);
+      },
+    },
+    host: {
+      triggerSubprocess: () => {
+        throw new Error("ccf.host.triggerSubprocess is not supported in Coco: apps may not start processes");
+      },
+    },
+    historical: {
+      getStateRange: (_handle: unknown, start: unknown, end: unknown) =>
+        stateRange(needHost(deps, "historical"), start, end),
+      // States are kept by the host's cache, not per handle: nothing to drop here.
+      dropCachedStates: () => true,
+    },
+  };
+}
+
+/** Console lines of the request, written to the node log once the answer names its transaction. */
+function requestLogger(deps: HandlerDeps, ctx: HandlerContext, endpoint: InstalledEndpoint) {
+  const lines: Array<[JsLogLevel, string]> = [];
+  const where = { app: "js", endpoint: `${endpoint.method} ${endpoint.route}` };
+  const emit = (txid: string | undefined, level: JsLogLevel, message: string) =>
+    deps.log[level]({ ...where, ...(txid ? { txid } : {}) }, message);
+  if (ctx.onAnswer === undefined)
+    return (level: JsLogLevel, message: string) => emit(undefined, level, message);
+  ctx.onAnswer((txid) => {
+    for (const [level, message] of lines) emit(txid, level, message);
+  });
+  return (level: JsLogLevel, message: string) => {
+    lines.push([level, message]);
+  };
+}
+
+function failure(
+  deps: HandlerDeps,
+  e: JsError,
+  endpoint: InstalledEndpoint,
+  options: ReturnType<typeof readRuntimeOptions>,
+) {
+  const message =
+    e.kind === "timeout"
+      ? "Operation took too long to complete."
+      : e.kind === "memory"
+        ? "Operation ran out of memory."
+        : e.kind === "stack"
+          ? "Operation overflowed its stack."
+          : "Exception thrown while executing.";
+  const detail = {
+    code: e.kind === "exception" ? "JSException" : `JS${e.kind}`,
+    message: e.message,
+    ...(e.trace ? { trace: e.trace } : {}),
+  };
+  if (options.logExceptionDetails) {
+    deps.log.warn({ app: "js", endpoint: `${endpoint.method} ${endpoint.route}`, ...detail }, message);
+  }
+  return errorResponse(
+    500,
+    "InternalError",
+    options.returnExceptionDetails ? `${message} ${e.message}` : message,
+    options.returnExceptionDetails ? [detail] : undefined,
+  );
+}
+
+export function runJsEndpoint(
+  deps: HandlerDeps,
+  modules: Parameters<JsEngine["call"]>[0]["modules"],
+  endpoint: InstalledEndpoint,
+  ctx: HandlerContext,
+): AppResponse {
+  const { info } = endpoint;
+  const unsupported = unsupportedPolicies(info);
+  if (unsupported !== undefined) return errorResponse(401, "InvalidAuthenticationInfo", unsupported);
+  const options = readRuntimeOptions(ctx.tx);
+  let historicalState: JsHistoricalState | undefined;
+  if (info.mode === "historical") {
+    const found = historicalStateFor(needHost(deps, "historicalState"), ctx.request.headers[TX_ID_HEADER]);
+    if ("answer" in found) return { ...found.answer, applyWrites: false };
+    historicalState = found.state;
+  }
+  const req = ctx.request;
+  const queryAt = req.url.indexOf("?");
+  const host = req.headers.host;
+  const request = {
+    headers: headersRecord(req.headers),
+    params: req.params,
+    url: req.url,
+    path: `/app${req.path}`,
+    route: `/app${endpoint.route}`,
+    query: queryAt < 0 ? "" : req.url.slice(queryAt + 1),
+    method: req.method,
+    hostname: typeof host === "string" ? host.replace(/:\d+$/, "") : null,
+    body: req.body,
+    caller: jsCaller(ctx.caller, ctx.tx, info.authn_policies),
+  };
+  const flags: { applyWrites?: boolean } = {};
+  let result: { statusCode?: unknown; headers: Record<string, string>; kind: string; body?: unknown };
+  try {
+    result = deps.engine.call({
+      modules,
+      entry: adapterName(info.js_module),
+      fn: "invoke",
+      args: [info.js_function, request],
+      kv: appKv(ctx.tx),
+      readOnly: info.mode !== "readwrite",
+      hooks: hooksFor(deps, ctx, flags),
+      ...(historicalState ? { historicalState } : {}),
+      limits: options.limits,
+      logger: requestLogger(deps, ctx, endpoint),
+      ...(info.interpreter_reuse ? { context: info.interpreter_reuse.key } : { fresh: true }),
+    }) as typeof result;
+  } catch (e) {
+    if (e instanceof JsError) return failure(deps, e, endpoint, options);
+    throw e;
+  }
+  const status = result.statusCode ?? 200;
+  if (!Number.isInteger(status) || (status as number) < 100 || (status as number) > 599) {
+    return errorResponse(
+      500,
+      "InternalError",
+      `the endpoint function returned statusCode ${JSON.stringify(status)}`,
+    );
+  }
+  const headers = { ...result.headers };
+  const contentType = (type: string) => {
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) headers["content-type"] = type;
+  };
+  let body: Uint8Array | undefined;
+  if (result.kind === "text") {
+    contentType("text/plain");
+    body = encoder.encode(result.body as string);
+  } else if (result.kind === "json") {
+    contentType("application/json");
+    body = encoder.encode(result.body as string);
+  } else if (result.kind === "bytes") {
+    contentType("application/octet-stream");
+    body = result.body as Uint8Array;
+  }
+  return {
+    status: status as number,
+    headers,
+    ...(body === undefined ? {} : { body }),
+    ...(flags.applyWrites === undefined ? {} : { applyWrites: flags.applyWrites }),
+  };
+}

@@ -41,7 +41,8 @@ program
   .option("--dir <workspace>", "workspace directory", "workspace")
   .option("--nodes <n>", "number of nodes", positiveInt, 3)
   .option("--port <port>", "RPC port of the first node", port, 8000)
-  .action(async (opts: { dir: string; nodes: number; port: number }) => {
+  .option("--sawtooth-port <port>", "serve Sawtooth: processors of node i connect to this port + i", port)
+  .action(async (opts: { dir: string; nodes: number; port: number; sawtoothPort?: number }) => {
     const { startSandbox } = await import("./sandbox.ts");
     const sandbox = await startSandbox(opts);
     let stopping = false;

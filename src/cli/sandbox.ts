@@ -41,6 +41,8 @@ export interface SandboxOptions {
   quiet?: boolean;
   /** Extra Node.js flags for the node processes (benchmarks: `--cpu-prof`, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /** Serve Sawtooth: node i's transaction processors connect to tcp://127.0.0.1:(sawtoothPort + i). */
+  sawtoothPort?: number;
 }
 
 export interface Sandbox {
@@ -115,6 +117,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
                   ...(constitution.files.length > 0 ? { constitution: constitution.files } : {}),
                 }),
             app: "logging",
+            ...(opts.sawtoothPort === undefined
+              ? {}
+              : { sawtooth: { processorAddress: `tcp://127.0.0.1:${opts.sawtoothPort + i}` } }),
             log: { level: "info", format: opts.logFormat ?? "pretty" },
           },
           null,

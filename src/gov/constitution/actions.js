@@ -194,6 +194,25 @@ function tcbHexToPolicy(cpuid, hex) {
 
 const actions = new Map([
   [
+    // Which Sawtooth batcher keys (compressed secp256k1, hex) may submit batches: the whole list.
+    "set_sawtooth_batchers",
+    new Action(
+      (a) => {
+        need(Array.isArray(a.batchers), "batchers must be an array");
+        for (const k of a.batchers)
+          need(
+            typeof k === "string" && /^0[23][0-9a-f]{64}$/.test(k),
+            "each batcher must be a compressed secp256k1 public key in lowercase hex",
+          );
+      },
+      (a) => {
+        const table = ccf.kv["public:ccf.gov.sawtooth.batchers"];
+        table.clear();
+        for (const k of a.batchers) table.set(buf(k), json({}));
+      },
+    ),
+  ],
+  [
     "set_constitution",
     new Action(
       (a) => isString(a.constitution, "constitution"),

@@ -1,13 +1,28 @@
 import type { Tx } from "../kv/index.ts";
 
-export type AuthPolicy = "user_cert" | "member_cert" | "any_cert" | "no_auth";
+/** A single policy, or `{all_of: [...]}`: every one of them must pass (src/rpc/auth-policies.ts). */
+export type AuthPolicy =
+  | "user_cert"
+  | "member_cert"
+  | "any_cert"
+  | "no_auth"
+  | "jwt"
+  | "user_cose_sign1"
+  | "member_cose_sign1"
+  | { all_of: AuthPolicy[] };
 export type HttpMethod = "GET" | "PUT" | "POST" | "DELETE" | "PATCH";
 
 /** Who called, as established by the first authentication policy that passed. */
 export type Caller =
   | { policy: "user_cert"; id: string; certPem: string }
   | { policy: "member_cert"; id: string; certPem: string }
-  | { policy: "no_auth" };
+  | { policy: "no_auth" }
+  /** A bearer JWT whose signature, issuer, audience and validity dates were checked. */
+  | { policy: "jwt"; keyIssuer: string; header: Record<string, unknown>; payload: Record<string, unknown> }
+  /** A COSE_Sign1 request body signed by a registered user or member; `content` is its payload. */
+  | { policy: "user_cose_sign1" | "member_cose_sign1"; id: string; certPem: string; content: Uint8Array }
+  /** Every policy of an `all_of` passed; one caller per constituent, in order. */
+  | { policy: "all_of"; callers: Caller[] };
 
 export interface AppRequest {
   method: HttpMethod;

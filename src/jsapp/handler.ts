@@ -12,7 +12,7 @@ import {
 } from "../js/index.ts";
 import { adapterName } from "./adapter.ts";
 import type { JsEndpointInfo } from "./bundle.ts";
-import { jsCaller, SUPPORTED_POLICIES } from "./caller.ts";
+import { jsCaller } from "./caller.ts";
 import { historicalStateFor, stateRange, TX_ID_HEADER } from "./historical.ts";
 import type { JsAppHost } from "./host.ts";
 import { appKv } from "./kv.ts";
@@ -66,17 +66,6 @@ function needHost(deps: HandlerDeps, what: string): JsAppHost {
   if (host === undefined)
     throw new Error(`ccf.${what} is not available: this executor is not attached to a node`);
   return host;
-}
-
-function policyNames(info: JsEndpointInfo): string[] {
-  return info.authn_policies.map((p) => (typeof p === "string" ? p : `all_of(${p.all_of.join("+")})`));
-}
-
-/** Why none of the endpoint's policies can be checked yet, or undefined. */
-export function unsupportedPolicies(info: JsEndpointInfo): string | undefined {
-  const names = policyNames(info);
-  if (names.some((p) => SUPPORTED_POLICIES.has(p))) return undefined;
-  return `authentication policy not supported yet in Coco: ${names.join(", ")}`;
 }
 
 function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: { applyWrites?: boolean }): JsHooks {
@@ -173,8 +162,6 @@ export function runJsEndpoint(
   ctx: HandlerContext,
 ): AppResponse {
   const { info } = endpoint;
-  const unsupported = unsupportedPolicies(info);
-  if (unsupported !== undefined) return errorResponse(401, "InvalidAuthenticationInfo", unsupported);
   const options = readRuntimeOptions(ctx.tx);
   let historicalState: JsHistoricalState | undefined;
   if (info.mode === "historical") {

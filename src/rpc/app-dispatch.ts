@@ -11,6 +11,7 @@ import {
 import { KvError, type Tx } from "../kv/index.ts";
 import { type CommitOutcome, NotPrimaryError, ZERO_DIGEST } from "../ledger/index.ts";
 import { authenticate, type Peer } from "./auth.ts";
+import type { AuthRequest } from "./auth-policies.ts";
 import { READ_HEADER, TX_HEADER, WAIT_HEADER, waitForCommit } from "./commit-wait.ts";
 import type { RpcNode } from "./port.ts";
 
@@ -160,7 +161,7 @@ async function executeOnce(
 ): Promise<AppAnswer> {
   const { endpoint, params, path } = routed;
   const current = () => node.currentTxId();
-  const auth = authenticate(endpoint.auth, call.peer);
+  const auth = authenticate(endpoint.auth, call.peer, authRequest(node, call));
   if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, current());
   if (endpoint.mode === "readwrite" && !node.isPrimary) {
     return errorAnswer(503, "NotPrimary", "this node is not the primary; retry on the primary", current());
@@ -304,4 +305,10 @@ async function runHandler(
     log.error({ err: e, endpoint: endpoint.path }, "app handler failed");
     return { error: { status: 500, code: "InternalError", message: "the app handler failed" } };
   }
+}
+
+/** What the policies beyond client certificates read from a call. */
+export function authRequest(node: RpcNode, call: AppCall): AuthRequest {
+  const nowMs = node.now ? node.now() : Date.now();
+  return { headers: call.headers, body: call.body, store: node.store, nowSeconds: Math.floor(nowMs / 1000) };
 }

@@ -5,6 +5,7 @@ import type { ExecutorRegistry } from "../apps/index.ts";
 import {
   type AppAnswer,
   type AppCall,
+  authRequest,
   errorAnswer,
   executeApp,
   mustRunOnPrimary,
@@ -28,7 +29,7 @@ interface ForwardedCall {
 const forwardedSessions = new WeakSet<object>();
 
 /** Only these request headers travel with a forwarded call. */
-const FORWARDED_HEADERS = ["content-type", "accept", WAIT_HEADER, READ_HEADER];
+const FORWARDED_HEADERS = ["content-type", "accept", "authorization", WAIT_HEADER, READ_HEADER];
 
 function writeAnswer(reply: FastifyReply, answer: AppAnswer): FastifyReply {
   for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value);
@@ -54,7 +55,7 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
       return writeAnswer(reply, await executeApp(node, routed, call, log));
     }
     // Refuse unknown callers here rather than spend the primary's time on them.
-    const auth = authenticate(routed.endpoint.auth, call.peer);
+    const auth = authenticate(routed.endpoint.auth, call.peer, authRequest(node, call));
     if (!auth.ok) {
       return writeAnswer(reply, errorAnswer(auth.status, auth.code, auth.message, node.currentTxId()));
     }

@@ -59,10 +59,17 @@ export interface HandlerContext {
   onAnswer?(callback: (txid: string, status: number) => void): void;
 }
 
+export type EndpointMode = "readwrite" | "readonly" | "historical";
+
 export interface EndpointOptions {
   auth: AuthPolicy[];
   /** `historical`: reads only, like `readonly`; the handler itself reads past states (JS apps). */
-  mode: "readwrite" | "readonly" | "historical";
+  mode: EndpointMode;
+  /**
+   * The mode of one request, for endpoints whose requests differ (a JSON-RPC body that sends a
+   * transaction writes; one that reads does not); `mode` when absent.
+   */
+  modeOf?: (request: Pick<AppRequest, "method" | "path" | "headers" | "body">) => EndpointMode;
   /**
    * Where a request that reaches a backup runs: `sometimes` (default) on the primary for writes,
    * linearizable reads and forwarded sessions; `always` on the primary; `never` where it arrived.

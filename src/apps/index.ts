@@ -6,6 +6,7 @@ export {
   type AuthPolicy,
   type Caller,
   type Endpoint,
+  type EndpointMode,
   type EndpointOptions,
   type Handler,
   type HandlerContext,

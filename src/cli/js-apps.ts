@@ -7,8 +7,7 @@ import type { JsEnv } from "../js/index.ts";
 import { createJsAppExecutor, type HistoricalLookup, type JsAppHost } from "../jsapp/index.ts";
 import type { WriteSet } from "../kv/index.ts";
 import { decryptEntry, readLedgerDir } from "../ledger/index.ts";
-import type { NodeConfig } from "../node/config.ts";
-import type { CocoNode } from "../node/node.ts";
+import type { CocoNode, NodeConfig } from "../node/index.ts";
 import { builtInApp } from "./apps.ts";
 
 /** Decoded transactions kept for historical queries. */

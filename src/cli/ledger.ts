@@ -1,13 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { WriteSet } from "../kv/index.ts";
 import { decryptEntry, EntryType, LedgerSecrets, readLedgerDir } from "../ledger/index.ts";
-import {
-  type AuditReport,
-  auditLedger,
-  loadIdentity,
-  readSignatureEntry,
-  realEnvironment,
-} from "../node/index.ts";
+import { type AuditReport, auditLedger, loadIdentity, readSignatureEntry } from "../node/index.ts";
 import { CliError } from "./fail.ts";
 
 const printable = /^[\x20-\x7e\n\t]*$/;
@@ -29,7 +23,7 @@ export async function readLedger(
 ): Promise<void> {
   let secrets: LedgerSecrets | undefined;
   if (opts.nodeDir) {
-    const identity = loadIdentity(opts.nodeDir, realEnvironment);
+    const identity = loadIdentity(opts.nodeDir);
     secrets = new LedgerSecrets(
       identity.ledgerSecrets.map((s) => ({
         version: s.version,

@@ -1,3 +1,4 @@
+import { evmExecutorFor } from "../evm/index.ts";
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
 import { CliError } from "./fail.ts";
 import { appExecutors } from "./js-apps.ts";
@@ -13,8 +14,13 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
   const apps = await appExecutors(config, realEnvironment, log);
-  const running = await runNode(config, realEnvironment, log, apps.executors);
+  const evm = config.evm ? evmExecutorFor(realEnvironment) : null;
+  const running = await runNode(config, realEnvironment, log, [
+    ...apps.executors,
+    ...(evm ? [evm.executor] : []),
+  ]);
   apps.attach(running.node);
+  evm?.bind(running.node);
   const shutdown = (signal: string) => {
     log.info({ signal }, "stopping");
     running.stop().then(

@@ -36,4 +36,4 @@ export {
   parseValidFrom,
   renewServiceCertificate,
 } from "./renewal.ts";
-export { sealJson, unsealJson } from "./seal.ts";
+export { readSealHeader, type SealHeader, sealingKeyFrom, sealJson, unsealJson } from "./seal.ts";

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { sha256 } from "./hash.ts";
 
 /**
  * The ledger's Merkle tree: SHA-256, shaped as RFC 6962 section 2.1 (a tree of n leaves splits at
@@ -206,4 +207,20 @@ export function rootFromPath(leaf: Uint8Array, path: ProofStep[]): Uint8Array {
     else hash = hashPair(hash, checkDigest(step.right, `path step ${i} (right)`));
   });
   return Uint8Array.from(hash);
+}
+
+/**
+ * A transaction's Merkle leaf, as CCF: SHA256(write_set_digest || commit_evidence_digest ||
+ * claims_digest), where commit_evidence_digest is the SHA-256 of the UTF-8 commit evidence string.
+ * The one place the formula is written; the ledger (appending) and receipts (verifying) both call it.
+ */
+export function transactionLeaf(
+  writeSetDigest: Uint8Array,
+  commitEvidenceDigest: Uint8Array,
+  claimsDigest: Uint8Array,
+): Uint8Array {
+  checkDigest(writeSetDigest, "write set digest");
+  checkDigest(commitEvidenceDigest, "commit evidence digest");
+  checkDigest(claimsDigest, "claims digest");
+  return sha256(writeSetDigest, commitEvidenceDigest, claimsDigest);
 }

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, type KeyObject, sign, verify, X509Certificate } from "node:crypto";
+import { createPrivateKey, type KeyObject, sign, verify, X509Certificate } from "node:crypto";
 import {
   COSE_HEADER_ALG,
   COSE_HEADER_KID,
@@ -12,7 +12,8 @@ import {
   coseSign1,
   coseVerifySign1,
 } from "./cose.ts";
-import { type ProofStep, rootFromPath } from "./merkle.ts";
+import { sha256, toHex } from "./hash.ts";
+import { type ProofStep, rootFromPath, transactionLeaf } from "./merkle.ts";
 
 /**
  * Receipts: offline proof that a transaction is in the ledger, checkable with only the service
@@ -75,16 +76,6 @@ export type VerifyResult =
   | { ok: true; root: string; txid?: string }
   | { ok: false; check: VerifyCheck; message: string };
 
-function sha256(...parts: Uint8Array[]): Uint8Array {
-  const hash = createHash("sha256");
-  for (const part of parts) hash.update(part);
-  return hash.digest();
-}
-
-function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString("hex");
-}
-
 function checkDigest(value: unknown, what: string): Uint8Array {
   if (!(value instanceof Uint8Array) || value.length !== DIGEST_SIZE) {
     throw new ReceiptError(`${what} must be ${DIGEST_SIZE} bytes`);
@@ -101,7 +92,7 @@ export function leafFromComponents(c: {
   const writeSet = checkDigest(c.writeSetDigest, "write set digest");
   const claims = checkDigest(c.claimsDigest, "claims digest");
   if (typeof c.commitEvidence !== "string") throw new ReceiptError("commit evidence must be a string");
-  return sha256(writeSet, sha256(Buffer.from(c.commitEvidence, "utf8")), claims);
+  return transactionLeaf(writeSet, sha256(Buffer.from(c.commitEvidence, "utf8")), claims);
 }
 
 /** ECDSA hash by curve, as CCF signs roots: P-384 keys use SHA-384. */

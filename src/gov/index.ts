@@ -1,12 +1,12 @@
 // Public face of src/gov.
 
 export { CONSTITUTION_FILES, defaultConstitution, joinConstitution } from "./default-constitution.ts";
-export { jsConstitution, txKv } from "./js-constitution.ts";
 export {
   ApplyFailed,
   type Constitution,
   ConstitutionError,
   createProposal,
+  DEFAULT_MAX_OPEN_PROPOSALS_PER_MEMBER,
   GovError,
   getBallot,
   getProposal,
@@ -21,20 +21,23 @@ export {
 } from "./proposals.ts";
 export {
   DEFAULT_REPLAY_MAX_ENTRIES,
-  DEFAULT_REPLAY_WINDOW_SECONDS,
+  MAX_REPLAY_MAX_ENTRIES,
+  MemberReplayWindow,
   ReplayGuard,
-  type ReplayGuardOptions,
-  type ReplayGuardState,
+  type WindowChange,
+  type WindowEntry,
+  type WindowLimits,
 } from "./replay.ts";
 export {
   acceptSignedRequest,
   ackStateDigest,
   getStateDigest,
-  RECENT_REQUESTS,
+  STATE_DIGEST_UPDATE_INTERVAL_SECONDS,
   updateStateDigest,
 } from "./requests.ts";
 export {
-  DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+  DEFAULT_MAX_FUTURE_SECONDS,
+  DEFAULT_MAX_PAST_SECONDS,
   GOV_MESSAGE_TYPES,
   GOV_MSG_CREATED_AT,
   GOV_MSG_PROPOSAL_ID,
@@ -50,7 +53,6 @@ export {
   type VerifyGovRequestOptions,
   verifyGovRequest,
 } from "./signed-request.ts";
-export { fromUtf8, GovTables, readJson, SINGLETON, scanMap, utf8, writeJson } from "./tables.ts";
 export {
   type GovEffects,
   type GovExpectation,

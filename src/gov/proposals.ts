@@ -1,6 +1,13 @@
 import { sha256, toHex } from "../crypto/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { GovTables, readJson, SINGLETON, scanMap, utf8, writeJson } from "./tables.ts";
+import {
+  Tables as GovTables,
+  readJson,
+  SINGLETON_KEY as SINGLETON,
+  scanMap,
+  utf8,
+  writeJson,
+} from "../ledger/index.ts";
 
 /** Proposal states, as CCF names them. */
 export type ProposalState = "Open" | "Accepted" | "Withdrawn" | "Rejected" | "Failed" | "Dropped";
@@ -46,12 +53,16 @@ export class ConstitutionError extends Error {
   }
 }
 
-/** A governance request that cannot be carried out: HTTP status, CCF-style code, message. */
+/**
+ * A governance request that cannot be carried out: HTTP status, CCF-style code, message, and for
+ * a rate limit, when to try again.
+ */
 export class GovError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -159,6 +170,46 @@ function parseProposal(body: Uint8Array): string {
   return text;
 }
 
+/** How many proposals one member may have Open at once, unless the service configuration says. */
+export const DEFAULT_MAX_OPEN_PROPOSALS_PER_MEMBER = 10;
+
+/**
+ * The cap on a member's Open proposals: `maximum_open_proposals_per_member` in the service
+ * configuration (Coco's `set_service_configuration` sets it), else the default.
+ */
+function maxOpenProposals(tx: Tx): number {
+  const config = readJson<{ maximum_open_proposals_per_member?: unknown }>(
+    tx,
+    GovTables.serviceConfig,
+    SINGLETON,
+  );
+  const value = config?.maximum_open_proposals_per_member;
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 1
+    ? value
+    : DEFAULT_MAX_OPEN_PROPOSALS_PER_MEMBER;
+}
+
+/**
+ * One member cannot flood governance with proposals: each Open one is re-resolved on every
+ * ballot and listed to every member. Counting scans proposals_info, which is only read here on a
+ * proposal's creation (a governance write, rare by nature).
+ */
+function requireRoomForProposal(tx: Tx, memberId: string): void {
+  const max = maxOpenProposals(tx);
+  let open = 0;
+  for (const [, value] of scanMap(tx, GovTables.proposalsInfo)) {
+    const info = JSON.parse(new TextDecoder().decode(value)) as ProposalInfo;
+    if (info.state === "Open" && info.proposer_id === memberId) open++;
+  }
+  if (open >= max) {
+    throw new GovError(
+      429,
+      "TooManyOpenProposals",
+      `member ${memberId} already has ${open} open proposals, the most allowed (${max}): withdraw one or wait until one closes`,
+    );
+  }
+}
+
 /** Creates a proposal (validated by the constitution), then resolves it at once. */
 export function createProposal(
   tx: Tx,
@@ -166,6 +217,7 @@ export function createProposal(
   request: { memberId: string; body: Uint8Array; requestDigest: Uint8Array },
 ): ProposalView {
   requireActiveMember(tx, request.memberId);
+  requireRoomForProposal(tx, request.memberId);
   const proposal = parseProposal(request.body);
   let validity: { valid: boolean; description?: string };
   try {

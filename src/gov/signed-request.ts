@@ -42,8 +42,13 @@ export type GovMessageType = (typeof GOV_MESSAGE_TYPES)[number];
 /** Message types that act on one proposal, so must name it. */
 export const GOV_TYPES_WITH_PROPOSAL_ID: readonly GovMessageType[] = ["ballot", "withdrawal"];
 
-/** How far created_at may be from the verifier's clock, either way, unless the caller says otherwise. */
-export const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 600;
+/** How far before the verifier's clock created_at may be (a request signed, then sent later). */
+export const DEFAULT_MAX_PAST_SECONDS = 600;
+/**
+ * How far after the verifier's clock created_at may be: clock skew only. Kept small, since a
+ * request dated ahead stays valid (and in the replay window) for that much longer.
+ */
+export const DEFAULT_MAX_FUTURE_SECONDS = 30;
 
 /** ECDSA only, as CCF accepts for members: ES256, ES384, ES512. */
 const GOV_ALGORITHMS = new Set([-7, -35, -36]);
@@ -61,6 +66,8 @@ export type GovRequestErrorCode =
   | "MemberMismatch"
   | "Stale"
   | "FutureCreatedAt"
+  | "CertificateExpired"
+  | "CertificateNotYetValid"
   | "Replay";
 
 /** Why a governance request was refused; `code` is stable, `message` says what and where. */
@@ -171,11 +178,14 @@ export interface VerifyGovRequestOptions {
   lookupMemberCert(kid: string): string | undefined;
   /** The verifier's clock, in seconds since the epoch. */
   now: number;
-  /** How far created_at may be from `now`, either way. Default DEFAULT_MAX_CLOCK_SKEW_SECONDS. */
-  maxClockSkewSeconds?: number;
+  /** How far before `now` created_at may be. Default DEFAULT_MAX_PAST_SECONDS. */
+  maxPastSeconds?: number;
+  /** How far after `now` created_at may be. Default DEFAULT_MAX_FUTURE_SECONDS. */
+  maxFutureSeconds?: number;
   /**
    * When given, a request it has seen is refused as a Replay, and an accepted request is recorded
-   * in it. Only requests that pass every other check are recorded, so forgeries cannot fill it.
+   * in the signer's window. Only requests that pass every other check are recorded, so forgeries
+   * cannot fill it.
    */
   replayGuard?: ReplayGuard;
 }
@@ -258,24 +268,85 @@ function readGovHeader(parts: CoseSign1Parts): GovHeader {
   return proposalId === undefined ? { memberId, type, createdAt } : { memberId, type, createdAt, proposalId };
 }
 
-function checkClock(now: unknown, skew: unknown): { now: number; skew: number } {
+function checkClock(
+  now: unknown,
+  past: unknown,
+  future: unknown,
+): { now: number; past: number; future: number } {
   if (typeof now !== "number" || !Number.isFinite(now) || now < 0) {
     throw new GovRequestError("InvalidInput", "now must be a non-negative number of seconds");
   }
-  if (typeof skew !== "number" || !Number.isFinite(skew) || skew < 0) {
-    throw new GovRequestError("InvalidInput", "maxClockSkewSeconds must be a non-negative number");
+  for (const [name, value] of [
+    ["maxPastSeconds", past],
+    ["maxFutureSeconds", future],
+  ] as const) {
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      throw new GovRequestError("InvalidInput", `${name} must be a non-negative number`);
+    }
   }
-  return { now, skew };
+  return { now, past: past as number, future: future as number };
+}
+
+/** Validity dates by certificate PEM: members' certificates are few and parsed once. */
+const validityCache = new Map<string, { notBefore: number; notAfter: number }>();
+const VALIDITY_CACHE_SIZE = 256;
+
+function validityOf(certPem: string): { notBefore: number; notAfter: number } {
+  let dates = validityCache.get(certPem);
+  if (!dates) {
+    const cert = new X509Certificate(certPem);
+    dates = { notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo) };
+    if (validityCache.size >= VALIDITY_CACHE_SIZE) validityCache.clear();
+    validityCache.set(certPem, dates);
+  }
+  return dates;
+}
+
+/**
+ * The member's certificate must be valid both when the node receives the request and at the
+ * request's created_at: an expired certificate signs nothing, and a request cannot be dated
+ * before its certificate existed.
+ */
+function checkCertificateDates(
+  memberId: string,
+  certPem: string,
+  nowSeconds: number,
+  createdAt: number,
+): void {
+  const { notBefore, notAfter } = validityOf(certPem);
+  for (const [at, what] of [
+    [nowSeconds * 1000, "now"],
+    [createdAt * 1000, `at the request's ${GOV_MSG_CREATED_AT} ${createdAt}`],
+  ] as const) {
+    if (at > notAfter) {
+      throw new GovRequestError(
+        "CertificateExpired",
+        `certificate expired/not yet valid: member ${memberId}'s certificate expired at ${new Date(notAfter).toISOString()} (checked ${what})`,
+      );
+    }
+    if (at < notBefore) {
+      throw new GovRequestError(
+        "CertificateNotYetValid",
+        `certificate expired/not yet valid: member ${memberId}'s certificate is not valid before ${new Date(notBefore).toISOString()} (checked ${what})`,
+      );
+    }
+  }
 }
 
 /**
  * Checks a signed governance request and says who sent what. Throws GovRequestError; the checks
  * run in this order: COSE structure and headers (InvalidCose), signer known (UnknownKid), signature
  * (BadSignature), type, proposal id and member against what the endpoint expects, created_at
- * against the clock (Stale, FutureCreatedAt), and last the replay guard (Replay).
+ * against the clock (Stale, FutureCreatedAt), the certificate's validity dates at the node's time
+ * and at created_at (CertificateExpired, CertificateNotYetValid), and last the replay guard
+ * (Replay, or Stale before the signer's window).
  */
 export function verifyGovRequest(bytes: Uint8Array, opts: VerifyGovRequestOptions): VerifiedGovRequest {
-  const { now, skew } = checkClock(opts.now, opts.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS);
+  const { now, past, future } = checkClock(
+    opts.now,
+    opts.maxPastSeconds ?? DEFAULT_MAX_PAST_SECONDS,
+    opts.maxFutureSeconds ?? DEFAULT_MAX_FUTURE_SECONDS,
+  );
   if (!isGovMessageType(opts.expectedType)) {
     throw new GovRequestError("InvalidInput", `unknown expectedType ${JSON.stringify(opts.expectedType)}`);
   }
@@ -345,22 +416,27 @@ export function verifyGovRequest(bytes: Uint8Array, opts: VerifyGovRequestOption
       `signed by member ${header.memberId}, but the request is on behalf of member ${opts.expectedMemberId}`,
     );
   }
-  if (header.createdAt < now - skew) {
+  if (header.createdAt < now - past) {
     throw new GovRequestError(
       "Stale",
-      `${GOV_MSG_CREATED_AT} ${header.createdAt} is more than ${skew} s before the node's time ${Math.floor(now)}`,
+      `${GOV_MSG_CREATED_AT} ${header.createdAt} is more than ${past} s before the node's time ${Math.floor(now)}`,
     );
   }
-  if (header.createdAt > now + skew) {
+  if (header.createdAt > now + future) {
     throw new GovRequestError(
       "FutureCreatedAt",
-      `${GOV_MSG_CREATED_AT} ${header.createdAt} is more than ${skew} s after the node's time ${Math.floor(now)}`,
+      `${GOV_MSG_CREATED_AT} ${header.createdAt} is more than ${future} s after the node's time ${Math.floor(now)}`,
     );
   }
+  checkCertificateDates(header.memberId, certPem, now, header.createdAt);
 
   const signedContent = coseCborEncode(["Signature1", parts.protectedBytes, new Uint8Array(0), payload]);
   const replayDigest = toHex(sha256(signedContent));
-  opts.replayGuard?.add(replayDigest, header.createdAt, now);
+  opts.replayGuard?.add(
+    header.memberId,
+    { digest: replayDigest, createdAt: header.createdAt, type: header.type },
+    Math.floor(now),
+  );
 
   const result: VerifiedGovRequest = {
     memberId: header.memberId,

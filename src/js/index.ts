@@ -1,4 +1,5 @@
 // Public face of the QuickJS sandbox runtime shared by governance and JS apps.
+export { jsConstitution, txKv } from "./constitution.ts";
 export { createJsEngine, type JsEngine } from "./engine.ts";
 export { JsConfigError, JsError, type JsErrorKind } from "./errors.ts";
 export { DEFAULT_LIMITS, type JsLimits, MAX_STACK_BYTES } from "./limits.ts";

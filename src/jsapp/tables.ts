@@ -1,6 +1,6 @@
-import { GovTables } from "../gov/index.ts";
+import { Tables as GovTables, SINGLETON_KEY } from "../ledger/index.ts";
 
-/** The governance tables JS apps live in (names as CCF's, see src/gov/tables.ts). */
+/** The governance tables JS apps live in (names as CCF's, see src/ledger/tables.ts). */
 export const JsAppTables = {
   modules: GovTables.modules,
   endpoints: GovTables.endpoints,
@@ -10,5 +10,5 @@ export const JsAppTables = {
   membersInfo: GovTables.membersInfo,
 } as const;
 
-/** CCF's key for single-row tables: eight zero bytes. */
-export const SINGLETON_KEY = new Uint8Array(8);
+/** CCF's key for single-row tables. */
+export { SINGLETON_KEY };

@@ -167,10 +167,6 @@ export function plainView(data: Uint8Array): Uint8Array {
     : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-export function toHex(data: Uint8Array): string {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex");
-}
-
 export function u32le(data: Uint8Array, at: number): number {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).readUInt32LE(at);
 }

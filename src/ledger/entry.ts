@@ -8,11 +8,12 @@
  * The CRC finds torn writes; the GCM tag (with header + public domain as AAD) finds tampering with
  * anything an attacker could not also re-sign, and the Merkle tree covers the rest.
  */
+import { sha256 } from "../crypto/index.ts";
 import type { WriteSet } from "../kv/index.ts";
 import { seal, TAG_LENGTH, unseal } from "./aead.ts";
 import { ByteReader, ByteWriter, checkU64, crc32, plainView, putU32le, u32le } from "./bytes.ts";
 import { LedgerError, withContext } from "./errors.ts";
-import { checkDigest, DIGEST_LENGTH, sha256 } from "./evidence.ts";
+import { checkDigest, DIGEST_LENGTH } from "./evidence.ts";
 import type { LedgerSecrets } from "./secrets.ts";
 import { isPublicMap, prepareMaps, readMaps, sortMapsByName, writeMaps } from "./writeset.ts";
 

@@ -3,18 +3,13 @@
  * of the ledger secret can compute, and it is revealed only for committed transactions, so a
  * primary cannot hand out a convincing receipt for an entry that was later rolled back.
  */
-import { createHash, createHmac } from "node:crypto";
-import { checkU64, concatBytes } from "./bytes.ts";
+import { createHmac } from "node:crypto";
+import { sha256, transactionLeaf } from "../crypto/index.ts";
+import { checkU64 } from "./bytes.ts";
 import { LedgerError } from "./errors.ts";
 import { SECRET_LENGTH } from "./secrets.ts";
 
 export const DIGEST_LENGTH = 32;
-
-export function sha256(...parts: Uint8Array[]): Uint8Array {
-  const hash = createHash("sha256");
-  for (const part of parts) hash.update(part);
-  return new Uint8Array(hash.digest());
-}
 
 /** `ce:<view>.<seqno>:<64 hex>`, nonce = HMAC-SHA256(secret, "coco-commit-evidence:<view>.<seqno>"). */
 export function commitEvidence(secretKey: Uint8Array, view: number, seqno: number): string {
@@ -42,7 +37,7 @@ export function leafOf(
   checkDigest(writeSetDigest, "write set digest");
   checkDigest(commitEvidenceDigest, "commit evidence digest");
   checkDigest(claimsDigest, "claims digest");
-  return sha256(concatBytes([writeSetDigest, commitEvidenceDigest, claimsDigest]));
+  return transactionLeaf(writeSetDigest, commitEvidenceDigest, claimsDigest);
 }
 
 export function checkDigest(digest: Uint8Array, field: string): void {

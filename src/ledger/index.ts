@@ -1,4 +1,7 @@
-/** The ledger: entry format, ledger secrets, commit evidence, chunk files and snapshots. */
+/**
+ * The ledger: entry format, ledger secrets, commit evidence, chunk files, snapshots, and the
+ * framework tables' names and codecs.
+ */
 
 export {
   type DecodedEntry,
@@ -32,3 +35,17 @@ export {
   snapshotDigest,
   writeSnapshotFile,
 } from "./snapshot.ts";
+export {
+  fromUtf8,
+  jsonBytes,
+  type NodeInfo,
+  parseJsonBytes,
+  readJson,
+  type ServiceInfo,
+  SINGLETON_KEY,
+  type SignatureRecord,
+  scanMap,
+  Tables,
+  utf8,
+  writeJson,
+} from "./tables.ts";

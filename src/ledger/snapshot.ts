@@ -14,12 +14,12 @@
 import { constants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
+import { sha256 } from "../crypto/index.ts";
 import type { StoreSnapshot } from "../kv/index.ts";
 import { seal, TAG_LENGTH, unseal } from "./aead.ts";
 import { ByteReader, ByteWriter, checkU64, compareBytes, crc32, plainView, utf8Bytes } from "./bytes.ts";
 import { type DecodedEntry, decodeEntry, EntryType } from "./entry.ts";
 import { LedgerError } from "./errors.ts";
-import { sha256 } from "./evidence.ts";
 import { nodeIo } from "./io.ts";
 import type { LedgerSecrets } from "./secrets.ts";
 import { isPublicMap, sortMapsByName } from "./writeset.ts";

@@ -12,20 +12,13 @@ import {
 } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
-import {
-  createIdentity,
-  hasIdentity,
-  loadIdentity,
-  type NodeIdentity,
-  saveIdentity,
-  serviceKid,
-  writeFileAtomic,
-} from "./identity.ts";
+import { createIdentity, type NodeIdentity, serviceKid, writeFileAtomic } from "./identity.ts";
 import type { JoinResponse } from "./join.ts";
 import { joinService } from "./join-client.ts";
 import { type LedgerSink, LedgerState } from "./ledger-state.ts";
 import { NodeError } from "./node-error.ts";
 import type { Replica } from "./replica.ts";
+import { IdentityStore } from "./sealed-identity.ts";
 import { readCertFile } from "./service.ts";
 import { loadUsableSnapshot } from "./snapshots.ts";
 import { RECOVERY_FILE, StateFiles } from "./state-files.ts";
@@ -52,6 +45,8 @@ export class EntrySink implements LedgerSink {
 /** A node's state as read from its directory, before consensus and the network start. */
 export interface Booted {
   identity: NodeIdentity;
+  /** Seals the identity with the platform's key (later saves: rekey, recovery, renewal). */
+  identityStore: IdentityStore;
   /** Nodes named in the join answer; used until the replicated `nodes.info` lists them. */
   joinPeers: JoinResponse["peers"];
   /** The first node of an SNP service attested itself: its report seeds the join policy. */
@@ -83,7 +78,16 @@ export async function bootNode(
   mkdirSync(config.dir, { recursive: true, mode: 0o700 });
   const ledgerDir = join(config.dir, "ledger");
   const stateFiles = new StateFiles(config.dir, log);
-  const newIdentity = !hasIdentity(config.dir);
+  const { sealing, attestation } = config;
+  const store = await IdentityStore.open({
+    dir: config.dir,
+    sealing,
+    attestation,
+    env,
+    log,
+    ...(seams.attestationSeams ? { seams: seams.attestationSeams } : {}),
+  });
+  const newIdentity = !store.exists;
   if (newIdentity && !config.recover && readdirSafe(ledgerDir).length > 0) {
     throw new NodeError(`${ledgerDir} holds a ledger but ${config.dir} has no node identity to read it with`);
   }
@@ -95,7 +99,7 @@ export async function bootNode(
   }
   let identity: NodeIdentity;
   let joinPeers: JoinResponse["peers"] = [];
-  if (!newIdentity) identity = loadIdentity(config.dir, env);
+  if (!newIdentity) identity = store.load();
   else if (config.join)
     ({ identity, peers: joinPeers } = await joinService(config, log, seams.attestationSeams));
   else identity = await createIdentity(env, config.rpc.host);
@@ -117,7 +121,7 @@ export async function bootNode(
       }),
     );
   }
-  if (newIdentity) saveIdentity(config.dir, env, identity);
+  if (newIdentity) store.save(identity);
   writeFileAtomic(config.serviceCertFile, identity.serviceCertPem, 0o644);
 
   const secrets = new LedgerSecrets(
@@ -168,6 +172,7 @@ export async function bootNode(
       });
   return {
     identity,
+    identityStore: store,
     joinPeers,
     ownSnp,
     files,

@@ -1,6 +1,15 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { AttestationSettings, SnpSettings } from "../tee/index.ts";
+import {
+  type AttestationSettings,
+  DEFAULT_SNP_SEALING_FIELDS,
+  type SealingSettings,
+  SNP_GUEST_FIELDS,
+  type SnpGuestField,
+  type SnpSettings,
+  snpKeyCommandProblem,
+} from "../tee/index.ts";
+import { defaultVirtualKeyFile, isInsideDir } from "./sealed-identity.ts";
 
 /** A node's start configuration, after validation, with every path absolute. */
 export interface NodeConfig {
@@ -13,6 +22,20 @@ export interface NodeConfig {
     /** What a backup does with a write: forward it to the primary, or redirect the client (307). */
     forwarding: "forward" | "redirect";
     forwardTimeoutMs: number;
+    /**
+     * Client connections one address may hold open (an IPv6 address counts by its /64); more are
+     * closed on accept. Default 512: twice the most a known legitimate single host opens (the
+     * load benchmark and test clients use up to 256 from 127.0.0.1), and a proxy or NAT that
+     * funnels many clients through one address needs headroom; yet one address cannot take
+     * more than a small share of the node's sockets and file descriptors.
+     */
+    maxConnectionsPerAddress: number;
+    /**
+     * A client connection with no request under way and no traffic for this long is closed;
+     * also the keep-alive time announced to clients (so they stop reusing a connection before
+     * the node closes it). Default 30 s.
+     */
+    idleTimeoutMs: number;
   };
   /** Where other nodes of the service reach this one (mutual TLS, node certificates). */
   nodeAddress: { host: string; port: number };
@@ -42,6 +65,8 @@ export interface NodeConfig {
   consensus: { tickMs: number; electionTicksMin: number; electionTicksMax: number };
   /** Name of a built-in app (`logging`) or none. */
   app: string | null;
+  /** Serve Ethereum JSON-RPC at `POST /app/eth` (the EVM executor, docs/ethereum.md). */
+  evm: boolean;
   /**
    * JS apps installed by governance (`set_js_app`): served unless `enabled` is false. A JS
    * endpoint of the same path as a native one replaces it only with `replaceNative`.
@@ -51,6 +76,8 @@ export interface NodeConfig {
   commitWaitTimeoutMs: number;
   /** How this node attests itself: `virtual` (development, insecure) or `snp` (AMD SEV-SNP). */
   attestation: AttestationSettings;
+  /** How its secrets are sealed: an SNP derived key, or (virtual only) a key file outside `dir`. */
+  sealing: SealingSettings;
 }
 
 export class ConfigError extends Error {}
@@ -133,12 +160,21 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "recover",
     "constitution",
     "app",
+    "evm",
     "jsApps",
     "log",
     "commitWaitTimeoutMs",
     "attestation",
+    "sealing",
   ]);
-  const rpc = objectAt(top.rpc ?? {}, "rpc", ["address", "maxBodyBytes", "forwarding", "forwardTimeoutMs"]);
+  const rpc = objectAt(top.rpc ?? {}, "rpc", [
+    "address",
+    "maxBodyBytes",
+    "forwarding",
+    "forwardTimeoutMs",
+    "maxConnectionsPerAddress",
+    "idleTimeoutMs",
+  ]);
   const forwarding = stringAt(rpc, "forwarding", "rpc", "forward");
   if (forwarding !== "forward" && forwarding !== "redirect")
     fail("rpc.forwarding", "must be forward or redirect");
@@ -167,6 +203,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
   }
   const app = top.app ?? null;
   if (app !== null && app !== "logging") fail("app", 'must be "logging" or null');
+  if (top.evm !== undefined && typeof top.evm !== "boolean") fail("evm", "must be true or false");
   const join =
     top.join === undefined || top.join === null
       ? null
@@ -186,13 +223,17 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
   if (join && parseAddress(stringAt(top, "nodeAddress", "", "127.0.0.1:0"), "nodeAddress").port === 0) {
     fail("nodeAddress", "a joining node needs a fixed port: the service records where to reach it");
   }
+  const dir = resolve(baseDir, stringAt(top, "dir", ""));
+  const attestation = attestationAt(top.attestation, baseDir);
   return {
-    dir: resolve(baseDir, stringAt(top, "dir", "")),
+    dir,
     rpc: {
       ...parseAddress(stringAt(rpc, "address", "rpc", "127.0.0.1:8000")),
       maxBodyBytes: intAt(rpc, "maxBodyBytes", "rpc", 1024 * 1024, 1024, 64 * 1024 * 1024),
       forwarding,
       forwardTimeoutMs: intAt(rpc, "forwardTimeoutMs", "rpc", 10_000, 100, 600_000),
+      maxConnectionsPerAddress: intAt(rpc, "maxConnectionsPerAddress", "rpc", 512, 1, 1_000_000),
+      idleTimeoutMs: intAt(rpc, "idleTimeoutMs", "rpc", 30_000, 100, 3_600_000),
     },
     serviceCertFile: resolve(baseDir, stringAt(top, "serviceCertFile", "", "service_cert.pem")),
     nodeAddress: parseAddress(stringAt(top, "nodeAddress", "", "127.0.0.1:0"), "nodeAddress"),
@@ -220,10 +261,12 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       electionTicksMax,
     },
     app: app as string | null,
+    evm: top.evm === true,
     jsApps: { enabled: jsApps.enabled !== false, replaceNative: jsApps.replaceNative === true },
     log: { level: level as NodeConfig["log"]["level"], format },
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
-    attestation: attestationAt(top.attestation, baseDir),
+    attestation,
+    sealing: sealingAt(top.sealing, attestation, dir, baseDir),
   };
 }
 
@@ -313,6 +356,78 @@ function endorsementsAt(value: unknown, baseDir: string): SnpSettings["endorseme
   }
   if (!out.file && !out.dir && !out.kdsUrl) fail(path, "must give at least one of file, dir or kdsUrl");
   return out;
+}
+
+/**
+ * The `sealing` section. On SEV-SNP: `{snp: {keyCommand, rootKey?, guestFields?, vmpl?}}`, and a
+ * key file is refused. On the virtual platform: `{keyFile?}`, by default `<dir>.sealing.key`
+ * beside the node's directory, and never inside it.
+ */
+function sealingAt(
+  value: unknown,
+  attestation: AttestationSettings,
+  dir: string,
+  baseDir: string,
+): SealingSettings {
+  const section = objectAt(value ?? {}, "sealing", ["keyFile", "snp"]);
+  if (attestation.platform === "snp") {
+    if (section.keyFile !== undefined) {
+      fail(
+        "sealing.keyFile",
+        "a node on SEV-SNP refuses to start with a file key: its secrets are sealed with a key the AMD secure processor derives (set sealing.snp instead)",
+      );
+    }
+    if (section.snp === undefined) {
+      fail("sealing.snp", "is required with platform snp: {keyCommand, rootKey?, guestFields?, vmpl?}");
+    }
+    const snp = objectAt(section.snp, "sealing.snp", ["keyCommand", "rootKey", "guestFields", "vmpl"]);
+    const argv = snp.keyCommand;
+    if (
+      !Array.isArray(argv) ||
+      argv.length === 0 ||
+      !argv.every((a) => typeof a === "string" && a.length > 0)
+    ) {
+      fail(
+        "sealing.snp.keyCommand",
+        "must be a non-empty array of non-empty strings (program, then arguments)",
+      );
+    }
+    const problem = snpKeyCommandProblem(argv as string[]);
+    if (problem) fail("sealing.snp.keyCommand", problem);
+    const rootKey = stringAt(snp, "rootKey", "sealing.snp", "vcek");
+    if (rootKey !== "vcek" && rootKey !== "vmrk") fail("sealing.snp.rootKey", 'must be "vcek" or "vmrk"');
+    const fields = snp.guestFields ?? DEFAULT_SNP_SEALING_FIELDS;
+    const names = Object.keys(SNP_GUEST_FIELDS);
+    if (!Array.isArray(fields) || !fields.every((f) => typeof f === "string" && names.includes(f))) {
+      fail("sealing.snp.guestFields", `must be a list of: ${names.join(", ")}`);
+    }
+    if (!fields.includes("measurement")) {
+      fail(
+        "sealing.snp.guestFields",
+        "must include measurement: sealed secrets are bound to the code that sealed them",
+      );
+    }
+    const guestFieldSelect = (fields as SnpGuestField[]).reduce((bits, f) => bits | SNP_GUEST_FIELDS[f], 0);
+    return {
+      kind: "snp",
+      keyCommand: argv as string[],
+      rootKey,
+      guestFieldSelect,
+      ...(snp.vmpl === undefined ? {} : { vmpl: intAt(snp, "vmpl", "sealing.snp", 0, 0, 3) }),
+    };
+  }
+  if (section.snp !== undefined) fail("sealing.snp", 'is only used with attestation platform "snp"');
+  const keyFile =
+    section.keyFile === undefined
+      ? defaultVirtualKeyFile(dir)
+      : resolve(baseDir, stringAt(section, "keyFile", "sealing"));
+  if (isInsideDir(dir, keyFile)) {
+    fail(
+      section.keyFile === undefined ? "dir" : "sealing.keyFile",
+      `the sealing key file ${keyFile} would be inside the node's directory ${dir}: set sealing.keyFile to a path outside it`,
+    );
+  }
+  return { kind: "file", keyFile };
 }
 
 export function loadConfig(file: string): NodeConfig {

@@ -4,10 +4,18 @@ import {
   parseValidFrom,
   renewServiceCertificate,
 } from "../crypto/index.ts";
-import { type GovEffects, scanMap } from "../gov/index.ts";
+import type { GovEffects } from "../gov/index.ts";
 import type { JsHooks } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { jsonBytes, parseJsonBytes, type ServiceInfo, SINGLETON_KEY, Tables, utf8 } from "./tables.ts";
+import {
+  jsonBytes,
+  parseJsonBytes,
+  type ServiceInfo,
+  SINGLETON_KEY,
+  scanMap,
+  Tables,
+  utf8,
+} from "../ledger/index.ts";
 
 /** JWT signing keys of the issuers governance trusts, by key id: `{issuer, jwk}`. */
 const JWT_SIGNING_KEYS = "public:ccf.gov.jwt.public_signing_keys";

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
-import { type Constitution, type GovEffects, type GovHost, jsConstitution } from "../gov/index.ts";
-import type { JsEngine } from "../js/index.ts";
+import type { Constitution, GovEffects, GovHost } from "../gov/index.ts";
+import { type JsEngine, jsConstitution } from "../js/index.ts";
 import { withJsAppChecks } from "../jsapp/index.ts";
 import type { Tx } from "../kv/index.ts";
 import type { CommitOutcome } from "../ledger/index.ts";

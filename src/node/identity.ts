@@ -1,15 +1,6 @@
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
 import { open, rename } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   createCertificateRequest,
   createServiceIdentity,
@@ -18,9 +9,7 @@ import {
   type KeyPairPem,
   nodeIdOf,
   publicKeyDer,
-  sealJson,
   sha256,
-  unsealJson,
 } from "../crypto/index.ts";
 import type { Environment } from "./env.ts";
 
@@ -36,10 +25,6 @@ export interface NodeIdentity {
   ledgerSecrets: Array<{ version: number; key: string /* base64 */ }>;
 }
 
-const SEAL_LABEL = "coco-node-identity-v1";
-const IDENTITY_FILE = "identity.sealed";
-const SEALING_KEY_FILE = "virtual_sealing.key";
-
 export class IdentityError extends Error {}
 
 /** Writes a file so that a crash leaves either the old or the new content, never a mix. */
@@ -54,7 +39,12 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
     closeSync(fd);
   }
   renameSync(tmp, path);
-  const dirFd = openSync(join(path, ".."), "r");
+  syncDir(dirname(path));
+}
+
+/** fsync a directory, so a rename or unlink in it is durable. */
+export function syncDir(dir: string): void {
+  const dirFd = openSync(dir, "r");
   try {
     fsyncSync(dirFd);
   } finally {
@@ -82,43 +72,6 @@ export async function writeFileAtomicAsync(path: string, data: string, mode = 0o
     await dir.sync();
   } finally {
     await dir.close();
-  }
-}
-
-/**
- * The virtual platform's stand-in for a hardware sealing key. On SEV-SNP the key is derived by
- * the secure processor from the guest's measurement and never stored; here it is a 0600 file
- * in the node's directory, which is exactly why the virtual platform is for development only.
- */
-function sealingKey(dir: string, env: Environment, create: boolean): Uint8Array {
-  const path = join(dir, SEALING_KEY_FILE);
-  if (existsSync(path)) {
-    const key = new Uint8Array(readFileSync(path));
-    if (key.length !== 32) throw new IdentityError(`${path} is not a 32-byte sealing key`);
-    return key;
-  }
-  if (!create) throw new IdentityError(`${path} is missing: the node's sealed secrets cannot be opened`);
-  const key = env.randomBytes(32);
-  writeFileAtomic(path, key);
-  chmodSync(path, 0o600);
-  return key;
-}
-
-export function hasIdentity(dir: string): boolean {
-  return existsSync(join(dir, IDENTITY_FILE));
-}
-
-export function saveIdentity(dir: string, env: Environment, identity: NodeIdentity): void {
-  const key = sealingKey(dir, env, true);
-  writeFileAtomic(join(dir, IDENTITY_FILE), sealJson(key, SEAL_LABEL, identity, env.randomBytes(12)));
-}
-
-export function loadIdentity(dir: string, env: Environment): NodeIdentity {
-  const key = sealingKey(dir, env, false);
-  try {
-    return unsealJson<NodeIdentity>(key, SEAL_LABEL, new Uint8Array(readFileSync(join(dir, IDENTITY_FILE))));
-  } catch (e) {
-    throw new IdentityError(`cannot unseal ${join(dir, IDENTITY_FILE)}: ${(e as Error).message}`);
   }
 }
 

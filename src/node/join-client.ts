@@ -72,6 +72,12 @@ export async function joinService(
         }
         if (res.statusCode === 200) {
           lastProblem = "the service has not trusted this node yet (Pending)";
+        } else if (res.statusCode === 429) {
+          // Rate limited: wait as asked (within the join's own deadline), then try again.
+          lastProblem = answer.error?.message ?? "rate limited";
+          const seconds = Number(res.headers["retry-after"]);
+          const waitMs = Number.isFinite(seconds) ? Math.min(seconds * 1000, deadline - Date.now()) : 0;
+          if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
         } else if (answer.error?.code === "NotPrimary" && answer.primary_rpc_address) {
           target = answer.primary_rpc_address;
           continue;

@@ -1,7 +1,5 @@
 import {
   constants,
-  createCipheriv,
-  createDecipheriv,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -9,6 +7,8 @@ import {
   publicEncrypt,
 } from "node:crypto";
 import {
+  aesGcmDecrypt,
+  aesGcmEncrypt,
   certificateRequestKey,
   nodeIdOf,
   p384PrivateKey,
@@ -16,7 +16,7 @@ import {
   signP384,
   verifyP384,
 } from "../crypto/index.ts";
-import { GovTables } from "../gov/index.ts";
+import { Tables as GovTables } from "../ledger/index.ts";
 import {
   type AttestationPlatform,
   type AttestationView,
@@ -228,12 +228,7 @@ export function wrapSecrets(
 ): WrappedSecrets {
   const key = random(32);
   const iv = random(12);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
-  const ciphertext = Buffer.concat([
-    cipher.update(JSON.stringify(secrets)),
-    cipher.final(),
-    cipher.getAuthTag(),
-  ]);
+  const ciphertext = Buffer.from(aesGcmEncrypt(key, iv, Buffer.from(JSON.stringify(secrets), "utf8")));
   const wrappedKey = publicEncrypt(
     { key: encryptionPublicKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
     key,
@@ -255,10 +250,8 @@ export function unwrapSecrets(wrapped: WrappedSecrets, encryptionPrivateKeyPem: 
     Buffer.from(wrapped.key, "base64"),
   );
   const sealed = Buffer.from(wrapped.ciphertext, "base64");
-  const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(wrapped.iv, "base64"));
-  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-  const plain = Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]);
-  return JSON.parse(plain.toString("utf8")) as ServiceSecrets;
+  const plain = aesGcmDecrypt(key, Buffer.from(wrapped.iv, "base64"), sealed);
+  return JSON.parse(Buffer.from(plain).toString("utf8")) as ServiceSecrets;
 }
 
 /** A joiner's RSA key for receiving the service's secrets. Never leaves the node. */

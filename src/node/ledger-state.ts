@@ -34,8 +34,6 @@ import {
 
 export { type CommitOutcome, NotPrimaryError, type ReceiptLookup, type TxStatus, ZERO_DIGEST };
 
-import type { Environment } from "./env.ts";
-import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
 import {
   fromUtf8,
   jsonBytes,
@@ -44,7 +42,10 @@ import {
   SINGLETON_KEY,
   type SignatureRecord,
   Tables,
-} from "./tables.ts";
+} from "../ledger/index.ts";
+import type { Environment } from "./env.ts";
+import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
+import { type ReplicationSource, SigningRules } from "./signers.ts";
 
 /** Where committed entries go: the shell writes them to disk (and, later, to other nodes). */
 export interface LedgerSink {
@@ -108,6 +109,8 @@ export class LedgerState {
   private viewStarts: Array<[number, number]> = [];
   private readonly signatures = new Map<number, StoredSignature>();
   private readonly signatureSeqnos: number[] = [];
+  /** Who may sign here: the nodes, certificates and view signers the ledger records so far. */
+  private signers = new SigningRules();
   /** The newest signature entry as framed: the anchor of a snapshot taken there. */
   private lastSignatureFrame: { seqno: number; frame: Uint8Array } | undefined;
   private commitWaiters: Array<{ seqno: number; resolve: () => void; reject: (e: Error) => void }> = [];
@@ -296,8 +299,10 @@ export class LedgerState {
       isSignature: type === EntryType.Signature,
     });
     this.tree.append(leafOf(writeSetDigest, evidenceDigest, claimsDigest));
+    this.signers.noteWrites(seqno, writeSet);
     const config = this.noteConfig(seqno, writeSet);
     if (this.sink.append(seqno, frame, type === EntryType.Signature, config) === false) {
+      this.signers.rollback(seqno - 1);
       this.meta.pop();
       this.viewStarts.length = viewsBefore;
       this.tree.truncate(seqno - 1);
@@ -341,13 +346,11 @@ export class LedgerState {
 
   /** All of a framework map with string keys (node and policy tables: small by nature). */
   readSmallMap(name: string): Array<[string, Uint8Array]> {
-    const tx = this.store.begin();
-    const { entries } = tx.map(name).range({ limit: 10_000 });
-    tx.abandon();
-    return entries.map(([key, value]) => [fromUtf8(key), value]);
+    return readSmallMapOf(this.store, name);
   }
 
   private recordSignature(seqno: number, record: SignatureRecord, cose: Uint8Array): void {
+    this.signers.noteSignature(seqno, record.view, record.node);
     this.signatures.set(seqno, { record, cose });
     this.signatureSeqnos.push(seqno);
   }
@@ -538,6 +541,7 @@ export class LedgerState {
     this.viewStarts = fresh.viewStarts;
     this.signatures.clear();
     this.signatureSeqnos.length = 0;
+    this.signers = fresh.signers;
     for (const [seqno, signature] of fresh.signatures)
       this.recordSignature(seqno, signature.record, signature.cose);
     this.lastSignatureFrame = fresh.lastSignatureFrame;
@@ -581,6 +585,11 @@ export class LedgerState {
         `snapshot at ${seqno}: its store does not hold the signature it is anchored on`,
       );
     }
+    // A signature entry writes no node tables, so the store there is the state just before it.
+    const signers = new SigningRules();
+    signers.seed(seqno, (table) => readSmallMapOf(store, table));
+    signers.check(seqno, entry.view, signature.record, undefined, true);
+    this.signers = signers;
     this._store = store;
     this.tree = tree;
     this.metaStart = seqno - 1;
@@ -648,10 +657,12 @@ export class LedgerState {
   /**
    * A backup's path: appends an entry the primary made, after checking it as a restart would
    * (contiguous, commit evidence matching the ledger secret, signatures over this node's own
-   * Merkle root). A bad entry is refused with a LedgerStateError and changes nothing.
+   * Merkle root, by a node that may sign there: see `SigningRules`). `source` names the primary
+   * this backup follows in its current view: a signature of that view must be its. A bad entry
+   * is refused with a LedgerStateError (or SignatureCheckError) and changes nothing.
    */
-  applyReplicated(entry: DecodedEntry): void {
-    this.applyEntry(entry, true);
+  applyReplicated(entry: DecodedEntry, source?: ReplicationSource): void {
+    this.applyEntry(entry, true, false, source);
     if (entry.view > this._view) this._view = entry.view;
   }
 
@@ -659,6 +670,7 @@ export class LedgerState {
     entry: DecodedEntry,
     applyToStore: boolean,
     publicOnly = false,
+    source?: ReplicationSource,
   ): { record: SignatureRecord; cose: Uint8Array } | undefined {
     const expectedSeqno = this.lastSeqno + 1;
     if (entry.seqno !== expectedSeqno) {
@@ -675,7 +687,10 @@ export class LedgerState {
       }
     }
     const signature = entry.type === EntryType.Signature ? readSignatureEntry(entry) : undefined;
-    if (signature) checkSignedRoot(entry.seqno, signature.record, this.tree.root(entry.seqno - 1));
+    if (signature) {
+      checkSignedRoot(entry.seqno, signature.record, this.tree.root(entry.seqno - 1));
+      this.signers.check(entry.seqno, entry.view, signature.record, source);
+    }
     // Decrypt before touching any state, so a bad entry leaves everything as it was.
     const writeSet = !applyToStore
       ? undefined
@@ -686,6 +701,8 @@ export class LedgerState {
       this.store.apply(entry.seqno, writeSet);
       this.noteConfig(entry.seqno, writeSet);
     }
+    // Also for entries the store skips (before a snapshot): the rules follow the whole ledger.
+    this.signers.noteWrites(entry.seqno, entry.publicWriteSet);
     if (signature) this.recordSignature(entry.seqno, signature.record, signature.cose);
     this.noteView(entry.seqno, entry.view);
     if (signature) this.lastSignatureFrame = { seqno: entry.seqno, frame: entry.frame };
@@ -711,6 +728,7 @@ export class LedgerState {
     }
     if (seqno >= this.lastSeqno) return;
     this.store.rollback(seqno);
+    this.signers.rollback(seqno);
     this.tree.truncate(seqno);
     this.meta.length = seqno - this.metaStart;
     while ((this.viewStarts.at(-1)?.[1] ?? 0) > seqno) this.viewStarts.pop();
@@ -733,4 +751,11 @@ export class LedgerState {
     if (view < this._view) throw new LedgerStateError(`view cannot go back from ${this._view} to ${view}`);
     this._view = view;
   }
+}
+
+function readSmallMapOf(store: Store, name: string): Array<[string, Uint8Array]> {
+  const tx = store.begin();
+  const { entries } = tx.map(name).range({ limit: 10_000 });
+  tx.abandon();
+  return entries.map(([key, value]) => [fromUtf8(key), value]);
 }

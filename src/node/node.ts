@@ -6,7 +6,18 @@ import { issueNodeCertificate } from "../crypto/index.ts";
 import { GovError, type GovernanceWrite, governanceWrite } from "../gov/index.ts";
 import { createJsEngine, type JsEngine } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { type DecodedEntry, type LedgerFiles, NotPrimaryError } from "../ledger/index.ts";
+import {
+  type DecodedEntry,
+  jsonBytes,
+  type LedgerFiles,
+  type NodeInfo,
+  NotPrimaryError,
+  parseJsonBytes,
+  type ServiceInfo,
+  SINGLETON_KEY,
+  Tables,
+  utf8,
+} from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
 import { type Booted, bootNode, consensusLog, type EntrySink } from "./boot.ts";
@@ -14,13 +25,7 @@ import { CertificateAdopter } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { nodeGovHost } from "./gov-host.ts";
-import {
-  addLedgerSecrets,
-  hostAltNames,
-  type NodeIdentity,
-  saveIdentity,
-  writeFileAtomic,
-} from "./identity.ts";
+import { addLedgerSecrets, hostAltNames, type NodeIdentity, writeFileAtomic } from "./identity.ts";
 import {
   checkJoinProof,
   type JoinRequest,
@@ -37,21 +42,13 @@ import { ReadIndex } from "./read-index.ts";
 import { RecoveryCoordinator } from "./recovery.ts";
 import { RecoveryShares } from "./recovery-shares.ts";
 import { Replica } from "./replica.ts";
+import type { IdentityStore } from "./sealed-identity.ts";
 import { beginRecoveredService, createService, type ServiceHost } from "./service.ts";
 import { SignatureScheduler } from "./signing.ts";
 import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
 import { SnapshotTransfer } from "./snapshot-transfer.ts";
 import { Snapshots } from "./snapshots.ts";
 import { RECOVERY_FILE, type StateFiles } from "./state-files.ts";
-import {
-  jsonBytes,
-  type NodeInfo,
-  parseJsonBytes,
-  type ServiceInfo,
-  SINGLETON_KEY,
-  Tables,
-  utf8,
-} from "./tables.ts";
 
 export { NodeError } from "./node-error.ts";
 
@@ -71,10 +68,18 @@ export class CocoNode {
   joinVerifier = new JoinVerifier();
   /** In-process only (tests): stand-ins for this node's attestation (a fake configfs-tsm). */
   attestationSeams: ProviderSeams = {};
+  /** Seals the identity with the platform's key (obtained once, at boot). */
+  private readonly identityStore: IdentityStore;
   readonly recoveryShares: RecoveryShares;
   readonly signing: SignatureScheduler;
   /** Set while this node recovers a lost service and waits for the recovery members' shares. */
   private recovery: RecoveryCoordinator | undefined;
+  /**
+   * A recovering node signs nothing before its first transaction (`beginRecovery`, service.ts)
+   * records it as the recovered service's trusted node: backups and auditors accept only
+   * signatures by nodes the ledger already trusts.
+   */
+  private recoveryNotBegun = false;
   private nodeRequestHandler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -117,6 +122,7 @@ export class CocoNode {
     this.sink = booted.sink;
     this.stateFiles = booted.stateFiles;
     this.joinPeers = booted.joinPeers;
+    this.identityStore = booted.identityStore;
     this.startupSeqno = booted.state.lastSeqno;
     this.startupSnapshotSeqno = booted.snapshotSeqno;
     this.recoveryShares = new RecoveryShares({
@@ -171,6 +177,7 @@ export class CocoNode {
     const { state, recoveredFrom, entries } = booted;
     const node = new CocoNode(config, env, log, booted);
     node.attestationSeams = seams.attestationSeams ?? {};
+    node.recoveryNotBegun = recoveredFrom !== undefined;
     node.jsEngine = await createJsEngine({
       env,
       logger: (level, message) => log[level]({ script: true }, message),
@@ -316,7 +323,7 @@ export class CocoNode {
     const { nodeCertPem, serviceCertPem } = certs;
     this.identity.nodeCertPem = nodeCertPem;
     this.identity.serviceCertPem = serviceCertPem;
-    saveIdentity(this.config.dir, this.env, this.identity);
+    this.identityStore.save(this.identity);
     if (certs.serviceRenewed) {
       try {
         writeFileAtomic(this.config.serviceCertFile, serviceCertPem, 0o644);
@@ -501,7 +508,8 @@ export class CocoNode {
     if (change.role !== "primary") return;
     this.state.enterView(change.view);
     // A new primary commits in its own view only: sign at once, covering everything inherited.
-    if (this.state.lastSeqno > 0) this.signing.sign();
+    // Not a recovering node before its first transaction trusts it (see recoveryNotBegun).
+    if (this.state.lastSeqno > 0 && !this.recoveryNotBegun) this.signing.sign();
     this.resolvePrimary();
   }
 
@@ -525,6 +533,7 @@ export class CocoNode {
     entries: DecodedEntry[],
   ): Promise<void> {
     await beginRecoveredService(this.serviceHost(), this.env, recoveredFrom.previousServiceCertPem);
+    this.recoveryNotBegun = false;
     this.signing.sign();
     this.log.info(
       { previousServiceCert: recoveredFrom.previousServiceCertPem.slice(0, 64) },
@@ -536,7 +545,7 @@ export class CocoNode {
         state: this.state,
         keepSecrets: (secrets) => {
           addLedgerSecrets(this.identity, secrets);
-          saveIdentity(this.config.dir, this.env, this.identity);
+          this.identityStore.save(this.identity);
         },
         commitAndSign: (tx) => {
           this.mustCommit(tx);
@@ -680,7 +689,7 @@ export class CocoNode {
     const key = this.env.randomBytes(32);
     const seqno = this.state.rekey(key, (version, newKey) => {
       this.identity.ledgerSecrets.push({ version, key: Buffer.from(newKey).toString("base64") });
-      saveIdentity(this.config.dir, this.env, this.identity);
+      this.identityStore.save(this.identity);
     });
     this.signing.sign();
     this.log.info({ seqno }, "rotated the ledger secret");

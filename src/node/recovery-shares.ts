@@ -1,6 +1,13 @@
 import type { Logger } from "pino";
-import { GovTables, readJson, SINGLETON, scanMap, utf8, writeJson } from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
+import {
+  Tables as GovTables,
+  readJson,
+  SINGLETON_KEY as SINGLETON,
+  scanMap,
+  utf8,
+  writeJson,
+} from "../ledger/index.ts";
 import { type IssuedRecoveryShares, issueRecoveryShares } from "../recovery/index.ts";
 import type { CommitOutcome } from "./ledger-state.ts";
 

@@ -2,11 +2,21 @@ import type { Logger } from "pino";
 import { aesGcmDecrypt } from "../crypto/index.ts";
 import { GovError } from "../gov/index.ts";
 import { Store, type StoreSnapshot, type Tx } from "../kv/index.ts";
-import { type DecodedEntry, decryptEntry, type LedgerSecret, LedgerSecrets } from "../ledger/index.ts";
+import {
+  type DecodedEntry,
+  decryptEntry,
+  jsonBytes,
+  type LedgerSecret,
+  LedgerSecrets,
+  parseJsonBytes,
+  type ServiceInfo,
+  SINGLETON_KEY,
+  Tables,
+  utf8,
+} from "../ledger/index.ts";
 import { type IssuedRecoveryShares, RecoveryError, RecoveryShareCollector } from "../recovery/index.ts";
 import type { LedgerState } from "./ledger-state.ts";
 import { RECOVERY_SHARES_TABLE, type RecoverySharesRecord } from "./recovery-shares.ts";
-import { jsonBytes, parseJsonBytes, type ServiceInfo, SINGLETON_KEY, Tables, utf8 } from "./tables.ts";
 
 /** Which recovery members have submitted a share (never the share itself). */
 const RECOVERY_SUBMISSIONS = "public:ccf.internal.recovery_submissions";

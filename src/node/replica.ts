@@ -125,7 +125,8 @@ export class Replica {
       if (entry.seqno > this.state.lastSeqno) {
         try {
           const decoded = decodeEntry(entry.data);
-          this.state.applyReplicated(decoded);
+          // Entries of the current view come from the primary this node follows: the signer.
+          this.state.applyReplicated(decoded, { view: this.raft.view, primary: this.raft.leader });
           this.hooks.applied(decoded);
         } catch (e) {
           this.refusal = `refused entry ${entry.view}.${entry.seqno} from the primary: ${(e as Error).message}`;

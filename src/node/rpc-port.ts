@@ -1,9 +1,9 @@
+import { parseJsonBytes } from "../ledger/index.ts";
 import type { RpcNode } from "../rpc/index.ts";
 import { type AttestationView, attestationProvider, attestationView } from "../tee/index.ts";
 import { JoinError, NODE_ATTESTATIONS, parseJoinRequest } from "./join.ts";
 import { COCO_VERSION, type CocoNode } from "./node.ts";
 import { encryptedShareOf } from "./recovery-shares.ts";
-import { parseJsonBytes } from "./tables.ts";
 
 /**
  * The node as the HTTPS layer sees it (src/rpc/port.ts): a narrow view over `CocoNode`, so rpc
@@ -19,6 +19,8 @@ export function rpcPort(node: CocoNode): RpcNode {
       maxBodyBytes: config.rpc.maxBodyBytes,
       forwarding: config.rpc.forwarding,
       forwardTimeoutMs: config.rpc.forwardTimeoutMs,
+      maxConnectionsPerAddress: config.rpc.maxConnectionsPerAddress,
+      idleTimeoutMs: config.rpc.idleTimeoutMs,
       commitWaitTimeoutMs: config.commitWaitTimeoutMs,
       platform: config.attestation.platform,
       version: COCO_VERSION,

@@ -3,7 +3,7 @@ import type { Server as TlsServer } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { type Executor, ExecutorRegistry } from "../apps/index.ts";
-import { createRpcServer } from "../rpc/index.ts";
+import { CLIENT_TLS_POLICY, createRpcServer } from "../rpc/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
@@ -52,7 +52,7 @@ export async function runNode(
     (server.server as unknown as TlsServer).setSecureContext({
       key: node.identity.nodePrivateKeyPem,
       cert: nodeCertPem,
-      minVersion: "TLSv1.2",
+      ...CLIENT_TLS_POLICY,
     }),
   );
   // Every client connection, so stopping can end the ones that linger (idle or half-open).

@@ -1,20 +1,8 @@
 import { createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { certFingerprint, endorsePreviousService, normalizePem, parseCertificate } from "../crypto/index.ts";
-import {
-  defaultConstitution,
-  SINGLETON as GOV_SINGLETON,
-  GovTables,
-  joinConstitution,
-} from "../gov/index.ts";
+import { defaultConstitution, joinConstitution } from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { type AttestationView, codeMeasurement, parseSnpReport } from "../tee/index.ts";
-import type { NodeConfig } from "./config.ts";
-import type { Environment } from "./env.ts";
-import type { NodeIdentity } from "./identity.ts";
-import { NODE_ATTESTATIONS } from "./join.ts";
-import type { LedgerState } from "./ledger-state.ts";
-import { NodeError } from "./node-error.ts";
 import {
   jsonBytes,
   type NodeInfo,
@@ -23,7 +11,14 @@ import {
   SINGLETON_KEY,
   Tables,
   utf8,
-} from "./tables.ts";
+} from "../ledger/index.ts";
+import { type AttestationView, codeMeasurement, parseSnpReport } from "../tee/index.ts";
+import type { NodeConfig } from "./config.ts";
+import type { Environment } from "./env.ts";
+import type { NodeIdentity } from "./identity.ts";
+import { NODE_ATTESTATIONS } from "./join.ts";
+import type { LedgerState } from "./ledger-state.ts";
+import { NodeError } from "./node-error.ts";
 
 /** What the service's lifecycle transactions need of the node that makes them. */
 export interface ServiceHost {
@@ -61,14 +56,14 @@ export function createService(host: ServiceHost, ownSnp?: Extract<AttestationVie
   // the same launch measurement, with the same host data, on at least this TCB may join.
   if (ownSnp) seedSnpPolicy(tx, nodeId, ownSnp);
   tx.map(Tables.nodesEndorsedCertificates).set(utf8(nodeId), utf8(identity.nodeCertPem));
-  tx.map(GovTables.constitution).set(GOV_SINGLETON, utf8(genesisConstitution(config)));
-  tx.map(GovTables.serviceConfig).set(GOV_SINGLETON, jsonBytes({ recovery_threshold: 1 }));
+  tx.map(Tables.constitution).set(SINGLETON_KEY, utf8(genesisConstitution(config)));
+  tx.map(Tables.serviceConfig).set(SINGLETON_KEY, jsonBytes({ recovery_threshold: 1 }));
   for (const member of config.members) {
     const pem = readCertFile(member.cert);
     tx.map(Tables.membersCerts).set(utf8(certFingerprint(pem)), utf8(pem));
     tx.map(Tables.membersInfo).set(utf8(certFingerprint(pem)), jsonBytes({ status: "Accepted" }));
     if (member.encryptionPublicKey) {
-      tx.map(GovTables.membersEncryptionKeys).set(
+      tx.map(Tables.membersEncryptionKeys).set(
         utf8(certFingerprint(pem)),
         utf8(readEncryptionKey(member.encryptionPublicKey)),
       );
@@ -83,11 +78,11 @@ export function createService(host: ServiceHost, ownSnp?: Extract<AttestationVie
 
 function seedSnpPolicy(tx: Tx, nodeId: string, ownSnp: Extract<AttestationView, { format: "snp" }>): void {
   tx.map(NODE_ATTESTATIONS).set(utf8(nodeId), jsonBytes(ownSnp));
-  tx.map(GovTables.nodesSnpMeasurements).set(utf8(ownSnp.measurement), jsonBytes("AllowedToJoin"));
-  tx.map(GovTables.nodesSnpHostData).set(utf8(ownSnp.host_data), jsonBytes(""));
+  tx.map(Tables.nodesSnpMeasurements).set(utf8(ownSnp.measurement), jsonBytes("AllowedToJoin"));
+  tx.map(Tables.nodesSnpHostData).set(utf8(ownSnp.host_data), jsonBytes(""));
   if (!ownSnp.cpuid) return;
   const tcb = parseSnpReport(Buffer.from(ownSnp.report, "base64")).reportedTcb;
-  tx.map(GovTables.nodesSnpTcbVersions).set(
+  tx.map(Tables.nodesSnpTcbVersions).set(
     utf8(ownSnp.cpuid),
     jsonBytes({
       boot_loader: tcb.bootloader,

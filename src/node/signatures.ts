@@ -1,13 +1,14 @@
 import { toHex, verifyP384 } from "../crypto/index.ts";
 import type { DecodedEntry } from "../ledger/index.ts";
-import { parseJsonBytes, type SignatureRecord, Tables } from "./tables.ts";
+import { parseJsonBytes, type SignatureRecord, Tables } from "../ledger/index.ts";
 
 export class SignatureCheckError extends Error {
   constructor(
     readonly seqno: number,
-    message: string,
+    /** What is wrong, without the seqno. */
+    readonly reason: string,
   ) {
-    super(`seqno ${seqno}: ${message}`);
+    super(`seqno ${seqno}: ${reason}`);
   }
 }
 

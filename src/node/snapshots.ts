@@ -4,13 +4,16 @@ import { toHex } from "../crypto/index.ts";
 import {
   type DecodedEntry,
   decodeSnapshot,
+  jsonBytes,
   type LedgerSecrets,
   listSnapshots,
+  parseJsonBytes,
+  SINGLETON_KEY,
   snapshotDigest,
+  Tables,
   writeSnapshotFile,
 } from "../ledger/index.ts";
 import type { DecodedSnapshot, LedgerState } from "./ledger-state.ts";
-import { jsonBytes, parseJsonBytes, SINGLETON_KEY, Tables } from "./tables.ts";
 
 /** What the snapshot evidence entry records: the snapshot's seqno and the digest of its file. */
 interface SnapshotEvidence {

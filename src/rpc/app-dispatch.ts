@@ -4,15 +4,17 @@ import {
   type AppResponse,
   type Caller,
   type Endpoint,
+  type EndpointMode,
   type ExecutorRegistry,
   HttpError,
   type HttpMethod,
 } from "../apps/index.ts";
 import { KvError, type Tx } from "../kv/index.ts";
 import { type CommitOutcome, NotPrimaryError, ZERO_DIGEST } from "../ledger/index.ts";
+import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
 import { authenticate, type Peer } from "./auth.ts";
 import type { AuthRequest } from "./auth-policies.ts";
-import { READ_HEADER, TX_HEADER, WAIT_HEADER, waitForCommit } from "./commit-wait.ts";
+import { waitForCommit } from "./commit-wait.ts";
 import type { RpcNode } from "./port.ts";
 
 const MAX_ATTEMPTS = 10;
@@ -29,22 +31,7 @@ export interface AppCall {
   peer: Peer;
 }
 
-/** An answer, ready to be written to HTTP or sent back to the backup that forwarded the call. */
-export interface AppAnswer {
-  status: number;
-  headers: Record<string, string>;
-  body: Uint8Array;
-}
-
 const encoder = new TextEncoder();
-
-export function errorAnswer(status: number, code: string, message: string, txid?: string): AppAnswer {
-  return {
-    status,
-    headers: { "content-type": "application/json", ...(txid ? { [TX_HEADER]: txid } : {}) },
-    body: encoder.encode(JSON.stringify({ error: { code, message } })),
-  };
-}
 
 /** Framework maps are written by the node and governance only, never by apps. */
 function reservedMap(name: string): boolean {
@@ -125,11 +112,26 @@ export function routeApp(node: RpcNode, executors: ExecutorRegistry, call: AppCa
   return { kind: "run", endpoint: match.endpoint, params: match.params, path };
 }
 
+/** The endpoint's mode for this call: per request when the endpoint says (`modeOf`). */
+export function endpointMode(endpoint: Endpoint, call: AppCall, path: string): EndpointMode {
+  if (!endpoint.modeOf) return endpoint.mode;
+  return endpoint.modeOf({ method: call.method as HttpMethod, path, headers: call.headers, body: call.body });
+}
+
 /** Whether a call that reached a backup must run on the primary (the endpoint's forwarding rule). */
-export function mustRunOnPrimary(endpoint: Endpoint, call: AppCall, sessionForwarded: boolean): boolean {
+export function mustRunOnPrimary(
+  endpoint: Endpoint,
+  call: AppCall,
+  path: string,
+  sessionForwarded: boolean,
+): boolean {
   if (endpoint.forwarding === "always") return true;
   if (endpoint.forwarding === "never") return false;
-  return endpoint.mode === "readwrite" || call.headers[READ_HEADER] === "linearizable" || sessionForwarded;
+  return (
+    endpointMode(endpoint, call, path) === "readwrite" ||
+    call.headers[READ_HEADER] === "linearizable" ||
+    sessionForwarded
+  );
 }
 
 /** Runs an app handler on this node, committing its transaction, re-running it on a conflict. */
@@ -163,7 +165,8 @@ async function executeOnce(
   const current = () => node.currentTxId();
   const auth = authenticate(endpoint.auth, call.peer, authRequest(node, call));
   if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, current());
-  if (endpoint.mode === "readwrite" && !node.isPrimary) {
+  const mode = endpointMode(endpoint, call, path);
+  if (mode === "readwrite" && !node.isPrimary) {
     return errorAnswer(503, "NotPrimary", "this node is not the primary; retry on the primary", current());
   }
   const linearizable = call.headers[READ_HEADER] === "linearizable";
@@ -206,7 +209,7 @@ async function executeOnce(
       tx.abandon();
       return answerRead(node, tx.startVersion, waitForIt, result.response, status);
     }
-    if (endpoint.mode !== "readwrite") {
+    if (mode !== "readwrite") {
       tx.abandon();
       log.error({ endpoint: endpoint.path }, "a read-only endpoint wrote to the store; writes dropped");
       return errorAnswer(500, "InternalError", "read-only endpoint attempted to write", current());

@@ -7,8 +7,8 @@ import {
   coseDecodeSign1,
   coseVerifySign1,
 } from "../crypto/index.ts";
-import { fromUtf8, GovTables as Tables, utf8 } from "../gov/index.ts";
 import type { Store } from "../kv/index.ts";
+import { fromUtf8, Tables, utf8 } from "../ledger/index.ts";
 import type { PolicyResult } from "./auth-jwt.ts";
 
 /** How far `created_at` may be from the node's clock, either way. */

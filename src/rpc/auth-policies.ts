@@ -20,7 +20,12 @@ export function policyName(policy: AuthPolicy): string {
 }
 
 function certPolicy(policy: "user_cert" | "member_cert" | "any_cert", peer: Peer): PolicyResult {
-  if (!peer.id) return { ok: false, reason: "no client certificate" };
+  if (!peer.id) {
+    const why = peer.invalidCertificate
+      ? `client certificate ${peer.invalidCertificate}`
+      : "no client certificate";
+    return { ok: false, reason: why };
+  }
   if ((policy === "user_cert" || policy === "any_cert") && peer.user) {
     return { ok: true, caller: { policy: "user_cert", id: peer.id, certPem: peer.user } };
   }

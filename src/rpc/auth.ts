@@ -1,8 +1,8 @@
 import type { TLSSocket } from "node:tls";
 import type { AuthPolicy, Caller } from "../apps/index.ts";
 import { sha256, toHex } from "../crypto/index.ts";
-import { fromUtf8, GovTables as Tables, utf8 } from "../gov/index.ts";
 import type { Store } from "../kv/index.ts";
+import { fromUtf8, Tables, utf8 } from "../ledger/index.ts";
 import { type AuthRequest, checkPolicies } from "./auth-policies.ts";
 
 /** The identity behind the TLS client certificate, if any. */
@@ -11,25 +11,67 @@ export interface Peer {
   id: string | null;
   user: string | null;
   member: string | null;
+  /**
+   * A certificate was presented but is outside its validity dates: `id` is then null (so it
+   * names nobody, here or when forwarded) and this says why.
+   */
+  invalidCertificate?: string;
 }
 
-/** Certificate id per TLS connection: the certificate cannot change within a connection. */
-const connectionIds = new WeakMap<TLSSocket, string | null>();
+/** What a connection's certificate says, read once per TLS connection (it cannot change within one). */
+interface ConnectionCert {
+  id: string;
+  notBefore: number;
+  notAfter: number;
+}
+const connectionCerts = new WeakMap<TLSSocket, ConnectionCert | null>();
 
-function certificateId(socket: TLSSocket): string | null {
-  let id = connectionIds.get(socket);
-  if (id === undefined) {
+function connectionCert(socket: TLSSocket): ConnectionCert | null {
+  let found = connectionCerts.get(socket);
+  if (found === undefined) {
     const cert =
       typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate(false) : undefined;
-    id = cert?.raw ? toHex(sha256(new Uint8Array(cert.raw))) : null;
-    connectionIds.set(socket, id);
+    found = cert?.raw
+      ? {
+          id: toHex(sha256(new Uint8Array(cert.raw))),
+          // OpenSSL's text form ("Dec  7 06:39:51 2026 GMT"); an unreadable date fails closed.
+          notBefore: Date.parse(cert.valid_from),
+          notAfter: Date.parse(cert.valid_to),
+        }
+      : null;
+    connectionCerts.set(socket, found);
   }
-  return id;
+  return found;
 }
 
-/** Who is calling, looked up afresh on every request so removed users and members lose access at once. */
-export function identifyPeer(socket: TLSSocket, store: Store): Peer {
-  return peerFromId(certificateId(socket), store);
+/** Why a certificate is not valid at `now` (ms), or undefined when it is. */
+export function certificateDateProblem(
+  dates: { notBefore: number; notAfter: number },
+  now: number,
+): string | undefined {
+  if (!(now <= dates.notAfter)) {
+    return `certificate expired/not yet valid: it expired at ${isoOrUnknown(dates.notAfter)}`;
+  }
+  if (!(now >= dates.notBefore)) {
+    return `certificate expired/not yet valid: it is not valid before ${isoOrUnknown(dates.notBefore)}`;
+  }
+  return undefined;
+}
+
+function isoOrUnknown(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : "(unreadable date)";
+}
+
+/**
+ * Who is calling, looked up afresh on every request so removed users and members lose access at
+ * once. A certificate outside its validity dates (at `now`, ms) identifies nobody.
+ */
+export function identifyPeer(socket: TLSSocket, store: Store, now: number = Date.now()): Peer {
+  const cert = connectionCert(socket);
+  if (cert === null) return peerFromId(null, store);
+  const problem = certificateDateProblem(cert, now);
+  if (problem) return { id: null, user: null, member: null, invalidCertificate: `${cert.id}: ${problem}` };
+  return peerFromId(cert.id, store);
 }
 
 /** The caller with this certificate id, as this node's store knows it (forwarded calls too). */
@@ -76,6 +118,14 @@ export function authenticate(policies: AuthPolicy[], peer: Peer, request?: AuthR
     }
   }
   const wanted = policies.join(", ");
+  if (peer.invalidCertificate) {
+    return {
+      ok: false,
+      status: 401,
+      code: "InvalidAuthenticationInfo",
+      message: `client certificate ${peer.invalidCertificate}`,
+    };
+  }
   if (!peer.id) {
     return {
       ok: false,

@@ -1,10 +1,5 @@
-import { type AppAnswer, errorAnswer } from "./app-dispatch.ts";
+import { type AppAnswer, errorAnswer } from "./answers.ts";
 import type { RpcNode } from "./port.ts";
-
-export const TX_HEADER = "x-ms-ccf-transaction-id";
-export const WAIT_HEADER = "x-coco-wait";
-/** `x-coco-read: linearizable` asks for a read that reflects every write committed before it. */
-export const READ_HEADER = "x-coco-read";
 
 /**
  * Respond-on-commit: holds the answer until the transaction is committed. Returns an error answer

@@ -2,17 +2,9 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
-import {
-  type AppAnswer,
-  type AppCall,
-  authRequest,
-  errorAnswer,
-  executeApp,
-  mustRunOnPrimary,
-  routeApp,
-} from "./app-dispatch.ts";
+import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
+import { type AppCall, authRequest, executeApp, mustRunOnPrimary, routeApp } from "./app-dispatch.ts";
 import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
-import { READ_HEADER, TX_HEADER, WAIT_HEADER } from "./commit-wait.ts";
 import type { RpcNode } from "./port.ts";
 
 /** A client call a backup hands to the primary: the caller is named by its certificate id. */
@@ -49,7 +41,7 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
     };
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
-    const needsPrimary = mustRunOnPrimary(routed.endpoint, call, forwardedSessions.has(socket));
+    const needsPrimary = mustRunOnPrimary(routed.endpoint, call, routed.path, forwardedSessions.has(socket));
     const primary = node.primaryId;
     if (!needsPrimary || node.isPrimary || primary === null || primary === node.nodeId) {
       return writeAnswer(reply, await executeApp(node, routed, call, log));

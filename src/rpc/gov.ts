@@ -3,20 +3,18 @@ import {
   ackStateDigest,
   createProposal,
   GovError,
-  GovTables,
   getBallot,
   getProposal,
   getStateDigest,
   listProposals,
-  readJson,
-  SINGLETON,
-  scanMap,
   submitBallot,
   updateStateDigest,
   withdrawProposal,
 } from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { TX_HEADER, waitForCommit } from "./commit-wait.ts";
+import { Tables as GovTables, readJson, SINGLETON_KEY as SINGLETON, scanMap } from "../ledger/index.ts";
+import { TX_HEADER } from "./answers.ts";
+import { waitForCommit } from "./commit-wait.ts";
 import { sendError } from "./errors.ts";
 import type { RpcNode } from "./port.ts";
 
@@ -65,7 +63,10 @@ function guarded(handler: Handler): Handler {
       checkApiVersion(req);
       return await handler(req, reply);
     } catch (e) {
-      if (e instanceof GovError) return sendError(reply, e.status, e.code, e.message);
+      if (e instanceof GovError) {
+        if (e.retryAfterSeconds !== undefined) reply.header("retry-after", String(e.retryAfterSeconds));
+        return sendError(reply, e.status, e.code, e.message);
+      }
       throw e;
     }
   };

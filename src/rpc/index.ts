@@ -1,4 +1,4 @@
-export { TX_HEADER, WAIT_HEADER } from "./commit-wait.ts";
+export { READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
 export type {
   ConsensusView,
   JoinAnswer,
@@ -9,3 +9,4 @@ export type {
   ServiceRecord,
 } from "./port.ts";
 export { createRpcServer } from "./server.ts";
+export { CLIENT_TLS_POLICY } from "./tls-policy.ts";

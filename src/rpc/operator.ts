@@ -1,10 +1,12 @@
 import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { parseCertificate, verifyIssuedBy } from "../crypto/index.ts";
+import { nodeIdOf, parseCertificate, verifyIssuedBy } from "../crypto/index.ts";
 import { parseTxId, TxIdError } from "../kv/index.ts";
+import { TX_HEADER } from "./answers.ts";
 import { authenticate, identifyPeer } from "./auth.ts";
-import { TX_HEADER } from "./commit-wait.ts";
+import { addressKey } from "./connection-limits.ts";
 import { sendError } from "./errors.ts";
+import { JoinLimiter, type JoinLimits } from "./join-limits.ts";
 import type { RpcNode } from "./port.ts";
 
 function txIdParam(req: FastifyRequest, reply: FastifyReply): { view: number; seqno: number } | FastifyReply {
@@ -20,8 +22,24 @@ function txIdParam(req: FastifyRequest, reply: FastifyReply): { view: number; se
   }
 }
 
+/** The node id a join request names (SHA-256 of its key), or undefined for a malformed one. */
+function joinerIdOf(body: unknown): string | undefined {
+  const key = (body as { node_public_key?: unknown } | null)?.node_public_key;
+  if (typeof key !== "string") return undefined;
+  try {
+    return nodeIdOf(key);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Unauthenticated operator endpoints, and the built-in `/app` endpoints for status and receipts. */
-export function registerOperatorRoutes(server: FastifyInstance, node: RpcNode): void {
+export function registerOperatorRoutes(
+  server: FastifyInstance,
+  node: RpcNode,
+  joinLimits?: JoinLimits,
+): void {
+  const joins = new JoinLimiter(joinLimits);
   server.get("/node/state", async () => {
     const status = node.status();
     return {
@@ -84,8 +102,29 @@ export function registerOperatorRoutes(server: FastifyInstance, node: RpcNode): 
     } catch (e) {
       return sendError(reply, 400, "InvalidInput", `join request is not valid JSON: ${(e as Error).message}`);
     }
+    // New joins reaching the primary are limited; a recorded node's polls (answered without
+    // writing) and joins a backup sends on to the primary are not.
+    const joinerId = joinerIdOf(body);
+    const isNew = node.isPrimary && !node.nodes().some(([id]) => id === joinerId);
+    const address = addressKey(req.socket.remoteAddress);
+    if (isNew) {
+      const refusal = joins.admit(
+        address,
+        (id) => node.nodes().find(([nodeId]) => nodeId === id)?.[1].status === "Pending",
+      );
+      if (refusal) {
+        reply.header("retry-after", String(refusal.retryAfterSeconds));
+        return sendError(reply, 429, refusal.code, refusal.message);
+      }
+    }
     const answer = await node.join(body);
-    if (answer.ok) return answer.body;
+    if (answer.ok) {
+      const admitted = answer.body as { node_id?: string; status?: string };
+      if (isNew && admitted.status === "Pending" && admitted.node_id) {
+        joins.recordPending(address, admitted.node_id);
+      }
+      return answer.body;
+    }
     return reply
       .status(answer.status)
       .type("application/json")

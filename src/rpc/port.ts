@@ -73,6 +73,9 @@ export interface RpcSettings {
   /** How a backup handles writes: run them on the primary, or redirect the client there. */
   forwarding: "forward" | "redirect";
   forwardTimeoutMs: number;
+  /** Client connections one address may hold; idle connections close after idleTimeoutMs. */
+  maxConnectionsPerAddress: number;
+  idleTimeoutMs: number;
   commitWaitTimeoutMs: number;
   platform: "virtual" | "snp";
   version: string;

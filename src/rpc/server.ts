@@ -1,13 +1,16 @@
+import type { Server as TlsServer } from "node:tls";
 import fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
+import { TX_HEADER } from "./answers.ts";
 import { registerAttestationRoutes } from "./attestation.ts";
-import { TX_HEADER } from "./commit-wait.ts";
+import { handshakeTimeoutMs, limitConnections } from "./connection-limits.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerGovRoutes } from "./gov.ts";
 import { registerOperatorRoutes } from "./operator.ts";
 import type { RpcNode } from "./port.ts";
+import { CLIENT_TLS_POLICY } from "./tls-policy.ts";
 
 /**
  * The node's HTTPS endpoint. TLS uses the node certificate (endorsed by the service, so clients
@@ -20,20 +23,27 @@ export function createRpcServer(
   log: Logger,
   tls: { key: string; cert: string },
 ): FastifyInstance {
+  const limits = node.settings;
   const server = fastify({
     https: {
       key: tls.key,
       cert: tls.cert,
       requestCert: true,
       rejectUnauthorized: false,
-      minVersion: "TLSv1.2",
+      ...CLIENT_TLS_POLICY,
+      handshakeTimeout: handshakeTimeoutMs(limits),
     },
+    // Idle connections close after this; keep-alive announces the same, so clients stop reusing
+    // a connection before the node closes it.
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
     bodyLimit: node.settings.maxBodyBytes,
     logger: false,
     return503OnClosing: true,
     // Stopping must not wait for clients that keep idle connections open.
     forceCloseConnections: true,
   });
+  limitConnections(server.server as unknown as TlsServer, limits, log);
   server.removeAllContentTypeParsers();
   server.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 

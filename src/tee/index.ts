@@ -15,10 +15,22 @@ export {
 export {
   type AttestationProvider,
   type AttestationSettings,
+  acquireOwnSnpReport,
   attestationProvider,
   type ProviderSeams,
   type SnpSettings,
 } from "./provider.ts";
+export {
+  DEFAULT_SNP_SEALING_FIELDS,
+  SealingError,
+  type SealingKey,
+  type SealingSettings,
+  type SnpSealingKeys,
+  type SnpSealRecord,
+  snpKeyRequestOf,
+  snpRecordProblem,
+  snpSealingKeys,
+} from "./sealing.ts";
 export * from "./snp/index.ts";
 export {
   codeMeasurement,

@@ -1,7 +1,8 @@
 // Produces this node's own attestation, binding its public key: the shell side of attestation
 // (it reads the platform's report device and the endorsement sources).
 import { type AttestationPlatform, keyReportData, type NodeAttestation } from "./node-attestation.ts";
-import { acquireSnpReport, type TsmFileSystem } from "./snp/acquire.ts";
+import { acquireSnpReport, type SnpAcquired, type TsmFileSystem } from "./snp/acquire.ts";
+import type { SnpKeySource } from "./snp/derived-key.ts";
 import { fetchSnpEndorsements } from "./snp/endorsements.ts";
 import { virtualAttestation } from "./virtual.ts";
 
@@ -23,9 +24,35 @@ export interface AttestationProvider {
   attest(nodePublicKeyPem: string): Promise<NodeAttestation>;
 }
 
-/** In-process only (tests): a stand-in for the configfs-tsm file system. */
+/**
+ * In-process only (tests): a stand-in for the configfs-tsm file system; and for sealing, one for
+ * the program that asks the secure processor for a derived key, with (optionally) the guest's own
+ * reports that sealing reads its TCB and guest SVN from (else it reads the configured source).
+ */
 export interface ProviderSeams {
   tsmFs?: TsmFileSystem;
+  snpSealing?: { deriveKey: SnpKeySource; report?: (reportData: Uint8Array) => Promise<Uint8Array> };
+}
+
+/** A fresh report of this guest binding `reportData`, from the configured report source. */
+export function acquireOwnSnpReport(
+  snp: SnpSettings,
+  reportData: Uint8Array,
+  seams: ProviderSeams = {},
+): Promise<SnpAcquired> {
+  const source = snp.reportSource;
+  return "command" in source
+    ? acquireSnpReport({
+        method: "command",
+        reportData,
+        command: { file: source.command[0]!, args: source.command.slice(1) },
+      })
+    : acquireSnpReport({
+        method: "configfs-tsm",
+        reportData,
+        tsmPath: source.configfsTsm,
+        ...(seams.tsmFs ? { fs: seams.tsmFs } : {}),
+      });
 }
 
 export function attestationProvider(
@@ -40,21 +67,7 @@ export function attestationProvider(
   return {
     platform: "snp",
     async attest(pem) {
-      const reportData = keyReportData(pem);
-      const source = snp.reportSource;
-      const acquired =
-        "command" in source
-          ? await acquireSnpReport({
-              method: "command",
-              reportData,
-              command: { file: source.command[0]!, args: source.command.slice(1) },
-            })
-          : await acquireSnpReport({
-              method: "configfs-tsm",
-              reportData,
-              tsmPath: source.configfsTsm,
-              ...(seams.tsmFs ? { fs: seams.tsmFs } : {}),
-            });
+      const acquired = await acquireOwnSnpReport(snp, keyReportData(pem), seams);
       const e = snp.endorsements;
       const endorsements = await fetchSnpEndorsements(acquired.report, {
         ...(e.file ? { pemFile: e.file } : {}),

@@ -1,5 +1,6 @@
 import {
   type Entry,
+  type HardState,
   type Message,
   type NodeId,
   Raft,
@@ -19,6 +20,12 @@ export interface TestNode {
   snapshotsToSend: Array<{ to: NodeId; seqno: number }>;
   /** When false, entries are not reported durable until `persist(id)` is called. */
   autoPersist: boolean;
+  /** The last hard state the node's Ready asked to write (durable before any message is sent). */
+  hardState?: HardState;
+  /** How much of `disk` was reported durable: what survives a crash. */
+  durableSeqno: number;
+  /** The configuration the node was created with. */
+  members: NodeId[];
 }
 
 export interface ClusterOptions {
@@ -55,8 +62,25 @@ export class Cluster {
   }
 
   add(id: NodeId, members: NodeId[], extra: Partial<RaftConfig> = {}): TestNode {
+    const node: TestNode = {
+      raft: this.newRaft(id, members, extra),
+      disk: [],
+      commits: [],
+      truncations: [],
+      readStates: [],
+      readsRejected: [],
+      snapshotsToSend: [],
+      autoPersist: true,
+      durableSeqno: 0,
+      members,
+    };
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  private newRaft(id: NodeId, members: NodeId[], extra: Partial<RaftConfig>): Raft {
     const fraction = this.options.timeouts?.[id] ?? 0.5;
-    const raft = new Raft({
+    return new Raft({
       id,
       random: () => fraction,
       electionTicksMin: 10,
@@ -65,18 +89,20 @@ export class Cluster {
       ...this.options.config,
       ...extra,
     });
-    const node: TestNode = {
-      raft,
-      disk: [],
-      commits: [],
-      truncations: [],
-      readStates: [],
-      readsRejected: [],
-      snapshotsToSend: [],
-      autoPersist: true,
-    };
-    this.nodes.set(id, node);
-    return node;
+  }
+
+  /**
+   * The node crashes and restarts: it loses what was not durable (entries after the last
+   * `persisted` report) and starts a new Raft from its disk and its last hard state. Messages
+   * already queued to or from it stay queued.
+   */
+  restart(id: NodeId): void {
+    const node = this.node(id);
+    node.disk = node.disk.filter((e) => e.seqno <= node.durableSeqno);
+    node.raft = this.newRaft(id, node.members, {
+      log: { start: { seqno: 0, view: 0, config: node.members }, entries: [...node.disk] },
+      ...(node.hardState ? { hardState: node.hardState } : {}),
+    });
   }
 
   node(id: NodeId): TestNode {
@@ -93,9 +119,11 @@ export class Cluster {
   process(id: NodeId): Ready {
     const node = this.node(id);
     const ready = node.raft.ready();
+    if (ready.hardState) node.hardState = { ...ready.hardState };
     if (ready.truncateAfter !== undefined) {
       node.truncations.push(ready.truncateAfter);
       node.disk = node.disk.filter((e) => e.seqno <= ready.truncateAfter!);
+      node.durableSeqno = Math.min(node.durableSeqno, ready.truncateAfter);
     }
     for (const entry of ready.entriesToPersist) {
       const last = node.disk.at(-1);
@@ -118,7 +146,10 @@ export class Cluster {
   persist(id: NodeId): void {
     const node = this.node(id);
     const last = node.disk.at(-1);
-    if (last) node.raft.persisted(last.seqno, last.view);
+    if (last) {
+      node.durableSeqno = last.seqno;
+      node.raft.persisted(last.seqno, last.view);
+    }
     if (node.raft.hasReady()) this.process(id);
   }
 
@@ -148,16 +179,20 @@ export class Cluster {
     let steps = 0;
     while (this.queue.length > 0 && !stopWhen?.()) {
       if (++steps > limit) throw new Error("messages never stopped flowing");
-      const { from, to, message } = this.queue.shift()!;
-      if (this.blocked.has(`${from}>${to}`)) continue;
-      const node = this.nodes.get(to);
-      if (!node) continue;
-      node.raft.step(message);
-      this.delivered++;
-      const key = `${message.type}>${to}`;
-      this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-      if (node.raft.hasReady()) this.process(to);
+      this.handOver(this.queue.shift()!);
     }
+  }
+
+  /** Delivers one message already taken off the queue, unless its link is cut. */
+  handOver({ from, to, message }: { from: NodeId; to: NodeId; message: Message }): void {
+    if (this.blocked.has(`${from}>${to}`)) return;
+    const node = this.nodes.get(to);
+    if (!node) return;
+    node.raft.step(message);
+    this.delivered++;
+    const key = `${message.type}>${to}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    if (node.raft.hasReady()) this.process(to);
   }
 
   /** Drops whatever is in flight. */

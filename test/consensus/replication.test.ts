@@ -9,101 +9,13 @@ function threeNodes(): Cluster {
   return cluster;
 }
 
-describe("commit", () => {
-  it("commits only at signature entries", () => {
+// Commit rules, rollback and lost batches are scenarios: test/consensus/scenarios/*.txt.
+describe("proposals", () => {
+  it("refuses malformed proposals", () => {
     const cluster = threeNodes();
-    cluster.propose("a", 5, false);
-    cluster.deliver();
-    assert.equal(cluster.raft("a").commitSeqno, 0, "no signature, no commit");
-    assert.equal(cluster.raft("b").lastSeqno, 5, "but the entries are replicated");
-    cluster.propose("a", 1, true);
-    cluster.deliver();
-    cluster.tick(undefined, 1);
-    for (const id of ["a", "b", "c"]) {
-      assert.equal(cluster.raft(id).commitSeqno, 6);
-      assert.deepEqual(cluster.node(id).commits, [6]);
-    }
-  });
-
-  it("backups commit only up to a signature they hold", () => {
-    const cluster = threeNodes();
-    cluster.propose("a", 3, true);
-    cluster.propose("a", 2, false);
-    cluster.deliver();
-    cluster.tick(undefined, 2);
-    for (const id of ["a", "b", "c"]) assert.equal(cluster.raft(id).commitSeqno, 3);
-  });
-
-  it("counts only durable copies, the primary's own included", () => {
-    const cluster = threeNodes();
-    for (const id of ["a", "b", "c"]) cluster.node(id).autoPersist = false;
-    cluster.propose("a", 2, true);
-    cluster.deliver();
-    assert.equal(cluster.raft("a").commitSeqno, 0, "nothing durable yet");
-    cluster.persist("b");
-    cluster.deliver();
-    assert.equal(cluster.raft("a").commitSeqno, 0, "one durable copy of three");
-    cluster.persist("c");
-    cluster.deliver();
-    assert.equal(cluster.raft("a").commitSeqno, 2, "b and c form a quorum without a");
-  });
-
-  it("does not commit an earlier view's signature by counting copies", () => {
-    // a (view 1) replicates a signature to b only, then loses its quorum and leadership.
-    const cluster = threeNodes();
-    cluster.isolate("c");
-    cluster.cut("b", "a");
-    cluster.propose("a", 2, true);
-    cluster.deliver();
-    assert.equal(cluster.raft("b").lastSeqno, 2);
-    assert.equal(cluster.raft("a").commitSeqno, 0);
-    // b becomes primary of view 2 with the view-1 signature in its log.
-    cluster.heal();
-    cluster.isolate("a");
-    const b = cluster.raft("b");
-    for (let i = 0; i < 300 && b.role !== "primary"; i++) cluster.tick(["b", "c"]);
-    assert.equal(b.role, "primary");
-    cluster.tick(["b", "c"], 3);
-    assert.equal(cluster.raft("c").lastSeqno, 2, "c holds the old signature now");
-    assert.equal(b.commitSeqno, 0, "a quorum holds seqno 2, but it is from an earlier view");
-    cluster.propose("b", 1, true);
-    cluster.deliver();
-    assert.equal(b.commitSeqno, 3, "a signature of the current view commits everything before it");
-  });
-
-  it("refuses proposals from a backup and malformed proposals", () => {
-    const cluster = threeNodes();
-    const b = cluster.raft("b");
-    assert.equal(b.propose([{ seqno: 1, view: 1, isSignature: true, data: data("x") }]), false);
     const a = cluster.raft("a");
     assert.throws(() => a.propose([{ seqno: 7, view: 1, isSignature: true, data: data("x") }]), /seqno 7/);
     assert.throws(() => a.propose([{ seqno: 1, view: 0, isSignature: true, data: data("x") }]), /view/);
-  });
-});
-
-describe("rollback", () => {
-  it("a backup rolls back its conflicting uncommitted suffix and says so in Ready", () => {
-    const cluster = threeNodes();
-    cluster.propose("a", 2, true);
-    cluster.deliver();
-    cluster.tick(undefined, 1);
-    // a appends entries only it has, then is cut off; b takes over and writes other entries.
-    cluster.isolate("a");
-    cluster.propose("a", 3, false);
-    cluster.deliver();
-    for (let i = 0; i < 300 && cluster.raft("b").role !== "primary"; i++) cluster.tick(["b", "c"]);
-    cluster.propose("b", 2, true);
-    cluster.deliver();
-    cluster.heal();
-    cluster.tick(undefined, 25);
-    const a = cluster.node("a");
-    assert.equal(a.raft.role, "backup");
-    assert.equal(a.raft.leader, "b");
-    assert.deepEqual(a.truncations, [2], "told to drop everything after the commit point");
-    assert.deepEqual(
-      a.disk.map((e) => `${e.view}.${e.seqno}`),
-      cluster.node("b").disk.map((e) => `${e.view}.${e.seqno}`),
-    );
   });
 });
 
@@ -174,42 +86,6 @@ describe("log repair", () => {
     for (let s = 1; s <= 60; s++) assert.equal(backup.viewAt(s), primary.viewAt(s), `seqno ${s}`);
     assert.ok(appendRounds <= 5, `repaired in ${appendRounds} AppendEntries, not one per entry`);
   });
-
-  it("tells a too-short backup's primary where its log ends", () => {
-    const cluster = threeNodes();
-    cluster.propose("a", 5, true);
-    cluster.deliver();
-    cluster.isolate("c");
-    cluster.propose("a", 25, true);
-    cluster.deliver();
-    cluster.heal();
-    const c = cluster.raft("c");
-    // A probe far beyond c's log: c answers with its last seqno.
-    c.step({
-      type: "append_entries",
-      from: "a",
-      to: "c",
-      view: c.view,
-      prevSeqno: 29,
-      prevView: 1,
-      entries: [],
-      commitSeqno: 30,
-    });
-    const ready = c.ready();
-    c.advance(ready);
-    const reply = ready.messages[0]?.message;
-    assert.ok(reply?.type === "append_entries_response");
-    assert.equal(reply.success, false);
-    assert.equal(reply.lastSeqno, 5);
-    assert.equal(reply.rejectedPrev, 29);
-    assert.equal(reply.conflictView, 0);
-    // Driving the cluster, c catches up with a handful of AppendEntries, not one per entry.
-    const before = cluster.counts.get("append_entries>c") ?? 0;
-    cluster.tick(undefined, 8);
-    assert.equal(c.lastSeqno, 30);
-    const appends = (cluster.counts.get("append_entries>c") ?? 0) - before;
-    assert.ok(appends <= 4, `caught up with ${appends} AppendEntries`);
-  });
 });
 
 describe("flow control", () => {
@@ -255,16 +131,5 @@ describe("flow control", () => {
       .filter((m) => m.message.type === "append_entries")
       .map((m) => (m.message as AppendEntries).entries.length);
     assert.deepEqual(sizes, [1, 1]);
-  });
-
-  it("recovers when a batch is lost", () => {
-    const cluster = threeNodes();
-    cluster.propose("a", 2, true);
-    cluster.deliver();
-    cluster.propose("a", 3, true);
-    cluster.dropQueue();
-    cluster.tick(undefined, 8);
-    for (const id of ["b", "c"]) assert.equal(cluster.raft(id).lastSeqno, 5);
-    assert.equal(cluster.raft("a").commitSeqno, 5);
   });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { CryptoError } from "../../src/crypto/hash.ts";
-import { sealJson, unsealJson } from "../../src/crypto/seal.ts";
+import { readSealHeader, sealingKeyFrom, sealJson, unsealJson } from "../../src/crypto/seal.ts";
 
 const key = new Uint8Array(32).fill(0x42);
 const iv = Uint8Array.from({ length: 12 }, (_, i) => i);
@@ -46,9 +46,9 @@ test("any altered byte, header included, is refused", () => {
   const badMagic = Uint8Array.from(sealed);
   badMagic[0] = 0x78;
   assert.throws(() => unsealJson(key, "node-key", badMagic), /bad magic/);
-  const v2 = Uint8Array.from(sealed);
-  v2[8] = 2;
-  assert.throws(() => unsealJson(key, "node-key", v2), /envelope version 2/);
+  const v3 = Uint8Array.from(sealed);
+  v3[8] = 3;
+  assert.throws(() => unsealJson(key, "node-key", v3), /envelope version 3; only 1 and 2 are known/);
 });
 
 test("bad inputs are refused before anything is sealed", () => {
@@ -64,4 +64,50 @@ test("bad inputs are refused before anything is sealed", () => {
     () => unsealJson(new Uint8Array(31), "x", new Uint8Array(64)),
     /sealing key must be 32 bytes/,
   );
+});
+
+const header = { source: "snp-derived-key", tcbVersion: "04000000000018db", guestSvn: 2 };
+
+test("version 2 carries a clear, authenticated header that says how to get the key again", () => {
+  const sealed = sealJson(key, "node-identity", secret, iv, header);
+  assert.equal(sealed[8], 2);
+  assert.deepEqual(readSealHeader("node-identity", sealed), { version: 2, header });
+  assert.deepEqual(readSealHeader("node-identity", sealJson(key, "x", 1, iv)), { version: 1 });
+  assert.deepEqual(unsealJson(key, "node-identity", sealed), secret);
+  assert.equal(Buffer.from(sealed).includes("a1b2c3d4"), false);
+  // The header is bound: editing it (say, to claim an older TCB) breaks the tag.
+  const text = Buffer.from(sealed).toString("latin1");
+  const edited = Buffer.from(text.replace('"guestSvn":2', '"guestSvn":1'), "latin1");
+  assert.notDeepEqual(new Uint8Array(edited), sealed);
+  assert.deepEqual(readSealHeader("node-identity", new Uint8Array(edited)), {
+    version: 2,
+    header: { ...header, guestSvn: 1 },
+  });
+  assert.throws(() => unsealJson(key, "node-identity", new Uint8Array(edited)), /cannot unseal/);
+  for (let i = 0; i < sealed.length; i++) {
+    const copy = Uint8Array.from(sealed);
+    copy[i] = (copy[i] ?? 0) ^ 0x01;
+    assert.throws(() => unsealJson(key, "node-identity", copy), CryptoError, `byte ${i}`);
+  }
+});
+
+test("a version 2 header that its envelope cannot hold, or that is not an object, is refused", () => {
+  const sealed = sealJson(key, "l", secret, iv, header);
+  const long = Uint8Array.from(sealed);
+  long[9] = 0xff;
+  assert.throws(() => readSealHeader("l", long), /header length/);
+  assert.throws(() => sealJson(key, "l", 1, iv, [] as unknown as Record<string, unknown>), /JSON object/);
+  assert.throws(() => sealJson(key, "l", 1, iv, { big: "x".repeat(5000) }), /more than 4096/);
+});
+
+test("the sealing key is HKDF of the platform key: never the platform key itself, and one per platform key", () => {
+  const platform = new Uint8Array(32).fill(7);
+  const derived = sealingKeyFrom(platform);
+  assert.equal(derived.length, 32);
+  assert.notDeepEqual(derived, platform);
+  assert.deepEqual(sealingKeyFrom(platform), derived);
+  assert.notDeepEqual(sealingKeyFrom(new Uint8Array(32).fill(8)), derived);
+  assert.throws(() => sealingKeyFrom(new Uint8Array(16)), /platform key must be 32 bytes/);
+  const sealed = sealJson(derived, "l", secret, iv, header);
+  assert.throws(() => unsealJson(platform, "l", sealed), /cannot unseal/);
 });

@@ -6,17 +6,18 @@ import {
   type Constitution,
   createProposal,
   type GovError,
-  GovTables,
-  jsConstitution,
-  readJson,
-  SINGLETON,
   submitBallot,
-  utf8,
   withdrawProposal,
-  writeJson,
 } from "../../src/gov/index.ts";
-import { createJsEngine, type JsEngine } from "../../src/js/index.ts";
+import { createJsEngine, type JsEngine, jsConstitution } from "../../src/js/index.ts";
 import { Store, type Tx } from "../../src/kv/index.ts";
+import {
+  Tables as GovTables,
+  readJson,
+  SINGLETON_KEY as SINGLETON,
+  utf8,
+  writeJson,
+} from "../../src/ledger/index.ts";
 
 const CCF = new URL("../../../shared/vectors/ccf/constitution-default/", import.meta.url);
 const hasVectors = existsSync(CCF);

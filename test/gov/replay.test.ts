@@ -2,10 +2,22 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { GovRequestError, type GovRequestErrorCode, ReplayGuard } from "../../src/gov/index.ts";
+import {
+  GovRequestError,
+  type GovRequestErrorCode,
+  MemberReplayWindow,
+  ReplayGuard,
+  type WindowLimits,
+} from "../../src/gov/index.ts";
 
 const digest = (label: string | number) => createHash("sha256").update(String(label)).digest("hex");
 const T = 1_750_000_000;
+const LIMITS: WindowLimits = { keepSeconds: 60, maxEntries: 100 };
+const req = (label: string | number, createdAt: number, type = "proposal") => ({
+  digest: digest(label),
+  createdAt,
+  type,
+});
 
 function refusedWith(code: GovRequestErrorCode) {
   return (err: unknown): boolean => {
@@ -15,169 +27,155 @@ function refusedWith(code: GovRequestErrorCode) {
   };
 }
 
-describe("ReplayGuard", () => {
+describe("MemberReplayWindow", () => {
   test("a request is accepted once, then refused as a Replay", () => {
-    const guard = new ReplayGuard({ windowSeconds: 60 });
-    guard.add(digest(1), T, T);
-    assert.ok(guard.has(digest(1)));
-    assert.ok(!guard.has(digest(2)));
-    assert.throws(() => guard.add(digest(1), T, T + 1), refusedWith("Replay"));
-    guard.add(digest(2), T, T + 1);
-    assert.equal(guard.size, 2);
+    const w = new MemberReplayWindow();
+    w.admit(req(1, T), T, LIMITS);
+    assert.throws(() => w.admit(req(1, T), T + 1, LIMITS), refusedWith("Replay"));
+    w.admit(req(2, T), T + 1, LIMITS);
+    assert.equal(w.entries.length, 2);
   });
 
-  test("check() refuses like add() but records nothing", () => {
-    const guard = new ReplayGuard({ windowSeconds: 60 });
-    guard.check(digest(1), T, T);
-    guard.check(digest(1), T, T);
-    assert.equal(guard.size, 0);
-    guard.add(digest(1), T, T);
-    assert.throws(() => guard.check(digest(1), T, T), refusedWith("Replay"));
+  test("check() refuses like admit() but records nothing", () => {
+    const w = new MemberReplayWindow();
+    w.check(digest(1), T);
+    assert.equal(w.entries.length, 0);
+    w.admit(req(1, T), T, LIMITS);
+    assert.throws(() => w.check(digest(1), T), refusedWith("Replay"));
   });
 
-  test("a request created before now - window is Stale", () => {
-    const guard = new ReplayGuard({ windowSeconds: 60 });
-    assert.throws(() => guard.add(digest(1), T - 61, T), refusedWith("Stale"));
-    guard.add(digest(2), T - 60, T);
+  test("entries are forgotten by arrival, and the horizon then refuses their replays", () => {
+    const w = new MemberReplayWindow();
+    w.admit(req(1, T), T, LIMITS);
+    w.admit(req(2, T + 50), T + 50, LIMITS);
+    w.admit(req(3, T + 61), T + 61, LIMITS);
+    assert.deepEqual(
+      w.entries.map((e) => e.digest),
+      [digest(2), digest(3)],
+    );
+    assert.equal(w.horizon, T + 1);
+    assert.throws(() => w.admit(req(1, T), T + 62, LIMITS), refusedWith("Stale"));
   });
 
-  test("entries leave memory once out of the window, and cannot come back as new", () => {
-    const guard = new ReplayGuard({ windowSeconds: 60 });
-    guard.add(digest(1), T, T);
-    guard.add(digest(2), T + 50, T + 50);
-    guard.prune(T + 61);
-    assert.ok(!guard.has(digest(1)), "pruned");
-    assert.ok(guard.has(digest(2)));
-    assert.equal(guard.size, 1);
-    assert.throws(() => guard.add(digest(1), T, T + 61), refusedWith("Stale"));
+  test("ordered by arrival: entries expire by when they came, whatever they claim", () => {
+    const w = new MemberReplayWindow();
+    w.admit(req(1, T - 50), T, LIMITS); // dated in the past
+    w.admit(req(2, T + 30), T + 1, LIMITS); // dated ahead
+    w.admit(req(3, T + 61), T + 61, LIMITS);
+    // The first arrival is forgotten (horizon past its created_at); the second, dated ahead, is
+    // kept exactly as long as any other arrival, no longer.
+    assert.equal(w.horizon, T - 49);
+    assert.throws(() => w.admit(req(1, T - 50), T + 62, LIMITS), refusedWith("Stale"));
+    assert.throws(() => w.admit(req(2, T + 30), T + 62, LIMITS), refusedWith("Replay"));
+    // One second later the second arrival has expired too.
+    w.admit(req(4, T + 62), T + 62, LIMITS);
+    assert.deepEqual(
+      w.entries.map((e) => e.digest),
+      [digest(3), digest(4)],
+    );
+    assert.equal(w.horizon, T + 31);
+  });
+
+  test("over the cap the oldest arrivals go, and the horizon covers them", () => {
+    const w = new MemberReplayWindow();
+    const limits = { keepSeconds: 3600, maxEntries: 10 };
+    for (let i = 0; i < 25; i++) w.admit(req(i, T + i), T + 30, limits);
+    assert.ok(w.entries.length <= 10);
+    assert.throws(() => w.admit(req(0, T), T + 30, limits), refusedWith("Stale"));
+    assert.throws(() => w.admit(req(24, T + 24), T + 30, limits), refusedWith("Replay"));
   });
 
   test("the horizon never moves back, even if the clock passed in does", () => {
-    const guard = new ReplayGuard({ windowSeconds: 60 });
-    guard.add(digest(1), T, T);
-    guard.prune(T + 1000);
-    assert.equal(guard.horizon, T + 940);
-    // A replay of the forgotten request, judged against a clock that went back: still refused.
-    assert.throws(() => guard.add(digest(1), T, T), refusedWith("Stale"));
-    guard.prune(T);
-    assert.equal(guard.horizon, T + 940);
-  });
-
-  test("a far-future created_at does not move the horizon (a member cannot lock others out)", () => {
-    const guard = new ReplayGuard({ windowSeconds: 60 });
-    guard.add(digest(1), T + 1_000_000, T);
-    guard.add(digest(2), T, T + 1);
-    assert.ok(guard.horizon <= T);
-  });
-
-  test("memory stays bounded under a flood; forgotten entries are refused as Stale", () => {
-    const guard = new ReplayGuard({ windowSeconds: 3600, maxEntries: 10 });
-    for (let i = 0; i < 25; i++) guard.add(digest(i), T + i, T + 30);
-    assert.ok(guard.size <= 10, `size ${guard.size}`);
-    assert.ok(!guard.has(digest(0)));
-    assert.throws(() => guard.add(digest(0), T, T + 30), refusedWith("Stale"));
-    assert.ok(guard.has(digest(24)));
-  });
-
-  test("JSON round trip keeps behaviour", () => {
-    const guard = new ReplayGuard({ windowSeconds: 60, maxEntries: 100 });
-    guard.add(digest(1), T, T);
-    guard.add(digest(2), T + 10, T + 70);
-    const copy = ReplayGuard.fromJSON(JSON.parse(JSON.stringify(guard.toJSON())));
-    assert.deepEqual(copy.toJSON(), guard.toJSON());
-    assert.equal(copy.windowSeconds, 60);
-    assert.equal(copy.maxEntries, 100);
-    assert.throws(() => copy.add(digest(2), T + 10, T + 71), refusedWith("Replay"));
-    assert.throws(() => copy.add(digest(1), T, T + 71), refusedWith("Stale"));
-    assert.deepEqual(
-      copy.toJSON().entries.map(([d]) => d),
-      [digest(2)],
-    );
-  });
-
-  test("fromJSON refuses malformed state", () => {
-    const good = { windowSeconds: 60, maxEntries: 2, horizon: 0, entries: [[digest(1), T]] };
-    const bad: [string, unknown][] = [
-      ["not an object", [good]],
-      ["missing window", { ...good, windowSeconds: undefined }],
-      ["zero window", { ...good, windowSeconds: 0 }],
-      ["horizon not a number", { ...good, horizon: "0" }],
-      ["entries not an array", { ...good, entries: {} }],
-      ["entry not a pair", { ...good, entries: [[digest(1)]] }],
-      ["digest not hex", { ...good, entries: [["xyz", T]] }],
-      ["uppercase digest", { ...good, entries: [[digest(1).toUpperCase(), T]] }],
-      ["fractional createdAt", { ...good, entries: [[digest(1), T + 0.5]] }],
-      [
-        "duplicate digest",
-        {
-          ...good,
-          entries: [
-            [digest(1), T],
-            [digest(1), T + 1],
-          ],
-        },
-      ],
-      [
-        "more entries than maxEntries",
-        {
-          ...good,
-          entries: [
-            [digest(1), T],
-            [digest(2), T],
-            [digest(3), T],
-          ],
-        },
-      ],
-    ];
-    for (const [name, state] of bad) {
-      assert.throws(() => ReplayGuard.fromJSON(state), refusedWith("InvalidInput"), name);
-    }
-    ReplayGuard.fromJSON(good);
+    const w = new MemberReplayWindow();
+    w.admit(req(1, T), T, LIMITS);
+    w.admit(req(2, T + 1000), T + 1000, LIMITS);
+    assert.equal(w.horizon, T + 1);
+    assert.throws(() => w.admit(req(1, T), T, LIMITS), refusedWith("Stale"));
   });
 
   test("bad arguments are refused", () => {
-    const guard = new ReplayGuard();
-    assert.throws(() => guard.add("nothex", T, T), refusedWith("InvalidInput"));
-    assert.throws(() => guard.add(digest(1), Number.NaN, T), refusedWith("InvalidInput"));
-    assert.throws(() => guard.add(digest(1), T, Number.POSITIVE_INFINITY), refusedWith("InvalidInput"));
-    assert.throws(() => new ReplayGuard({ windowSeconds: -1 }), refusedWith("InvalidInput"));
-    assert.equal(guard.size, 0);
+    const w = new MemberReplayWindow();
+    assert.throws(() => w.admit({ ...req(1, T), digest: "nothex" }, T, LIMITS), refusedWith("InvalidInput"));
+    assert.throws(() => w.admit(req(1, Number.NaN), T, LIMITS), refusedWith("InvalidInput"));
+    assert.throws(() => w.admit(req(1, T), Number.POSITIVE_INFINITY, LIMITS), refusedWith("InvalidInput"));
+    assert.throws(
+      () => w.admit(req(1, T), T, { keepSeconds: 0, maxEntries: 1 }),
+      refusedWith("InvalidInput"),
+    );
+    assert.throws(
+      () =>
+        new MemberReplayWindow(0, [
+          { ...req(1, T), arrival: T },
+          { ...req(1, T), arrival: T + 1 },
+        ]),
+      refusedWith("InvalidInput"),
+    );
+    assert.equal(w.entries.length, 0);
+  });
+});
+
+describe("ReplayGuard (one window per member)", () => {
+  test("one member's burst dated ahead never makes another member's fresh request Stale", () => {
+    const guard = new ReplayGuard({ keepSeconds: 630, maxEntries: 100 });
+    // The attack of issue 11: 100+ requests dated up to +30 s (the future allowance) from one member.
+    // Past its cap the member only moves its own horizon: its further requests dated T + 30 are
+    // refused, nobody else's.
+    let refused = 0;
+    for (let i = 0; i < 150; i++) {
+      try {
+        guard.add("mallory", req(`m${i}`, T + 30), T);
+      } catch (e) {
+        assert.ok(e instanceof GovRequestError && e.code === "Stale");
+        refused++;
+      }
+    }
+    assert.equal(refused, 49);
+    assert.ok(guard.window("mallory").entries.length <= 100);
+    assert.equal(guard.window("mallory").horizon, T + 31);
+    guard.add("alice", req("a", T), T);
+    guard.add("alice", req("b", T - 600), T + 1);
+    assert.equal(guard.window("alice").horizon, 0);
   });
 
-  test("property: no request is ever accepted twice, and memory stays bounded", () => {
+  test("property: no request is ever accepted twice; other members are never refused as Stale", () => {
     // A digest covers its request's created_at (the COSE signed content does), so a request is the
     // pair (id, createdAt) and a replay repeats both.
     const op = fc.record({
+      member: fc.constantFrom("m0", "m1"),
       id: fc.integer({ min: 0, max: 4 }),
-      created: fc.integer({ min: 0, max: 200 }),
+      created: fc.integer({ min: -60, max: 40 }), // relative to now, within a test allowance
       tick: fc.integer({ min: -30, max: 40 }), // the clock may step back
-      save: fc.boolean(), // persist and restore between steps
     });
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 100 }), fc.integer({ min: 1, max: 12 }), (ops, maxEntries) => {
-        let guard = new ReplayGuard({ windowSeconds: 50, maxEntries });
+      fc.property(fc.array(op, { maxLength: 120 }), fc.integer({ min: 1, max: 12 }), (ops, maxEntries) => {
+        const guard = new ReplayGuard({ keepSeconds: 100, maxEntries });
         const everAccepted = new Set<string>();
         let now = T + 60;
-        for (const { id, created, tick, save } of ops) {
+        for (const { member, id, created, tick } of ops) {
           now += tick;
-          const d = digest(`${id}@${created}`);
+          const createdAt = now + created;
+          const label = `${member}/${id}@${createdAt}`;
+          const before = guard.window(member).horizon;
           let accepted = true;
           try {
-            guard.add(d, T + created, now);
+            guard.add(member, req(label, createdAt), now);
           } catch (err) {
             assert.ok(err instanceof GovRequestError);
             assert.ok(err.code === "Replay" || err.code === "Stale", err.code);
+            if (err.code === "Stale") assert.ok(createdAt < before, "Stale only below the member's horizon");
             accepted = false;
           }
           if (accepted) {
-            assert.ok(!everAccepted.has(d), `request ${id}@${created} accepted twice`);
-            everAccepted.add(d);
+            assert.ok(!everAccepted.has(label), `request ${label} accepted twice`);
+            everAccepted.add(label);
           }
-          assert.ok(guard.size <= maxEntries);
-          if (save) guard = ReplayGuard.fromJSON(JSON.parse(JSON.stringify(guard.toJSON())));
+          assert.ok(guard.window(member).entries.length <= maxEntries);
         }
+        // m1's horizon comes from m1's own requests only.
+        const own = ops.filter((o) => o.member === "m1").length;
+        if (own === 0) assert.equal(guard.window("m1").horizon, 0);
       }),
-      { numRuns: 500 },
+      { numRuns: 300 },
     );
   });
 });

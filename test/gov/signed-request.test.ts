@@ -280,20 +280,47 @@ describe("refusals", () => {
   });
 
   test("created_at too old: Stale; too far ahead: FutureCreatedAt; the edges are accepted", () => {
-    const skew = 300;
+    const limits = { maxPastSeconds: 300, maxFutureSeconds: 20 };
     const at = (createdAt: number) => sign(alice, "proposal", { createdAt });
+    assert.throws(() => verifyGovRequest(at(NOW - 301), opts("proposal", limits)), refusedWith("Stale"));
     assert.throws(
-      () => verifyGovRequest(at(NOW - skew - 1), opts("proposal", { maxClockSkewSeconds: skew })),
-      refusedWith("Stale"),
-    );
-    assert.throws(
-      () => verifyGovRequest(at(NOW + skew + 1), opts("proposal", { maxClockSkewSeconds: skew })),
+      () => verifyGovRequest(at(NOW + 21), opts("proposal", limits)),
       refusedWith("FutureCreatedAt"),
     );
-    verifyGovRequest(at(NOW - skew), opts("proposal", { maxClockSkewSeconds: skew }));
-    verifyGovRequest(at(NOW + skew), opts("proposal", { maxClockSkewSeconds: skew }));
-    // The default window is 10 minutes.
+    verifyGovRequest(at(NOW - 300), opts("proposal", limits));
+    verifyGovRequest(at(NOW + 20), opts("proposal", limits));
+    // By default: 10 minutes back, 30 seconds ahead.
     assert.throws(() => verifyGovRequest(at(NOW - 601), opts("proposal")), refusedWith("Stale"));
+    assert.throws(() => verifyGovRequest(at(NOW + 31), opts("proposal")), refusedWith("FutureCreatedAt"));
+    verifyGovRequest(at(NOW + 30), opts("proposal"));
+  });
+
+  test("the member's certificate must be valid now and at created_at", async () => {
+    // Valid for one day from 2025-01-01.
+    const { certPem, privateKeyPem } = await createIdentityCertificate({
+      name: "dana",
+      now: new Date("2025-01-01T00:00:00Z"),
+      serial: Uint8Array.of(9),
+      validityDays: 1,
+    });
+    const dana: Member = { id: certFingerprint(certPem), certPem, keyPem: privateKeyPem };
+    const start = Date.parse("2025-01-01T00:00:00Z") / 1000;
+    const check = (createdAt: number, now: number) =>
+      verifyGovRequest(sign(dana, "proposal", { createdAt }), {
+        expectedType: "proposal",
+        lookupMemberCert: (kid) => (kid === dana.id ? dana.certPem : undefined),
+        now,
+      });
+    check(start + 60, start + 60);
+    assert.throws(
+      () => check(start + 2 * 86_400, start + 2 * 86_400),
+      refusedWith("CertificateExpired", /certificate expired\/not yet valid/),
+    );
+    // Signed while valid, received after expiry: refused.
+    assert.throws(() => check(start + 86_400 - 10, start + 86_400 + 5), refusedWith("CertificateExpired"));
+    assert.throws(() => check(start - 100, start - 100), refusedWith("CertificateNotYetValid"));
+    // Dated before the certificate existed, received while valid: refused.
+    assert.throws(() => check(start - 5, start + 10), refusedWith("CertificateNotYetValid"));
   });
 });
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import tls from "node:tls";
 import type { RunningNode } from "../../src/node/index.ts";
+import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { passProposal, validFrom } from "../helpers/network.ts";
 
@@ -137,6 +138,8 @@ test("members renew node and service certificates by vote; nodes serve them and 
       assert.match(text, reason, name);
     }
     assert.equal(n0.node.identity.nodeCertPem, before);
+    // Renewals in flight or done: every node's ledger still audits clean.
+    assert.ok((await stopAndAuditLedgers(cluster.nodes)) > 0);
   } finally {
     await cluster.stop();
   }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { GovClient } from "../../src/client/index.ts";
 import { normalizePem, verifyJsonReceipt } from "../../src/crypto/index.ts";
+import { auditLedger } from "../../src/node/index.ts";
 import type { RunningNode } from "../../src/node/run.ts";
 import { decryptShare, toBase64 } from "../../src/recovery/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
@@ -222,6 +223,15 @@ test("disaster recovery: every node lost; a new service from one ledger, k share
     assert.deepEqual((await cluster.call(again, "GET", "/app/log/private?id=100")).json(), {
       msg: "after recovery",
     });
+
+    // The whole ledger, old service and recovered one, audits clean against the new certificate:
+    // each signature by a node trusted at that point, under the identity recorded there.
+    await again.node.flush();
+    const audit = await auditLedger(join(cluster.dir, "r0", "ledger"), newCert);
+    assert.equal(audit.ok, true, JSON.stringify(audit.failure));
+    assert.ok(audit.verifiedThrough > Number(oldTxid.split(".")[1]));
+    const withOld = await auditLedger(join(cluster.dir, "r0", "ledger"), oldCert);
+    assert.match(withOld.failure?.message ?? "", /last signature is not the service certificate given/);
   } finally {
     for (const c of clients) await c.close();
     await cluster.stop();

@@ -6,8 +6,13 @@ import { ConfigError, parseConfig } from "../../src/node/index.ts";
 
 const BASE = { dir: "n0", members: [{ cert: "member0_cert.pem" }] };
 
+/** An SNP node must also say how it gets its sealing key (test/node/sealing-config.test.ts). */
+const SNP_SEALING = { snp: { keyCommand: ["/usr/bin/snp-derived-key", "{request}", "{key}"] } };
+
 function attestation(section: unknown) {
-  return parseConfig({ ...BASE, attestation: section }, "/srv/coco").attestation;
+  const snp = (section as { platform?: string } | null)?.platform === "snp";
+  return parseConfig({ ...BASE, attestation: section, ...(snp ? { sealing: SNP_SEALING } : {}) }, "/srv/coco")
+    .attestation;
 }
 
 function refused(section: unknown, pattern: RegExp): void {

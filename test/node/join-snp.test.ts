@@ -20,6 +20,7 @@ import type { TsmFileSystem } from "../../src/tee/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { type FakeAmd, fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
 import { fakeReport } from "../tee/fake-report.ts";
+import { fakeGuest, SEAM_KEY_COMMAND, sealingSeams } from "../tee/fake-snp-keys.ts";
 
 const VECTORS = fileURLToPath(new URL("../../../shared/vectors/snp", import.meta.url));
 const HAVE_VECTORS = existsSync(VECTORS);
@@ -27,6 +28,9 @@ const MEASUREMENT = "c0de".repeat(24);
 const SECURITY_POLICY = "package coco\ndefault allow := true\n";
 const HOST_DATA = createHash("sha256").update(SECURITY_POLICY).digest("hex");
 const YES = "export function vote (proposal, proposerId) { return true }";
+/** SNP nodes seal with a derived key: the config names a program, a seam stands in for it. */
+const SEALING = { sealing: { snp: { keyCommand: SEAM_KEY_COMMAND } } };
+const sealing = () => sealingSeams(fakeGuest({ measurement: MEASUREMENT }));
 
 /** One member, so its vote decides: propose, vote, and insist the proposal was accepted. */
 async function pass(gov: GovClient, name: string, args: unknown): Promise<void> {
@@ -75,7 +79,9 @@ async function joinWithTsm(
   tsm: ReturnType<typeof simulatedTsm>,
   chainFile: string,
 ): Promise<RunningNode> {
-  return cluster.join(name, target, tsmAttestation(tsm, chainFile), { attestationSeams: { tsmFs: tsm.fs } });
+  return cluster.join(name, target, tsmAttestation(tsm, chainFile), {
+    attestationSeams: { tsmFs: tsm.fs, ...sealing() },
+  });
 }
 
 /** Settings for a node on SNP whose reports come from the simulated kernel `tsm`. */
@@ -85,6 +91,7 @@ function tsmAttestation(tsm: ReturnType<typeof simulatedTsm>, chainFile: string)
       platform: "snp",
       snp: { reportSource: { configfsTsm: tsm.base }, endorsements: { file: chainFile } },
     },
+    ...SEALING,
   };
 }
 
@@ -148,6 +155,7 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
       platform: "snp",
       snp: { reportSource: { command: guest.command }, endorsements: { file: guest.chainFile } },
     },
+    ...SEALING,
   };
   const attestations = async (node: RunningNode) =>
     (await cluster.call(node, "GET", "/node/attestations")).json().attestations as Array<{
@@ -212,17 +220,23 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
       // A joiner whose platform hands it that report refuses to send it: it cannot bind its key.
       const vector = `${VECTORS}/ccf-milan/report.bin`;
       await assert.rejects(
-        cluster.join("vector", n0, {
-          attestation: {
-            platform: "snp",
-            snp: {
-              reportSource: {
-                command: ["/bin/sh", "-c", 'cp "$0" "$1"', vector, "{report}", "{report-data}"],
+        cluster.join(
+          "vector",
+          n0,
+          {
+            attestation: {
+              platform: "snp",
+              snp: {
+                reportSource: {
+                  command: ["/bin/sh", "-c", 'cp "$0" "$1"', vector, "{report}", "{report-data}"],
+                },
+                endorsements: { file: `${VECTORS}/ccf-milan/chain.pem` },
               },
-              endorsements: { file: `${VECTORS}/ccf-milan/chain.pem` },
             },
+            ...SEALING,
           },
-        }),
+          { attestationSeams: sealing() },
+        ),
         /cannot attest this node for joining: .*returned a report for different report data/,
       );
     }
@@ -230,13 +244,13 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
     // The tables hold host data and a minimum TCB, but not this guest's measurement.
     const gov = await allowAllButMeasurement(cluster, n0, amd);
     await assert.rejects(
-      cluster.join("n1", n0, snpSettings),
+      cluster.join("n1", n0, snpSettings, { attestationSeams: sealing() }),
       new RegExp(`join refused: .*measurement ${MEASUREMENT} is not among the 0 allowed SNP measurements`),
     );
 
     // Voted in, the measurement admits the next joiner.
     await pass(gov, "add_snp_measurement", { measurement: MEASUREMENT });
-    const n2 = await cluster.join("n2", n0, snpSettings);
+    const n2 = await cluster.join("n2", n0, snpSettings, { attestationSeams: sealing() });
     const recorded = (await attestations(n0)).find((a) => a.node_id === n2.node.nodeId);
     assert.equal(recorded?.source, "join");
     assert.equal(recorded?.attestation?.format, "snp");
@@ -299,15 +313,19 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
   try {
     // A node that cannot get its own report cannot start a service on SNP.
     await assert.rejects(
-      cluster.startService({
-        attestation: {
-          platform: "snp",
-          snp: {
-            reportSource: { command: ["/bin/false", "{report}", "{report-data}"] },
-            endorsements: { file: "no-such-chain.pem" },
+      cluster.startService(
+        {
+          attestation: {
+            platform: "snp",
+            snp: {
+              reportSource: { command: ["/bin/false", "{report}", "{report-data}"] },
+              endorsements: { file: "no-such-chain.pem" },
+            },
           },
+          ...SEALING,
         },
-      }),
+        { attestationSeams: sealing() },
+      ),
       /cannot attest this node, so it cannot start a service on SEV-SNP/,
     );
     cluster.nodes.length = 0;
@@ -316,7 +334,7 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
     const tsm0 = signed();
     const n0 = await cluster.startService(
       { openAtNodes: 0, ...tsmAttestation(tsm0, chainFile) },
-      { attestationSeams: { tsmFs: tsm0.fs } },
+      { attestationSeams: { tsmFs: tsm0.fs, ...sealing() } },
     );
     assert.equal(Buffer.from(tsm0.requests[0]!).toString("hex"), `${n0.node.nodeId}${"00".repeat(32)}`);
     const policy = (await cluster.call(n0, "GET", "/gov/service/join-policy?api-version=2024-07-01")).json();

@@ -3,11 +3,20 @@ import { before, test } from "node:test";
 import {
   createServiceIdentity,
   generateP384KeyPair,
+  issueNodeCertificate,
   nodeIdOf,
   p384PrivateKey,
   sha256,
 } from "../../src/crypto/index.ts";
-import { decodeEntry, decodeSnapshot, encodeEntry, LedgerSecrets } from "../../src/ledger/index.ts";
+import {
+  decodeEntry,
+  decodeSnapshot,
+  encodeEntry,
+  jsonBytes,
+  LedgerSecrets,
+  SINGLETON_KEY,
+  Tables,
+} from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
 import { LedgerState, LedgerStateError, type SigningKeys } from "../../src/node/ledger-state.ts";
 
@@ -26,11 +35,16 @@ function testEnv(): Environment {
 
 let keys: SigningKeys;
 let serviceCertPem: string;
+let service: { certPem: string; privateKeyPem: string };
+/** Other nodes of the same service: each with a key and a certificate the service issued. */
+let nodeB: SigningKeys;
+let nodeP: SigningKeys;
+let nodeKeyPems: Map<string, string>;
 const secretKey = new Uint8Array(32).fill(7);
 const encoder = new TextEncoder();
 
 before(async () => {
-  const service = await createServiceIdentity({ now: new Date(), serial: new Uint8Array([1]) });
+  service = await createServiceIdentity({ now: new Date(), serial: new Uint8Array([1]) });
   const node = generateP384KeyPair();
   serviceCertPem = service.certPem;
   keys = {
@@ -41,14 +55,48 @@ before(async () => {
     serviceKid: sha256(encoder.encode("kid")),
   };
   // Records must carry a cert whose key verifies the node signature: use a cert for the node key.
-  const { issueNodeCertificate } = await import("../../src/crypto/index.ts");
   keys.nodeCertPem = await issueNodeCertificate({
     service,
     nodePublicKeyPem: node.publicKeyPem,
     now: new Date(),
     serial: new Uint8Array([2]),
   });
+  nodeKeyPems = new Map([[keys.nodeId, node.publicKeyPem]]);
+  nodeB = await otherNode(3);
+  nodeP = await otherNode(4);
 });
+
+async function otherNode(serial: number): Promise<SigningKeys> {
+  const pair = generateP384KeyPair();
+  const nodeId = nodeIdOf(pair.publicKeyPem);
+  nodeKeyPems.set(nodeId, pair.publicKeyPem);
+  return {
+    nodeId,
+    nodeCertPem: await issueNodeCertificate({
+      service,
+      nodePublicKeyPem: pair.publicKeyPem,
+      now: new Date(),
+      serial: new Uint8Array([serial]),
+    }),
+    nodePrivateKey: p384PrivateKey(pair.privateKeyPem),
+    servicePrivateKey: keys.servicePrivateKey,
+    serviceKid: keys.serviceKid,
+  };
+}
+
+/** Records `signer` as a node with `status` and an endorsed certificate (and the service, once). */
+function genesis(state: LedgerState, signer: SigningKeys, status = "Trusted"): number {
+  const tx = state.store.begin();
+  if (!state.store.read(Tables.serviceInfo, SINGLETON_KEY)) {
+    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ cert: serviceCertPem, status: "Open" }));
+  }
+  const id = encoder.encode(signer.nodeId);
+  tx.map(Tables.nodesInfo).set(id, jsonBytes({ status, cert: signer.nodeCertPem, rpc_address: "x:1" }));
+  tx.map(Tables.nodesEndorsedCertificates).set(id, encoder.encode(signer.nodeCertPem));
+  const outcome = state.commitTx(tx);
+  assert.ok(outcome.ok && outcome.seqno !== null);
+  return outcome.seqno;
+}
 
 function primaryAndBackup() {
   const frames: Uint8Array[] = [];
@@ -84,6 +132,9 @@ function primaryAndBackup() {
   const replicate = () => {
     for (const frame of frames.splice(0)) backup.applyReplicated(decodeEntry(frame));
   };
+  // Seqno 1, as a new service's: the service and its first node, trusted, with its certificate.
+  genesis(primary, keys);
+  replicate();
   return { primary, backup, frames, write, replicate };
 }
 
@@ -132,7 +183,7 @@ test("a backup refuses a signature that does not match its own Merkle root, and 
   const before = backup.store.snapshot();
   assert.throws(() => backup.applyReplicated(decodeEntry(frames[2]!)), /Merkle root does not match/);
   assert.deepEqual(backup.store.snapshot(), before);
-  assert.equal(backup.lastSeqno, 2);
+  assert.equal(backup.lastSeqno, 3);
 });
 
 test("a backup refuses entries out of order and entries whose commit evidence does not match", () => {
@@ -140,7 +191,7 @@ test("a backup refuses entries out of order and entries whose commit evidence do
   write("a", "1");
   write("b", "2");
   primary.emitSignature();
-  assert.throws(() => backup.applyReplicated(decodeEntry(frames[1]!)), /expected seqno 1/);
+  assert.throws(() => backup.applyReplicated(decodeEntry(frames[1]!)), /expected seqno 2/);
   const other = new LedgerSecrets([{ version: 0, key: new Uint8Array(32).fill(9) }]);
   const first = decodeEntry(frames[0]!);
   const wrongEvidence = encodeEntry(
@@ -148,7 +199,7 @@ test("a backup refuses entries out of order and entries whose commit evidence do
     other,
   );
   assert.throws(() => backup.applyReplicated(decodeEntry(wrongEvidence)), LedgerStateError);
-  assert.equal(backup.lastSeqno, 0);
+  assert.equal(backup.lastSeqno, 1);
 });
 
 test("rollback drops the uncommitted suffix, fails its waiters, and later entries reuse the seqnos", async () => {
@@ -214,4 +265,226 @@ test("a snapshot carries a node to the same state, Merkle root and receipts, and
     () => fresh.prepareSnapshot(decodeSnapshot(bytes, secrets), serviceCertPem),
     /not past this node's commit point/,
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Who may sign: a Trusted node with its endorsed certificate, one per view, the view's primary.
+
+/**
+ * A node holding the same ledger as `source` (every frame it made so far), in `view`: it can sign
+ * the same Merkle root with its own key, as a node that received the ledger could.
+ */
+function mirror(signer: SigningKeys, frames: Uint8Array[], view: number) {
+  const made: Uint8Array[] = [];
+  const state = new LedgerState(
+    testEnv(),
+    signer,
+    new LedgerSecrets([{ version: 0, key: secretKey }]),
+    { append: (_s, frame) => made.push(frame) > 0 },
+    1,
+  );
+  for (const frame of frames) state.applyReplicated(decodeEntry(frame));
+  state.enterView(view);
+  return { state, made };
+}
+
+test("a backup refuses a signature by a Pending node with a service-endorsed certificate, and applies nothing", () => {
+  const frames: Uint8Array[] = [];
+  const primary = new LedgerState(
+    testEnv(),
+    keys,
+    new LedgerSecrets([{ version: 0, key: secretKey }]),
+    { append: (_s, frame) => frames.push(frame) > 0 },
+    1,
+  );
+  genesis(primary, keys);
+  genesis(primary, nodeP, "Pending"); // joined, waiting for governance
+  primary.emitSignature();
+  const tx = primary.store.begin();
+  tx.map("records").set(encoder.encode("k"), encoder.encode("v"));
+  primary.commitTx(tx);
+  // The Pending node holds the ledger (the primary replicates to it) and signs its root itself.
+  const forger = mirror(nodeP, frames, 1);
+  forger.state.emitSignature();
+  const forged = forger.made[0]!;
+  const backup = mirror(nodeB, frames, 1).state;
+  const before = { store: backup.store.snapshot(), last: backup.lastSeqno, sig: backup.lastSignatureSeqno };
+  assert.throws(
+    () => backup.applyReplicated(decodeEntry(forged), { view: 1, primary: nodeP.nodeId }),
+    new RegExp(`seqno 5: signed by node ${nodeP.nodeId} which is not Trusted at seqno 5 \\(it is Pending\\)`),
+  );
+  // Even without a sender (a restart replaying its files), the rule alone refuses it.
+  assert.throws(() => backup.applyReplicated(decodeEntry(forged)), /not Trusted at seqno 5/);
+  assert.deepEqual(backup.store.snapshot(), before.store);
+  assert.equal(backup.lastSeqno, before.last);
+  assert.equal(backup.lastSignatureSeqno, before.sig);
+  // The real primary's signature over the same root still applies.
+  primary.emitSignature();
+  backup.applyReplicated(decodeEntry(frames.at(-1)!), { view: 1, primary: keys.nodeId });
+  assert.equal(backup.lastSignatureSeqno, 5);
+
+  // Replay from files: a ledger holding the forged signature does not restore.
+  const onDisk = [...frames.slice(0, 4), forged].map((f) => decodeEntry(f));
+  assert.throws(
+    () =>
+      LedgerState.restore({
+        env: testEnv(),
+        keys: nodeB,
+        secrets: new LedgerSecrets([{ version: 0, key: secretKey }]),
+        sink: { append: () => true },
+        entries: onDisk,
+      }),
+    /which is not Trusted at seqno 5/,
+  );
+});
+
+test("one signer per view: a second Trusted node signing in a view already signed is refused", () => {
+  const frames: Uint8Array[] = [];
+  const primary = new LedgerState(
+    testEnv(),
+    keys,
+    new LedgerSecrets([{ version: 0, key: secretKey }]),
+    { append: (_s, frame) => frames.push(frame) > 0 },
+    1,
+  );
+  genesis(primary, keys);
+  genesis(primary, nodeB);
+  primary.emitSignature(); // view 1 is keys.nodeId's
+  const tx = primary.store.begin();
+  tx.map("records").set(encoder.encode("k"), encoder.encode("v"));
+  primary.commitTx(tx);
+  const other = mirror(nodeB, frames, 1);
+  other.state.emitSignature();
+  const backup = mirror(nodeP, frames, 1).state;
+  assert.throws(
+    () => backup.applyReplicated(decodeEntry(other.made[0]!)),
+    new RegExp(`view 1 signed by two nodes: ${keys.nodeId} and ${nodeB.nodeId}`),
+  );
+  assert.equal(backup.lastSeqno, 4);
+
+  // In view 2, B may be primary: its first signature there fixes it, if B sent it.
+  const inView2 = mirror(nodeB, frames, 2);
+  inView2.state.emitSignature();
+  const sig2 = decodeEntry(inView2.made[0]!);
+  assert.throws(
+    () => backup.applyReplicated(sig2, { view: 2, primary: keys.nodeId }),
+    new RegExp(`signed by node ${nodeB.nodeId}, but view 2's entries come from its primary ${keys.nodeId}`),
+  );
+  assert.equal(backup.lastSeqno, 4);
+  backup.applyReplicated(sig2, { view: 2, primary: nodeB.nodeId });
+  assert.equal(backup.lastSignatureSeqno, 5);
+  // A newer primary relaying view 2's entries later is fine: only the current view names a sender.
+  const late = mirror(nodeP, frames, 1).state;
+  late.applyReplicated(sig2, { view: 3, primary: keys.nodeId });
+  assert.equal(late.lastSignatureSeqno, 5);
+});
+
+test("the signature must carry the signer's endorsed certificate, or a renewal of it the service issued", async () => {
+  const frames: Uint8Array[] = [];
+  const primary = new LedgerState(
+    testEnv(),
+    keys,
+    new LedgerSecrets([{ version: 0, key: secretKey }]),
+    { append: (_s, frame) => frames.push(frame) > 0 },
+    1,
+  );
+  genesis(primary, keys);
+  genesis(primary, nodeP, "Pending");
+  const backup = mirror(nodeB, frames, 1).state;
+  const fresh = () => mirror(nodeB, frames, 1).state;
+
+  // The Pending node names the Trusted node as signer but signs with its own key and certificate.
+  const impostor = mirror({ ...nodeP, nodeId: keys.nodeId }, frames, 1);
+  impostor.state.emitSignature();
+  assert.throws(
+    () => fresh().applyReplicated(decodeEntry(impostor.made[0]!)),
+    /is not node .* endorsed certificate: its key differs/,
+  );
+
+  // A renewed certificate for the same key, issued by the service: accepted (the node signs with it
+  // before, or after, the ledger records it).
+  const renewed = await issueNodeCertificate({
+    service,
+    nodePublicKeyPem: nodeKeyPems.get(keys.nodeId)!,
+    now: new Date(),
+    serial: new Uint8Array([7]),
+  });
+  const renewedSigner = mirror({ ...keys, nodeCertPem: renewed }, frames, 1);
+  renewedSigner.state.emitSignature();
+  backup.applyReplicated(decodeEntry(renewedSigner.made[0]!));
+  assert.equal(backup.lastSignatureSeqno, 3);
+
+  // The same key in a certificate another service issued: refused.
+  const otherService = await createServiceIdentity({ now: new Date(), serial: new Uint8Array([8]) });
+  const foreign = await issueNodeCertificate({
+    service: otherService,
+    nodePublicKeyPem: nodeKeyPems.get(keys.nodeId)!,
+    now: new Date(),
+    serial: new Uint8Array([9]),
+  });
+  const foreignSigner = mirror({ ...keys, nodeCertPem: foreign }, frames, 1);
+  foreignSigner.state.emitSignature();
+  assert.throws(
+    () => fresh().applyReplicated(decodeEntry(foreignSigner.made[0]!)),
+    /endorsed certificate: it is not issued by the service/,
+  );
+});
+
+test("a retiring primary signs on in its view; once retired it cannot start another", () => {
+  const frames: Uint8Array[] = [];
+  const primary = new LedgerState(
+    testEnv(),
+    keys,
+    new LedgerSecrets([{ version: 0, key: secretKey }]),
+    { append: (_s, frame) => frames.push(frame) > 0 },
+    1,
+  );
+  genesis(primary, keys);
+  genesis(primary, nodeB);
+  primary.emitSignature();
+  genesis(primary, keys, "Retired"); // governance retires the primary itself
+  primary.emitSignature(); // it signs, so that its removal can commit
+  const backup = mirror(nodeP, frames, 1).state;
+  assert.equal(backup.lastSignatureSeqno, 5);
+  // A snapshot taken at that signature carries a new node on, though the view's start is not in it.
+  const secrets = new LedgerSecrets([{ version: 0, key: secretKey }]);
+  const fresh = new LedgerState(testEnv(), nodeB, secrets, { append: () => true }, 0);
+  const snapshot = decodeSnapshot(primary.encodeSnapshotAt(5), secrets);
+  assert.equal(fresh.prepareSnapshot(snapshot, serviceCertPem).seqno, 5);
+  const frozen = [...frames];
+  primary.enterView(2);
+  primary.emitSignature();
+  assert.throws(
+    () => backup.applyReplicated(decodeEntry(frames.at(-1)!)),
+    /which is not Trusted at seqno 6 \(it is Retired\)/,
+  );
+  // Its successor takes view 2.
+  const successor = mirror(nodeB, frozen, 2);
+  successor.state.emitSignature();
+  backup.applyReplicated(decodeEntry(successor.made[0]!), { view: 2, primary: nodeB.nodeId });
+  assert.equal(backup.lastSignatureSeqno, 6);
+});
+
+test("rolling back a view's first signature frees the view (the rules follow rollback)", () => {
+  const frames: Uint8Array[] = [];
+  const primary = new LedgerState(
+    testEnv(),
+    keys,
+    new LedgerSecrets([{ version: 0, key: secretKey }]),
+    { append: (_s, frame) => frames.push(frame) > 0 },
+    1,
+  );
+  genesis(primary, keys);
+  genesis(primary, nodeB);
+  primary.emitSignature();
+  const base = [...frames];
+  const backup = mirror(nodeP, base, 1).state;
+  primary.enterView(2);
+  primary.emitSignature();
+  backup.applyReplicated(decodeEntry(frames.at(-1)!));
+  backup.rollback(3);
+  const other = mirror(nodeB, base, 2);
+  other.state.emitSignature();
+  backup.applyReplicated(decodeEntry(other.made[0]!), { view: 2, primary: nodeB.nodeId });
+  assert.equal(backup.lastSignatureSeqno, 4);
 });

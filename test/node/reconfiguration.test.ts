@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CocoClientError } from "../../src/client/index.ts";
+import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { govClient, validFrom } from "../helpers/network.ts";
 
@@ -83,6 +84,8 @@ test("a node joins an open service as Pending, is trusted by vote, catches up; a
       assert.equal(bad.status, 400, name);
       assert.equal(bad.code, "ProposalFailedToValidate", name);
     }
+    // A join, a trust vote, a retirement: every node's ledger audits clean, the retired one's too.
+    assert.equal(await stopAndAuditLedgers(cluster.nodes), 3);
   } finally {
     await cluster.stop();
   }

@@ -79,3 +79,25 @@ export function signingKeys(id: string): SigningKeys {
     serviceKid: IDENTITY.serviceKid,
   };
 }
+
+/**
+ * The ledger knows a node by its key's hash (its `nodes.info` key, the signer of its signatures),
+ * as a real Coco node's Raft id is; the simulator names nodes `n<i>` for readable traces. These
+ * translate between the two where consensus meets the engine.
+ */
+export function ledgerId(simId: string): string {
+  return signingKeys(simId).nodeId;
+}
+
+const simIdsByLedgerId = new Map(IDENTITY.nodes.map((node, i) => [node.nodeId, `n${i + 1}`]));
+
+/** A configuration the engine derived from `nodes.info`, in simulator ids, sorted. */
+export function simIds(ledgerIds: readonly string[]): string[] {
+  return ledgerIds
+    .map((id) => {
+      const simId = simIdsByLedgerId.get(id);
+      if (!simId) throw new Error(`no simulated node has ledger id ${id}`);
+      return simId;
+    })
+    .sort();
+}

@@ -13,14 +13,14 @@ import {
   EntryType,
   type LedgerSecret,
   LedgerSecrets,
+  Tables,
 } from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
 import { type LedgerSink, LedgerState, LedgerStateError } from "../../src/node/ledger-state.ts";
-import { Tables } from "../../src/node/tables.ts";
 import { APP_MAP, appState, type ClientOp, executeWrite, operationOf, type WriteRegistry } from "./app.ts";
 import { type Recovered, SimDisk } from "./disk.ts";
 import type { EventQueue } from "./events.ts";
-import { signingKeys } from "./keys.ts";
+import { ledgerId, signingKeys, simIds } from "./keys.ts";
 import type { SimNetwork } from "./network.ts";
 import type { Prng } from "./prng.ts";
 
@@ -152,9 +152,10 @@ export class SimNode {
       append: (seqno, frame, isSignature, config) => {
         const raft = this.raft;
         if (!raft || !this.state) return false;
-        this.lastProposedConfig = config;
+        const ids = config ? simIds(config) : undefined;
+        this.lastProposedConfig = ids;
         return raft.propose([
-          { seqno, view: this.state.view, isSignature, data: frame, ...(config ? { config } : {}) },
+          { seqno, view: this.state.view, isSignature, data: frame, ...(ids ? { config: ids } : {}) },
         ]);
       },
     };
@@ -178,12 +179,13 @@ export class SimNode {
     const recovered = this.disk.recover();
     const state = this.restore(recovered);
     const start: SnapshotPoint = recovered.snapshot
-      ? { ...recovered.snapshot.point, config: state.startConfig }
+      ? { ...recovered.snapshot.point, config: simIds(state.startConfig) }
       : { seqno: 0, view: 0, config: [] };
     const entries: Entry[] = [];
     for (const entry of recovered.entries) {
       if (entry.seqno <= start.seqno) continue;
-      const config = state.configAfter(entry.seqno);
+      const ledgerConfig = state.configAfter(entry.seqno);
+      const config = ledgerConfig && simIds(ledgerConfig);
       entries.push({
         seqno: entry.seqno,
         view: entry.view,
@@ -208,12 +210,12 @@ export class SimNode {
     );
     if (
       recovered.snapshot &&
-      [...recovered.snapshot.point.config].sort().join(",") !== state.startConfig.join(",")
+      [...recovered.snapshot.point.config].sort().join(",") !== simIds(state.startConfig).join(",")
     ) {
       this.env.observer.broken(
         this,
         `snapshot at ${start.seqno} was taken with configuration [${recovered.snapshot.point.config}], ` +
-          `the engine restored [${state.startConfig}]`,
+          `the engine restored [${simIds(state.startConfig)}]`,
       );
     }
     this.applied = start.seqno;
@@ -359,11 +361,12 @@ export class SimNode {
     const info = tx.map(Tables.nodesInfo);
     for (const id of nodes.filter((n) => !current.includes(n))) {
       const record = { status: "Trusted", cert: signingKeys(id).nodeCertPem, rpc_address: id };
-      info.set(encoder.encode(id), encoder.encode(JSON.stringify(record)));
+      info.set(encoder.encode(ledgerId(id)), encoder.encode(JSON.stringify(record)));
+      tx.map(Tables.nodesEndorsedCertificates).set(encoder.encode(ledgerId(id)), encoder.encode(record.cert));
     }
     for (const id of current.filter((n) => !nodes.includes(n))) {
       const record = { status: "Retired", cert: signingKeys(id).nodeCertPem, rpc_address: id };
-      info.set(encoder.encode(id), encoder.encode(JSON.stringify(record)));
+      info.set(encoder.encode(ledgerId(id)), encoder.encode(JSON.stringify(record)));
     }
     this.lastProposedConfig = undefined;
     const outcome = state.commitTx(tx);
@@ -464,14 +467,20 @@ export class SimNode {
       return;
     }
     try {
-      state.applyReplicated(decodeEntry(entry.data));
+      // As src/node/replica.ts: the current view's entries come from the primary this node follows.
+      const leader = this.raft?.leader ?? null;
+      state.applyReplicated(decodeEntry(entry.data), {
+        view: this.raft?.view ?? 0,
+        primary: leader === null ? null : ledgerId(leader),
+      });
     } catch (error) {
       this.env.observer.broken(
         this,
         `refused entry ${entry.view}.${entry.seqno} from the primary: ${(error as Error).message}`,
       );
     }
-    const config = state.configAfter(entry.seqno);
+    const ledgerConfig = state.configAfter(entry.seqno);
+    const config = ledgerConfig && simIds(ledgerConfig);
     if ((config ?? []).join(",") !== [...(entry.config ?? [])].sort().join(",")) {
       this.env.observer.broken(
         this,
@@ -631,10 +640,10 @@ export class SimNode {
     } catch (error) {
       this.env.observer.broken(this, `snapshot ${point.seqno} from ${from}: ${(error as Error).message}`);
     }
-    if (prepared.config.join(",") !== [...point.config].sort().join(",")) {
+    if (simIds(prepared.config).join(",") !== [...point.config].sort().join(",")) {
       this.env.observer.broken(
         this,
-        `snapshot ${point.seqno} trusts [${prepared.config}], consensus has [${point.config}] there`,
+        `snapshot ${point.seqno} trusts [${simIds(prepared.config)}], consensus has [${point.config}] there`,
       );
     }
     const result = raft.restoreSnapshot(point);

@@ -1,14 +1,19 @@
 import { pack, unpack } from "msgpackr";
 import type { Entry, UnsafeBugs } from "../../src/consensus/index.ts";
-import { decodeEntry, type LedgerSecret, LedgerSecrets } from "../../src/ledger/index.ts";
+import {
+  decodeEntry,
+  type LedgerSecret,
+  LedgerSecrets,
+  SINGLETON_KEY,
+  Tables,
+} from "../../src/ledger/index.ts";
 import { LedgerState } from "../../src/node/ledger-state.ts";
-import { SINGLETON_KEY, Tables } from "../../src/node/tables.ts";
 import { check, kvModel } from "../utils/lincheck/index.ts";
 import { WriteRegistry } from "./app.ts";
 import { Checker, SafetyViolation } from "./checker.ts";
 import { type HistoryOp, SimClient } from "./client.ts";
 import { EventQueue } from "./events.ts";
-import { IDENTITY, signingKeys } from "./keys.ts";
+import { IDENTITY, ledgerId, signingKeys, simIds } from "./keys.ts";
 import { CALM, SimNetwork } from "./network.ts";
 import { type NodeBugs, type NodeEnv, type Packet, SimNode } from "./node.ts";
 import { Prng } from "./prng.ts";
@@ -213,7 +218,7 @@ export class Simulation {
       new LedgerSecrets([this.env.secret]),
       {
         append: (seqno, data, isSignature, config) => {
-          made = { seqno, view: 0, isSignature, data, ...(config ? { config } : {}) };
+          made = { seqno, view: 0, isSignature, data, ...(config ? { config: simIds(config) } : {}) };
           return true;
         },
       },
@@ -224,7 +229,11 @@ export class Simulation {
     tx.map(Tables.serviceInfo).set(SINGLETON_KEY, json({ cert: IDENTITY.serviceCertPem, status: "Open" }));
     for (const id of ids) {
       const record = { status: "Trusted", cert: signingKeys(id).nodeCertPem, rpc_address: id };
-      tx.map(Tables.nodesInfo).set(new TextEncoder().encode(id), json(record));
+      tx.map(Tables.nodesInfo).set(new TextEncoder().encode(ledgerId(id)), json(record));
+      tx.map(Tables.nodesEndorsedCertificates).set(
+        new TextEncoder().encode(ledgerId(id)),
+        new TextEncoder().encode(record.cert),
+      );
     }
     state.commitTx(tx);
     if (!made?.config) throw new Error("the genesis transaction carries no configuration");

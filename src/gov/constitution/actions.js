@@ -266,6 +266,29 @@ const actions = new Map([
     ),
   ],
   [
+    // Coco's EVM (docs/ethereum.md): chain id, base fee in wei (0: gas is free) and block gas limit.
+    "set_evm_config",
+    new Action(
+      (a) => {
+        need(typeof a === "object" && a !== null, "arguments must be an object");
+        for (const k of Object.keys(a))
+          need(["chain_id", "gas_price", "block_gas_limit"].includes(k), `unknown argument ${k}`);
+        isInteger(a.chain_id, 1, Number.MAX_SAFE_INTEGER, "chain_id");
+        need(
+          (Number.isInteger(a.gas_price) && a.gas_price >= 0) ||
+            (typeof a.gas_price === "string" && /^[0-9]{1,30}$/.test(a.gas_price)),
+          "gas_price must be a non-negative integer (or a decimal string) of wei",
+        );
+        isInteger(a.block_gas_limit, 21000, 1000000000, "block_gas_limit");
+      },
+      (a) =>
+        ccf.kv["public:coco.evm.config"].set(
+          buf("config"),
+          json({ chain_id: a.chain_id, gas_price: String(a.gas_price), block_gas_limit: a.block_gas_limit }),
+        ),
+    ),
+  ],
+  [
     "set_user_data",
     new Action(
       (a) => {

@@ -1,8 +1,4 @@
-// Small byte helpers for the SNP module; kept local so the module depends on node:crypto only.
-
-export function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
+// Small byte helpers for the SNP module (hex encoding is src/crypto's toHex).
 
 /** Lower-case hex of `text` if it is hex of exactly `length` bytes, else undefined. */
 export function normaliseHex(text: string, length: number): string | undefined {

@@ -8,6 +8,22 @@ export {
 } from "./acquire.ts";
 export { parseCertTable, type SnpCertTable } from "./certtable.ts";
 export {
+  checkSnpKeyRequest,
+  encodeSnpKeyRequest,
+  SNP_DERIVED_KEY_SIZE,
+  SNP_GUEST_FIELDS,
+  SNP_KEY_PLACEHOLDERS,
+  SNP_KEY_REQUEST_SIZE,
+  type SnpGuestField,
+  type SnpKeyRequest,
+  type SnpKeySource,
+  type SnpRootKey,
+  snpGuestFieldNames,
+  snpKeyCommand,
+  snpKeyCommandArgs,
+  snpKeyCommandProblem,
+} from "./derived-key.ts";
+export {
   AMD_KDS,
   fetchSnpEndorsements,
   type SnpEndorsementOptions,

@@ -1,4 +1,5 @@
-import { isAllZero, leUint, toHex, u64Hex } from "./bytes.ts";
+import { toHex } from "../../crypto/index.ts";
+import { isAllZero, leUint, u64Hex } from "./bytes.ts";
 import { SnpError } from "./errors.ts";
 
 /**

@@ -1,5 +1,6 @@
 import { verify } from "node:crypto";
-import { isAllZero, normaliseHex, toHex } from "./bytes.ts";
+import { toHex } from "../../crypto/index.ts";
+import { isAllZero, normaliseHex } from "./bytes.ts";
 import { amdExtensions, loadCert, productFromCn, type SnpCert, splitPem } from "./certs.ts";
 import { checkCrl } from "./crl.ts";
 import { SnpError } from "./errors.ts";

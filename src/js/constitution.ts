@@ -1,7 +1,10 @@
-import { type JsEngine, JsError, type JsHooks, type JsLimits, type KvAccess } from "../js/index.ts";
+import { type Constitution, ConstitutionError, GovError } from "../gov/index.ts";
 import type { Tx } from "../kv/index.ts";
-import { type Constitution, ConstitutionError, GovError } from "./proposals.ts";
-import { fromUtf8, GovTables, SINGLETON, scanMap } from "./tables.ts";
+import { fromUtf8, Tables as GovTables, SINGLETON_KEY as SINGLETON, scanMap } from "../ledger/index.ts";
+import type { JsEngine } from "./engine.ts";
+import { JsError } from "./errors.ts";
+import type { JsLimits } from "./limits.ts";
+import type { JsHooks, KvAccess } from "./types.ts";
 
 const CONSTITUTION_MODULE = "constitution.js";
 const BALLOT_MODULE = "ballot.js";

@@ -1,0 +1,88 @@
+import { RLP } from "@ethereumjs/rlp";
+import { bigIntToUnpaddedBytes, bytesToHex, hexToBytes } from "@ethereumjs/util";
+import { keccak_256 } from "@noble/hashes/sha3.js";
+import type { Tx } from "../kv/index.ts";
+import { EVM_MAPS, readU64, u64Key } from "./maps.ts";
+
+/**
+ * One Ethereum block per Ethereum transaction: each `eth_sendRawTransaction` that runs appends
+ * block `head + 1` holding just that transaction, in the same Coco transaction that applies its
+ * state. Blocks live in the KV, so every node, and a node after a restart, sees the same chain;
+ * numbers grow by one with every committed Ethereum transaction.
+ */
+export interface StoredBlock {
+  number: string;
+  hash: string;
+  parentHash: string;
+  /** Seconds; never below the parent's (the primary's clock, held monotonic). */
+  timestamp: string;
+  gasLimit: string;
+  gasUsed: string;
+  baseFeePerGas: string;
+  logsBloom: string;
+  transactions: string[];
+}
+
+const HEAD = new TextEncoder().encode("head");
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const ZERO_HASH = `0x${"00".repeat(32)}`;
+const EMPTY_BLOOM = `0x${"00".repeat(256)}`;
+
+export function headNumber(tx: Tx): bigint {
+  const raw = tx.map(EVM_MAPS.head).get(HEAD);
+  return raw === undefined ? 0n : readU64(raw);
+}
+
+/** The genesis block: not stored, the same on every node. */
+function genesis(gasLimit: bigint): StoredBlock {
+  return seal({
+    number: "0x0",
+    parentHash: ZERO_HASH,
+    timestamp: "0x0",
+    gasLimit: hex(gasLimit),
+    gasUsed: "0x0",
+    baseFeePerGas: "0x0",
+    logsBloom: EMPTY_BLOOM,
+    transactions: [],
+  });
+}
+
+export function blockByNumber(tx: Tx, n: bigint, gasLimit: bigint): StoredBlock | undefined {
+  if (n === 0n) return genesis(gasLimit);
+  const raw = tx.map(EVM_MAPS.blocks).get(u64Key(n));
+  return raw === undefined ? undefined : (JSON.parse(decoder.decode(raw)) as StoredBlock);
+}
+
+export function blockByHash(tx: Tx, hash: string, gasLimit: bigint): StoredBlock | undefined {
+  const g = genesis(gasLimit);
+  if (hash.toLowerCase() === g.hash) return g;
+  const raw = tx.map(EVM_MAPS.blockHashes).get(hexToBytes(hash as `0x${string}`));
+  return raw === undefined ? undefined : blockByNumber(tx, readU64(raw), gasLimit);
+}
+
+/** The block hash: keccak-256 of the RLP list of the block's fields (Coco keeps no state trie). */
+export function seal(block: Omit<StoredBlock, "hash">): StoredBlock {
+  const fields = [
+    hexToBytes(block.parentHash as `0x${string}`),
+    bigIntToUnpaddedBytes(BigInt(block.number)),
+    bigIntToUnpaddedBytes(BigInt(block.timestamp)),
+    bigIntToUnpaddedBytes(BigInt(block.gasLimit)),
+    bigIntToUnpaddedBytes(BigInt(block.gasUsed)),
+    bigIntToUnpaddedBytes(BigInt(block.baseFeePerGas)),
+    hexToBytes(block.logsBloom as `0x${string}`),
+    block.transactions.map((h) => hexToBytes(h as `0x${string}`)),
+  ];
+  return { ...block, hash: bytesToHex(keccak_256(RLP.encode(fields))) };
+}
+
+export function appendBlock(tx: Tx, block: StoredBlock): void {
+  const n = BigInt(block.number);
+  tx.map(EVM_MAPS.blocks).set(u64Key(n), encoder.encode(JSON.stringify(block)));
+  tx.map(EVM_MAPS.blockHashes).set(hexToBytes(block.hash as `0x${string}`), u64Key(n));
+  tx.map(EVM_MAPS.head).set(HEAD, u64Key(n));
+}
+
+export function hex(n: bigint | number): string {
+  return `0x${BigInt(n).toString(16)}`;
+}

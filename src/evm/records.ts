@@ -1,0 +1,117 @@
+import { bytesToHex, hexToBytes } from "@ethereumjs/util";
+import type { Tx } from "../kv/index.ts";
+import type { StoredBlock } from "./chain.ts";
+import { EVM_MAPS } from "./maps.ts";
+
+export interface StoredLog {
+  address: string;
+  topics: string[];
+  data: string;
+  logIndex: string;
+}
+
+/** What Coco keeps of one Ethereum transaction: the signed bytes, who sent it, and its receipt. */
+export interface StoredTx {
+  hash: string;
+  raw: string;
+  from: string;
+  to: string | null;
+  type: string;
+  nonce: string;
+  blockNumber: string;
+  blockHash: string;
+  status: "0x0" | "0x1";
+  gasUsed: string;
+  effectiveGasPrice: string;
+  contractAddress: string | null;
+  logs: StoredLog[];
+  logsBloom: string;
+  /** The signed transaction's fields, as `eth_getTransactionByHash` shows them. */
+  json: Record<string, unknown>;
+  /** The revert data of a failed transaction (hex), for tools that replay it. */
+  output: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function putTx(tx: Tx, record: StoredTx): void {
+  tx.map(EVM_MAPS.txs).set(hexToBytes(record.hash as `0x${string}`), encoder.encode(JSON.stringify(record)));
+}
+
+export function getTx(tx: Tx, hash: string): StoredTx | undefined {
+  const raw = tx.map(EVM_MAPS.txs).get(hexToBytes(hash as `0x${string}`));
+  return raw === undefined ? undefined : (JSON.parse(decoder.decode(raw)) as StoredTx);
+}
+
+/** The seqno of the Coco transaction that recorded `hash` (its record is written only once). */
+export function seqnoOfTx(tx: Tx, hash: string): number | undefined {
+  return tx.map(EVM_MAPS.txs).getVersionOfPreviousWrite(hexToBytes(hash as `0x${string}`));
+}
+
+/** A receipt as `eth_getTransactionReceipt` answers (one transaction per block: index 0). */
+export function receiptJson(r: StoredTx) {
+  return {
+    transactionHash: r.hash,
+    transactionIndex: "0x0",
+    blockHash: r.blockHash,
+    blockNumber: r.blockNumber,
+    from: r.from,
+    to: r.to,
+    cumulativeGasUsed: r.gasUsed,
+    gasUsed: r.gasUsed,
+    effectiveGasPrice: r.effectiveGasPrice,
+    contractAddress: r.contractAddress,
+    logs: r.logs.map((l) => logJson(r, l)),
+    logsBloom: r.logsBloom,
+    status: r.status,
+    type: r.type,
+  };
+}
+
+export function logJson(r: StoredTx, l: StoredLog) {
+  return {
+    address: l.address,
+    topics: l.topics,
+    data: l.data,
+    logIndex: l.logIndex,
+    blockNumber: r.blockNumber,
+    blockHash: r.blockHash,
+    transactionHash: r.hash,
+    transactionIndex: "0x0",
+    removed: false,
+  };
+}
+
+export function blockJson(block: StoredBlock, transactions: unknown[]) {
+  const zero = `0x${"00".repeat(32)}`;
+  return {
+    number: block.number,
+    hash: block.hash,
+    parentHash: block.parentHash,
+    nonce: "0x0000000000000000",
+    sha3Uncles: "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
+    logsBloom: block.logsBloom,
+    transactionsRoot: zero,
+    stateRoot: zero,
+    receiptsRoot: zero,
+    miner: `0x${"00".repeat(20)}`,
+    difficulty: "0x0",
+    totalDifficulty: "0x0",
+    extraData: "0x",
+    size: "0x0",
+    gasLimit: block.gasLimit,
+    gasUsed: block.gasUsed,
+    timestamp: block.timestamp,
+    baseFeePerGas: block.baseFeePerGas,
+    mixHash: zero,
+    withdrawals: [],
+    withdrawalsRoot: zero,
+    blobGasUsed: "0x0",
+    excessBlobGas: "0x0",
+    uncles: [],
+    transactions,
+  };
+}
+
+export { bytesToHex };

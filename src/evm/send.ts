@@ -1,0 +1,145 @@
+import { Capability, createTxFromRLP, type TypedTransaction } from "@ethereumjs/tx";
+import { bytesToHex, hexToBytes } from "@ethereumjs/util";
+import { runTx } from "@ethereumjs/vm";
+import type { Tx } from "../kv/index.ts";
+import { appendBlock, blockByNumber, headNumber, hex, seal } from "./chain.ts";
+import { readEvmConfig } from "./config.ts";
+import { RpcError } from "./errors.ts";
+import { getTx, putTx, type StoredTx } from "./records.ts";
+import { blockFor, commonFor, type EvmRandom, vmOver } from "./vm.ts";
+
+/** Decodes a signed transaction for this chain; refuses what clients would be told is invalid. */
+export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
+  if (typeof raw !== "string" || !/^0x([0-9a-fA-F]{2})+$/.test(raw)) {
+    throw new RpcError(-32602, "invalid params: expected a hex-encoded signed transaction");
+  }
+  let tx: TypedTransaction;
+  try {
+    tx = createTxFromRLP(hexToBytes(raw as `0x${string}`), { common: commonFor(chainId) });
+  } catch (e) {
+    throw new RpcError(-32602, `invalid transaction: ${(e as Error).message}`);
+  }
+  if (!tx.isSigned()) throw new RpcError(-32000, "transaction is not signed");
+  if (tx.type === 3) throw new RpcError(-32000, "blob transactions are not supported");
+  // A pre-EIP-155 legacy transaction could be replayed on any chain: refused.
+  if (tx.type === 0 && !tx.supports(Capability.EIP155ReplayProtection)) {
+    throw new RpcError(-32000, "only replay-protected transactions (EIP-155) are accepted");
+  }
+  return tx;
+}
+
+/**
+ * Runs one signed Ethereum transaction in the Coco transaction `kv`: checks the sender is bound
+ * to the caller and the nonce is next, executes, and records state, receipt and block. A
+ * transaction the EVM reverts is still recorded (status 0, nonce used), as on Ethereum; one that
+ * is invalid (nonce, funds, gas limit) writes nothing and is answered with the error.
+ */
+export async function sendRawTransaction(
+  kv: Tx,
+  raw: unknown,
+  bound: Set<string>,
+  now: () => number,
+  random: EvmRandom,
+): Promise<string> {
+  const config = readEvmConfig(kv);
+  const tx = decodeRawTx(raw, config.chainId);
+  const hash = bytesToHex(tx.hash());
+  if (getTx(kv, hash)) throw new RpcError(-32000, "already known");
+  const from = tx.getSenderAddress();
+  const fromHex = from.toString();
+  if (!bound.has(fromHex)) {
+    throw new RpcError(-32000, `sender ${fromHex} is not an Ethereum account bound to the calling Coco user`);
+  }
+  const { vm, state, common } = await vmOver(kv, config, random);
+  const account = await state.getAccount(from);
+  const expected = account?.nonce ?? 0n;
+  if (tx.nonce < expected) {
+    throw new RpcError(-32000, `nonce too low: address ${fromHex}, tx: ${tx.nonce} state: ${expected}`);
+  }
+  if (tx.nonce > expected) {
+    throw new RpcError(-32000, `nonce too high: address ${fromHex}, tx: ${tx.nonce} state: ${expected}`);
+  }
+  const gasPrice = effectiveGasPrice(tx, config.gasPrice);
+  if (gasPrice < config.gasPrice) {
+    throw new RpcError(
+      -32000,
+      `transaction underpriced: gas price ${gasPrice} is below the network's ${config.gasPrice}`,
+    );
+  }
+  if (tx.gasLimit > config.blockGasLimit) throw new RpcError(-32000, "exceeds block gas limit");
+  const parent = blockByNumber(kv, headNumber(kv), config.blockGasLimit)!;
+  const number = BigInt(parent.number) + 1n;
+  const timestamp = bigMax(BigInt(parent.timestamp), BigInt(Math.floor(now() / 1000)));
+  const block = blockFor(config, number, timestamp, common);
+  let result: Awaited<ReturnType<typeof runTx>>;
+  try {
+    result = await runTx(vm, { tx, block, skipHardForkValidation: true });
+  } catch (e) {
+    throw new RpcError(-32000, invalidTxMessage((e as Error).message));
+  }
+  state.flush();
+  const gasUsed = result.totalGasSpent;
+  const logs = (result.execResult.logs ?? []).map(([address, topics, data], i) => ({
+    address: bytesToHex(address),
+    topics: topics.map((t) => bytesToHex(t)),
+    data: bytesToHex(data),
+    logIndex: hex(i),
+  }));
+  const bloom = bytesToHex(result.bloom.bitvector);
+  const sealed = seal({
+    number: hex(number),
+    parentHash: parent.hash,
+    timestamp: hex(timestamp),
+    gasLimit: hex(config.blockGasLimit),
+    gasUsed: hex(gasUsed),
+    baseFeePerGas: hex(config.gasPrice),
+    logsBloom: bloom,
+    transactions: [hash],
+  });
+  const failed = result.execResult.exceptionError !== undefined;
+  const record: StoredTx = {
+    hash,
+    raw: raw as string,
+    from: fromHex,
+    to: tx.to?.toString() ?? null,
+    type: hex(tx.type),
+    nonce: hex(tx.nonce),
+    blockNumber: sealed.number,
+    blockHash: sealed.hash,
+    status: failed ? "0x0" : "0x1",
+    gasUsed: hex(gasUsed),
+    effectiveGasPrice: hex(gasPrice),
+    contractAddress: !failed && result.createdAddress ? result.createdAddress.toString() : null,
+    logs,
+    logsBloom: bloom,
+    json: tx.toJSON() as Record<string, unknown>,
+    output: bytesToHex(result.execResult.returnValue),
+  };
+  appendBlock(kv, sealed);
+  putTx(kv, record);
+  return hash;
+}
+
+export function effectiveGasPrice(tx: TypedTransaction, baseFee: bigint): bigint {
+  if ("maxFeePerGas" in tx) {
+    const t = tx as unknown as { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
+    return bigMin(t.maxFeePerGas, baseFee + t.maxPriorityFeePerGas);
+  }
+  return (tx as unknown as { gasPrice: bigint }).gasPrice;
+}
+
+/** The VM's messages carry a dump of the transaction; clients match on the first words. */
+function invalidTxMessage(message: string): string {
+  const m = message.split(" -> ")[0]!.split(" (")[0]!;
+  if (/funds|balance/i.test(m)) return `insufficient funds for gas * price + value: ${m}`;
+  if (/base fee|maxFeePerGas/i.test(m)) return `max fee per gas less than block base fee: ${m}`;
+  if (/gas limit/i.test(m) && /intrinsic|too low/i.test(m)) return `intrinsic gas too low: ${m}`;
+  return m;
+}
+
+function bigMax(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+function bigMin(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}

@@ -1,0 +1,236 @@
+import type { AccountFields, StateManagerInterface, StorageDump, StorageRange } from "@ethereumjs/common";
+import {
+  Account,
+  type Address,
+  bytesToHex,
+  createAccountFromRLP,
+  hexToBytes,
+  KECCAK256_NULL,
+  setLengthLeft,
+  unpadBytes,
+} from "@ethereumjs/util";
+import { keccak_256 } from "@noble/hashes/sha3.js";
+import type { Tx } from "../kv/index.ts";
+import { EVM_MAPS } from "./maps.ts";
+
+const ZERO32 = new Uint8Array(32);
+
+/** One checkpoint's writes over the layer below it. */
+class Overlay {
+  /** address hex -> account, or null once deleted. */
+  accounts = new Map<string, Account | null>();
+  /** address hex -> code. */
+  code = new Map<string, Uint8Array>();
+  /** address hex + slot hex -> value (unpadded; empty = zero). */
+  storage = new Map<string, Uint8Array>();
+  /** Addresses whose storage below this layer was cleared. */
+  cleared = new Set<string>();
+
+  mergeInto(lower: Overlay): void {
+    for (const a of this.cleared) {
+      for (const k of [...lower.storage.keys()]) if (k.startsWith(a)) lower.storage.delete(k);
+      lower.cleared.add(a);
+    }
+    for (const [k, v] of this.accounts) lower.accounts.set(k, v);
+    for (const [k, v] of this.code) lower.code.set(k, v);
+    for (const [k, v] of this.storage) lower.storage.set(k, v);
+  }
+}
+
+/**
+ * Ethereum state over one Coco KV transaction. Checkpoints are overlays in memory: the EVM's
+ * nested calls commit into the layer below or are dropped; nothing reaches the KV transaction
+ * until `flush`, so the KV still holds the state from before the Ethereum transaction, which is
+ * what the gas refund rules (EIP-2200/3529) call original storage. `eth_call` never flushes.
+ */
+export class KvStateManager implements StateManagerInterface {
+  private readonly layers: Overlay[] = [new Overlay()];
+
+  constructor(private readonly tx: Tx) {}
+
+  readonly originalStorageCache = {
+    get: async (address: Address, key: Uint8Array): Promise<Uint8Array> => this.kvStorage(address, key),
+    clear: (): void => {},
+  };
+
+  private get top(): Overlay {
+    return this.layers[this.layers.length - 1]!;
+  }
+
+  private kvAccount(address: Address): Account | undefined {
+    const raw = this.tx.map(EVM_MAPS.accounts).get(address.bytes);
+    return raw === undefined ? undefined : createAccountFromRLP(raw);
+  }
+
+  private kvStorage(address: Address, key: Uint8Array): Uint8Array {
+    const raw = this.tx.map(EVM_MAPS.storage).get(storageKey(address.bytes, key));
+    return raw === undefined ? new Uint8Array(0) : raw;
+  }
+
+  async getAccount(address: Address): Promise<Account | undefined> {
+    const a = address.toString();
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const hit = this.layers[i]!.accounts.get(a);
+      if (hit !== undefined) return hit === null ? undefined : copyAccount(hit);
+    }
+    return this.kvAccount(address);
+  }
+
+  async putAccount(address: Address, account?: Account): Promise<void> {
+    this.top.accounts.set(address.toString(), account === undefined ? null : copyAccount(account));
+  }
+
+  async deleteAccount(address: Address): Promise<void> {
+    this.top.accounts.set(address.toString(), null);
+    this.top.cleared.add(address.toString());
+    for (const k of [...this.top.storage.keys()])
+      if (k.startsWith(address.toString())) this.top.storage.delete(k);
+  }
+
+  async modifyAccountFields(address: Address, fields: AccountFields): Promise<void> {
+    const account = (await this.getAccount(address)) ?? new Account();
+    if (fields.nonce !== undefined) account.nonce = fields.nonce;
+    if (fields.balance !== undefined) account.balance = fields.balance;
+    if (fields.codeHash !== undefined) account.codeHash = fields.codeHash;
+    if (fields.codeSize !== undefined) account.codeSize = fields.codeSize;
+    if (fields.storageRoot !== undefined) account.storageRoot = fields.storageRoot;
+    await this.putAccount(address, account);
+  }
+
+  async putCode(address: Address, value: Uint8Array): Promise<void> {
+    const codeHash = value.length === 0 ? KECCAK256_NULL : keccak_256(value);
+    this.top.code.set(bytesToHex(codeHash), value);
+    await this.modifyAccountFields(address, { codeHash, codeSize: value.length });
+  }
+
+  async getCode(address: Address): Promise<Uint8Array> {
+    const account = await this.getAccount(address);
+    if (account === undefined || equal(account.codeHash, KECCAK256_NULL)) return new Uint8Array(0);
+    const hash = bytesToHex(account.codeHash);
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const hit = this.layers[i]!.code.get(hash);
+      if (hit !== undefined) return hit;
+    }
+    return this.tx.map(EVM_MAPS.code).get(account.codeHash) ?? new Uint8Array(0);
+  }
+
+  async getCodeSize(address: Address): Promise<number> {
+    return (await this.getCode(address)).length;
+  }
+
+  async getStorage(address: Address, key: Uint8Array): Promise<Uint8Array> {
+    if (key.length !== 32) throw new Error("storage key must be 32 bytes");
+    const a = address.toString();
+    const k = a + bytesToHex(key).slice(2);
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const layer = this.layers[i]!;
+      const hit = layer.storage.get(k);
+      if (hit !== undefined) return hit;
+      if (layer.cleared.has(a)) return new Uint8Array(0);
+    }
+    return this.kvStorage(address, key);
+  }
+
+  async putStorage(address: Address, key: Uint8Array, value: Uint8Array): Promise<void> {
+    if (key.length !== 32) throw new Error("storage key must be 32 bytes");
+    this.top.storage.set(address.toString() + bytesToHex(key).slice(2), unpadBytes(value));
+  }
+
+  async clearStorage(address: Address): Promise<void> {
+    const a = address.toString();
+    for (const k of [...this.top.storage.keys()]) if (k.startsWith(a)) this.top.storage.delete(k);
+    this.top.cleared.add(a);
+  }
+
+  async checkpoint(): Promise<void> {
+    this.layers.push(new Overlay());
+  }
+
+  async commit(): Promise<void> {
+    if (this.layers.length < 2) throw new Error("commit without a checkpoint");
+    this.layers.pop()!.mergeInto(this.top);
+  }
+
+  async revert(): Promise<void> {
+    if (this.layers.length < 2) throw new Error("revert without a checkpoint");
+    this.layers.pop();
+  }
+
+  /** Coco keeps no state trie: the ledger's Merkle tree is what proves state. */
+  async getStateRoot(): Promise<Uint8Array> {
+    return ZERO32;
+  }
+  async setStateRoot(): Promise<void> {
+    throw new Error("Coco's EVM state has no state roots to switch to");
+  }
+  async hasStateRoot(): Promise<boolean> {
+    return false;
+  }
+  async dumpStorage(): Promise<StorageDump> {
+    throw new Error("storage dumps are not served: contract storage is private");
+  }
+  async dumpStorageRange(): Promise<StorageRange> {
+    throw new Error("storage dumps are not served: contract storage is private");
+  }
+  clearCaches(): void {}
+  shallowCopy(): StateManagerInterface {
+    return new KvStateManager(this.tx);
+  }
+
+  /** Forgets everything not flushed (eth_call and eth_estimateGas runs end here). */
+  discard(): void {
+    this.layers.length = 0;
+    this.layers.push(new Overlay());
+  }
+
+  /** Writes the Ethereum transaction's effects into the KV transaction. */
+  flush(): void {
+    if (this.layers.length !== 1) throw new Error(`flush with ${this.layers.length - 1} open checkpoints`);
+    const base = this.layers[0]!;
+    const accounts = this.tx.map(EVM_MAPS.accounts);
+    const code = this.tx.map(EVM_MAPS.code);
+    const storage = this.tx.map(EVM_MAPS.storage);
+    for (const a of base.cleared) {
+      const prefix = hexToBytes(a as `0x${string}`);
+      const end = new Uint8Array(52).fill(0xff);
+      end.set(prefix);
+      const keys: Uint8Array[] = [];
+      let after: string | undefined;
+      do {
+        const page = storage.range({ start: prefix, end, limit: 1000, after });
+        for (const [k] of page.entries) keys.push(k);
+        after = page.next;
+      } while (after !== undefined);
+      for (const k of keys) storage.delete(k);
+      const last = storageKey(prefix, new Uint8Array(32).fill(0xff));
+      storage.delete(last);
+    }
+    for (const [a, account] of base.accounts) {
+      const key = hexToBytes(a as `0x${string}`);
+      if (account === null) accounts.delete(key);
+      else accounts.set(key, account.serialize());
+    }
+    for (const [h, c] of base.code) if (c.length > 0) code.set(hexToBytes(h as `0x${string}`), c);
+    for (const [k, v] of base.storage) {
+      const key = hexToBytes(`0x${k.slice(2)}` as `0x${string}`);
+      if (v.length === 0) storage.delete(key);
+      else storage.set(key, v);
+    }
+    this.layers[0] = new Overlay();
+  }
+}
+
+function storageKey(address: Uint8Array, slot: Uint8Array): Uint8Array {
+  const out = new Uint8Array(52);
+  out.set(address);
+  out.set(setLengthLeft(slot, 32), 20);
+  return out;
+}
+
+function copyAccount(a: Account): Account {
+  return new Account(a.nonce, a.balance, a.storageRoot, a.codeHash, a.codeSize);
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

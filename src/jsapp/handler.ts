@@ -2,7 +2,12 @@
 // `ccf` global's per-request services, calls the function in the sandbox and turns its result
 // (or its failure) into an answer.
 import type { Logger } from "pino";
-import type { AppResponse, HandlerContext } from "../apps/index.ts";
+import {
+  type AppResponse,
+  type HandlerContext,
+  type OutboundRequest,
+  RerunWithFetched,
+} from "../apps/index.ts";
 import {
   type JsEngine,
   JsError,
@@ -68,7 +73,27 @@ function needHost(deps: HandlerDeps, what: string): JsAppHost {
   return host;
 }
 
-function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: { applyWrites?: boolean }): JsHooks {
+interface RunFlags {
+  applyWrites?: boolean;
+  /** A `ccf.host.fetch` the handler asked for that this call has not fetched yet. */
+  pendingFetch?: OutboundRequest;
+}
+
+/**
+ * `ccf.host.fetch`: the sandbox cannot wait, so a request not yet fetched in this call ends the
+ * run; the host fetches it and runs the handler again, in a fresh transaction, with the answer.
+ */
+function hostFetch(ctx: HandlerContext, flags: RunFlags, req: unknown): unknown {
+  if (ctx.fetch === undefined || ctx.fetchedBefore === undefined) {
+    throw new Error("ccf.host.fetch is not available: this node does not make outbound calls");
+  }
+  const known = ctx.fetchedBefore(req as OutboundRequest);
+  if (known) return { status: known.status, headers: known.headers, body: known.body, digest: known.digest };
+  flags.pendingFetch = req as OutboundRequest;
+  throw new Error("ccf.host.fetch: the response is being fetched; the handler will run again");
+}
+
+function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: RunFlags): JsHooks {
   return {
     rpc: {
       setApplyWrites: (force: unknown) => {
@@ -96,6 +121,7 @@ function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: { applyWrites?:
       },
     },
     host: {
+      fetch: (req: unknown) => hostFetch(ctx, flags, req),
       triggerSubprocess: () => {
         throw new Error("ccf.host.triggerSubprocess is not supported in Coco: apps may not start processes");
       },
@@ -160,6 +186,24 @@ export function runJsEndpoint(
   modules: Parameters<JsEngine["call"]>[0]["modules"],
   endpoint: InstalledEndpoint,
   ctx: HandlerContext,
+): AppResponse | Promise<AppResponse> {
+  const flags: RunFlags = {};
+  const response = runOnce(deps, modules, endpoint, ctx, flags);
+  const pending = flags.pendingFetch;
+  if (pending === undefined || ctx.fetch === undefined) return response;
+  const fetch = ctx.fetch;
+  return (async () => {
+    await fetch(pending);
+    throw new RerunWithFetched();
+  })();
+}
+
+function runOnce(
+  deps: HandlerDeps,
+  modules: Parameters<JsEngine["call"]>[0]["modules"],
+  endpoint: InstalledEndpoint,
+  ctx: HandlerContext,
+  flags: RunFlags,
 ): AppResponse {
   const { info } = endpoint;
   const options = readRuntimeOptions(ctx.tx);
@@ -184,7 +228,6 @@ export function runJsEndpoint(
     body: req.body,
     caller: jsCaller(ctx.caller, ctx.tx, info.authn_policies),
   };
-  const flags: { applyWrites?: boolean } = {};
   let result: { statusCode?: unknown; headers: Record<string, string>; kind: string; body?: unknown };
   try {
     result = deps.engine.call({

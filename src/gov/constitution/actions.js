@@ -577,6 +577,31 @@ const actions = new Map([
       },
     ),
   ],
+  [
+    "set_outbound_destination",
+    new Action(
+      (a) => {
+        isString(a.origin, "origin");
+        need(
+          /^https:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(a.origin),
+          "origin must be https://host[:port], with no path",
+        );
+        need(a.ca_cert === undefined || typeof a.ca_cert === "string", "ca_cert must be a PEM string");
+        if (a.ca_cert !== undefined) isCert(a.ca_cert, "ca_cert");
+      },
+      (a) => {
+        const entry = a.ca_cert === undefined ? {} : { ca_cert: a.ca_cert };
+        ccf.kv["public:coco.gov.outbound.destinations"].set(buf(a.origin), json(entry));
+      },
+    ),
+  ],
+  [
+    "remove_outbound_destination",
+    new Action(
+      (a) => isString(a.origin, "origin"),
+      (a) => ccf.kv["public:coco.gov.outbound.destinations"].delete(buf(a.origin)),
+    ),
+  ],
   ["refresh_js_app_bytecode_cache", new Action(noArgs, () => ccf.refreshAppBytecodeCache())],
   [
     "set_service_configuration",

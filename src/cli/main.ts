@@ -41,7 +41,8 @@ program
   .option("--dir <workspace>", "workspace directory", "workspace")
   .option("--nodes <n>", "number of nodes", positiveInt, 3)
   .option("--port <port>", "RPC port of the first node", port, 8000)
-  .action(async (opts: { dir: string; nodes: number; port: number }) => {
+  .option("--js-app <dir>", "build (where needed) and install this JS app once the network is open")
+  .action(async (opts: { dir: string; nodes: number; port: number; jsApp?: string }) => {
     const { startSandbox } = await import("./sandbox.ts");
     const sandbox = await startSandbox(opts);
     let stopping = false;
@@ -194,6 +195,23 @@ govOptions(
 ).action(async (opts: import("./gov.ts").GovOptions) => {
   const { activate } = await import("./gov.ts");
   printJson(await activate(opts));
+});
+
+const app = program.command("app").description("JS applications");
+govOptions(
+  app
+    .command("install")
+    .description(
+      "build (where needed) a JS app directory and propose set_js_app; vote for it unless --no-vote",
+    )
+    .argument(
+      "<dir>",
+      "the app: a package.json build script writing dist/bundle.json, a bundle.json, or app.json + src/",
+    )
+    .option("--no-vote", "only propose"),
+).action(async (dir: string, opts: import("./gov.ts").GovOptions & { vote: boolean }) => {
+  const { installAppCommand } = await import("./gov.ts");
+  printJson(await installAppCommand(dir, opts));
 });
 
 const ledger = program.command("ledger").description("read and audit ledger directories");

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { CocoClientError, GovClient } from "../client/index.ts";
 import { CONSTITUTION_FILES, type ProposalView } from "../gov/index.ts";
+import { installSandboxApp } from "./app-install.ts";
 import { CliError } from "./fail.ts";
 import { encryptionKeygen, keygen } from "./keygen.ts";
 
@@ -30,6 +31,8 @@ function sandboxConstitution(): { files: string[]; name: string } {
 }
 
 export interface SandboxOptions {
+  /** A JS app directory to build (where needed) and install by governance once the network opens. */
+  jsApp?: string;
   dir: string;
   nodes: number;
   port: number;
@@ -137,6 +140,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/gov", exits[i]!)));
     await openByVote(dir, first.rpc, certPath, constitution.name, print);
     await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/app", exits[i]!)));
+    if (opts.jsApp) await installSandboxApp(dir, first.rpc, opts.jsApp, print);
     const primary = await primaryOf(first.rpc, certPath);
     const network: NetworkFile = {
       service_cert: certPath,

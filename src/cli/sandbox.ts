@@ -4,11 +4,11 @@ import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
-import { CocoClientError, GovClient } from "../client/index.ts";
-import { CONSTITUTION_FILES, type ProposalView } from "../gov/index.ts";
+import { CONSTITUTION_FILES } from "../gov/index.ts";
 import { installSandboxApp } from "./app-install.ts";
 import { CliError } from "./fail.ts";
 import { encryptionKeygen, keygen } from "./keygen.ts";
+import { SandboxGovernance } from "./sandbox-gov.ts";
 
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
 /** The TypeScript loader, resolved from here so child nodes start from any working directory. */
@@ -137,8 +137,30 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       // Joiners need the first node up (and its service certificate written) to join it.
       if (i === 0) await waitUntil(first.rpc, certPath, "/node/ready/gov", exits[0]!);
     }
-    await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/gov", exits[i]!)));
-    await openByVote(dir, first.rpc, certPath, constitution.name, print);
+    // Joiners wait, Pending, until member0 trusts them by vote, as in production.
+    let exited: string | undefined;
+    for (const [i, exit] of exits.entries()) {
+      void exit.then((code) => {
+        exited ??= `${nodes[i]!.name} exited (code ${code}); see its log above`;
+      });
+    }
+    const governance = new SandboxGovernance(
+      dir,
+      first.rpc,
+      certPath,
+      constitution.name,
+      print,
+      READY_TIMEOUT_MS,
+      () => exited,
+    );
+    try {
+      await governance.activate();
+      await governance.trustJoiners(nodes.slice(1).map((n) => n.rpc));
+      await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/gov", exits[i]!)));
+      await governance.open();
+    } finally {
+      await governance.close();
+    }
     await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/app", exits[i]!)));
     if (opts.jsApp) await installSandboxApp(dir, first.rpc, opts.jsApp, print);
     const primary = await primaryOf(first.rpc, certPath);
@@ -187,101 +209,6 @@ async function checkPortsFree(first: number, count: number): Promise<void> {
       );
     }
   }
-}
-
-/**
- * Opens a new service the way a consortium does: member0 acknowledges the state (becoming
- * Active), proposes `transition_service_to_open` and votes for it. A restarted sandbox whose
- * service is already open skips this.
- *
- * Each step is re-checked before it is retried: on a loaded machine an election may happen while
- * the nodes start, and a governance write in flight is then rolled back (503) or not committed in
- * time (504). Such failures are retried until the ready timeout; any other failure ends the start.
- */
-async function openByVote(
-  dir: string,
-  address: string,
-  certPath: string,
-  constitutionName: string,
-  print: (line: string) => void,
-): Promise<void> {
-  const gov = new GovClient({
-    url: `https://${address}`,
-    serviceCertPem: readFileSync(certPath, "utf8"),
-    memberCertPem: readFileSync(join(dir, "member0_cert.pem"), "utf8"),
-    memberKeyPem: readFileSync(join(dir, "member0_privk.pem"), "utf8"),
-  });
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let proposalId: string | undefined;
-  try {
-    for (;;) {
-      try {
-        const info = await gov.get<{ status: string }>("/gov/service/info");
-        if (info.status === "Open") return;
-        const members = await gov.get<{ value: Array<{ memberId: string; status: string }> }>(
-          "/gov/service/members",
-        );
-        if (members.value.find((m) => m.memberId === gov.memberId)?.status !== "Active") {
-          await gov.activate();
-          print(`governance (${constitutionName}): member0 acknowledged the state digest and is Active`);
-          continue;
-        }
-        if (proposalId === undefined) {
-          proposalId = (
-            await gov.propose({
-              actions: [
-                {
-                  name: "transition_service_to_open",
-                  args: { next_service_identity: readFileSync(certPath, "utf8") },
-                },
-              ],
-            })
-          ).proposalId;
-          print(`governance: member0 proposed transition_service_to_open (${proposalId})`);
-        }
-        let proposal = await showProposal(gov, proposalId);
-        if (proposal === undefined) {
-          proposalId = undefined; // rolled back with an election: propose again
-          continue;
-        }
-        // member0 is the sandbox's only member, so any ballot is its own.
-        if (proposal.proposalState === "Open" && proposal.ballotCount === 0) {
-          proposal = await gov.vote(
-            proposalId,
-            "export function vote (proposal, proposerId) { return true }",
-          );
-          print(`governance: member0 voted for it; the proposal is ${proposal.proposalState}`);
-        }
-        if (proposal.proposalState !== "Accepted" && proposal.proposalState !== "Open") {
-          throw new CliError(
-            `the opening proposal ended ${proposal.proposalState}: ${JSON.stringify(proposal.failure ?? {})}`,
-          );
-        }
-      } catch (e) {
-        if (!transient(e) || Date.now() > deadline) throw e;
-      }
-      if (Date.now() > deadline) throw new CliError("the service did not open in time");
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  } finally {
-    await gov.close();
-  }
-}
-
-async function showProposal(gov: GovClient, proposalId: string): Promise<ProposalView | undefined> {
-  try {
-    return await gov.show(proposalId);
-  } catch (e) {
-    if (e instanceof CocoClientError && e.status === 404) return undefined;
-    throw e;
-  }
-}
-
-/** A failure worth retrying: the service answered 5xx, or a node could not be reached. */
-function transient(e: unknown): boolean {
-  if (e instanceof CocoClientError) return e.status >= 500;
-  const code = (e as { code?: string }).code ?? "";
-  return code.startsWith("UND_ERR") || ["ECONNREFUSED", "ECONNRESET", "EPIPE"].includes(code);
 }
 
 async function getJson<T>(

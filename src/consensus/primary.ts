@@ -96,6 +96,11 @@ export class Primary {
     this.readsBeforeCommit = [];
   }
 
+  /** True while this primary replicates to `id` (a member, or a removed node not yet let go). */
+  tracks(id: NodeId): boolean {
+    return this.progress.has(id);
+  }
+
   peers(): Record<NodeId, PeerStatus> {
     const peers: Record<NodeId, PeerStatus> = {};
     for (const [id, pr] of this.progress) {

@@ -25,6 +25,12 @@ export interface RaftStats {
    * a primary missing a committed entry). Always 0 in a correct network; the simulator checks it.
    */
   protocolViolations: number;
+  /**
+   * Well-formed messages dropped because their sender is not a node this one works with: not
+   * in an active configuration, not a backup this primary still replicates to, and not the
+   * primary this node follows (see `fromKnownSender`).
+   */
+  nonMemberMessages: number;
   lastProblem: string | undefined;
 }
 
@@ -39,6 +45,8 @@ export interface RaftStatus {
   logStart: number;
   configs: Array<{ seqno: number; nodes: NodeId[] }>;
   peers: Record<NodeId, PeerStatus>;
+  /** Messages dropped so far because their sender is not a member (RaftStats.nonMemberMessages). */
+  nonMemberMessages: number;
 }
 
 /**
@@ -87,7 +95,12 @@ export class Raft {
   private outstanding: Ready | null = null;
   private flushPending = false;
 
-  readonly stats: RaftStats = { invalidMessages: 0, protocolViolations: 0, lastProblem: undefined };
+  readonly stats: RaftStats = {
+    invalidMessages: 0,
+    protocolViolations: 0,
+    nonMemberMessages: 0,
+    lastProblem: undefined,
+  };
 
   constructor(config: RaftConfig) {
     this.settings = settingsOf(config);
@@ -215,6 +228,7 @@ export class Raft {
       logStart: this.log.start.seqno,
       configs: this.log.activeConfigs(this.commit).map((c) => ({ seqno: c.seqno, nodes: [...c.nodes] })),
       peers,
+      nonMemberMessages: this.stats.nonMemberMessages,
     };
   }
 
@@ -253,6 +267,11 @@ export class Raft {
     const m = parsed.message;
     if (m.to !== this.id || m.from === this.id) {
       this.invalid(`${m.type} from ${m.from} to ${m.to} arrived at ${this.id}`);
+      return;
+    }
+    if (!this.fromKnownSender(m)) {
+      this.stats.nonMemberMessages++;
+      this.stats.lastProblem = `dropped ${m.type} (view ${m.view}) from ${m.from}, which is not a member`;
       return;
     }
     // A retired node still answers elections: a node that has not yet learned that the removal
@@ -447,6 +466,28 @@ export class Raft {
 
   // ---------------------------------------------------------------------------------------------
   // Views and roles
+
+  /**
+   * Whether to listen to a message at all. A node listens to the members of its active
+   * configurations, to the backups it still replicates to as primary (a retiring node), and to
+   * the primary it follows (a retiring primary handing over). Anyone else is not a member: its
+   * messages are dropped whatever view they claim, so no outsider can depose a primary, win a
+   * vote or lead a backup away. One exception keeps joining and lagging nodes live: a node that
+   * is not a voter yet (a new node learning the log), or a backup that has not heard from its
+   * primary for an election timeout (one that missed the configuration adding today's primary),
+   * follows AppendEntries and heartbeats from any sender, as it must learn the configurations
+   * from the log itself. The node-to-node channels have already authenticated the sender as a trusted node.
+   */
+  private fromKnownSender(m: Message): boolean {
+    if (m.from === this._leader) return true;
+    if (this.membersOfActiveConfigs().has(m.from)) return true;
+    if (this.primary?.tracks(m.from)) return true;
+    if (m.type !== "append_entries" && m.type !== "heartbeat") return false;
+    if (this._role === "primary" || this._role === "retired") return false;
+    // A node outside its own configuration (still joining) cannot vote or lead: following
+    // whoever replicates to it harms nobody, and it may not know today's primary yet.
+    return !this.isVoter() || this._leader === null || this.electionElapsed >= this.settings.electionTicksMin;
+  }
 
   /**
    * Applies the view rules to an incoming message. Returns true if the message should then be

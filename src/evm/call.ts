@@ -11,7 +11,12 @@ import type { Tx } from "../kv/index.ts";
 import { headNumber } from "./chain.ts";
 import { type EvmConfig, readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
+import { KvStateManager } from "./state.ts";
 import { blockFor, type EvmRandom, vmOver } from "./vm.ts";
+
+/** The state a call runs over: the public one, or a private contract's group (src/evm/private). */
+export type StateFor = (kv: Tx) => KvStateManager;
+const publicState: StateFor = (kv) => new KvStateManager(kv);
 
 /** The fields of an `eth_call` / `eth_estimateGas` request object that Coco reads. */
 export interface CallRequest {
@@ -74,8 +79,9 @@ async function runOnce(
   gasLimit: bigint,
   random: EvmRandom,
   now: () => number,
+  stateFor: StateFor,
 ) {
-  const { vm, state, common } = await vmOver(kv, config, random);
+  const { vm, state, common } = await vmOver(kv, config, random, stateFor(kv));
   const unsigned = createTx(
     { to: call.to, data: call.data, value: call.value, gasLimit, gasPrice: config.gasPrice },
     { common },
@@ -123,11 +129,21 @@ export async function ethCall(
   bound: Set<string>,
   random: EvmRandom,
   now: () => number,
+  stateFor: StateFor = publicState,
 ): Promise<string> {
   const config = readEvmConfig(kv);
   const call = parseCall(request);
   const from = callSender((request as CallRequest).from, bound);
-  const result = await runOnce(kv, config, from, call, call.gas ?? config.blockGasLimit, random, now);
+  const result = await runOnce(
+    kv,
+    config,
+    from,
+    call,
+    call.gas ?? config.blockGasLimit,
+    random,
+    now,
+    stateFor,
+  );
   if (result.execResult.exceptionError) throw revertError(result);
   return bytesToHex(result.execResult.returnValue);
 }
@@ -142,18 +158,20 @@ export async function estimateGas(
   bound: Set<string>,
   random: EvmRandom,
   now: () => number,
+  stateFor: StateFor = publicState,
 ): Promise<string> {
   const config = readEvmConfig(kv);
   const call = parseCall(request);
   const from = callSender((request as CallRequest).from, bound);
   let hi = call.gas ?? config.blockGasLimit;
-  const first = await runOnce(kv, config, from, call, hi, random, now);
+  const first = await runOnce(kv, config, from, call, hi, random, now, stateFor);
   if (first.execResult.exceptionError) throw revertError(first);
   let lo = first.totalGasSpent - 1n;
   const ok = async (gas: bigint) => {
     try {
       return (
-        (await runOnce(kv, config, from, call, gas, random, now)).execResult.exceptionError === undefined
+        (await runOnce(kv, config, from, call, gas, random, now, stateFor)).execResult.exceptionError ===
+        undefined
       );
     } catch {
       return false;

@@ -1,5 +1,6 @@
 import { RpcError } from "./errors.ts";
 import { METHODS, type MethodContext, PRIMARY_METHODS } from "./methods.ts";
+import { PRIVATE_METHODS } from "./private/index.ts";
 
 /** At most this many calls in one batch. */
 export const MAX_BATCH = 1000;
@@ -30,7 +31,8 @@ export function needsPrimary(body: Uint8Array): boolean {
     (c) =>
       typeof c === "object" &&
       c !== null &&
-      PRIMARY_METHODS.has((c as { method?: unknown }).method as string),
+      (PRIMARY_METHODS.has((c as { method?: unknown }).method as string) ||
+        (c as { method?: unknown }).method === "eth_sendRawPrivateTransaction"),
   );
 }
 
@@ -52,7 +54,11 @@ async function one(ctx: MethodContext, call: unknown): Promise<Response | undefi
   if (c.params !== undefined && !Array.isArray(c.params)) {
     return failure(id, -32602, "invalid params: expected an array");
   }
-  const method = Object.hasOwn(METHODS, c.method) ? METHODS[c.method] : undefined;
+  const method = Object.hasOwn(PRIVATE_METHODS, c.method)
+    ? PRIVATE_METHODS[c.method]
+    : Object.hasOwn(METHODS, c.method)
+      ? METHODS[c.method]
+      : undefined;
   let response: Response;
   if (!method) response = failure(id, -32601, `the method ${c.method} does not exist/is not available`);
   else {

@@ -1,7 +1,7 @@
 import type { Tx } from "../kv/index.ts";
 import { blockByNumber, headNumber } from "./chain.ts";
 import { RpcError } from "./errors.ts";
-import { getTx, logJson } from "./records.ts";
+import { getTx, logJson, type StoredTx } from "./records.ts";
 import { logVisible } from "./visibility.ts";
 
 /** At most this many blocks per `eth_getLogs` (one transaction per block). */
@@ -55,7 +55,16 @@ export function parseCriteria(filter: Record<string, unknown>): Pick<LogQuery, "
   return { addresses: (addresses as string[]).map((a) => a.toLowerCase()), topics };
 }
 
-export function queryLogs(kv: Tx, q: LogQuery, bound: Set<string>, gasLimit: bigint) {
+/** Reads a transaction's record as the caller may see it (a party gets a private one's). */
+export type TxResolver = (hash: string) => StoredTx | undefined;
+
+export function queryLogs(
+  kv: Tx,
+  q: LogQuery,
+  bound: Set<string>,
+  gasLimit: bigint,
+  resolve: TxResolver = (h) => getTx(kv, h),
+) {
   const head = headNumber(kv);
   let to = q.to;
   if (to > head) to = head;
@@ -67,7 +76,7 @@ export function queryLogs(kv: Tx, q: LogQuery, bound: Set<string>, gasLimit: big
     const block = blockByNumber(kv, n, gasLimit);
     if (!block) continue;
     for (const hash of block.transactions) {
-      const record = getTx(kv, hash);
+      const record = resolve(hash);
       if (!record) continue;
       for (const log of record.logs) {
         if (q.addresses.length > 0 && !q.addresses.includes(log.address)) continue;

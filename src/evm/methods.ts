@@ -5,7 +5,7 @@ import { blockByHash, blockByNumber, headNumber, hex, type StoredBlock } from ".
 import { readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
 import type { Filters } from "./filters.ts";
-import { blockTag, parseCriteria, queryLogs } from "./logs.ts";
+import { blockTag, parseCriteria, queryLogs, type TxResolver } from "./logs.ts";
 import { blockJson, getTx, receiptJson, type StoredTx, seqnoOfTx } from "./records.ts";
 import { sendRawTransaction } from "./send.ts";
 import { KvStateManager } from "./state.ts";
@@ -24,6 +24,14 @@ export interface MethodContext {
   bound: Set<string>;
   host: EvmHost;
   filters: Filters;
+  /** The caller's view of a transaction record; private ones resolve for parties (src/evm/private). */
+  lookupTx?: TxResolver;
+  /** The caller's Tessera keys: which privacy groups it is party to (src/evm/private). */
+  partyKeys?: Set<string>;
+}
+
+function resolver(ctx: MethodContext): TxResolver {
+  return ctx.lookupTx ?? ((h) => getTx(ctx.kv, h));
 }
 
 type Method = (ctx: MethodContext, params: unknown[]) => unknown | Promise<unknown>;
@@ -42,7 +50,7 @@ function hash(v: unknown): string {
   return v.toLowerCase();
 }
 /** Coco serves the current state only: a tag for an older block is refused. */
-function latestOnly(kv: Tx, tag: unknown): void {
+export function latestOnly(kv: Tx, tag: unknown): void {
   const head = headNumber(kv);
   if (blockTag(tag, head) < head) throw new RpcError(-32000, 'historical state is not served; use "latest"');
 }
@@ -65,14 +73,16 @@ function txJson(record: StoredTx) {
   };
 }
 
-function visibleTx(kv: Tx, h: unknown, bound: Set<string>): StoredTx | null {
-  const record = getTx(kv, hash(h));
+function visibleTx(ctx: MethodContext, h: unknown): StoredTx | null {
+  const { bound } = ctx;
+  const record = resolver(ctx)(hash(h));
   return record && txVisible(record, bound) ? record : null;
 }
 
-function blockView(kv: Tx, block: StoredBlock | undefined, full: unknown, bound: Set<string>) {
+function blockView(ctx: MethodContext, block: StoredBlock | undefined, full: unknown) {
+  const { bound } = ctx;
   if (!block) return null;
-  const records = block.transactions.map((h) => getTx(kv, h)).filter((r): r is StoredTx => r !== undefined);
+  const records = block.transactions.map(resolver(ctx)).filter((r): r is StoredTx => r !== undefined);
   const seen = records.every((r) => txVisible(r, bound));
   const shown = { ...block, logsBloom: seen ? block.logsBloom : `0x${"00".repeat(256)}` };
   if (full === true) return blockJson(shown, records.filter((r) => txVisible(r, bound)).map(txJson));
@@ -110,12 +120,13 @@ export const METHODS: Record<string, Method> = {
       reward: ratios.map(() => ["0x0"]),
     };
   },
-  eth_getBlockByNumber: ({ kv, bound }, [tag, full]) => {
+  eth_getBlockByNumber: (ctx, [tag, full]) => {
+    const { kv } = ctx;
     const config = readEvmConfig(kv);
-    return blockView(kv, blockByNumber(kv, blockTag(tag, headNumber(kv)), config.blockGasLimit), full, bound);
+    return blockView(ctx, blockByNumber(kv, blockTag(tag, headNumber(kv)), config.blockGasLimit), full);
   },
-  eth_getBlockByHash: ({ kv, bound }, [h, full]) =>
-    blockView(kv, blockByHash(kv, hash(h), readEvmConfig(kv).blockGasLimit), full, bound),
+  eth_getBlockByHash: (ctx, [h, full]) =>
+    blockView(ctx, blockByHash(ctx.kv, hash(h), readEvmConfig(ctx.kv).blockGasLimit), full),
   eth_getTransactionCount: async ({ kv }, [a, tag]) => {
     latestOnly(kv, tag);
     const account = await new KvStateManager(kv).getAccount(address(a));
@@ -152,19 +163,21 @@ export const METHODS: Record<string, Method> = {
     return estimateGas(kv, request, bound, host, host.now);
   },
   eth_sendRawTransaction: ({ kv, bound, host }, [raw]) => sendRawTransaction(kv, raw, bound, host.now, host),
-  eth_getTransactionByHash: ({ kv, bound }, [h]) => {
-    const record = visibleTx(kv, h, bound);
+  eth_getTransactionByHash: (ctx, [h]) => {
+    const record = visibleTx(ctx, h);
     return record ? txJson(record) : null;
   },
-  eth_getTransactionReceipt: ({ kv, bound, host }, [h]) => {
-    const record = visibleTx(kv, h, bound);
+  eth_getTransactionReceipt: (ctx, [h]) => {
+    const { kv, host } = ctx;
+    const record = visibleTx(ctx, h);
     if (!record) return null;
     // Beyond Ethereum: the Coco transaction that holds it, for `GET /app/receipt`.
     const seqno = seqnoOfTx(kv, record.hash);
     const cocoTransactionId = seqno === undefined ? null : (host.txIdOf(seqno) ?? null);
     return { ...receiptJson(record), cocoTransactionId };
   },
-  eth_getLogs: ({ kv, bound }, [filter]) => {
+  eth_getLogs: (ctx, [filter]) => {
+    const { kv, bound } = ctx;
     if (typeof filter !== "object" || filter === null)
       throw new RpcError(-32602, "invalid params: expected a filter object");
     const f = filter as Record<string, unknown>;
@@ -174,11 +187,17 @@ export const METHODS: Record<string, Method> = {
       const block = blockByHash(kv, hash(f.blockHash), config.blockGasLimit);
       if (!block) throw new RpcError(-32000, "unknown block");
       const n = BigInt(block.number);
-      return queryLogs(kv, { from: n, to: n, ...parseCriteria(f) }, bound, config.blockGasLimit);
+      return queryLogs(
+        kv,
+        { from: n, to: n, ...parseCriteria(f) },
+        bound,
+        config.blockGasLimit,
+        resolver(ctx),
+      );
     }
     const from = blockTag(f.fromBlock, head, "fromBlock");
     const to = blockTag(f.toBlock, head, "toBlock");
-    return queryLogs(kv, { from, to, ...parseCriteria(f) }, bound, config.blockGasLimit);
+    return queryLogs(kv, { from, to, ...parseCriteria(f) }, bound, config.blockGasLimit, resolver(ctx));
   },
   eth_newFilter: ({ kv, filters, host }, [filter]) => {
     if (typeof filter !== "object" || filter === null)
@@ -200,7 +219,8 @@ export const METHODS: Record<string, Method> = {
   eth_newBlockFilter: ({ kv, filters, host }) =>
     filters.add({ kind: "blocks", seen: headNumber(kv), touched: host.now() }),
   eth_uninstallFilter: ({ filters }, [id]) => filters.remove(id),
-  eth_getFilterChanges: ({ kv, filters, bound }, [id]) => {
+  eth_getFilterChanges: (ctx, [id]) => {
+    const { kv, filters, bound } = ctx;
     const filter = filters.get(id);
     if (!filter) throw new RpcError(-32000, "filter not found");
     const head = headNumber(kv);
@@ -215,21 +235,29 @@ export const METHODS: Record<string, Method> = {
     let to = filter.toBlock === "latest" ? head : filter.toBlock;
     if (to > head) to = head;
     if (to - filter.seen > 10_000n) to = filter.seen + 10_000n;
-    const logs = queryLogs(kv, { ...filter, from: filter.seen + 1n, to }, bound, config.blockGasLimit);
+    const logs = queryLogs(
+      kv,
+      { ...filter, from: filter.seen + 1n, to },
+      bound,
+      config.blockGasLimit,
+      resolver(ctx),
+    );
     if (to > filter.seen) filter.seen = to;
     return logs;
   },
-  eth_getFilterLogs: ({ kv, filters, bound }, [id]) => {
+  eth_getFilterLogs: (ctx, [id]) => {
+    const { kv, filters, bound } = ctx;
     const filter = filters.get(id);
     if (filter?.kind !== "logs") throw new RpcError(-32000, "filter not found");
     const head = headNumber(kv);
     const from = filter.fromBlock === "latest" ? head : filter.fromBlock;
     const to = filter.toBlock === "latest" ? head : filter.toBlock;
-    return queryLogs(kv, { ...filter, from, to }, bound, readEvmConfig(kv).blockGasLimit);
+    return queryLogs(kv, { ...filter, from, to }, bound, readEvmConfig(kv).blockGasLimit, resolver(ctx));
   },
   /** Coco's own: the Coco transaction that recorded an Ethereum transaction, for its receipt. */
-  coco_getTransactionId: ({ kv, bound, host }, [h]) => {
-    const record = visibleTx(kv, h, bound);
+  coco_getTransactionId: (ctx, [h]) => {
+    const { kv, host } = ctx;
+    const record = visibleTx(ctx, h);
     if (!record) return null;
     const seqno = seqnoOfTx(kv, record.hash);
     return seqno === undefined ? null : (host.txIdOf(seqno) ?? null);

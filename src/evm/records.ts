@@ -30,6 +30,11 @@ export interface StoredTx {
   json: Record<string, unknown>;
   /** The revert data of a failed transaction (hex), for tools that replay it. */
   output: string;
+  /**
+   * A private transaction (src/evm/private): its privacy group, and whether the caller reading it
+   * is a party (set when read, never trusted from storage). Non-parties see nothing of it.
+   */
+  privacy?: { group: string; party: boolean };
 }
 
 const encoder = new TextEncoder();

@@ -15,8 +15,15 @@ import { EVM_MAPS } from "./maps.ts";
 
 const ZERO32 = new Uint8Array(32);
 
+/** The three maps an Ethereum state lives in. */
+export interface StateMaps {
+  accounts: string;
+  code: string;
+  storage: string;
+}
+
 /** One checkpoint's writes over the layer below it. */
-class Overlay {
+export class Overlay {
   /** address hex -> account, or null once deleted. */
   accounts = new Map<string, Account | null>();
   /** address hex -> code. */
@@ -44,26 +51,30 @@ class Overlay {
  * what the gas refund rules (EIP-2200/3529) call original storage. `eth_call` never flushes.
  */
 export class KvStateManager implements StateManagerInterface {
-  private readonly layers: Overlay[] = [new Overlay()];
+  protected readonly layers: Overlay[] = [new Overlay()];
 
-  constructor(private readonly tx: Tx) {}
+  /** `maps`: where accounts, code and storage live (a private contract's group has its own). */
+  constructor(
+    protected readonly tx: Tx,
+    protected readonly maps: StateMaps = EVM_MAPS,
+  ) {}
 
   readonly originalStorageCache = {
     get: async (address: Address, key: Uint8Array): Promise<Uint8Array> => this.kvStorage(address, key),
     clear: (): void => {},
   };
 
-  private get top(): Overlay {
+  protected get top(): Overlay {
     return this.layers[this.layers.length - 1]!;
   }
 
-  private kvAccount(address: Address): Account | undefined {
-    const raw = this.tx.map(EVM_MAPS.accounts).get(address.bytes);
+  protected kvAccount(address: Address): Account | undefined {
+    const raw = this.tx.map(this.maps.accounts).get(address.bytes);
     return raw === undefined ? undefined : createAccountFromRLP(raw);
   }
 
-  private kvStorage(address: Address, key: Uint8Array): Uint8Array {
-    const raw = this.tx.map(EVM_MAPS.storage).get(storageKey(address.bytes, key));
+  protected kvStorage(address: Address, key: Uint8Array): Uint8Array {
+    const raw = this.tx.map(this.maps.storage).get(storageKey(address.bytes, key));
     return raw === undefined ? new Uint8Array(0) : raw;
   }
 
@@ -111,7 +122,11 @@ export class KvStateManager implements StateManagerInterface {
       const hit = this.layers[i]!.code.get(hash);
       if (hit !== undefined) return hit;
     }
-    return this.tx.map(EVM_MAPS.code).get(account.codeHash) ?? new Uint8Array(0);
+    return this.kvCode(account.codeHash);
+  }
+
+  protected kvCode(codeHash: Uint8Array): Uint8Array {
+    return this.tx.map(this.maps.code).get(codeHash) ?? new Uint8Array(0);
   }
 
   async getCodeSize(address: Address): Promise<number> {
@@ -174,7 +189,7 @@ export class KvStateManager implements StateManagerInterface {
   }
   clearCaches(): void {}
   shallowCopy(): StateManagerInterface {
-    return new KvStateManager(this.tx);
+    return new KvStateManager(this.tx, this.maps);
   }
 
   /** Forgets everything not flushed (eth_call and eth_estimateGas runs end here). */
@@ -187,9 +202,9 @@ export class KvStateManager implements StateManagerInterface {
   flush(): void {
     if (this.layers.length !== 1) throw new Error(`flush with ${this.layers.length - 1} open checkpoints`);
     const base = this.layers[0]!;
-    const accounts = this.tx.map(EVM_MAPS.accounts);
-    const code = this.tx.map(EVM_MAPS.code);
-    const storage = this.tx.map(EVM_MAPS.storage);
+    const accounts = this.tx.map(this.maps.accounts);
+    const code = this.tx.map(this.maps.code);
+    const storage = this.tx.map(this.maps.storage);
     for (const a of base.cleared) {
       const prefix = hexToBytes(a as `0x${string}`);
       const end = new Uint8Array(52).fill(0xff);
@@ -220,7 +235,7 @@ export class KvStateManager implements StateManagerInterface {
   }
 }
 
-function storageKey(address: Uint8Array, slot: Uint8Array): Uint8Array {
+export function storageKey(address: Uint8Array, slot: Uint8Array): Uint8Array {
   const out = new Uint8Array(52);
   out.set(address);
   out.set(setLengthLeft(slot, 32), 20);

@@ -7,10 +7,12 @@ import type { StoredLog, StoredTx } from "./records.ts";
  * learns that a block exists, its number, hash, time and gas, and the transaction's hash.
  */
 export function txVisible(record: StoredTx, bound: Set<string>): boolean {
+  if (record.privacy) return record.privacy.party;
   return bound.has(record.from) || (record.to !== null && bound.has(record.to));
 }
 
 export function logVisible(record: StoredTx, log: StoredLog, bound: Set<string>): boolean {
+  if (record.privacy) return record.privacy.party;
   if (txVisible(record, bound)) return true;
   for (const topic of log.topics.slice(1)) {
     if (topic.startsWith(`0x${"00".repeat(12)}`) && bound.has(`0x${topic.slice(26)}`)) return true;

@@ -42,9 +42,9 @@ export async function vmOver(
   tx: Tx,
   config: EvmConfig,
   random: EvmRandom,
+  state: KvStateManager = new KvStateManager(tx),
 ): Promise<{ vm: VM; state: KvStateManager; common: Common }> {
   const common = commonFor(config.chainId);
-  const state = new KvStateManager(tx);
   const blockchain = {
     async getBlock(n: number) {
       const block = blockByNumber(tx, BigInt(n), config.blockGasLimit);

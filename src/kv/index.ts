@@ -1,5 +1,5 @@
 /** Coco's key-value store: ordered byte maps, versioned, with optimistic-concurrency transactions. */
-export { KvError } from "./errors.ts";
+export { KvError, KvInvariantError } from "./errors.ts";
 export {
   DEFAULT_CONFLICT_WINDOW,
   DEFAULT_RANGE_LIMIT,

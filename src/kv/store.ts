@@ -1,5 +1,5 @@
 import { checkKey, compareUtf8, fromBinary } from "./bytes.ts";
-import { KvError } from "./errors.ts";
+import { invariant, KvError } from "./errors.ts";
 import { DEFAULT_CONFLICT_WINDOW } from "./limits.ts";
 import { validateMapName } from "./names.ts";
 import { readsConflict, type WrittenKeys } from "./readset.ts";
@@ -104,6 +104,11 @@ export class Store {
     this.history.length = toSeqno - this.compactedVersion + 1;
     this.current = this.history[this.history.length - 1]!;
     this.log.length = Math.max(0, Math.min(this.log.length, toSeqno - this.logStart + 1));
+    this.checkVersions();
+    invariant(
+      this.current.version === toSeqno,
+      () => `rolled back to ${this.current.version}, not ${toSeqno}`,
+    );
   }
 
   /** Versions below `seqno` can no longer be rolled back to. Compacting lower than before is a no-op. */
@@ -111,6 +116,7 @@ export class Store {
     this.checkSeqno("compact", seqno);
     if (seqno <= this.compactedVersion) return;
     this.history.splice(0, seqno - this.compactedVersion);
+    invariant(this.compactedVersion === seqno, () => `compacted to ${this.compactedVersion}, not ${seqno}`);
   }
 
   /** Maps that have held keys at the current version (including ones since emptied), by UTF-8 name. */
@@ -195,6 +201,26 @@ export class Store {
     this.history.push(state);
     this.current = state;
     this.trimLog();
+    this.checkVersions();
+  }
+
+  /**
+   * Versions are contiguous: the history holds one state per version, from the compacted one to
+   * the current one, each at its index, and the written-keys log ends at the current version.
+   * Snapshots, rollbacks and the conflict check find a version by its index; if the two drifted
+   * apart they would silently serve or check against the wrong state.
+   */
+  private checkVersions(): void {
+    const version = this.current.version;
+    invariant(
+      this.history.length === version - this.compactedVersion + 1 && this.history.at(-1) === this.current,
+      () =>
+        `the store's history holds ${this.history.length} states from ${this.compactedVersion}, its version is ${version}`,
+    );
+    invariant(
+      this.log.length === 0 || this.logStart + this.log.length - 1 === version,
+      () => `the written-keys log ends at ${this.logStart + this.log.length - 1}, the version is ${version}`,
+    );
   }
 
   /** Forgets written keys no open transaction can need, and anything beyond the window. */

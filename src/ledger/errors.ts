@@ -40,3 +40,17 @@ export function withContext(error: unknown, context: LedgerErrorContext): unknow
     seqno: error.seqno ?? context.seqno,
   });
 }
+
+/**
+ * An internal invariant of the ledger does not hold: a bug, never bad input. Carrying on could
+ * write a ledger that disagrees with itself (seqnos, Merkle tree, commit point), so the caller
+ * stops instead. Bad input gets a `LedgerError`.
+ */
+export class LedgerInvariantError extends Error {
+  override name = "LedgerInvariantError";
+}
+
+/** Throws a `LedgerInvariantError` unless `condition` holds; a function message is built only then. */
+export function invariant(condition: boolean, message: string | (() => string)): asserts condition {
+  if (!condition) throw new LedgerInvariantError(typeof message === "string" ? message : message());
+}

@@ -25,7 +25,7 @@ import {
   frameLengthAt,
   MIN_FRAME_LENGTH,
 } from "./entry.ts";
-import { LedgerError } from "./errors.ts";
+import { invariant, LedgerError } from "./errors.ts";
 import { type LedgerFileHandle, type LedgerIo, nodeIo } from "./io.ts";
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
@@ -296,6 +296,8 @@ export class LedgerFiles {
     this.last = startSeqno - 1;
     this.durable = startSeqno - 1;
     this.committed = startSeqno - 1;
+    // Marked as a truncation, so a batch of old entries whose sync is in flight is not then
+    // reported durable (it would claim new seqnos durable before they are written).
     return this.enqueue(async () => {
       await this.open.handle.close();
       await this.io.unlink(path.join(this.dir, this.open.file));
@@ -305,7 +307,7 @@ export class LedgerFiles {
         await this.io.syncDir(this.dir);
       }
       this.open = await createChunk(this.io, this.dir, startSeqno, () => this.counters.syncs++);
-    });
+    }, startSeqno - 1);
   }
 
   /** Writes and syncs everything queued, then closes the open chunk. Further calls do nothing. */
@@ -401,6 +403,12 @@ export class LedgerFiles {
       open.ends.push(end);
     }
     open.size = end;
+    // The chunk's offsets index its entries by seqno: they must end at the batch's last entry.
+    invariant(
+      open.start + open.ends.length - 1 === lastSeqno,
+      () =>
+        `chunk ${open.file} indexes ${open.ends.length} entries from ${open.start}, the batch ended at ${lastSeqno}`,
+    );
     // A truncation queued meanwhile will remove part of this batch: do not call that part durable.
     let floor = lastSeqno;
     for (const item of this.queue) {
@@ -412,6 +420,11 @@ export class LedgerFiles {
 
   private advanceDurable(seqno: number): void {
     if (seqno <= this.durable) return;
+    // Only entries still in the ledger can be durable; anything else would be acknowledged unwritten.
+    invariant(
+      seqno <= this.last,
+      () => `entries up to ${seqno} reported durable, the ledger ends at ${this.last}`,
+    );
     this.durable = seqno;
     // In seqno order, so no caller hears about a later entry before an earlier one.
     const ready = this.waiters.filter((w) => w.seqno <= seqno).sort((a, b) => a.seqno - b.seqno);

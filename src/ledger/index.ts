@@ -12,7 +12,7 @@ export {
   encodeEntry,
   frameWriteSetDigest,
 } from "./entry.ts";
-export { LedgerError, type LedgerErrorContext } from "./errors.ts";
+export { invariant, LedgerError, type LedgerErrorContext, LedgerInvariantError } from "./errors.ts";
 export { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
 export { DEFAULT_CHUNK_SIZE, LedgerFiles, type LedgerFilesOptions, type LedgerFilesStats } from "./files.ts";
 export type { LedgerFileHandle, LedgerIo } from "./io.ts";

@@ -120,7 +120,13 @@ export interface ServiceInfo {
 /** A value of `public:ccf.gov.nodes.info`. */
 export interface NodeInfo {
   status: "Pending" | "Trusted" | "Retired";
-  cert: string;
+  /**
+   * The certificate the node started with, for the service's first node and for nodes trusted
+   * at once by the development option. A node trusted by the members' vote has none here: its
+   * certificate is in `nodes.endorsed_certificates`, the record every node-to-node channel
+   * checks.
+   */
+  cert?: string;
   rpc_address: string;
   /** Where other nodes reach this one. */
   node_address?: string;

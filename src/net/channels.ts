@@ -8,7 +8,7 @@ import { NetError } from "./errors.ts";
 import { encodeFrame } from "./frame.ts";
 import { type ChannelsOptions, checkCredentials, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { KEEPALIVE_MS, OutboundPeer } from "./peer.ts";
-import { peerNodeId } from "./tls.ts";
+import { certificateDer, nodeIdOfDer as peerIdOfDer, peerNodeId } from "./tls.ts";
 import { FrameWriter } from "./writer.ts";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -123,6 +123,11 @@ export class NodeChannels {
     return this.#opts.nodeId;
   }
 
+  /** The certificate this node presents (the one a peer must be given with setPeer). */
+  get certPem(): string {
+    return this.#opts.certPem;
+  }
+
   /**
    * Renewed certificates (same node key, same service key): new connections, in and out, use
    * them; connections already up keep theirs until they end.
@@ -135,8 +140,13 @@ export class NodeChannels {
     this.#opts.serviceCertPem = serviceCertPem;
   }
 
-  /** Adds a peer (and dials it at once), or points an existing one at a new address. */
-  setPeer(nodeId: string, address: string): void {
+  /**
+   * Adds a peer (and dials it at once), or points an existing one at a new address or
+   * certificate. `certPem` is the certificate the service endorsed for that node (in Coco, its
+   * `nodes.endorsed_certificates` record): the only one accepted from it, dialing or dialed
+   * (and, after a change, the previous one, so a renewal in flight does not cut the node off).
+   */
+  setPeer(nodeId: string, address: string, certPem: string): void {
     if (this.#closed) throw new NetError("closed", "node channels are closed");
     if (typeof nodeId !== "string" || !/^[0-9a-f]{64}$/.test(nodeId)) {
       throw new NetError(
@@ -146,15 +156,28 @@ export class NodeChannels {
     }
     if (nodeId === this.#opts.nodeId) throw new NetError("config", "a node cannot be its own peer");
     const hostPort = parseAddress(address);
+    let der: Buffer;
+    try {
+      der = certificateDer(certPem);
+    } catch (err) {
+      throw new NetError(
+        "config",
+        `certificate of peer ${nodeId} is not readable: ${(err as Error).message}`,
+      );
+    }
+    if (peerIdOfDer(der) !== nodeId) {
+      throw new NetError("config", `the certificate given for peer ${nodeId} is for another key`);
+    }
     const existing = this.#peers.get(nodeId);
     if (existing) {
+      existing.setCertificate(der);
       if (existing.address.host !== hostPort.host || existing.address.port !== hostPort.port) {
         this.#log.info({ peer: nodeId, address }, "peer address changed");
         existing.setAddress(hostPort);
       }
       return;
     }
-    const peer: OutboundPeer = new OutboundPeer(nodeId, hostPort, this.#opts, (socket, onReady) =>
+    const peer: OutboundPeer = new OutboundPeer(nodeId, hostPort, der, this.#opts, (socket, onReady) =>
       this.#wrap(socket, nodeId, "out", peer.writer, onReady),
     );
     this.#peers.set(nodeId, peer);
@@ -278,10 +301,20 @@ export class NodeChannels {
     }
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const id = socket.authorized ? peerNodeId(socket) : undefined;
-    if (id === undefined || !this.#peers.has(id)) {
+    const peer = id === undefined ? undefined : this.#peers.get(id);
+    if (id === undefined || !peer) {
       this.#log.warn(
         { remote, node: id ?? "(no valid certificate)" },
         "refused a connection from a node that is not a peer",
+      );
+      socket.destroy();
+      return;
+    }
+    // The key is a peer's; the certificate must also be the one the service endorsed for it.
+    if (!peer.accepts(socket.getPeerCertificate()?.raw)) {
+      this.#log.warn(
+        { remote, node: id },
+        "refused a connection from a peer's key presenting a certificate that is not its endorsed certificate",
       );
       socket.destroy();
       return;

@@ -3,7 +3,7 @@ import type { HostPort } from "./address.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Connection } from "./connection.ts";
 import type { ResolvedOptions } from "./options.ts";
-import { pinNodeId } from "./tls.ts";
+import { pinNode } from "./tls.ts";
 import { FrameWriter } from "./writer.ts";
 
 export const KEEPALIVE_MS = 10_000;
@@ -22,6 +22,11 @@ export class OutboundPeer {
   readonly #opts: ResolvedOptions;
   readonly #wrap: (socket: TLSSocket, onReady: (conn: Connection) => void) => Connection;
   #address: HostPort;
+  /**
+   * The certificates this peer may present: the one the service endorsed for it, and the one
+   * before after a renewal (the peer serves the renewed one only once it has applied it).
+   */
+  #accepted: Buffer[];
   /** The socket being dialed or in use; any other socket's events are stale. */
   #current: TLSSocket | undefined;
   #connection: Connection | undefined;
@@ -33,11 +38,13 @@ export class OutboundPeer {
   constructor(
     id: string,
     address: HostPort,
+    certificateDer: Buffer,
     opts: ResolvedOptions,
     wrap: (socket: TLSSocket, onReady: (conn: Connection) => void) => Connection,
   ) {
     this.id = id;
     this.#address = address;
+    this.#accepted = [certificateDer];
     this.#opts = opts;
     this.#wrap = wrap;
     this.writer = new FrameWriter(opts.maxQueuedBytesPerPeer, { coalesce: true });
@@ -54,6 +61,20 @@ export class OutboundPeer {
 
   start(): void {
     this.#dial();
+  }
+
+  /** True if `der` is a certificate this peer may present, either side of a connection. */
+  accepts(der: Buffer | undefined): boolean {
+    return der !== undefined && this.#accepted.some((c) => c.equals(der));
+  }
+
+  /**
+   * The peer's endorsed certificate changed (renewed, same key): it is accepted from now on, and
+   * the one before stays accepted until the next change.
+   */
+  setCertificate(der: Buffer): void {
+    if (this.#accepted[0]!.equals(der)) return;
+    this.#accepted = [der, this.#accepted[0]!];
   }
 
   /** Redials at once if the address changed; queued frames stay queued. */
@@ -93,7 +114,7 @@ export class OutboundPeer {
       cert: this.#opts.certPem,
       ca: [this.#opts.serviceCertPem],
       rejectUnauthorized: true,
-      checkServerIdentity: pinNodeId(this.id),
+      checkServerIdentity: pinNode(this.id, () => this.#accepted),
       minVersion: "TLSv1.3",
     });
     this.#current = socket;

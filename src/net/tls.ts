@@ -18,19 +18,35 @@ export function peerNodeId(socket: TLSSocket): string | undefined {
   return nodeIdOfDer(cert?.raw);
 }
 
+/** The DER bytes of a PEM certificate (what TLS shows of the other end's certificate). */
+export function certificateDer(pem: string): Buffer {
+  return new X509Certificate(pem).raw;
+}
+
 /**
  * checkServerIdentity for dialing `expectedId`: the chain to the service certificate has been
- * checked by then, so what remains is to pin the node we meant to reach. Host names are not
- * checked: nodes are named by key, and an address may change hands.
+ * checked by then, so what remains is to pin the node we meant to reach, and the very
+ * certificate the service endorsed for it (`accepted()`: see NodeChannels.setPeer). Host names
+ * are not checked: nodes are named by key, and an address may change hands.
  */
-export function pinNodeId(expectedId: string): (host: string, cert: PeerCertificate) => Error | undefined {
+export function pinNode(
+  expectedId: string,
+  accepted: () => readonly Buffer[],
+): (host: string, cert: PeerCertificate) => Error | undefined {
   return (_host, cert) => {
     const actual = nodeIdOfDer(cert.raw);
-    if (actual === expectedId) return undefined;
-    const err = new Error(
-      `server certificate is for node ${actual ?? "(unreadable)"}, expected node ${expectedId}`,
-    );
-    (err as NodeJS.ErrnoException).code = "ERR_COCO_NODE_ID_MISMATCH";
+    let err: Error;
+    if (actual !== expectedId) {
+      err = new Error(
+        `server certificate is for node ${actual ?? "(unreadable)"}, expected node ${expectedId}`,
+      );
+      (err as NodeJS.ErrnoException).code = "ERR_COCO_NODE_ID_MISMATCH";
+    } else if (!accepted().some((der) => cert.raw?.equals(der))) {
+      err = new Error(`node ${expectedId} presented a certificate that is not its endorsed certificate`);
+      (err as NodeJS.ErrnoException).code = "ERR_COCO_NODE_CERT_MISMATCH";
+    } else {
+      return undefined;
+    }
     return err;
   };
 }

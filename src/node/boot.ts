@@ -13,7 +13,7 @@ import {
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { createIdentity, type NodeIdentity, serviceKid, writeFileAtomic } from "./identity.ts";
-import type { JoinResponse } from "./join.ts";
+import type { JoinPeer } from "./join.ts";
 import { joinService } from "./join-client.ts";
 import { type LedgerSink, LedgerState } from "./ledger-state.ts";
 import { NodeError } from "./node-error.ts";
@@ -48,7 +48,7 @@ export interface Booted {
   /** Seals the identity with the platform's key (later saves: rekey, recovery, renewal). */
   identityStore: IdentityStore;
   /** Nodes named in the join answer; used until the replicated `nodes.info` lists them. */
-  joinPeers: JoinResponse["peers"];
+  joinPeers: JoinPeer[];
   /** The first node of an SNP service attested itself: its report seeds the join policy. */
   ownSnp: Extract<AttestationView, { format: "snp" }> | undefined;
   files: LedgerFiles;
@@ -98,7 +98,7 @@ export async function bootNode(
     );
   }
   let identity: NodeIdentity;
-  let joinPeers: JoinResponse["peers"] = [];
+  let joinPeers: JoinPeer[] = [];
   if (!newIdentity) identity = store.load();
   else if (config.join)
     ({ identity, peers: joinPeers } = await joinService(config, log, seams.attestationSeams));

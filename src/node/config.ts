@@ -78,6 +78,14 @@ export interface NodeConfig {
   attestation: AttestationSettings;
   /** How its secrets are sealed: an SNP derived key, or (virtual only) a key file outside `dir`. */
   sealing: SealingSettings;
+  /**
+   * `attestation.virtual.trustJoinersWhileOpening`: development only, virtual platform only,
+   * false by default. While the service is Opening, a joiner with a valid virtual attestation is
+   * trusted at once instead of waiting for the members' `transition_node_to_trusted` vote.
+   * Virtual attestations can be forged by anyone, so this hands the service's secrets to whoever
+   * joins first; a node that has it set warns at start.
+   */
+  trustJoinersWhileOpening: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -267,7 +275,19 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     commitWaitTimeoutMs: intAt(top, "commitWaitTimeoutMs", "", 10_000, 1, 600_000),
     attestation,
     sealing: sealingAt(top.sealing, attestation, dir, baseDir),
+    trustJoinersWhileOpening: trustJoinersWhileOpeningAt(top.attestation),
   };
+}
+
+/** `attestation.virtual`: the virtual platform's development options (see NodeConfig). */
+function trustJoinersWhileOpeningAt(value: unknown): boolean {
+  const section = (value ?? {}) as Json;
+  if (section.virtual === undefined) return false;
+  const virtual = objectAt(section.virtual, "attestation.virtual", ["trustJoinersWhileOpening"]);
+  const flag = virtual.trustJoinersWhileOpening ?? false;
+  if (typeof flag !== "boolean")
+    fail("attestation.virtual.trustJoinersWhileOpening", "must be true or false");
+  return flag;
 }
 
 function pathListAt(top: Json, key: string, baseDir: string): string[] {
@@ -286,10 +306,16 @@ function pathListAt(top: Json, key: string, baseDir: string): string[] {
  */
 function attestationAt(value: unknown, baseDir: string): AttestationSettings {
   if (value === undefined || value === null) return { platform: "virtual" };
-  const section = objectAt(value, "attestation", ["platform", "snp"]);
+  const section = objectAt(value, "attestation", ["platform", "snp", "virtual"]);
   const platform = stringAt(section, "platform", "attestation", "virtual");
   if (platform !== "virtual" && platform !== "snp")
     fail("attestation.platform", 'must be "virtual" or "snp"');
+  if (platform === "snp" && section.virtual !== undefined) {
+    fail(
+      "attestation.virtual",
+      'is only used with platform "virtual": on SEV-SNP, joiners are trusted only by the members\' vote',
+    );
+  }
   if (platform === "virtual") {
     if (section.snp !== undefined) fail("attestation.snp", 'is only used with platform "snp"');
     return { platform };

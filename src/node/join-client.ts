@@ -1,29 +1,41 @@
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { Agent, request } from "undici";
+import { nodeIdOf } from "../crypto/index.ts";
 import { type AttestationProvider, attestationProvider, type ProviderSeams, SnpError } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import { type NodeIdentity, newNodeKey } from "./identity.ts";
-import { generateEncryptionKey, type JoinResponse, signJoinProof, unwrapSecrets } from "./join.ts";
+import {
+  generateEncryptionKey,
+  type JoinPeer,
+  type JoinResponse,
+  signJoinProof,
+  unwrapSecrets,
+} from "./join.ts";
 import { NodeError } from "./node-error.ts";
 
 const RETRY_MS = 500;
+/** How often a joiner waiting for the members' vote says so in its log. */
+const PROGRESS_LOG_MS = 10_000;
 
 /**
- * Joins an existing service: sends this node's public key, its encryption key and its
- * attestation to any node (following the answer to the primary), and waits until the service
- * trusts it. Returns the identity it will keep: its own key, the certificate the service issued,
- * and the service's secrets, unwrapped with the encryption key that never leaves this node.
- * `attestationSeams` is in-process only (tests: a fake configfs-tsm); no config reaches it.
+ * Joins an existing service: sends this node's public key, its certificate signing request, its
+ * encryption key and its attestation to any node (following the answer to the primary), then
+ * asks again every half second until the members have trusted it (`transition_node_to_trusted`)
+ * or `join.timeoutMs` runs out. Until then the service answers Pending and hands out nothing.
+ * Once trusted, the answer carries the certificate governance endorsed, the trusted nodes to
+ * connect to, and the service's secrets, unwrapped here with the encryption key that never
+ * leaves this node. `attestationSeams` is in-process only (tests: a fake configfs-tsm).
  */
 export async function joinService(
   config: NodeConfig,
   log: Logger,
   attestationSeams: ProviderSeams = {},
-): Promise<{ identity: NodeIdentity; peers: JoinResponse["peers"] }> {
+): Promise<{ identity: NodeIdentity; peers: JoinPeer[] }> {
   const join = config.join!;
   const serviceCertPem = readFileSync(join.serviceCertFile, "utf8");
   const nodeKey = await newNodeKey(config.rpc.host);
+  const nodeId = nodeIdOf(nodeKey.publicKeyPem);
   const encryptionKey = generateEncryptionKey();
   const attestation = await attest(
     attestationProvider(config.attestation, attestationSeams),
@@ -40,9 +52,13 @@ export async function joinService(
     attestation,
   });
   const dispatcher = new Agent({ connect: { ca: serviceCertPem } });
-  const deadline = Date.now() + join.timeoutMs;
+  const started = Date.now();
+  const deadline = started + join.timeoutMs;
   let target = join.target;
   let lastProblem = "no answer yet";
+  let lastStatus: string | undefined;
+  let lastProgressLog = 0;
+  log.info({ nodeId, target }, "asking to join the service");
   try {
     while (Date.now() < deadline) {
       try {
@@ -52,15 +68,30 @@ export async function joinService(
           headers: { "content-type": "application/json" },
           body,
         });
-        const answer = (await res.body.json()) as JoinResponse & {
+        const answer = (await res.body.json()) as Partial<JoinResponse> & {
           error?: { code: string; message: string };
           primary_rpc_address?: string;
         };
-        if (res.statusCode === 200 && answer.status === "Trusted" && answer.wrapped_secrets) {
+        if (res.statusCode === 200 && answer.node_id !== nodeId) {
+          throw new NodeError(`${target} answered the join for another node (${String(answer.node_id)})`);
+        }
+        if (res.statusCode === 200 && answer.status === "Retired") {
+          throw new NodeError(`the service has retired node ${nodeId}; it cannot join again with this key`);
+        }
+        if (
+          res.statusCode === 200 &&
+          answer.status === "Trusted" &&
+          answer.wrapped_secrets &&
+          typeof answer.node_certificate === "string" &&
+          typeof answer.service_certificate === "string"
+        ) {
           const secrets = unwrapSecrets(answer.wrapped_secrets, encryptionKey.privateKeyPem);
-          log.info({ nodeId: answer.node_id, via: target }, "joined the service");
+          log.info(
+            { nodeId, via: target, waitedMs: Date.now() - started },
+            "the members trusted this node: joined the service",
+          );
           const identity: NodeIdentity = {
-            nodeId: answer.node_id,
+            nodeId,
             nodePrivateKeyPem: nodeKey.privateKeyPem,
             nodeCertPem: answer.node_certificate,
             nodeCsrPem: nodeKey.csrPem,
@@ -71,7 +102,19 @@ export async function joinService(
           return { identity, peers: Array.isArray(answer.peers) ? answer.peers : [] };
         }
         if (res.statusCode === 200) {
-          lastProblem = "the service has not trusted this node yet (Pending)";
+          lastProblem =
+            answer.status === "Trusted"
+              ? "trusted, but no certificate has been endorsed for this node yet"
+              : "the members have not voted to trust this node yet (Pending)";
+          const now = Date.now();
+          if (answer.status !== lastStatus || now - lastProgressLog >= PROGRESS_LOG_MS) {
+            lastStatus = answer.status;
+            lastProgressLog = now;
+            log.info(
+              { nodeId, status: answer.status, waitedMs: now - started, leftMs: deadline - now },
+              `waiting to be trusted: ${lastProblem}; members trust it with transition_node_to_trusted {"node_id": "${nodeId}"}`,
+            );
+          }
         } else if (res.statusCode === 429) {
           // Rate limited: wait as asked (within the join's own deadline), then try again.
           lastProblem = answer.error?.message ?? "rate limited";

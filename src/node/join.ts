@@ -41,11 +41,11 @@ export interface JoinRequest {
    */
   encryption_key_signature: string;
   /**
-   * PKCS#10 request for the node key (PEM), recorded with the node so that governance can renew
-   * its certificate (`set_node_certificate_validity`). Optional: without it the node still
-   * joins, but its certificate cannot be renewed.
+   * PKCS#10 request for the node key (PEM), recorded with the node: governance endorses the
+   * node's certificate from it when it trusts the node (`transition_node_to_trusted`) and renews
+   * it later (`set_node_certificate_validity`). Required: a node gets no certificate otherwise.
    */
-  certificate_signing_request?: string;
+  certificate_signing_request: string;
 }
 
 /** What a joiner signs with its node key: its encryption key, under a domain label. */
@@ -63,15 +63,26 @@ export function signJoinProof(nodePrivateKeyPem: string, encryptionPublicKeyPem:
   ).toString("base64");
 }
 
-/** What it gets back. Secrets only once it is trusted, and only wrapped to its encryption key. */
+/** A node of the service as a newly trusted joiner first learns it: where, and which certificate. */
+export interface JoinPeer {
+  node_id: string;
+  node_address: string;
+  /** Its endorsed certificate: the only one the joiner's node-to-node channels accept for it. */
+  certificate: string;
+}
+
+/**
+ * What it gets back. A Pending (or Retired) joiner learns its id and status only; once the
+ * members have trusted it, its endorsed certificate, the trusted nodes, and the service's
+ * secrets wrapped to its encryption key.
+ */
 export interface JoinResponse {
   node_id: string;
-  status: "Trusted" | "Pending";
-  node_certificate: string;
+  status: "Trusted" | "Pending" | "Retired";
   service_certificate: string;
+  node_certificate?: string;
   wrapped_secrets?: WrappedSecrets;
-  /** The nodes already in the service, so the joiner accepts their connections at once. */
-  peers: Array<{ node_id: string; node_address: string }>;
+  peers?: JoinPeer[];
 }
 
 export interface WrappedSecrets {
@@ -138,20 +149,23 @@ export function parseJoinRequest(body: unknown): JoinRequest {
     bad(`encryption_public_key is not a public key: ${(e as Error).message}`);
   }
   const csr = r.certificate_signing_request;
-  if (csr !== undefined) {
-    if (typeof csr !== "string") bad("certificate_signing_request must be a PEM string");
-    let csrKey = "";
-    try {
-      csrKey = certificateRequestKey(csr as string);
-    } catch (e) {
-      bad(`certificate_signing_request: ${(e as Error).message}`);
-    }
-    if (nodeIdOf(csrKey) !== nodeIdOf(r.node_public_key as string)) {
-      bad("certificate_signing_request is for another key than node_public_key");
-    }
+  if (csr === undefined) {
+    bad(
+      "certificate_signing_request is required: the node's certificate is endorsed from it when the members trust the node",
+    );
+  }
+  if (typeof csr !== "string") bad("certificate_signing_request must be a PEM string");
+  let csrKey = "";
+  try {
+    csrKey = certificateRequestKey(csr as string);
+  } catch (e) {
+    bad(`certificate_signing_request: ${(e as Error).message}`);
+  }
+  if (nodeIdOf(csrKey) !== nodeIdOf(r.node_public_key as string)) {
+    bad("certificate_signing_request is for another key than node_public_key");
   }
   return {
-    ...(csr !== undefined ? { certificate_signing_request: csr as string } : {}),
+    certificate_signing_request: csr as string,
     node_public_key: r.node_public_key as string,
     encryption_public_key: r.encryption_public_key as string,
     rpc_address: r.rpc_address as string,

@@ -23,6 +23,7 @@ import {
   encodeEntry,
   encodeSnapshot,
   frameWriteSetDigest,
+  invariant,
   type LedgerSecrets,
   leafOf,
   NotPrimaryError,
@@ -300,6 +301,7 @@ export class LedgerState {
     });
     this.tree.append(leafOf(writeSetDigest, evidenceDigest, claimsDigest));
     this.signers.noteWrites(seqno, writeSet);
+    this.checkEnds();
     const config = this.noteConfig(seqno, writeSet);
     if (this.sink.append(seqno, frame, type === EntryType.Signature, config) === false) {
       this.signers.rollback(seqno - 1);
@@ -373,7 +375,11 @@ export class LedgerState {
 
   /** Commit advances to `commit`, which must be a signature transaction this node holds. */
   markCommitted(commit: number): void {
-    if (commit <= this._commitSeqno) return;
+    invariant(
+      commit >= this._commitSeqno,
+      () => `commit point would move back from ${this._commitSeqno} to ${commit}`,
+    );
+    if (commit === this._commitSeqno) return;
     if (!this.signatures.has(commit)) {
       throw new LedgerStateError(`commit point ${commit} is not a signature transaction`);
     }
@@ -551,6 +557,7 @@ export class LedgerState {
     this._commitSeqno = fresh._commitSeqno;
     this.setTxSinceSignature(0);
     this.nodesInfoVersion++;
+    this.checkEnds();
     for (const waiter of waiting) {
       if (waiter.seqno <= this._commitSeqno) waiter.resolve();
       else
@@ -664,6 +671,7 @@ export class LedgerState {
   applyReplicated(entry: DecodedEntry, source?: ReplicationSource): void {
     this.applyEntry(entry, true, false, source);
     if (entry.view > this._view) this._view = entry.view;
+    this.checkEnds();
   }
 
   private applyEntry(
@@ -737,6 +745,7 @@ export class LedgerState {
     while ((this.signatureSeqnos.at(-1) ?? 0) > seqno) this.signatures.delete(this.signatureSeqnos.pop()!);
     if ((this.lastSignatureFrame?.seqno ?? 0) > seqno) this.lastSignatureFrame = undefined;
     this.setTxSinceSignature(seqno - this.lastSignatureSeqno);
+    this.checkEnds();
     const waiting = this.commitWaiters;
     this.commitWaiters = [];
     for (const waiter of waiting) {
@@ -744,6 +753,20 @@ export class LedgerState {
         waiter.reject(new LedgerStateError(`transaction at seqno ${waiter.seqno} was rolled back`));
       else this.commitWaiters.push(waiter);
     }
+  }
+
+  /**
+   * The store, the Merkle tree and the entries' metadata end at the same seqno: a receipt proves
+   * leaf `seqno - 1` of the tree and the store's version is the seqno, so if they drifted apart
+   * receipts and signatures would cover other transactions than the ledger holds.
+   */
+  private checkEnds(): void {
+    const last = this.lastSeqno;
+    invariant(
+      this.tree.size === last && this.store.version === last,
+      () =>
+        `the ledger ends at ${last}, its Merkle tree at ${this.tree.size}, its store at ${this.store.version}`,
+    );
   }
 
   /** A new view begins (this node became primary, or restarted): new entries carry it. */

@@ -2,7 +2,6 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Raft, type RoleChange } from "../consensus/index.ts";
-import { issueNodeCertificate } from "../crypto/index.ts";
 import { GovError, type GovernanceWrite, governanceWrite } from "../gov/index.ts";
 import { createJsEngine, type JsEngine } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
@@ -20,28 +19,26 @@ import {
 } from "../ledger/index.ts";
 import { NodeChannels } from "../net/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
+import {
+  type AdmissionHost,
+  admit,
+  hasJoined,
+  INSTANT_TRUST_WARNING,
+  readEndorsedCertificate,
+} from "./admission.ts";
 import { type Booted, bootNode, consensusLog, type EntrySink } from "./boot.ts";
 import { CertificateAdopter } from "./cert-renewal.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { nodeGovHost } from "./gov-host.ts";
-import { addLedgerSecrets, hostAltNames, type NodeIdentity, writeFileAtomic } from "./identity.ts";
-import {
-  checkJoinProof,
-  type JoinRequest,
-  type JoinResponse,
-  JoinVerifier,
-  joinerNodeId,
-  NODE_ATTESTATIONS,
-  readJoinPolicy,
-  wrapSecrets,
-} from "./join.ts";
+import { addLedgerSecrets, type NodeIdentity, writeFileAtomic } from "./identity.ts";
+import { type JoinPeer, type JoinRequest, type JoinResponse, JoinVerifier } from "./join.ts";
 import { type CommitOutcome, type LedgerState, ZERO_DIGEST } from "./ledger-state.ts";
 import { NodeError } from "./node-error.ts";
 import { ReadIndex } from "./read-index.ts";
 import { RecoveryCoordinator } from "./recovery.ts";
 import { RecoveryShares } from "./recovery-shares.ts";
-import { Replica } from "./replica.ts";
+import { eventLoopScheduler, Replica } from "./replica.ts";
 import type { IdentityStore } from "./sealed-identity.ts";
 import { beginRecoveredService, createService, type ServiceHost } from "./service.ts";
 import { SignatureScheduler } from "./signing.ts";
@@ -92,7 +89,7 @@ export class CocoNode {
   private ticksSincePeerRefresh = 0;
   private readonly reads = new ReadIndex();
   /** Nodes named in the join answer; used until the replicated `nodes.info` lists them. */
-  private joinPeers: JoinResponse["peers"] = [];
+  private joinPeers: JoinPeer[] = [];
   private replica: Replica | undefined;
   private resolvePrimary: () => void = () => {};
   /** Resolves once this node is primary (a single-node service elects itself at start). */
@@ -173,6 +170,7 @@ export class CocoNode {
     log: Logger,
     seams: { attestationSeams?: ProviderSeams } = {},
   ): Promise<CocoNode> {
+    if (config.trustJoinersWhileOpening) log.warn(INSTANT_TRUST_WARNING);
     const booted = await bootNode(config, env, log, seams);
     const { state, recoveredFrom, entries } = booted;
     const node = new CocoNode(config, env, log, booted);
@@ -264,6 +262,7 @@ export class CocoNode {
         sendSnapshot: (to, seqno) => this.snapshotTransfer.send(to, seqno),
       },
       this.log,
+      eventLoopScheduler,
     );
     this.channels?.onMessage((from, message) => this.replica?.step(from, message));
     this.channels?.onRequest((from, message) => this.serveNodeRequest(from, message));
@@ -339,33 +338,54 @@ export class CocoNode {
     for (const listener of this.certificateListeners) listener({ nodeCertPem, serviceCertPem });
   }
 
-  /** Keeps a channel to every node `nodes.info` lists as pending or trusted. */
+  /**
+   * Keeps a channel to every node that is Trusted in this node's store, or that consensus still
+   * counts or replicates to (a retiring node, so it learns that its removal committed and a
+   * retiring primary can hand over). Pending nodes are never peers. Each peer is pinned to its
+   * endorsed certificate: the channels accept that certificate and no other for it.
+   */
   private refreshPeers(): void {
     this.peersVersion = this.state.nodesInfoVersion;
     this.ticksSincePeerRefresh = 0;
     if (!this.channels) return;
     const wanted = new Set<string>();
     const known = this.nodes();
-    // A node being retired stays reachable while consensus still counts it or replicates to it,
-    // so it learns that its removal committed (and a retiring primary can hand over).
-    const status = this.replica?.raft.status();
-    const tracked = new Set([
-      ...(status?.configs.flatMap((c) => c.nodes) ?? []),
-      ...Object.keys(status?.peers ?? {}),
-    ]);
     for (const [id, info] of known) {
-      if (id === this.nodeId || !info.node_address) continue;
-      if (info.status === "Retired" && !tracked.has(id)) continue;
-      wanted.add(id);
-      this.channels.setPeer(id, info.node_address);
+      if (id === this.nodeId || !info.node_address || !this.servesAsPeer(id)) continue;
+      const certificate = this.endorsedCertificate(id);
+      if (!certificate) continue;
+      try {
+        this.channels.setPeer(id, info.node_address, certificate);
+        wanted.add(id);
+      } catch (e) {
+        this.log.error(
+          { err: e, node: id },
+          "cannot reach a trusted node: its recorded address or certificate is unusable",
+        );
+      }
     }
     if (known.length === 0) {
       for (const peer of this.joinPeers) {
         wanted.add(peer.node_id);
-        this.channels.setPeer(peer.node_id, peer.node_address);
+        this.channels.setPeer(peer.node_id, peer.node_address, peer.certificate);
       }
     }
     for (const id of Object.keys(this.channels.stats())) if (!wanted.has(id)) this.channels.removePeer(id);
+  }
+
+  /**
+   * Whether `nodeId` is one of the service's nodes as far as this node talks to it: Trusted in
+   * this node's store, or still counted or replicated to by consensus (a retiring node). Pending
+   * nodes never are: they are neither peers nor senders of forwarded calls.
+   */
+  servesAsPeer(nodeId: string): boolean {
+    const info = this.nodes().find(([id]) => id === nodeId)?.[1];
+    if (!info || info.status === "Pending") return false;
+    if (info.status === "Trusted") return true;
+    const status = this.replica?.raft.status();
+    return (
+      status?.configs.some((c) => c.nodes.includes(nodeId)) === true || status?.peers?.[nodeId] !== undefined
+    );
   }
 
   /**
@@ -420,87 +440,34 @@ export class CocoNode {
 
   /** True when `nodes.info` already records the node making this join request. */
   hasJoined(request: JoinRequest): boolean {
-    const nodeId = joinerNodeId(request);
-    return this.nodes().some(([id]) => id === nodeId);
+    return hasJoined(this, request);
   }
 
-  /**
-   * Admits a joining node (primary only): checks its attestation against the allowed
-   * measurements, issues its certificate, records it, and, while the service is opening,
-   * trusts it at once and hands it the service's secrets wrapped to its encryption key.
-   */
-  async admit(request: JoinRequest): Promise<JoinResponse> {
-    checkJoinProof(request);
-    const attestation = this.joinVerifier.check(request, this.joinPolicy(), {
-      now: this.env.now(),
+  /** Admits a joining node (see src/node/admission.ts): Pending until the members trust it. */
+  admit(request: JoinRequest): Promise<JoinResponse> {
+    return admit(this.admissionHost(), request);
+  }
+
+  private admissionHost(): AdmissionHost {
+    return {
+      log: this.log,
+      env: this.env,
+      identity: this.identity,
       platform: this.config.attestation.platform,
-    });
-    const nodeId = joinerNodeId(request);
-    const known = this.nodes().find(([id]) => id === nodeId)?.[1];
-    let certPem = known?.cert;
-    if (!known) {
-      certPem = await issueNodeCertificate({
-        service: { certPem: this.identity.serviceCertPem, privateKeyPem: this.identity.servicePrivateKeyPem },
-        nodePublicKeyPem: request.node_public_key,
-        altNames: hostAltNames(request.rpc_address.slice(0, request.rpc_address.lastIndexOf(":"))),
-        now: new Date(this.env.now()),
-        serial: this.env.randomBytes(16),
-      });
-      const status = this.serviceInfo().status === "Opening" ? "Trusted" : "Pending";
-      const tx = this.state.store.begin();
-      const info: NodeInfo = {
-        status,
-        cert: certPem,
-        rpc_address: request.rpc_address,
-        node_address: request.node_address,
-        ...(request.certificate_signing_request
-          ? { certificate_signing_request: request.certificate_signing_request }
-          : {}),
-      };
-      tx.map(Tables.nodesInfo).set(utf8(nodeId), jsonBytes(info));
-      tx.map(Tables.nodesEndorsedCertificates).set(utf8(nodeId), utf8(certPem));
-      tx.map(NODE_ATTESTATIONS).set(utf8(nodeId), jsonBytes(attestation));
-      this.mustCommit(tx);
-      this.log.info(
-        {
-          nodeId,
-          status,
-          rpc: request.rpc_address,
-          platform: attestation.format,
-          measurement: attestation.measurement,
-        },
-        "a node joined",
-      );
-    }
-    const status =
-      known?.status === "Trusted" || (!known && this.serviceInfo().status === "Opening")
-        ? "Trusted"
-        : "Pending";
-    const response: JoinResponse = {
-      node_id: nodeId,
-      status,
-      node_certificate: certPem!,
-      service_certificate: this.identity.serviceCertPem,
-      peers: this.nodes()
-        .filter(([id, info]) => id !== nodeId && info.status !== "Retired" && info.node_address)
-        .map(([id, info]) => ({ node_id: id, node_address: info.node_address! })),
+      trustJoinersWhileOpening: this.config.trustJoinersWhileOpening,
+      verifier: this.joinVerifier,
+      nodes: () => this.nodes(),
+      serviceStatus: () => this.serviceInfo().status,
+      readSmallMap: (map) => this.state.readSmallMap(map),
+      endorsedCertificate: (id) => this.endorsedCertificate(id),
+      begin: () => this.state.store.begin(),
+      mustCommit: (tx) => this.mustCommit(tx),
     };
-    if (status === "Trusted") {
-      response.wrapped_secrets = wrapSecrets(
-        {
-          service_private_key: this.identity.servicePrivateKeyPem,
-          ledger_secrets: this.identity.ledgerSecrets,
-        },
-        request.encryption_public_key,
-        (n) => this.env.randomBytes(n),
-      );
-    }
-    return response;
   }
 
-  /** The join policy as governance holds it now: a vote takes effect for the next join. */
-  private joinPolicy() {
-    return readJoinPolicy((map) => this.state.readSmallMap(map));
+  /** A node's certificate as `nodes.endorsed_certificates` holds it in this node's store. */
+  endorsedCertificate(nodeId: string): string | undefined {
+    return readEndorsedCertificate((map, key) => this.state.store.read(map, key), nodeId);
   }
 
   private roleChanged(change: RoleChange): void {

@@ -1,7 +1,40 @@
-import type { Logger } from "pino";
 import type { HardState, Message, Raft, Ready, RoleChange } from "../consensus/index.ts";
-import { type DecodedEntry, decodeEntry, type LedgerFiles } from "../ledger/index.ts";
+import { type DecodedEntry, decodeEntry, invariant } from "../ledger/index.ts";
 import type { LedgerState } from "./ledger-state.ts";
+
+/**
+ * Where the replica writes the ledger: `LedgerFiles` on a node, the simulated disk in the
+ * simulator (test/sim), which loses what was not synced when it crashes.
+ */
+export interface ReplicaStorage {
+  /** Queues an entry after the last one; it is durable once `onDurable` says so. */
+  append(seqno: number, frame: Uint8Array, isSignature: boolean): void;
+  /** Drops every entry after `afterSeqno`, durable or not. */
+  truncate(afterSeqno: number): Promise<void>;
+  /** Calls `listener` with the last durable seqno each time it moves forward (after the sync). */
+  onDurable(listener: (durableSeqno: number) => void): void;
+}
+
+/** When the replica's deferred work runs. */
+export interface ReplicaScheduler {
+  /** Runs `run` once, after the I/O callbacks of the current event-loop turn. */
+  afterIo(run: () => void): void;
+}
+
+/** A node's scheduler: `setImmediate`, which runs after the poll phase's I/O callbacks. */
+export const eventLoopScheduler: ReplicaScheduler = { afterIo: (run) => setImmediate(run) };
+
+/** The ledger state as the replica uses it (`LedgerState`; the simulator may wrap it). */
+export type ReplicaLedger = Pick<
+  LedgerState,
+  "view" | "lastSeqno" | "viewOf" | "applyReplicated" | "rollback" | "markCommitted"
+>;
+
+/** What the replica logs through (a pino logger on a node). */
+export interface ReplicaLog {
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
 
 /** What the replica needs from the node around it. */
 export interface ReplicaHooks {
@@ -25,6 +58,10 @@ export interface ReplicaHooks {
  * commit, role). A backup applies the primary's entries to its own state, which re-checks every
  * signature against the Merkle root it computed itself; an entry that fails is refused, logged,
  * and never persisted, so this node stops acknowledging that primary.
+ *
+ * Storage and scheduling come in through interfaces, so the simulator (test/sim) runs this very
+ * class on its simulated disk and clock. It asserts (throwing `LedgerInvariantError`) that the
+ * entries consensus hands over to persist continue or match the ledger state, seqno and view.
  */
 export class Replica {
   private processing = false;
@@ -35,12 +72,13 @@ export class Replica {
 
   constructor(
     readonly raft: Raft,
-    private readonly state: LedgerState,
-    private readonly files: LedgerFiles,
+    private readonly state: ReplicaLedger,
+    private readonly storage: ReplicaStorage,
     private readonly hooks: ReplicaHooks,
-    private readonly log: Logger,
+    private readonly log: ReplicaLog,
+    private readonly scheduler: ReplicaScheduler,
   ) {
-    files.onDurable((seqno) => {
+    storage.onDurable((seqno) => {
       if (seqno > this.state.lastSeqno) return;
       this.raft.persisted(seqno, this.state.viewOf(seqno));
       this.process();
@@ -84,7 +122,7 @@ export class Replica {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.scheduler.afterIo(() => {
       this.scheduled = false;
       this.process();
     });
@@ -116,13 +154,26 @@ export class Replica {
     if (ready.truncateAfter !== undefined) {
       this.state.rollback(ready.truncateAfter);
       this.hooks.rolledBack(ready.truncateAfter);
-      this.files
+      this.storage
         .truncate(ready.truncateAfter)
         .catch((e) => this.log.error({ err: e }, "ledger truncation failed"));
     }
     for (const entry of ready.entriesToPersist) {
       if (this.refusal) break;
-      if (entry.seqno > this.state.lastSeqno) {
+      // The entries consensus persists are the ones the ledger state holds, or the next one: a
+      // mismatch would write one history to disk and serve another.
+      const last = this.state.lastSeqno;
+      invariant(
+        entry.seqno <= last + 1,
+        () => `consensus hands seqno ${entry.seqno} to persist after ${last}`,
+      );
+      if (entry.seqno <= last) {
+        invariant(
+          this.state.viewOf(entry.seqno) === entry.view,
+          () =>
+            `consensus hands ${entry.view}.${entry.seqno} to persist, the ledger state holds view ${this.state.viewOf(entry.seqno)} there`,
+        );
+      } else {
         try {
           const decoded = decodeEntry(entry.data);
           // Entries of the current view come from the primary this node follows: the signer.
@@ -134,7 +185,7 @@ export class Replica {
           break;
         }
       }
-      this.files.append(entry.seqno, entry.data, entry.isSignature);
+      this.storage.append(entry.seqno, entry.data, entry.isSignature);
     }
     for (const { to, message } of ready.messages) this.hooks.send(to, message);
     for (const { to, seqno } of ready.snapshotsToSend) this.hooks.sendSnapshot(to, seqno);

@@ -50,6 +50,7 @@ export function rpcPort(node: CocoNode): RpcNode {
     receipt: (view, seqno) => node.state.receipt(view, seqno),
     requestNode: (to, message, timeoutMs) => node.requestNode(to, message, timeoutMs),
     onNodeRequest: (handler) => node.onNodeRequest(handler),
+    mayForward: (id) => node.servesAsPeer(id),
     status: () => ({
       retired: node.consensusStatus?.role === "retired",
       lastSignedSeqno: node.state.lastSignatureSeqno,

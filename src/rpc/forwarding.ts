@@ -1,21 +1,31 @@
+import { X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
+import { sha256, toHex } from "../crypto/index.ts";
+import type { Store } from "../kv/index.ts";
 import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
 import { type AppCall, authRequest, executeApp, mustRunOnPrimary, routeApp } from "./app-dispatch.ts";
-import { authenticate, identifyPeer, peerFromId } from "./auth.ts";
+import { authenticate, certificateDateProblem, identifyPeer, type Peer, peerFromId } from "./auth.ts";
 import type { RpcNode } from "./port.ts";
 
-/** A client call a backup hands to the primary: the caller is named by its certificate id. */
+/**
+ * A client call a backup hands to the primary. The caller travels as the DER certificate it
+ * presented in its TLS handshake with the backup (or none); the primary derives the caller's id
+ * from it, so a backup cannot name a caller by id alone (see docs/security.md).
+ */
 interface ForwardedCall {
   kind: "forwarded_call";
   method: string;
   url: string;
   headers: Record<string, string>;
   body: Uint8Array;
-  callerId: string | null;
+  callerCert: Uint8Array | null;
 }
+
+/** The largest client certificate a forwarded call may carry. */
+const MAX_CALLER_CERT_BYTES = 16 * 1024;
 
 /** Connections that have been forwarded once stay forwarded, so a client reads its own writes. */
 const forwardedSessions = new WeakSet<object>();
@@ -39,6 +49,7 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
       body: req.body instanceof Uint8Array ? req.body : new Uint8Array(0),
       peer: identifyPeer(socket, node.store),
     };
+    const callerCert = clientCertificateDer(socket);
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
     const needsPrimary = mustRunOnPrimary(routed.endpoint, call, routed.path, forwardedSessions.has(socket));
@@ -62,11 +73,22 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
       }
     }
     forwardedSessions.add(socket);
-    return writeAnswer(reply, await forward(node, primary, call));
+    return writeAnswer(reply, await forward(node, primary, call, callerCert));
   };
 }
 
-async function forward(node: RpcNode, primary: string, call: AppCall): Promise<AppAnswer> {
+/** The DER certificate the client presented on this TLS connection, or null. */
+function clientCertificateDer(socket: TLSSocket): Uint8Array | null {
+  const cert = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate(false) : undefined;
+  return cert?.raw && cert.raw.length > 0 ? new Uint8Array(cert.raw) : null;
+}
+
+async function forward(
+  node: RpcNode,
+  primary: string,
+  call: AppCall,
+  callerCert: Uint8Array | null,
+): Promise<AppAnswer> {
   const headers: Record<string, string> = {};
   for (const name of FORWARDED_HEADERS) {
     const value = call.headers[name];
@@ -78,7 +100,7 @@ async function forward(node: RpcNode, primary: string, call: AppCall): Promise<A
     url: call.url,
     headers,
     body: call.body,
-    callerId: call.peer.id,
+    callerCert,
   };
   const timeoutMs = node.settings.forwardTimeoutMs;
   const current = node.currentTxId();
@@ -126,30 +148,74 @@ function parseForwardedCall(raw: unknown): ForwardedCall | undefined {
   if (m.kind !== "forwarded_call" || typeof m.method !== "string" || typeof m.url !== "string")
     return undefined;
   if (!m.url.startsWith("/app/") || !(m.body instanceof Uint8Array)) return undefined;
-  if (!(m.callerId === null || (typeof m.callerId === "string" && /^[0-9a-f]{64}$/.test(m.callerId))))
+  if (
+    !(
+      m.callerCert === null ||
+      (m.callerCert instanceof Uint8Array &&
+        m.callerCert.length > 0 &&
+        m.callerCert.length <= MAX_CALLER_CERT_BYTES)
+    )
+  )
     return undefined;
   if (typeof m.headers !== "object" || m.headers === null) return undefined;
   return m as ForwardedCall;
 }
 
 /**
- * The primary's side: runs calls forwarded by backups. The backup authenticated the client's
- * TLS certificate; the primary trusts that (the backup is a node of the service, on a mutually
- * authenticated channel) but decides roles from its own store.
+ * The caller a forwarded certificate names: its id is the SHA-256 of the DER bytes, looked up in
+ * the primary's own store. Undefined when the bytes are not a certificate.
+ */
+function callerOf(der: Uint8Array | null, store: Store, now = Date.now()): Peer | undefined {
+  if (der === null) return peerFromId(null, store);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(der);
+  } catch {
+    return undefined;
+  }
+  const id = toHex(sha256(der));
+  // The primary checks the dates too: a backup forwards whatever certificate the client showed.
+  const problem = certificateDateProblem(
+    { notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo) },
+    now,
+  );
+  if (problem) return { id: null, user: null, member: null, invalidCertificate: `${id}: ${problem}` };
+  return peerFromId(id, store);
+}
+
+/**
+ * The primary's side: runs calls forwarded by backups, and only from nodes this node's store
+ * records as Trusted, or as Retired while still in an active configuration (a retiring node
+ * serves its clients until its removal commits); the channel already refused any other node. The backup authenticated the client's TLS certificate
+ * and sends it along; the primary derives the caller from it and decides roles from its own
+ * store.
  */
 export function serveForwardedCalls(node: RpcNode, executors: ExecutorRegistry, log: Logger): void {
   node.onNodeRequest(async (from, raw) => {
+    if (!node.mayForward(from)) {
+      log.warn({ from }, "refused a forwarded call from a node that is not trusted");
+      return errorAnswer(403, "ForwarderNotTrusted", "forwarded calls are run only for trusted nodes");
+    }
     const message = parseForwardedCall(raw);
     if (!message) {
       log.warn({ from }, "refused a malformed forwarded call");
       return errorAnswer(400, "InvalidInput", "malformed forwarded call");
+    }
+    const peer = callerOf(message.callerCert, node.store);
+    if (!peer) {
+      log.warn({ from }, "refused a forwarded call whose caller certificate is not a certificate");
+      return errorAnswer(
+        400,
+        "InvalidInput",
+        "malformed forwarded call: the caller certificate is unreadable",
+      );
     }
     const call: AppCall = {
       method: message.method,
       url: message.url,
       headers: message.headers,
       body: message.body,
-      peer: peerFromId(message.callerId, node.store),
+      peer,
     };
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return routed.answer;

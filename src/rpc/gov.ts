@@ -268,7 +268,8 @@ export function registerGovRoutes(server: FastifyInstance, node: RpcNode): void 
           return {
             nodeId,
             status: record.status,
-            certificate: record.cert ?? null,
+            // Nodes trusted by vote have their certificate in nodes.endorsed_certificates only.
+            certificate: endorsedCertificate(tx, nodeId) ?? record.cert ?? null,
             rpcAddress: record.rpc_address ?? null,
             nodeData: record.node_data ?? null,
           };
@@ -321,4 +322,10 @@ function entries(tx: Tx, map: string): Array<[string, unknown]> {
     } catch {}
     return [Buffer.from(key).toString("utf8"), parsed];
   });
+}
+
+/** A node's certificate as `nodes.endorsed_certificates` records it, if any. */
+function endorsedCertificate(tx: Tx, nodeId: string): string | undefined {
+  const bytes = tx.map(GovTables.nodesEndorsedCertificates).get(Buffer.from(nodeId));
+  return bytes ? Buffer.from(bytes).toString("utf8") : undefined;
 }

@@ -42,6 +42,11 @@ export interface RpcNode {
 
   /** Sends a request to another node over the node-to-node channel. */
   requestNode(to: string, message: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * Whether `nodeId` may hand this node client calls: a Trusted node, or a retiring one that
+   * consensus still counts or replicates to (it serves its clients until its removal commits).
+   */
+  mayForward(nodeId: string): boolean;
   /** Serves requests other nodes send (forwarded client calls). */
   onNodeRequest(handler: (from: string, message: unknown) => Promise<unknown>): void;
 

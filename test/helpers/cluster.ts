@@ -52,18 +52,74 @@ export class Cluster {
     );
   }
 
-  /** Starts a node that joins the service through `target`. */
-  join(
+  /**
+   * Starts a node that joins the service through `target`. While the service is still Opening,
+   * member0 trusts the joiner by vote (`transition_node_to_trusted`) as soon as it is recorded
+   * Pending, as a consortium setting up its service would; once the service is Open the joiner
+   * waits, Pending, for the test to trust it (`trustNode`).
+   */
+  async join(
     name: string,
     target: RunningNode,
     settings: Record<string, unknown> = {},
     seams?: NodeSeams,
   ): Promise<RunningNode> {
-    return this.start(
+    const nodeAddress = (settings.nodeAddress as string | undefined) ?? `127.0.0.1:${await freePort()}`;
+    const starting = this.start(
       name,
-      { join: { target: `127.0.0.1:${target.port}`, serviceCertFile: "service_cert.pem" }, ...settings },
+      {
+        join: { target: `127.0.0.1:${target.port}`, serviceCertFile: "service_cert.pem" },
+        nodeAddress,
+        ...settings,
+      },
       seams,
     );
+    let settled = false;
+    const done = starting.then(
+      () => {
+        settled = true;
+      },
+      () => {
+        settled = true;
+      },
+    );
+    const [running] = await Promise.all([
+      starting,
+      this.trustWhileOpening(target, nodeAddress, () => settled, done),
+    ]);
+    return running;
+  }
+
+  /** member0 trusts the node recorded at `nodeAddress` if it is Pending while the service is Opening. */
+  private async trustWhileOpening(
+    target: RunningNode,
+    nodeAddress: string,
+    settled: () => boolean,
+    done: Promise<void>,
+  ): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    let lastError: unknown;
+    while (!settled()) {
+      if (Date.now() > deadline)
+        throw new Error(`could not trust the joiner at ${nodeAddress}: ${String(lastError)}`);
+      try {
+        const via = this.primary() ?? target;
+        const network = (await this.call(via, "GET", "/node/network")).json() as { service_status: string };
+        if (network.service_status !== "Opening") return;
+        const nodes = (await this.call(via, "GET", "/node/network/nodes")).json().nodes as Array<{
+          node_id: string;
+          status: string;
+          node_address: string | null;
+        }>;
+        const joiner = nodes.find((n) => n.node_address === nodeAddress);
+        if (joiner?.status === "Trusted") return;
+        if (joiner?.status === "Pending") await this.trustNode(joiner.node_id);
+      } catch (e) {
+        // An election may roll a vote back, or a node may be starting: ask again.
+        lastError = e;
+      }
+      await Promise.race([done, new Promise((r) => setTimeout(r, 100))]);
+    }
   }
 
   /** Starts node `name` with `settings` over the defaults; `seams` stand in for hardware in-process. */

@@ -94,9 +94,9 @@ test("unknown peers and bad arguments fail cleanly, without throwing from send",
   await assert.rejects(a.request(stranger, "hi", 100), isNetError("unknown-peer"));
   await assert.rejects(a.request(b.nodeId, "hi", 0), isNetError("config"));
   await assert.rejects(a.request(b.nodeId, "hi", 2 ** 31), isNetError("config"));
-  assert.throws(() => a.setPeer("not-an-id", "127.0.0.1:1"), isNetError("config"));
-  assert.throws(() => a.setPeer(a.nodeId, "127.0.0.1:1"), isNetError("config"));
-  assert.throws(() => a.setPeer(stranger, "nowhere"), isNetError("config"));
+  assert.throws(() => a.setPeer("not-an-id", "127.0.0.1:1", a.certPem), isNetError("config"));
+  assert.throws(() => a.setPeer(a.nodeId, "127.0.0.1:1", a.certPem), isNetError("config"));
+  assert.throws(() => a.setPeer(stranger, "nowhere", a.certPem), isNetError("config"));
 });
 
 test("a message too large for one frame is dropped and counted; a request is rejected", async () => {
@@ -104,7 +104,7 @@ test("a message too large for one frame is dropped and counted; a request is rej
     maxFrameBytes: 1_000,
   });
   try {
-    small.setPeer(b.nodeId, `127.0.0.1:${b.port}`);
+    small.setPeer(b.nodeId, `127.0.0.1:${b.port}`, b.certPem);
     assert.equal(small.send(b.nodeId, "x".repeat(2_000)), false);
     assert.equal(small.stats()[b.nodeId]?.dropped, 1);
     await assert.rejects(small.request(b.nodeId, "x".repeat(2_000), 1_000), isNetError("encode"));

@@ -91,7 +91,7 @@ export function inbox(channels: NodeChannels): Map<string, unknown[]> {
 /** Makes every pair of nodes peers of each other. */
 export function mesh(nodes: NodeChannels[]): void {
   for (const a of nodes) {
-    for (const b of nodes) if (a !== b) a.setPeer(b.nodeId, addr(b));
+    for (const b of nodes) if (a !== b) a.setPeer(b.nodeId, addr(b), b.certPem);
   }
 }
 

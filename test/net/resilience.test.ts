@@ -39,7 +39,7 @@ test("a down peer: sends queue up to the bound, then drop; others unaffected; th
   mesh([a, c]);
   const idB = await makeNode(service);
   const portB = await freePort();
-  a.setPeer(idB.nodeId, addr(portB));
+  a.setPeer(idB.nodeId, addr(portB), idB.certPem);
 
   const accepted: number[] = [];
   let refused = 0;
@@ -58,7 +58,7 @@ test("a down peer: sends queue up to the bound, then drop; others unaffected; th
   // b comes up on the address a has been dialing, and receives what was queued, in order.
   const b = await node(idB, {}, portB);
   const boxB = inbox(b);
-  b.setPeer(a.nodeId, addr(a));
+  b.setPeer(a.nodeId, addr(a), a.certPem);
   await waitFor("the queue to drain into b", () => boxB.get(a.nodeId)?.length === accepted.length, 10_000);
   assert.deepEqual(
     boxB.get(a.nodeId)?.map((m) => (m as { i: number }).i),
@@ -91,8 +91,8 @@ test("a peer that stops reading: backpressure, a bounded queue, and no effect on
   await new Promise<void>((resolve) => stalled.listen(0, "127.0.0.1", resolve));
   try {
     const port = (stalled.address() as { port: number }).port;
-    a.setPeer(idS.nodeId, addr(port));
-    a.setPeer(c.nodeId, addr(c));
+    a.setPeer(idS.nodeId, addr(port), idS.certPem);
+    a.setPeer(c.nodeId, addr(c), c.certPem);
     await waitFor("a to connect to the stalled peer", () => a.stats()[idS.nodeId]?.connected === true);
     const chunk = randomBytes(64 * 1024);
     let refused = 0;
@@ -134,7 +134,7 @@ test("a restarted peer: the connection comes back by itself", { timeout: 20_000 
   await waitFor("a to notice", () => a.stats()[idB.nodeId]?.connected === false);
   b = await node(idB, {}, port);
   boxB = inbox(b);
-  b.setPeer(a.nodeId, addr(a)); // nothing is configured on a: it redials on its own
+  b.setPeer(a.nodeId, addr(a), a.certPem); // nothing is configured on a: it redials on its own
   await waitFor("a to reconnect", () => a.stats()[idB.nodeId]?.connected === true, 10_000);
   a.send(b.nodeId, "after");
   b.send(a.nodeId, "hello again");
@@ -184,7 +184,7 @@ test("removePeer stops dialing, drops the queue and fails its pending requests",
 }, async () => {
   const a = await node();
   const idB = await makeNode(service);
-  a.setPeer(idB.nodeId, addr(await freePort()));
+  a.setPeer(idB.nodeId, addr(await freePort()), idB.certPem);
   assert.equal(a.send(idB.nodeId, "queued"), true);
   const pending = a.request(idB.nodeId, "q", 5_000);
   a.removePeer(idB.nodeId);
@@ -193,7 +193,7 @@ test("removePeer stops dialing, drops the queue and fails its pending requests",
   assert.equal(a.send(idB.nodeId, "more"), false);
   // close() fails what is still pending, and is safe to repeat.
   const c = await node();
-  a.setPeer(c.nodeId, addr(c));
+  a.setPeer(c.nodeId, addr(c), c.certPem);
   c.onRequest(() => new Promise(() => {}));
   const hanging = a.request(c.nodeId, "q", 5_000);
   await a.close();
@@ -207,13 +207,13 @@ test("setPeer with a new address redials there at once, keeping the queue", { ti
   const a = await node(undefined, { backoff: { initialMs: 20_000, maxMs: 60_000 } });
   const b = await node();
   const boxB = inbox(b);
-  b.setPeer(a.nodeId, addr(a));
-  a.setPeer(b.nodeId, addr(await freePort()));
+  b.setPeer(a.nodeId, addr(a), a.certPem);
+  a.setPeer(b.nodeId, addr(await freePort()), b.certPem);
   // The first dial is refused within a few ms; the next one is then 10-20 s away.
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.equal(a.stats()[b.nodeId]?.connected, false);
   assert.equal(a.send(b.nodeId, "queued while misaddressed"), true);
-  a.setPeer(b.nodeId, addr(b));
+  a.setPeer(b.nodeId, addr(b), b.certPem);
   await waitFor("delivery at the new address", () => boxB.get(a.nodeId)?.length === 1, 3_000);
   assert.deepEqual(boxB.get(a.nodeId), ["queued while misaddressed"]);
 });

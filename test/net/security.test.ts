@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { createPublicKey, randomBytes } from "node:crypto";
 import { connect as netConnect } from "node:net";
 import { after, test } from "node:test";
 import { connect, createServer, type TLSSocket } from "node:tls";
+import { issueNodeCertificate } from "../../src/crypto/index.ts";
 import { encodeEnvelope } from "../../src/net/envelope.ts";
 import { encodeFrame } from "../../src/net/frame.ts";
 import type { NodeChannels } from "../../src/net/index.ts";
@@ -71,8 +73,8 @@ test("a node of another service is refused as dialer and as listener", { timeout
   extra.push(foreign);
   const boxF = inbox(foreign);
   // Each side names the other correctly; only the issuer is wrong.
-  a.setPeer(foreign.nodeId, `127.0.0.1:${foreign.port}`);
-  foreign.setPeer(a.nodeId, `127.0.0.1:${a.port}`);
+  a.setPeer(foreign.nodeId, `127.0.0.1:${foreign.port}`, foreign.certPem);
+  foreign.setPeer(a.nodeId, `127.0.0.1:${a.port}`, a.certPem);
   for (let i = 0; i < 20; i++) {
     a.send(foreign.nodeId, "secret for a member of the service");
     foreign.send(a.nodeId, "forged");
@@ -101,8 +103,8 @@ test("a node of another service is refused as dialer and as listener", { timeout
 test("a dialed node whose id is not the expected one is refused", { timeout: 10_000 }, async () => {
   // a believes node C lives at b's address: b's certificate chains to the service, but its
   // key is b's, so the connection must not be used to carry C's messages.
-  a.setPeer(idC.nodeId, `127.0.0.1:${b.port}`);
-  b.setPeer(idC.nodeId, "127.0.0.1:1"); // so that the test could not pass by b refusing "C"
+  a.setPeer(idC.nodeId, `127.0.0.1:${b.port}`, idC.certPem);
+  b.setPeer(idC.nodeId, "127.0.0.1:1", idC.certPem); // so that the test could not pass by b refusing "C"
   for (let i = 0; i < 10; i++) a.send(idC.nodeId, `for C ${i}`);
   await sleep(SETTLE_MS);
   assert.equal(a.stats()[idC.nodeId]?.connected, false);
@@ -122,7 +124,7 @@ test("a listener closes connections from valid nodes it does not know, until it 
 }, async () => {
   const c = await start(idC);
   extra.push(c);
-  c.setPeer(a.nodeId, `127.0.0.1:${a.port}`);
+  c.setPeer(a.nodeId, `127.0.0.1:${a.port}`, a.certPem);
   for (let i = 0; i < 5; i++) c.send(a.nodeId, `early ${i}`);
   await sleep(SETTLE_MS);
   assert.equal(boxA.get(c.nodeId), undefined, "a delivered nothing from an unknown node");
@@ -133,7 +135,7 @@ test("a listener closes connections from valid nodes it does not know, until it 
     "a logged whom it refused and why",
   );
   // Once a knows c, the same node gets through by itself (c keeps redialing).
-  a.setPeer(c.nodeId, `127.0.0.1:${c.port}`);
+  a.setPeer(c.nodeId, `127.0.0.1:${c.port}`, c.certPem);
   // Delivery is at most once (a frame written just before a close is lost), so keep sending,
   // as Raft does.
   await waitFor("c's message after a learns of c", () => {
@@ -165,7 +167,7 @@ test("a TLS client without a certificate, and plain TCP garbage, are refused", {
 test("garbage from a client holding a valid peer certificate closes that connection only", {
   timeout: 10_000,
 }, async () => {
-  a.setPeer(idG.nodeId, "127.0.0.1:1"); // known to a, so its connection is accepted
+  a.setPeer(idG.nodeId, "127.0.0.1:1", idG.certPem); // known to a, so its connection is accepted
   // Control: a well-formed frame on such a connection is delivered, so the closes below are
   // down to the bytes, not to who sent them.
   const good = await rawClient(idG, a.port);
@@ -256,7 +258,7 @@ test("a dialer sends nothing to a listener that has not said hello in this proto
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const seen = logA.records.length;
-      a.setPeer(idX.nodeId, `127.0.0.1:${(server.address() as { port: number }).port}`);
+      a.setPeer(idX.nodeId, `127.0.0.1:${(server.address() as { port: number }).port}`, idX.certPem);
       a.send(idX.nodeId, "must not be sent yet");
       await sleep(SETTLE_MS);
       assert.deepEqual(received, [], `a sent nothing to the ${what} listener`);
@@ -275,5 +277,54 @@ test("a dialer sends nothing to a listener that has not said hello in this proto
       server.close();
     }
   }
+  await stillWorks();
+});
+
+test("a peer's key presenting a service-issued certificate other than its endorsed one is refused, both ways", {
+  timeout: 10_000,
+}, async () => {
+  const idD = await makeNode(service);
+  // The service issued a second certificate for D's key (as it did for Pending joiners before
+  // certificates were issued on trust); a knows D by the first one only.
+  const other: NodeIdentity = {
+    ...idD,
+    certPem: await issueNodeCertificate({
+      service,
+      nodePublicKeyPem: createPublicKey(idD.privateKeyPem).export({ type: "spki", format: "pem" }).toString(),
+      now: new Date(),
+      serial: randomBytes(8),
+    }),
+  };
+  assert.notEqual(other.certPem, idD.certPem);
+  const c = await start(other);
+  extra.push(c);
+  const boxC = inbox(c);
+  c.setPeer(a.nodeId, `127.0.0.1:${a.port}`, a.certPem);
+  a.setPeer(idD.nodeId, `127.0.0.1:${c.port}`, idD.certPem);
+  for (let i = 0; i < 10; i++) {
+    c.send(a.nodeId, `from c ${i}`);
+    a.send(idD.nodeId, `for c ${i}`);
+  }
+  await sleep(SETTLE_MS);
+  assert.equal(boxA.get(idD.nodeId), undefined, "a delivered nothing from the unendorsed certificate");
+  assert.equal(boxC.size, 0, "c received nothing");
+  assert.equal(a.stats()[idD.nodeId]?.connected, false);
+  assert.equal(a.stats()[idD.nodeId]?.inbound, false);
+  assert.ok(
+    logA.records.some((r) => r.node === idD.nodeId && /not its endorsed certificate/.test(r.msg)),
+    "a refused c's dial and said why",
+  );
+  assert.ok(
+    logA.records.some((r) => r.peer === idD.nodeId && r.code === "ERR_COCO_NODE_CERT_MISMATCH"),
+    "a refused c as a server and said why",
+  );
+  // Once a is given the certificate c presents (a renewal), c gets through.
+  a.setPeer(idD.nodeId, `127.0.0.1:${c.port}`, other.certPem);
+  await waitFor("c's message once its certificate is the endorsed one", () => {
+    c.send(a.nodeId, "renewed");
+    return Boolean(boxA.get(idD.nodeId)?.includes("renewed"));
+  });
+  a.removePeer(idD.nodeId);
+  await c.close();
   await stillWorks();
 });

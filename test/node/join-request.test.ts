@@ -16,10 +16,14 @@ const valid = {
   attestation: { format: "virtual" },
 };
 
-test("a join request with its certificate signing request is accepted; one without still is", () => {
+test("a join request needs its certificate signing request: the certificate is endorsed from it on trust", () => {
   assert.equal(parseJoinRequest(valid).certificate_signing_request, key.csrPem);
   const { certificate_signing_request: _, ...withoutCsr } = valid;
-  assert.equal(parseJoinRequest(withoutCsr).certificate_signing_request, undefined);
+  assert.throws(
+    () => parseJoinRequest(withoutCsr),
+    (e: unknown) =>
+      e instanceof JoinError && e.status === 400 && /certificate_signing_request is required/.test(e.message),
+  );
 });
 
 test("bad join requests are refused with the field that is wrong", () => {

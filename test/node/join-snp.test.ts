@@ -13,7 +13,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { verifyNode } from "../../src/cli/attestation-node.ts";
 import type { GovClient } from "../../src/client/index.ts";
-import { generateP384KeyPair } from "../../src/crypto/index.ts";
+import { newNodeKey } from "../../src/node/identity.ts";
 import type { RunningNode } from "../../src/node/index.ts";
 import { generateEncryptionKey, JoinVerifier, signJoinProof } from "../../src/node/join.ts";
 import type { TsmFileSystem } from "../../src/tee/index.ts";
@@ -177,7 +177,7 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
 
     if (HAVE_VECTORS) {
       // (a) A real report and its real chain, sent as a joiner sends them: refused for the binding.
-      const key = generateP384KeyPair();
+      const key = await newNodeKey("127.0.0.1");
       const encryption = generateEncryptionKey();
       const before = (await cluster.call(n0, "GET", "/node/network/nodes")).json().nodes.length;
       // Without proof that it holds the node key, a request is refused before anything else: a
@@ -186,6 +186,7 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
       const substituted = await cluster.call(n0, "POST", "/node/join", {
         body: {
           node_public_key: key.publicKeyPem,
+          certificate_signing_request: key.csrPem,
           encryption_public_key: generateEncryptionKey().publicKeyPem,
           encryption_key_signature: signJoinProof(key.privateKeyPem, encryption.publicKeyPem),
           rpc_address: "127.0.0.1:1",
@@ -198,6 +199,7 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
       const refused = await cluster.call(n0, "POST", "/node/join", {
         body: {
           node_public_key: key.publicKeyPem,
+          certificate_signing_request: key.csrPem,
           encryption_public_key: encryption.publicKeyPem,
           encryption_key_signature: signJoinProof(key.privateKeyPem, encryption.publicKeyPem),
           rpc_address: "127.0.0.1:1",

@@ -206,7 +206,7 @@ export class Checker implements Observer {
     this.checkSnapshotState(node, point, decodeSnapshot(bytes, this.secrets).snapshot, "took");
   }
 
-  afterDrain(node: SimNode): void {
+  afterEvent(node: SimNode): void {
     const raft = node.raft!;
     const state = node.state!;
     if (raft.stats.protocolViolations > 0)

@@ -1,4 +1,5 @@
 import type { Entry, HardState, SnapshotPoint } from "../../src/consensus/index.ts";
+import type { ReplicaStorage } from "../../src/node/replica.ts";
 import type { Prng } from "./prng.ts";
 
 /** A snapshot file: the bytes `LedgerState.encodeSnapshotAt` made, and where consensus stands there. */
@@ -41,6 +42,8 @@ export class SimDisk {
   private hard: HardState | undefined;
   private snap: StoredSnapshot | undefined;
   private start = 1;
+  /** The last seqno written, synced or not (until a crash loses some of it). */
+  private last = 0;
   private synced: Write[] = [];
   private unsynced: Write[] = [];
   readonly stats = { syncs: 0, lostWrites: 0, tornWrites: 0 };
@@ -51,6 +54,10 @@ export class SimDisk {
 
   get snapshot(): StoredSnapshot | undefined {
     return this.snap;
+  }
+
+  get lastSeqno(): number {
+    return this.last;
   }
 
   get hasUnsynced(): boolean {
@@ -71,15 +78,19 @@ export class SimDisk {
       this.synced = [];
       this.unsynced = [];
       this.start = snapshot.point.seqno + 1;
+      this.last = snapshot.point.seqno;
     }
   }
 
   append(entries: readonly Entry[]): void {
-    if (entries.length > 0) this.unsynced.push({ kind: "entries", entries: [...entries] });
+    if (entries.length === 0) return;
+    this.unsynced.push({ kind: "entries", entries: [...entries] });
+    this.last = entries.at(-1)!.seqno;
   }
 
   truncate(after: number): void {
     this.unsynced.push({ kind: "truncate", after });
+    this.last = Math.min(this.last, after);
   }
 
   /** Notes the commit point, as Coco's ledger does by marking committed chunks. */
@@ -112,7 +123,9 @@ export class SimDisk {
   recover(): Recovered {
     const tornAt = this.synced.findIndex((w) => w.kind === "torn");
     if (tornAt >= 0) this.synced = this.synced.slice(0, tornAt);
-    return this.read(this.synced);
+    const recovered = this.read(this.synced);
+    this.last = recovered.entries.at(-1)?.seqno ?? recovered.ledgerStart - 1;
+    return recovered;
   }
 
   /** The ledger as written so far, synced or not (what a running node has): for checks. */
@@ -147,5 +160,64 @@ export class SimDisk {
       ledgerStart: this.start,
       entries,
     };
+  }
+}
+
+/**
+ * The replica's storage on a simulated disk, what `LedgerFiles` is to a real node, for one run of
+ * a node (a restart makes a new one). Appends and truncations are unsynced disk writes; `sync`
+ * makes them durable and then reports the last durable seqno, as `LedgerFiles` does after its
+ * fdatasync. The disk keeps the raft entry it was handed (its view and configuration, for the
+ * checks), after checking that it is the frame the replica writes.
+ */
+export class SimLedger implements ReplicaStorage {
+  private readonly listeners: Array<(durableSeqno: number) => void> = [];
+  private durable: number;
+
+  constructor(
+    private readonly disk: SimDisk,
+    /** Consensus's entry at a seqno (the replica persists only entries consensus holds). */
+    private readonly entryAt: (seqno: number) => Entry | undefined,
+    /** Called after each write: the node schedules a sync. */
+    private readonly wrote: () => void,
+  ) {
+    this.durable = disk.lastSeqno;
+  }
+
+  append(seqno: number, frame: Uint8Array, isSignature: boolean): void {
+    const entry = this.entryAt(seqno);
+    if (entry?.data !== frame || entry.isSignature !== isSignature) {
+      throw new Error(`the replica writes a frame at seqno ${seqno} that is not consensus's entry there`);
+    }
+    const expected = this.disk.lastSeqno + 1;
+    if (seqno !== expected) throw new Error(`ledger append of seqno ${seqno} where ${expected} was next`);
+    this.disk.append([entry]);
+    this.wrote();
+  }
+
+  truncate(afterSeqno: number): Promise<void> {
+    this.disk.truncate(afterSeqno);
+    this.durable = Math.min(this.durable, afterSeqno);
+    this.wrote();
+    return Promise.resolve();
+  }
+
+  onDurable(listener: (durableSeqno: number) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** A snapshot from the primary replaced the ledger, which restarts after it (`restartAt`). */
+  restartAfter(snapshot: StoredSnapshot): void {
+    this.disk.writeSnapshot(snapshot, true);
+    this.durable = snapshot.point.seqno;
+  }
+
+  /** The sync a write asked for: everything written so far is durable. */
+  sync(): void {
+    this.disk.sync();
+    const last = this.disk.lastSeqno;
+    if (last <= this.durable) return;
+    this.durable = last;
+    for (const listener of this.listeners) listener(last);
   }
 }

@@ -8,6 +8,7 @@ import {
 } from "../../src/consensus/index.ts";
 import type { StoreSnapshot } from "../../src/kv/index.ts";
 import {
+  type DecodedEntry,
   decodeEntry,
   decodeSnapshot,
   EntryType,
@@ -17,8 +18,9 @@ import {
 } from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
 import { type LedgerSink, LedgerState, LedgerStateError } from "../../src/node/ledger-state.ts";
+import { Replica, type ReplicaHooks, type ReplicaLedger } from "../../src/node/replica.ts";
 import { APP_MAP, appState, type ClientOp, executeWrite, operationOf, type WriteRegistry } from "./app.ts";
-import { type Recovered, SimDisk } from "./disk.ts";
+import { type Recovered, SimDisk, SimLedger } from "./disk.ts";
 import type { EventQueue } from "./events.ts";
 import { ledgerId, signingKeys, simIds } from "./keys.ts";
 import type { SimNetwork } from "./network.ts";
@@ -51,8 +53,8 @@ export interface Observer {
   applied(node: SimNode): void;
   snapshotInstalled(node: SimNode, point: SnapshotPoint, snapshot: StoreSnapshot): void;
   snapshotTaken(node: SimNode, point: SnapshotPoint, bytes: Uint8Array): void;
-  /** The node has carried out every Ready: its engine and Raft agree again. */
-  afterDrain(node: SimNode): void;
+  /** The node has handled an event (its replica ran): its engine and Raft agree again. */
+  afterEvent(node: SimNode): void;
   /** The node cannot go on (it refused the primary's entry, or its state disagrees with Raft). */
   broken(node: SimNode, problem: string): never;
 }
@@ -107,13 +109,16 @@ interface PendingRead {
 const encoder = new TextEncoder();
 
 /**
- * One simulated Coco node: the real transaction engine (`LedgerState`: KV store, Merkle tree,
- * signatures, receipts) driven by the real Raft, on a simulated disk, with a small request
- * handler. It plays the node's side of the Ready contract in the order src/node/replica.ts does.
+ * One simulated Coco node: the production `Replica` (src/node/replica.ts) drives the real Raft
+ * and the real transaction engine (`LedgerState`: KV store, Merkle tree, signatures, receipts)
+ * on a simulated disk (`SimLedger`) and the simulated clock; around it, what `CocoNode` does
+ * (a small request handler, signing, snapshots, restarts).
  */
 export class SimNode {
   raft: Raft | null = null;
   state: LedgerState | null = null;
+  replica: Replica | null = null;
+  private storage: SimLedger | null = null;
   readonly disk = new SimDisk();
   /** The commit point the checker has seen this node reach. */
   applied = 0;
@@ -126,6 +131,8 @@ export class SimNode {
   private readsWaiting: PendingRead[] = [];
   private ticksSinceSignature = 0;
   private syncScheduled = false;
+  /** A check the replica's hooks found broken; the run fails once the replica returns. */
+  private problem: string | undefined;
   /** A snapshot was asked for while the newest signature was not committed: take it at the next. */
   private snapshotWanted = false;
   private pendingSnapshot: { seqno: number; bytes: Uint8Array } | undefined;
@@ -147,16 +154,14 @@ export class SimNode {
         return out;
       },
     };
-    // The primary's entries go to consensus, as src/node/replica.ts hands them over.
+    // The primary's entries go to consensus through the replica, as on a real node.
     this.sink = {
       append: (seqno, frame, isSignature, config) => {
-        const raft = this.raft;
-        if (!raft || !this.state) return false;
+        if (!this.replica) return false;
+        // The ledger names nodes by key hash; consensus here by simulator name.
         const ids = config ? simIds(config) : undefined;
         this.lastProposedConfig = ids;
-        return raft.propose([
-          { seqno, view: this.state.view, isSignature, data: frame, ...(ids ? { config: ids } : {}) },
-        ]);
+        return this.replica.append(seqno, frame, isSignature, ids);
       },
     };
   }
@@ -196,7 +201,7 @@ export class SimNode {
     }
     this.state = state;
     this.committedCache = undefined;
-    this.raft = new Raft({
+    const raft = new Raft({
       ...this.env.raft,
       id: this.id,
       random: () => this.env.prng.float(),
@@ -204,6 +209,23 @@ export class SimNode {
       hardState: recovered.hardState,
       commitSeqno: recovered.commitSeqno,
     });
+    this.raft = raft;
+    this.storage = new SimLedger(
+      this.disk,
+      (seqno) => raft.entry(seqno),
+      () => this.scheduleSync(),
+    );
+    this.replica = new Replica(
+      raft,
+      replicaLedger(state, this.env.bugs.skipRollback === true),
+      this.storage,
+      this.replicaHooks(),
+      {
+        warn: (_, message) => this.trace(`warn: ${message}`),
+        error: (_, message) => this.trace(`error: ${message}`),
+      },
+      { afterIo: (run) => this.afterIo(run) },
+    );
     this.ticksSinceSignature = 0;
     this.trace(
       `start: log ${start.seqno}+${entries.length}, view ${this.raft.view}, commit ${this.raft.commitSeqno}`,
@@ -258,10 +280,53 @@ export class SimNode {
     });
   }
 
+  /** What the replica calls back into: the parts of `CocoNode` the simulator plays. */
+  private replicaHooks(): ReplicaHooks {
+    return {
+      send: (to, message) => this.env.net.send(this.id, to, { kind: "raft", message }),
+      saveHardState: (hard) => this.disk.writeHardState(hard),
+      roleChanged: (change) => this.onRoleChange(change),
+      committed: (seqno) => {
+        this.disk.recordCommit(seqno);
+        this.scheduleSync();
+        this.commitTo(seqno);
+        this.serveReads();
+      },
+      readReady: (requestId, seqno) => this.readReady(requestId, seqno),
+      applied: (entry) => this.appliedFromPrimary(entry),
+      rolledBack: (seqno) => this.rolledBack(seqno),
+      sendSnapshot: (to, seqno) => this.sendSnapshot(to, seqno),
+    };
+  }
+
+  /**
+   * The replica's deferred processing (a node's `setImmediate`): after the events already due at
+   * this simulated instant; not at all if the node crashed meanwhile, later if it is paused.
+   */
+  private afterIo(run: () => void): void {
+    const generation = this.generation;
+    this.env.queue.after(0, () => {
+      if (this.generation !== generation) return;
+      this.whenRunning(() => {
+        run();
+        this.settled();
+      });
+    });
+  }
+
+  /** After the replica ran: a refusal or a broken check fails the run; then the per-event checks. */
+  private settled(): void {
+    const problem = this.problem ?? this.replica?.refusal;
+    if (problem) this.env.observer.broken(this, problem);
+    this.env.observer.afterEvent(this);
+  }
+
   crash(): void {
     if (!this.raft) return;
     this.trace("crash");
     this.raft = null;
+    this.replica = null;
+    this.storage = null;
     this.state = null;
     this.committedCache = undefined;
     this.generation++;
@@ -287,21 +352,23 @@ export class SimNode {
 
   receive(from: string, packet: Packet): void {
     this.whenRunning(() => {
-      const raft = this.raft!;
+      const replica = this.replica!;
       switch (packet.kind) {
         case "raft":
-          raft.step(packet.message);
+          replica.step(from, packet.message);
           break;
         case "snapshot":
           this.installSnapshot(from, packet.point, packet.bytes);
+          replica.process();
           break;
         case "request":
+          // A write's entry reaches consensus now; the replica carries it out after this event.
           this.onRequest(packet.request);
           break;
         case "reply":
-          break;
+          return;
       }
-      this.drain();
+      this.settled();
     });
   }
 
@@ -311,12 +378,11 @@ export class SimNode {
   }
 
   private tick(): void {
-    const raft = this.raft!;
-    raft.tick();
+    this.replica!.tick();
     this.ticksSinceSignature++;
     if (this.canWrite && this.state!.txSinceSignature > 0 && this.ticksSinceSignature >= this.env.signTicks)
       this.sign();
-    this.drain();
+    this.settled();
   }
 
   private onRequest(request: ClientRequest): void {
@@ -331,6 +397,7 @@ export class SimNode {
     if (op.kind === "get") {
       this.readsById.set(request.requestId, { client: request.client, key: op.key });
       raft.readIndex(request.requestId);
+      this.replica!.process();
       return;
     }
     const tx = state.store.begin();
@@ -382,7 +449,7 @@ export class SimNode {
       );
     }
     this.sign();
-    this.drain();
+    this.settled();
     return true;
   }
 
@@ -401,93 +468,40 @@ export class SimNode {
     this.trace(`snapshot encoded at ${seqno}, written once committed`);
   }
 
-  /** Carries out Readies until Raft has nothing more to say, in src/node/replica.ts's order. */
-  drain(): void {
-    const raft = this.raft;
-    if (!raft) return;
-    const state = this.state!;
-    while (raft.hasReady()) {
-      const ready = raft.ready();
-      if (ready.hardState) this.disk.writeHardState(ready.hardState);
-      if (ready.truncateAfter !== undefined) {
-        const after = ready.truncateAfter;
-        this.trace(`truncate after ${after}`);
-        if (!this.env.bugs.skipRollback) state.rollback(after);
-        this.disk.truncate(after);
-        if (this.pendingSnapshot && this.pendingSnapshot.seqno > after) {
-          this.pendingSnapshot = undefined;
-          this.snapshotWanted = true;
-        }
-      }
-      for (const entry of ready.entriesToPersist) this.applyEntry(entry);
-      if (ready.entriesToPersist.length > 0) {
-        this.disk.append(ready.entriesToPersist);
-        this.scheduleSync();
-      }
-      for (const { to, message } of ready.messages) {
-        this.env.net.send(this.id, to, { kind: "raft", message });
-      }
-      for (const { to, seqno } of ready.snapshotsToSend) this.sendSnapshot(to, seqno);
-      if (ready.commitSeqno !== undefined) {
-        this.disk.recordCommit(ready.commitSeqno);
-        this.scheduleSync();
-        this.commitTo(ready.commitSeqno);
-      }
-      if (ready.roleChange) this.onRoleChange(ready.roleChange);
-      for (const { requestId, seqno } of ready.readStates) {
-        const read = this.readsById.get(requestId);
-        this.readsById.delete(requestId);
-        if (read) this.readsWaiting.push({ requestId, seqno, ...read });
-      }
-      for (const requestId of ready.readsRejected) {
-        const read = this.readsById.get(requestId);
-        this.readsById.delete(requestId);
-        if (read) this.reply(read.client, { requestId, status: "not_primary", leader: null });
-      }
-      raft.advance(ready);
-      this.serveReads();
+  /**
+   * A backup applied the primary's entry (the replica did, through the engine, which re-checks
+   * commit evidence and signatures against its own Merkle tree; a refusal fails the run). The
+   * configuration consensus carries with it must be the one its `nodes.info` write implies.
+   */
+  private appliedFromPrimary(entry: DecodedEntry): void {
+    const ledgerConfig = this.state!.configAfter(entry.seqno);
+    const config = ledgerConfig && simIds(ledgerConfig);
+    const carried = this.raft!.entry(entry.seqno)?.config;
+    if ((config ?? []).join(",") !== [...(carried ?? [])].sort().join(",")) {
+      this.problem ??= `entry ${entry.view}.${entry.seqno} carries configuration [${carried ?? ""}], its nodes.info write says [${config ?? ""}]`;
     }
-    this.env.observer.afterDrain(this);
+    if (entry.type === EntryType.Signature) this.afterSignature(entry.seqno);
   }
 
-  /**
-   * An entry consensus hands over to persist. The primary made its own; a backup applies the
-   * primary's through the engine, which re-checks commit evidence and signatures against its own
-   * Merkle tree. A refusal means the protocol let diverging ledgers meet: the run fails.
-   */
-  private applyEntry(entry: Entry): void {
-    const state = this.state!;
-    if (entry.seqno <= state.lastSeqno) {
-      if (state.viewOf(entry.seqno) !== entry.view) {
-        this.env.observer.broken(
-          this,
-          `consensus hands ${entry.view}.${entry.seqno} to persist, the engine holds view ${state.viewOf(entry.seqno)} there`,
-        );
-      }
+  /** Consensus dropped the entries after `after` (the replica rolled the engine back). */
+  private rolledBack(after: number): void {
+    this.trace(`truncate after ${after}`);
+    if (this.pendingSnapshot && this.pendingSnapshot.seqno > after) {
+      this.pendingSnapshot = undefined;
+      this.snapshotWanted = true;
+    }
+  }
+
+  private readReady(requestId: string, seqno: number | null): void {
+    const read = this.readsById.get(requestId);
+    this.readsById.delete(requestId);
+    if (!read) return;
+    if (seqno === null) {
+      this.reply(read.client, { requestId, status: "not_primary", leader: null });
       return;
     }
-    try {
-      // As src/node/replica.ts: the current view's entries come from the primary this node follows.
-      const leader = this.raft?.leader ?? null;
-      state.applyReplicated(decodeEntry(entry.data), {
-        view: this.raft?.view ?? 0,
-        primary: leader === null ? null : ledgerId(leader),
-      });
-    } catch (error) {
-      this.env.observer.broken(
-        this,
-        `refused entry ${entry.view}.${entry.seqno} from the primary: ${(error as Error).message}`,
-      );
-    }
-    const ledgerConfig = state.configAfter(entry.seqno);
-    const config = ledgerConfig && simIds(ledgerConfig);
-    if ((config ?? []).join(",") !== [...(entry.config ?? [])].sort().join(",")) {
-      this.env.observer.broken(
-        this,
-        `entry ${entry.view}.${entry.seqno} carries configuration [${entry.config ?? ""}], its nodes.info write says [${config ?? ""}]`,
-      );
-    }
-    if (entry.isSignature) this.afterSignature(entry.seqno);
+    this.readsWaiting.push({ requestId, seqno, ...read });
+    this.serveReads();
   }
 
   private onRoleChange(change: RoleChange): void {
@@ -652,7 +666,7 @@ export class SimNode {
     if (result !== "reset") this.env.observer.broken(this, `Raft kept a log suffix the engine does not hold`);
     state.installSnapshot(prepared);
     this.committedCache = undefined;
-    this.disk.writeSnapshot({ point, bytes }, true);
+    this.storage!.restartAfter({ point, bytes });
     this.applied = point.seqno;
     this.pendingSnapshot = undefined;
     for (const seqno of this.pendingWrites.keys()) if (seqno <= point.seqno) this.pendingWrites.delete(seqno);
@@ -670,11 +684,9 @@ export class SimNode {
       if (this.generation !== generation) return;
       this.whenRunning(() => {
         this.syncScheduled = false;
-        this.disk.sync();
-        // Everything Raft handed out has been written (Readies are carried out whole).
-        const raft = this.raft!;
-        raft.persisted(raft.lastSeqno, raft.lastView);
-        this.drain();
+        // The replica hears of the durable seqno and tells consensus (`persisted`).
+        this.storage!.sync();
+        this.settled();
       });
     });
   }
@@ -686,4 +698,28 @@ export class SimNode {
   private trace(line: string): void {
     this.env.trace?.(`${this.id} ${line}`);
   }
+}
+
+/**
+ * The engine as the replica sees it. The replica names the primary it follows by consensus id
+ * (a simulator name here); the engine's signing rules name nodes as the ledger does, by key hash.
+ * With `skipRollback` (a planted bug) truncations do not roll it back.
+ */
+function replicaLedger(state: LedgerState, skipRollback: boolean): ReplicaLedger {
+  return {
+    get view() {
+      return state.view;
+    },
+    get lastSeqno() {
+      return state.lastSeqno;
+    },
+    viewOf: (seqno) => state.viewOf(seqno),
+    applyReplicated: (entry, source) =>
+      state.applyReplicated(
+        entry,
+        source && { view: source.view, primary: source.primary === null ? null : ledgerId(source.primary) },
+      ),
+    rollback: (seqno) => (skipRollback ? undefined : state.rollback(seqno)),
+    markCommitted: (commit) => state.markCommitted(commit),
+  };
 }

@@ -2,9 +2,16 @@
 // failure says, for each policy tried, why it did not pass.
 import type { AuthPolicy, Caller } from "../apps/index.ts";
 import type { Store } from "../kv/index.ts";
-import type { Peer } from "./auth.ts";
 import { checkCoseSign1 } from "./auth-cose.ts";
 import { checkJwt, type PolicyResult } from "./auth-jwt.ts";
+
+/** The TLS caller as auth.ts identified it (its `Peer`; restated here so the files do not import each other). */
+export interface Peer {
+  id: string | null;
+  user: string | null;
+  member: string | null;
+  invalidCertificate?: string;
+}
 
 /** What the policies beyond client certificates read: the request, the state, the node's clock. */
 export interface AuthRequest {

@@ -5,6 +5,7 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { CONSTITUTION_FILES } from "../gov/index.ts";
+import { installSandboxApp } from "./app-install.ts";
 import { CliError } from "./fail.ts";
 import { encryptionKeygen, keygen } from "./keygen.ts";
 import { SandboxGovernance } from "./sandbox-gov.ts";
@@ -30,6 +31,8 @@ function sandboxConstitution(): { files: string[]; name: string } {
 }
 
 export interface SandboxOptions {
+  /** A JS app directory to build (where needed) and install by governance once the network opens. */
+  jsApp?: string;
   dir: string;
   nodes: number;
   port: number;
@@ -164,6 +167,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       await governance.close();
     }
     await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/app", exits[i]!)));
+    if (opts.jsApp) await installSandboxApp(dir, first.rpc, opts.jsApp, print);
     const primary = await primaryOf(first.rpc, certPath);
     const network: NetworkFile = {
       service_cert: certPath,

@@ -1,13 +1,28 @@
 import type { Tx } from "../kv/index.ts";
 
-export type AuthPolicy = "user_cert" | "member_cert" | "any_cert" | "no_auth";
+/** A single policy, or `{all_of: [...]}`: every one of them must pass (src/rpc/auth-policies.ts). */
+export type AuthPolicy =
+  | "user_cert"
+  | "member_cert"
+  | "any_cert"
+  | "no_auth"
+  | "jwt"
+  | "user_cose_sign1"
+  | "member_cose_sign1"
+  | { all_of: AuthPolicy[] };
 export type HttpMethod = "GET" | "PUT" | "POST" | "DELETE" | "PATCH";
 
 /** Who called, as established by the first authentication policy that passed. */
 export type Caller =
   | { policy: "user_cert"; id: string; certPem: string }
   | { policy: "member_cert"; id: string; certPem: string }
-  | { policy: "no_auth" };
+  | { policy: "no_auth" }
+  /** A bearer JWT whose signature, issuer, audience and validity dates were checked. */
+  | { policy: "jwt"; keyIssuer: string; header: Record<string, unknown>; payload: Record<string, unknown> }
+  /** A COSE_Sign1 request body signed by a registered user or member; `content` is its payload. */
+  | { policy: "user_cose_sign1" | "member_cose_sign1"; id: string; certPem: string; content: Uint8Array }
+  /** Every policy of an `all_of` passed; one caller per constituent, in order. */
+  | { policy: "all_of"; callers: Caller[] };
 
 export interface AppRequest {
   method: HttpMethod;
@@ -34,6 +49,33 @@ export interface AppResponse {
   applyWrites?: boolean;
 }
 
+/** An outbound HTTPS request from a handler, to a destination governance allow-listed. */
+export interface OutboundRequest {
+  url: string;
+  method?: "GET" | "POST" | "PUT" | "DELETE" | "PATCH";
+  headers?: Record<string, string>;
+  body?: Uint8Array | string;
+}
+
+/** What the destination answered, as recorded with the transaction. */
+export interface OutboundResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array;
+  /** Hex SHA-256 of the recorded exchange: its key in `coco.outbound.responses`. */
+  digest: string;
+}
+
+/**
+ * Thrown by an executor whose handler needs a response it does not have yet (a sandboxed JS
+ * handler cannot wait): once `fetch` has it, the handler runs again in a fresh transaction.
+ */
+export class RerunWithFetched extends Error {
+  constructor() {
+    super("the handler runs again with the fetched response");
+  }
+}
+
 export interface HandlerContext {
   request: AppRequest;
   caller: Caller;
@@ -42,6 +84,13 @@ export interface HandlerContext {
   setClaimsDigest(digest: Uint8Array): void;
   /** Runs `callback` with the transaction id the answer names, once the answer is decided. */
   onAnswer?(callback: (txid: string, status: number) => void): void;
+  /**
+   * Outbound HTTPS to a destination governance allow-listed (readwrite endpoints: they run once,
+   * on the primary). The exchange is written to the transaction, so auditors see what the app saw.
+   */
+  fetch?(request: OutboundRequest): Promise<OutboundResponse>;
+  /** The response `fetch` already got for this same request in this call (recorded again), if any. */
+  fetchedBefore?(request: OutboundRequest): OutboundResponse | undefined;
 }
 
 export type EndpointMode = "readwrite" | "readonly" | "historical";

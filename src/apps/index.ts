@@ -12,6 +12,9 @@ export {
   type HandlerContext,
   HttpError,
   type HttpMethod,
+  type OutboundRequest,
+  type OutboundResponse,
+  RerunWithFetched,
 } from "./endpoint.ts";
 export { type Executor, type ExecutorMatch, ExecutorRegistry } from "./executor.ts";
 export { RouteError, Router } from "./router.ts";

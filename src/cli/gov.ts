@@ -107,3 +107,9 @@ export const submitShare = (opts: GovOptions & { encryptionKey: string }) =>
     );
     return gov.submitShare(toBase64(share));
   });
+
+export const installAppCommand = (dir: string, opts: GovOptions & { vote: boolean }) =>
+  withClient(opts, async (gov) => {
+    const { installApp } = await import("./app-install.ts");
+    return installApp(gov, dir, { vote: opts.vote, print: (line) => console.error(line) });
+  });

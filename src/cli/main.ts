@@ -42,21 +42,32 @@ program
   .option("--nodes <n>", "number of nodes", positiveInt, 3)
   .option("--port <port>", "RPC port of the first node", port, 8000)
   .option("--evm", "also serve Ethereum JSON-RPC at /app/eth on every node (docs/ethereum.md)")
-  .action(async (opts: { dir: string; nodes: number; port: number; evm?: boolean }) => {
-    const { startSandbox } = await import("./sandbox.ts");
-    const sandbox = await startSandbox(opts);
-    let stopping = false;
-    const stop = () => {
-      stopping = true;
-      sandbox.stop().then(() => process.exit(0));
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-    await Promise.all(sandbox.children.map((c) => new Promise((r) => c.once("exit", r))));
-    if (stopping) return;
-    console.error("the sandbox's nodes exited");
-    process.exit(1);
-  });
+  .option("--sawtooth-port <port>", "serve Sawtooth: processors of node i connect to this port + i", port)
+  .option("--js-app <dir>", "build (where needed) and install this JS app once the network is open")
+  .action(
+    async (opts: {
+      dir: string;
+      nodes: number;
+      port: number;
+      evm?: boolean;
+      sawtoothPort?: number;
+      jsApp?: string;
+    }) => {
+      const { startSandbox } = await import("./sandbox.ts");
+      const sandbox = await startSandbox(opts);
+      let stopping = false;
+      const stop = () => {
+        stopping = true;
+        sandbox.stop().then(() => process.exit(0));
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      await Promise.all(sandbox.children.map((c) => new Promise((r) => c.once("exit", r))));
+      if (stopping) return;
+      console.error("the sandbox's nodes exited");
+      process.exit(1);
+    },
+  );
 
 program
   .command("keygen")
@@ -195,6 +206,23 @@ govOptions(
 ).action(async (opts: import("./gov.ts").GovOptions) => {
   const { activate } = await import("./gov.ts");
   printJson(await activate(opts));
+});
+
+const app = program.command("app").description("JS applications");
+govOptions(
+  app
+    .command("install")
+    .description(
+      "build (where needed) a JS app directory and propose set_js_app; vote for it unless --no-vote",
+    )
+    .argument(
+      "<dir>",
+      "the app: a package.json build script writing dist/bundle.json, a bundle.json, or app.json + src/",
+    )
+    .option("--no-vote", "only propose"),
+).action(async (dir: string, opts: import("./gov.ts").GovOptions & { vote: boolean }) => {
+  const { installAppCommand } = await import("./gov.ts");
+  printJson(await installAppCommand(dir, opts));
 });
 
 const ledger = program.command("ledger").description("read and audit ledger directories");

@@ -5,6 +5,7 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { CONSTITUTION_FILES } from "../gov/index.ts";
+import { installSandboxApp } from "./app-install.ts";
 import { CliError } from "./fail.ts";
 import { encryptionKeygen, keygen } from "./keygen.ts";
 import { SandboxGovernance } from "./sandbox-gov.ts";
@@ -30,6 +31,8 @@ function sandboxConstitution(): { files: string[]; name: string } {
 }
 
 export interface SandboxOptions {
+  /** A JS app directory to build (where needed) and install by governance once the network opens. */
+  jsApp?: string;
   dir: string;
   nodes: number;
   port: number;
@@ -43,6 +46,8 @@ export interface SandboxOptions {
   nodeArgs?: string[];
   /** Serve Ethereum JSON-RPC at `/app/eth` on every node (docs/ethereum.md). */
   evm?: boolean;
+  /** Serve Sawtooth: node i's transaction processors connect to tcp://127.0.0.1:(sawtoothPort + i). */
+  sawtoothPort?: number;
 }
 
 export interface Sandbox {
@@ -118,6 +123,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
                 }),
             app: "logging",
             ...(opts.evm ? { evm: true } : {}),
+            ...(opts.sawtoothPort === undefined
+              ? {}
+              : { sawtooth: { processorAddress: `tcp://127.0.0.1:${opts.sawtoothPort + i}` } }),
             log: { level: "info", format: opts.logFormat ?? "pretty" },
           },
           null,
@@ -162,6 +170,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       await governance.close();
     }
     await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/app", exits[i]!)));
+    if (opts.jsApp) await installSandboxApp(dir, first.rpc, opts.jsApp, print);
     const primary = await primaryOf(first.rpc, certPath);
     const network: NetworkFile = {
       service_cert: certPath,

@@ -2,6 +2,7 @@ import { evmExecutorFor } from "../evm/index.ts";
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
 import { CliError } from "./fail.ts";
 import { appExecutors } from "./js-apps.ts";
+import { sawtoothFor } from "./sawtooth.ts";
 
 export async function startCommand(opts: { config: string; mode?: "recover" }): Promise<void> {
   const config = loadConfig(opts.config);
@@ -14,13 +15,16 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
   const apps = await appExecutors(config, realEnvironment, log);
+  const sawtooth = await sawtoothFor(config, log);
   const evm = config.evm ? evmExecutorFor(realEnvironment) : null;
   const running = await runNode(config, realEnvironment, log, [
     ...apps.executors,
     ...(evm ? [evm.executor] : []),
+    ...sawtooth.executors,
   ]);
   apps.attach(running.node);
   evm?.bind(running.node);
+  sawtooth.attach(running);
   const shutdown = (signal: string) => {
     log.info({ signal }, "stopping");
     running.stop().then(

@@ -24,6 +24,7 @@ export const HOOK_PATHS = [
   "historical.getStateRange",
   "historical.dropCachedStates",
   "host.triggerSubprocess",
+  "host.fetch",
 ] as const;
 
 /** `ccf.crypto.<name>` members, implemented on the host (crypto.ts). */

@@ -100,6 +100,8 @@ export interface JsHooks {
   host?: {
     /** (args: string[]) */
     triggerSubprocess?: JsHostFn;
+    /** Coco: ({url, method?, headers?, body?}) => {status, headers, body: ArrayBuffer, digest} */
+    fetch?: JsHostFn;
   };
 }
 

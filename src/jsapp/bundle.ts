@@ -6,6 +6,16 @@ export type ForwardingRequired = "never" | "sometimes" | "always";
 export type RedirectionStrategy = "none" | "to_primary" | "to_backup";
 /** A policy name, or `{all_of: [names]}`: all must pass. */
 export type JsAuthnPolicy = string | { all_of: string[] };
+/** The policies an endpoint may name, as CCF names them (src/rpc/auth-policies.ts checks them). */
+export const KNOWN_POLICIES = new Set([
+  "user_cert",
+  "member_cert",
+  "any_cert",
+  "no_auth",
+  "jwt",
+  "user_cose_sign1",
+  "member_cose_sign1",
+]);
 
 /** One endpoint of app.json, as CCF defines it. */
 export interface JsEndpointInfo {
@@ -74,14 +84,17 @@ function checkEndpoint(info: unknown, where: string, modules: Set<string>): JsEn
   );
   need(Array.isArray(info.authn_policies), `${where}.authn_policies must be an array`);
   for (const [i, policy] of (info.authn_policies as unknown[]).entries()) {
-    if (typeof policy === "string") continue;
+    const names = typeof policy === "string" ? [policy] : isObject(policy) ? policy.all_of : undefined;
     need(
-      isObject(policy) &&
-        Array.isArray(policy.all_of) &&
-        policy.all_of.length > 0 &&
-        policy.all_of.every((p) => typeof p === "string"),
+      Array.isArray(names) && names.length > 0 && names.every((p) => typeof p === "string"),
       `${where}.authn_policies[${i}] must be a policy name or {"all_of": [names]}`,
     );
+    for (const name of names as string[]) {
+      need(
+        KNOWN_POLICIES.has(name),
+        `${where}.authn_policies[${i}]: unknown policy '${name}' (known: ${[...KNOWN_POLICIES].join(", ")})`,
+      );
+    }
   }
   const reuse = info.interpreter_reuse;
   need(

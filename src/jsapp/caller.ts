@@ -3,9 +3,6 @@ import type { Caller } from "../apps/index.ts";
 import type { Tx } from "../kv/index.ts";
 import { JsAppTables } from "./tables.ts";
 
-/** Policies rpc checks today; the others are parsed and stored, and refused with a clear 401. */
-export const SUPPORTED_POLICIES = new Set(["user_cert", "member_cert", "any_cert", "no_auth"]);
-
 function data(tx: Tx, map: string, id: string, field: string): unknown {
   const raw = tx.map(map).get(new TextEncoder().encode(id));
   if (raw === undefined) return null;
@@ -30,6 +27,10 @@ function passedAsAnyCert(caller: Caller, policies: readonly unknown[]): boolean 
 export function jsCaller(caller: Caller, tx: Tx, policies: readonly unknown[] = []): Record<string, unknown> {
   if (passedAsAnyCert(caller, policies) && "certPem" in caller)
     return { policy: "any_cert", cert: caller.certPem };
+  return shape(caller, tx);
+}
+
+function shape(caller: Caller, tx: Tx): Record<string, unknown> {
   switch (caller.policy) {
     case "no_auth":
       return { policy: "no_auth" };
@@ -47,5 +48,29 @@ export function jsCaller(caller: Caller, tx: Tx, policies: readonly unknown[] = 
         data: data(tx, JsAppTables.membersInfo, caller.id, "member_data"),
         cert: caller.certPem,
       };
+    case "jwt":
+      return {
+        policy: "jwt",
+        jwt: { keyIssuer: caller.keyIssuer, header: caller.header, payload: caller.payload },
+      };
+    case "user_cose_sign1":
+    case "member_cose_sign1": {
+      const user = caller.policy === "user_cose_sign1";
+      return {
+        policy: caller.policy,
+        id: caller.id,
+        data: user
+          ? data(tx, JsAppTables.usersInfo, caller.id, "user_data")
+          : data(tx, JsAppTables.membersInfo, caller.id, "member_data"),
+        cert: caller.certPem,
+        cose: { content: caller.content },
+      };
+    }
+    case "all_of": {
+      // CCF's shape: `policy` lists the constituents; each one's identity under its own name.
+      const out: Record<string, unknown> = { policy: caller.callers.map((c) => c.policy) };
+      for (const c of caller.callers) out[c.policy] = shape(c, tx);
+      return out;
+    }
   }
 }

@@ -7,7 +7,6 @@ import { createJsEngine, type JsEngine, type JsEnv, type JsModuleSet } from "../
 import type { Store, Tx } from "../kv/index.ts";
 import { appModuleSet } from "./adapter.ts";
 import { type JsEndpointInfo, moduleName } from "./bundle.ts";
-import { SUPPORTED_POLICIES } from "./caller.ts";
 import { type HandlerDeps, type InstalledEndpoint, runJsEndpoint } from "./handler.ts";
 import type { JsAppHost } from "./host.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -119,15 +118,12 @@ export class JsAppExecutor implements Executor {
     const router = new Router();
     for (const endpoint of endpoints) {
       if (modules === undefined) break;
-      const supported = endpoint.info.authn_policies.filter(
-        (p): p is Endpoint["auth"][number] => typeof p === "string" && SUPPORTED_POLICIES.has(p),
-      );
       try {
         router.add({
           method: endpoint.method as HttpMethod,
           path: endpoint.route,
-          // With none of its policies checkable yet, the handler answers 401 saying so.
-          auth: supported.length > 0 ? supported : ["no_auth"],
+          // Names were checked when the bundle was proposed (bundle.ts).
+          auth: endpoint.info.authn_policies as Endpoint["auth"],
           mode: endpoint.info.mode,
           forwarding: endpoint.info.forwarding_required,
           handler: (ctx) => runJsEndpoint(this.deps, modules, endpoint, ctx),

@@ -2,7 +2,12 @@
 // `ccf` global's per-request services, calls the function in the sandbox and turns its result
 // (or its failure) into an answer.
 import type { Logger } from "pino";
-import type { AppResponse, HandlerContext } from "../apps/index.ts";
+import {
+  type AppResponse,
+  type HandlerContext,
+  type OutboundRequest,
+  RerunWithFetched,
+} from "../apps/index.ts";
 import {
   type JsEngine,
   JsError,
@@ -12,7 +17,7 @@ import {
 } from "../js/index.ts";
 import { adapterName } from "./adapter.ts";
 import type { JsEndpointInfo } from "./bundle.ts";
-import { jsCaller, SUPPORTED_POLICIES } from "./caller.ts";
+import { jsCaller } from "./caller.ts";
 import { historicalStateFor, stateRange, TX_ID_HEADER } from "./historical.ts";
 import type { JsAppHost } from "./host.ts";
 import { appKv } from "./kv.ts";
@@ -68,18 +73,27 @@ function needHost(deps: HandlerDeps, what: string): JsAppHost {
   return host;
 }
 
-function policyNames(info: JsEndpointInfo): string[] {
-  return info.authn_policies.map((p) => (typeof p === "string" ? p : `all_of(${p.all_of.join("+")})`));
+interface RunFlags {
+  applyWrites?: boolean;
+  /** A `ccf.host.fetch` the handler asked for that this call has not fetched yet. */
+  pendingFetch?: OutboundRequest;
 }
 
-/** Why none of the endpoint's policies can be checked yet, or undefined. */
-export function unsupportedPolicies(info: JsEndpointInfo): string | undefined {
-  const names = policyNames(info);
-  if (names.some((p) => SUPPORTED_POLICIES.has(p))) return undefined;
-  return `authentication policy not supported yet in Coco: ${names.join(", ")}`;
+/**
+ * `ccf.host.fetch`: the sandbox cannot wait, so a request not yet fetched in this call ends the
+ * run; the host fetches it and runs the handler again, in a fresh transaction, with the answer.
+ */
+function hostFetch(ctx: HandlerContext, flags: RunFlags, req: unknown): unknown {
+  if (ctx.fetch === undefined || ctx.fetchedBefore === undefined) {
+    throw new Error("ccf.host.fetch is not available: this node does not make outbound calls");
+  }
+  const known = ctx.fetchedBefore(req as OutboundRequest);
+  if (known) return { status: known.status, headers: known.headers, body: known.body, digest: known.digest };
+  flags.pendingFetch = req as OutboundRequest;
+  throw new Error("ccf.host.fetch: the response is being fetched; the handler will run again");
 }
 
-function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: { applyWrites?: boolean }): JsHooks {
+function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: RunFlags): JsHooks {
   return {
     rpc: {
       setApplyWrites: (force: unknown) => {
@@ -107,6 +121,7 @@ function hooksFor(deps: HandlerDeps, ctx: HandlerContext, flags: { applyWrites?:
       },
     },
     host: {
+      fetch: (req: unknown) => hostFetch(ctx, flags, req),
       triggerSubprocess: () => {
         throw new Error("ccf.host.triggerSubprocess is not supported in Coco: apps may not start processes");
       },
@@ -171,10 +186,26 @@ export function runJsEndpoint(
   modules: Parameters<JsEngine["call"]>[0]["modules"],
   endpoint: InstalledEndpoint,
   ctx: HandlerContext,
+): AppResponse | Promise<AppResponse> {
+  const flags: RunFlags = {};
+  const response = runOnce(deps, modules, endpoint, ctx, flags);
+  const pending = flags.pendingFetch;
+  if (pending === undefined || ctx.fetch === undefined) return response;
+  const fetch = ctx.fetch;
+  return (async () => {
+    await fetch(pending);
+    throw new RerunWithFetched();
+  })();
+}
+
+function runOnce(
+  deps: HandlerDeps,
+  modules: Parameters<JsEngine["call"]>[0]["modules"],
+  endpoint: InstalledEndpoint,
+  ctx: HandlerContext,
+  flags: RunFlags,
 ): AppResponse {
   const { info } = endpoint;
-  const unsupported = unsupportedPolicies(info);
-  if (unsupported !== undefined) return errorResponse(401, "InvalidAuthenticationInfo", unsupported);
   const options = readRuntimeOptions(ctx.tx);
   let historicalState: JsHistoricalState | undefined;
   if (info.mode === "historical") {
@@ -197,7 +228,6 @@ export function runJsEndpoint(
     body: req.body,
     caller: jsCaller(ctx.caller, ctx.tx, info.authn_policies),
   };
-  const flags: { applyWrites?: boolean } = {};
   let result: { statusCode?: unknown; headers: Record<string, string>; kind: string; body?: unknown };
   try {
     result = deps.engine.call({

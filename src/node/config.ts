@@ -79,6 +79,11 @@ export interface NodeConfig {
   /** How its secrets are sealed: an SNP derived key, or (virtual only) a key file outside `dir`. */
   sealing: SealingSettings;
   /**
+   * Serve Sawtooth (docs/sawtooth.md): transaction processors connect over ZeroMQ to
+   * `processorAddress`; null (the default) leaves Sawtooth off.
+   */
+  sawtooth: { processorAddress: string; processorTimeoutMs: number } | null;
+  /**
    * `attestation.virtual.trustJoinersWhileOpening`: development only, virtual platform only,
    * false by default. While the service is Opening, a joiner with a valid virtual attestation is
    * trusted at once instead of waiting for the members' `transition_node_to_trusted` vote.
@@ -174,6 +179,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "commitWaitTimeoutMs",
     "attestation",
     "sealing",
+    "sawtooth",
   ]);
   const rpc = objectAt(top.rpc ?? {}, "rpc", [
     "address",
@@ -276,6 +282,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     attestation,
     sealing: sealingAt(top.sealing, attestation, dir, baseDir),
     trustJoinersWhileOpening: trustJoinersWhileOpeningAt(top.attestation),
+    sawtooth: sawtoothAt(top.sawtooth),
   };
 }
 
@@ -470,4 +477,16 @@ export function loadConfig(file: string): NodeConfig {
     throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
   }
   return parseConfig(raw, dirname(resolve(file)));
+}
+
+function sawtoothAt(value: unknown): NodeConfig["sawtooth"] {
+  if (value === undefined || value === null) return null;
+  const s = objectAt(value, "sawtooth", ["processorAddress", "processorTimeoutMs"]);
+  const processorAddress = stringAt(s, "processorAddress", "sawtooth");
+  if (!/^tcp:\/\/[^\s]+:(\d+|\*)$/.test(processorAddress))
+    fail("sawtooth.processorAddress", "must be a ZeroMQ tcp address, e.g. tcp://127.0.0.1:4004");
+  return {
+    processorAddress,
+    processorTimeoutMs: intAt(s, "processorTimeoutMs", "sawtooth", 10_000, 100, 600_000),
+  };
 }

@@ -29,6 +29,7 @@ export function rpcPort(node: CocoNode): RpcNode {
     get store() {
       return node.state.store;
     },
+    now: () => node.env.now(),
     currentTxId: () => node.state.txIdOf(node.state.store.version),
     txIdOf: (seqno) => node.state.txIdOf(seqno),
     commitTxId: () => node.state.txIdOf(node.state.commitSeqno),

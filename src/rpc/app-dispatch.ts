@@ -8,12 +8,15 @@ import {
   type ExecutorRegistry,
   HttpError,
   type HttpMethod,
+  RerunWithFetched,
 } from "../apps/index.ts";
 import { KvError, type Tx } from "../kv/index.ts";
 import { type CommitOutcome, NotPrimaryError, ZERO_DIGEST } from "../ledger/index.ts";
 import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
 import { authenticate, type Peer } from "./auth.ts";
+import type { AuthRequest } from "./auth-policies.ts";
 import { waitForCommit } from "./commit-wait.ts";
+import { OutboundSession } from "./outbound.ts";
 import type { RpcNode } from "./port.ts";
 
 const MAX_ATTEMPTS = 10;
@@ -34,7 +37,7 @@ const encoder = new TextEncoder();
 
 /** Framework maps are written by the node and governance only, never by apps. */
 function reservedMap(name: string): boolean {
-  return name.startsWith("public:ccf.") || name.startsWith("ccf.");
+  return name.startsWith("public:ccf.") || name.startsWith("ccf.") || name.startsWith("public:coco.gov.");
 }
 
 function makeRequest(call: AppCall, path: string, params: Record<string, string>): AppRequest {
@@ -162,7 +165,7 @@ async function executeOnce(
 ): Promise<AppAnswer> {
   const { endpoint, params, path } = routed;
   const current = () => node.currentTxId();
-  const auth = authenticate(endpoint.auth, call.peer);
+  const auth = authenticate(endpoint.auth, call.peer, authRequest(node, call));
   if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, current());
   const mode = endpointMode(endpoint, call, path);
   if (mode === "readwrite" && !node.isPrimary) {
@@ -188,9 +191,11 @@ async function executeOnce(
     }
   }
   const request = makeRequest(call, path, params);
+  const outbound = new OutboundSession(mode === "readwrite", () => (node.now ? node.now() : Date.now()));
   const release = mode === "readwrite" && endpoint.exclusive ? await exclusiveTurn(endpoint) : () => {};
   try {
-    return await runAttempts(node, endpoint, request, auth.caller, mode, waitForIt, log, listeners, release);
+    const context = { listeners, outbound, release };
+    return await runAttempts(node, endpoint, request, auth.caller, mode, waitForIt, log, context);
   } finally {
     release();
   }
@@ -214,6 +219,14 @@ async function exclusiveTurn(endpoint: Endpoint): Promise<() => void> {
   return open;
 }
 
+/** What every attempt of one request shares. */
+interface AttemptContext {
+  listeners: Array<(txid: string, status: number) => void>;
+  outbound: OutboundSession;
+  /** Ends the request's exclusive turn (a no-op when it has none). */
+  release: () => void;
+}
+
 async function runAttempts(
   node: RpcNode,
   endpoint: Endpoint,
@@ -222,13 +235,16 @@ async function runAttempts(
   mode: EndpointMode,
   waitForIt: boolean,
   log: Logger,
-  listeners: Array<(txid: string, status: number) => void>,
-  release: () => void,
+  { listeners, outbound, release }: AttemptContext,
 ): Promise<AppAnswer> {
   const current = () => node.currentTxId();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const tx = node.store.begin();
-    const result = await runHandler(endpoint, request, caller, tx, log, listeners);
+    const result = await runHandler(endpoint, request, caller, tx, log, listeners, outbound);
+    if ("rerun" in result) {
+      tx.abandon();
+      continue;
+    }
     if ("error" in result) {
       tx.abandon();
       return errorAnswer(
@@ -310,6 +326,7 @@ async function answerRead(
 
 type HandlerResult =
   | { response: AppResponse; claimsDigest: Uint8Array }
+  | { rerun: true }
   | { error: { status: number; code: string; message: string } };
 
 async function runHandler(
@@ -319,6 +336,7 @@ async function runHandler(
   tx: Tx,
   log: Logger,
   listeners: Array<(txid: string, status: number) => void>,
+  outbound: OutboundSession,
 ): Promise<HandlerResult> {
   let claimsDigest = ZERO_DIGEST;
   try {
@@ -335,6 +353,8 @@ async function runHandler(
       onAnswer(callback) {
         listeners.push(callback);
       },
+      fetch: (req) => outbound.fetch(tx, req),
+      fetchedBefore: (req) => outbound.before(tx, req),
     });
     const status = response.status ?? 200;
     if (!Number.isInteger(status) || status < 100 || status > 599) {
@@ -342,9 +362,16 @@ async function runHandler(
     }
     return { response, claimsDigest };
   } catch (e) {
+    if (e instanceof RerunWithFetched) return { rerun: true };
     if (e instanceof HttpError) return { error: { status: e.status, code: e.code, message: e.message } };
     if (e instanceof KvError) return { error: { status: 400, code: "InvalidInput", message: e.message } };
     log.error({ err: e, endpoint: endpoint.path }, "app handler failed");
     return { error: { status: 500, code: "InternalError", message: "the app handler failed" } };
   }
+}
+
+/** What the policies beyond client certificates read from a call. */
+export function authRequest(node: RpcNode, call: AppCall): AuthRequest {
+  const nowMs = node.now ? node.now() : Date.now();
+  return { headers: call.headers, body: call.body, store: node.store, nowSeconds: Math.floor(nowMs / 1000) };
 }

@@ -3,6 +3,7 @@ import type { AuthPolicy, Caller } from "../apps/index.ts";
 import { sha256, toHex } from "../crypto/index.ts";
 import type { Store } from "../kv/index.ts";
 import { fromUtf8, Tables, utf8 } from "../ledger/index.ts";
+import { type AuthRequest, checkPolicies } from "./auth-policies.ts";
 
 /** The identity behind the TLS client certificate, if any. */
 export interface Peer {
@@ -86,8 +87,27 @@ export type AuthOutcome =
   | { ok: true; caller: Caller }
   | { ok: false; status: 401 | 403; code: string; message: string };
 
-/** Tries the endpoint's policies in order; the first that passes names the caller. */
-export function authenticate(policies: AuthPolicy[], peer: Peer): AuthOutcome {
+const CERT_POLICIES = new Set<AuthPolicy>(["user_cert", "member_cert", "any_cert", "no_auth"]);
+
+/**
+ * Tries the endpoint's policies in order; the first that passes names the caller. Endpoints with
+ * a policy beyond client certificates (jwt, COSE Sign1, all_of) are checked by auth-policies.ts,
+ * which reads the request; without the request those policies fail.
+ */
+export function authenticate(policies: AuthPolicy[], peer: Peer, request?: AuthRequest): AuthOutcome {
+  if (!policies.every((p) => CERT_POLICIES.has(p))) {
+    if (request === undefined) {
+      return {
+        ok: false,
+        status: 401,
+        code: "InvalidAuthenticationInfo",
+        message: "this endpoint needs the request to authenticate",
+      };
+    }
+    const outcome = checkPolicies(policies, peer, request);
+    if (outcome.ok) return outcome;
+    return { ok: false, status: 401, code: "InvalidAuthenticationInfo", message: outcome.message };
+  }
   for (const policy of policies) {
     if (policy === "no_auth") return { ok: true, caller: { policy: "no_auth" } };
     if ((policy === "user_cert" || policy === "any_cert") && peer.user && peer.id) {

@@ -6,7 +6,7 @@ import type { ExecutorRegistry } from "../apps/index.ts";
 import { sha256, toHex } from "../crypto/index.ts";
 import type { Store } from "../kv/index.ts";
 import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
-import { type AppCall, executeApp, mustRunOnPrimary, routeApp } from "./app-dispatch.ts";
+import { type AppCall, authRequest, executeApp, mustRunOnPrimary, routeApp } from "./app-dispatch.ts";
 import { authenticate, certificateDateProblem, identifyPeer, type Peer, peerFromId } from "./auth.ts";
 import type { RpcNode } from "./port.ts";
 
@@ -31,7 +31,7 @@ const MAX_CALLER_CERT_BYTES = 16 * 1024;
 const forwardedSessions = new WeakSet<object>();
 
 /** Only these request headers travel with a forwarded call. */
-const FORWARDED_HEADERS = ["content-type", "accept", WAIT_HEADER, READ_HEADER];
+const FORWARDED_HEADERS = ["content-type", "accept", "authorization", WAIT_HEADER, READ_HEADER];
 
 function writeAnswer(reply: FastifyReply, answer: AppAnswer): FastifyReply {
   for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value);
@@ -58,7 +58,7 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
       return writeAnswer(reply, await executeApp(node, routed, call, log));
     }
     // Refuse unknown callers here rather than spend the primary's time on them.
-    const auth = authenticate(routed.endpoint.auth, call.peer);
+    const auth = authenticate(routed.endpoint.auth, call.peer, authRequest(node, call));
     if (!auth.ok) {
       return writeAnswer(reply, errorAnswer(auth.status, auth.code, auth.message, node.currentTxId()));
     }

@@ -22,6 +22,9 @@ export interface RpcNode {
   /** The TxID of the last commit point. */
   commitTxId(): string;
 
+  /** The node's clock (ms since the epoch), from its injected environment: JWT and COSE dates. */
+  now?(): number;
+
   readonly isPrimary: boolean;
   /** The node this one believes is primary, or null. */
   readonly primaryId: string | null;

@@ -342,9 +342,10 @@ test("every node, and a backup after a restart, reports the same chain; numberin
     nodeAddress: `${nodeAddress.host}:${nodeAddress.port}`,
     rpc: { address: `${rpcAddress.host}:${rpcAddress.port}` },
   });
+  // Its own ledger already holds the head: wait until it has rejoined and knows the primary too.
   await cluster.until(
-    "the restarted node has the head",
-    async () => (await latestOn(back)).hash === primaryHead.hash,
+    "the restarted node has the head and knows the primary",
+    async () => (await latestOn(back)).hash === primaryHead.hash && back.node.primaryId !== null,
   );
   const nonce = Number((await call("eth_getTransactionCount", [alice.address, "latest"])).result);
   const raw = await alice.signTransaction({

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { appExecutors } from "../../src/cli/js-apps.ts";
+import { sawtoothFor } from "../../src/cli/sawtooth.ts";
 import type { GovClient } from "../../src/client/index.ts";
 import type { ProposalView } from "../../src/gov/index.ts";
 import {
@@ -141,8 +142,16 @@ export class Cluster {
     );
     const logger = createLogger({ level: process.env.COCO_TEST_LOG ?? "error", format: "json" });
     const apps = await appExecutors(config, realEnvironment, logger);
-    const running = await runNode(config, realEnvironment, logger, apps.executors, seams);
+    const sawtooth = await sawtoothFor(config, logger);
+    const running = await runNode(
+      config,
+      realEnvironment,
+      logger,
+      [...apps.executors, ...sawtooth.executors],
+      seams,
+    );
     apps.attach(running.node);
+    sawtooth.attach(running);
     this.nodes.push(running);
     return running;
   }

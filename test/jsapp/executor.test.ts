@@ -218,10 +218,10 @@ test("limits hit under load end only the requests that hit them", async () => {
   assert.equal((await net.call("GET", "/app/things/spin")).status, 404);
 });
 
-test("policies Coco cannot check yet answer 401 saying so; ccf.consensus answers", async () => {
+test("a failed policy answers 401 naming it and why; ccf.consensus answers", async () => {
   const jwt = await net.call("GET", "/app/jwt-only");
   assert.equal(jwt.status, 401);
-  assert.match(jwt.json().error.message, /not supported yet in Coco: jwt/);
+  assert.match(jwt.json().error.message, /jwt: no bearer token in the Authorization header/);
   assert.equal((await net.call("GET", "/app/anyone", { as: "none" })).status, 200);
   assert.equal((await net.call("GET", "/app/text", { as: "none" })).status, 401);
   const anyCert = (await net.call("POST", "/app/any-cert/x")).json().caller;

@@ -10,7 +10,7 @@ import { govClient, type Identity, makeIdentity, passProposal } from "../helpers
 
 /**
  * Issue 11, finding 4 and part of 7: one member must not be able to lock the others out of
- * governance, nor flood it. Performed against a real node over HTTPS.
+ * governance, nor flood it. Performed against a real 3-node network over HTTPS.
  */
 
 let cluster: Cluster;
@@ -24,7 +24,12 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 before(async () => {
   cluster = await Cluster.create();
-  node = await cluster.startService();
+  // A real 3-node network; governance requests go to its primary.
+  const n0 = await cluster.startService({ openAtNodes: 3 });
+  await cluster.join("n1", n0);
+  await cluster.join("n2", n0);
+  await cluster.untilOpen();
+  node = cluster.primary() ?? n0;
   member0 = await cluster.gov(node);
   mallory = await makeIdentity("mallory");
   malloryId = certFingerprint(mallory.certPem);

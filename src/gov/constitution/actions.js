@@ -32,6 +32,14 @@ function isHex(v, bytes, field) {
 function isEntityId(v, field) {
   isHex(v, 32, field);
 }
+function isJwks(jwks) {
+  return (
+    typeof jwks === "object" &&
+    jwks !== null &&
+    Array.isArray(jwks.keys) &&
+    jwks.keys.every((k) => typeof k?.kid === "string" && typeof k?.kty === "string")
+  );
+}
 function noArgs(args) {
   need(
     args === undefined || args === null || Object.keys(args).length === 0,
@@ -193,6 +201,25 @@ function tcbHexToPolicy(cpuid, hex) {
 }
 
 const actions = new Map([
+  [
+    // Which Sawtooth batcher keys (compressed secp256k1, hex) may submit batches: the whole list.
+    "set_sawtooth_batchers",
+    new Action(
+      (a) => {
+        need(Array.isArray(a.batchers), "batchers must be an array");
+        for (const k of a.batchers)
+          need(
+            typeof k === "string" && /^0[23][0-9a-f]{64}$/.test(k),
+            "each batcher must be a compressed secp256k1 public key in lowercase hex",
+          );
+      },
+      (a) => {
+        const table = ccf.kv["public:ccf.gov.sawtooth.batchers"];
+        table.clear();
+        for (const k of a.batchers) table.set(buf(k), json({}));
+      },
+    ),
+  ],
   [
     "set_constitution",
     new Action(
@@ -513,6 +540,85 @@ const actions = new Map([
           need(a[f] === undefined || typeof a[f] === "boolean", `${f} must be a boolean`);
       },
       (a) => ccf.kv["public:ccf.gov.js_runtime_options"].set(SINGLETON, json(a)),
+    ),
+  ],
+  [
+    "set_jwt_issuer",
+    new Action(
+      (a) => {
+        isString(a.issuer, "issuer");
+        need(a.jwks === undefined || isJwks(a.jwks), "jwks must be {keys: [{kid, kty, ...}]}");
+        need(
+          !a.auto_refresh,
+          "auto_refresh is not supported in Coco: set keys with set_jwt_public_signing_keys",
+        );
+        need(
+          a.audience === undefined ||
+            typeof a.audience === "string" ||
+            (Array.isArray(a.audience) && a.audience.every((x) => typeof x === "string")),
+          "audience must be a string or an array of strings",
+        );
+      },
+      (a) => {
+        const { jwks, ...metadata } = a;
+        if (jwks) {
+          ccf.removeJwtPublicSigningKeys(a.issuer);
+          ccf.setJwtPublicSigningKeys(a.issuer, metadata, jwks);
+        }
+        ccf.kv["public:ccf.gov.jwt.issuers"].set(buf(a.issuer), json(metadata));
+      },
+    ),
+  ],
+  [
+    "set_jwt_public_signing_keys",
+    new Action(
+      (a) => {
+        isString(a.issuer, "issuer");
+        need(isJwks(a.jwks), "jwks must be {keys: [{kid, kty, ...}]}");
+      },
+      (a) => {
+        const metadata = ccf.kv["public:ccf.gov.jwt.issuers"].get(buf(a.issuer));
+        need(metadata !== undefined, `issuer ${a.issuer} not found`);
+        // The new set replaces the issuer's keys: a key left out is no longer trusted.
+        ccf.removeJwtPublicSigningKeys(a.issuer);
+        ccf.setJwtPublicSigningKeys(a.issuer, parse(metadata), a.jwks);
+      },
+    ),
+  ],
+  [
+    "remove_jwt_issuer",
+    new Action(
+      (a) => isString(a.issuer, "issuer"),
+      (a) => {
+        if (!ccf.kv["public:ccf.gov.jwt.issuers"].has(buf(a.issuer))) return;
+        ccf.kv["public:ccf.gov.jwt.issuers"].delete(buf(a.issuer));
+        ccf.removeJwtPublicSigningKeys(a.issuer);
+      },
+    ),
+  ],
+  [
+    "set_outbound_destination",
+    new Action(
+      (a) => {
+        isString(a.origin, "origin");
+        need(
+          /^https:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(a.origin),
+          "origin must be https://host[:port], with no path",
+        );
+        need(a.ca_cert === undefined || typeof a.ca_cert === "string", "ca_cert must be a PEM string");
+        if (a.ca_cert !== undefined) isCert(a.ca_cert, "ca_cert");
+      },
+      (a) => {
+        const entry = a.ca_cert === undefined ? {} : { ca_cert: a.ca_cert };
+        ccf.kv["public:coco.gov.outbound.destinations"].set(buf(a.origin), json(entry));
+      },
+    ),
+  ],
+  [
+    "remove_outbound_destination",
+    new Action(
+      (a) => isString(a.origin, "origin"),
+      (a) => ccf.kv["public:coco.gov.outbound.destinations"].delete(buf(a.origin)),
     ),
   ],
   ["refresh_js_app_bytecode_cache", new Action(noArgs, () => ccf.refreshAppBytecodeCache())],

@@ -1,0 +1,21 @@
+import type { Logger } from "pino";
+import type { Executor } from "../apps/index.ts";
+import type { NodeConfig, RunningNode } from "../node/index.ts";
+import { nodeHost, SawtoothExecutor } from "../sawtooth/index.ts";
+
+/**
+ * The one place Sawtooth is wired to a node: the executor is made before the node runs (it is
+ * one of the node's executors) and attached to the node's facts once it runs.
+ */
+export async function sawtoothFor(
+  config: NodeConfig,
+  log: Logger,
+): Promise<{ executors: Executor[]; attach(running: RunningNode): void; executor?: SawtoothExecutor }> {
+  if (!config.sawtooth) return { executors: [], attach() {} };
+  const executor = await SawtoothExecutor.start(config.sawtooth, log);
+  return {
+    executor,
+    executors: [executor],
+    attach: (running) => executor.attach(nodeHost(running.node)),
+  };
+}

@@ -85,9 +85,23 @@ async function callAs(who: Identity, method: "GET" | "PUT", path: string, body?:
   }
 }
 
+/**
+ * The store's version once it has stopped moving: the signature timer may still be signing the
+ * previous test's writes, which is not a write of this one. Bounded: gives up after ~7 s.
+ */
+async function settledVersion(): Promise<number> {
+  let v = node.node.state.store.version;
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    if (node.node.state.store.version === v) return v;
+    v = node.node.state.store.version;
+  }
+  return v;
+}
+
 describe("client certificates outside their validity dates", () => {
   test("an expired user certificate: 401, and its write is not run", async () => {
-    const version = node.node.state.store.version;
+    const version = await settledVersion();
     const put = await callAs(expired, "PUT", "/app/log/private?id=7", { msg: "from an expired cert" });
     assert.equal(put.status, 401);
     assert.equal(put.json.error.code, "InvalidAuthenticationInfo");
@@ -120,7 +134,7 @@ describe("client certificates outside their validity dates", () => {
       createdAt: Math.floor(Date.now() / 1000),
       payload: new Uint8Array(),
     });
-    const version = node.node.state.store.version;
+    const version = await settledVersion();
     const agent = new Agent({ connect: { ca: node.node.identity.serviceCertPem } });
     const res = await request(
       cluster.url(node, `/gov/members/state-digests/${memberId}:update?api-version=2024-07-01`),

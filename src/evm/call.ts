@@ -18,7 +18,8 @@ import { blockFor, type EvmRandom, vmOver } from "./vm.ts";
  * The state a call runs over: a private contract's group (src/evm/private), or undefined for the
  * public state (a pooled VM's own state manager).
  */
-export type StateFor = (kv: Tx) => KvStateManager | undefined;
+/** The state a call runs over; `from` is the call's sender (a private state lets it spend gas). */
+export type StateFor = (kv: Tx, from: Address) => KvStateManager | undefined;
 const publicState: StateFor = () => undefined;
 
 /** The fields of an `eth_call` / `eth_estimateGas` request object that Coco reads. */
@@ -84,7 +85,7 @@ async function runOnce(
   now: () => number,
   stateFor: StateFor,
 ) {
-  const { vm, common, release } = await vmOver(kv, config, random, stateFor(kv));
+  const { vm, common, release } = await vmOver(kv, config, random, stateFor(kv, from));
   try {
     const unsigned = createTx(
       { to: call.to, data: call.data, value: call.value, gasLimit, gasPrice: config.gasPrice },

@@ -1,6 +1,6 @@
 import { RpcError } from "./errors.ts";
 import { METHODS, type MethodContext, PRIMARY_METHODS } from "./methods.ts";
-import { PRIVATE_METHODS } from "./private/index.ts";
+import { PRIVATE_METHODS, PRIVATE_PRIMARY_METHODS } from "./private/index.ts";
 
 /** At most this many calls in one batch. */
 export const MAX_BATCH = 1000;
@@ -32,7 +32,7 @@ export function needsPrimary(body: Uint8Array): boolean {
       typeof c === "object" &&
       c !== null &&
       (PRIMARY_METHODS.has((c as { method?: unknown }).method as string) ||
-        (c as { method?: unknown }).method === "eth_sendRawPrivateTransaction"),
+        PRIVATE_PRIMARY_METHODS.has((c as { method?: unknown }).method as string)),
   );
 }
 

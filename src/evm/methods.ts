@@ -28,6 +28,8 @@ export interface MethodContext {
   lookupTx?: TxResolver;
   /** The caller's Tessera keys: which privacy groups it is party to (src/evm/private). */
   partyKeys?: Set<string>;
+  /** The calling Coco user's id, for what only that user may use again (src/evm/private). */
+  partyOwner?: string;
 }
 
 function resolver(ctx: MethodContext): TxResolver {

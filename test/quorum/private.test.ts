@@ -311,6 +311,112 @@ test("a contract a private contract creates is private to the same parties", asy
   );
 });
 
+test("privacy marker transactions: the marked transaction is for its parties only", async () => {
+  const balanceOfB = () =>
+    b.rpc("eth_call", [
+      {
+        from: b.wallet.address,
+        to: tokenAddress,
+        data: token.encodeFunctionData("balanceOf", [b.wallet.address]),
+      },
+    ]);
+  const before = BigInt(await balanceOfB());
+  const transfer = token.encodeFunctionData("transfer", [b.wallet.address, 7n]);
+  const { hash: markerHash, raw: markerRaw } = await a.sendWithMarker({ to: tokenAddress, data: transfer }, [
+    b.tesseraKey,
+  ]);
+  // The marker is an ordinary public transaction of A's, to the precompile, carrying nothing.
+  const precompile = await a.web3.eth.getPrivacyPrecompileAddress();
+  assert.equal(precompile, "0x000000000000000000000000000000000000007a");
+  const marker = await a.receipt(markerHash);
+  assert.equal(marker.to, precompile);
+  assert.equal(marker.status, "0x1");
+  assert.deepEqual(marker.logs, []);
+  assert.equal(marker.contractAddress, null);
+  // B, a party, reads the private transaction and its receipt by the marker's hash (web3js-quorum).
+  const privateReceipt = await eventually(
+    "B's private receipt",
+    () => b.web3.eth.getPrivateTransactionReceipt(markerHash),
+    (r) => r !== null,
+  );
+  // biome-ignore lint/suspicious/noExplicitAny: an unformatted JSON-RPC answer
+  const r = privateReceipt as any;
+  assert.equal(r.status, "0x1");
+  assert.equal(r.to.toLowerCase(), tokenAddress.toLowerCase());
+  assert.equal(r.logs.length, 1);
+  // biome-ignore lint/suspicious/noExplicitAny: an unformatted JSON-RPC answer
+  const inner = (await b.web3.eth.getPrivateTransactionByHash(markerHash)) as any;
+  assert.equal(inner.to.toLowerCase(), tokenAddress.toLowerCase());
+  assert.equal(await b.rpc("eth_getQuorumPayload", [inner.input]), transfer);
+  assert.equal(
+    BigInt(await eventually("B's balance", balanceOfB, (v) => v !== "0x" && BigInt(v) === before + 7n)),
+    before + 7n,
+  );
+  // C sees neither the marker nor what it carried, on any node.
+  for (const q of cEverywhere) {
+    await cluster.until(
+      "applied",
+      async () => BigInt(await q.rpc("eth_blockNumber", [])) >= BigInt(marker.blockNumber),
+    );
+    assert.equal(await q.web3.eth.getPrivateTransactionReceipt(markerHash), null);
+    assert.equal(await q.web3.eth.getPrivateTransactionByHash(markerHash), null);
+    assert.equal(await q.rpc("eth_getTransactionReceipt", [markerHash]), null);
+  }
+  // A distributed transaction runs once: the same marker again is refused.
+  await assert.rejects(a.rpc("eth_sendRawTransaction", [markerRaw]), /names no private transaction/);
+});
+
+test("a marker must carry a transaction its own sender distributed", async () => {
+  const head = await a.rpc("eth_blockNumber", []);
+  const precompile = "0x000000000000000000000000000000000000007a";
+  const chainId = BigInt(await a.rpc("eth_chainId", []));
+  const nonce = Number(BigInt(await a.rpc("eth_getTransactionCount", [a.wallet.address, "latest"])));
+  // A key nothing was distributed under.
+  const bogus = await a.wallet.signTransaction({
+    to: precompile,
+    data: `0x${"22".repeat(64)}`,
+    nonce,
+    gasLimit: 100000,
+    gasPrice: 0,
+    chainId,
+    type: 0,
+  });
+  await assert.rejects(a.rpc("eth_sendRawTransaction", [bogus]), /names no private transaction/);
+  // B distributes a transaction of its own; A's marker cannot run it.
+  const key = await b.http("POST", "/tessera/storeraw", {
+    payload: Buffer.from(
+      token.encodeFunctionData("transfer", [a.wallet.address, 1n]).slice(2),
+      "hex",
+    ).toString("base64"),
+    from: b.tesseraKey,
+  });
+  const bNonce = Number(BigInt(await b.rpc("eth_getTransactionCount", [b.wallet.address, "latest"])));
+  const bPrivate = await b.wallet.signTransaction({
+    type: 0,
+    to: tokenAddress,
+    data: `0x${Buffer.from(JSON.parse(key.text).key, "base64").toString("hex")}`,
+    nonce: bNonce,
+    gasLimit: 8_000_000,
+    gasPrice: 0,
+  });
+  const tmHash = await b.rpc("eth_distributePrivateTransaction", [
+    `0x${b.web3.utils.setPrivate(bPrivate).toString("hex")}`,
+    { privateFor: [a.tesseraKey] },
+  ]);
+  assert.match(tmHash, /^0x[0-9a-f]{128}$/);
+  const stolen = await a.wallet.signTransaction({
+    to: precompile,
+    data: tmHash,
+    nonce,
+    gasLimit: 100000,
+    gasPrice: 0,
+    chainId,
+    type: 0,
+  });
+  await assert.rejects(a.rpc("eth_sendRawTransaction", [stolen]), /names no private transaction/);
+  assert.equal(await a.rpc("eth_blockNumber", []), head);
+});
+
 test("bad private transactions are refused and change nothing", async () => {
   const head = await a.rpc("eth_blockNumber", []);
   // An unknown recipient key, a payload no one stored, an ordinary (non-private) signature.

@@ -18,6 +18,10 @@ export const PRIVATE_MAPS = {
   txGroups: "coco.quorum.tx_groups",
   /** payload key (64 bytes) -> the group of the private transaction that used it (once). */
   payloadGroups: "coco.quorum.payload_groups",
+  /** distributed key (64 bytes) -> JSON { raw private transaction, its args, owner }, until a marker runs it. */
+  distributed: "coco.quorum.distributed",
+  /** privacy marker hash (32 bytes) -> JSON { privateHash, group }. */
+  markers: "coco.quorum.markers",
 } as const;
 
 /** A privacy group's own maps: its contracts' accounts, code, storage and transaction records. */

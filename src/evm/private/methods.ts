@@ -9,6 +9,13 @@ import type { TxResolver } from "../logs.ts";
 import { latestOnly, METHODS, type MethodContext } from "../methods.ts";
 import { getTx, type StoredTx } from "../records.ts";
 import { contractGroupFor, groupMaps, isParty, PRIVATE_MAPS, txGroup } from "./groups.ts";
+import {
+  distributePrivateTransaction,
+  isMarker,
+  markedPrivateHash,
+  PRIVACY_PRECOMPILE,
+  sendPrivacyMarker,
+} from "./marker.ts";
 import { callerKeys } from "./parties.ts";
 import { readPayload } from "./payloads.ts";
 import { sendRawPrivateTransaction } from "./send.ts";
@@ -33,10 +40,20 @@ export function privateResolver(kv: Tx, keys: Set<string>): TxResolver {
 }
 
 /** What the executor adds to a request's context for the private methods. */
-export function privateContext(kv: Tx, caller: Caller): Pick<MethodContext, "lookupTx" | "partyKeys"> {
+export function privateContext(
+  kv: Tx,
+  caller: Caller,
+): Pick<MethodContext, "lookupTx" | "partyKeys" | "partyOwner"> {
   const partyKeys = callerKeys(kv, caller);
-  return { partyKeys, lookupTx: privateResolver(kv, partyKeys) };
+  const partyOwner = caller.policy === "user_cert" ? caller.id : "";
+  return { partyKeys, partyOwner, lookupTx: privateResolver(kv, partyKeys) };
 }
+
+/** The private methods that write: they run on the primary (backups forward them). */
+export const PRIVATE_PRIMARY_METHODS = new Set([
+  "eth_sendRawPrivateTransaction",
+  "eth_distributePrivateTransaction",
+]);
 
 const keysOf = (ctx: MethodContext) => ctx.partyKeys ?? new Set<string>();
 
@@ -81,6 +98,23 @@ function storageDigest(kv: Tx, group: string, address: string): string {
 export const PRIVATE_METHODS: Record<string, Method> = {
   eth_sendRawPrivateTransaction: ({ kv, bound, host, partyKeys }, [raw, args]) =>
     sendRawPrivateTransaction(kv, raw, args, bound, partyKeys ?? new Set(), host.now, host),
+  // Privacy marker transactions (marker.ts): distribute, then a public marker to the precompile.
+  eth_getPrivacyPrecompileAddress: () => PRIVACY_PRECOMPILE,
+  eth_distributePrivateTransaction: ({ kv, bound, host, partyKeys, partyOwner }, [raw, args]) =>
+    distributePrivateTransaction(kv, raw, args, bound, partyKeys ?? new Set(), partyOwner ?? "", host),
+  eth_sendRawTransaction: (ctx, params) => {
+    if (!isMarker(ctx.kv, params[0])) return METHODS.eth_sendRawTransaction!(ctx, params);
+    const { kv, bound, host, partyKeys, partyOwner } = ctx;
+    return sendPrivacyMarker(kv, params[0], bound, partyKeys ?? new Set(), partyOwner ?? "", host.now, host);
+  },
+  eth_getPrivateTransactionByHash: (ctx, [h]) => {
+    const inner = markedPrivateHash(ctx.kv, h, keysOf(ctx));
+    return inner === undefined ? null : METHODS.eth_getTransactionByHash!(ctx, [inner]);
+  },
+  eth_getPrivateTransactionReceipt: (ctx, [h]) => {
+    const inner = markedPrivateHash(ctx.kv, h, keysOf(ctx));
+    return inner === undefined ? null : METHODS.eth_getTransactionReceipt!(ctx, [inner]);
+  },
   eth_getQuorumPayload: ({ kv, partyKeys }, [id]) => {
     if (typeof id !== "string" || !/^0x[0-9a-fA-F]{128}$/.test(id))
       throw new RpcError(-32602, "invalid params: expected the 64-byte payload key in hex");
@@ -132,7 +166,7 @@ export const PRIVATE_METHODS: Record<string, Method> = {
       ctx.bound,
       ctx.host,
       ctx.host.now,
-      (kv) => new PrivateStateManager(kv, group),
+      (kv, from) => new PrivateStateManager(kv, group, from),
     );
   },
   eth_estimateGas: (ctx, params) => {
@@ -145,7 +179,7 @@ export const PRIVATE_METHODS: Record<string, Method> = {
       ctx.bound,
       ctx.host,
       ctx.host.now,
-      (kv) => new PrivateStateManager(kv, group),
+      (kv, from) => new PrivateStateManager(kv, group, from),
     );
   },
 };

@@ -1,10 +1,10 @@
 import { RLP } from "@ethereumjs/rlp";
 import { createLegacyTxFromBytesArray, type TypedTransaction } from "@ethereumjs/tx";
-import { Account, bytesToHex, createAccountFromRLP, hexToBytes } from "@ethereumjs/util";
+import { Account, type Address, bytesToHex, createAccountFromRLP, hexToBytes } from "@ethereumjs/util";
 import { runTx } from "@ethereumjs/vm";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { Tx } from "../../kv/index.ts";
-import { appendBlock, blockByNumber, headNumber, hex, seal } from "../chain.ts";
+import { appendBlock, blockByNumber, headNumber, hex, type StoredBlock, seal } from "../chain.ts";
 import { readEvmConfig } from "../config.ts";
 import { RpcError } from "../errors.ts";
 import { EVM_MAPS } from "../maps.ts";
@@ -58,30 +58,41 @@ function parseArgs(args: unknown): { privateFor: string[]; privateFrom?: string 
   return { privateFor: privateFor as string[], privateFrom: privateFrom as string | undefined };
 }
 
+/** A private transaction that passed every check but the nonce: ready to run in its group. */
+export interface CheckedPrivate {
+  tx: TypedTransaction;
+  v: number;
+  raw: string;
+  /** keccak-256 of the raw transaction as sent (v 37/38), as GoQuorum's hash. */
+  hash: string;
+  fromHex: string;
+  members: string[];
+  group: string;
+  payload: Uint8Array;
+}
+
 /**
- * `eth_sendRawPrivateTransaction`: runs the payload the data field names in the privacy group of
- * the sender and its recipients. The group's maps get the state, receipt and logs; public state
- * gets only the sender's spent nonce and a block holding the transaction's hash (as Quorum's
- * public chain holds the marker). A transaction that would change public state is refused.
+ * Everything `eth_sendRawPrivateTransaction` and `eth_distributePrivateTransaction` check before a
+ * private transaction may run: its form, its sender bound to the caller, a stored payload of the
+ * caller's that no transaction used yet, recipients governance knows, and the contract's group.
  */
-export async function sendRawPrivateTransaction(
+export function checkPrivate(
   kv: Tx,
   raw: unknown,
   args: unknown,
   bound: Set<string>,
   keys: Set<string>,
-  now: () => number,
-  random: EvmRandom,
-): Promise<string> {
+): CheckedPrivate {
   const config = readEvmConfig(kv);
   if (config.gasPrice !== 0n)
     throw new RpcError(-32000, "private transactions need a gas price of 0 (governance's)");
   const { tx, v } = decodePrivateTx(raw, config.chainId);
   const { privateFor, privateFrom: fromArg } = parseArgs(args);
   const hash = bytesToHex(keccak_256(hexToBytes(raw as `0x${string}`)));
-  if (getTx(kv, hash)) throw new RpcError(-32000, "already known");
-  const from = tx.getSenderAddress();
-  const fromHex = from.toString();
+  if (getTx(kv, hash) || kv.map(PRIVATE_MAPS.txGroups).get(hexToBytes(hash as `0x${string}`))) {
+    throw new RpcError(-32000, "already known");
+  }
+  const fromHex = tx.getSenderAddress().toString();
   if (!bound.has(fromHex)) {
     throw new RpcError(-32000, `sender ${fromHex} is not an Ethereum account bound to the calling Coco user`);
   }
@@ -107,16 +118,68 @@ export async function sendRawPrivateTransaction(
   if (target !== undefined && target !== group) {
     throw new RpcError(-32000, "the contract is private to other parties: send with its own privateFor");
   }
-  const publicRaw = kv.map(EVM_MAPS.accounts).get(from.bytes);
-  const nonce = publicRaw === undefined ? 0n : createAccountFromRLP(publicRaw).nonce;
-  if (tx.nonce !== nonce) {
+  if (tx.gasLimit > config.blockGasLimit) throw new RpcError(-32000, "exceeds block gas limit");
+  const payload = new Uint8Array(Buffer.from(stored.payload, "base64"));
+  return { tx, v, raw: raw as string, hash, fromHex, members, group, payload };
+}
+
+/** The sender's next public nonce, checked against `nonce`. */
+export function checkPublicNonce(kv: Tx, address: Address, nonce: bigint): bigint {
+  const raw = kv.map(EVM_MAPS.accounts).get(address.bytes);
+  const expected = raw === undefined ? 0n : createAccountFromRLP(raw).nonce;
+  if (nonce !== expected) {
     throw new RpcError(
       -32000,
-      `nonce too ${tx.nonce < nonce ? "low" : "high"}: address ${fromHex}, tx: ${tx.nonce} state: ${nonce}`,
+      `nonce too ${nonce < expected ? "low" : "high"}: address ${address.toString()}, tx: ${nonce} state: ${expected}`,
     );
   }
-  if (tx.gasLimit > config.blockGasLimit) throw new RpcError(-32000, "exceeds block gas limit");
+  return expected;
+}
 
+/**
+ * The public trace of a private transaction: a plain private transaction leaves a hidden marker
+ * with its own hash; a privacy marker transaction (marker.ts) is itself the public transaction.
+ */
+export type PublicTrace =
+  | { kind: "hidden" }
+  | { kind: "marker"; hash: string; raw: string; record: (block: StoredBlock) => StoredTx };
+
+/**
+ * `eth_sendRawPrivateTransaction`: runs the payload the data field names in the privacy group of
+ * the sender and its recipients. The group's maps get the state, receipt and logs; public state
+ * gets only the sender's spent nonce and a block holding the transaction's hash (as Quorum's
+ * public chain holds the marker). A transaction that would change public state is refused.
+ */
+export async function sendRawPrivateTransaction(
+  kv: Tx,
+  raw: unknown,
+  args: unknown,
+  bound: Set<string>,
+  keys: Set<string>,
+  now: () => number,
+  random: EvmRandom,
+): Promise<string> {
+  const checked = checkPrivate(kv, raw, args, bound, keys);
+  checkPublicNonce(kv, checked.tx.getSenderAddress(), checked.tx.nonce);
+  await runPrivate(kv, checked, { kind: "hidden" }, now, random);
+  return checked.hash;
+}
+
+/**
+ * Runs a checked private transaction in its group and records it: the group's maps get the state,
+ * receipt and logs; public state gets the sender's spent nonce and a block with the public trace.
+ */
+export async function runPrivate(
+  kv: Tx,
+  p: CheckedPrivate,
+  trace: PublicTrace,
+  now: () => number,
+  random: EvmRandom,
+): Promise<void> {
+  const config = readEvmConfig(kv);
+  const { tx, v, hash, group, members } = p;
+  const from = tx.getSenderAddress();
+  const publicRaw = kv.map(EVM_MAPS.accounts).get(from.bytes);
   const state = new PrivateStateManager(kv, group, from);
   const { vm, common, release } = await vmOver(kv, config, random, state);
   const parent = blockByNumber(kv, headNumber(kv), config.blockGasLimit)!;
@@ -126,9 +189,8 @@ export async function sendRawPrivateTransaction(
   let result: Awaited<ReturnType<typeof runTx>>;
   let written: string[];
   try {
-    const payload = new Uint8Array(Buffer.from(stored.payload, "base64"));
     // The transaction that runs: the signed one with its real data; the sender is the signer's.
-    const inner = createLegacyTxFromBytesArray([...(tx.raw() as Uint8Array[]).slice(0, 5), payload], {
+    const inner = createLegacyTxFromBytesArray([...(tx.raw() as Uint8Array[]).slice(0, 5), p.payload], {
       common,
     });
     const runnable = Object.create(inner, { getSenderAddress: { value: () => from } }) as TypedTransaction;
@@ -156,7 +218,7 @@ export async function sendRawPrivateTransaction(
     data: bytesToHex(data),
     logIndex: hex(i),
   }));
-  // Public: a block with the hash alone (no gas, no bloom: they would describe the private run).
+  // Public: a block with the public hash alone (no gas, no bloom: they would describe the run).
   const sealed = seal({
     number: hex(number),
     parentHash: parent.hash,
@@ -165,15 +227,15 @@ export async function sendRawPrivateTransaction(
     gasUsed: "0x0",
     baseFeePerGas: hex(config.gasPrice),
     logsBloom: `0x${"00".repeat(256)}`,
-    transactions: [hash],
+    transactions: [trace.kind === "marker" ? trace.hash : hash],
   });
   const json = { ...(tx.toJSON() as Record<string, unknown>), v: hex(v) };
   const contractAddress = !failed && result.createdAddress ? result.createdAddress.toString() : null;
   const record: StoredTx = {
     hash,
-    raw: raw as string,
-    from: fromHex,
-    to,
+    raw: p.raw,
+    from: p.fromHex,
+    to: tx.to?.toString() ?? null,
     type: "0x0",
     nonce: hex(tx.nonce),
     blockNumber: sealed.number,
@@ -198,23 +260,25 @@ export async function sendRawPrivateTransaction(
     if (address === `0x${"00".repeat(20)}` || contractGroup(kv, address) !== undefined) continue;
     kv.map(PRIVATE_MAPS.contracts).set(hexToBytes(address as `0x${string}`), groupKey);
   }
-  // The public marker: the hash and block, visible to no one (privacy.party is false).
-  const marker: StoredTx = {
-    ...record,
-    to: null,
-    gasUsed: "0x0",
-    status: "0x1",
-    contractAddress: null,
-    logs: [],
-    logsBloom: sealed.logsBloom,
-    json: {},
-    output: "0x",
-    privacy: { group, party: false },
-  };
-  putTx(kv, marker);
+  if (trace.kind === "marker") {
+    putTx(kv, trace.record(sealed));
+  } else {
+    // The hidden marker: the hash and block, visible to no one (privacy.party is false).
+    putTx(kv, {
+      ...record,
+      to: null,
+      gasUsed: "0x0",
+      status: "0x1",
+      contractAddress: null,
+      logs: [],
+      logsBloom: sealed.logsBloom,
+      json: {},
+      output: "0x",
+      privacy: { group, party: false },
+    });
+  }
   const account = publicRaw === undefined ? new Account() : createAccountFromRLP(publicRaw);
-  account.nonce = nonce + 1n;
+  account.nonce += 1n;
   kv.map(EVM_MAPS.accounts).set(from.bytes, account.serialize());
   appendBlock(kv, sealed);
-  return hash;
 }

@@ -3,10 +3,12 @@ import type { Constitution, GovEffects, GovHost } from "../gov/index.ts";
 import { type JsEngine, jsConstitution } from "../js/index.ts";
 import { withJsAppChecks } from "../jsapp/index.ts";
 import type { Tx } from "../kv/index.ts";
-import type { CommitOutcome } from "../ledger/index.ts";
+import type { CommitOutcome, LedgerState } from "../ledger/index.ts";
 import type { Environment } from "./env.ts";
 import { serviceHooks } from "./gov-hooks.ts";
+import type { NodeIdentity } from "./identity.ts";
 import { SHARES_INPUTS } from "./recovery-shares.ts";
+import type { IdentityStore } from "./sealed-identity.ts";
 
 /** What hosting governance takes from the node. */
 export interface GovHostDeps {
@@ -14,15 +16,14 @@ export interface GovHostDeps {
   readonly env: Environment;
   readonly jsEngine: JsEngine;
   readonly isPrimary: boolean;
-  begin(): Tx;
+  readonly state: LedgerState;
+  readonly identity: NodeIdentity;
+  readonly identityStore: IdentityStore;
+  readonly recoveryShares: { refresh(): Promise<unknown> };
+  readonly signing: { sign(): void };
+  readonly snapshots: { request(): void };
+  readonly files: { requestChunk(): void };
   commit(tx: Tx): CommitOutcome;
-  /** The service identity, for the certificates governance endorses. */
-  service(): { certPem: string; privateKeyPem: string };
-  latestSecretVersion(): number;
-  rekey(): void;
-  snapshot(): void;
-  ledgerChunk(): void;
-  refreshRecoveryShares(): void;
 }
 
 /**
@@ -36,7 +37,7 @@ export function nodeGovHost(deps: GovHostDeps): GovHost {
     get isPrimary() {
       return deps.isPrimary;
     },
-    begin: () => deps.begin(),
+    begin: () => deps.state.store.begin(),
     commit: (tx) => deps.commit(tx),
     nowSeconds: () => Math.floor(deps.env.now() / 1000),
     constitution: (effects) => constitution(deps, effects),
@@ -45,11 +46,27 @@ export function nodeGovHost(deps: GovHostDeps): GovHost {
   };
 }
 
+/** Rotates the ledger secret (governance's `trigger_ledger_rekey`); answers the rekey's seqno. */
+export function rekey(
+  deps: Omit<GovHostDeps, "jsEngine" | "snapshots" | "files" | "isPrimary" | "commit">,
+): number {
+  const { state, identity, identityStore, env, log, signing } = deps;
+  const seqno = state.rekey(env.randomBytes(32), (version, newKey) => {
+    identity.ledgerSecrets.push({ version, key: Buffer.from(newKey).toString("base64") });
+    identityStore.save(identity);
+  });
+  signing.sign();
+  log.info({ seqno }, "rotated the ledger secret");
+  // The shares must open the newest secret (older ones are chained to it in the ledger).
+  void deps.recoveryShares.refresh();
+  return seqno;
+}
+
 function constitution(deps: GovHostDeps, effects: GovEffects): Constitution {
   const constitution = jsConstitution(deps.jsEngine, (tx) =>
     serviceHooks(tx, effects, {
-      service: deps.service(),
-      latestSecretVersion: () => deps.latestSecretVersion(),
+      service: { certPem: deps.identity.serviceCertPem, privateKeyPem: deps.identity.servicePrivateKeyPem },
+      latestSecretVersion: () => deps.state.secrets.current.version,
       now: () => deps.env.now(),
       randomBytes: (n) => deps.env.randomBytes(n),
     }),
@@ -60,9 +77,15 @@ function constitution(deps: GovHostDeps, effects: GovEffects): Constitution {
 
 /** Carries out what an accepted proposal asked for, after it committed. */
 function carryOut(deps: GovHostDeps, effects: GovEffects): void {
-  if (effects.rekey) deps.rekey();
-  if (effects.snapshot) deps.snapshot();
+  if (effects.rekey) rekey(deps);
+  if (effects.snapshot) {
+    deps.snapshots.request();
+    deps.signing.sign();
+  }
   // A rekey refreshes the shares itself (they must open the newest secret).
-  if (effects.refreshRecoveryShares && !effects.rekey) deps.refreshRecoveryShares();
-  if (effects.ledgerChunk) deps.ledgerChunk();
+  if (effects.refreshRecoveryShares && !effects.rekey) void deps.recoveryShares.refresh();
+  if (effects.ledgerChunk) {
+    deps.files.requestChunk();
+    deps.signing.sign();
+  }
 }

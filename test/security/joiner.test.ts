@@ -177,9 +177,10 @@ test("(b) a node connection with a certificate that is not a trusted node's endo
     assert.ok("error" in outcome, `the primary answered: ${JSON.stringify(outcome)}`);
     assert.equal(attacker.stats()[primary.node.nodeId]?.connected, false, "the primary never accepted it");
     // Behind the channel, the primary runs forwarded calls only for Trusted nodes.
-    const served = (await (
-      primary.node as unknown as { serveNodeRequest(from: string, m: unknown): Promise<unknown> }
-    ).serveNodeRequest(forged.nodeId, call)) as { status: number; body: Uint8Array };
+    const peers = (
+      primary.node as unknown as { peers: { serve(from: string, m: unknown): Promise<unknown> } }
+    ).peers;
+    const served = (await peers.serve(forged.nodeId, call)) as { status: number; body: Uint8Array };
     assert.equal(served.status, 403);
     assert.doesNotMatch(Buffer.from(served.body).toString(), new RegExp(SECRET));
     await new Promise((r) => setTimeout(r, 500));

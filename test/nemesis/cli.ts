@@ -2,7 +2,7 @@
  * `npm run nemesis -- --minutes N --seed S [--nodes 3|5] [--round-seconds 60]`: nemesis rounds on
  * namespaced processes for N minutes, round r using seed S + r (a round's seed reproduces its
  * fault schedule), then the totals. `--latency` instead measures commit throughput and p99
- * latency at 20 ms and 100 ms RTT through the relays (latency.ts). Exits 1 on any violation, 2 on
+ * latency at 20 ms and 100 ms RTT (`--rtt 0,20,100` to choose) through the relays (latency.ts). Exits 1 on any violation, 2 on
  * bad flags or where namespaces cannot be made.
  */
 import { parseArgs } from "node:util";
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     "round-seconds": { type: "string", default: "60" },
     latency: { type: "boolean", default: false },
     seconds: { type: "string", default: "20" },
+    rtt: { type: "string", default: "20,100" },
   },
 });
 const minutes = Number(values.minutes);
@@ -41,7 +42,7 @@ if (unavailable) {
 
 if (values.latency) {
   const seconds = Number(values.seconds);
-  for (const rttMs of [20, 100]) {
+  for (const rttMs of values.rtt.split(",").map(Number)) {
     const r = await measureLatency({ rttMs, seconds, nodes });
     console.log(
       `RTT ${rttMs} ms (${nodes} nodes, ${r.clients} clients, ${seconds} s): ${r.throughput.toFixed(0)} commits/s, ` +

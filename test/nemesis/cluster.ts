@@ -374,6 +374,19 @@ export class NsCluster {
     await Promise.all(agents.map((a) => a.destroy()));
   }
 
+  /** The last line of a node's log that speaks of an error (why it exited), shortened. */
+  lastError(node: NsNode): string | undefined {
+    try {
+      const lines = readFileSync(join(this.dir, `${node.name}.log`), "utf8")
+        .trim()
+        .split("\n");
+      const line = lines.reverse().find((l) => /error|fatal|ENOSPC/i.test(l));
+      return line?.slice(0, 240);
+    } catch {
+      return undefined;
+    }
+  }
+
   diagnostics(lines = 30): string {
     return this.nodes
       .map((n) => {

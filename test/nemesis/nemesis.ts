@@ -156,7 +156,10 @@ export class Nemesis {
     }
     for (const node of c.nodes) {
       if (!c.running(node)) {
-        this.say(`restart ${node.name}${node.child?.exitCode ? ` (it exited ${node.child.exitCode})` : ""}`);
+        const exited = node.child?.exitCode
+          ? ` (it exited ${node.child.exitCode}: ${c.lastError(node) ?? "?"})`
+          : "";
+        this.say(`restart ${node.name}${exited}`);
         await c.restart(node);
       }
     }

@@ -46,7 +46,7 @@ if (values.latency) {
     const r = await measureLatency({ rttMs, seconds, nodes });
     console.log(
       `RTT ${rttMs} ms (${nodes} nodes, ${r.clients} clients, ${seconds} s): ${r.throughput.toFixed(0)} commits/s, ` +
-        `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms (${r.commits} commits, ${r.errors} errors)`,
+        `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms (${r.commits} commits, ${r.errors} errors, ${r.relayed} relayed connections)`,
     );
   }
   process.exit(0);

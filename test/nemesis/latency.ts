@@ -11,6 +11,8 @@ export interface LatencyResult {
   clients: number;
   commits: number;
   errors: number;
+  /** Node-to-node connections the relays carried (0 would mean the links were not delayed). */
+  relayed: number;
   throughput: number;
   p50: number;
   p99: number;
@@ -64,6 +66,7 @@ export async function measureLatency(opts: {
       clients,
       commits: latencies.length,
       errors,
+      relayed: cluster.relays.reduce((n, r) => n + r.stats.connections, 0),
       throughput: latencies.length / elapsed,
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),

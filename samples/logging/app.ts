@@ -114,7 +114,34 @@ function addRecordEndpoints(app: App, base: string, mapName: string): void {
   });
 }
 
+/**
+ * Compare-and-set of a private record, for fault tests that need a CAS register (the nemesis
+ * suite): `POST /log/private/cas?id=N {"expected": "<msg>" | null, "msg": "<new>"}` writes `msg`
+ * only if the record now holds `expected` (null: no record). Answers `{"swapped": true}`, or
+ * `{"swapped": false, "value": <current or null>}` and writes nothing. Send it with
+ * `x-coco-read: linearizable` so a failed compare is as current as a linearizable read.
+ */
+function addCasEndpoint(app: App): void {
+  app.post("/log/private/cas", write, (ctx) => {
+    const id = parseId(ctx.request.query.get("id"));
+    const body = ctx.request.json<{ expected?: unknown; msg?: unknown }>();
+    if (typeof body !== "object" || body === null || Array.isArray(body))
+      throw new HttpError(400, "InvalidInput", 'body must be a JSON object {"expected": ..., "msg": "..."}');
+    const { expected, msg } = body;
+    if (expected !== null && typeof expected !== "string")
+      throw new HttpError(400, "InvalidInput", "expected must be a string or null");
+    if (typeof msg !== "string" || Buffer.byteLength(msg) > MAX_MESSAGE_BYTES)
+      throw new HttpError(400, "InvalidInput", `msg must be a string of at most ${MAX_MESSAGE_BYTES} bytes`);
+    const map = records(ctx, "records");
+    const current = map.get(id) ?? null;
+    if (current !== expected) return { body: { swapped: false, value: current } };
+    map.set(id, msg);
+    return { body: { swapped: true } };
+  });
+}
+
 export const loggingApp = defineApp("logging", (app) => {
   addRecordEndpoints(app, "/log/private", "records");
+  addCasEndpoint(app);
   addRecordEndpoints(app, "/log/public", "public:records");
 });

@@ -76,8 +76,11 @@ export class SignatureScheduler {
    */
   private signIfDue(): void {
     const since = this.host.state.unsignedSince;
-    if (since !== undefined && this.host.env.now() - since >= this.settings.maxIntervalMs - this.checkMs)
-      this.signIfPending();
+    if (since === undefined) return;
+    const age = this.host.env.now() - since;
+    // A negative age means the wall clock went back: the age is unknown, so sign now rather
+    // than wait (with nothing committed) until the clock reads `since` again.
+    if (age < 0 || age >= this.settings.maxIntervalMs - this.checkMs) this.signIfPending();
   }
 
   signIfPending(): void {

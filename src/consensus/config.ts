@@ -20,6 +20,13 @@ export interface UnsafeBugs {
   ignoreLogOnVote?: boolean;
   /** Voters grant a second vote in a view they already voted in (as if the vote were not kept). */
   voteTwice?: boolean;
+  /**
+   * Voters compare logs by length first: a longer log of an older view wins over a shorter log
+   * of a newer view (the up-to-date check of log.ts with its two terms swapped in priority).
+   */
+  longerLogWins?: boolean;
+  /** The primary confirms a linearizable read without hearing from a quorum (no read-index round). */
+  readWithoutQuorum?: boolean;
 }
 
 export interface RaftConfig {

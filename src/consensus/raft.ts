@@ -656,7 +656,9 @@ export class Raft {
   }
 
   private logAllowsVote(lastSeqno: number, lastView: number): boolean {
-    return this.settings.unsafe.ignoreLogOnVote || this.log.isUpToDate(lastSeqno, lastView);
+    const { unsafe } = this.settings;
+    if (unsafe.longerLogWins) return lastSeqno >= this.log.lastSeqno || lastView > this.log.lastView;
+    return unsafe.ignoreLogOnVote === true || this.log.isUpToDate(lastSeqno, lastView);
   }
 
   private onVote(from: NodeId, granted: boolean): void {

@@ -125,10 +125,11 @@ export function scanChunk(data: Uint8Array, file: string, firstSeqno: number): C
       throw withContext(error, { file, offset: pos });
     }
     if (entry.seqno !== expected) {
+      // The ledger goes wrong at the seqno that should be here (audits report it as the first bad one).
       throw new LedgerError(`expected seqno ${expected}, found ${entry.seqno}`, {
         file,
         offset: pos,
-        seqno: entry.seqno,
+        seqno: expected,
       });
     }
     entries.push({ offset: pos, entry });

@@ -97,7 +97,10 @@ export async function auditLedger(dir: string, serviceCertPem: string): Promise<
     }
   } catch (e) {
     if (e instanceof SignatureCheckError) return fail(report, e.seqno, e.reason, lastFile);
-    if (e instanceof LedgerError) return fail(report, null, e.message);
+    // The reader names where the ledger goes wrong; failing that, everything before was read and
+    // checked, so the first bad seqno is the next one.
+    if (e instanceof LedgerError)
+      return fail(report, e.seqno ?? report.transactions + 1, e.message, e.file ?? lastFile);
     throw e;
   }
   if (signingService && !sameKey(signingService.cert, serviceCertPem)) {

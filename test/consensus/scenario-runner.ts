@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
-import type { Entry, Message, NodeId, RaftConfig } from "../../src/consensus/index.ts";
+import type { Entry, Message, NodeId, RaftConfig, UnsafeBugs } from "../../src/consensus/index.ts";
 import { Cluster } from "./harness.ts";
 import { expectLine, list, matches, ScenarioError, value } from "./scenario-expect.ts";
 
@@ -88,9 +88,17 @@ function repeat(plain: string[]): { times: number; rest: string[] } {
 
 export class Scenario {
   private readonly timeouts: Record<NodeId, number> = {};
-  private readonly options: Partial<RaftConfig> = {};
-  /** The cluster reads `timeouts` and `options` when a node is added, so `nodes` lines fill them. */
-  private readonly cluster = new Cluster([], { timeouts: this.timeouts, config: this.options });
+  private readonly options: Partial<RaftConfig>;
+  private readonly cluster: Cluster;
+
+  /**
+   * `unsafe` plants deliberate bugs in every node (the planted-bug tests, test/sim/bugs.test.ts).
+   * The cluster reads `timeouts` and `options` when a node is added, so `nodes` lines fill them.
+   */
+  constructor(unsafe?: UnsafeBugs) {
+    this.options = unsafe ? { unsafe } : {};
+    this.cluster = new Cluster([], { timeouts: this.timeouts, config: this.options });
+  }
 
   private ids(words: string[]): NodeId[] {
     if (words.length === 0) return [...this.cluster.nodes.keys()];
@@ -289,8 +297,8 @@ export class Scenario {
 }
 
 /** Runs every line of a scenario file; the error names the file and line that failed. */
-export function runScenarioFile(path: string): void {
-  const scenario = new Scenario();
+export function runScenarioFile(path: string, unsafe?: UnsafeBugs): void {
+  const scenario = new Scenario(unsafe);
   for (const line of parse(readFileSync(path, "utf8"))) {
     try {
       scenario.run(line);

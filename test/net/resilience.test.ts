@@ -149,10 +149,10 @@ test("a restarted peer: the connection comes back by itself", { timeout: 20_000 
   });
   const pending = a.request(b.nodeId, "hang", 10_000);
   await waitFor("the request to reach b", () => arrived);
-  const started = Date.now();
   await b.close();
+  // "disconnected", not "timeout": it failed on the disconnection, not at its 10 s deadline (no
+  // wall-clock bound, which a loaded machine could break).
   await assert.rejects(pending, (err: unknown) => (err as { code?: string }).code === "disconnected");
-  assert.ok(Date.now() - started < 2_000);
 });
 
 test("large messages (8 MiB) arrive intact, both as messages and as request/response", {

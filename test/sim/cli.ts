@@ -4,6 +4,7 @@
  *   npm run sim -- --seeds 1000 --start 0 [--json] [--jobs N]
  *   npm run sim -- --seed 173 --trace
  *   npm run sim -- --seeds 200 --bug countStaleVotes     (check that a known bug is caught)
+ *   npm run sim -- --seeds 50 --workload stale-reads --bug readWithoutQuorum
  */
 import { fork } from "node:child_process";
 import { availableParallelism } from "node:os";
@@ -11,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { UnsafeBugs } from "../../src/consensus/index.ts";
 import type { NodeBugs } from "./node.ts";
+import { WORKLOADS, type Workload } from "./stale-reads.ts";
 import { runSeed, type SimOptions, type SimResult } from "./world.ts";
 
 const BUGS: ReadonlyArray<keyof UnsafeBugs> = [
@@ -19,6 +21,8 @@ const BUGS: ReadonlyArray<keyof UnsafeBugs> = [
   "commitEarlierView",
   "ignoreLogOnVote",
   "voteTwice",
+  "longerLogWins",
+  "readWithoutQuorum",
 ];
 const NODE_BUGS: ReadonlyArray<keyof NodeBugs> = ["readUncommitted", "skipRollback"];
 
@@ -112,6 +116,7 @@ async function main(): Promise<void> {
       "fault-ms": { type: "string" },
       "calm-ms": { type: "string" },
       jobs: { type: "string" },
+      workload: { type: "string" },
     },
     strict: true,
   });
@@ -122,10 +127,14 @@ async function main(): Promise<void> {
     else if (NODE_BUGS.includes(bug as keyof NodeBugs)) nodeBugs[bug as keyof NodeBugs] = true;
     else usage(`unknown --bug ${bug}; known: ${[...BUGS, ...NODE_BUGS].join(", ")}`);
   }
+  const workload = (values.workload ?? "mixed") as Workload;
+  if (!WORKLOADS.includes(workload))
+    usage(`unknown --workload ${values.workload}; known: ${WORKLOADS.join(", ")}`);
   const faultMs = integer("fault-ms", values["fault-ms"], 3000);
   const calmMs = integer("calm-ms", values["calm-ms"], 2000);
   const extra = [
     ...(values.bug ?? []).map((b) => `--bug ${b}`),
+    ...(values.workload ? [`--workload ${workload}`] : []),
     ...(values["fault-ms"] ? [`--fault-ms ${faultMs}`] : []),
     ...(values["calm-ms"] ? [`--calm-ms ${calmMs}`] : []),
   ].join(" ");
@@ -133,7 +142,7 @@ async function main(): Promise<void> {
 
   if (values.seed !== undefined) {
     const seed = integer("seed", values.seed, 0);
-    const result = runSeed({ seed, trace: values.trace, unsafe, nodeBugs, faultMs, calmMs });
+    const result = runSeed({ seed, trace: values.trace, unsafe, nodeBugs, faultMs, calmMs, workload });
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ ...result, replay: replay(seed) }, null, 2)}\n`);
     } else {
@@ -159,7 +168,7 @@ async function main(): Promise<void> {
     totals: {},
     elapsedMs: 0,
   };
-  await runSeeds(start, seeds, jobs, { unsafe, nodeBugs, faultMs, calmMs }, (result) => {
+  await runSeeds(start, seeds, jobs, { unsafe, nodeBugs, faultMs, calmMs, workload }, (result) => {
     const seed = result.seed;
     summary.linearizability[result.linearizable] = (summary.linearizability[result.linearizable] ?? 0) + 1;
     for (const [key, value] of Object.entries(result.stats))

@@ -22,6 +22,10 @@ export interface ClientEnv {
   thinkMs: [number, number];
   /** No new operation starts after this time. */
   stopAt: number;
+  /** Share of operations that are reads (default 0.4; the rest are puts and appends). */
+  readShare?: number;
+  /** Where to send, when the workload decides (null or absent: the client's own choice). */
+  route?: (() => string | null) | null;
 }
 
 interface Current {
@@ -67,7 +71,7 @@ export class SimClient {
     const key = prng.pick(keys);
     const roll = prng.float();
     const op: ClientOp =
-      roll < 0.4
+      roll < (this.env.readShare ?? 0.4)
         ? { kind: "get", key }
         : { kind: roll < 0.6 ? "put" : "append", key, value: `${this.index}.${number};` };
     this.current = { op, call: queue.now, number, attempt: 0, requestId: "" };
@@ -82,6 +86,8 @@ export class SimClient {
   private send(): void {
     const current = this.current!;
     const nodes = this.env.nodes();
+    const routed = this.env.route?.() ?? null;
+    if (routed !== null) this.target = routed;
     if (this.target === null || !nodes.includes(this.target)) this.target = this.env.prng.pick(nodes);
     current.attempt++;
     current.requestId = `${this.name}:${current.number}:${current.attempt}`;

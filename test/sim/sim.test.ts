@@ -7,6 +7,8 @@ import { runSeed, type SimResult } from "./world.ts";
  * verifying P-384 signatures); `npm run sim -- --seeds 1000` runs many more (docs/consensus.md).
  */
 const SEEDS = 200;
+/** Seeds of the stale-reads workload (test/sim/stale-reads.ts), each a few times a mixed one. */
+const STALE_READ_SEEDS = 10;
 
 describe("deterministic simulator", () => {
   let results: SimResult[] = [];
@@ -32,6 +34,17 @@ describe("deterministic simulator", () => {
     assert.deepEqual(failures, []);
     const checked = results.filter((r) => r.linearizable === "ok").length;
     assert.ok(checked >= SEEDS * 0.95, `only ${checked} histories fully checked for linearizability`);
+  });
+
+  it(`finds no failure in ${STALE_READ_SEEDS} seeds of the stale-reads workload`, () => {
+    for (let seed = 0; seed < STALE_READ_SEEDS; seed++) {
+      const result = runSeed({ seed, workload: "stale-reads" });
+      assert.ok(
+        result.ok,
+        `seed ${seed}: ${result.failure?.kind}: ${result.failure?.message.split("\n")[0]}`,
+      );
+      assert.ok((result.stats.elections ?? 0) >= 3, `seed ${seed}: the cut-off primaries were replaced`);
+    }
   });
 
   it("exercises what it claims to: faults, elections, commits, snapshots, receipts, replays", () => {

@@ -18,11 +18,14 @@ import { CALM, SimNetwork } from "./network.ts";
 import { type NodeBugs, type NodeEnv, type Packet, SimNode } from "./node.ts";
 import { Prng } from "./prng.ts";
 import { drawScenario, type FaultKind, pickFault, type Scenario } from "./scenario.ts";
+import { StaleReadNemesis, type Workload, workloadScenario } from "./stale-reads.ts";
 
 export interface SimOptions {
   seed: number;
   /** Keep a readable trace of every event. */
   trace?: boolean;
+  /** What the clients do and which faults hit them (default `mixed`; see stale-reads.ts). */
+  workload?: Workload;
   /** Deliberate protocol bugs (tests of the simulator itself). */
   unsafe?: UnsafeBugs;
   /** Deliberate mistakes in how a node drives its engine (tests of the simulator itself). */
@@ -90,7 +93,7 @@ export class Simulation {
   constructor(private readonly options: SimOptions) {
     this.prng = new Prng(options.seed);
     this.sampler = new Prng(options.seed ^ 0x5eed5eed);
-    this.scenario = drawScenario(this.prng);
+    this.scenario = workloadScenario(options.workload ?? "mixed", drawScenario(this.prng), this.prng);
     const secret: LedgerSecret = {
       version: 0,
       key: Uint8Array.from({ length: 32 }, () => this.prng.int(256)),
@@ -121,6 +124,18 @@ export class Simulation {
     };
     const ids = Array.from({ length: this.scenario.nodes }, () => this.newId());
     for (const id of ids) this.addNode(id, ids);
+    const stopAt = this.end - this.scenario.opTimeoutMs - 100;
+    const nemesis =
+      options.workload === "stale-reads"
+        ? new StaleReadNemesis(
+            this.queue,
+            this.prng,
+            this.net,
+            this.nodes,
+            (line) => this.trace(line),
+            this.faultEnd,
+          )
+        : null;
     for (let i = 0; i < this.scenario.clients; i++) {
       const client = new SimClient(i, {
         queue: this.queue,
@@ -133,12 +148,14 @@ export class Simulation {
         keys: this.scenario.keys,
         opTimeoutMs: this.scenario.opTimeoutMs,
         thinkMs: this.scenario.thinkMs,
-        stopAt: this.end - this.scenario.opTimeoutMs - 100,
+        stopAt,
+        ...nemesis?.role(i),
       });
       this.clients.push(client);
       client.start();
     }
     this.scheduleFault();
+    nemesis?.start();
     this.queue.at(this.faultEnd, () => this.calm());
     const every = options.engineCheckMs ?? 2500;
     if (every > 0) this.queue.after(every, () => this.periodicChecks(every));

@@ -100,8 +100,11 @@ function tbsParts(
 
 export function loadCert(der: Uint8Array, where: string): SnpCert {
   let x509: X509Certificate;
+  let publicKey: KeyObject;
   try {
     x509 = new X509Certificate(der);
+    // Node parses the key lazily: a certificate can be readable while its key is not.
+    publicKey = x509.publicKey;
   } catch (e) {
     throw new SnpError(
       "bad-certificate",
@@ -109,7 +112,7 @@ export function loadCert(der: Uint8Array, where: string): SnpCert {
     );
   }
   const { subjectDer, extensions } = tbsParts(der, where);
-  const keyType = x509.publicKey.asymmetricKeyType;
+  const keyType = publicKey.asymmetricKeyType;
   return {
     pem: derToPem(der),
     der,
@@ -119,7 +122,7 @@ export function loadCert(der: Uint8Array, where: string): SnpCert {
     fingerprint: createHash("sha256").update(der).digest("hex"),
     serial: x509.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, ""),
     keyType: keyType === "ec" ? "ec" : keyType === "rsa" || keyType === "rsa-pss" ? "rsa" : "other",
-    publicKey: x509.publicKey,
+    publicKey,
     subjectDer,
     extensions,
   };

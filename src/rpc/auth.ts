@@ -21,6 +21,8 @@ export interface Peer {
 /** What a connection's certificate says, read once per TLS connection (it cannot change within one). */
 interface ConnectionCert {
   id: string;
+  /** The certificate's DER bytes, as a forwarded call carries them to the primary. */
+  der: Uint8Array;
   notBefore: number;
   notAfter: number;
 }
@@ -31,17 +33,28 @@ function connectionCert(socket: TLSSocket): ConnectionCert | null {
   if (found === undefined) {
     const cert =
       typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate(false) : undefined;
-    found = cert?.raw
-      ? {
-          id: toHex(sha256(new Uint8Array(cert.raw))),
-          // OpenSSL's text form ("Dec  7 06:39:51 2026 GMT"); an unreadable date fails closed.
-          notBefore: Date.parse(cert.valid_from),
-          notAfter: Date.parse(cert.valid_to),
-        }
-      : null;
+    const der = cert?.raw && cert.raw.length > 0 ? new Uint8Array(cert.raw) : undefined;
+    found =
+      cert && der
+        ? {
+            id: toHex(sha256(der)),
+            der,
+            // OpenSSL's text form ("Dec  7 06:39:51 2026 GMT"); an unreadable date fails closed.
+            notBefore: Date.parse(cert.valid_from),
+            notAfter: Date.parse(cert.valid_to),
+          }
+        : null;
     connectionCerts.set(socket, found);
   }
   return found;
+}
+
+/**
+ * The DER certificate the client presented on this TLS connection, or null: read once per
+ * connection (reading it costs more than the rest of a request's authentication).
+ */
+export function clientCertificateDer(socket: TLSSocket): Uint8Array | null {
+  return connectionCert(socket)?.der ?? null;
 }
 
 /** Why a certificate is not valid at `now` (ms), or undefined when it is. */

@@ -1,4 +1,4 @@
-import { checkKey, compareUtf8, fromBinary } from "./bytes.ts";
+import { checkKey, compareUtf8, fromBinary, toBinary, validKey } from "./bytes.ts";
 import { invariant, KvError } from "./errors.ts";
 import { DEFAULT_CONFLICT_WINDOW } from "./limits.ts";
 import { validateMapName } from "./names.ts";
@@ -149,7 +149,7 @@ export class Store {
   /** The committed value at the current version, outside any transaction. */
   read(name: string, key: Uint8Array): Uint8Array | undefined {
     validateMapName(name);
-    const k = checkKey(key, `read ${JSON.stringify(name)}`);
+    const k = validKey(key) ? toBinary(key) : checkKey(key, `read ${JSON.stringify(name)}`);
     const n = get(get(this.current.maps, name)?.val ?? null, k);
     return n === undefined ? undefined : fromBinary(n.val.value);
   }

@@ -154,6 +154,15 @@ export class Store {
     return n === undefined ? undefined : fromBinary(n.val.value);
   }
 
+  /**
+   * Stands for map `name`'s content at the current version: the same object for as long as the
+   * map is unchanged, a different one once any key of it is written or removed (null while it
+   * holds nothing). For caches of values derived from a map, e.g. who a certificate names.
+   */
+  mapState(name: string): object | null {
+    return get(this.current.maps, name)?.val ?? null;
+  }
+
   private checkSeqno(op: string, seqno: number): void {
     if (!Number.isSafeInteger(seqno) || seqno < 0) {
       throw new KvError(`${op}: seqno must be a non-negative integer, got ${seqno}`);

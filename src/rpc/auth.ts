@@ -84,7 +84,30 @@ export function identifyPeer(socket: TLSSocket, store: Store, now: number = Date
   if (cert === null) return peerFromId(null, store);
   const problem = certificateDateProblem(cert, now);
   if (problem) return { id: null, user: null, member: null, invalidCertificate: `${cert.id}: ${problem}` };
-  return peerFromId(cert.id, store);
+  return connectionPeer(cert, store);
+}
+
+/**
+ * The last caller each connection resolved to, with the user and member maps it was read from:
+ * while neither map changes (the usual case: a removal or an addition changes it), the same
+ * lookup would give the same answer, so it is not made again.
+ */
+interface ResolvedPeer {
+  store: Store;
+  users: object | null;
+  members: object | null;
+  peer: Peer;
+}
+const resolvedPeers = new WeakMap<ConnectionCert, ResolvedPeer>();
+
+function connectionPeer(cert: ConnectionCert, store: Store): Peer {
+  const users = store.mapState(Tables.usersCerts);
+  const members = store.mapState(Tables.membersCerts);
+  const last = resolvedPeers.get(cert);
+  if (last && last.store === store && last.users === users && last.members === members) return last.peer;
+  const peer = peerFromId(cert.id, store);
+  resolvedPeers.set(cert, { store, users, members, peer });
+  return peer;
 }
 
 /** The caller with this certificate id, as this node's store knows it (forwarded calls too). */

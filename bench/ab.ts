@@ -132,7 +132,7 @@ try {
     JSON.stringify(
       {
         benchmark: "replicated writes, this tree against a base revision, alternating rounds",
-        command: `npm run -s bench:ab -- --base ${values.base} --rounds ${rounds} --seconds ${values.seconds} --connections ${values.connections}`,
+        command: `npm run -s bench:ab -- --base ${values.base} --rounds ${rounds} --seconds ${values.seconds} --connections ${values.connections} --retries ${retries}${profileRoot ? ` --cpu-prof ${values["cpu-prof"]}` : ""}`,
         base: { revision: base, ...b },
         head: { revision: head, ...h },
         ratio_writes_per_s:

@@ -88,8 +88,6 @@ export class CocoNode {
   > = [];
   private readonly certificates: CertificateAdopter;
   private peersVersion = -1;
-  /** What each peer was last set to (address and certificate), so an unchanged one is not re-parsed. */
-  private readonly peerSettings = new Map<string, string>();
   private ticksSincePeerRefresh = 0;
   private readonly reads = new ReadIndex();
   /** Nodes named in the join answer; used until the replicated `nodes.info` lists them. */
@@ -353,19 +351,13 @@ export class CocoNode {
     this.ticksSincePeerRefresh = 0;
     if (!this.channels) return;
     const wanted = new Set<string>();
-    const peers = this.channels.stats();
     const known = this.nodes();
     for (const [id, info] of known) {
       if (id === this.nodeId || !info.node_address || !this.servesAsPeer(id)) continue;
       const certificate = this.endorsedCertificate(id);
       if (!certificate) continue;
       try {
-        // setPeer parses the certificate (two X.509 parses): only when something changed.
-        const setting = `${info.node_address}\n${certificate}`;
-        if (this.peerSettings.get(id) !== setting || !(id in peers)) {
-          this.channels.setPeer(id, info.node_address, certificate);
-          this.peerSettings.set(id, setting);
-        }
+        this.channels.setPeer(id, info.node_address, certificate);
         wanted.add(id);
       } catch (e) {
         this.log.error(
@@ -378,14 +370,9 @@ export class CocoNode {
       for (const peer of this.joinPeers) {
         wanted.add(peer.node_id);
         this.channels.setPeer(peer.node_id, peer.node_address, peer.certificate);
-        this.peerSettings.delete(peer.node_id);
       }
     }
-    for (const id of Object.keys(this.channels.stats())) {
-      if (wanted.has(id)) continue;
-      this.channels.removePeer(id);
-      this.peerSettings.delete(id);
-    }
+    for (const id of Object.keys(this.channels.stats())) if (!wanted.has(id)) this.channels.removePeer(id);
   }
 
   /**

@@ -5,11 +5,17 @@
  * costs nothing:
  *
  *   npm run -s bench:ab -- --base <git revision> [--rounds 3] [--seconds 10] [--connections 64]
+ *                          [--retries 1] [--cpu-prof DIR]
+ *
+ * `--retries N` runs a round again (up to N times) when its network fails to start, as it can on
+ * a loaded machine. `--cpu-prof DIR` profiles every node of every run into DIR/base-<round> and
+ * DIR/head-<round> (bench:replicated's flag), for `bench/profile-summary.ts`; the report then
+ * names each run's primary process and load window.
  *
  * The revision is checked out into a temporary git worktree that uses this tree's node_modules.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -20,13 +26,23 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
     seconds: { type: "string", default: "10" },
     connections: { type: "string", default: "64" },
+    retries: { type: "string", default: "1" },
+    "cpu-prof": { type: "string" },
   },
 });
 const rounds = Number(values.rounds);
-if (!values.base || !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20)) {
-  console.error("usage: bench:ab -- --base <git revision> [--rounds 1-20] [--seconds S] [--connections C]");
+const retries = Number(values.retries);
+if (
+  !values.base ||
+  !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20) ||
+  !(Number.isInteger(retries) && retries >= 0 && retries <= 5)
+) {
+  console.error(
+    "usage: bench:ab -- --base <git revision> [--rounds 1-20] [--seconds S] [--connections C] [--retries 0-5] [--cpu-prof DIR]",
+  );
   process.exit(2);
 }
+const profileRoot = values["cpu-prof"] ? resolve(values["cpu-prof"]) : undefined;
 const here = resolve(import.meta.dirname, "..");
 const base = execFileSync("git", ["rev-parse", "--verify", `${values.base}^{commit}`], {
   cwd: here,
@@ -39,9 +55,23 @@ interface Sample {
   p99_ms: number;
   cpu_primary: number | undefined;
   cpu_backup: number | undefined;
+  /** With --cpu-prof: where the profiles are, which process was the primary, the load's window. */
+  profile?: { dir: string; primary_pid: number; load_window_us: number[] };
 }
 
-function runOnce(tree: string): Sample {
+function runOnce(tree: string, profileDir?: string): Sample {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return runBench(tree, profileDir);
+    } catch (e) {
+      if (attempt >= retries) throw e;
+      console.error(`bench:ab: a run in ${tree} failed (${(e as Error).message.split("\n")[0]}); retrying`);
+    }
+  }
+}
+
+function runBench(tree: string, profileDir?: string): Sample {
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
   const out = execFileSync(
     process.execPath,
     [
@@ -54,6 +84,7 @@ function runOnce(tree: string): Sample {
       values.seconds!,
       "--connections",
       values.connections!,
+      ...(profileDir ? ["--cpu-prof", profileDir] : []),
     ],
     { cwd: tree, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 },
   );
@@ -66,6 +97,9 @@ function runOnce(tree: string): Sample {
     cpu_backup: backups.length
       ? backups.reduce((a: number, b: number) => a + b, 0) / backups.length
       : undefined,
+    ...(profileDir
+      ? { profile: { dir: profileDir, primary_pid: coco.primary_pid, load_window_us: coco.load_window_us } }
+      : {}),
   };
 }
 
@@ -83,8 +117,8 @@ try {
   symlinkSync(join(here, "node_modules"), join(baseTree, "node_modules"));
   const samples: { base: Sample[]; head: Sample[] } = { base: [], head: [] };
   for (let round = 0; round < rounds; round++) {
-    samples.base.push(runOnce(baseTree));
-    samples.head.push(runOnce(here));
+    samples.base.push(runOnce(baseTree, profileRoot && join(profileRoot, `base-${round}`)));
+    samples.head.push(runOnce(here, profileRoot && join(profileRoot, `head-${round}`)));
   }
   const summary = (s: Sample[]) => ({
     writes_per_s: median(s.map((x) => x.writes_per_s)),
@@ -98,7 +132,7 @@ try {
     JSON.stringify(
       {
         benchmark: "replicated writes, this tree against a base revision, alternating rounds",
-        command: `npm run -s bench:ab -- --base ${values.base} --rounds ${rounds} --seconds ${values.seconds} --connections ${values.connections}`,
+        command: `npm run -s bench:ab -- --base ${values.base} --rounds ${rounds} --seconds ${values.seconds} --connections ${values.connections} --retries ${retries}${profileRoot ? ` --cpu-prof ${values["cpu-prof"]}` : ""}`,
         base: { revision: base, ...b },
         head: { revision: head, ...h },
         ratio_writes_per_s:

@@ -22,6 +22,19 @@ export function successor(text: string): string {
   return `${text}\u0000`;
 }
 
+/**
+ * Whether `key` passes checkKey: callers on the hot path test this first and build checkKey's
+ * error context (a string naming the map and operation) only for a key that fails.
+ */
+export function validKey(key: unknown): key is Uint8Array {
+  return key instanceof Uint8Array && key.byteLength <= MAX_KEY_BYTES;
+}
+
+/** Whether `value` passes checkValue (see validKey). */
+export function validValue(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array && value.byteLength <= MAX_VALUE_BYTES;
+}
+
 export function checkKey(key: unknown, where: string): string {
   if (!(key instanceof Uint8Array)) throw new KvError(`${where}: key must be a Uint8Array`);
   if (key.byteLength > MAX_KEY_BYTES) {

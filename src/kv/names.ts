@@ -13,7 +13,22 @@ export function isPublicMap(name: string): boolean {
   return name.startsWith(PUBLIC_PREFIX);
 }
 
+/**
+ * Names that passed validateMapName: a node uses a handful of maps, and every transaction,
+ * read and replicated write set checks its names again (two regular expressions each). Bounded,
+ * since apps choose names: cleared when full.
+ */
+const validNames = new Set<string>();
+const MAX_REMEMBERED_NAMES = 4096;
+
 export function validateMapName(name: string): void {
+  if (validNames.has(name)) return;
+  checkMapName(name);
+  if (validNames.size >= MAX_REMEMBERED_NAMES) validNames.clear();
+  validNames.add(name);
+}
+
+function checkMapName(name: string): void {
   if (typeof name !== "string") throw new KvError("map name must be a string");
   if (name.length === 0) throw new KvError("map name must not be empty");
   if (LONE_SURROGATE.test(name)) {

@@ -1,4 +1,4 @@
-import { checkKey, compareUtf8, fromBinary } from "./bytes.ts";
+import { checkKey, compareUtf8, fromBinary, toBinary, validKey } from "./bytes.ts";
 import { invariant, KvError } from "./errors.ts";
 import { DEFAULT_CONFLICT_WINDOW } from "./limits.ts";
 import { validateMapName } from "./names.ts";
@@ -149,9 +149,18 @@ export class Store {
   /** The committed value at the current version, outside any transaction. */
   read(name: string, key: Uint8Array): Uint8Array | undefined {
     validateMapName(name);
-    const k = checkKey(key, `read ${JSON.stringify(name)}`);
+    const k = validKey(key) ? toBinary(key) : checkKey(key, `read ${JSON.stringify(name)}`);
     const n = get(get(this.current.maps, name)?.val ?? null, k);
     return n === undefined ? undefined : fromBinary(n.val.value);
+  }
+
+  /**
+   * Stands for map `name`'s content at the current version: the same object for as long as the
+   * map is unchanged, a different one once any key of it is written or removed (null while it
+   * holds nothing). For caches of values derived from a map, e.g. who a certificate names.
+   */
+  mapState(name: string): object | null {
+    return get(this.current.maps, name)?.val ?? null;
   }
 
   private checkSeqno(op: string, seqno: number): void {

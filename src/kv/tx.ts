@@ -1,4 +1,13 @@
-import { checkKey, checkValue, compareUtf8, fromBinary, successor } from "./bytes.ts";
+import {
+  checkKey,
+  checkValue,
+  compareUtf8,
+  fromBinary,
+  successor,
+  toBinary,
+  validKey,
+  validValue,
+} from "./bytes.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { KvError } from "./errors.ts";
 import { DEFAULT_RANGE_LIMIT, MAX_RANGE_LIMIT } from "./limits.ts";
@@ -147,7 +156,7 @@ class TransactionMap implements TxMap {
 
   private key(key: Uint8Array, op: string): string {
     this.tx.ensureOpen();
-    return checkKey(key, `map ${JSON.stringify(this.name)}: ${op}`);
+    return validKey(key) ? toBinary(key) : checkKey(key, `map ${JSON.stringify(this.name)}: ${op}`);
   }
 
   /** A read answered from this transaction's own write does not depend on the snapshot. */
@@ -176,7 +185,9 @@ class TransactionMap implements TxMap {
 
   set(key: Uint8Array, value: Uint8Array): void {
     const k = this.key(key, "set");
-    const v = checkValue(value, `map ${JSON.stringify(this.name)}: set`);
+    const v = validValue(value)
+      ? toBinary(value)
+      : checkValue(value, `map ${JSON.stringify(this.name)}: set`);
     this.writes.set(k, v);
     this.view = insert(this.view, k, { value: v, version: UNCOMMITTED });
   }

@@ -1,4 +1,4 @@
-import { checkKey, checkValue, fromBinary } from "./bytes.ts";
+import { checkKey, checkValue, fromBinary, toBinary, validKey, validValue } from "./bytes.ts";
 import { KvError } from "./errors.ts";
 import { checkNextMapName } from "./names.ts";
 
@@ -37,6 +37,10 @@ export function toPublicWriteSet(ws: InternalWriteSet): WriteSet {
   }));
 }
 
+function updateAt(where: string, mapName: string, j: number): string {
+  return `${where} (${JSON.stringify(mapName)}) update #${j}`;
+}
+
 /** Checks a write set that came from outside (a ledger entry, a primary) and converts it. */
 export function parseWriteSet(ws: unknown): InternalWriteSet {
   if (!Array.isArray(ws)) throw new KvError("write set must be an array of map write sets");
@@ -54,15 +58,23 @@ export function parseWriteSet(ws: unknown): InternalWriteSet {
     const parsed: Array<[string, string | null]> = [];
     let previousKey: string | undefined;
     updates.forEach((update: unknown, j) => {
-      const at = `${where} (${JSON.stringify(mapName)}) update #${j}`;
-      if (typeof update !== "object" || update === null) throw new KvError(`${at}: must be an object`);
+      // The context of an error is built only for an update that fails (backups parse every one).
+      if (typeof update !== "object" || update === null)
+        throw new KvError(`${updateAt(where, mapName, j)}: must be an object`);
       const { key, value } = update as { key?: unknown; value?: unknown };
-      const k = checkKey(key, at);
+      const k = validKey(key) ? toBinary(key) : checkKey(key, updateAt(where, mapName, j));
       if (previousKey !== undefined && previousKey >= k) {
-        throw new KvError(`${at}: keys must be unique and in ascending byte order`);
+        throw new KvError(`${updateAt(where, mapName, j)}: keys must be unique and in ascending byte order`);
       }
       previousKey = k;
-      parsed.push([k, value === null ? null : checkValue(value, at)]);
+      parsed.push([
+        k,
+        value === null
+          ? null
+          : validValue(value)
+            ? toBinary(value)
+            : checkValue(value, updateAt(where, mapName, j)),
+      ]);
     });
     out.push({ name: mapName, updates: parsed });
   });

@@ -40,15 +40,23 @@ function reservedMap(name: string): boolean {
   return name.startsWith("public:ccf.") || name.startsWith("ccf.") || name.startsWith("public:coco.gov.");
 }
 
+function bodyText(body: Uint8Array): string {
+  try {
+    return decoder.decode(body);
+  } catch {
+    throw new HttpError(400, "InvalidInput", "request body is not valid UTF-8");
+  }
+}
+
+/** A no-op release, for requests that hold no exclusive turn. */
+function noRelease(): void {}
+
+// Per-request functions here are object methods or module functions, never `const f = () => ...`:
+// the node runs under tsx, which keeps function names by a defineProperty on every such closure
+// it creates (a measurable share of a request's CPU, BENCHMARKS.md session 5).
 function makeRequest(call: AppCall, path: string, params: Record<string, string>): AppRequest {
   const queryIndex = call.url.indexOf("?");
-  const text = (): string => {
-    try {
-      return decoder.decode(call.body);
-    } catch {
-      throw new HttpError(400, "InvalidInput", "request body is not valid UTF-8");
-    }
-  };
+  const body = call.body;
   return {
     method: call.method as HttpMethod,
     path,
@@ -56,11 +64,13 @@ function makeRequest(call: AppCall, path: string, params: Record<string, string>
     params,
     query: new URLSearchParams(queryIndex < 0 ? "" : call.url.slice(queryIndex + 1)),
     headers: call.headers,
-    body: call.body,
-    text,
+    body,
+    text(): string {
+      return bodyText(body);
+    },
     json<T>(): T {
       try {
-        return JSON.parse(text()) as T;
+        return JSON.parse(bodyText(body)) as T;
       } catch (e) {
         if (e instanceof HttpError) throw e;
         throw new HttpError(400, "InvalidInput", `request body is not valid JSON: ${(e as Error).message}`);
@@ -89,27 +99,28 @@ export type Routed =
   | { kind: "answer"; answer: AppAnswer }
   | { kind: "run"; endpoint: Endpoint; params: Record<string, string>; path: string };
 
+/** Every /app answer names a transaction; refusals before execution name the current state. */
+function refusal(node: RpcNode, status: number, code: string, message: string): Routed {
+  return { kind: "answer", answer: errorAnswer(status, code, message, node.currentTxId()) };
+}
+
 /** Finds the endpoint and checks the caller; refusals come back as answers. */
 export function routeApp(node: RpcNode, executors: ExecutorRegistry, call: AppCall): Routed {
-  const path = call.url.slice("/app".length).split("?")[0]!;
-  // Every /app answer names a transaction; errors before execution name the current state.
-  const current = node.currentTxId();
-  const refuse = (status: number, code: string, message: string): Routed => ({
-    kind: "answer",
-    answer: errorAnswer(status, code, message, current),
-  });
-  if (!METHODS.has(call.method)) return refuse(405, "MethodNotAllowed", `${call.method} is not supported`);
+  const query = call.url.indexOf("?");
+  const path = call.url.slice("/app".length, query < 0 ? undefined : query);
+  if (!METHODS.has(call.method))
+    return refusal(node, 405, "MethodNotAllowed", `${call.method} is not supported`);
   const match = executors.match(call.method as HttpMethod, path, node.store);
-  if (!match) return refuse(404, "ResourceNotFound", `no endpoint ${call.method} /app${path}`);
+  if (!match) return refusal(node, 404, "ResourceNotFound", `no endpoint ${call.method} /app${path}`);
   if ("methodNotAllowed" in match)
-    return refuse(405, "MethodNotAllowed", `/app${path} does not accept ${call.method}`);
+    return refusal(node, 405, "MethodNotAllowed", `/app${path} does not accept ${call.method}`);
   const wait = call.headers[WAIT_HEADER];
   if (wait !== undefined && wait !== "commit") {
-    return refuse(400, "InvalidHeaderValue", "x-coco-wait must be 'commit' when present");
+    return refusal(node, 400, "InvalidHeaderValue", "x-coco-wait must be 'commit' when present");
   }
   const read = call.headers[READ_HEADER];
   if (read !== undefined && read !== "linearizable") {
-    return refuse(400, "InvalidHeaderValue", "x-coco-read must be 'linearizable' when present");
+    return refusal(node, 400, "InvalidHeaderValue", "x-coco-read must be 'linearizable' when present");
   }
   return { kind: "run", endpoint: match.endpoint, params: match.params, path };
 }
@@ -164,12 +175,16 @@ async function executeOnce(
   listeners: Array<(txid: string, status: number) => void>,
 ): Promise<AppAnswer> {
   const { endpoint, params, path } = routed;
-  const current = () => node.currentTxId();
   const auth = authenticate(endpoint.auth, call.peer, authRequest(node, call));
-  if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, current());
+  if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, node.currentTxId());
   const mode = endpointMode(endpoint, call, path);
   if (mode === "readwrite" && !node.isPrimary) {
-    return errorAnswer(503, "NotPrimary", "this node is not the primary; retry on the primary", current());
+    return errorAnswer(
+      503,
+      "NotPrimary",
+      "this node is not the primary; retry on the primary",
+      node.currentTxId(),
+    );
   }
   const linearizable = call.headers[READ_HEADER] === "linearizable";
   // A linearizable read also answers only once the state it read is committed: the primary's
@@ -184,7 +199,7 @@ async function executeOnce(
           503,
           "NotPrimary",
           "linearizable reads are served by the primary; retry",
-          current(),
+          node.currentTxId(),
         );
       }
       throw e;
@@ -192,7 +207,7 @@ async function executeOnce(
   }
   const request = makeRequest(call, path, params);
   const outbound = new OutboundSession(mode === "readwrite", () => (node.now ? node.now() : Date.now()));
-  const release = mode === "readwrite" && endpoint.exclusive ? await exclusiveTurn(endpoint) : () => {};
+  const release = mode === "readwrite" && endpoint.exclusive ? await exclusiveTurn(endpoint) : noRelease;
   try {
     const context = { listeners, outbound, release };
     return await runAttempts(node, endpoint, request, auth.caller, mode, waitForIt, log, context);
@@ -237,7 +252,6 @@ async function runAttempts(
   log: Logger,
   { listeners, outbound, release }: AttemptContext,
 ): Promise<AppAnswer> {
-  const current = () => node.currentTxId();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const tx = node.store.begin();
     const result = await runHandler(endpoint, request, caller, tx, log, listeners, outbound);
@@ -265,7 +279,7 @@ async function runAttempts(
     if (mode !== "readwrite") {
       tx.abandon();
       log.error({ endpoint: endpoint.path }, "a read-only endpoint wrote to the store; writes dropped");
-      return errorAnswer(500, "InternalError", "read-only endpoint attempted to write", current());
+      return errorAnswer(500, "InternalError", "read-only endpoint attempted to write", node.currentTxId());
     }
     const forbidden = tx.writeSet().find((m) => reservedMap(m.name));
     if (forbidden) {
@@ -274,7 +288,7 @@ async function runAttempts(
         403,
         "AuthorizationFailed",
         `apps may not write the framework map ${forbidden.name}`,
-        current(),
+        node.currentTxId(),
       );
     }
     let outcome: CommitOutcome;
@@ -282,7 +296,12 @@ async function runAttempts(
       outcome = node.commit(tx, result.claimsDigest);
     } catch (e) {
       if (e instanceof NotPrimaryError) {
-        return errorAnswer(503, "NotPrimary", "this node stopped being the primary; retry", current());
+        return errorAnswer(
+          503,
+          "NotPrimary",
+          "this node stopped being the primary; retry",
+          node.currentTxId(),
+        );
       }
       throw e;
     }
@@ -301,7 +320,7 @@ async function runAttempts(
     409,
     "TransactionConflict",
     `gave up after ${MAX_ATTEMPTS} conflicting attempts; retry`,
-    current(),
+    node.currentTxId(),
   );
 }
 
@@ -353,8 +372,12 @@ async function runHandler(
       onAnswer(callback) {
         listeners.push(callback);
       },
-      fetch: (req) => outbound.fetch(tx, req),
-      fetchedBefore: (req) => outbound.before(tx, req),
+      fetch(req) {
+        return outbound.fetch(tx, req);
+      },
+      fetchedBefore(req) {
+        return outbound.before(tx, req);
+      },
     });
     const status = response.status ?? 200;
     if (!Number.isInteger(status) || status < 100 || status > 599) {

@@ -21,6 +21,8 @@ export interface Peer {
 /** What a connection's certificate says, read once per TLS connection (it cannot change within one). */
 interface ConnectionCert {
   id: string;
+  /** The certificate's DER bytes, as a forwarded call carries them to the primary. */
+  der: Uint8Array;
   notBefore: number;
   notAfter: number;
 }
@@ -31,17 +33,28 @@ function connectionCert(socket: TLSSocket): ConnectionCert | null {
   if (found === undefined) {
     const cert =
       typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate(false) : undefined;
-    found = cert?.raw
-      ? {
-          id: toHex(sha256(new Uint8Array(cert.raw))),
-          // OpenSSL's text form ("Dec  7 06:39:51 2026 GMT"); an unreadable date fails closed.
-          notBefore: Date.parse(cert.valid_from),
-          notAfter: Date.parse(cert.valid_to),
-        }
-      : null;
+    const der = cert?.raw && cert.raw.length > 0 ? new Uint8Array(cert.raw) : undefined;
+    found =
+      cert && der
+        ? {
+            id: toHex(sha256(der)),
+            der,
+            // OpenSSL's text form ("Dec  7 06:39:51 2026 GMT"); an unreadable date fails closed.
+            notBefore: Date.parse(cert.valid_from),
+            notAfter: Date.parse(cert.valid_to),
+          }
+        : null;
     connectionCerts.set(socket, found);
   }
   return found;
+}
+
+/**
+ * The DER certificate the client presented on this TLS connection, or null: read once per
+ * connection (reading it costs more than the rest of a request's authentication).
+ */
+export function clientCertificateDer(socket: TLSSocket): Uint8Array | null {
+  return connectionCert(socket)?.der ?? null;
 }
 
 /** Why a certificate is not valid at `now` (ms), or undefined when it is. */
@@ -71,7 +84,30 @@ export function identifyPeer(socket: TLSSocket, store: Store, now: number = Date
   if (cert === null) return peerFromId(null, store);
   const problem = certificateDateProblem(cert, now);
   if (problem) return { id: null, user: null, member: null, invalidCertificate: `${cert.id}: ${problem}` };
-  return peerFromId(cert.id, store);
+  return connectionPeer(cert, store);
+}
+
+/**
+ * The last caller each connection resolved to, with the user and member maps it was read from:
+ * while neither map changes (the usual case: a removal or an addition changes it), the same
+ * lookup would give the same answer, so it is not made again.
+ */
+interface ResolvedPeer {
+  store: Store;
+  users: object | null;
+  members: object | null;
+  peer: Peer;
+}
+const resolvedPeers = new WeakMap<ConnectionCert, ResolvedPeer>();
+
+function connectionPeer(cert: ConnectionCert, store: Store): Peer {
+  const users = store.mapState(Tables.usersCerts);
+  const members = store.mapState(Tables.membersCerts);
+  const last = resolvedPeers.get(cert);
+  if (last && last.store === store && last.users === users && last.members === members) return last.peer;
+  const peer = peerFromId(cert.id, store);
+  resolvedPeers.set(cert, { store, users, members, peer });
+  return peer;
 }
 
 /** The caller with this certificate id, as this node's store knows it (forwarded calls too). */

@@ -7,7 +7,14 @@ import { sha256, toHex } from "../crypto/index.ts";
 import type { Store } from "../kv/index.ts";
 import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
 import { type AppCall, authRequest, executeApp, mustRunOnPrimary, routeApp } from "./app-dispatch.ts";
-import { authenticate, certificateDateProblem, identifyPeer, type Peer, peerFromId } from "./auth.ts";
+import {
+  authenticate,
+  certificateDateProblem,
+  clientCertificateDer,
+  identifyPeer,
+  type Peer,
+  peerFromId,
+} from "./auth.ts";
 import type { RpcNode } from "./port.ts";
 
 /**
@@ -49,7 +56,6 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
       body: req.body instanceof Uint8Array ? req.body : new Uint8Array(0),
       peer: identifyPeer(socket, node.store),
     };
-    const callerCert = clientCertificateDer(socket);
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
     const needsPrimary = mustRunOnPrimary(routed.endpoint, call, routed.path, forwardedSessions.has(socket));
@@ -73,14 +79,8 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
       }
     }
     forwardedSessions.add(socket);
-    return writeAnswer(reply, await forward(node, primary, call, callerCert));
+    return writeAnswer(reply, await forward(node, primary, call, clientCertificateDer(socket)));
   };
-}
-
-/** The DER certificate the client presented on this TLS connection, or null. */
-function clientCertificateDer(socket: TLSSocket): Uint8Array | null {
-  const cert = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate(false) : undefined;
-  return cert?.raw && cert.raw.length > 0 ? new Uint8Array(cert.raw) : null;
 }
 
 async function forward(

@@ -27,6 +27,8 @@ export class Peers {
   private version = -1;
   private ticksSinceRefresh = 0;
   private handler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
+  /** What each peer was last set to (address and certificate), so an unchanged one is not re-parsed. */
+  private readonly settings = new Map<string, string>();
 
   constructor(private readonly host: PeersHost) {
     host.channels.onRequest((from, message) => this.serve(from, message));
@@ -48,13 +50,19 @@ export class Peers {
     this.version = state.nodesInfoVersion;
     this.ticksSinceRefresh = 0;
     const wanted = new Set<string>();
+    const peers = channels.stats();
     const known = state.nodes();
     for (const [id, info] of known) {
       if (id === nodeId || !info.node_address || !this.servesAsPeer(id)) continue;
       const certificate = this.host.endorsedCertificate(id);
       if (!certificate) continue;
       try {
-        channels.setPeer(id, info.node_address, certificate);
+        // setPeer parses the certificate (two X.509 parses): only when something changed.
+        const setting = `${info.node_address}\n${certificate}`;
+        if (this.settings.get(id) !== setting || !(id in peers)) {
+          channels.setPeer(id, info.node_address, certificate);
+          this.settings.set(id, setting);
+        }
         wanted.add(id);
       } catch (e) {
         log.error(
@@ -67,9 +75,14 @@ export class Peers {
       for (const peer of this.host.joinPeers) {
         wanted.add(peer.node_id);
         channels.setPeer(peer.node_id, peer.node_address, peer.certificate);
+        this.settings.delete(peer.node_id);
       }
     }
-    for (const id of Object.keys(channels.stats())) if (!wanted.has(id)) channels.removePeer(id);
+    for (const id of Object.keys(channels.stats())) {
+      if (wanted.has(id)) continue;
+      channels.removePeer(id);
+      this.settings.delete(id);
+    }
   }
 
   /**

@@ -192,6 +192,8 @@ async function drive(ep: Endpoint, load: SignedLoad) {
     seconds: Number(seconds.toFixed(3)),
     transfers_per_second: Number((transfers / seconds).toFixed(1)),
     all_sent_after_seconds: Number((Number(sent - start) / 1e9).toFixed(3)),
+    /** The timed window on the monotonic clock, for `profile-summary.ts --from --to`. */
+    load_window_us: [Number(start / 1000n), Number(end / 1000n)],
     send_errors: errors,
     ...(firstError.length ? { first_error: firstError[0] } : {}),
     failed_final_receipts: failed,

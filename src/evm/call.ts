@@ -36,7 +36,7 @@ export interface CallRequest {
  * when it is an account bound to the calling user, and otherwise the call runs from address zero,
  * so a contract's `msg.sender` checks see no one (see docs/ethereum.md).
  */
-export function callSender(from: unknown, bound: Set<string>): Address {
+export function callSender(from: unknown, bound: ReadonlySet<string>): Address {
   if (typeof from === "string" && bound.has(from.toLowerCase())) return createAddressFromString(from);
   return createZeroAddress();
 }
@@ -129,7 +129,7 @@ function revertReason(data: Uint8Array): string {
 export async function ethCall(
   kv: Tx,
   request: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   random: EvmRandom,
   now: () => number,
   stateFor: StateFor = publicState,
@@ -158,7 +158,7 @@ export async function ethCall(
 export async function estimateGas(
   kv: Tx,
   request: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   random: EvmRandom,
   now: () => number,
   stateFor: StateFor = publicState,

@@ -41,7 +41,13 @@ function recoveryId(v: bigint, chainId?: bigint): number {
  * answers and refusals as @ethereumjs/util's: used for transaction senders and the ECRECOVER
  * precompile alike.
  */
-export function ecrecover(msgHash: Uint8Array, v: bigint, r: Uint8Array, s: Uint8Array, chainId?: bigint): Uint8Array {
+export function ecrecover(
+  msgHash: Uint8Array,
+  v: bigint,
+  r: Uint8Array,
+  s: Uint8Array,
+  chainId?: bigint,
+): Uint8Array {
   if (!native) return jsEcrecover(msgHash, v, r, s, chainId);
   const id = recoveryId(v, chainId);
   if (r.length > 32 || s.length > 32) throw new Error("Invalid signature: r or s longer than 32 bytes");

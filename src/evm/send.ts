@@ -37,7 +37,7 @@ export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
 export async function sendRawTransaction(
   kv: Tx,
   raw: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   now: () => number,
   random: EvmRandom,
 ): Promise<string> {

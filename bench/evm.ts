@@ -188,7 +188,10 @@ async function drive(ep: Endpoint, load: SignedLoad) {
       for (let k = 0; k < lane.length; k += batch) {
         try {
           if (batch === 1) await call(ep, "eth_sendRawTransaction", [lane[k]]);
-          else errors += await sendBatch(ep, lane.slice(k, k + batch));
+          else {
+            const refused = await sendBatch(ep, lane.slice(k, k + batch));
+            errors += refused;
+          }
         } catch (e) {
           errors++;
           if (firstError.length === 0) firstError.push((e as Error).message);

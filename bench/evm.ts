@@ -5,10 +5,11 @@
  * and the same pre-signed transactions (ethers Wallets; many senders, so nonces do not serialise
  * the load).
  *
- *   npm run -s bench:evm -- [--senders 64] [--per-sender 40] [--only coco|anvil] [--cpu-prof DIR]
+ *   npm run -s bench:evm -- [--senders 64] [--per-sender 40] [--batch 1] [--only coco|anvil] [--cpu-prof DIR]
  *
  * Each sender is a lane that sends its transfers in nonce order, the next once the previous is
- * answered. The figure is transfers / (time from the first send until every transfer has a
+ * answered (`--batch N`: N transfers of a lane per JSON-RPC batch, one request). The figure is
+ * transfers / (time from the first send until every transfer has a
  * successful receipt). `--cpu-prof DIR` writes a V8 CPU profile of each Coco node process into
  * DIR, for `tsx bench/profile-summary.ts`.
  */
@@ -28,6 +29,7 @@ import { perOperation, processCpuMs } from "./cpu.ts";
 const { values } = parseArgs({
   options: {
     senders: { type: "string", default: "64" },
+    batch: { type: "string", default: "1" },
     "per-sender": { type: "string", default: "40" },
     only: { type: "string" },
     "cpu-prof": { type: "string" },
@@ -35,6 +37,11 @@ const { values } = parseArgs({
 });
 const senders = Number(values.senders);
 const perSender = Number(values["per-sender"]);
+const batch = Number(values.batch);
+if (!(Number.isInteger(batch) && batch >= 1 && batch <= 100)) {
+  console.error("--batch must be an integer from 1 to 100");
+  process.exit(2);
+}
 if (
   !(Number.isInteger(senders) && senders >= 1 && senders <= 512) ||
   !(Number.isInteger(perSender) && perSender >= 1 && perSender <= 1000)
@@ -135,6 +142,22 @@ async function call(ep: Endpoint, method: string, params: unknown[]): Promise<un
   return body.result;
 }
 
+/** Sends one JSON-RPC batch of signed transactions; answers how many of them were refused. */
+async function sendBatch(ep: Endpoint, raws: string[]): Promise<number> {
+  const res = await request(ep.url, {
+    method: "POST",
+    dispatcher: ep.dispatcher,
+    headers: { "content-type": "application/json", ...ep.headers },
+    body: JSON.stringify(
+      raws.map((raw) => ({ jsonrpc: "2.0", id: nextId++, method: "eth_sendRawTransaction", params: [raw] })),
+    ),
+  });
+  const text = await res.body.text();
+  const answers = JSON.parse(text) as Array<{ error?: unknown }> | { error?: { message: string } };
+  if (!Array.isArray(answers)) throw new Error(`batch: HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
+  return answers.filter((a) => a.error !== undefined).length;
+}
+
 async function receiptOf(ep: Endpoint, hash: string, deadlineMs: number): Promise<{ status: string }> {
   for (;;) {
     const r = (await call(ep, "eth_getTransactionReceipt", [hash])) as { status: string } | null;
@@ -162,9 +185,13 @@ async function drive(ep: Endpoint, load: SignedLoad) {
   const start = process.hrtime.bigint();
   await Promise.all(
     load.lanes.map(async (lane) => {
-      for (const raw of lane) {
+      for (let k = 0; k < lane.length; k += batch) {
         try {
-          await call(ep, "eth_sendRawTransaction", [raw]);
+          if (batch === 1) await call(ep, "eth_sendRawTransaction", [lane[k]]);
+          else {
+            const refused = await sendBatch(ep, lane.slice(k, k + batch));
+            errors += refused;
+          }
         } catch (e) {
           errors++;
           if (firstError.length === 0) firstError.push((e as Error).message);
@@ -192,6 +219,8 @@ async function drive(ep: Endpoint, load: SignedLoad) {
     seconds: Number(seconds.toFixed(3)),
     transfers_per_second: Number((transfers / seconds).toFixed(1)),
     all_sent_after_seconds: Number((Number(sent - start) / 1e9).toFixed(3)),
+    /** The timed window on the monotonic clock, for `profile-summary.ts --from --to`. */
+    load_window_us: [Number(start / 1000n), Number(end / 1000n)],
     send_errors: errors,
     ...(firstError.length ? { first_error: firstError[0] } : {}),
     failed_final_receipts: failed,
@@ -340,7 +369,7 @@ try {
     benchmark: "ERC-20 transfers/s through JSON-RPC, same pre-signed transactions on both",
     command: `npm run -s bench:evm -- ${process.argv.slice(2).join(" ")}`.trim(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    settings: { senders, per_sender: perSender },
+    settings: { senders, per_sender: perSender, batch },
     coco,
     anvil,
     ...(a && c ? { coco_over_anvil: Number((c / a).toFixed(3)) } : {}),

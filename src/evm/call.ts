@@ -37,7 +37,7 @@ export interface CallRequest {
  * when it is an account bound to the calling user, and otherwise the call runs from address zero,
  * so a contract's `msg.sender` checks see no one (see docs/ethereum.md).
  */
-export function callSender(from: unknown, bound: Set<string>): Address {
+export function callSender(from: unknown, bound: ReadonlySet<string>): Address {
   if (typeof from === "string" && bound.has(from.toLowerCase())) return createAddressFromString(from);
   return createZeroAddress();
 }
@@ -127,27 +127,35 @@ function revertReason(data: Uint8Array): string {
   return `: ${new TextDecoder().decode(data.subarray(68, 68 + length))}`;
 }
 
+/** A call request read once, ready to run at any gas limit (eth_call once, eth_estimateGas many times). */
+function prepareCall(
+  kv: Tx,
+  request: unknown,
+  bound: ReadonlySet<string>,
+  random: EvmRandom,
+  now: () => number,
+  stateFor: StateFor,
+) {
+  const config = readEvmConfig(kv);
+  const call = parseCall(request);
+  const from = callSender((request as CallRequest).from, bound);
+  return {
+    /** The caller's gas limit, or the block's. */
+    gas: call.gas ?? config.blockGasLimit,
+    run: (gasLimit: bigint) => runOnce(kv, config, from, call, gasLimit, random, now, stateFor),
+  };
+}
+
 export async function ethCall(
   kv: Tx,
   request: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   random: EvmRandom,
   now: () => number,
   stateFor: StateFor = publicState,
 ): Promise<string> {
-  const config = readEvmConfig(kv);
-  const call = parseCall(request);
-  const from = callSender((request as CallRequest).from, bound);
-  const result = await runOnce(
-    kv,
-    config,
-    from,
-    call,
-    call.gas ?? config.blockGasLimit,
-    random,
-    now,
-    stateFor,
-  );
+  const call = prepareCall(kv, request, bound, random, now, stateFor);
+  const result = await call.run(call.gas);
   if (result.execResult.exceptionError) throw revertError(result);
   return bytesToHex(result.execResult.returnValue);
 }
@@ -159,24 +167,19 @@ export async function ethCall(
 export async function estimateGas(
   kv: Tx,
   request: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   random: EvmRandom,
   now: () => number,
   stateFor: StateFor = publicState,
 ): Promise<string> {
-  const config = readEvmConfig(kv);
-  const call = parseCall(request);
-  const from = callSender((request as CallRequest).from, bound);
-  let hi = call.gas ?? config.blockGasLimit;
-  const first = await runOnce(kv, config, from, call, hi, random, now, stateFor);
+  const call = prepareCall(kv, request, bound, random, now, stateFor);
+  let hi = call.gas;
+  const first = await call.run(hi);
   if (first.execResult.exceptionError) throw revertError(first);
   let lo = first.totalGasSpent - 1n;
   const ok = async (gas: bigint) => {
     try {
-      return (
-        (await runOnce(kv, config, from, call, gas, random, now, stateFor)).execResult.exceptionError ===
-        undefined
-      );
+      return (await call.run(gas)).execResult.exceptionError === undefined;
     } catch {
       return false;
     }

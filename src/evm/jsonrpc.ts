@@ -14,12 +14,21 @@ type Response = {
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-function parse(body: Uint8Array): { ok: true; value: unknown } | { ok: false } {
+type Parsed = { ok: true; value: unknown } | { ok: false };
+/** A body is parsed once: rpc asks `needsPrimary` before the handler answers the same bytes. */
+const parsedBodies = new WeakMap<Uint8Array, Parsed>();
+
+function parse(body: Uint8Array): Parsed {
+  const known = parsedBodies.get(body);
+  if (known) return known;
+  let parsed: Parsed;
   try {
-    return { ok: true, value: JSON.parse(decoder.decode(body)) };
+    parsed = { ok: true, value: JSON.parse(decoder.decode(body)) };
   } catch {
-    return { ok: false };
+    parsed = { ok: false };
   }
+  parsedBodies.set(body, parsed);
+  return parsed;
 }
 
 /** True when some call in the body must run on the primary (a write, or filter state). */

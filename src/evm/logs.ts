@@ -61,7 +61,7 @@ export type TxResolver = (hash: string) => StoredTx | undefined;
 export function queryLogs(
   kv: Tx,
   q: LogQuery,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   gasLimit: bigint,
   resolve: TxResolver = (h) => getTx(kv, h),
 ) {

@@ -21,7 +21,7 @@ export interface EvmHost {
 
 export interface MethodContext {
   kv: Tx;
-  bound: Set<string>;
+  bound: ReadonlySet<string>;
   host: EvmHost;
   filters: Filters;
   /** The caller's view of a transaction record; private ones resolve for parties (src/evm/private). */

@@ -37,7 +37,7 @@ export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
 export async function sendRawTransaction(
   kv: Tx,
   raw: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   now: () => number,
   random: EvmRandom,
 ): Promise<string> {
@@ -52,7 +52,10 @@ export async function sendRawTransaction(
   }
   const lease = await vmOver(kv, config, random);
   try {
-    return await runSigned(kv, raw as string, tx, hash, fromHex, config, lease, now);
+    // The sender is recovered once: ethereumjs caches the public key but hashes it into an
+    // address on every call, so the VM sees a transaction that answers the address known here.
+    const runnable = Object.create(tx, { getSenderAddress: { value: () => from } }) as TypedTransaction;
+    return await runSigned(kv, raw as string, runnable, hash, fromHex, config, lease, now);
   } finally {
     lease.release();
   }

@@ -6,12 +6,12 @@ import type { StoredLog, StoredTx } from "./records.ts";
  * topic names (so the receiver of an ERC-20 transfer sees its Transfer event). Everyone else
  * learns that a block exists, its number, hash, time and gas, and the transaction's hash.
  */
-export function txVisible(record: StoredTx, bound: Set<string>): boolean {
+export function txVisible(record: StoredTx, bound: ReadonlySet<string>): boolean {
   if (record.privacy) return record.privacy.party;
   return bound.has(record.from) || (record.to !== null && bound.has(record.to));
 }
 
-export function logVisible(record: StoredTx, log: StoredLog, bound: Set<string>): boolean {
+export function logVisible(record: StoredTx, log: StoredLog, bound: ReadonlySet<string>): boolean {
   if (record.privacy) return record.privacy.party;
   if (txVisible(record, bound)) return true;
   for (const topic of log.topics.slice(1)) {

@@ -1,11 +1,13 @@
-import { createBlock } from "@ethereumjs/block";
-import { type Common, createCustomCommon, Hardfork, Mainnet } from "@ethereumjs/common";
-import { EVMError, type PrecompileInput } from "@ethereumjs/evm";
+import { createBlock, paramsBlock } from "@ethereumjs/block";
+import { type Common, createCustomCommon, Hardfork, Mainnet, type ParamsDict } from "@ethereumjs/common";
+import { EVMError, type PrecompileInput, paramsEVM } from "@ethereumjs/evm";
+import { paramsTx } from "@ethereumjs/tx";
 import { bytesToBigInt, createZeroAddress, hexToBytes } from "@ethereumjs/util";
-import { createVM, type VM } from "@ethereumjs/vm";
+import { createVM, paramsVM, type VM } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
 import { blockByNumber } from "./chain.ts";
 import type { EvmConfig } from "./config.ts";
+import { CUSTOM_CRYPTO } from "./crypto.ts";
 import { KvStateManager } from "./state.ts";
 
 /** The hardfork Coco's EVM follows; compile contracts for it (solc `evmVersion: "prague"`). */
@@ -29,10 +31,31 @@ export function sharedCommonFor(chainId: bigint): Common {
   if (!common) {
     common = createCustomCommon({ name: "coco", chainId: chainId.toString() }, Mainnet, {
       hardfork: HARDFORK,
+      customCrypto: CUSTOM_CRYPTO,
     });
+    settleParams(common);
     commons.set(chainId, common);
   }
   return common;
+}
+
+/** The parameter sets ethereumjs merges into a Common each time it builds a transaction, block, VM or EVM. */
+const SETTLED: ParamsDict[] = [paramsTx, paramsBlock, paramsVM, paramsEVM];
+
+/**
+ * Merges every parameter set ethereumjs uses into `common` once, and makes merging one of those
+ * same sets again a no-op. ethereumjs copies the Common and re-merges its parameter set (a deep
+ * copy through JSON, then a rebuild of the parameter cache) for every transaction decoded and
+ * every block built: about a third of a transfer's decode time. Copies share the settled
+ * parameters (`copy()` is shallow, and the override is an own property, so copies keep it).
+ */
+function settleParams(common: Common): void {
+  for (const params of SETTLED) common.updateParams(params);
+  const merge = common.updateParams;
+  common.updateParams = function (this: Common, params: ParamsDict) {
+    if (SETTLED.includes(params)) return;
+    merge.call(this, params);
+  };
 }
 
 /** What the EVM is given from outside the deterministic core: only the primary draws these. */

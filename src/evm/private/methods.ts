@@ -156,33 +156,29 @@ export const PRIVATE_METHODS: Record<string, Method> = {
     const state = new PrivateStateManager(ctx.kv, group);
     return bytesToHex(setLengthLeft(await state.getStorage(createAddressFromString(a as string), key), 32));
   },
-  eth_call: (ctx, params) => {
-    const group = callGroup(ctx, params[0]);
-    if (!group) return METHODS.eth_call!(ctx, params);
-    latestOnly(ctx.kv, params[1]);
-    return ethCall(
-      ctx.kv,
-      params[0],
-      ctx.bound,
-      ctx.host,
-      ctx.host.now,
-      (kv, from) => new PrivateStateManager(kv, group, from),
-    );
-  },
-  eth_estimateGas: (ctx, params) => {
-    const group = callGroup(ctx, params[0]);
-    if (!group) return METHODS.eth_estimateGas!(ctx, params);
-    latestOnly(ctx.kv, params[1]);
-    return estimateGas(
-      ctx.kv,
-      params[0],
-      ctx.bound,
-      ctx.host,
-      ctx.host.now,
-      (kv, from) => new PrivateStateManager(kv, group, from),
-    );
-  },
+  eth_call: overPrivateState("eth_call", ethCall),
+  eth_estimateGas: overPrivateState("eth_estimateGas", estimateGas),
 };
+
+/**
+ * `eth_call` or `eth_estimateGas` (`run`) over the group's private state when `to` is a private
+ * contract of the caller's; the public method otherwise.
+ */
+function overPrivateState(name: "eth_call" | "eth_estimateGas", run: typeof ethCall): Method {
+  return (ctx, params) => {
+    const group = callGroup(ctx, params[0]);
+    if (!group) return METHODS[name]!(ctx, params);
+    latestOnly(ctx.kv, params[1]);
+    return run(
+      ctx.kv,
+      params[0],
+      ctx.bound,
+      ctx.host,
+      ctx.host.now,
+      (kv, from) => new PrivateStateManager(kv, group, from),
+    );
+  };
+}
 
 /** The group of the private transaction that used payload `id`, when the caller is a party of it. */
 function usedBy(kv: Tx, id: string, keys: Set<string>): string | undefined {

@@ -80,7 +80,7 @@ export function checkPrivate(
   kv: Tx,
   raw: unknown,
   args: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   keys: Set<string>,
 ): CheckedPrivate {
   const config = readEvmConfig(kv);

@@ -1,0 +1,81 @@
+/**
+ * The EVM executor alone: ERC-20 transfers through `sendRawTransaction` into an in-memory KV store,
+ * one KV transaction each, no network, no ledger (16 senders, pre-signed). Prints CPU and wall
+ * milliseconds per transfer. `COCO_ROOT=/other/checkout` runs another checkout's src/ (an A/B of
+ * two versions with the same load).
+ *
+ *   npx tsx bench/evm-executor.ts [transfers per sender, default 20]
+ */
+
+import { randomBytes } from "node:crypto";
+import { ContractFactory, getCreateAddress, Interface, Wallet } from "ethers";
+
+const ROOT = process.env.COCO_ROOT ?? new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const { sendRawTransaction } = await import(`${ROOT}/src/evm/send.ts`);
+const { Store } = await import(`${ROOT}/src/kv/index.ts`);
+const { compile } = await import("../test/evm/contracts.ts");
+const senders = 16;
+const per = Number(process.argv[2] ?? 20);
+if (!(Number.isInteger(per) && per >= 1 && per <= 1000))
+  throw new Error("usage: evm-executor.ts [transfers per sender, 1-1000]");
+const token = compile().PrivateToken!;
+const base = { chainId: 0xc0c0n, gasPrice: 0n, type: 0 };
+const deployer = new Wallet(Wallet.createRandom().privateKey);
+const wallets = Array.from({ length: senders }, () => new Wallet(Wallet.createRandom().privateKey));
+const factory = new ContractFactory(token.abi as never, token.bytecode);
+const deploy = await deployer.signTransaction({
+  ...base,
+  nonce: 0,
+  gasLimit: 5_000_000n,
+  data: (await factory.getDeployTransaction(10n ** 30n)).data,
+});
+const tokenAddress = getCreateAddress({ from: deployer.address, nonce: 0 });
+const erc20 = new Interface(token.abi as never);
+const funding = await Promise.all(
+  wallets.map((w, i) =>
+    deployer.signTransaction({
+      ...base,
+      nonce: i + 1,
+      to: tokenAddress,
+      gasLimit: 100000n,
+      data: erc20.encodeFunctionData("transfer", [w.address, 10n ** 24n]),
+    }),
+  ),
+);
+const load: string[] = [];
+for (let k = 0; k < per; k++)
+  for (const [s, w] of wallets.entries())
+    load.push(
+      await w.signTransaction({
+        ...base,
+        nonce: k,
+        to: tokenAddress,
+        gasLimit: 100000n,
+        data: erc20.encodeFunctionData("transfer", [wallets[(s + k + 1) % senders]!.address, 1n]),
+      }),
+    );
+const bound = new Set([deployer.address, ...wallets.map((w) => w.address)].map((a) => a.toLowerCase()));
+const store = new Store();
+const random = { randomBytes: (n: number) => new Uint8Array(randomBytes(n)) };
+async function send(raw: string) {
+  const tx = store.begin();
+  await sendRawTransaction(tx, raw, bound, Date.now, random);
+  const r = store.commit(tx);
+  if (!r.ok) throw new Error("conflict");
+}
+await send(deploy);
+for (const f of funding) await send(f);
+const c0 = process.cpuUsage();
+const t0 = process.hrtime.bigint();
+for (const raw of load) await send(raw);
+const t1 = process.hrtime.bigint();
+const ms = Number(t1 - t0) / 1e6;
+if (process.env.WINDOW) console.log(`--from ${t0 / 1000n} --to ${t1 / 1000n}`);
+const cpu = process.cpuUsage(c0);
+console.log(
+  JSON.stringify({
+    transfers: load.length,
+    wall_ms_per_tx: +(ms / load.length).toFixed(3),
+    cpu_ms_per_tx: +((cpu.user + cpu.system) / 1000 / load.length).toFixed(3),
+  }),
+);

@@ -33,7 +33,7 @@ export function MerklePath({
     >
       {steps.map((s, i) => {
         const level = i;
-        const siblingX = s.side === "left" ? mid - BOX_W - 40 : mid + 40;
+        const siblingX = s.side === "left" ? mid - BOX_W / 2 - BOX_W - 24 : mid + BOX_W / 2 + 24;
         return (
           <g key={`s${level}`}>
             <line x1={mid} y1={y(level)} x2={mid} y2={y(level + 1) + BOX_H} stroke="#94a3b8" />

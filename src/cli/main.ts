@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from "commander";
+import { registerConsoleCommand } from "./console.ts";
 import { CliError } from "./fail.ts";
 
 function positiveInt(value: string): number {
@@ -44,6 +45,8 @@ program
   .option("--evm", "also serve Ethereum JSON-RPC at /app/eth on every node (docs/ethereum.md)")
   .option("--sawtooth-port <port>", "serve Sawtooth: processors of node i connect to this port + i", port)
   .option("--js-app <dir>", "build (where needed) and install this JS app once the network is open")
+  .option("--console-port <port>", "the web console's port (docs/console.md)", port, 9000)
+  .option("--no-console", "do not start the web console")
   .action(
     async (opts: {
       dir: string;
@@ -52,9 +55,15 @@ program
       evm?: boolean;
       sawtoothPort?: number;
       jsApp?: string;
+      console: boolean;
+      consolePort: number;
     }) => {
       const { startSandbox } = await import("./sandbox.ts");
-      const sandbox = await startSandbox(opts);
+      const { console: withConsole, consolePort, ...rest } = opts;
+      const sandbox = await startSandbox({
+        ...rest,
+        ...(withConsole ? { console: { port: consolePort } } : {}),
+      });
       let stopping = false;
       const stop = () => {
         stopping = true;
@@ -68,6 +77,8 @@ program
       process.exit(1);
     },
   );
+
+registerConsoleCommand(program);
 
 program
   .command("keygen")

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { CONSTITUTION_FILES } from "../gov/index.ts";
 import { installSandboxApp } from "./app-install.ts";
+import { startSandboxConsole } from "./console.ts";
 import { CliError } from "./fail.ts";
 import { encryptionKeygen, keygen } from "./keygen.ts";
 import { SandboxGovernance } from "./sandbox-gov.ts";
@@ -48,6 +49,8 @@ export interface SandboxOptions {
   evm?: boolean;
   /** Serve Sawtooth: node i's transaction processors connect to tcp://127.0.0.1:(sawtoothPort + i). */
   sawtoothPort?: number;
+  /** Start the web console for member0 on this port (a free one if taken): docs/console.md. */
+  console?: { port: number };
 }
 
 export interface Sandbox {
@@ -193,7 +196,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       nodes.map((n) => n.rpc),
       network.nodes.find((n) => n.id === primary)?.rpc_address ?? first.rpc,
     );
-    return { dir, network, children, stop };
+    const web = opts.console ? await startSandboxConsole(dir, opts.console.port, print) : undefined;
+    return { dir, network, children, stop: async () => Promise.all([web?.close(), stop()]).then(() => {}) };
   } catch (e) {
     await stop();
     throw e;

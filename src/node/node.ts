@@ -274,6 +274,11 @@ export class CocoNode {
     return this.replica?.raft.status();
   }
 
+  /** Entries `from`..`to` that consensus still holds in memory (those after its log start). */
+  consensusEntries(from: number, to: number): Array<{ seqno: number; data: Uint8Array }> {
+    return this.replica?.raft.entries(from, to) ?? [];
+  }
+
   private onTick(): void {
     this.replica?.tick();
     this.stateFiles.saveCommitHint();

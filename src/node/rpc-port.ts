@@ -2,6 +2,7 @@ import { parseJsonBytes } from "../ledger/index.ts";
 import type { RpcNode } from "../rpc/index.ts";
 import { type AttestationView, attestationProvider, attestationView } from "../tee/index.ts";
 import { JoinError, NODE_ATTESTATIONS, parseJoinRequest } from "./join.ts";
+import { readLedgerFrames } from "./ledger-read.ts";
 import { COCO_VERSION, type CocoNode } from "./node.ts";
 import { encryptedShareOf } from "./recovery-shares.ts";
 
@@ -48,6 +49,7 @@ export function rpcPort(node: CocoNode): RpcNode {
     linearizableReadPoint: () => node.linearizableReadPoint(),
     txStatus: (view, seqno) => node.state.txStatus(view, seqno),
     receipt: (view, seqno) => node.state.receipt(view, seqno),
+    ledgerFrames: (from, to) => readLedgerFrames(node, from, to),
     requestNode: (to, message, timeoutMs) => node.requestNode(to, message, timeoutMs),
     onNodeRequest: (handler) => node.onNodeRequest(handler),
     mayForward: (id) => node.servesAsPeer(id),

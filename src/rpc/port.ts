@@ -39,6 +39,8 @@ export interface RpcNode {
   linearizableReadPoint(): Promise<number>;
   txStatus(view: number, seqno: number): TxStatus;
   receipt(view: number, seqno: number): ReceiptLookup;
+  /** Ledger frames `from`..`to` as stored (read-only views: the console's ledger explorer). */
+  ledgerFrames(from: number, to: number): Promise<Uint8Array[]>;
 
   /** Sends a request to another node over the node-to-node channel. */
   requestNode(to: string, message: unknown, timeoutMs: number): Promise<unknown>;

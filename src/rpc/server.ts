@@ -8,6 +8,7 @@ import { handshakeTimeoutMs, limitConnections } from "./connection-limits.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerGovRoutes } from "./gov.ts";
+import { registerLedgerReadRoutes } from "./ledger-read.ts";
 import { registerOperatorRoutes } from "./operator.ts";
 import type { RpcNode } from "./port.ts";
 import { CLIENT_TLS_POLICY } from "./tls-policy.ts";
@@ -70,6 +71,7 @@ export function createRpcServer(
   registerOperatorRoutes(server, node);
   registerGovRoutes(server, node);
   registerAttestationRoutes(server, node);
+  registerLedgerReadRoutes(server, node);
   if (executors.size > 0) {
     server.all("/app/*", appHandler(node, executors, log));
     serveForwardedCalls(node, executors, log);

@@ -234,15 +234,22 @@ export class Network {
     this.memberId = certFingerprint(this.memberCredentials.cert);
   }
 
-  /** Starts `coco sandbox --nodes <n>` in a new directory and waits until it is open. */
-  static async start(nodes = 3): Promise<Network> {
+  /**
+   * Starts `coco sandbox --nodes <n>` in a new directory and waits until it is open; with
+   * `console`, its web console too (on the port after the nodes'), else `--no-console`.
+   */
+  static async start(nodes = 3, opts: { console?: boolean; readyTimeoutMs?: number } = {}): Promise<Network> {
     const dir = mkdtempSync(join(tmpdir(), "coco-e2e-"));
-    const port = await reservePorts(nodes * 2);
+    const port = await reservePorts(nodes * 2 + 1);
+    const consoleArgs = opts.console ? ["--console-port", String(port + nodes * 2)] : ["--no-console"];
     const logPath = join(dir, "sandbox.log");
     const fd = openSync(logPath, "a");
     const sandbox = spawn(
       process.execPath,
-      ["--import", TSX, MAIN, "sandbox", "--dir", dir, "--nodes", String(nodes), "--port", String(port)],
+      [
+        ...["--import", TSX, MAIN, "sandbox", "--dir", dir, "--nodes", String(nodes), "--port", String(port)],
+        ...consoleArgs,
+      ],
       { cwd: dir, stdio: ["ignore", fd, fd] },
     );
     closeSync(fd);
@@ -252,7 +259,7 @@ export class Network {
       exited = code;
     });
     try {
-      await waitUntil("the sandbox to open", READY_TIMEOUT_MS, () => {
+      await waitUntil("the sandbox to open", opts.readyTimeoutMs ?? READY_TIMEOUT_MS, () => {
         if (readFileSync(logPath, "utf8").includes("Ctrl-C stops the network")) return true;
         if (exited !== undefined) throw new SandboxExited(exited);
         return false;

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { CliError } from "./fail.ts";
+import { packageVersion } from "./repo.ts";
 
 function positiveInt(value: string): number {
   if (!/^[0-9]{1,9}$/.test(value) || Number(value) < 1)
@@ -15,6 +16,7 @@ function port(value: string): number {
 
 const program = new Command("coco")
   .description("Coco: a confidential consortium ledger")
+  .version(packageVersion(), "-V, --version", "print the version")
   .showHelpAfterError();
 
 program
@@ -44,6 +46,8 @@ program
   .option("--evm", "also serve Ethereum JSON-RPC at /app/eth on every node (docs/ethereum.md)")
   .option("--sawtooth-port <port>", "serve Sawtooth: processors of node i connect to this port + i", port)
   .option("--js-app <dir>", "build (where needed) and install this JS app once the network is open")
+  .option("--verbose", "also show the nodes' logs here (they are always in <workspace>/node<N>/node.log)")
+  .option("--no-restart", "leave a node that exits down (by default the sandbox starts it again)")
   .action(
     async (opts: {
       dir: string;
@@ -52,19 +56,23 @@ program
       evm?: boolean;
       sawtoothPort?: number;
       jsApp?: string;
+      verbose?: boolean;
+      restart: boolean;
     }) => {
       const { startSandbox } = await import("./sandbox.ts");
-      const sandbox = await startSandbox(opts);
       let stopping = false;
+      let sandbox: Awaited<ReturnType<typeof startSandbox>> | undefined;
       const stop = () => {
+        if (stopping) return;
         stopping = true;
-        sandbox.stop().then(() => process.exit(0));
+        (sandbox?.stop() ?? Promise.resolve()).then(() => process.exit(0));
       };
+      sandbox = await startSandbox({ ...opts, watch: { restart: opts.restart } });
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
-      await Promise.all(sandbox.children.map((c) => new Promise((r) => c.once("exit", r))));
+      await sandbox.allDown;
       if (stopping) return;
-      console.error("the sandbox's nodes exited");
+      console.error("coco: every node of the sandbox is down");
       process.exit(1);
     },
   );
@@ -145,23 +153,34 @@ attestation
     process.exitCode = await verifyNode(url, opts, { out: console.log, err: console.error });
   });
 
-const gov = program.command("gov").description("governance: signed proposals, ballots and withdrawals");
+const gov = program
+  .command("gov")
+  .description("governance: signed proposals, ballots and withdrawals")
+  .addHelpText(
+    "after",
+    "\nWhat is not given comes from the workspace: $COCO_WORKSPACE, else the current directory or its\n" +
+      "workspace/ subdirectory (or a parent's): the primary in its network.json, service_cert.pem, member0.",
+  );
 const govOptions = (command: Command) =>
   command
-    .option("--url <url>", "any node of the service", "https://127.0.0.1:8000")
-    .option("--service-cert <pem>", "the service certificate", "workspace/service_cert.pem")
-    .option("--cert <pem>", "the member's certificate", "workspace/member0_cert.pem")
-    .option("--key <pem>", "the member's private key (signs every request)", "workspace/member0_privk.pem");
+    .option("--url <url>", "any node of the service (default: the workspace's primary)")
+    .option("--service-cert <pem>", "the service certificate (default: the workspace's)")
+    .option("--cert <pem>", "the member's certificate (default: the workspace's member0)")
+    .option("--key <pem>", "the member's private key, which signs every request (default: member0's)");
 const printJson = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 govOptions(
   gov
     .command("propose")
     .description("make a proposal: a JSON file with {actions: [...]}, or one action by name")
     .argument("<file|action>", "proposal file, or an action name such as set_recovery_threshold")
-    .option("--args <json>", "the action's arguments, with an action name"),
-).action(async (target: string, opts: import("./gov.ts").GovOptions & { args?: string }) => {
-  const { propose } = await import("./gov.ts");
-  printJson(await propose(target, opts.args, opts));
+    .option("--args <json>", "the action's arguments, with an action name")
+    .option("-q, --quiet", "print only the proposal's id (for scripts: id=$(coco gov propose ... -q))"),
+).action(async (target: string, opts: import("./gov.ts").GovOptions & { args?: string; quiet?: boolean }) => {
+  const { outcomeExitCode, propose } = await import("./gov.ts");
+  const proposal = await propose(target, opts.args, opts);
+  if (opts.quiet) console.log(proposal.proposalId);
+  else printJson(proposal);
+  process.exitCode = outcomeExitCode(proposal);
 });
 govOptions(
   gov
@@ -176,8 +195,10 @@ govOptions(
     id: string,
     opts: import("./gov.ts").GovOptions & { accept?: boolean; reject?: boolean; ballot?: string },
   ) => {
-    const { ballotFrom, vote } = await import("./gov.ts");
-    printJson(await vote(id, ballotFrom(opts), opts));
+    const { ballotFrom, outcomeExitCode, vote } = await import("./gov.ts");
+    const proposal = await vote(id, ballotFrom(opts), opts);
+    printJson(proposal);
+    process.exitCode = outcomeExitCode(proposal);
   },
 );
 govOptions(
@@ -262,6 +283,15 @@ ledger
     }
     if (!report.ok) process.exitCode = 1;
   });
+
+/** Help marks the options a command cannot do without. */
+function markRequired(command: Command): void {
+  for (const option of command.options) {
+    if (option.mandatory && !option.description.endsWith("(required)")) option.description += " (required)";
+  }
+  for (const sub of command.commands) markRequired(sub);
+}
+markRequired(program);
 
 try {
   await program.parseAsync(process.argv);

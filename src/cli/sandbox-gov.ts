@@ -31,11 +31,13 @@ export class SandboxGovernance {
     dir: string,
     address: string,
     private readonly certPath: string,
-    private readonly constitutionName: string,
+    /** Reports a step done, one line each. */
     private readonly print: (line: string) => void,
     timeoutMs: number,
     /** Why the sandbox cannot go on (a node exited), if it cannot. */
     private readonly failed: () => string | undefined = () => undefined,
+    /** The sandbox's name for the node serving at an RPC address. */
+    private readonly nameOf: (rpcAddress: string) => string = (a) => a,
   ) {
     this.gov = new GovClient({
       url: `https://${address}`,
@@ -59,9 +61,7 @@ export class SandboxGovernance {
       );
       if (members.value.find((m) => m.memberId === this.gov.memberId)?.status === "Active") return true;
       await this.gov.activate();
-      this.print(
-        `governance (${this.constitutionName}): member0 acknowledged the state digest and is Active`,
-      );
+      this.print("member0 acknowledged the state digest: an Active member");
       return true;
     });
   }
@@ -74,12 +74,16 @@ export class SandboxGovernance {
     if (rpcAddresses.length === 0) return;
     let proposalId: string | undefined;
     let firstPendingAt: number | undefined;
+    let trusted: string[] = [];
     await this.retrying("trusting the joining nodes", async () => {
       const nodes = await this.gov.get<{
         value: Array<{ nodeId: string; status: string; rpcAddress: string | null }>;
       }>("/gov/service/nodes");
       const joiners = rpcAddresses.map((a) => nodes.value.find((n) => n.rpcAddress === a));
-      if (joiners.every((n) => n?.status === "Trusted")) return true;
+      if (joiners.every((n) => n?.status === "Trusted")) {
+        if (trusted.length > 0) this.print(`${trusted.join(", ")} trusted by member0's vote`);
+        return true;
+      }
       if (proposalId !== undefined) {
         const state = await this.follow(proposalId);
         if (state === "Open") return false;
@@ -89,7 +93,8 @@ export class SandboxGovernance {
         }
         return false;
       }
-      const pending = joiners.filter((n) => n?.status === "Pending").map((n) => n!.nodeId);
+      const pendingNodes = joiners.flatMap((n) => (n?.status === "Pending" ? [n] : []));
+      const pending = pendingNodes.map((n) => n.nodeId);
       if (pending.length === 0) return false; // not recorded yet: the joiners are still starting
       // One vote for all the joiners saves a configuration change each: wait a little for the
       // ones still starting.
@@ -102,8 +107,10 @@ export class SandboxGovernance {
         args: { node_id: nodeId, valid_from: validFrom },
       }));
       proposalId = (await this.gov.propose({ actions })).proposalId;
+      trusted = pendingNodes.map((n) => this.nameOf(n.rpcAddress ?? "?"));
+      const names = trusted.join(", ");
       this.print(
-        `governance: member0 proposed transition_node_to_trusted for ${pending.length} joining node(s) (${proposalId})`,
+        `${names} asked to join (Pending); member0 proposed transition_node_to_trusted (${short(proposalId)})`,
       );
       return false;
     });
@@ -114,7 +121,10 @@ export class SandboxGovernance {
     let proposalId: string | undefined;
     await this.retrying("opening the service", async () => {
       const info = await this.gov.get<{ status: string }>("/gov/service/info");
-      if (info.status === "Open") return true;
+      if (info.status === "Open") {
+        if (proposalId !== undefined) this.print("the service is Open, by member0's vote");
+        return true;
+      }
       if (proposalId === undefined) {
         proposalId = (
           await this.gov.propose({
@@ -126,7 +136,7 @@ export class SandboxGovernance {
             ],
           })
         ).proposalId;
-        this.print(`governance: member0 proposed transition_service_to_open (${proposalId})`);
+        this.print(`member0 proposed transition_service_to_open (${short(proposalId)})`);
       }
       const state = await this.follow(proposalId);
       if (state === "gone")
@@ -150,7 +160,7 @@ export class SandboxGovernance {
     // member0 is the sandbox's only member, so any ballot is its own.
     if (proposal.proposalState === "Open" && proposal.ballotCount === 0) {
       proposal = await this.gov.vote(proposalId, VOTE_YES);
-      this.print(`governance: member0 voted for ${proposalId}; the proposal is ${proposal.proposalState}`);
+      this.print(`member0 voted for ${short(proposalId)}: ${proposal.proposalState}`);
     }
     if (proposal.proposalState !== "Open" && proposal.proposalState !== "Accepted") {
       throw new CliError(
@@ -175,6 +185,8 @@ export class SandboxGovernance {
     }
   }
 }
+
+const short = (id: string) => `${id.slice(0, 12)}...`;
 
 /**
  * A step's answer, or a retryable failure once STEP_TIMEOUT_MS has passed: a governance write

@@ -105,7 +105,7 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
     // A node that dies is reported, started again, and reported caught up.
     const victim = network.nodes[2];
     process.kill(victim.pid, "SIGKILL");
-    await waitForOutput(child, /node2 was killed by SIGKILL; restarting it[^]*node2 caught up \(commit /);
+    await waitForOutput(child, /node2 was killed by SIGKILL; restarting it[\s\S]*node2 caught up \(commit /);
     const restarted = JSON.parse(readFileSync(join(dir, "network.json"), "utf8"));
     assert.notEqual(restarted.nodes[2].pid, victim.pid, "network.json has the new process");
     assert.equal(await stop(child), 0);

@@ -11,7 +11,8 @@ import { SandboxGovernance } from "./sandbox-gov.ts";
 import { describeExit, type NodeSlot, SandboxNode } from "./sandbox-node.ts";
 import { SandboxWatch } from "./sandbox-watch.ts";
 
-const READY_TIMEOUT_MS = 60_000;
+// Generous: on a loaded machine three nodes starting at once take a while (they run in parallel).
+const READY_TIMEOUT_MS = 120_000;
 /** How often the sandbox asks a starting node whether it is ready. */
 const READY_POLL_MS = 100;
 /** CCF's own default constitution, when this checkout has the shared test vectors next to it. */

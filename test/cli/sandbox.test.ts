@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { Agent, request } from "undici";
 import { coco, cocoBackground, reservePorts } from "../helpers/cli.ts";
 
-function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 90_000): Promise<string> {
+function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 240_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let output = "";
     const timer = setTimeout(
@@ -44,7 +44,7 @@ function stop(child: ChildProcess): Promise<number | null> {
 }
 
 test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resumes its ledger", {
-  timeout: 180_000,
+  timeout: 900_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-sandbox-"));
   // Three RPC ports, then three node-to-node ports.

@@ -61,20 +61,23 @@ function sessionOf(body: string): Array<{ command: string; output: string }> {
   return steps;
 }
 
+/** Base64 (certificates, signatures): 16+ characters of its alphabet, one of them not a letter. */
+const BASE64 = "(?=[A-Za-z0-9+/]*[0-9+/])[A-Za-z0-9+/]{16,}=*";
 const MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
 
 /**
- * A shown line as a pattern: `...` stands for anything, hex strings (8+ digits), numbers, month
- * names and runs of spaces for any of their kind; everything else must be as shown.
+ * A shown line as a pattern: `...` stands for anything; base64 and hex strings, numbers, month
+ * names and runs of spaces stand for any of their kind; everything else must be as shown.
  */
 export function linePattern(shown: string): RegExp {
-  const token = new RegExp(`(\\.\\.\\.|[0-9a-f]{8,}|[0-9]+|${MONTH}|\\s+)`);
+  const token = new RegExp(`(\\.\\.\\.|${BASE64}|[0-9a-f]{8,}|[0-9]+|${MONTH}|\\s+)`);
   const parts = shown.split(token).map((part, i) => {
     if (i % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     if (part === "...") return "[\\s\\S]*?";
     if (/^\s+$/.test(part)) return "\\s+";
     if (/^[0-9]+$/.test(part)) return "[0-9]+";
     if (new RegExp(`^${MONTH}$`).test(part)) return "[A-Z][a-z]{2}";
+    if (new RegExp(`^${BASE64}$`).test(part)) return "[A-Za-z0-9+/=]+";
     return "[0-9a-f]+";
   });
   return new RegExp(`^${parts.join("")}$`);

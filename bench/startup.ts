@@ -6,11 +6,12 @@
  * Prints a Markdown table for BENCHMARKS.md. Wall times depend on the machine's load (printed).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { reservePorts } from "../test/helpers/ports.ts";
+import { processCpuMs } from "./cpu.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
 const RUNS = Number(values.runs);
@@ -47,9 +48,15 @@ async function sandboxOpen(dir: string, port: number) {
     child.once("exit", (code) => reject(new Error(`sandbox exited (${code}):\n${output}`)));
   });
   const steps = output.split("\n").filter((l) => /^ +[0-9.]+ s {2}/.test(l));
+  // CPU the nodes spent to get there: where the time goes on a 2-core machine.
+  const pids = (
+    JSON.parse(readFileSync(join(dir, "network.json"), "utf8")) as { nodes: Array<{ pid: number }> }
+  ).nodes.map((n) => n.pid);
+  const nodeCpuMs = pids.map((pid) => processCpuMs(pid) ?? Number.NaN);
   return {
     openMs,
     steps,
+    nodeCpuMs,
     stop: () =>
       new Promise<void>((resolve) => {
         child.removeAllListeners("exit");
@@ -75,6 +82,7 @@ const port = await reservePorts(6);
 try {
   const fresh = await sandboxOpen(join(dir, "ws"), port);
   console.log(`fresh start: open after ${(fresh.openMs / 1000).toFixed(1)} s\n${fresh.steps.join("\n")}`);
+  console.log(`node CPU to open: ${fresh.nodeCpuMs.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(", ")}`);
   row("sandbox, new service, to open (3 nodes)", { wall: fresh.openMs });
 
   const cli = (what: string, command: string[], cwd?: string) => {
@@ -108,6 +116,7 @@ try {
 
   const resumed = await sandboxOpen(join(dir, "ws"), port);
   console.log(`resume: open after ${(resumed.openMs / 1000).toFixed(1)} s\n${resumed.steps.join("\n")}`);
+  console.log(`node CPU to open: ${resumed.nodeCpuMs.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(", ")}`);
   row("sandbox, resuming from its ledgers, to open", { wall: resumed.openMs });
   await resumed.stop();
 } finally {

@@ -26,6 +26,7 @@ type Action = { name: string; args: unknown };
 export class SandboxGovernance {
   private readonly gov: GovClient;
   private readonly deadline: number;
+  private readonly votesShown = new Set<string>();
 
   constructor(
     dir: string,
@@ -160,6 +161,10 @@ export class SandboxGovernance {
     // member0 is the sandbox's only member, so any ballot is its own.
     if (proposal.proposalState === "Open" && proposal.ballotCount === 0) {
       proposal = await this.gov.vote(proposalId, VOTE_YES);
+    }
+    // Said once per proposal, also when the vote's answer was lost and this is a re-read.
+    if (proposal.ballotCount > 0 && !this.votesShown.has(proposalId)) {
+      this.votesShown.add(proposalId);
       this.print(`member0 voted for ${short(proposalId)}: ${proposal.proposalState}`);
     }
     if (proposal.proposalState !== "Open" && proposal.proposalState !== "Accepted") {

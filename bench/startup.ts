@@ -47,7 +47,7 @@ async function sandboxOpen(dir: string, port: number) {
     });
     child.once("exit", (code) => reject(new Error(`sandbox exited (${code}):\n${output}`)));
   });
-  const steps = output.split("\n").filter((l) => /^ +[0-9.]+ s {2}/.test(l));
+  const steps = output.split("\n").filter((l) => /^ *[0-9.]+ s {2}/.test(l));
   // CPU the nodes spent to get there: where the time goes on a 2-core machine.
   const pids = (
     JSON.parse(readFileSync(join(dir, "network.json"), "utf8")) as { nodes: Array<{ pid: number }> }

@@ -75,16 +75,26 @@ export class SandboxGovernance {
     if (rpcAddresses.length === 0) return;
     let proposalId: string | undefined;
     let firstPendingAt: number | undefined;
-    let trusted: string[] = [];
+    // One line per node as it asks to join and as it is trusted, whatever the batching.
+    const seenPending = new Set<string>();
+    const seenTrusted = new Set<string>();
     await this.retrying("trusting the joining nodes", async () => {
       const nodes = await this.gov.get<{
         value: Array<{ nodeId: string; status: string; rpcAddress: string | null }>;
       }>("/gov/service/nodes");
       const joiners = rpcAddresses.map((a) => nodes.value.find((n) => n.rpcAddress === a));
-      if (joiners.every((n) => n?.status === "Trusted")) {
-        if (trusted.length > 0) this.print(`${trusted.join(", ")} trusted by member0's vote`);
-        return true;
+      for (const [i, n] of joiners.entries()) {
+        const name = this.nameOf(rpcAddresses[i]!);
+        if (n?.status === "Pending" && !seenPending.has(name)) {
+          seenPending.add(name);
+          this.print(`${name} asked to join (Pending)`);
+        }
+        if (n?.status === "Trusted" && seenPending.has(name) && !seenTrusted.has(name)) {
+          seenTrusted.add(name);
+          this.print(`${name} trusted by member0's vote`);
+        }
       }
+      if (joiners.every((n) => n?.status === "Trusted")) return true;
       if (proposalId !== undefined) {
         const state = await this.follow(proposalId);
         if (state === "Open") return false;
@@ -94,8 +104,7 @@ export class SandboxGovernance {
         }
         return false;
       }
-      const pendingNodes = joiners.flatMap((n) => (n?.status === "Pending" ? [n] : []));
-      const pending = pendingNodes.map((n) => n.nodeId);
+      const pending = joiners.flatMap((n) => (n?.status === "Pending" ? [n.nodeId] : []));
       if (pending.length === 0) return false; // not recorded yet: the joiners are still starting
       // One vote for all the joiners saves a configuration change each: wait a little for the
       // ones still starting.
@@ -108,11 +117,7 @@ export class SandboxGovernance {
         args: { node_id: nodeId, valid_from: validFrom },
       }));
       proposalId = (await this.gov.propose({ actions })).proposalId;
-      trusted = pendingNodes.map((n) => this.nameOf(n.rpcAddress ?? "?"));
-      const names = trusted.join(", ");
-      this.print(
-        `${names} asked to join (Pending); member0 proposed transition_node_to_trusted (${short(proposalId)})`,
-      );
+      this.print(`member0 proposed transition_node_to_trusted (${short(proposalId)})`);
       return false;
     });
   }

@@ -55,11 +55,11 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
     assert.match(output, new RegExp(`https://127\\.0\\.0\\.1:${port}`));
     // One line per step, and no node logs in the terminal: they go to each node's log file.
     for (const step of [
-      /^ +[0-9.]+ s {2}node0 created the service at https:/m,
-      /^ +[0-9.]+ s {2}node1, node2 asked to join \(Pending\)/m,
-      /^ +[0-9.]+ s {2}node1, node2 trusted by member0's vote$/m,
-      /^ +[0-9.]+ s {2}node1 joined at https:/m,
-      /^ +[0-9.]+ s {2}the service is Open, by member0's vote$/m,
+      /^ *[0-9.]+ s {2}node0 created the service at https:/m,
+      /^ *[0-9.]+ s {2}node1 asked to join \(Pending\)$/m,
+      /^ *[0-9.]+ s {2}node2 trusted by member0's vote$/m,
+      /^ *[0-9.]+ s {2}node1 joined at https:/m,
+      /^ *[0-9.]+ s {2}the service is Open, by member0's vote$/m,
     ]) {
       assert.match(output, step);
     }

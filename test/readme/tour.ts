@@ -71,10 +71,13 @@ const MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
  */
 export function linePattern(shown: string): RegExp {
   const token = new RegExp(`(\\.\\.\\.|${BASE64}|[0-9a-f]{8,}|[0-9]+|${MONTH}|\\s+)`);
-  const parts = shown.split(token).map((part, i) => {
+  const split = shown.split(token);
+  const parts0 = split[0];
+  const parts = split.map((part, i) => {
     if (i % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     if (part === "...") return "[\\s\\S]*?";
-    if (/^\s+$/.test(part)) return "\\s+";
+    // Leading spaces line columns up (a right-aligned "  1.9 s" is "108.7 s" later): optional.
+    if (/^\s+$/.test(part)) return i === 1 && parts0 === "" ? "\\s*" : "\\s+";
     if (/^[0-9]+$/.test(part)) return "[0-9]+";
     if (new RegExp(`^${MONTH}$`).test(part)) return "[A-Z][a-z]{2}";
     if (new RegExp(`^${BASE64}$`).test(part)) return "[A-Za-z0-9+/=]+";

@@ -1,13 +1,53 @@
 import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { GovClient } from "../client/index.ts";
+import type { ProposalView } from "../gov/index.ts";
 import { decryptShare, toBase64 } from "../recovery/index.ts";
 import { CliError } from "./fail.ts";
+import {
+  defaultUrl,
+  findWorkspace,
+  isConnectionError,
+  readNetwork,
+  unreachableMessage,
+} from "./workspace.ts";
 
+/** What the command line gave; anything left out comes from the workspace (workspace.ts). */
 export interface GovOptions {
+  url?: string;
+  serviceCert?: string;
+  cert?: string;
+  key?: string;
+}
+
+interface Resolved {
   url: string;
   serviceCert: string;
   cert: string;
   key: string;
+  workspace: string | undefined;
+}
+
+/** Fills in the options not given from the workspace: its primary, service certificate and member0. */
+function resolveOptions(opts: GovOptions): Resolved {
+  const workspace = findWorkspace();
+  const fromWorkspace = (file: string, option: string) => {
+    if (workspace) return join(workspace, file);
+    throw new CliError(
+      `no workspace found from ${process.cwd()} (a directory with service_cert.pem or network.json, as coco sandbox writes): give ${option} or set COCO_WORKSPACE`,
+    );
+  };
+  return {
+    url: (
+      opts.url ??
+      defaultUrl(workspace ? readNetwork(workspace) : undefined) ??
+      "https://127.0.0.1:8000"
+    ).replace(/\/+$/, ""),
+    serviceCert: opts.serviceCert ?? fromWorkspace("service_cert.pem", "--service-cert"),
+    cert: opts.cert ?? fromWorkspace("member0_cert.pem", "--cert"),
+    key: opts.key ?? fromWorkspace("member0_privk.pem", "--key"),
+    workspace,
+  };
 }
 
 function readText(path: string, what: string): string {
@@ -18,22 +58,34 @@ function readText(path: string, what: string): string {
   }
 }
 
-function client(opts: GovOptions): GovClient {
+function client(opts: Resolved): GovClient {
   return new GovClient({
-    url: opts.url.replace(/\/+$/, ""),
+    url: opts.url,
     serviceCertPem: readText(opts.serviceCert, "the service certificate"),
     memberCertPem: readText(opts.cert, "the member certificate"),
     memberKeyPem: readText(opts.key, "the member key"),
   });
 }
 
-async function withClient<T>(opts: GovOptions, work: (gov: GovClient) => Promise<T>): Promise<T> {
+async function withClient<T>(options: GovOptions, work: (gov: GovClient) => Promise<T>): Promise<T> {
+  const opts = resolveOptions(options);
   const gov = client(opts);
   try {
     return await work(gov);
+  } catch (e) {
+    if (isConnectionError(e)) throw new CliError(await unreachableMessage(opts.url, e, opts.workspace));
+    throw e;
   } finally {
     await gov.close();
   }
+}
+
+/** A proposal that ended Rejected or Failed is a failed command: exit code 1, and why on stderr. */
+export function outcomeExitCode(view: Pick<ProposalView, "proposalState" | "failure">): number {
+  if (view.proposalState !== "Rejected" && view.proposalState !== "Failed") return 0;
+  const why = view.failure ? `: ${view.failure.reason}` : "";
+  console.error(`coco: the proposal ended ${view.proposalState}${why}`);
+  return 1;
 }
 
 /**

@@ -1,8 +1,22 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import type { WriteSet } from "../kv/index.ts";
 import { decryptEntry, EntryType, LedgerSecrets, readLedgerDir } from "../ledger/index.ts";
 import { type AuditReport, auditLedger, loadIdentity, readSignatureEntry } from "../node/index.ts";
 import { CliError } from "./fail.ts";
+
+/** Refuses, in words, a ledger directory that is not there (before any "invalid ledger" verdict). */
+function checkLedgerDir(dir: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    throw new CliError(`no such directory: ${dir}`);
+  }
+  if (!isDir)
+    throw new CliError(
+      `${dir} is not a directory (give a node's ledger directory, e.g. workspace/node0/ledger)`,
+    );
+}
 
 const printable = /^[\x20-\x7e\n\t]*$/;
 
@@ -21,6 +35,7 @@ export async function readLedger(
   opts: { nodeDir?: string; json?: boolean },
   out: (line: string) => void,
 ): Promise<void> {
+  checkLedgerDir(dir);
   let secrets: LedgerSecrets | undefined;
   if (opts.nodeDir) {
     const identity = loadIdentity(opts.nodeDir);
@@ -69,6 +84,7 @@ export async function readLedger(
 }
 
 export async function auditLedgerDir(dir: string, serviceCertPath: string): Promise<AuditReport> {
+  checkLedgerDir(dir);
   let cert: string;
   try {
     cert = readFileSync(serviceCertPath, "utf8");

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { registerConsoleCommand } from "./console.ts";
 import { CliError } from "./fail.ts";
+import { packageVersion } from "./repo.ts";
 
 function positiveInt(value: string): number {
   if (!/^[0-9]{1,9}$/.test(value) || Number(value) < 1)
@@ -16,6 +17,7 @@ function port(value: string): number {
 
 const program = new Command("coco")
   .description("Coco: a confidential consortium ledger")
+  .version(packageVersion(), "-V, --version", "print the version")
   .showHelpAfterError();
 
 program
@@ -47,6 +49,8 @@ program
   .option("--js-app <dir>", "build (where needed) and install this JS app once the network is open")
   .option("--console-port <port>", "the web console's port (docs/console.md)", port, 9000)
   .option("--no-console", "do not start the web console")
+  .option("--verbose", "also show the nodes' logs here (they are always in <workspace>/node<N>/node.log)")
+  .option("--no-restart", "leave a node that exits down (by default the sandbox starts it again)")
   .action(
     async (opts: {
       dir: string;
@@ -57,23 +61,28 @@ program
       jsApp?: string;
       console: boolean;
       consolePort: number;
+      verbose?: boolean;
+      restart: boolean;
     }) => {
       const { startSandbox } = await import("./sandbox.ts");
-      const { console: withConsole, consolePort, ...rest } = opts;
-      const sandbox = await startSandbox({
+      const { console: withConsole, consolePort, restart, ...rest } = opts;
+      let stopping = false;
+      let sandbox: Awaited<ReturnType<typeof startSandbox>> | undefined;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        (sandbox?.stop() ?? Promise.resolve()).then(() => process.exit(0));
+      };
+      sandbox = await startSandbox({
         ...rest,
+        watch: { restart },
         ...(withConsole ? { console: { port: consolePort } } : {}),
       });
-      let stopping = false;
-      const stop = () => {
-        stopping = true;
-        sandbox.stop().then(() => process.exit(0));
-      };
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
-      await Promise.all(sandbox.children.map((c) => new Promise((r) => c.once("exit", r))));
+      await sandbox.allDown;
       if (stopping) return;
-      console.error("the sandbox's nodes exited");
+      console.error("coco: every node of the sandbox is down");
       process.exit(1);
     },
   );
@@ -156,23 +165,34 @@ attestation
     process.exitCode = await verifyNode(url, opts, { out: console.log, err: console.error });
   });
 
-const gov = program.command("gov").description("governance: signed proposals, ballots and withdrawals");
+const gov = program
+  .command("gov")
+  .description("governance: signed proposals, ballots and withdrawals")
+  .addHelpText(
+    "after",
+    "\nWhat is not given comes from the workspace: $COCO_WORKSPACE, else the current directory or its\n" +
+      "workspace/ subdirectory (or a parent's): the primary in its network.json, service_cert.pem, member0.",
+  );
 const govOptions = (command: Command) =>
   command
-    .option("--url <url>", "any node of the service", "https://127.0.0.1:8000")
-    .option("--service-cert <pem>", "the service certificate", "workspace/service_cert.pem")
-    .option("--cert <pem>", "the member's certificate", "workspace/member0_cert.pem")
-    .option("--key <pem>", "the member's private key (signs every request)", "workspace/member0_privk.pem");
+    .option("--url <url>", "any node of the service (default: the workspace's primary)")
+    .option("--service-cert <pem>", "the service certificate (default: the workspace's)")
+    .option("--cert <pem>", "the member's certificate (default: the workspace's member0)")
+    .option("--key <pem>", "the member's private key, which signs every request (default: member0's)");
 const printJson = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 govOptions(
   gov
     .command("propose")
     .description("make a proposal: a JSON file with {actions: [...]}, or one action by name")
     .argument("<file|action>", "proposal file, or an action name such as set_recovery_threshold")
-    .option("--args <json>", "the action's arguments, with an action name"),
-).action(async (target: string, opts: import("./gov.ts").GovOptions & { args?: string }) => {
-  const { propose } = await import("./gov.ts");
-  printJson(await propose(target, opts.args, opts));
+    .option("--args <json>", "the action's arguments, with an action name")
+    .option("-q, --quiet", "print only the proposal's id (for scripts: id=$(coco gov propose ... -q))"),
+).action(async (target: string, opts: import("./gov.ts").GovOptions & { args?: string; quiet?: boolean }) => {
+  const { outcomeExitCode, propose } = await import("./gov.ts");
+  const proposal = await propose(target, opts.args, opts);
+  if (opts.quiet) console.log(proposal.proposalId);
+  else printJson(proposal);
+  process.exitCode = outcomeExitCode(proposal);
 });
 govOptions(
   gov
@@ -187,8 +207,10 @@ govOptions(
     id: string,
     opts: import("./gov.ts").GovOptions & { accept?: boolean; reject?: boolean; ballot?: string },
   ) => {
-    const { ballotFrom, vote } = await import("./gov.ts");
-    printJson(await vote(id, ballotFrom(opts), opts));
+    const { ballotFrom, outcomeExitCode, vote } = await import("./gov.ts");
+    const proposal = await vote(id, ballotFrom(opts), opts);
+    printJson(proposal);
+    process.exitCode = outcomeExitCode(proposal);
   },
 );
 govOptions(
@@ -273,6 +295,15 @@ ledger
     }
     if (!report.ok) process.exitCode = 1;
   });
+
+/** Help marks the options a command cannot do without. */
+function markRequired(command: Command): void {
+  for (const option of command.options) {
+    if (option.mandatory && !option.description.endsWith("(required)")) option.description += " (required)";
+  }
+  for (const sub of command.commands) markRequired(sub);
+}
+markRequired(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -26,16 +26,19 @@ type Action = { name: string; args: unknown };
 export class SandboxGovernance {
   private readonly gov: GovClient;
   private readonly deadline: number;
+  private readonly votesShown = new Set<string>();
 
   constructor(
     dir: string,
     address: string,
     private readonly certPath: string,
-    private readonly constitutionName: string,
+    /** Reports a step done, one line each. */
     private readonly print: (line: string) => void,
     timeoutMs: number,
     /** Why the sandbox cannot go on (a node exited), if it cannot. */
     private readonly failed: () => string | undefined = () => undefined,
+    /** The sandbox's name for the node serving at an RPC address. */
+    private readonly nameOf: (rpcAddress: string) => string = (a) => a,
   ) {
     this.gov = new GovClient({
       url: `https://${address}`,
@@ -59,9 +62,7 @@ export class SandboxGovernance {
       );
       if (members.value.find((m) => m.memberId === this.gov.memberId)?.status === "Active") return true;
       await this.gov.activate();
-      this.print(
-        `governance (${this.constitutionName}): member0 acknowledged the state digest and is Active`,
-      );
+      this.print("member0 acknowledged the state digest: an Active member");
       return true;
     });
   }
@@ -74,11 +75,25 @@ export class SandboxGovernance {
     if (rpcAddresses.length === 0) return;
     let proposalId: string | undefined;
     let firstPendingAt: number | undefined;
+    // One line per node as it asks to join and as it is trusted, whatever the batching.
+    const seenPending = new Set<string>();
+    const seenTrusted = new Set<string>();
     await this.retrying("trusting the joining nodes", async () => {
       const nodes = await this.gov.get<{
         value: Array<{ nodeId: string; status: string; rpcAddress: string | null }>;
       }>("/gov/service/nodes");
       const joiners = rpcAddresses.map((a) => nodes.value.find((n) => n.rpcAddress === a));
+      for (const [i, n] of joiners.entries()) {
+        const name = this.nameOf(rpcAddresses[i]!);
+        if (n?.status === "Pending" && !seenPending.has(name)) {
+          seenPending.add(name);
+          this.print(`${name} asked to join (Pending)`);
+        }
+        if (n?.status === "Trusted" && seenPending.has(name) && !seenTrusted.has(name)) {
+          seenTrusted.add(name);
+          this.print(`${name} trusted by member0's vote`);
+        }
+      }
       if (joiners.every((n) => n?.status === "Trusted")) return true;
       if (proposalId !== undefined) {
         const state = await this.follow(proposalId);
@@ -89,7 +104,7 @@ export class SandboxGovernance {
         }
         return false;
       }
-      const pending = joiners.filter((n) => n?.status === "Pending").map((n) => n!.nodeId);
+      const pending = joiners.flatMap((n) => (n?.status === "Pending" ? [n.nodeId] : []));
       if (pending.length === 0) return false; // not recorded yet: the joiners are still starting
       // One vote for all the joiners saves a configuration change each: wait a little for the
       // ones still starting.
@@ -102,9 +117,7 @@ export class SandboxGovernance {
         args: { node_id: nodeId, valid_from: validFrom },
       }));
       proposalId = (await this.gov.propose({ actions })).proposalId;
-      this.print(
-        `governance: member0 proposed transition_node_to_trusted for ${pending.length} joining node(s) (${proposalId})`,
-      );
+      this.print(`member0 proposed transition_node_to_trusted (${short(proposalId)})`);
       return false;
     });
   }
@@ -114,7 +127,10 @@ export class SandboxGovernance {
     let proposalId: string | undefined;
     await this.retrying("opening the service", async () => {
       const info = await this.gov.get<{ status: string }>("/gov/service/info");
-      if (info.status === "Open") return true;
+      if (info.status === "Open") {
+        if (proposalId !== undefined) this.print("the service is Open, by member0's vote");
+        return true;
+      }
       if (proposalId === undefined) {
         proposalId = (
           await this.gov.propose({
@@ -126,7 +142,7 @@ export class SandboxGovernance {
             ],
           })
         ).proposalId;
-        this.print(`governance: member0 proposed transition_service_to_open (${proposalId})`);
+        this.print(`member0 proposed transition_service_to_open (${short(proposalId)})`);
       }
       const state = await this.follow(proposalId);
       if (state === "gone")
@@ -150,7 +166,11 @@ export class SandboxGovernance {
     // member0 is the sandbox's only member, so any ballot is its own.
     if (proposal.proposalState === "Open" && proposal.ballotCount === 0) {
       proposal = await this.gov.vote(proposalId, VOTE_YES);
-      this.print(`governance: member0 voted for ${proposalId}; the proposal is ${proposal.proposalState}`);
+    }
+    // Said once per proposal, also when the vote's answer was lost and this is a re-read.
+    if (proposal.ballotCount > 0 && !this.votesShown.has(proposalId)) {
+      this.votesShown.add(proposalId);
+      this.print(`member0 voted for ${short(proposalId)}: ${proposal.proposalState}`);
     }
     if (proposal.proposalState !== "Open" && proposal.proposalState !== "Accepted") {
       throw new CliError(
@@ -175,6 +195,8 @@ export class SandboxGovernance {
     }
   }
 }
+
+const short = (id: string) => `${id.slice(0, 12)}...`;
 
 /**
  * A step's answer, or a retryable failure once STEP_TIMEOUT_MS has passed: a governance write

@@ -1,24 +1,23 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { CONSTITUTION_FILES } from "../gov/index.ts";
 import { installSandboxApp } from "./app-install.ts";
 import { startSandboxConsole } from "./console.ts";
 import { CliError } from "./fail.ts";
 import { encryptionKeygen, keygen } from "./keygen.ts";
+import { packageRoot } from "./repo.ts";
 import { SandboxGovernance } from "./sandbox-gov.ts";
+import { describeExit, type NodeSlot, SandboxNode } from "./sandbox-node.ts";
+import { SandboxWatch } from "./sandbox-watch.ts";
 
-const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
-/** The TypeScript loader, resolved from here so child nodes start from any working directory. */
-const TSX = import.meta.resolve("tsx");
-const READY_TIMEOUT_MS = 60_000;
+// Generous: on a loaded machine three nodes starting at once take a while (they run in parallel).
+const READY_TIMEOUT_MS = 120_000;
+/** How often the sandbox asks a starting node whether it is ready. */
+const READY_POLL_MS = 100;
 /** CCF's own default constitution, when this checkout has the shared test vectors next to it. */
-const CCF_CONSTITUTION = fileURLToPath(
-  new URL("../../../shared/vectors/ccf/constitution-default/", import.meta.url),
-);
+const CCF_CONSTITUTION = join(packageRoot(), "..", "shared", "vectors", "ccf", "constitution-default");
 
 /** The constitution files the sandbox's service starts with: CCF's default when present, else Coco's. */
 function sandboxConstitution(): { files: string[]; name: string } {
@@ -41,8 +40,10 @@ export interface SandboxOptions {
   print?: (line: string) => void;
   /** Log format for the nodes. */
   logFormat?: "pretty" | "json";
-  /** Discard the nodes' logs instead of passing them through (for benchmarks). */
+  /** Discard the nodes' logs instead of writing them to `<dir>/<node>/node.log` (benchmarks). */
   quiet?: boolean;
+  /** Also stream the nodes' logs to the terminal. */
+  verbose?: boolean;
   /** Extra Node.js flags for the node processes (benchmarks: `--cpu-prof`, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
   /** Serve Ethereum JSON-RPC at `/app/eth` on every node (docs/ethereum.md). */
@@ -51,12 +52,20 @@ export interface SandboxOptions {
   sawtoothPort?: number;
   /** Start the web console for member0 on this port (a free one if taken): docs/console.md. */
   console?: { port: number };
+  /**
+   * Once open, report events (a node exited, a new primary, a node caught up) and, with
+   * `restart`, start a node again when it exits. `coco sandbox` watches; benchmarks do not.
+   */
+  watch?: { restart: boolean };
 }
 
 export interface Sandbox {
   dir: string;
   network: NetworkFile;
-  children: ChildProcess[];
+  /** The node processes as they are now (a restarted node has a new one). */
+  readonly children: import("node:child_process").ChildProcess[];
+  /** Settles when every node is down for good (exited, and not to be restarted). */
+  allDown: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -73,11 +82,43 @@ export interface NetworkFile {
   }>;
 }
 
+/** `  2.3 s  <what happened>`: one line per step, with the time since the sandbox started. */
+function stepPrinter(print: (line: string) => void): (line: string) => void {
+  const started = Date.now();
+  return (line) => print(`${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s  ${line}`);
+}
+
+/** Relative paths keep the printed commands short and copy-pasteable from where the user is. */
+function shown(absDir: string): string {
+  const rel = relative(process.cwd(), absDir);
+  return rel === "" ? "." : rel.startsWith("..") ? absDir : rel;
+}
+
 /** Starts a local network in `dir`, reusing its keys and ledger when they exist. */
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const print = opts.print ?? ((line: string) => console.log(line));
+  const step = stepPrinter(print);
   if (opts.nodes > 9) throw new CliError("a sandbox runs at most 9 nodes");
   const dir = resolve(opts.dir);
+  const certPath = join(dir, "service_cert.pem");
+  const resuming = existsSync(certPath);
+  // RPC ports from --port, then node-to-node ports right after them.
+  const slots: NodeSlot[] = Array.from({ length: opts.nodes }, (_, i) => ({
+    name: `node${i}`,
+    rpc: `127.0.0.1:${opts.port + i}`,
+    nodeAddress: `127.0.0.1:${opts.port + opts.nodes + i}`,
+    config: join(dir, `node${i}.config.json`),
+    logFile: join(dir, `node${i}`, "node.log"),
+  }));
+  await checkPortsFree(opts.port, opts.nodes * 2);
+  print(
+    `Coco sandbox: ${resuming ? "resuming" : "starting"} ${opts.nodes} node${opts.nodes === 1 ? "" : "s"} in ${shown(dir)}` +
+      (opts.quiet
+        ? ""
+        : opts.verbose
+          ? " (node logs follow, and are in <node>/node.log)"
+          : ` (node logs: ${shown(dir)}/node<N>/node.log; --verbose shows them here)`),
+  );
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const [role, name] of [
     ["member", "member0"],
@@ -87,120 +128,158 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   }
   // member0 is also a recovery member: it holds a share of the ledger secret (docs/recovery.md).
   if (!existsSync(join(dir, "member0_enc_pubk.pem"))) encryptionKeygen("member0", dir);
-  const certPath = join(dir, "service_cert.pem");
-  // RPC ports from --port, then node-to-node ports right after them.
-  const nodes = Array.from({ length: opts.nodes }, (_, i) => ({
-    name: `node${i}`,
-    rpc: `127.0.0.1:${opts.port + i}`,
-    nodeAddress: `127.0.0.1:${opts.port + opts.nodes + i}`,
-    config: join(dir, `node${i}.config.json`),
-  }));
-  await checkPortsFree(opts.port, opts.nodes * 2);
-  const children: ChildProcess[] = [];
-  const exits: Array<Promise<number | null>> = [];
-  const stop = async () => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    }
-    await Promise.all(exits);
-  };
-  const first = nodes[0]!;
+  const first = slots[0]!;
   const constitution = sandboxConstitution();
+  for (const [i, slot] of slots.entries())
+    writeNodeConfig(slot, i === 0 ? undefined : first, constitution, opts);
+  const nodes = slots.map((slot) => new SandboxNode(slot, dir, opts));
+  let watch: SandboxWatch | undefined;
+  const stop = async () => {
+    await watch?.stop();
+    await Promise.all(nodes.map((n) => n.stop()));
+  };
   try {
-    for (const [i, node] of nodes.entries()) {
-      const joining = i > 0;
-      writeFileSync(
-        node.config,
-        `${JSON.stringify(
-          {
-            dir: node.name,
-            rpc: { address: node.rpc },
-            nodeAddress: node.nodeAddress,
-            serviceCertFile: "service_cert.pem",
-            ...(joining
-              ? { join: { target: first.rpc, serviceCertFile: "service_cert.pem" } }
-              : {
-                  members: [{ cert: "member0_cert.pem", encryptionPublicKey: "member0_enc_pubk.pem" }],
-                  users: [{ cert: "user0_cert.pem" }],
-                  ...(constitution.files.length > 0 ? { constitution: constitution.files } : {}),
-                }),
-            app: "logging",
-            ...(opts.evm ? { evm: true } : {}),
-            ...(opts.sawtoothPort === undefined
-              ? {}
-              : { sawtooth: { processorAddress: `tcp://127.0.0.1:${opts.sawtoothPort + i}` } }),
-            log: { level: "info", format: opts.logFormat ?? "pretty" },
-          },
-          null,
-          2,
-        )}\n`,
-      );
-      const child = spawn(
-        process.execPath,
-        [...(opts.nodeArgs ?? []), "--import", TSX, MAIN, "start", "--config", node.config],
-        {
-          stdio: opts.quiet ? "ignore" : ["ignore", "inherit", "inherit"],
-          cwd: dir,
-        },
-      );
-      children.push(child);
-      exits.push(new Promise((resolveExit) => child.once("exit", (code) => resolveExit(code))));
-      // Joiners need the first node up (and its service certificate written) to join it.
-      if (i === 0) await waitUntil(first.rpc, certPath, "/node/ready/gov", exits[0]!);
-    }
+    // A resumed network starts all at once (they elect among themselves). A new one needs the
+    // first node's service certificate before the others can ask to join it, and no more.
+    nodes[0]!.start();
+    if (!resuming) await waitForFile(certPath, nodes[0]!);
+    for (const node of nodes.slice(1)) node.start();
     // Joiners wait, Pending, until member0 trusts them by vote, as in production.
     let exited: string | undefined;
-    for (const [i, exit] of exits.entries()) {
-      void exit.then((code) => {
-        exited ??= `${nodes[i]!.name} exited (code ${code}); see its log above`;
+    for (const node of nodes) {
+      void node.exited.then((exit) => {
+        exited ??= `${node.slot.name} ${describeExit(exit)}; see ${shown(node.slot.logFile)}`;
       });
     }
+    await waitUntilReady(nodes[0]!, certPath, "/node/ready/gov");
+    step(
+      resuming
+        ? `${first.name} resumed from its ledger at https://${first.rpc}`
+        : `${first.name} created the service at https://${first.rpc} (${constitution.name})`,
+    );
     const governance = new SandboxGovernance(
       dir,
       first.rpc,
       certPath,
-      constitution.name,
-      print,
+      step,
       READY_TIMEOUT_MS,
       () => exited,
+      (rpc) => slots.find((s) => s.rpc === rpc)?.name ?? rpc,
     );
     try {
       await governance.activate();
-      await governance.trustJoiners(nodes.slice(1).map((n) => n.rpc));
-      await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/gov", exits[i]!)));
+      await governance.trustJoiners(slots.slice(1).map((n) => n.rpc));
+      await Promise.all(
+        nodes.slice(1).map(async (node) => {
+          await waitUntilReady(node, certPath, "/node/ready/gov");
+          step(
+            `${node.slot.name} ${resuming ? "resumed from its ledger" : "joined"} at https://${node.slot.rpc}`,
+          );
+        }),
+      );
       await governance.open();
     } finally {
       await governance.close();
     }
-    await Promise.all(nodes.map((node, i) => waitUntil(node.rpc, certPath, "/node/ready/app", exits[i]!)));
-    if (opts.jsApp) await installSandboxApp(dir, first.rpc, opts.jsApp, print);
+    await Promise.all(nodes.map((node) => waitUntilReady(node, certPath, "/node/ready/app")));
+    if (opts.jsApp) await installSandboxApp(dir, first.rpc, opts.jsApp, step);
+    // (A step that needs the open network, such as starting the web console, goes here.)
     const primary = await primaryOf(first.rpc, certPath);
     const network: NetworkFile = {
       service_cert: certPath,
       primary,
       nodes: await Promise.all(
-        nodes.map(async (node, i) => ({
-          id: await nodeIdOf(node.rpc, certPath),
-          rpc_address: node.rpc,
-          node_address: node.nodeAddress,
-          pid: children[i]!.pid ?? -1,
-          ledger_dir: join(dir, node.name, "ledger"),
-          config: node.config,
+        nodes.map(async (node) => ({
+          id: await nodeIdOf(node.slot.rpc, certPath),
+          rpc_address: node.slot.rpc,
+          node_address: node.slot.nodeAddress,
+          pid: node.pid,
+          ledger_dir: join(dir, node.slot.name, "ledger"),
+          config: node.slot.config,
         })),
       ),
     };
-    writeFileSync(join(dir, "network.json"), `${JSON.stringify(network, null, 2)}\n`);
+    const networkFile = join(dir, "network.json");
+    writeFileSync(networkFile, `${JSON.stringify(network, null, 2)}\n`);
     printWelcome(
       print,
       dir,
-      nodes.map((n) => n.rpc),
+      slots.map((n) => n.rpc),
       network.nodes.find((n) => n.id === primary)?.rpc_address ?? first.rpc,
+      opts.watch !== undefined,
     );
     const web = opts.console ? await startSandboxConsole(dir, opts.console.port, print) : undefined;
-    return { dir, network, children, stop: async () => Promise.all([web?.close(), stop()]).then(() => {}) };
+    let allDown: Promise<void> = Promise.all(nodes.map((n) => n.exited)).then(() => {});
+    if (opts.watch) {
+      watch = new SandboxWatch(nodes, { ...opts.watch, certPath, networkFile, network, print });
+      watch.start();
+      allDown = watch.allDown;
+    }
+    return {
+      dir,
+      network,
+      get children() {
+        return nodes.flatMap((n) => (n.child ? [n.child] : []));
+      },
+      allDown,
+      stop: async () => {
+        await Promise.all([web?.close(), stop()]);
+      },
+    };
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+function writeNodeConfig(
+  slot: NodeSlot,
+  joinTarget: NodeSlot | undefined,
+  constitution: { files: string[] },
+  opts: SandboxOptions,
+): void {
+  const i = Number(slot.name.slice(4));
+  writeFileSync(
+    slot.config,
+    `${JSON.stringify(
+      {
+        dir: slot.name,
+        rpc: { address: slot.rpc },
+        nodeAddress: slot.nodeAddress,
+        serviceCertFile: "service_cert.pem",
+        ...(joinTarget
+          ? { join: { target: joinTarget.rpc, serviceCertFile: "service_cert.pem" } }
+          : {
+              members: [{ cert: "member0_cert.pem", encryptionPublicKey: "member0_enc_pubk.pem" }],
+              users: [{ cert: "user0_cert.pem" }],
+              ...(constitution.files.length > 0 ? { constitution: constitution.files } : {}),
+            }),
+        app: "logging",
+        ...(opts.evm ? { evm: true } : {}),
+        ...(opts.sawtoothPort === undefined
+          ? {}
+          : { sawtooth: { processorAddress: `tcp://127.0.0.1:${opts.sawtoothPort + i}` } }),
+        log: { level: "info", format: opts.logFormat ?? "pretty" },
+      },
+      null,
+      2,
+    )}\n`,
+  );
+}
+
+/** Waits for a file the node writes (the first node's service certificate). */
+async function waitForFile(path: string, node: SandboxNode): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let exit: string | undefined;
+  node.exited.then((e) => {
+    exit = describeExit(e);
+  });
+  while (!existsSync(path)) {
+    if (exit)
+      throw new CliError(`${node.slot.name} ${exit} before it was ready; see ${shown(node.slot.logFile)}`);
+    if (Date.now() > deadline)
+      throw new CliError(`${node.slot.name} wrote no ${path} within ${READY_TIMEOUT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 25));
   }
 }
 
@@ -253,30 +332,27 @@ async function primaryOf(address: string, certPath: string): Promise<string> {
   throw new CliError("no primary was elected in time");
 }
 
-async function waitUntil(
-  address: string,
-  certPath: string,
-  path: string,
-  exited: Promise<number | null>,
-): Promise<void> {
+async function waitUntilReady(node: SandboxNode, certPath: string, path: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  let failed: number | null | undefined;
-  exited.then((code) => {
-    failed = code;
+  let exit: string | undefined;
+  node.exited.then((e) => {
+    exit = describeExit(e);
   });
   while (Date.now() < deadline) {
-    if (failed !== undefined)
-      throw new CliError(`the node exited (code ${failed}) before it was ready; see its log above`);
+    if (exit)
+      throw new CliError(`${node.slot.name} ${exit} before it was ready; see ${shown(node.slot.logFile)}`);
     if (existsSync(certPath)) {
       try {
-        if ((await getJson(address, certPath, path)).status === 204) return;
+        if ((await getJson(node.slot.rpc, certPath, path)).status === 204) return;
       } catch {
         // not listening yet
       }
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, READY_POLL_MS));
   }
-  throw new CliError(`the node at ${address} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+  throw new CliError(
+    `${node.slot.name} at ${node.slot.rpc} was not ready within ${READY_TIMEOUT_MS / 1000} s`,
+  );
 }
 
 function printWelcome(
@@ -284,10 +360,9 @@ function printWelcome(
   absDir: string,
   addresses: string[],
   address: string,
+  watching: boolean,
 ): void {
-  // Relative paths keep the printed commands short and copy-pasteable from where the user is.
-  const rel = relative(process.cwd(), absDir);
-  const dir = rel === "" ? "." : rel.startsWith("..") ? absDir : rel;
+  const dir = shown(absDir);
   const curl = `curl --cacert ${dir}/service_cert.pem --cert ${dir}/user0_cert.pem --key ${dir}/user0_privk.pem`;
   print("");
   print(
@@ -302,6 +377,7 @@ function printWelcome(
   );
   print(`  user          ${dir}/user0_cert.pem, ${dir}/user0_privk.pem`);
   print(`  network       ${dir}/network.json`);
+  print("  attestation   virtual: for development only, INSECURE (it proves nothing about code or hardware)");
   print("");
   print("Write a private record, read it back, and fetch its receipt:");
   print(
@@ -314,4 +390,5 @@ function printWelcome(
   print(`  npx coco receipt verify receipt.json --service-cert ${dir}/service_cert.pem`);
   print("");
   print("Ctrl-C stops the network; running the sandbox again resumes from its ledger.");
+  if (watching) print("What happens to the nodes from now on is reported here.");
 }

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Executor } from "../apps/index.ts";
 import type { NodeConfig, RunningNode } from "../node/index.ts";
-import { nodeHost, SawtoothExecutor } from "../sawtooth/index.ts";
+import type { SawtoothExecutor } from "../sawtooth/index.ts";
 
 /**
  * The one place Sawtooth is wired to a node: the executor is made before the node runs (it is
@@ -12,6 +12,8 @@ export async function sawtoothFor(
   log: Logger,
 ): Promise<{ executors: Executor[]; attach(running: RunningNode): void; executor?: SawtoothExecutor }> {
   if (!config.sawtooth) return { executors: [], attach() {} };
+  // Loaded only when configured: ZeroMQ and the protocol's .proto files cost every node start-up.
+  const { nodeHost, SawtoothExecutor } = await import("../sawtooth/index.ts");
   const executor = await SawtoothExecutor.start(config.sawtooth, log);
   return {
     executor,

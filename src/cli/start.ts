@@ -1,4 +1,3 @@
-import { evmExecutorFor } from "../evm/index.ts";
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
 import { CliError } from "./fail.ts";
 import { appExecutors } from "./js-apps.ts";
@@ -16,7 +15,8 @@ export async function startCommand(opts: { config: string; mode?: "recover" }): 
   const log = createLogger({ level: config.log.level, format: config.log.format });
   const apps = await appExecutors(config, realEnvironment, log);
   const sawtooth = await sawtoothFor(config, log);
-  const evm = config.evm ? evmExecutorFor(realEnvironment) : null;
+  // Loaded only when asked for: the EVM's libraries cost start-up time every node would pay.
+  const evm = config.evm ? (await import("../evm/index.ts")).evmExecutorFor(realEnvironment) : null;
   const running = await runNode(config, realEnvironment, log, [
     ...apps.executors,
     ...(evm ? [evm.executor] : []),

@@ -16,6 +16,9 @@ const TRUST_ERRORS = /CERT|SELF_SIGNED|VERIFY|NODE_ID_MISMATCH|ALERT/;
  * reconnecting with backoff, and the bounded queue of frames to send over it. Frames we send
  * to the peer always travel on this connection; the peer's own dial to us carries its frames.
  */
+/** Refused connection attempts to a peer logged at debug before one is logged at info. */
+const QUIET_REFUSALS = 5;
+
 export class OutboundPeer {
   readonly id: string;
   readonly writer: FrameWriter;
@@ -138,7 +141,10 @@ export class OutboundPeer {
       if (socket !== this.#current) return;
       const data = { peer: this.id, address: `${host}:${port}`, err: err.message, code: err.code };
       if (TRUST_ERRORS.test(String(err.code))) log.warn(data, "peer connection refused on trust grounds");
-      else if (this.#attempt === 0) log.info(data, "peer connection failed; will retry with backoff");
+      // A refused connection is normal while nodes start, join or restart: said at info only if
+      // it persists, so a healthy start logs nothing alarming.
+      else if (this.#attempt === (err.code === "ECONNREFUSED" ? QUIET_REFUSALS : 0))
+        log.info(data, "peer connection failed; will retry with backoff");
       else log.debug(data, "peer connection failed again");
     });
     socket.on("close", () => {

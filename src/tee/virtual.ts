@@ -17,6 +17,12 @@ export interface VirtualAttestation {
 }
 
 const SRC = fileURLToPath(new URL("..", import.meta.url));
+/**
+ * The code this node runs: the TypeScript under src/ (development, tests), or the JavaScript
+ * compiled from it under dist/ (`coco` and `npm start`), whichever this module was loaded from.
+ * So nodes of one network must run the same build; a mixed network refuses the odd one out.
+ */
+const CODE_EXTENSION = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 let cached: string | undefined;
 
 function sourceFiles(dir: string): string[] {
@@ -24,12 +30,12 @@ function sourceFiles(dir: string): string[] {
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
-    else if (name.endsWith(".ts")) out.push(path);
+    else if (name.endsWith(CODE_EXTENSION)) out.push(path);
   }
   return out;
 }
 
-/** The measurement of the code this node runs: every file under src/, in a fixed order. */
+/** The measurement of the code this node runs: every code file under src/ (or dist/), in a fixed order. */
 export function codeMeasurement(): string {
   if (cached) return cached;
   const parts: Uint8Array[] = [];

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { Agent, request } from "undici";
 import { coco, cocoBackground, reservePorts } from "../helpers/cli.ts";
 
-function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 90_000): Promise<string> {
+function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 240_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let output = "";
     const timer = setTimeout(
@@ -44,7 +44,7 @@ function stop(child: ChildProcess): Promise<number | null> {
 }
 
 test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resumes its ledger", {
-  timeout: 180_000,
+  timeout: 900_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-sandbox-"));
   // Three RPC ports, then three node-to-node ports.
@@ -53,6 +53,23 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
   try {
     const output = await waitForOutput(child, /Ctrl-C stops the network/);
     assert.match(output, new RegExp(`https://127\\.0\\.0\\.1:${port}`));
+    // One line per step, and no node logs in the terminal: they go to each node's log file.
+    for (const step of [
+      /^ *[0-9.]+ s {2}node0 created the service at https:/m,
+      /^ *[0-9.]+ s {2}node1 asked to join \(Pending\)$/m,
+      /^ *[0-9.]+ s {2}node2 trusted by member0's vote$/m,
+      /^ *[0-9.]+ s {2}node1 joined at https:/m,
+      /^ *[0-9.]+ s {2}the service is Open, by member0's vote$/m,
+    ]) {
+      assert.match(output, step);
+    }
+    assert.doesNotMatch(output, /INFO|WARN|ECONNREFUSED/);
+    assert.equal(output.match(/INSECURE/g)?.length, 1, "one INSECURE notice");
+    for (const node of ["node0", "node1", "node2"]) {
+      const log = readFileSync(join(dir, node, "node.log"), "utf8");
+      assert.match(log, /node is serving/);
+      assert.doesNotMatch(log, /peer connection failed/, `${node}: a normal join logs no failed connections`);
+    }
     assert.match(output, /curl --cacert .*service_cert\.pem --cert .*user0_cert\.pem/);
     const network = JSON.parse(readFileSync(join(dir, "network.json"), "utf8"));
     assert.equal(network.nodes.length, 3, "three nodes by default");
@@ -84,6 +101,13 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
     assert.equal(put.statusCode, 200);
     await put.body.dump();
     await dispatcher.close();
+
+    // A node that dies is reported, started again, and reported caught up.
+    const victim = network.nodes[2];
+    process.kill(victim.pid, "SIGKILL");
+    await waitForOutput(child, /node2 was killed by SIGKILL; restarting it[\s\S]*node2 caught up \(commit /);
+    const restarted = JSON.parse(readFileSync(join(dir, "network.json"), "utf8"));
+    assert.notEqual(restarted.nodes[2].pid, victim.pid, "network.json has the new process");
     assert.equal(await stop(child), 0);
 
     child = cocoBackground(["sandbox", "--dir", dir, "--port", String(port)]);
@@ -94,7 +118,8 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
     assert.deepEqual(await get.body.json(), { msg: "kept across restarts" });
     await dispatcher.close();
   } finally {
-    await stop(child);
+    // An earlier failure has said what went wrong; a sandbox that exited must not hide it.
+    await stop(child).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 });

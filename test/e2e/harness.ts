@@ -219,7 +219,8 @@ export class Network {
     /** Node processes that may be running, so cleanup reaches them even if the sandbox died. */
     private readonly pids: Set<number>,
   ) {
-    this.logs = [join(dir, "sandbox.log")];
+    // The sandbox writes each node's log to <dir>/<node>/node.log.
+    this.logs = [join(dir, "sandbox.log"), ...nodes.map((n) => join(dir, n.name, "node.log"))];
     this.serviceCertPem = readFileSync(join(dir, "service_cert.pem"), "utf8");
     this.credentials = {
       ca: this.serviceCertPem,
@@ -246,8 +247,19 @@ export class Network {
     const fd = openSync(logPath, "a");
     const sandbox = spawn(
       process.execPath,
+      // The tests kill and restart nodes themselves: the sandbox must not restart them too.
       [
-        ...["--import", TSX, MAIN, "sandbox", "--dir", dir, "--nodes", String(nodes), "--port", String(port)],
+        "--import",
+        TSX,
+        MAIN,
+        "sandbox",
+        "--dir",
+        dir,
+        "--nodes",
+        String(nodes),
+        "--port",
+        String(port),
+        "--no-restart",
         ...consoleArgs,
       ],
       { cwd: dir, stdio: ["ignore", fd, fd] },

@@ -53,7 +53,7 @@ export function distributePrivateTransaction(
   kv: Tx,
   raw: unknown,
   args: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   keys: Set<string>,
   owner: string,
   random: EvmRandom,
@@ -87,7 +87,7 @@ export function isMarker(kv: Tx, raw: unknown): boolean {
 export async function sendPrivacyMarker(
   kv: Tx,
   raw: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   keys: Set<string>,
   owner: string,
   now: () => number,

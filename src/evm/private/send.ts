@@ -154,7 +154,7 @@ export async function sendRawPrivateTransaction(
   kv: Tx,
   raw: unknown,
   args: unknown,
-  bound: Set<string>,
+  bound: ReadonlySet<string>,
   keys: Set<string>,
   now: () => number,
   random: EvmRandom,

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "undici";
-import type { NetworkFile } from "./sandbox.ts";
+import type { NetworkFile } from "./network-file.ts";
 import { describeExit, type SandboxNode } from "./sandbox-node.ts";
 
 const POLL_MS = 1_000;

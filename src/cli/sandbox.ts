@@ -7,6 +7,7 @@ import { installSandboxApp } from "./app-install.ts";
 import { startSandboxConsole } from "./console.ts";
 import { CliError } from "./fail.ts";
 import { encryptionKeygen, keygen } from "./keygen.ts";
+import type { NetworkFile } from "./network-file.ts";
 import { packageRoot } from "./repo.ts";
 import { SandboxGovernance } from "./sandbox-gov.ts";
 import { describeExit, type NodeSlot, SandboxNode } from "./sandbox-node.ts";
@@ -69,18 +70,7 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-export interface NetworkFile {
-  service_cert: string;
-  primary: string;
-  nodes: Array<{
-    id: string;
-    rpc_address: string;
-    node_address: string;
-    pid: number;
-    ledger_dir: string;
-    config: string;
-  }>;
-}
+export type { NetworkFile } from "./network-file.ts";
 
 /** `  2.3 s  <what happened>`: one line per step, with the time since the sandbox started. */
 function stepPrinter(print: (line: string) => void): (line: string) => void {

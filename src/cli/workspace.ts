@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { dirname, join, relative, resolve } from "node:path";
-import type { NetworkFile } from "./sandbox.ts";
+import type { NetworkFile } from "./network-file.ts";
 
 /**
  * The workspace `coco sandbox` writes (service certificate, member and user keys, network.json),

@@ -20,7 +20,7 @@ import {
   utf8,
   ZERO_DIGEST,
 } from "../ledger/index.ts";
-import { NodeChannels } from "../net/index.ts";
+import { NodeChannels, type PeerStats, type RequestOptions } from "../net/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
 import {
   type AdmissionHost,
@@ -400,9 +400,14 @@ export class CocoNode {
   }
 
   /** Sends a request to another node of the service over the node-to-node channel. */
-  requestNode(to: string, message: unknown, timeoutMs: number): Promise<unknown> {
+  requestNode(to: string, message: unknown, timeoutMs: number, options?: RequestOptions): Promise<unknown> {
     if (!this.channels) return Promise.reject(new NodeError("no node-to-node channels"));
-    return this.channels.request(to, message, timeoutMs);
+    return this.channels.request(to, message, timeoutMs, options);
+  }
+
+  /** Each peer's channel as this node sees it (connections, last frame received). */
+  peerLinks(): Record<string, PeerStats> {
+    return this.channels?.stats() ?? {};
   }
 
   /** Serves requests from other nodes (forwarded client calls). */

@@ -48,7 +48,8 @@ export function rpcPort(node: CocoNode): RpcNode {
     linearizableReadPoint: () => node.linearizableReadPoint(),
     txStatus: (view, seqno) => node.state.txStatus(view, seqno),
     receipt: (view, seqno) => node.state.receipt(view, seqno),
-    requestNode: (to, message, timeoutMs) => node.requestNode(to, message, timeoutMs),
+    requestNode: (to, message, timeoutMs, options) => node.requestNode(to, message, timeoutMs, options),
+    peerLinks: () => node.peerLinks(),
     onNodeRequest: (handler) => node.onNodeRequest(handler),
     mayForward: (id) => node.servesAsPeer(id),
     status: () => ({

@@ -307,6 +307,11 @@ export class CocoNode {
     if (this.isPrimary) this.openWhenReady();
   }
 
+  /** Why the certificates the store records for this node are not the ones it serves, if so. */
+  get certificateProblem(): { reason: string; permanent: boolean } | undefined {
+    return this.certificates.problem;
+  }
+
   /** Called with the node's certificates after governance renewed either of them. */
   onCertificatesRenewed(listener: (certs: { nodeCertPem: string; serviceCertPem: string }) => void): void {
     this.certificateListeners.push(listener);

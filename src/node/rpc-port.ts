@@ -57,6 +57,7 @@ export function rpcPort(node: CocoNode): RpcNode {
       lastSignedSeqno: node.state.lastSignatureSeqno,
       startupSeqno: node.startupSeqno,
       view: node.state.view,
+      certificateProblem: node.certificateProblem,
     }),
     nodes: () => node.nodes(),
     serviceInfo: () => node.serviceInfoOrNull(),

@@ -6,6 +6,7 @@ import { TX_HEADER } from "./answers.ts";
 import { authenticate, identifyPeer } from "./auth.ts";
 import { addressKey } from "./connection-limits.ts";
 import { sendError } from "./errors.ts";
+import { jsonContentTypeProblem } from "./http-checks.ts";
 import { JoinLimiter, type JoinLimits } from "./join-limits.ts";
 import type { PeerLink, RpcNode } from "./port.ts";
 
@@ -66,6 +67,13 @@ export function registerOperatorRoutes(
       // When the certificates this node serves expire: members renew them by vote before then.
       node_certificate_valid_to: parseCertificate(node.nodeCertPem).notAfter.toISOString(),
       service_certificate_valid_to: parseCertificate(node.serviceCertPem).notAfter.toISOString(),
+      // Certificates the ledger records for this node but that it does not serve, and why.
+      certificates_not_served: status.certificateProblem
+        ? {
+            reason: status.certificateProblem.reason,
+            served_once_valid: !status.certificateProblem.permanent,
+          }
+        : null,
     };
   });
   server.get("/node/commit", async () => ({ transaction_id: node.commitTxId() }));
@@ -115,6 +123,8 @@ export function registerOperatorRoutes(
       : sendError(reply, 503, "NodeNotReady", "this node has not received the service's state yet"),
   );
   server.post("/node/join", async (req, reply) => {
+    const problem = jsonContentTypeProblem(req.headers["content-type"]);
+    if (problem) return sendError(reply, 415, "UnsupportedContentType", problem);
     let body: unknown;
     try {
       body = JSON.parse(

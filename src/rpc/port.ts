@@ -131,6 +131,11 @@ export interface NodeStatusView {
   lastSignedSeqno: number;
   startupSeqno: number;
   view: number;
+  /**
+   * Why the certificates the ledger records for this node are not the ones it serves (not valid
+   * yet, or never usable: `permanent`), or undefined when they are the same.
+   */
+  certificateProblem?: { reason: string; permanent: boolean } | undefined;
 }
 
 /** Consensus status as the node reports it (more fields than these are served as they are). */

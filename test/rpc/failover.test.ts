@@ -13,8 +13,14 @@ async function openCluster(nodes: number): Promise<Cluster> {
   const names = Array.from({ length: nodes - 1 }, (_, i) => `n${i + 1}`);
   // Joins wait for member0's votes, which take long on a loaded machine.
   const join = { target: `127.0.0.1:${n0.port}`, serviceCertFile: "service_cert.pem", timeoutMs: 150_000 };
-  await Promise.all(names.map((name) => cluster.join(name, n0, { join })));
-  await cluster.untilOpen();
+  try {
+    await Promise.all(names.map((name) => cluster.join(name, n0, { join })));
+    await cluster.untilOpen();
+  } catch (e) {
+    // Nodes left running would keep the test process alive after the failure.
+    await cluster.stop();
+    throw e;
+  }
   return cluster;
 }
 
@@ -28,7 +34,7 @@ describe("a primary that dies with no call of a backup in flight", () => {
     cluster = await openCluster(4);
   });
   after(async () => {
-    await cluster.stop();
+    await cluster?.stop();
   });
 
   test("a retired node answers client calls itself: 503 NodeRetired, naming nodes that serve", async () => {
@@ -97,7 +103,7 @@ describe("a primary that dies with a backup's write in flight", () => {
     cluster = await openCluster(3);
   });
   after(async () => {
-    await cluster.stop();
+    await cluster?.stop();
   });
 
   test("the write gets 503 ForwardedOutcomeUnknown at once; the next write succeeds", async () => {

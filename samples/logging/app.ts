@@ -92,7 +92,7 @@ function addRecordEndpoints(app: App, base: string, mapName: string): void {
   });
   app.get(`${base}/count`, read, (ctx) => ({ body: records(ctx, mapName).size() }));
   // Ordered listing: ids in [from, to), at most `limit`, resumable with the returned `next`.
-  app.get(`${base}/range`, read, (ctx) => {
+  app.get(`${base}/range`, { ...read, query: ["from", "to", "limit", "after"] }, (ctx) => {
     const q = ctx.request.query;
     const from = q.has("from") ? parseId(q.get("from"), "from") : undefined;
     const to = q.has("to") ? parseId(q.get("to"), "to") : undefined;

@@ -121,6 +121,11 @@ export interface EndpointOptions {
   exclusive?: boolean;
   /** Which statuses apply the transaction's writes; default: 2xx only. */
   applyWrites?: (status: number) => boolean;
+  /**
+   * The query parameters this endpoint takes; when set, any other is refused with 400. Set it on
+   * endpoints that page, so a misspelt paging parameter cannot send a client's loop round forever.
+   */
+  query?: readonly string[];
 }
 
 export type Handler = (ctx: HandlerContext) => AppResponse | Promise<AppResponse>;

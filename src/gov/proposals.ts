@@ -8,6 +8,7 @@ import {
   utf8,
   writeJson,
 } from "../ledger/index.ts";
+import { renewalWindowProblem } from "./renewal-check.ts";
 
 /** Proposal states, as CCF names them. */
 export type ProposalState = "Open" | "Accepted" | "Withdrawn" | "Rejected" | "Failed" | "Dropped";
@@ -214,7 +215,7 @@ function requireRoomForProposal(tx: Tx, memberId: string): void {
 export function createProposal(
   tx: Tx,
   constitution: Constitution,
-  request: { memberId: string; body: Uint8Array; requestDigest: Uint8Array },
+  request: { memberId: string; body: Uint8Array; requestDigest: Uint8Array; createdAt?: number },
 ): ProposalView {
   requireActiveMember(tx, request.memberId);
   requireRoomForProposal(tx, request.memberId);
@@ -232,6 +233,10 @@ export function createProposal(
       `proposal is not valid: ${validity?.description ?? "(no description)"}`,
     );
   }
+  // What CCF's constitution does not check, whichever constitution is in force (renewal-check.ts).
+  const renewal =
+    request.createdAt === undefined ? undefined : renewalWindowProblem(tx, proposal, request.createdAt);
+  if (renewal) throw new GovError(400, "ProposalFailedToValidate", `proposal is not valid: ${renewal}`);
   const proposalId = proposalIdFor(tx, request.requestDigest);
   if (tx.map(GovTables.proposals).has(utf8(proposalId))) {
     throw new GovError(409, "ProposalReplay", `proposal ${proposalId} already exists`);

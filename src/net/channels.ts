@@ -29,6 +29,19 @@ export interface PeerStats {
   dropped: number;
   /** Frames received from the peer, on any connection. */
   received: number;
+  /** When a frame last arrived from the peer (ms since the epoch), or null if none has. */
+  lastReceivedAt: number | null;
+}
+
+/** What a caller may add to a request. */
+export interface RequestOptions {
+  /**
+   * Gives up on the request: it fails with "cancelled" if its frame was still queued (and is
+   * withdrawn, so the peer never sees it), or "abandoned" if it was already written.
+   */
+  signal?: AbortSignal;
+  /** Called once the request is handed to a socket: from then on the peer may run it. */
+  onWritten?: () => void;
 }
 
 interface Pending {
@@ -55,6 +68,7 @@ export class NodeChannels {
   /** Every accepted socket, authenticated or not yet, so close() can end them all. */
   readonly #sockets = new Set<TLSSocket>();
   readonly #received = new Map<string, number>();
+  readonly #lastReceivedAt = new Map<string, number>();
   readonly #pending = new Map<number, Pending>();
   #unsendable = new Map<string, number>();
   #nextRequestId = 0;
@@ -192,6 +206,7 @@ export class NodeChannels {
     if (!peer) return;
     this.#peers.delete(nodeId);
     this.#received.delete(nodeId);
+    this.#lastReceivedAt.delete(nodeId);
     this.#unsendable.delete(nodeId);
     peer.stop();
     this.#inbound.get(nodeId)?.close();
@@ -222,7 +237,7 @@ export class NodeChannels {
    * why: "timeout", "disconnected" (the connection it went out on closed first), "dropped",
    * "unknown-peer", "encode", "remote" (the peer's handler failed) or "closed".
    */
-  request(to: string, message: unknown, timeoutMs: number): Promise<unknown> {
+  request(to: string, message: unknown, timeoutMs: number, options: RequestOptions = {}): Promise<unknown> {
     // Node's timers cannot wait longer than 2^31-1 ms; a larger value would fire at once.
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMER_MS) {
       return Promise.reject(
@@ -239,14 +254,44 @@ export class NodeChannels {
     } catch (err) {
       return Promise.reject(err);
     }
+    const { signal, onWritten } = options;
+    if (signal?.aborted) return Promise.reject(new NetError("cancelled", `request to ${to} cancelled`));
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#fail(id, new NetError("timeout", `peer ${to} did not answer within ${timeoutMs} ms`));
+        // A request still queued at its deadline is taken back: it must not run after its
+        // sender has given up on it.
+        const unsent = this.#pending.get(id)?.socket === undefined && peer.writer.withdraw(frame);
+        const why = unsent ? " (the request could not be sent and was withdrawn)" : "";
+        this.#fail(id, new NetError("timeout", `peer ${to} did not answer within ${timeoutMs} ms${why}`));
       }, timeoutMs);
-      const pending: Pending = { to, socket: undefined, timer, resolve, reject };
+      const onAbort = () => {
+        const pending = this.#pending.get(id);
+        if (!pending) return;
+        // Still queued: take it back, and the peer never sees it. Written: it may have run.
+        if (pending.socket === undefined && peer.writer.withdraw(frame)) {
+          this.#fail(id, new NetError("cancelled", `request to ${to} cancelled before it was sent`));
+        } else {
+          this.#fail(id, new NetError("abandoned", `request to ${to} abandoned after it was sent`));
+        }
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const settle =
+        <T>(f: (value: T) => void) =>
+        (value: T) => {
+          signal?.removeEventListener("abort", onAbort);
+          f(value);
+        };
+      const pending: Pending = {
+        to,
+        socket: undefined,
+        timer,
+        resolve: settle(resolve),
+        reject: settle(reject),
+      };
       this.#pending.set(id, pending);
       const queued = peer.writer.enqueue(frame, (socket) => {
         pending.socket = socket;
+        onWritten?.();
       });
       if (!queued) {
         this.#fail(id, new NetError("dropped", `queue to peer ${to} is full; request not sent`));
@@ -269,6 +314,7 @@ export class NodeChannels {
         sent: peer.writer.sent,
         dropped: peer.writer.dropped + (this.#unsendable.get(id) ?? 0),
         received: this.#received.get(id) ?? 0,
+        lastReceivedAt: this.#lastReceivedAt.get(id) ?? null,
       };
     }
     return out;
@@ -367,6 +413,7 @@ export class NodeChannels {
     // A peer removed while its bytes were in flight is no longer listened to.
     if (!this.#peers.has(from)) return;
     this.#received.set(from, (this.#received.get(from) ?? 0) + 1);
+    this.#lastReceivedAt.set(from, Date.now());
     switch (envelope.kind) {
       case "msg":
         this.#deliver(from, envelope.body);

@@ -12,6 +12,8 @@ export type NetErrorCode =
   | "timeout" // no answer within the deadline
   | "disconnected" // the connection carrying the request closed before the answer
   | "remote" // the peer's request handler failed
+  | "cancelled" // the sender gave up before the request was written: the peer never saw it
+  | "abandoned" // the sender gave up after the request was written: the peer may have run it
   | "closed"; // the channels were closed, or the peer removed
 
 export class NetError extends Error {

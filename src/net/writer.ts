@@ -85,6 +85,20 @@ export class FrameWriter {
     this.#waitingDrain = false;
   }
 
+  /**
+   * Takes a frame back out of the queue if it has not been handed to a socket yet (a request
+   * its sender gave up on). True if it was still queued: the peer will never see it.
+   */
+  withdraw(frame: Buffer): boolean {
+    for (let i = this.#head; i < this.#items.length; i++) {
+      if (this.#items[i]?.frame !== frame) continue;
+      this.#items.splice(i, 1);
+      this.#queuedBytes -= frame.length;
+      return true;
+    }
+    return false;
+  }
+
   /** Forgets every queued frame (the peer was removed). */
   clear(): void {
     this.#items = [];

@@ -57,13 +57,26 @@ export interface RenewalHost {
 export class CertificateAdopter {
   /** Certificates from the store that failed the checks: logged once, checked again `until`. */
   private refused = { certs: "", until: 0 };
+  /** Why the certificates in the store are not the ones served, while they are not. */
+  private notServed: { reason: string; permanent: boolean } | undefined;
 
   constructor(private readonly host: RenewalHost) {}
+
+  /**
+   * Why this node serves other certificates than the store records for it (shown by
+   * `/node/state`, so a difference is never only a line in the log), or undefined.
+   */
+  get problem(): { reason: string; permanent: boolean } | undefined {
+    return this.notServed;
+  }
 
   check(): void {
     const { identity } = this.host;
     const { nodeCertPem, serviceCertPem } = this.host.storedCertificates();
-    if (nodeCertPem === identity.nodeCertPem && serviceCertPem === identity.serviceCertPem) return;
+    if (nodeCertPem === identity.nodeCertPem && serviceCertPem === identity.serviceCertPem) {
+      this.notServed = undefined;
+      return;
+    }
     const found = nodeCertPem + serviceCertPem;
     const now = this.host.now();
     if (this.refused.certs === found && now < this.refused.until) return;
@@ -74,8 +87,10 @@ export class CertificateAdopter {
       }
       // A certificate that is not valid yet is served once it is: look again in a second.
       this.refused = { certs: found, until: problem.permanent ? Number.POSITIVE_INFINITY : now + 1000 };
+      this.notServed = problem;
       return;
     }
+    this.notServed = undefined;
     const serviceRenewed = serviceCertPem !== identity.serviceCertPem;
     this.host.adopt({ nodeCertPem, serviceCertPem, serviceRenewed });
     const validTo = (pem: string) => new X509Certificate(pem).validTo;

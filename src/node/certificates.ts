@@ -49,6 +49,11 @@ export class NodeCertificates {
     });
   }
 
+  /** Why the certificates the store records for this node are not the ones it serves, if so. */
+  get problem(): { reason: string; permanent: boolean } | undefined {
+    return this.adopter.problem;
+  }
+
   /** Called on every tick: adopts renewed certificates once they pass the checks. */
   check(): void {
     this.adopter.check();

@@ -11,7 +11,7 @@ import {
   type ServiceInfo,
   ZERO_DIGEST,
 } from "../ledger/index.ts";
-import { NodeChannels } from "../net/index.ts";
+import { NodeChannels, type PeerStats, type RequestOptions } from "../net/index.ts";
 import type { ProviderSeams } from "../tee/index.ts";
 import {
   type AdmissionHost,
@@ -287,6 +287,11 @@ export class CocoNode {
     if (this.isPrimary) this.openWhenReady();
   }
 
+  /** Why the certificates the store records for this node are not the ones it serves, if so. */
+  get certificateProblem(): { reason: string; permanent: boolean } | undefined {
+    return this.certificates.problem;
+  }
+
   /** Called with the node's certificates after governance renewed either of them. */
   onCertificatesRenewed(listener: (certs: ServedCertificates) => void): void {
     this.certificates.onRenewed(listener);
@@ -307,8 +312,13 @@ export class CocoNode {
   }
 
   /** Sends a request to another node of the service over the node-to-node channel. */
-  requestNode(to: string, message: unknown, timeoutMs: number): Promise<unknown> {
-    return this.peers.request(to, message, timeoutMs);
+  requestNode(to: string, message: unknown, timeoutMs: number, options?: RequestOptions): Promise<unknown> {
+    return this.peers.request(to, message, timeoutMs, options);
+  }
+
+  /** Each peer's channel as this node sees it (connections, last frame received). */
+  peerLinks(): Record<string, PeerStats> {
+    return this.channels?.stats() ?? {};
   }
 
   /** Serves requests from other nodes (forwarded client calls). */

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { RaftStatus } from "../consensus/index.ts";
 import type { LedgerState } from "../ledger/index.ts";
-import type { NodeChannels } from "../net/index.ts";
+import type { NodeChannels, RequestOptions } from "../net/index.ts";
 import type { JoinPeer } from "./join.ts";
 import { NodeError } from "./node-error.ts";
 
@@ -101,8 +101,8 @@ export class Peers {
   }
 
   /** Sends a request to another node of the service over the node-to-node channel. */
-  request(to: string, message: unknown, timeoutMs: number): Promise<unknown> {
-    return this.host.channels.request(to, message, timeoutMs);
+  request(to: string, message: unknown, timeoutMs: number, options?: RequestOptions): Promise<unknown> {
+    return this.host.channels.request(to, message, timeoutMs, options);
   }
 
   /** Serves requests from other nodes (forwarded client calls). */

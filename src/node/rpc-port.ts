@@ -50,7 +50,8 @@ export function rpcPort(node: CocoNode): RpcNode {
     txStatus: (view, seqno) => node.state.txStatus(view, seqno),
     receipt: (view, seqno) => node.state.receipt(view, seqno),
     ledgerFrames: (from, to) => readLedgerFrames(node, from, to),
-    requestNode: (to, message, timeoutMs) => node.requestNode(to, message, timeoutMs),
+    requestNode: (to, message, timeoutMs, options) => node.requestNode(to, message, timeoutMs, options),
+    peerLinks: () => node.peerLinks(),
     onNodeRequest: (handler) => node.onNodeRequest(handler),
     mayForward: (id) => node.servesAsPeer(id),
     status: () => ({
@@ -58,6 +59,7 @@ export function rpcPort(node: CocoNode): RpcNode {
       lastSignedSeqno: node.state.lastSignatureSeqno,
       startupSeqno: node.startupSeqno,
       view: node.state.view,
+      certificateProblem: node.certificateProblem,
     }),
     nodes: () => node.nodes(),
     serviceInfo: () => node.serviceInfoOrNull(),

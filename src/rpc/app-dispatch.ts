@@ -16,6 +16,7 @@ import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from
 import { authenticate, type Peer } from "./auth.ts";
 import type { AuthRequest } from "./auth-policies.ts";
 import { waitForCommit } from "./commit-wait.ts";
+import { jsonContentTypeProblem, unknownQueryParameter } from "./http-checks.ts";
 import { OutboundSession } from "./outbound.ts";
 import type { RpcNode } from "./port.ts";
 
@@ -69,6 +70,8 @@ function makeRequest(call: AppCall, path: string, params: Record<string, string>
       return bodyText(body);
     },
     json<T>(): T {
+      const problem = jsonContentTypeProblem(call.headers["content-type"]);
+      if (problem) throw new HttpError(415, "UnsupportedContentType", problem);
       try {
         return JSON.parse(bodyText(body)) as T;
       } catch (e) {
@@ -114,6 +117,17 @@ export function routeApp(node: RpcNode, executors: ExecutorRegistry, call: AppCa
   if (!match) return refusal(node, 404, "ResourceNotFound", `no endpoint ${call.method} /app${path}`);
   if ("methodNotAllowed" in match)
     return refusal(node, 405, "MethodNotAllowed", `/app${path} does not accept ${call.method}`);
+  const allowed = match.endpoint.query;
+  const unknown = allowed ? unknownQueryParameter(call.url, allowed) : undefined;
+  if (unknown !== undefined) {
+    const takes = allowed!.length > 0 ? `it takes ${allowed!.join(", ")}` : "it takes none";
+    return refusal(
+      node,
+      400,
+      "UnknownQueryParameter",
+      `/app${path} has no query parameter ${JSON.stringify(unknown)} (${takes})`,
+    );
+  }
   const wait = call.headers[WAIT_HEADER];
   if (wait !== undefined && wait !== "commit") {
     return refusal(node, 400, "InvalidHeaderValue", "x-coco-wait must be 'commit' when present");

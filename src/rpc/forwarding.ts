@@ -6,7 +6,15 @@ import type { ExecutorRegistry } from "../apps/index.ts";
 import { sha256, toHex } from "../crypto/index.ts";
 import type { Store } from "../kv/index.ts";
 import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
-import { type AppCall, authRequest, executeApp, mustRunOnPrimary, routeApp } from "./app-dispatch.ts";
+import {
+  type AppCall,
+  authRequest,
+  endpointMode,
+  executeApp,
+  mustRunOnPrimary,
+  type Routed,
+  routeApp,
+} from "./app-dispatch.ts";
 import {
   authenticate,
   certificateDateProblem,
@@ -15,6 +23,7 @@ import {
   type Peer,
   peerFromId,
 } from "./auth.ts";
+import { forwardToPrimary } from "./failover.ts";
 import type { RpcNode } from "./port.ts";
 
 /**
@@ -58,9 +67,10 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
     };
     const routed = routeApp(node, executors, call);
     if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
+    // A retired node's state no longer advances, and the primary no longer takes its calls.
+    if (node.status().retired) return writeAnswer(reply, retiredAnswer(node));
     const needsPrimary = mustRunOnPrimary(routed.endpoint, call, routed.path, forwardedSessions.has(socket));
-    const primary = node.primaryId;
-    if (!needsPrimary || node.isPrimary || primary === null || primary === node.nodeId) {
+    if (!needsPrimary || node.isPrimary) {
       return writeAnswer(reply, await executeApp(node, routed, call, log));
     }
     // Refuse unknown callers here rather than spend the primary's time on them.
@@ -68,7 +78,8 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
     if (!auth.ok) {
       return writeAnswer(reply, errorAnswer(auth.status, auth.code, auth.message, node.currentTxId()));
     }
-    if (node.settings.forwarding === "redirect") {
+    const primary = node.primaryId;
+    if (node.settings.forwarding === "redirect" && primary !== null) {
       const address = node.rpcAddressOf(primary);
       if (address) {
         return reply
@@ -79,15 +90,50 @@ export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logg
       }
     }
     forwardedSessions.add(socket);
-    return writeAnswer(reply, await forward(node, primary, call, clientCertificateDer(socket)));
+    const answer = await forward(node, routed, call, clientCertificateDer(socket), log);
+    // The primary let this node go while the call travelled: say so, not "not trusted".
+    if (answer.status === 403 && errorCodeOf(answer) === "ForwarderNotTrusted" && retiredInStore(node)) {
+      return writeAnswer(reply, retiredAnswer(node));
+    }
+    return writeAnswer(reply, answer);
   };
 }
 
-async function forward(
+/** True when this node's own record in its store says Retired (its removal may not be committed yet). */
+function retiredInStore(node: RpcNode): boolean {
+  return node.nodes().some(([id, info]) => id === node.nodeId && info.status === "Retired");
+}
+
+/** The answer of a retired node to client calls, naming nodes that still serve. */
+function retiredAnswer(node: RpcNode): AppAnswer {
+  const others = node
+    .nodes()
+    .filter(([id, info]) => id !== node.nodeId && info.status === "Trusted")
+    .map(([, info]) => info.rpc_address);
+  const where = others.length > 0 ? `; use one of ${others.join(", ")}` : "";
+  return errorAnswer(
+    503,
+    "NodeRetired",
+    `this node has been retired from the service and no longer serves it${where}`,
+    node.currentTxId(),
+  );
+}
+
+function errorCodeOf(answer: AppAnswer): string | undefined {
+  try {
+    return (JSON.parse(new TextDecoder().decode(answer.body)) as { error?: { code?: string } }).error?.code;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Hands a call to the primary, following changes of primary (see failover.ts). */
+function forward(
   node: RpcNode,
-  primary: string,
+  routed: Extract<Routed, { kind: "run" }>,
   call: AppCall,
   callerCert: Uint8Array | null,
+  log: Logger,
 ): Promise<AppAnswer> {
   const headers: Record<string, string> = {};
   for (const name of FORWARDED_HEADERS) {
@@ -102,44 +148,11 @@ async function forward(
     body: call.body,
     callerCert,
   };
-  const timeoutMs = node.settings.forwardTimeoutMs;
-  const current = node.currentTxId();
-  try {
-    const answer = parseAnswer(await node.requestNode(primary, message, timeoutMs));
-    return answer ?? errorAnswer(502, "BadForwardedAnswer", "the primary's answer was malformed", current);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "timeout") {
-      return errorAnswer(
-        504,
-        "ForwardingTimeout",
-        `the primary did not answer within ${timeoutMs} ms`,
-        current,
-      );
-    }
-    return errorAnswer(
-      503,
-      "ForwardingFailed",
-      `could not reach the primary: ${(e as Error).message}`,
-      current,
-    );
-  }
-}
-
-function parseAnswer(raw: unknown): AppAnswer | undefined {
-  if (typeof raw !== "object" || raw === null) return undefined;
-  const a = raw as Partial<AppAnswer>;
-  if (
-    !Number.isInteger(a.status) ||
-    !(a.body instanceof Uint8Array) ||
-    typeof a.headers !== "object" ||
-    !a.headers
-  ) {
-    return undefined;
-  }
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(a.headers)) if (typeof v === "string") headers[k] = v;
-  return { status: a.status!, headers, body: a.body };
+  return forwardToPrimary(node, {
+    message,
+    repeatable: endpointMode(routed.endpoint, call, routed.path) !== "readwrite",
+    runHere: () => executeApp(node, routed, call, log),
+  });
 }
 
 function parseForwardedCall(raw: unknown): ForwardedCall | undefined {

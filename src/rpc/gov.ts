@@ -120,6 +120,7 @@ export function registerGovRoutes(server: FastifyInstance, node: RpcNode): void 
             memberId: request.memberId,
             body: request.payload,
             requestDigest: Buffer.from(request.coseDigest, "hex"),
+            createdAt: request.createdAt,
           }),
         ),
       ),

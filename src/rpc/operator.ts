@@ -6,8 +6,9 @@ import { TX_HEADER } from "./answers.ts";
 import { authenticate, identifyPeer } from "./auth.ts";
 import { addressKey } from "./connection-limits.ts";
 import { sendError } from "./errors.ts";
+import { jsonContentTypeProblem } from "./http-checks.ts";
 import { JoinLimiter, type JoinLimits } from "./join-limits.ts";
-import type { RpcNode } from "./port.ts";
+import type { PeerLink, RpcNode } from "./port.ts";
 
 function txIdParam(req: FastifyRequest, reply: FastifyReply): { view: number; seqno: number } | FastifyReply {
   const text = (req.query as Record<string, unknown>).transaction_id;
@@ -33,6 +34,22 @@ function joinerIdOf(body: unknown): string | undefined {
   }
 }
 
+/**
+ * A node's liveness as the answering node sees it: whether a node-to-node connection with it is
+ * up either way, and when a frame last came from it. Backups hear from the primary (and it from
+ * them) all the time; two backups only keep their connections up, so `last_contact` between them
+ * is old while `state` is still `reachable`.
+ */
+function livenessOf(link: PeerLink | undefined, now: number) {
+  if (!link) return { state: "not_a_peer", last_contact: null, ms_since_last_contact: null };
+  const at = link.lastReceivedAt;
+  return {
+    state: link.connected || link.inbound ? "reachable" : "unreachable",
+    last_contact: at === null ? null : new Date(at).toISOString(),
+    ms_since_last_contact: at === null ? null : Math.max(0, now - at),
+  };
+}
+
 /** Unauthenticated operator endpoints, and the built-in `/app` endpoints for status and receipts. */
 export function registerOperatorRoutes(
   server: FastifyInstance,
@@ -50,6 +67,13 @@ export function registerOperatorRoutes(
       // When the certificates this node serves expire: members renew them by vote before then.
       node_certificate_valid_to: parseCertificate(node.nodeCertPem).notAfter.toISOString(),
       service_certificate_valid_to: parseCertificate(node.serviceCertPem).notAfter.toISOString(),
+      // Certificates the ledger records for this node but that it does not serve, and why.
+      certificates_not_served: status.certificateProblem
+        ? {
+            reason: status.certificateProblem.reason,
+            served_once_valid: !status.certificateProblem.permanent,
+          }
+        : null,
     };
   });
   server.get("/node/commit", async () => ({ transaction_id: node.commitTxId() }));
@@ -68,15 +92,20 @@ export function registerOperatorRoutes(
       primary_id: node.primaryId,
     };
   });
-  server.get("/node/network/nodes", async () => ({
-    nodes: node.nodes().map(([id, info]) => ({
-      node_id: id,
-      status: info.status,
-      rpc_address: info.rpc_address,
-      node_address: info.node_address ?? null,
-      primary: id === node.primaryId,
-    })),
-  }));
+  server.get("/node/network/nodes", async () => {
+    const links = node.peerLinks?.() ?? {};
+    const now = Date.now();
+    return {
+      nodes: node.nodes().map(([id, info]) => ({
+        node_id: id,
+        status: info.status,
+        rpc_address: info.rpc_address,
+        node_address: info.node_address ?? null,
+        primary: id === node.primaryId,
+        liveness: id === node.nodeId ? { state: "self" } : livenessOf(links[id], now),
+      })),
+    };
+  });
   server.get("/node/consensus", async () => node.consensus() ?? {});
   server.get("/node/ready/app", async (_req, reply) =>
     node.serviceInfo()?.status === "Open"
@@ -94,6 +123,8 @@ export function registerOperatorRoutes(
       : sendError(reply, 503, "NodeNotReady", "this node has not received the service's state yet"),
   );
   server.post("/node/join", async (req, reply) => {
+    const problem = jsonContentTypeProblem(req.headers["content-type"]);
+    if (problem) return sendError(reply, 415, "UnsupportedContentType", problem);
     let body: unknown;
     try {
       body = JSON.parse(

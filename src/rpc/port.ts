@@ -42,8 +42,18 @@ export interface RpcNode {
   /** Ledger frames `from`..`to` as stored (read-only views: the console's ledger explorer). */
   ledgerFrames(from: number, to: number): Promise<Uint8Array[]>;
 
-  /** Sends a request to another node over the node-to-node channel. */
-  requestNode(to: string, message: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * Sends a request to another node over the node-to-node channel. It rejects with an error whose
+   * `code` says why (`timeout`, `disconnected`, `cancelled`: never sent, `abandoned`: sent, ...).
+   */
+  requestNode(
+    to: string,
+    message: unknown,
+    timeoutMs: number,
+    options?: NodeRequestOptions,
+  ): Promise<unknown>;
+  /** The node-to-node channel to each peer as this node sees it (for `/node/network/nodes`). */
+  peerLinks?(): Record<string, PeerLink>;
   /**
    * Whether `nodeId` may hand this node client calls: a Trusted node, or a retiring one that
    * consensus still counts or replicates to (it serves its clients until its removal commits).
@@ -73,6 +83,24 @@ export interface RpcNode {
   acceptRecoveryShare(tx: Tx, memberId: string, payload: Uint8Array): { message: string };
   /** The recovery share held for a member, encrypted to its key. */
   encryptedShareOf(tx: Tx, memberId: string): string | undefined;
+}
+
+/** Options of a node-to-node request (the channel's own, src/net). */
+export interface NodeRequestOptions {
+  /** Gives up: the request fails `cancelled` if still queued (never sent), else `abandoned`. */
+  signal?: AbortSignal;
+  /** Called once the request is written to the connection: from then on the peer may run it. */
+  onWritten?: () => void;
+}
+
+/** One peer's channel as this node sees it. */
+export interface PeerLink {
+  /** This node's connection to the peer is up. */
+  connected: boolean;
+  /** The peer's connection to this node is up. */
+  inbound: boolean;
+  /** When a frame last arrived from the peer (ms since the epoch), or null. */
+  lastReceivedAt: number | null;
 }
 
 export interface RpcSettings {
@@ -105,6 +133,11 @@ export interface NodeStatusView {
   lastSignedSeqno: number;
   startupSeqno: number;
   view: number;
+  /**
+   * Why the certificates the ledger records for this node are not the ones it serves (not valid
+   * yet, or never usable: `permanent`), or undefined when they are the same.
+   */
+  certificateProblem?: { reason: string; permanent: boolean } | undefined;
 }
 
 /** Consensus status as the node reports it (more fields than these are served as they are). */

@@ -8,6 +8,7 @@ import { handshakeTimeoutMs, limitConnections } from "./connection-limits.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerGovRoutes } from "./gov.ts";
+import { answerClientError, repeatedQueryParameter } from "./http-checks.ts";
 import { registerLedgerReadRoutes } from "./ledger-read.ts";
 import { registerOperatorRoutes } from "./operator.ts";
 import type { RpcNode } from "./port.ts";
@@ -25,6 +26,10 @@ export function createRpcServer(
   tls: { key: string; cert: string },
 ): FastifyInstance {
   const limits = node.settings;
+  // Every /app answer names a transaction, even one refused before routing (e.g. too large).
+  const nameState = (url: string, reply: FastifyReply) => {
+    if (url.startsWith("/app")) reply.header(TX_HEADER, node.currentTxId());
+  };
   const server = fastify({
     https: {
       key: tls.key,
@@ -33,6 +38,9 @@ export function createRpcServer(
       rejectUnauthorized: false,
       ...CLIENT_TLS_POLICY,
       handshakeTimeout: handshakeTimeoutMs(limits),
+      // Clients that offer ALPN name the HTTP version they speak; HTTP/1.0 clients
+      // (`curl --http1.0`) offer only "http/1.0", and a server without it refuses the handshake.
+      ALPNProtocols: ["http/1.1", "http/1.0"],
     },
     // Idle connections close after this; keep-alive announces the same, so clients stop reusing
     // a connection before the node closes it.
@@ -40,7 +48,16 @@ export function createRpcServer(
     keepAliveTimeout: limits.idleTimeoutMs,
     bodyLimit: node.settings.maxBodyBytes,
     logger: false,
-    return503OnClosing: true,
+    // Answered below in Coco's error shape (fastify's own 503 has another).
+    return503OnClosing: false,
+    // Requests Node's HTTP parser refuses (malformed, headers too large), and URLs the router
+    // cannot decode, also get Coco's error shape.
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (error, req, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 400;
+      nameState(req.url, reply);
+      return sendError(reply, status, fastifyErrorCode(status), error.message);
+    },
     // Stopping must not wait for clients that keep idle connections open.
     forceCloseConnections: true,
   });
@@ -48,10 +65,30 @@ export function createRpcServer(
   server.removeAllContentTypeParsers();
   server.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
-  // Every /app answer names a transaction, even one refused before routing (e.g. too large).
-  const nameState = (url: string, reply: FastifyReply) => {
-    if (url.startsWith("/app")) reply.header(TX_HEADER, node.currentTxId());
-  };
+  let closing = false;
+  server.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
+  server.addHook("onRequest", (req, reply, done) => {
+    if (closing) {
+      reply.header("connection", "close");
+      sendError(reply, 503, "NodeStopping", "this node is stopping; retry on another node");
+      return;
+    }
+    const repeated = repeatedQueryParameter(req.url);
+    if (repeated !== undefined) {
+      nameState(req.url, reply);
+      sendError(
+        reply,
+        400,
+        "InvalidQueryParameterValue",
+        `query parameter ${JSON.stringify(repeated)} is given more than once; give it once`,
+      );
+      return;
+    }
+    done();
+  });
   server.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
     nameState(req.url, reply);
     const status = error.statusCode ?? 500;

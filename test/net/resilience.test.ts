@@ -217,3 +217,44 @@ test("setPeer with a new address redials there at once, keeping the queue", { ti
   await waitFor("delivery at the new address", () => boxB.get(a.nodeId)?.length === 1, 3_000);
   assert.deepEqual(boxB.get(a.nodeId), ["queued while misaddressed"]);
 });
+
+test("a request given up on while queued is withdrawn: the peer never runs it; once written it is 'abandoned'", {
+  timeout: 20_000,
+}, async () => {
+  const idB = await makeNode(service);
+  const a = await node();
+  const port = await freePort();
+  // b is down: a's requests to it wait in the queue.
+  a.setPeer(idB.nodeId, `127.0.0.1:${port}`, idB.certPem);
+  const abort = new AbortController();
+  let written = false;
+  const queued = a.request(idB.nodeId, "never run", 10_000, {
+    signal: abort.signal,
+    onWritten: () => {
+      written = true;
+    },
+  });
+  const timedOut = a.request(idB.nodeId, "never run either", 200);
+  abort.abort();
+  await assert.rejects(queued, (err: unknown) => (err as { code?: string }).code === "cancelled");
+  await assert.rejects(timedOut, (err: unknown) => (err as { code?: string }).code === "timeout");
+  assert.equal(written, false);
+  assert.equal(a.stats()[idB.nodeId]?.queuedBytes, 0, "both frames left the queue");
+
+  const b = await node(idB, {}, port);
+  const seen: unknown[] = [];
+  b.onRequest(async (_from, message) => {
+    seen.push(message);
+    return message === "hang" ? new Promise(() => {}) : "ok";
+  });
+  b.setPeer(a.nodeId, addr(a), a.certPem);
+  await waitFor("a to connect to b", () => a.stats()[idB.nodeId]?.connected === true, 10_000);
+  assert.equal(await a.request(idB.nodeId, "ping", 5_000), "ok");
+  assert.deepEqual(seen, ["ping"], "the withdrawn requests never reached b");
+
+  const later = new AbortController();
+  const hanging = a.request(idB.nodeId, "hang", 10_000, { signal: later.signal });
+  await waitFor("b to receive it", () => seen.includes("hang"));
+  later.abort();
+  await assert.rejects(hanging, (err: unknown) => (err as { code?: string }).code === "abandoned");
+});

@@ -122,13 +122,14 @@ test("members renew node and service certificates by vote; nodes serve them and 
     });
     assert.equal(third.status, 200, third.text);
 
-    // What the constitution refuses ends Failed with the reason, and changes nothing.
+    // What cannot take effect is refused with the reason (when proposed, or Failed in apply),
+    // and changes nothing.
     const before = n0.node.identity.nodeCertPem;
     for (const [name, args, reason] of [
       [
         "set_node_certificate_validity",
         { node_id: n0.node.nodeId, validity_period_days: 400 },
-        /365 allowed/,
+        /more than the 365 days/,
       ],
       ["set_node_certificate_validity", { node_id: n0.node.nodeId, valid_from: "yesterday" }, /ASN\.1 time/],
       ["set_node_certificate_validity", { node_id: "ab".repeat(32) }, /not trusted/],

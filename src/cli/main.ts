@@ -1,10 +1,18 @@
 import { Command, InvalidArgumentError } from "commander";
+import type { ServiceCurve } from "../crypto/index.ts";
 import { CliError } from "./fail.ts";
 
 function positiveInt(value: string): number {
   if (!/^[0-9]{1,9}$/.test(value) || Number(value) < 1)
     throw new InvalidArgumentError("must be a positive integer");
   return Number(value);
+}
+
+function serviceCurve(value: string): ServiceCurve {
+  if (value !== "secp384r1" && value !== "secp256r1") {
+    throw new InvalidArgumentError("must be secp384r1 or secp256r1");
+  }
+  return value;
 }
 
 function port(value: string): number {
@@ -44,6 +52,11 @@ program
   .option("--evm", "also serve Ethereum JSON-RPC at /app/eth on every node (docs/ethereum.md)")
   .option("--sawtooth-port <port>", "serve Sawtooth: processors of node i connect to this port + i", port)
   .option("--js-app <dir>", "build (where needed) and install this JS app once the network is open")
+  .option(
+    "--curve <curve>",
+    "curve of the service and node keys of a new network: secp384r1 (default) or secp256r1 (cheaper signatures)",
+    serviceCurve,
+  )
   .action(
     async (opts: {
       dir: string;
@@ -52,6 +65,7 @@ program
       evm?: boolean;
       sawtoothPort?: number;
       jsApp?: string;
+      curve?: ServiceCurve;
     }) => {
       const { startSandbox } = await import("./sandbox.ts");
       const sandbox = await startSandbox(opts);

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
+import type { ServiceCurve } from "../crypto/index.ts";
 import { CONSTITUTION_FILES } from "../gov/index.ts";
 import { installSandboxApp } from "./app-install.ts";
 import { CliError } from "./fail.ts";
@@ -46,6 +47,8 @@ export interface SandboxOptions {
   nodeArgs?: string[];
   /** Serve Ethereum JSON-RPC at `/app/eth` on every node (docs/ethereum.md). */
   evm?: boolean;
+  /** The curve of a new network's service and node keys (P-384 unless set; joiners follow it). */
+  curve?: ServiceCurve;
   /** Serve Sawtooth: node i's transaction processors connect to tcp://127.0.0.1:(sawtoothPort + i). */
   sawtoothPort?: number;
 }
@@ -119,6 +122,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
               : {
                   members: [{ cert: "member0_cert.pem", encryptionPublicKey: "member0_enc_pubk.pem" }],
                   users: [{ cert: "user0_cert.pem" }],
+                  ...(opts.curve ? { curve: opts.curve } : {}),
                   ...(constitution.files.length > 0 ? { constitution: constitution.files } : {}),
                 }),
             app: "logging",

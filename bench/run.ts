@@ -1,121 +1,317 @@
 /**
- * Write throughput of one Coco node against one etcd node, same machine, same run, same load
- * generator, both over mutual TLS and both answering only once the write is durable.
+ * Coco against etcd, 3 nodes each, in one run on one machine: `npm run bench`.
  *
- *   npm run bench -- [--seconds 10] [--connections 64]
+ *   npm run -s bench -- [--seconds 10] [--warmup 2] [--connections 64,256] [--rounds 3]
+ *                       [--only coco|etcd] [--forwarded-connections 64] [--cpu-prof DIR]
+ *                       [--curve secp384r1|secp256r1]
  *
- * Prints one JSON document. etcd must be on PATH (Debian: apt-get install etcd-server);
- * without it the etcd row says so and Coco is still measured.
+ * Starts a 3-member etcd (Debian: `apt-get install -y etcd-server`) and a 3-node Coco sandbox,
+ * both kept up for the whole run, and drives each with the same closed-loop load generator
+ * (bench/load.ts): 100-byte values under fresh keys, every write answered only
+ * once committed (etcd: fsynced on a majority; Coco: `x-coco-wait: commit`, signed, durable on a
+ * majority). Writes go to etcd's leader and to Coco's primary; each round also sends writes to a
+ * Coco backup, which forwards them. Rounds alternate which system goes first. After the last
+ * round, every acknowledged key is read back from every node of both systems.
+ *
+ * Prints one JSON document: the ratio Coco/etcd per connection count first, then medians over
+ * rounds of writes/s, p50 and p99, CPU milliseconds per committed write of every process, the
+ * integrity check, and every round's figures. `--cpu-prof DIR` profiles the Coco nodes
+ * (bench/profile-summary.ts; the load windows are printed as `load_window_us`).
  */
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Agent, request } from "undici";
-import { makeUser } from "./certs.ts";
-import { benchEtcd, etcdVersion, stopChild, waitFor } from "./etcd.ts";
-import { type LoadResult, runLoad } from "./load.ts";
+import type { ServiceCurve } from "../src/crypto/index.ts";
+import { type CocoCluster, cocoPut, startCoco } from "./coco.ts";
+import { perOperation, processCpuMs } from "./cpu.ts";
+import { ETCD_MISSING, type EtcdCluster, etcdPut, etcdVersion, startEtcd } from "./etcd.ts";
+import { type LoadOptions, type LoadResult, runLoad } from "./load.ts";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "64" } },
+  options: {
+    seconds: { type: "string", default: "10" },
+    connections: { type: "string", default: "64,256" },
+    rounds: { type: "string", default: "3" },
+    only: { type: "string" },
+    "forwarded-connections": { type: "string", default: "64" },
+    warmup: { type: "string", default: "2" },
+    "cpu-prof": { type: "string" },
+    curve: { type: "string", default: "secp384r1" },
+  },
 });
-const seconds = Number(values.seconds);
-const connections = Number(values.connections);
-if (
-  !(seconds > 0 && seconds <= 600) ||
-  !(Number.isInteger(connections) && connections >= 1 && connections <= 1024)
-) {
-  console.error("--seconds must be in (0, 600] and --connections an integer from 1 to 1024");
+if (values.curve !== "secp384r1" && values.curve !== "secp256r1") {
+  console.error("--curve must be secp384r1 or secp256r1");
   process.exit(2);
 }
-
-const MAIN = join(import.meta.dirname, "..", "src", "cli", "main.ts");
-const TSX = import.meta.resolve("tsx");
+const curve = values.curve as ServiceCurve;
+const warmupSeconds = Number(values.warmup);
+const seconds = Number(values.seconds);
+const levels = values.connections!.split(",").map(Number);
+const rounds = Number(values.rounds);
+const forwardedConnections = Number(values["forwarded-connections"]);
+const isConnections = (c: number) => Number.isInteger(c) && c >= 1 && c <= 1024;
+if (
+  !(seconds > 0 && seconds <= 120) ||
+  !(warmupSeconds >= 0 && warmupSeconds <= 30) ||
+  !levels.every(isConnections) ||
+  !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 10) ||
+  !(forwardedConnections === 0 || isConnections(forwardedConnections))
+) {
+  console.error(
+    "--seconds in (0, 120], --warmup in [0, 30], --connections a list of integers 1-1024, --rounds 1-10, --forwarded-connections 0-1024",
+  );
+  process.exit(2);
+}
+if (values.only !== undefined && values.only !== "coco" && values.only !== "etcd") {
+  console.error("--only must be coco or etcd");
+  process.exit(2);
+}
+const runEtcd = values.only !== "coco";
+const runCoco = values.only !== "etcd";
+if (runEtcd && !etcdVersion()) {
+  console.error(`${ETCD_MISSING}; or run Coco alone with --only coco`);
+  process.exit(2);
+}
 const value = "x".repeat(100);
 
-async function benchCoco(dir: string, wait: "commit" | "none"): Promise<LoadResult> {
-  const user = await makeUser();
-  const member = await makeUser();
-  writeFileSync(join(dir, "user.pem"), user.certPem);
-  writeFileSync(join(dir, "member.pem"), member.certPem);
-  const port = 18_000 + Math.floor(Math.random() * 1000);
-  writeFileSync(
-    join(dir, "config.json"),
-    JSON.stringify({
-      dir: "node",
-      rpc: { address: `127.0.0.1:${port}` },
-      members: [{ cert: "member.pem" }],
-      openAtNodes: 1,
-      users: [{ cert: "user.pem" }],
-      app: "logging",
-      log: { level: "warn" },
-    }),
-  );
-  const profile = process.env.COCO_BENCH_PROFILE
-    ? ["--cpu-prof", "--cpu-prof-dir", process.env.COCO_BENCH_PROFILE]
-    : [];
-  const child = spawn(
-    process.execPath,
-    [...profile, "--import", TSX, MAIN, "start", "--config", join(dir, "config.json")],
-    {
-      stdio: "inherit",
+interface Measured extends LoadResult {
+  /** CPU ms per committed write: the node written to, the others, this process. */
+  cpu_ms_per_write: { written_to?: number; others: Array<number | undefined>; load_generator: number };
+  load_window_us: [number, number];
+}
+
+/** One load against one node of a cluster, with every process's CPU per committed write. */
+async function measure(
+  pids: number[],
+  target: number,
+  load: Omit<LoadOptions, "seconds">,
+): Promise<Measured> {
+  let before = pids.map(processCpuMs);
+  let ownBefore = process.cpuUsage();
+  let start = Number(process.hrtime.bigint() / 1000n);
+  const result = await runLoad({
+    ...load,
+    seconds,
+    warmupSeconds,
+    measuring: () => {
+      before = pids.map(processCpuMs);
+      ownBefore = process.cpuUsage();
+      start = Number(process.hrtime.bigint() / 1000n);
     },
+  });
+  const end = Number(process.hrtime.bigint() / 1000n);
+  const own = process.cpuUsage(ownBefore);
+  const after = pids.map(processCpuMs);
+  const perWrite = pids.map((_, i) => perOperation(before[i], after[i], result.operations));
+  return {
+    ...result,
+    cpu_ms_per_write: {
+      written_to: perWrite[target],
+      others: perWrite.filter((_, i) => i !== target),
+      load_generator: Number(((own.user + own.system) / 1000 / Math.max(1, result.operations)).toFixed(3)),
+    },
+    load_window_us: [start, end],
+  };
+}
+
+const median = (xs: Array<number | undefined>): number | null => {
+  const ys = xs.filter((x): x is number => typeof x === "number").sort((a, b) => a - b);
+  if (ys.length === 0) return null;
+  const mid = Math.floor(ys.length / 2);
+  return Number((ys.length % 2 ? ys[mid]! : (ys[mid - 1]! + ys[mid]!) / 2).toFixed(3));
+};
+
+function summarise(samples: Measured[]) {
+  if (samples.length === 0) return null;
+  const others = samples[0]!.cpu_ms_per_write.others.map((_, j) =>
+    median(samples.map((s) => s.cpu_ms_per_write.others[j])),
   );
-  try {
-    await waitFor(async () => {
-      const agent = new Agent({ connect: { ca: readFileSync(join(dir, "service_cert.pem"), "utf8") } });
-      const res = await request(`https://127.0.0.1:${port}/node/ready/app`, { dispatcher: agent });
-      await res.body.dump();
-      await agent.close();
-      return res.statusCode === 204;
-    }, "coco");
-    return await runLoad({
-      origin: `https://127.0.0.1:${port}`,
-      tls: { ca: readFileSync(join(dir, "service_cert.pem"), "utf8"), cert: user.certPem, key: user.keyPem },
-      connections,
-      seconds,
-      request: (i) => ({
-        method: "PUT",
-        path: `/app/log/private?id=${i}`,
-        headers: {
-          "content-type": "application/json",
-          ...(wait === "commit" ? { "x-coco-wait": "commit" } : {}),
-        },
-        body: JSON.stringify({ msg: value }),
-      }),
-    });
-  } finally {
-    await stopChild(child);
+  return {
+    writes_per_s: median(samples.map((s) => s.ops_per_sec)),
+    p50_ms: median(samples.map((s) => s.latency_ms.p50)),
+    p99_ms: median(samples.map((s) => s.latency_ms.p99)),
+    errors: samples.reduce((n, s) => n + s.errors, 0),
+    cpu_ms_per_write: {
+      written_to: median(samples.map((s) => s.cpu_ms_per_write.written_to)),
+      others,
+      load_generator: median(samples.map((s) => s.cpu_ms_per_write.load_generator)),
+      servers_total: median(
+        samples.map((s) =>
+          [s.cpu_ms_per_write.written_to, ...s.cpu_ms_per_write.others].reduce<number>(
+            (a, b) => a + (b ?? 0),
+            0,
+          ),
+        ),
+      ),
+    },
+    rounds: samples.map((s) => s.ops_per_sec),
+  };
+}
+
+/** Waits until every node's commit point reaches `seqno` (Coco backups learn it a heartbeat later). */
+async function cocoSettled(coco: CocoCluster, seqno: number): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const commits = await Promise.all(coco.nodes.map((_, n) => coco.commitSeqno(n).catch(() => 0)));
+    if (commits.every((c) => c >= seqno)) return;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
+/** Each node's count of acknowledged keys it does not hold (0 everywhere means the check passed). */
+async function integrity(
+  acked: Set<string>,
+  nodes: number,
+  keysOf: (node: number) => Promise<Set<string>>,
+): Promise<{ acknowledged: number; missing_per_node: number[]; ok: boolean }> {
+  const missing: number[] = [];
+  for (let n = 0; n < nodes; n++) {
+    const held = await keysOf(n);
+    let absent = 0;
+    for (const key of acked) if (!held.has(key)) absent++;
+    missing.push(absent);
+  }
+  return { acknowledged: acked.size, missing_per_node: missing, ok: missing.every((m) => m === 0) };
+}
+
 const root = mkdtempSync(join(tmpdir(), "coco-bench-"));
+let etcd: EtcdCluster | undefined;
+let coco: CocoCluster | undefined;
 try {
-  const dirs = ["coco-commit", "coco-exec", "etcd"].map((name) => {
-    const d = join(root, name);
-    mkdirSync(d, { recursive: true });
-    return d;
-  });
+  const profileDir = values["cpu-prof"];
+  if (runEtcd) etcd = await startEtcd(mkdtempSync(join(root, "etcd-")), 3);
+  if (runCoco)
+    coco = await startCoco({
+      dir: join(root, "coco"),
+      nodes: 3,
+      curve,
+      ...(profileDir ? { profileDir } : {}),
+    });
+  const samples = {
+    etcd: new Map<number, Measured[]>(levels.map((c) => [c, []])),
+    coco: new Map<number, Measured[]>(levels.map((c) => [c, []])),
+    forwarded: [] as Measured[],
+  };
+  const ackedEtcd = new Set<string>();
+  const ackedCoco = new Set<string>();
+  let nextId = 0;
+  const roles: { coco_primary?: string; etcd_leader?: string } = {};
+  const runEtcdOnce = async (connections: number) => {
+    if (!etcd) return;
+    const leader = await etcd.leader();
+    roles.etcd_leader = etcd.members[leader]!.name;
+    const first = nextId;
+    nextId += 10_000_000;
+    samples.etcd.get(connections)!.push(
+      await measure(
+        etcd.members.map((m) => m.pid),
+        leader,
+        {
+          origin: etcd.members[leader]!.url,
+          tls: etcd.tls,
+          connections,
+          firstRequest: first,
+          acknowledged: (i) => ackedEtcd.add(`records/${i}`),
+          request: etcdPut(value),
+        },
+      ),
+    );
+  };
+  const runCocoOnce = async (connections: number, forwarded: boolean) => {
+    if (!coco) return;
+    const primary = await coco.primary();
+    roles.coco_primary = coco.nodes[primary]!.id;
+    const target = forwarded ? (primary + 1) % coco.nodes.length : primary;
+    const first = nextId;
+    nextId += 10_000_000;
+    const sample = await measure(
+      coco.nodes.map((n) => n.pid),
+      target,
+      {
+        origin: coco.nodes[target]!.url,
+        tls: coco.tls,
+        connections,
+        firstRequest: first,
+        acknowledged: (i) => ackedCoco.add(String(i)),
+        request: cocoPut(value),
+      },
+    );
+    if (forwarded) samples.forwarded.push(sample);
+    else samples.coco.get(connections)!.push(sample);
+  };
+  for (let round = 0; round < rounds; round++) {
+    for (const connections of levels) {
+      // Alternate who goes first: a machine that slows down over the run slows both alike.
+      if (round % 2 === 0) {
+        await runEtcdOnce(connections);
+        await runCocoOnce(connections, false);
+      } else {
+        await runCocoOnce(connections, false);
+        await runEtcdOnce(connections);
+      }
+    }
+    if (forwardedConnections > 0) await runCocoOnce(forwardedConnections, true);
+  }
+  const checks: Record<string, unknown> = {};
+  if (coco) {
+    const c = coco;
+    await cocoSettled(c, await c.commitSeqno(await c.primary()));
+    checks.coco = await integrity(ackedCoco, c.nodes.length, (n) => c.keys(n));
+  }
+  if (etcd) {
+    const e = etcd;
+    await new Promise((r) => setTimeout(r, 500));
+    checks.etcd = await integrity(ackedEtcd, e.members.length, (n) => e.keys(n, "records/"));
+  }
+  const per = (system: "coco" | "etcd") =>
+    Object.fromEntries(levels.map((c) => [String(c), summarise(samples[system].get(c)!)]));
+  const coc = per("coco");
+  const etc = per("etcd");
+  const ratios = Object.fromEntries(
+    levels.map((c) => {
+      const a = coc[String(c)]?.writes_per_s;
+      const b = etc[String(c)]?.writes_per_s;
+      return [String(c), a && b ? Number((a / b).toFixed(3)) : null];
+    }),
+  );
   const report = {
-    benchmark: "single-node write throughput, 100-byte values, mutual TLS, HTTP/1.1",
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    settings: { seconds, connections },
-    coco_durable: {
-      description: "PUT with x-coco-wait: commit (answered once signed and fsynced)",
-      ...(await benchCoco(dirs[0]!, "commit")),
+    ratio_coco_over_etcd_writes_per_s: ratios,
+    benchmark:
+      "3-node committed writes, 100-byte values under fresh keys, client mutual TLS, HTTP/1.1, closed loop",
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, etcd: etcdVersion() },
+    settings: {
+      curve,
+      seconds,
+      warmup_seconds: warmupSeconds,
+      connections: levels,
+      rounds,
+      forwarded_connections: forwardedConnections,
     },
-    coco_executed: {
-      description: "PUT answered when executed, before commit (CCF's default)",
-      ...(await benchCoco(dirs[1]!, "none")),
+    coco: {
+      description:
+        "3 Coco nodes (coco sandbox); PUT /app/log/private?id=N to the primary, x-coco-wait: commit",
+      ...coc,
     },
-    etcd: {
-      description: "etcd v3 JSON gateway PUT (answered once committed and fsynced)",
-      version: etcdVersion(),
-      ...(await benchEtcd(dirs[2]!, 1, { seconds, connections, value })),
+    etcd: { description: "3 etcd members; v3 JSON gateway PUT to the leader", ...etc },
+    coco_forwarded: {
+      description: "the same writes sent to a backup, which forwards them to the primary",
+      ...summarise(samples.forwarded),
+    },
+    cpu_note:
+      "cpu_ms_per_write: written_to = Coco primary / etcd leader (for coco_forwarded: the backup written to); others = the other two nodes",
+    integrity: checks,
+    roles,
+    rounds_detail: {
+      coco: Object.fromEntries([...samples.coco].map(([c, s]) => [c, s])),
+      etcd: Object.fromEntries([...samples.etcd].map(([c, s]) => [c, s])),
+      coco_forwarded: samples.forwarded,
     },
   };
   console.log(JSON.stringify(report, null, 2));
+  const failed = Object.values(checks).some((c) => !(c as { ok: boolean }).ok);
+  if (failed) process.exitCode = 1;
 } finally {
+  await coco?.stop();
+  await etcd?.stop();
   rmSync(root, { recursive: true, force: true });
 }

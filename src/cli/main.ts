@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from "commander";
+import type { ServiceCurve } from "../crypto/index.ts";
 import { registerConsoleCommand } from "./console.ts";
 import { CliError } from "./fail.ts";
 import { packageVersion } from "./repo.ts";
@@ -7,6 +8,13 @@ function positiveInt(value: string): number {
   if (!/^[0-9]{1,9}$/.test(value) || Number(value) < 1)
     throw new InvalidArgumentError("must be a positive integer");
   return Number(value);
+}
+
+function serviceCurve(value: string): ServiceCurve {
+  if (value !== "secp384r1" && value !== "secp256r1") {
+    throw new InvalidArgumentError("must be secp384r1 or secp256r1");
+  }
+  return value;
 }
 
 function port(value: string): number {
@@ -51,6 +59,11 @@ program
   .option("--no-console", "do not start the web console")
   .option("--verbose", "also show the nodes' logs here (they are always in <workspace>/node<N>/node.log)")
   .option("--no-restart", "leave a node that exits down (by default the sandbox starts it again)")
+  .option(
+    "--curve <curve>",
+    "curve of the service and node keys of a new network: secp384r1 (default) or secp256r1 (cheaper signatures)",
+    serviceCurve,
+  )
   .action(
     async (opts: {
       dir: string;
@@ -63,6 +76,7 @@ program
       consolePort: number;
       verbose?: boolean;
       restart: boolean;
+      curve?: ServiceCurve;
     }) => {
       const { startSandbox } = await import("./sandbox.ts");
       const { console: withConsole, consolePort, restart, ...rest } = opts;

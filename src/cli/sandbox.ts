@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { Agent, request } from "undici";
+import type { ServiceCurve } from "../crypto/index.ts";
 import { CONSTITUTION_FILES } from "../gov/index.ts";
 import { installSandboxApp } from "./app-install.ts";
 import { startSandboxConsole } from "./console.ts";
@@ -49,6 +50,8 @@ export interface SandboxOptions {
   nodeArgs?: string[];
   /** Serve Ethereum JSON-RPC at `/app/eth` on every node (docs/ethereum.md). */
   evm?: boolean;
+  /** The curve of a new network's service and node keys (P-384 unless set; joiners follow it). */
+  curve?: ServiceCurve;
   /** Serve Sawtooth: node i's transaction processors connect to tcp://127.0.0.1:(sawtoothPort + i). */
   sawtoothPort?: number;
   /** Start the web console for member0 on this port (a free one if taken): docs/console.md. */
@@ -242,6 +245,7 @@ function writeNodeConfig(
           : {
               members: [{ cert: "member0_cert.pem", encryptionPublicKey: "member0_enc_pubk.pem" }],
               users: [{ cert: "user0_cert.pem" }],
+              ...(opts.curve ? { curve: opts.curve } : {}),
               ...(constitution.files.length > 0 ? { constitution: constitution.files } : {}),
             }),
         app: "logging",

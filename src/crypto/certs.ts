@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, type KeyObject, webcrypto, X509Certi
 import { isIP } from "node:net";
 import * as x509 from "@peculiar/x509";
 import { CryptoError, equalBytes, sha256, toHex } from "./hash.ts";
-import { generateP384KeyPair, p384PrivateKey } from "./keys.ts";
+import { curveOf, generateEcKeyPair, p384PrivateKey, type ServiceCurve } from "./keys.ts";
 
 // @peculiar/x509 signs through WebCrypto; Node's implementation is the one to use.
 x509.cryptoProvider.set(webcrypto as ReturnType<typeof x509.cryptoProvider.get>);
@@ -14,10 +14,16 @@ const DEFAULT_VALIDITY_DAYS = 365;
 const MAX_VALIDITY_DAYS = 36_500;
 const MAX_PEM_LENGTH = 1 << 20;
 const DAY_MS = 86_400_000;
-const P384 = { name: "ECDSA", namedCurve: "P-384" } as const;
-const SIGNING_ALGORITHM = { name: "ECDSA", hash: "SHA-384" } as const;
+/** WebCrypto's name of a curve. */
+function ecParams(curve: ServiceCurve) {
+  return { name: "ECDSA", namedCurve: curve === "secp384r1" ? "P-384" : "P-256" } as const;
+}
+/** The signature algorithm of certificates issued by a key on `curve` (ECDSA with its hash). */
+function signingAlgorithm(curve: ServiceCurve) {
+  return { name: "ECDSA", hash: curve === "secp384r1" ? "SHA-384" : "SHA-256" } as const;
+}
 
-/** Public key types accepted in certificates. Coco's own keys are always P-384. */
+/** Public key types accepted in certificates. Coco's own keys are P-384, or P-256 if chosen. */
 export type CertKeyType = "P-384" | "P-256" | "RSA";
 
 /** What Coco reads from a certificate. */
@@ -299,12 +305,12 @@ function commonName(name: string | undefined, fallback: string, what: string): x
 
 export async function importPrivate(key: KeyObject): Promise<webcrypto.CryptoKey> {
   const der = key.export({ type: "pkcs8", format: "der" });
-  return await webcrypto.subtle.importKey("pkcs8", der, P384, false, ["sign"]);
+  return await webcrypto.subtle.importKey("pkcs8", der, ecParams(curveOf(key)), false, ["sign"]);
 }
 
 export async function importPublic(key: KeyObject): Promise<webcrypto.CryptoKey> {
   const der = key.export({ type: "spki", format: "der" });
-  return await webcrypto.subtle.importKey("spki", der, P384, true, ["verify"]);
+  return await webcrypto.subtle.importKey("spki", der, ecParams(curveOf(key)), true, ["verify"]);
 }
 
 async function selfSigned(
@@ -312,8 +318,9 @@ async function selfSigned(
   window: Window,
   serial: string,
   extensions: x509.Extension[],
+  curve: ServiceCurve = "secp384r1",
 ): Promise<{ certPem: string; privateKeyPem: string }> {
-  const { privateKeyPem } = generateP384KeyPair();
+  const { privateKeyPem } = generateEcKeyPair(curve);
   const privateKey = createPrivateKey(privateKeyPem);
   const publicKey = await importPublic(createPublicKey(privateKey));
   const cert = await x509.X509CertificateGenerator.create({
@@ -323,7 +330,7 @@ async function selfSigned(
     ...window,
     publicKey,
     signingKey: await importPrivate(privateKey),
-    signingAlgorithm: SIGNING_ALGORITHM,
+    signingAlgorithm: signingAlgorithm(curve),
     extensions: [
       ...extensions,
       await x509.SubjectKeyIdentifierExtension.create(publicKey),
@@ -334,24 +341,32 @@ async function selfSigned(
 }
 
 /**
- * A new service identity: a P-384 key and a self-signed CA certificate (CN "Coco Service" by
- * default) that endorses node certificates. Clients pin this certificate and nothing else.
+ * A new service identity: a P-384 key (or P-256, if the service chose it) and a self-signed CA
+ * certificate (CN "Coco Service" by default) that endorses node certificates. Clients pin this
+ * certificate and nothing else.
  */
 export async function createServiceIdentity(opts: {
   subjectName?: string;
   validityDays?: number;
   now: Date;
   serial: Uint8Array;
+  curve?: ServiceCurve;
 }): Promise<{ certPem: string; privateKeyPem: string }> {
   const name = commonName(opts.subjectName, "Coco Service", "service subject name");
   const window = validityWindow(opts.now, opts.validityDays);
   const serial = serialHex(opts.serial);
   const { KeyUsageFlags: KU } = x509;
-  return selfSigned(name, window, serial, [
-    new x509.BasicConstraintsExtension(true, undefined, true),
-    // digitalSignature as well: the service key also signs endorsements, not only certificates.
-    new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true),
-  ]);
+  return selfSigned(
+    name,
+    window,
+    serial,
+    [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      // digitalSignature as well: the service key also signs endorsements, not only certificates.
+      new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign | KU.digitalSignature, true),
+    ],
+    opts.curve ?? "secp384r1",
+  );
 }
 
 export function sanNames(altNames: { ips?: string[]; dns?: string[] } | undefined): x509.JsonGeneralNames {
@@ -378,8 +393,8 @@ export function sanNames(altNames: { ips?: string[]; dns?: string[] } | undefine
 }
 
 /**
- * The node's TLS certificate (server and client), for its own P-384 key, issued by the service
- * key. Subject alternative names default to IP 127.0.0.1 and DNS localhost; a given `altNames`
+ * The node's TLS certificate (server and client), for its own key, issued by the service key
+ * (both on the service's curve: P-384, or P-256 if the service chose it). Subject alternative names default to IP 127.0.0.1 and DNS localhost; a given `altNames`
  * replaces both.
  */
 export async function issueNodeCertificate(opts: {
@@ -392,8 +407,8 @@ export async function issueNodeCertificate(opts: {
   serial: Uint8Array;
 }): Promise<string> {
   const service = parsePem(opts.service.certPem, "service certificate");
-  if (service.info.keyType !== "P-384" || !service.info.isCA) {
-    throw new CryptoError("service certificate must be a P-384 CA certificate");
+  if ((service.info.keyType !== "P-384" && service.info.keyType !== "P-256") || !service.info.isCA) {
+    throw new CryptoError("service certificate must be a P-384 or P-256 CA certificate");
   }
   const servicePrivate = p384PrivateKey(opts.service.privateKeyPem);
   if (!equalBytes(spkiDer(createPublicKey(servicePrivate)), spkiDer(service.native.publicKey))) {
@@ -405,8 +420,11 @@ export async function issueNodeCertificate(opts: {
   } catch (err) {
     throw new CryptoError(`node public key is not a readable PEM key: ${(err as Error).message}`);
   }
-  if (nodeKey.type !== "public" || nodeKey.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
-    throw new CryptoError("node public key must be an ECDSA P-384 public key PEM");
+  const serviceCurve = curveOf(servicePrivate);
+  if (nodeKey.type !== "public" || nodeKey.asymmetricKeyType !== "ec" || curveOf(nodeKey) !== serviceCurve) {
+    throw new CryptoError(
+      `node public key must be an ECDSA ${serviceCurve === "secp384r1" ? "P-384" : "P-256"} public key PEM, on the service's curve`,
+    );
   }
   const name = commonName(opts.subjectName, "Coco Node", "node subject name");
   const window = validityWindow(opts.now, opts.validityDays);
@@ -424,7 +442,7 @@ export async function issueNodeCertificate(opts: {
     ...window,
     publicKey: nodePublic,
     signingKey: await importPrivate(servicePrivate),
-    signingAlgorithm: SIGNING_ALGORITHM,
+    signingAlgorithm: signingAlgorithm(serviceCurve),
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(KU.digitalSignature, true),
@@ -462,7 +480,7 @@ export async function endorsePreviousService(opts: {
     ...validityWindow(opts.now, opts.validityDays),
     publicKey: previousPublic,
     signingKey: await importPrivate(servicePrivate),
-    signingAlgorithm: SIGNING_ALGORITHM,
+    signingAlgorithm: signingAlgorithm(curveOf(servicePrivate)),
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.digitalSignature, true),

@@ -18,12 +18,17 @@ export {
 export * from "./cose.ts";
 export { CryptoError, equalBytes, fromHex, sha256, sha384, toHex } from "./hash.ts";
 export {
+  curveOf,
+  generateEcKeyPair,
   generateP384KeyPair,
+  hashForCurve,
   type KeyPairPem,
   nodeIdOf,
   p384PrivateKey,
   p384PublicKey,
   publicKeyDer,
+  SERVICE_CURVES,
+  type ServiceCurve,
   signP384,
   verifyP384,
 } from "./keys.ts";

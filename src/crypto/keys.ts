@@ -14,26 +14,77 @@ export interface KeyPairPem {
   publicKeyPem: string;
 }
 
-/** A fresh ECDSA P-384 (secp384r1) key pair. Uses node:crypto's own randomness. */
-export function generateP384KeyPair(): KeyPairPem {
+/**
+ * The curves a service may choose for its service and node keys, as CCF offers: secp384r1
+ * (P-384, the default) and secp256r1 (P-256, whose signatures cost a tenth of P-384's in
+ * OpenSSL; BENCHMARKS.md). Every node of a service uses its service key's curve.
+ */
+export type ServiceCurve = "secp384r1" | "secp256r1";
+export const SERVICE_CURVES: readonly ServiceCurve[] = ["secp384r1", "secp256r1"];
+
+/** node:crypto's name of a curve ("prime256v1" for P-256) to Coco's. */
+function serviceCurveOf(key: KeyObject): ServiceCurve | undefined {
+  if (key.asymmetricKeyType !== "ec") return undefined;
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (curve === "secp384r1") return "secp384r1";
+  if (curve === "prime256v1" || curve === "secp256r1") return "secp256r1";
+  return undefined;
+}
+
+/** The service curve of an EC key, certificate or PEM; throws for anything else. */
+export function curveOf(key: string | KeyObject): ServiceCurve {
+  const parsed =
+    typeof key !== "string"
+      ? key
+      : /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)
+        ? createPrivateKey(key)
+        : parsePublicPem(key, "key");
+  return requireServiceCurve(parsed, "key").curve;
+}
+
+/** The ECDSA hash that goes with a curve, as CCF signs: SHA-384 on P-384, SHA-256 on P-256. */
+export function hashForCurve(curve: ServiceCurve): "sha384" | "sha256" {
+  return curve === "secp384r1" ? "sha384" : "sha256";
+}
+
+/** A fresh ECDSA key pair on `curve` (P-384 by default). Uses node:crypto's own randomness. */
+export function generateEcKeyPair(curve: ServiceCurve = "secp384r1"): KeyPairPem {
+  if (!SERVICE_CURVES.includes(curve)) {
+    throw new CryptoError(`curve must be one of ${SERVICE_CURVES.join(", ")}, got ${String(curve)}`);
+  }
   const { privateKey, publicKey } = generateKeyPairSync("ec", {
-    namedCurve: "secp384r1",
+    namedCurve: curve === "secp256r1" ? "prime256v1" : curve,
     privateKeyEncoding: { type: "pkcs8", format: "pem" },
     publicKeyEncoding: { type: "spki", format: "pem" },
   });
   return { privateKeyPem: privateKey, publicKeyPem: publicKey };
 }
 
-function requireP384(key: KeyObject, what: string): KeyObject {
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (key.asymmetricKeyType !== "ec" || curve !== "secp384r1") {
-    const kind = key.asymmetricKeyType === "ec" ? `EC ${curve}` : String(key.asymmetricKeyType);
-    throw new CryptoError(`${what} must be an ECDSA P-384 (secp384r1) key, got ${kind}`);
-  }
-  return key;
+/** A fresh ECDSA P-384 (secp384r1) key pair. Uses node:crypto's own randomness. */
+export function generateP384KeyPair(): KeyPairPem {
+  return generateEcKeyPair("secp384r1");
 }
 
-/** Parses a PKCS#8/SEC1 PEM private key (or takes a KeyObject) and insists on P-384. */
+function requireServiceCurve(key: KeyObject, what: string): { key: KeyObject; curve: ServiceCurve } {
+  const curve = serviceCurveOf(key);
+  if (curve === undefined) {
+    const kind =
+      key.asymmetricKeyType === "ec"
+        ? `EC ${key.asymmetricKeyDetails?.namedCurve}`
+        : String(key.asymmetricKeyType);
+    throw new CryptoError(`${what} must be an ECDSA P-384 (secp384r1) or P-256 (secp256r1) key, got ${kind}`);
+  }
+  return { key, curve };
+}
+
+function requireP384(key: KeyObject, what: string): KeyObject {
+  return requireServiceCurve(key, what).key;
+}
+
+/**
+ * Parses a PKCS#8/SEC1 PEM private key (or takes a KeyObject) and insists on a service curve
+ * (P-384, or P-256 for a service that chose it; the name is from when P-384 was the only one).
+ */
 export function p384PrivateKey(key: string | KeyObject): KeyObject {
   if (typeof key !== "string") {
     if (key.type !== "private") throw new CryptoError(`signing key must be a private key, got ${key.type}`);
@@ -50,7 +101,7 @@ export function p384PrivateKey(key: string | KeyObject): KeyObject {
 
 /**
  * Parses an SPKI PEM public key or an X.509 certificate PEM (or takes a KeyObject; a private
- * one stands for its public half) and insists on P-384.
+ * one stands for its public half) and insists on a service curve (P-384 or P-256).
  */
 export function p384PublicKey(key: string | KeyObject): KeyObject {
   if (typeof key !== "string") {
@@ -75,13 +126,17 @@ function parsePublicPem(pem: string, what: string): KeyObject {
   }
 }
 
-/** ECDSA P-384 with SHA-384 over `data`; the signature is DER (ASN.1 SEQUENCE of r, s). */
+/**
+ * ECDSA over `data` with the hash of the key's curve (P-384: SHA-384, P-256: SHA-256); the
+ * signature is DER (ASN.1 SEQUENCE of r, s).
+ */
 export function signP384(privateKey: string | KeyObject, data: Uint8Array): Uint8Array {
-  return new Uint8Array(sign("sha384", data, p384PrivateKey(privateKey)));
+  const key = requireServiceCurve(p384PrivateKey(privateKey), "signing key");
+  return new Uint8Array(sign(hashForCurve(key.curve), data, key.key));
 }
 
 /**
- * Checks a DER ECDSA P-384/SHA-384 signature. A malformed or wrong signature gives false, never
+ * Checks a DER ECDSA signature (P-384/SHA-384, or P-256/SHA-256 for a P-256 key). A malformed or wrong signature gives false, never
  * an exception (signatures come from outside); an unusable key is the caller's bug and throws.
  */
 /**
@@ -89,14 +144,14 @@ export function signP384(privateKey: string | KeyObject, data: Uint8Array): Uint
  * every replicated signature would otherwise parse the same few certificates again. Bounded: the
  * PEMs seen are the service's node certificates.
  */
-const verificationKeys = new Map<string, KeyObject>();
+const verificationKeys = new Map<string, { key: KeyObject; curve: ServiceCurve }>();
 const MAX_CACHED_KEYS = 256;
 
-function cachedP384PublicKey(publicKey: string | KeyObject): KeyObject {
-  if (typeof publicKey !== "string") return p384PublicKey(publicKey);
+function cachedP384PublicKey(publicKey: string | KeyObject): { key: KeyObject; curve: ServiceCurve } {
+  if (typeof publicKey !== "string") return requireServiceCurve(p384PublicKey(publicKey), "verification key");
   let key = verificationKeys.get(publicKey);
   if (!key) {
-    key = p384PublicKey(publicKey);
+    key = requireServiceCurve(p384PublicKey(publicKey), "verification key");
     if (verificationKeys.size >= MAX_CACHED_KEYS) verificationKeys.clear();
     verificationKeys.set(publicKey, key);
   }
@@ -104,9 +159,9 @@ function cachedP384PublicKey(publicKey: string | KeyObject): KeyObject {
 }
 
 export function verifyP384(publicKey: string | KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
-  const key = cachedP384PublicKey(publicKey);
+  const { key, curve } = cachedP384PublicKey(publicKey);
   try {
-    return verify("sha384", data, key, signature);
+    return verify(hashForCurve(curve), data, key, signature);
   } catch {
     return false;
   }

@@ -46,6 +46,48 @@ function splitPoint(n: number): number {
   return k;
 }
 
+/** Hashes per page of a level: 4,096 x 32 bytes = 128 KiB. */
+const PAGE_HASHES = 4096;
+
+/**
+ * One level of the tree: its hashes packed 32 bytes apiece into fixed pages, allocated as they are
+ * written (a tree started from a frontier has none below it). One Uint8Array per hash cost about
+ * 200 bytes of objects besides its 32 bytes of data, a tree node per transaction.
+ */
+class HashLevel {
+  private pages: Array<Uint8Array | undefined> = [];
+  length = 0;
+
+  /** A view of hash `i` (valid until the level is truncated below it); undefined if never written. */
+  get(i: number): Uint8Array | undefined {
+    const page = this.pages[Math.floor(i / PAGE_HASHES)];
+    if (page === undefined || i >= this.length) return undefined;
+    const at = (i % PAGE_HASHES) * MERKLE_HASH_SIZE;
+    return page.subarray(at, at + MERKLE_HASH_SIZE);
+  }
+
+  set(i: number, hash: Uint8Array): void {
+    const p = Math.floor(i / PAGE_HASHES);
+    let page = this.pages[p];
+    if (page === undefined) {
+      page = new Uint8Array(PAGE_HASHES * MERKLE_HASH_SIZE);
+      this.pages[p] = page;
+    }
+    page.set(hash, (i % PAGE_HASHES) * MERKLE_HASH_SIZE);
+    if (i >= this.length) this.length = i + 1;
+  }
+
+  push(hash: Uint8Array): void {
+    this.set(this.length, hash);
+  }
+
+  /** Keeps the first `n` hashes (a longer `n` leaves holes, for a tree started from a frontier). */
+  setLength(n: number): void {
+    this.length = n;
+    this.pages.length = Math.min(this.pages.length, Math.ceil(n / PAGE_HASHES));
+  }
+}
+
 /**
  * A tree's compact form at some size: the hashes of the perfect blocks named by the size's set
  * bits, largest (leftmost) first. Enough to extend the tree and to prove anything appended later.
@@ -56,8 +98,8 @@ export interface MerkleFrontier {
 }
 
 export class MerkleTree {
-  /** levels[h][i] = hash of leaves [i * 2^h, (i + 1) * 2^h); levels[0] are the leaves. */
-  private readonly levels: Uint8Array[][] = [[]];
+  /** levels[h].get(i) = hash of leaves [i * 2^h, (i + 1) * 2^h); levels[0] are the leaves. */
+  private readonly levels: HashLevel[] = [new HashLevel()];
   /** Leaves before this index are known only through the frontier the tree started from. */
   private start = 0;
 
@@ -80,12 +122,12 @@ export class MerkleTree {
       const width = 2 ** height;
       if (frontier.size - offset < width) continue;
       const hash = checkDigest(frontier.hashes[next++], "frontier hash");
-      tree.levelAt(height)[offset / width] = Uint8Array.from(hash);
+      tree.levelAt(height).set(offset / width, hash);
       offset += width;
     }
     // Sparse levels: the right lengths, holes where only the frontier's blocks are known.
     for (let height = 0; height < tree.levels.length; height++) {
-      tree.levelAt(height).length = Math.floor(frontier.size / 2 ** height);
+      tree.levelAt(height).setLength(Math.floor(frontier.size / 2 ** height));
     }
     tree.start = frontier.size;
     return tree;
@@ -99,7 +141,7 @@ export class MerkleTree {
     for (let height = this.levels.length - 1; height >= 0; height--) {
       const width = 2 ** height;
       if (size - offset < width) continue;
-      hashes.push(Uint8Array.from(this.levels[height]![offset / width]!));
+      hashes.push(Uint8Array.from(this.levels[height]!.get(offset / width)!));
       offset += width;
     }
     return { size, hashes };
@@ -116,21 +158,21 @@ export class MerkleTree {
 
   append(leaf: Uint8Array): void {
     checkDigest(leaf, "Merkle leaf");
-    let node: Uint8Array = Uint8Array.from(leaf);
+    let node: Uint8Array = leaf;
     let height = 0;
     for (;;) {
       const level = this.levelAt(height);
       level.push(node);
       // An even count means the block just completed a pair: hash it into the level above.
       if (level.length % 2 !== 0) return;
-      node = hashPair(level[level.length - 2]!, node);
+      node = hashPair(level.get(level.length - 2)!, node);
       height += 1;
     }
   }
 
   leaf(index: number): Uint8Array {
     checkCount(index, "leaf index", this.start, this.size - 1);
-    return Uint8Array.from(this.levels[0]![index]!);
+    return Uint8Array.from(this.levels[0]!.get(index)!);
   }
 
   root(size: number = this.size): Uint8Array {
@@ -164,15 +206,15 @@ export class MerkleTree {
   truncate(size: number): void {
     checkCount(size, "truncated size", this.start, this.size);
     for (let height = 0; height < this.levels.length; height++) {
-      this.levels[height]!.length = Math.floor(size / 2 ** height);
+      this.levels[height]!.setLength(Math.floor(size / 2 ** height));
     }
     while (this.levels.length > 1 && this.levels[this.levels.length - 1]!.length === 0) this.levels.pop();
   }
 
-  private levelAt(height: number): Uint8Array[] {
+  private levelAt(height: number): HashLevel {
     let level = this.levels[height];
     if (level === undefined) {
-      level = [];
+      level = new HashLevel();
       this.levels[height] = level;
     }
     return level;
@@ -189,7 +231,7 @@ export class MerkleTree {
     for (let height = Math.floor(Math.log2(count)); height >= 0; height--) {
       const width = 2 ** height;
       if (count >= offset - start + width) {
-        blocks.push(this.levels[height]![offset / width]!);
+        blocks.push(this.levels[height]!.get(offset / width)!);
         offset += width;
       }
     }

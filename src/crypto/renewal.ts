@@ -32,17 +32,27 @@ import {
   validityWindow,
 } from "./certs.ts";
 import { CryptoError, equalBytes } from "./hash.ts";
-import { p384PrivateKey } from "./keys.ts";
+import { curveOf, hashForCurve, p384PrivateKey, type ServiceCurve } from "./keys.ts";
 
 const ECDSA_WITH_SHA384 = "1.2.840.10045.4.3.3";
+const ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
+
+/** The signature algorithm OID of ECDSA with the hash of `curve` (as CCF: P-384 SHA-384, P-256 SHA-256). */
+function ecdsaOid(curve: ServiceCurve): string {
+  return curve === "secp384r1" ? ECDSA_WITH_SHA384 : ECDSA_WITH_SHA256;
+}
 const MAX_CSR_PEM_LENGTH = 64 * 1024;
 const SAN_OID = "2.5.29.17";
 
 function signed(tbs: TBSCertificate, key: KeyObject): string {
-  const signature = sign("sha384", Buffer.from(AsnConvert.serialize(tbs)), { key, dsaEncoding: "der" });
+  const curve = curveOf(key);
+  const signature = sign(hashForCurve(curve), Buffer.from(AsnConvert.serialize(tbs)), {
+    key,
+    dsaEncoding: "der",
+  });
   const cert = new Certificate({
     tbsCertificate: tbs,
-    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 }),
+    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: ecdsaOid(curve) }),
     signatureValue: new Uint8Array(signature).buffer,
   });
   return derToPem(new Uint8Array(AsnConvert.serialize(cert)));
@@ -121,7 +131,7 @@ interface CheckedRequest {
   san: x509.Extension;
 }
 
-/** A PKCS#10 request for a P-384 key, signed by that key, naming subject alternative names. */
+/** A PKCS#10 request for a P-384 or P-256 key, signed by that key, naming subject alternative names. */
 function readCertificateRequest(csrPem: string): CheckedRequest {
   if (typeof csrPem !== "string" || csrPem.length > MAX_CSR_PEM_LENGTH) {
     throw new CryptoError("certificate signing request must be a PEM string of at most 64 KiB");
@@ -138,21 +148,25 @@ function readCertificateRequest(csrPem: string): CheckedRequest {
     format: "der",
     type: "spki",
   });
-  if (publicKey.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
-    throw new CryptoError("certificate signing request must be for an ECDSA P-384 key");
+  const namedCurve = publicKey.asymmetricKeyDetails?.namedCurve;
+  if (publicKey.asymmetricKeyType !== "ec" || (namedCurve !== "secp384r1" && namedCurve !== "prime256v1")) {
+    throw new CryptoError("certificate signing request must be for an ECDSA P-384 or P-256 key");
   }
+  const curve = curveOf(publicKey);
   const request = AsnConvert.parse(pkcs10.rawData, CertificationRequest);
   const signatureOk =
-    request.signatureAlgorithm.algorithm === ECDSA_WITH_SHA384 &&
+    request.signatureAlgorithm.algorithm === ecdsaOid(curve) &&
     request.certificationRequestInfoRaw !== undefined &&
     verify(
-      "sha384",
+      hashForCurve(curve),
       Buffer.from(request.certificationRequestInfoRaw),
       { key: publicKey, dsaEncoding: "der" },
       Buffer.from(request.signature),
     );
   if (!signatureOk) {
-    throw new CryptoError("certificate signing request is not signed (ECDSA P-384/SHA-384) by its own key");
+    throw new CryptoError(
+      "certificate signing request is not signed (ECDSA P-384/SHA-384 or P-256/SHA-256) by its own key",
+    );
   }
   const san = pkcs10.extensions.find((e) => e.type === SAN_OID);
   if (!san) throw new CryptoError("certificate signing request names no subject alternative names");
@@ -165,8 +179,8 @@ export function certificateRequestKey(csrPem: string): string {
 }
 
 /**
- * A node certificate endorsed by the service key for the key in `csrPem`, which must be a P-384
- * key that signed the request. Subject and subject alternative names come from the request;
+ * A node certificate endorsed by the service key for the key in `csrPem`, which must be a key on
+ * the service's curve that signed the request. Subject and subject alternative names come from the request;
  * the certificate serves TLS as both server and client, like the one issued when a node joins.
  */
 export function endorseCertificateRequest(opts: {
@@ -177,13 +191,16 @@ export function endorseCertificateRequest(opts: {
   serial: Uint8Array;
 }): string {
   const { cert: service, key } = serviceSigner(opts.service);
-  const { request, spki, san } = readCertificateRequest(opts.csrPem);
+  const { request, spki, san, publicKey } = readCertificateRequest(opts.csrPem);
+  if (curveOf(publicKey) !== curveOf(key)) {
+    throw new CryptoError("certificate signing request must be for a key on the service's curve");
+  }
   const window = validityWindow(opts.validFrom, opts.validityDays);
   const { KeyUsageFlags: KU, ExtendedKeyUsage: EKU } = x509;
   const tbs = new TBSCertificate({
     version: Version.v3,
     serialNumber: serialBuffer(opts.serial),
-    signature: new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 }),
+    signature: new AlgorithmIdentifier({ algorithm: ecdsaOid(curveOf(key)) }),
     // Copied as encoded from the service certificate, so chain building links the two.
     issuer: service.tbsCertificate.subject,
     validity: new Validity(window),
@@ -218,7 +235,7 @@ export function renewServiceCertificate(opts: {
   const tbs = new TBSCertificate({
     version: old.version,
     serialNumber: serialBuffer(opts.serial),
-    signature: new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 }),
+    signature: new AlgorithmIdentifier({ algorithm: ecdsaOid(curveOf(key)) }),
     issuer: old.subject,
     validity: new Validity(validityWindow(opts.validFrom, opts.validityDays)),
     subject: old.subject,
@@ -229,7 +246,7 @@ export function renewServiceCertificate(opts: {
 }
 
 /**
- * A node's certificate signing request (PKCS#10, signed by its P-384 key), recorded with the
+ * A node's certificate signing request (PKCS#10, signed by its P-384 or P-256 key), recorded with the
  * node so that governance can renew its certificate later.
  */
 export async function createCertificateRequest(opts: {
@@ -240,7 +257,7 @@ export async function createCertificateRequest(opts: {
   const request = await x509.Pkcs10CertificateRequestGenerator.create({
     name: [{ CN: ["Coco Node"] }],
     keys: { privateKey: await importPrivate(key), publicKey: await importPublic(createPublicKey(key)) },
-    signingAlgorithm: { name: "ECDSA", hash: "SHA-384" },
+    signingAlgorithm: { name: "ECDSA", hash: curveOf(key) === "secp384r1" ? "SHA-384" : "SHA-256" },
     extensions: [new x509.SubjectAlternativeNameExtension(sanNames(opts.altNames))],
   });
   return request.toString("pem");

@@ -49,6 +49,7 @@ export interface LedgerEnvironment {
 
 import { checkSignedRoot, readSignatureEntry } from "./signatures.ts";
 import { type ReplicationSource, SigningRules } from "./signers.ts";
+import { TxHistory, type TxMeta } from "./tx-history.ts";
 
 /** Where committed entries go: the shell writes them to disk (and, later, to other nodes). */
 export interface LedgerSink {
@@ -68,14 +69,6 @@ export interface SigningKeys {
   servicePrivateKey: KeyObject;
   /** COSE `kid` of the service key. */
   serviceKid: Uint8Array;
-}
-
-interface TxMeta {
-  view: number;
-  secretVersion: number;
-  writeSetDigest: Uint8Array;
-  claimsDigest: Uint8Array;
-  isSignature: boolean;
 }
 
 interface StoredSignature {
@@ -106,7 +99,7 @@ export class LedgerState {
   private _store: Store;
   private tree = new MerkleTree();
   /** Metadata of the entries after `metaStart` (a node that started from a snapshot has none before). */
-  private meta: TxMeta[] = [];
+  private meta = new TxHistory();
   private metaStart = 0;
   /** `[view, first seqno]` of every view with entries, oldest first. */
   private viewStarts: Array<[number, number]> = [];
@@ -126,6 +119,8 @@ export class LedgerState {
   private readonly configs = new Map<number, string[]>();
   /** The configuration where the restored log starts (at the snapshot, or none at seqno 0). */
   startConfig: string[] = [];
+  /** One copy of each node certificate and id that signatures carry (see recordSignature). */
+  private readonly interned = new Map<string, string>();
   /** Bumped whenever `nodes.info` changes, so the node knows to refresh its peers. */
   nodesInfoVersion = 0;
 
@@ -178,8 +173,8 @@ export class LedgerState {
   viewOf(seqno: number): number {
     if (seqno === 0) return this._view;
     if (seqno >= 1 && seqno <= this.lastSeqno) {
-      const meta = this.meta[seqno - this.metaStart - 1];
-      if (meta) return meta.view;
+      const view = this.meta.viewAt(seqno - this.metaStart - 1);
+      if (view !== undefined) return view;
       // Before the snapshot this node started from: the view history knows.
       for (let i = this.viewStarts.length - 1; i >= 0; i--) {
         const [view, first] = this.viewStarts[i]!;
@@ -190,7 +185,7 @@ export class LedgerState {
   }
 
   private metaAt(seqno: number): TxMeta | undefined {
-    return seqno > this.metaStart ? this.meta[seqno - this.metaStart - 1] : undefined;
+    return seqno > this.metaStart ? this.meta.at(seqno - this.metaStart - 1) : undefined;
   }
 
   private noteView(seqno: number, view: number): void {
@@ -307,7 +302,7 @@ export class LedgerState {
     const config = this.noteConfig(seqno, writeSet);
     if (this.sink.append(seqno, frame, type === EntryType.Signature, config) === false) {
       this.signers.rollback(seqno - 1);
-      this.meta.pop();
+      this.meta.truncate(this.meta.length - 1);
       this.viewStarts.length = viewsBefore;
       this.tree.truncate(seqno - 1);
       this.store.rollback(seqno - 1);
@@ -355,8 +350,21 @@ export class LedgerState {
 
   private recordSignature(seqno: number, record: SignatureRecord, cose: Uint8Array): void {
     this.signers.noteSignature(seqno, record.view, record.node);
-    this.signatures.set(seqno, { record, cose });
+    // Kept for receipts, one per signature: the certificate and node id are the same few strings
+    // each time (a backup parses a new copy from every entry), and the COSE bytes may be a view
+    // of the whole entry.
+    record.cert = this.intern(record.cert);
+    record.node = this.intern(record.node);
+    this.signatures.set(seqno, { record, cose: Uint8Array.from(cose) });
     this.signatureSeqnos.push(seqno);
+  }
+
+  private intern(text: string): string {
+    const known = this.interned.get(text);
+    if (known !== undefined) return known;
+    if (this.interned.size >= 1024) this.interned.clear();
+    this.interned.set(text, text);
+    return text;
   }
 
   /**
@@ -605,15 +613,14 @@ export class LedgerState {
     this.viewStarts = anchor.viewHistory.map(([v, first]) => [v, first]);
     this._view = Math.max(this._view, view);
     this.tree.append(leafOf(entry.writeSetDigest, entry.commitEvidenceDigest, entry.claimsDigest));
-    this.meta = [
-      {
-        view: entry.view,
-        secretVersion: entry.secretVersion,
-        writeSetDigest: entry.writeSetDigest,
-        claimsDigest: entry.claimsDigest,
-        isSignature: true,
-      },
-    ];
+    this.meta = new TxHistory();
+    this.meta.push({
+      view: entry.view,
+      secretVersion: entry.secretVersion,
+      writeSetDigest: entry.writeSetDigest,
+      claimsDigest: entry.claimsDigest,
+      isSignature: true,
+    });
     this.recordSignature(seqno, signature.record, signature.cose);
     this.lastSignatureFrame = { seqno, frame: anchor.signatureFrame };
     this._commitSeqno = seqno;
@@ -740,7 +747,7 @@ export class LedgerState {
     this.store.rollback(seqno);
     this.signers.rollback(seqno);
     this.tree.truncate(seqno);
-    this.meta.length = seqno - this.metaStart;
+    this.meta.truncate(seqno - this.metaStart);
     while ((this.viewStarts.at(-1)?.[1] ?? 0) > seqno) this.viewStarts.pop();
     for (const at of [...this.configs.keys()]) if (at > seqno) this.configs.delete(at);
     this.nodesInfoVersion++;

@@ -108,7 +108,7 @@ export async function bootNode(
   if (!newIdentity) identity = store.load();
   else if (config.join)
     ({ identity, peers: joinPeers } = await joinService(config, log, seams.attestationSeams));
-  else identity = await createIdentity(env, config.rpc.host);
+  else identity = await createIdentity(env, config.rpc.host, config.curve);
 
   // The first node of an SNP service attests itself before it opens or writes anything.
   const ownSnp =

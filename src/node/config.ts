@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { SERVICE_CURVES, type ServiceCurve } from "../crypto/index.ts";
 import type { AttestationSettings, SealingSettings } from "../tee/index.ts";
 import { ConfigError, certListAt, fail, intAt, memberListAt, objectAt, stringAt } from "./config-fields.ts";
 import {
@@ -55,6 +56,12 @@ export interface NodeConfig {
   constitution: string[];
   /** Where the service certificate is written for clients to pin. */
   serviceCertFile: string;
+  /**
+   * The curve of the service and node keys of a new service (or of the new identity a recovery
+   * creates): secp384r1 (P-384, the default, as CCF) or secp256r1 (P-256: signatures about ten
+   * times cheaper; BENCHMARKS.md). A joining node takes the curve of the service it joins.
+   */
+  curve: ServiceCurve;
   /** Initial members; one with an RSA encryption key is a recovery member (gets a recovery share). */
   members: Array<{ cert: string; encryptionPublicKey?: string }>;
   users: Array<{ cert: string }>;
@@ -108,6 +115,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     "dir",
     "rpc",
     "serviceCertFile",
+    "curve",
     "members",
     "users",
     "ledger",
@@ -204,6 +212,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
       timeoutMs: intAt(join, "timeoutMs", "join", 60_000, 1000, 3_600_000),
     },
     openAtNodes: intAt(top, "openAtNodes", "", 0, 0, 1000),
+    curve: curveAt(top.curve),
     recover: recover && {
       previousServiceCertFile: resolve(baseDir, stringAt(recover, "previousServiceCertFile", "recover")),
     },
@@ -231,6 +240,15 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     trustJoinersWhileOpening: trustJoinersWhileOpeningAt(top.attestation),
     sawtooth: sawtoothAt(top.sawtooth),
   };
+}
+
+/** `curve`: one of the service curves, P-384 unless set. */
+function curveAt(value: unknown): ServiceCurve {
+  if (value === undefined) return "secp384r1";
+  if (typeof value !== "string" || !(SERVICE_CURVES as readonly string[]).includes(value)) {
+    fail("curve", `must be one of ${SERVICE_CURVES.join(", ")}`);
+  }
+  return value as ServiceCurve;
 }
 
 export function loadConfig(file: string): NodeConfig {

@@ -4,11 +4,13 @@ import { dirname, join } from "node:path";
 import {
   createCertificateRequest,
   createServiceIdentity,
-  generateP384KeyPair,
+  curveOf,
+  generateEcKeyPair,
   issueNodeCertificate,
   type KeyPairPem,
   nodeIdOf,
   publicKeyDer,
+  type ServiceCurve,
   sha256,
 } from "../crypto/index.ts";
 import type { Environment } from "./env.ts";
@@ -88,9 +90,15 @@ export function hostAltNames(host: string): { ips: string[]; dns: string[] } {
   };
 }
 
-/** A new node key with its certificate signing request (kept so governance can renew the cert). */
-export async function newNodeKey(rpcHost: string): Promise<KeyPairPem & { csrPem: string }> {
-  const key = generateP384KeyPair();
+/**
+ * A new node key, on the service's curve, with its certificate signing request (kept so
+ * governance can renew the cert).
+ */
+export async function newNodeKey(
+  rpcHost: string,
+  curve: ServiceCurve = "secp384r1",
+): Promise<KeyPairPem & { csrPem: string }> {
+  const key = generateEcKeyPair(curve);
   const csrPem = await createCertificateRequest({
     privateKeyPem: key.privateKeyPem,
     altNames: hostAltNames(rpcHost),
@@ -98,11 +106,18 @@ export async function newNodeKey(rpcHost: string): Promise<KeyPairPem & { csrPem
   return { ...key, csrPem };
 }
 
-/** First start: a new service identity, a node key endorsed by it, and the first ledger secret. */
-export async function createIdentity(env: Environment, rpcHost: string): Promise<NodeIdentity> {
+/**
+ * First start: a new service identity on `curve` (P-384 by default), a node key endorsed by it,
+ * and the first ledger secret.
+ */
+export async function createIdentity(
+  env: Environment,
+  rpcHost: string,
+  curve: ServiceCurve = "secp384r1",
+): Promise<NodeIdentity> {
   const now = new Date(env.now());
-  const service = await createServiceIdentity({ now, serial: env.randomBytes(16) });
-  const node = await newNodeKey(rpcHost);
+  const service = await createServiceIdentity({ now, serial: env.randomBytes(16), curve });
+  const node = await newNodeKey(rpcHost, curve);
   const nodeCertPem = await issueNodeCertificate({
     service: { certPem: service.certPem, privateKeyPem: service.privateKeyPem },
     nodePublicKeyPem: node.publicKeyPem,
@@ -119,6 +134,11 @@ export async function createIdentity(env: Environment, rpcHost: string): Promise
     serviceCertPem: service.certPem,
     ledgerSecrets: [{ version: 0, key: Buffer.from(env.randomBytes(32)).toString("base64") }],
   };
+}
+
+/** The curve a service's keys are on, read from its certificate (a joiner's node key follows it). */
+export function serviceCurveOf(serviceCertPem: string): ServiceCurve {
+  return curveOf(serviceCertPem);
 }
 
 /** COSE `kid` for the service key: SHA-256 of its public key DER. */

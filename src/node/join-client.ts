@@ -4,7 +4,7 @@ import { Agent, request } from "undici";
 import { nodeIdOf } from "../crypto/index.ts";
 import { type AttestationProvider, attestationProvider, type ProviderSeams, SnpError } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
-import { type NodeIdentity, newNodeKey } from "./identity.ts";
+import { type NodeIdentity, newNodeKey, serviceCurveOf } from "./identity.ts";
 import {
   generateEncryptionKey,
   type JoinPeer,
@@ -34,7 +34,8 @@ export async function joinService(
 ): Promise<{ identity: NodeIdentity; peers: JoinPeer[] }> {
   const join = config.join!;
   const serviceCertPem = readFileSync(join.serviceCertFile, "utf8");
-  const nodeKey = await newNodeKey(config.rpc.host);
+  // The node key is on the service's curve (P-384, or P-256 if the service chose it).
+  const nodeKey = await newNodeKey(config.rpc.host, serviceCurveOf(serviceCertPem));
   const nodeId = nodeIdOf(nodeKey.publicKeyPem);
   const encryptionKey = generateEncryptionKey();
   const attestation = await attest(

@@ -132,8 +132,9 @@ export function parseJoinRequest(body: unknown): JoinRequest {
   }
   try {
     const key = createPublicKey(r.node_public_key as string);
-    if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
-      bad("node_public_key must be an EC P-384 public key");
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (key.asymmetricKeyType !== "ec" || (curve !== "secp384r1" && curve !== "prime256v1")) {
+      bad("node_public_key must be an EC P-384 or P-256 public key (the service's curve)");
     }
   } catch (e) {
     if (e instanceof JoinError) throw e;

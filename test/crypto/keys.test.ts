@@ -4,7 +4,15 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { createIdentityCertificate } from "../../src/crypto/certs.ts";
 import { CryptoError } from "../../src/crypto/hash.ts";
-import { generateP384KeyPair, nodeIdOf, publicKeyDer, signP384, verifyP384 } from "../../src/crypto/keys.ts";
+import {
+  curveOf,
+  generateEcKeyPair,
+  generateP384KeyPair,
+  nodeIdOf,
+  publicKeyDer,
+  signP384,
+  verifyP384,
+} from "../../src/crypto/keys.ts";
 
 const alice = generateP384KeyPair();
 const bob = generateP384KeyPair();
@@ -54,10 +62,12 @@ test("malformed signature bytes give false, never an exception", () => {
 });
 
 test("keys of the wrong kind or unreadable PEM are refused", () => {
-  const p256 = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-  const p256Pem = p256.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-  assert.throws(() => signP384(p256Pem, data), /must be an ECDSA P-384 .* got EC prime256v1/);
-  assert.throws(() => verifyP384(p256.publicKey, data, new Uint8Array(8)), CryptoError);
+  const p521 = generateKeyPairSync("ec", { namedCurve: "secp521r1" });
+  const p521Pem = p521.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  assert.throws(() => signP384(p521Pem, data), /must be an ECDSA P-384 .* or P-256 .* got EC secp521r1/);
+  assert.throws(() => verifyP384(p521.publicKey, data, new Uint8Array(8)), CryptoError);
+  const ed = generateKeyPairSync("ed25519");
+  assert.throws(() => signP384(ed.privateKey, data), /got ed25519/);
   assert.throws(() => signP384("not a key", data), /not a readable PEM private key/);
   assert.throws(() => signP384(createPublicKey(alice.publicKeyPem), data), /must be a private key/);
   assert.throws(
@@ -82,4 +92,18 @@ test("node id is hex SHA-256 of the SPKI DER, the same from the key or its certi
   const keyOfCert = createPublicKey(privateKeyPem).export({ type: "spki", format: "pem" }).toString();
   assert.deepEqual(publicKeyDer(certPem), publicKeyDer(keyOfCert));
   assert.equal(nodeIdOf(certPem), nodeIdOf(keyOfCert));
+});
+
+test("a P-256 service's keys sign with SHA-256 and verify; the curves do not mix", () => {
+  const p256 = generateEcKeyPair("secp256r1");
+  assert.equal(curveOf(p256.privateKeyPem), "secp256r1");
+  assert.equal(curveOf(p256.publicKeyPem), "secp256r1");
+  assert.equal(curveOf(alice.publicKeyPem), "secp384r1");
+  const sig = signP384(p256.privateKeyPem, data);
+  assert.equal(verifyP384(p256.publicKeyPem, data, sig), true);
+  // CCF's pairing: ECDSA P-256 with SHA-256 (checked with node:crypto directly).
+  assert.equal(verify("sha256", data, createPublicKey(p256.publicKeyPem), sig), true);
+  assert.equal(verifyP384(alice.publicKeyPem, data, sig), false);
+  assert.equal(verifyP384(p256.publicKeyPem, Uint8Array.of(1, 2, 3), sig), false);
+  assert.throws(() => generateEcKeyPair("secp521r1" as never), /curve must be one of/);
 });

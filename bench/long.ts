@@ -1,0 +1,124 @@
+/**
+ * Cost as the ledger grows: commits `--transactions` writes on a 3-node Coco network and records,
+ * for every `--every` of them, the writes/s and each node's resident memory (RSS) and CPU per
+ * write, so a cost that grows with the ledger shows up as a trend.
+ *
+ *   npm run -s bench:long -- [--transactions 1000000] [--every 100000] [--connections 64] [--keys 10000]
+ *                            [--curve secp384r1|secp256r1]
+ *
+ * The writes cycle over `--keys` ids (PUT /app/log/private?id=i mod keys, answered once
+ * committed), so the store stays the same size while the ledger grows by one entry per write:
+ * this measures what the ledger costs as it grows, not a growing state. Progress goes to stderr
+ * as one JSON line per segment; the report (with first-to-last ratios) goes to stdout.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { ServiceCurve } from "../src/crypto/index.ts";
+import { cocoPut, startCoco } from "./coco.ts";
+import { perOperation, processCpuMs } from "./cpu.ts";
+import { runLoad } from "./load.ts";
+
+const { values } = parseArgs({
+  options: {
+    transactions: { type: "string", default: "1000000" },
+    every: { type: "string", default: "100000" },
+    connections: { type: "string", default: "64" },
+    keys: { type: "string", default: "10000" },
+    "keep-dir": { type: "boolean", default: false },
+    curve: { type: "string", default: "secp384r1" },
+  },
+});
+if (values.curve !== "secp384r1" && values.curve !== "secp256r1") {
+  console.error("--curve must be secp384r1 or secp256r1");
+  process.exit(2);
+}
+const curve = values.curve as ServiceCurve;
+const total = Number(values.transactions);
+const every = Number(values.every);
+const connections = Number(values.connections);
+const keys = Number(values.keys);
+const int = (x: number, lo: number, hi: number) => Number.isInteger(x) && x >= lo && x <= hi;
+if (
+  !int(total, 1, 20_000_000) ||
+  !int(every, 1, total) ||
+  !int(connections, 1, 1024) ||
+  !int(keys, 1, 10_000_000)
+) {
+  console.error("--transactions 1-20M, --every 1..transactions, --connections 1-1024, --keys 1-10M");
+  process.exit(2);
+}
+
+/** Resident set size of a process in MB, from /proc. */
+function rssMb(pid: number): number | undefined {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("VmRSS:"));
+    return line ? Number((Number(line.split(/\s+/)[1]) / 1024).toFixed(1)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const root = mkdtempSync(join(tmpdir(), "coco-long-"));
+const coco = await startCoco({ dir: join(root, "coco"), nodes: 3, curve });
+try {
+  const pids = coco.nodes.map((n) => n.pid);
+  const primary = await coco.primary();
+  const value = "x".repeat(100);
+  const put = cocoPut(value);
+  const segments: Array<Record<string, unknown>> = [];
+  for (let done = 0; done < total; ) {
+    const count = Math.min(every, total - done);
+    const before = pids.map(processCpuMs);
+    // A segment ends after `count` requests were sent (answered ones are counted as committed).
+    const result = await runLoad({
+      origin: coco.nodes[primary]!.url,
+      tls: coco.tls,
+      connections,
+      seconds: 24 * 3600,
+      firstRequest: done,
+      maxRequests: count,
+      request: (i) => put(i % keys),
+    });
+    const after = pids.map(processCpuMs);
+    done += count;
+    const segment = {
+      transactions: done,
+      writes_per_s: result.ops_per_sec,
+      errors: result.errors,
+      p50_ms: result.latency_ms.p50,
+      p99_ms: result.latency_ms.p99,
+      rss_mb: pids.map(rssMb),
+      cpu_ms_per_write: pids.map((_, i) => perOperation(before[i], after[i], result.operations)),
+    };
+    segments.push(segment);
+    console.error(JSON.stringify(segment));
+  }
+  const first = segments[0]!;
+  const last = segments.at(-1)!;
+  const ratio = (a: unknown, b: unknown) =>
+    typeof a === "number" && typeof b === "number" && b > 0 ? Number((a / b).toFixed(3)) : null;
+  console.log(
+    JSON.stringify(
+      {
+        benchmark: "3-node Coco, committed writes over a growing ledger",
+        machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+        settings: { curve, transactions: total, every, connections, keys },
+        primary: coco.nodes[primary]!.id,
+        last_over_first: {
+          writes_per_s: ratio(last.writes_per_s, first.writes_per_s),
+          rss: (last.rss_mb as number[]).map((r, i) => ratio(r, (first.rss_mb as number[])[i])),
+        },
+        segments,
+      },
+      null,
+      2,
+    ),
+  );
+} finally {
+  await coco.stop();
+  if (!values["keep-dir"]) rmSync(root, { recursive: true, force: true });
+}

@@ -23,7 +23,10 @@ const CCF_CONSTITUTION = join(packageRoot(), "..", "shared", "vectors", "ccf", "
 
 /** The constitution files the sandbox's service starts with: CCF's default when present, else Coco's. */
 function sandboxConstitution(): { files: string[]; name: string } {
-  if (CONSTITUTION_FILES.every((f) => existsSync(join(CCF_CONSTITUTION, f)))) {
+  // COCO_SANDBOX_CONSTITUTION=coco picks Coco's own even where CCF's is present (the README's
+  // tour shows what a fresh clone, without ../shared, prints).
+  const ccf = process.env.COCO_SANDBOX_CONSTITUTION !== "coco";
+  if (ccf && CONSTITUTION_FILES.every((f) => existsSync(join(CCF_CONSTITUTION, f)))) {
     return {
       files: CONSTITUTION_FILES.map((f) => join(CCF_CONSTITUTION, f)),
       name: "CCF's default constitution",

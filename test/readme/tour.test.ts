@@ -93,7 +93,12 @@ test("the README's tour runs as written and shows what the README shows", { time
   const sandbox = spawn(
     process.execPath,
     [join(ROOT, "bin", "coco.js"), "sandbox", "--dir", "workspace", "--port", String(port)],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+    // As on a fresh clone (no ../shared): Coco's own constitution, whose messages the tour shows.
+    {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, COCO_SANDBOX_CONSTITUTION: "coco" },
+    },
   );
   sandbox.stdout!.on("data", (chunk: Buffer) => (printed += chunk.toString()));
   sandbox.stderr!.on("data", (chunk: Buffer) => (printed += chunk.toString()));

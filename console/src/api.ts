@@ -81,39 +81,7 @@ export interface Session {
   nodes: string[];
 }
 
-export interface NodeView {
-  nodeId: string;
-  rpcAddress: string;
-  nodeAddress: string | null;
-  status: string;
-  role: string | null;
-  primary: boolean;
-  view: number | null;
-  commitSeqno: number | null;
-  lastSeqno: number | null;
-  commitLag: number | null;
-  live: boolean;
-  lastSeen: number | null;
-  error: string | null;
-  nodeCertificateValidTo: string | null;
-  serviceCertificateValidTo: string | null;
-  platform: string | null;
-  measurement: string | null;
-  insecure: boolean | null;
-  version: string | null;
-}
-
-export interface NetworkView {
-  updatedAt: number;
-  service: {
-    status: string;
-    view: number | null;
-    primaryId: string | null;
-    commitTransactionId: string | null;
-  };
-  nodes: NodeView[];
-  series: { t: number[]; txPerSecond: number[]; commitLatencyMs: Array<number | null> };
-}
+export type { NetworkView, NodeView } from "../../src/console/views.ts";
 
 export interface Proposal {
   proposalId: string;

@@ -17,7 +17,7 @@ import { authenticate, type Peer } from "./auth.ts";
 import type { AuthRequest } from "./auth-policies.ts";
 import { waitForCommit } from "./commit-wait.ts";
 import { jsonContentTypeProblem, unknownQueryParameter } from "./http-checks.ts";
-import { OutboundSession } from "./outbound.ts";
+import { OUTBOUND_RESPONSES, OutboundSession } from "./outbound.ts";
 import type { RpcNode } from "./port.ts";
 
 const MAX_ATTEMPTS = 10;
@@ -295,13 +295,16 @@ async function runAttempts(
       log.error({ endpoint: endpoint.path }, "a read-only endpoint wrote to the store; writes dropped");
       return errorAnswer(500, "InternalError", "read-only endpoint attempted to write", node.currentTxId());
     }
-    const forbidden = tx.writeSet().find((m) => reservedMap(m.name));
+    const writes = tx.writeSet();
+    const forbidden =
+      writes.find((m) => reservedMap(m.name))?.name ??
+      (outbound.wroteOnlyItsOwn(writes) ? undefined : OUTBOUND_RESPONSES);
     if (forbidden) {
       tx.abandon();
       return errorAnswer(
         403,
         "AuthorizationFailed",
-        `apps may not write the framework map ${forbidden.name}`,
+        `apps may not write the framework map ${forbidden}`,
         node.currentTxId(),
       );
     }

@@ -4,7 +4,7 @@
 import { request as httpsRequest } from "node:https";
 import { HttpError, type OutboundRequest, type OutboundResponse } from "../apps/index.ts";
 import { sha256, toHex } from "../crypto/index.ts";
-import type { Tx } from "../kv/index.ts";
+import type { Tx, WriteSet } from "../kv/index.ts";
 
 /** Allow-listed origins (`https://host[:port]`) → `{ca_cert?}`, set by `set_outbound_destination`. */
 export const OUTBOUND_DESTINATIONS = "public:coco.gov.outbound.destinations";
@@ -176,6 +176,20 @@ export class OutboundSession {
 
   /** The exact bytes each digest names, written again by every re-run of the handler. */
   private readonly recorded = new Map<string, Uint8Array>();
+
+  /**
+   * Whether this call's writes to `coco.outbound.responses` are exactly exchanges this session
+   * fetched: an app writing there itself (a made-up exchange, or removing one) would forge the
+   * record an auditor reads, so such a transaction is refused.
+   */
+  wroteOnlyItsOwn(writes: WriteSet): boolean {
+    const map = writes.find((m) => m.name === OUTBOUND_RESPONSES);
+    if (map === undefined) return true;
+    return map.updates.every(({ key, value }) => {
+      const mine = this.recorded.get(decoder.decode(key));
+      return mine !== undefined && value !== null && Buffer.from(value).equals(mine);
+    });
+  }
 
   private record(tx: Tx, n: Normalized, response: OutboundResponse): void {
     const bytes = this.recorded.get(response.digest) ?? this.exchange(n, response);

@@ -22,6 +22,18 @@ export function peek(request) {
   const v = ccf.kv["coco.outbound.responses"].get(ccf.strToBuf(request.params.digest));
   return v === undefined ? { statusCode: 404 } : { body: JSON.parse(ccf.bufToStr(v)) };
 }
+export function forge(request) {
+  const b = request.body.json();
+  if (b.origin) ccf.host.fetch({ url: b.origin + "/price?sym=ACME" });
+  const map = ccf.kv["coco.outbound.responses"];
+  if (b.remove) map.delete(ccf.strToBuf(b.digest));
+  else map.set(ccf.strToBuf(b.digest), ccf.strToBuf(JSON.stringify({ response: { status: 200, body: "bWFkZSB1cA==" } })));
+  ccf.kv["prices"].set(ccf.strToBuf("forged"), ccf.strToBuf("yes"));
+  return { body: "written" };
+}
+export function forged(request) {
+  return { body: ccf.kv["prices"].has(ccf.strToBuf("forged")) ? "present" : "absent" };
+}
 export function readonlyFetch(request) {
   ccf.host.fetch({ url: request.body.json().origin + "/price" });
   return { body: "unreachable" };
@@ -39,6 +51,8 @@ const BUNDLE = {
     endpoints: {
       "/price": { post: ep("price", "readwrite") },
       "/ro-price": { post: ep("readonlyFetch", "readonly") },
+      "/forge": { post: ep("forge", "readwrite") },
+      "/forged": { get: ep("forged", "readonly") },
       "/exchange/{digest}": { get: ep("peek", "readonly") },
     },
   },
@@ -106,9 +120,26 @@ test("an allow-listed destination is fetched once; the exchange is recorded with
   const ro = await net.call("POST", "/app/ro-price", { body: { origin } });
   assert.equal(ro.status, 500);
   assert.match(ro.text, /only readwrite endpoints may call out/);
+  // The record cannot be forged: an app writing an exchange itself, replacing or removing a
+  // recorded one (even next to a real fetch), is refused and none of its writes commit.
+  const fake = "ab".repeat(32);
+  for (const attempt of [
+    { digest: fake },
+    { digest: body.digest },
+    { digest: body.digest, remove: true },
+    { digest: fake, origin },
+  ]) {
+    const forged = await net.call("POST", "/app/forge", { body: attempt });
+    assert.equal(forged.status, 403, forged.text);
+    assert.equal(forged.json().error.code, "AuthorizationFailed");
+    assert.match(forged.text, /coco\.outbound\.responses/);
+  }
+  assert.equal((await net.call("GET", "/app/forged")).text, "absent");
+  assert.equal((await net.call("GET", `/app/exchange/${fake}`)).status, 404);
+  assert.equal((await net.call("GET", `/app/exchange/${body.digest}`)).json().response.status, 200);
   await passProposal(gov, "remove_outbound_destination", { origin });
   assert.equal((await net.call("POST", "/app/price", { body: { origin } })).status, 500);
-  assert.equal(hits, 1);
+  assert.equal(hits, 2, "the forging call's own fetch went out once");
 });
 
 test("native handlers: the same session API; a wrong CA fails the TLS check with 502", async () => {

@@ -15,8 +15,9 @@ export type {
   TimeoutNow,
 } from "./messages.ts";
 export type { PeerStatus } from "./primary.ts";
-export type { RaftStats, RaftStatus } from "./raft.ts";
+export type { RaftStatus } from "./raft.ts";
 export { Raft } from "./raft.ts";
+export type { RaftStats } from "./raft-state.ts";
 export type { Ready, RoleChange } from "./ready.ts";
 export { isEmptyReady } from "./ready.ts";
 export type { Entry, HardState, NodeId, PersistedLog, Role, SnapshotPoint } from "./types.ts";

@@ -1,0 +1,149 @@
+import { RaftElection } from "./election.ts";
+import type { AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse } from "./messages.ts";
+import type { NodeId } from "./types.ts";
+
+/**
+ * Raft's third layer (see raft-state.ts): the backup side of replication, AppendEntries and
+ * heartbeats from the primary and what the backup acknowledges. The primary's side is primary.ts.
+ */
+export class RaftReplication extends RaftElection {
+  protected onAppendEntries(m: AppendEntries): void {
+    let prevSeqno = m.prevSeqno;
+    let prevView = m.prevView;
+    let entries = m.entries;
+    const start = this.log.start;
+    if (prevSeqno < start.seqno) {
+      // Our log starts at a snapshot point, which is committed and so in every primary's log.
+      entries = entries.slice(Math.min(entries.length, start.seqno - prevSeqno));
+      prevSeqno = start.seqno;
+      prevView = start.view;
+    }
+    if (prevSeqno > this.log.lastSeqno) {
+      this.send(m.from, this.rejectAppend(m, 0, 0));
+      return;
+    }
+    const have = this.log.viewAt(prevSeqno)!;
+    if (have !== prevView) {
+      if (prevSeqno <= this.commit) {
+        this.violation(`primary ${m.from} disagrees with committed entry ${prevSeqno}`);
+        return;
+      }
+      this.send(m.from, this.rejectAppend(m, have, this.log.firstSeqnoOfView(have) ?? start.seqno + 1));
+      return;
+    }
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const existing = this.log.viewAt(entry.seqno);
+      if (existing === entry.view) continue;
+      if (existing !== undefined) {
+        if (entry.seqno <= this.commit) {
+          this.violation(`primary ${m.from} would overwrite committed entry ${entry.seqno}`);
+          return;
+        }
+        if (entry.seqno <= this.leaderMatch) {
+          this.violation(`primary ${m.from} contradicts entry ${entry.seqno} it sent before`);
+          return;
+        }
+        this.truncate(entry.seqno - 1);
+      }
+      this.appendEntries(entries.slice(i));
+      break;
+    }
+    const matched = prevSeqno + entries.length;
+    this.leaderMatch = Math.max(this.leaderMatch, matched);
+    this.followCommit(m.commitSeqno);
+    this.send(m.from, {
+      ...this.header(m.from),
+      type: "append_entries_response",
+      success: true,
+      matchSeqno: matched,
+      durableSeqno: this.durableAck(),
+      lastSeqno: this.log.lastSeqno,
+      commitSeqno: this.commit,
+      rejectedPrev: 0,
+      conflictView: 0,
+      conflictFirst: 0,
+    });
+  }
+
+  protected rejectAppend(
+    m: AppendEntries,
+    conflictView: number,
+    conflictFirst: number,
+  ): AppendEntriesResponse {
+    return {
+      ...this.header(m.from),
+      type: "append_entries_response",
+      success: false,
+      matchSeqno: 0,
+      durableSeqno: 0,
+      lastSeqno: this.log.lastSeqno,
+      commitSeqno: this.commit,
+      rejectedPrev: m.prevSeqno,
+      conflictView,
+      conflictFirst,
+    };
+  }
+
+  protected onHeartbeat(m: Heartbeat): void {
+    this.followCommit(m.commitSeqno);
+    this.send(m.from, this.heartbeatResponse(m.from, m.round));
+  }
+
+  private heartbeatResponse(to: NodeId, round: number): HeartbeatResponse {
+    return {
+      ...this.header(to),
+      type: "heartbeat_response",
+      round,
+      matchSeqno: this.leaderMatch,
+      durableSeqno: this.durableAck(),
+      lastSeqno: this.log.lastSeqno,
+      commitSeqno: this.commit,
+    };
+  }
+
+  /** The answer to a heartbeat from an old view: only our view matters to its sender. */
+  protected staleHeartbeatResponse(to: NodeId): HeartbeatResponse {
+    return {
+      ...this.header(to),
+      type: "heartbeat_response",
+      round: 0,
+      matchSeqno: 0,
+      durableSeqno: 0,
+      lastSeqno: this.log.lastSeqno,
+      commitSeqno: this.commit,
+    };
+  }
+
+  /** Durable and known to match the primary: what the primary may count towards commit. */
+  private durableAck(): number {
+    const ack = Math.min(this.durable, this.leaderMatch);
+    this.ackedDurable = Math.max(this.ackedDurable, ack);
+    return ack;
+  }
+
+  /** More of our log became durable: tell the primary, so it can commit without waiting. */
+  protected acknowledgeDurable(): void {
+    if (this._role !== "backup" || this._leader === null) return;
+    if (Math.min(this.durable, this.leaderMatch) <= this.ackedDurable) return;
+    this.send(this._leader, {
+      ...this.header(this._leader),
+      type: "append_entries_response",
+      success: true,
+      matchSeqno: this.leaderMatch,
+      durableSeqno: this.durableAck(),
+      lastSeqno: this.log.lastSeqno,
+      commitSeqno: this.commit,
+      rejectedPrev: 0,
+      conflictView: 0,
+      conflictFirst: 0,
+    });
+  }
+
+  /** Moves our commit point to the last signature the primary has committed that we hold. */
+  private followCommit(primaryCommit: number): void {
+    const target = Math.min(primaryCommit, this.leaderMatch);
+    const seqno = this.log.lastSignatureIn(this.commit, target);
+    if (seqno !== undefined) this.setCommit(seqno);
+  }
+}

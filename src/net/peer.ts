@@ -23,9 +23,11 @@ const QUIET_REFUSALS = 5;
  * Frames sent on a connection, with nothing heard from the peer for this long, mean the link is
  * stuck (a partition drops packets without a reset): the connection is dropped and redialled. TCP
  * alone would retransmit into the void with a back-off that doubles (0.2, 0.4, ... 6.4 s), so after
- * the partition heals the first frame got through only as late as the partition had lasted.
+ * the partition heals the first frame got through only as late as the partition had lasted. Not
+ * shorter: a peer starved of CPU (catching up under load) can be silent for 2 s, and redialling
+ * it then only loses the frames in flight and costs a handshake it is too busy to do.
  */
-export const STALL_MS = 2_000;
+export const STALL_MS = 4_000;
 /** How often a connection is checked for a stall. */
 const STALL_CHECK_MS = 250;
 /**

@@ -40,6 +40,7 @@ export async function measureCatchUp(opts: { rounds: number; holdMs: number }): 
       const target = (await cluster.consensus(primary)).commitSeqno;
       cluster.hosts.heal();
       const t0 = performance.now();
+      const healedAt = Date.now();
       let ms = Number.POSITIVE_INFINITY;
       while (performance.now() - t0 < 30_000) {
         const seqno = await cluster.consensus(backup).then(
@@ -55,12 +56,17 @@ export async function measureCatchUp(opts: { rounds: number; holdMs: number }): 
       writing = false;
       await writer;
       result.times.push(ms);
-      console.log(`round ${round}: ${backup.name} cut ${opts.holdMs} ms, caught up in ${Math.round(ms)} ms`);
+      console.log(
+        `round ${round}: ${backup.name} cut ${opts.holdMs} ms, caught up in ${Math.round(ms)} ms (healed at ${healedAt}, commit ${target})`,
+      );
       await sleep(2_000);
     }
     return result;
   } finally {
-    await cluster.cleanup();
+    // COCO_NEMESIS_KEEP=1 keeps the run's directory (the nodes' logs) to see where the time went.
+    const keep = process.env.COCO_NEMESIS_KEEP === "1";
+    if (keep) console.log(`kept ${cluster.dir}`);
+    await cluster.cleanup(keep);
   }
 }
 

@@ -191,8 +191,13 @@ export class NodeChannels {
       }
       return;
     }
-    const peer: OutboundPeer = new OutboundPeer(nodeId, hostPort, der, this.#opts, (socket, onReady) =>
-      this.#wrap(socket, nodeId, "out", peer.writer, onReady),
+    const peer: OutboundPeer = new OutboundPeer(
+      nodeId,
+      hostPort,
+      der,
+      this.#opts,
+      (socket, onReady) => this.#wrap(socket, nodeId, "out", peer.writer, onReady),
+      () => this.#lastReceivedAt.get(nodeId) ?? 0,
     );
     this.#peers.set(nodeId, peer);
     this.#received.set(nodeId, 0);
@@ -380,6 +385,7 @@ export class NodeChannels {
     );
     this.#inbound.set(id, conn);
     this.#log.info({ peer: id, remote }, "accepted connection from peer");
+    peer.peerConnected();
   }
 
   #wrap(

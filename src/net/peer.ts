@@ -19,6 +19,24 @@ const TRUST_ERRORS = /CERT|SELF_SIGNED|VERIFY|NODE_ID_MISMATCH|ALERT/;
 /** Refused connection attempts to a peer logged at debug before one is logged at info. */
 const QUIET_REFUSALS = 5;
 
+/**
+ * Frames sent on a connection, with nothing heard from the peer for this long, mean the link is
+ * stuck (a partition drops packets without a reset): the connection is dropped and redialled. TCP
+ * alone would retransmit into the void with a back-off that doubles (0.2, 0.4, ... 6.4 s), so after
+ * the partition heals the first frame got through only as late as the partition had lasted. Not
+ * shorter: a peer starved of CPU (catching up under load) can be silent for 2 s, and redialling
+ * it then only loses the frames in flight and costs a handshake it is too busy to do.
+ */
+export const STALL_MS = 4_000;
+/** How often a connection is checked for a stall. */
+const STALL_CHECK_MS = 250;
+/**
+ * A TCP connect with no answer at all (no SYN-ACK, no reset: a black hole) is abandoned after
+ * this long and tried again at once, so a healed partition is found within about this time instead
+ * of at the kernel's next SYN retransmission (1, 2, 4 ... s after the dial).
+ */
+export const SYN_RETRY_MS = 1_000;
+
 export class OutboundPeer {
   readonly id: string;
   readonly writer: FrameWriter;
@@ -37,6 +55,17 @@ export class OutboundPeer {
   #attempt = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** When the current socket's TCP connection was made (0 while connecting or idle). */
+  #tcpUpAt = 0;
+  /** Set when the current dial went unanswered (a black hole): its retry comes at once. */
+  #unanswered = false;
+  /** Unanswered dials since the last connection. */
+  #silentDials = 0;
+  /** Stall detection: frames sent as of the last check, and since when none were answered. */
+  #sentMark = 0;
+  #stalledSince: number | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
+  readonly #lastHeard: () => number;
 
   constructor(
     id: string,
@@ -44,8 +73,10 @@ export class OutboundPeer {
     certificateDer: Buffer,
     opts: ResolvedOptions,
     wrap: (socket: TLSSocket, onReady: (conn: Connection) => void) => Connection,
+    lastHeard: () => number = () => 0,
   ) {
     this.id = id;
+    this.#lastHeard = lastHeard;
     this.#address = address;
     this.#accepted = [certificateDer];
     this.#opts = opts;
@@ -64,6 +95,24 @@ export class OutboundPeer {
 
   start(): void {
     this.#dial();
+    this.#stallTimer = setInterval(() => this.#checkStall(), STALL_CHECK_MS);
+    this.#stallTimer.unref();
+  }
+
+  /**
+   * The peer just connected to us: the network between us works now. If our own link to it is
+   * still dialing or waiting out a back-off (say a partition just healed), dial at once; if it is
+   * up but stuck, replace it.
+   */
+  peerConnected(): void {
+    if (this.#stopped) return;
+    const now = Date.now();
+    const stuck =
+      this.#connection !== undefined && this.#stalledSince !== undefined && now - this.#tcpUpAt > STALL_MS;
+    const waiting = this.#connection === undefined && this.#tcpUpAt === 0;
+    if (!stuck && !waiting) return;
+    this.#opts.log.debug({ peer: this.id, stuck }, "peer connected to us; redialling it at once");
+    this.#redialNow();
   }
 
   /** True if `der` is a certificate this peer may present, either side of a connection. */
@@ -92,6 +141,7 @@ export class OutboundPeer {
   /** Ends the link for good: no more dialing, queue discarded. */
   stop(): void {
     this.#stopped = true;
+    clearInterval(this.#stallTimer);
     this.#drop();
     this.writer.clear();
   }
@@ -102,7 +152,39 @@ export class OutboundPeer {
     const socket = this.#current;
     this.#current = undefined;
     this.#connection = undefined;
+    this.#tcpUpAt = 0;
+    this.#stalledSince = undefined;
     socket?.destroy();
+  }
+
+  #redialNow(): void {
+    this.#attempt = 0;
+    this.#drop();
+    this.#dial();
+  }
+
+  /** Drops and redials a connection whose frames went unanswered for `STALL_MS` (see there). */
+  #checkStall(): void {
+    const sent = this.writer.sent;
+    if (this.#connection === undefined) {
+      this.#sentMark = sent;
+      this.#stalledSince = undefined;
+      return;
+    }
+    const now = Date.now();
+    if (this.#stalledSince !== undefined && this.#lastHeard() >= this.#stalledSince)
+      this.#stalledSince = undefined;
+    if (sent !== this.#sentMark) {
+      this.#sentMark = sent;
+      this.#stalledSince ??= now;
+    }
+    if (this.#stalledSince !== undefined && now - this.#stalledSince >= STALL_MS) {
+      this.#opts.log.info(
+        { peer: this.id, silentMs: now - this.#stalledSince },
+        "no answer from peer on a connection that carries frames; redialling it",
+      );
+      this.#redialNow();
+    }
   }
 
   #dial(): void {
@@ -121,6 +203,23 @@ export class OutboundPeer {
       minVersion: "TLSv1.3",
     });
     this.#current = socket;
+    this.#unanswered = false;
+    // Checked after the event loop's I/O phase, so a connect that completed while this process was
+    // starved of CPU is seen before the timer gives up on it.
+    const synTimer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (socket !== this.#current || !socket.connecting) return;
+          this.#unanswered = true;
+          socket.destroy(new Error(`no TCP answer within ${SYN_RETRY_MS} ms`));
+        }),
+      SYN_RETRY_MS,
+    );
+    socket.once("connect", () => {
+      clearTimeout(synTimer);
+      if (socket === this.#current) this.#tcpUpAt = Date.now();
+    });
+    socket.once("close", () => clearTimeout(synTimer));
     // Covers TCP connect, the TLS handshake and the listener's hello.
     socket.setTimeout(this.#opts.handshakeTimeoutMs, () => {
       socket.destroy(new Error(`peer not accepted within ${this.#opts.handshakeTimeoutMs} ms`));
@@ -133,6 +232,7 @@ export class OutboundPeer {
         if (socket !== this.#current) return;
         socket.setTimeout(0);
         this.#connectedAt = Date.now();
+        this.#silentDials = 0;
         this.#connection = conn;
         log.info({ peer: this.id, address: `${host}:${port}` }, "connected to peer");
       });
@@ -141,6 +241,8 @@ export class OutboundPeer {
       if (socket !== this.#current) return;
       const data = { peer: this.id, address: `${host}:${port}`, err: err.message, code: err.code };
       if (TRUST_ERRORS.test(String(err.code))) log.warn(data, "peer connection refused on trust grounds");
+      // Unanswered dials repeat every second while a peer is cut off: said once, at info.
+      else if (this.#unanswered && this.#silentDials++ > 0) log.debug(data, "peer still does not answer");
       // A refused connection is normal while nodes start, join or restart: said at info only if
       // it persists, so a healthy start logs nothing alarming.
       else if (this.#attempt === (err.code === "ECONNREFUSED" ? QUIET_REFUSALS : 0))
@@ -156,6 +258,9 @@ export class OutboundPeer {
       // Only a connection that stayed up a while earns a quick retry; one that dies at once
       // (say the peer does not know us yet) keeps backing off.
       if (wasUp && Date.now() - this.#connectedAt >= this.#opts.backoff.maxMs) this.#attempt = 0;
+      // A dial nothing answered (a black hole, such as a partition) is tried again at once.
+      if (this.#unanswered) this.#attempt = 0;
+      this.#tcpUpAt = 0;
       this.#scheduleRedial();
     });
   }

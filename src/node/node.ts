@@ -72,6 +72,7 @@ export class CocoNode {
   private peers!: Peers;
   private readonly reads = new ReadIndex();
   private replica: Replica | undefined;
+  private readonly failStopListeners: Array<(error: Error) => void> = [];
   private resolvePrimary: () => void = () => {};
   /** Resolves once this node is primary (a single-node service elects itself at start). */
   readonly primaryElected = new Promise<void>((resolve) => {
@@ -246,6 +247,7 @@ export class CocoNode {
           applied: (entry) => this.snapshots.afterReplicated(entry),
           rolledBack: (seqno) => this.snapshots.rolledBack(seqno),
           sendSnapshot: (to, seqno) => this.snapshotTransfer.send(to, seqno),
+          failed: (error) => this.failStopped(error),
         },
       },
       booted,
@@ -281,7 +283,13 @@ export class CocoNode {
 
   private onTick(): void {
     this.replica?.tick();
-    this.stateFiles.saveCommitHint();
+    if (this.failure) return;
+    try {
+      this.stateFiles.saveCommitHint();
+    } catch (e) {
+      this.replica?.failStop(e);
+      return;
+    }
     this.certificates.check();
     this.peers.tick();
     if (this.isPrimary) this.openWhenReady();
@@ -290,6 +298,25 @@ export class CocoNode {
   /** Why the certificates the store records for this node are not the ones it serves, if so. */
   get certificateProblem(): { reason: string; permanent: boolean } | undefined {
     return this.certificates.problem;
+  }
+
+  /**
+   * Called once if a write of the ledger or of the node's state failed (a full disk, an I/O
+   * error): consensus has stopped here, and the node must stop serving and exit (fail-stop).
+   */
+  onFailStop(listener: (error: Error) => void): void {
+    this.failStopListeners.push(listener);
+  }
+
+  /** The failed write that stopped this node, if one did. */
+  get failure(): Error | undefined {
+    return this.replica?.failure;
+  }
+
+  private failStopped(error: Error): void {
+    clearInterval(this.tickTimer);
+    this.signing.stop();
+    for (const listener of this.failStopListeners) listener(error);
   }
 
   /** Called with the node's certificates after governance renewed either of them. */
@@ -456,8 +483,11 @@ export class CocoNode {
     this.closing = true;
     this.signing.stop();
     clearInterval(this.tickTimer);
-    await this.stateFiles.flushCommitHint();
-    await this.files.whenDurable(this.state.lastSeqno);
+    // After a failed write the disk is not to be trusted: nothing more is flushed or waited for.
+    if (!this.failure) {
+      await this.stateFiles.flushCommitHint();
+      await this.files.whenDurable(this.state.lastSeqno);
+    }
     await this.follower.settled();
     await this.channels?.close();
     await this.files.close();

@@ -13,6 +13,11 @@ export interface ReplicaStorage {
   truncate(afterSeqno: number): Promise<void>;
   /** Calls `listener` with the last durable seqno each time it moves forward (after the sync). */
   onDurable(listener: (durableSeqno: number) => void): void;
+  /**
+   * Resolves once entries up to `seqno` are durable; rejects for good once a write has failed
+   * (`LedgerFiles`). The replica watches it to fail-stop; a storage without it is never watched.
+   */
+  whenDurable?(seqno: number): Promise<void>;
 }
 
 /** When the replica's deferred work runs. */
@@ -50,6 +55,11 @@ export interface ReplicaHooks {
   rolledBack(seqno: number): void;
   /** Consensus wants the snapshot at `seqno` sent to `to`. */
   sendSnapshot(to: string, seqno: number): void;
+  /**
+   * A write of the ledger or of the hard state failed: the replica has stopped (fail-stop) and
+   * will send, vote and acknowledge nothing more. The node should stop serving and exit.
+   */
+  failed?(error: Error): void;
 }
 
 /**
@@ -69,6 +79,11 @@ export class Replica {
   private scheduled = false;
   /** Set when this backup refused an entry: it stops replicating and says why. */
   refusal: string | undefined;
+  /** Set when a write failed (a full disk, an I/O error): the replica does nothing more. */
+  failure: Error | undefined;
+  /** The last seqno handed to storage, and whether a `whenDurable` watch is pending. */
+  private appended = 0;
+  private watching = false;
 
   constructor(
     readonly raft: Raft,
@@ -91,6 +106,7 @@ export class Replica {
    * this event-loop turn's I/O callbacks have run, so replication sends them in batches.
    */
   append(seqno: number, frame: Uint8Array, isSignature: boolean, config?: string[]): boolean {
+    if (this.failure) return false;
     const proposed = this.raft.propose([
       { seqno, view: this.state.view, isSignature, data: frame, ...(config ? { config } : {}) },
     ]);
@@ -130,6 +146,7 @@ export class Replica {
 
   /** Carries out every pending Ready. Re-entrant calls are folded into the running loop. */
   process(): void {
+    if (this.failure) return;
     if (this.processing) {
       this.again = true;
       return;
@@ -140,7 +157,13 @@ export class Replica {
         this.again = false;
         while (this.raft.hasReady()) {
           const ready = this.raft.ready();
-          this.handle(ready);
+          try {
+            this.handle(ready);
+          } catch (e) {
+            // A failed write stopped the replica (see `write`); anything else is a bug, thrown on.
+            if (this.failure) return;
+            throw e;
+          }
           this.raft.advance(ready);
         }
       } while (this.again);
@@ -150,13 +173,15 @@ export class Replica {
   }
 
   private handle(ready: Ready): void {
-    if (ready.hardState) this.hooks.saveHardState(ready.hardState);
+    const hardState = ready.hardState;
+    if (hardState) this.write(() => this.hooks.saveHardState(hardState));
     if (ready.truncateAfter !== undefined) {
       this.state.rollback(ready.truncateAfter);
       this.hooks.rolledBack(ready.truncateAfter);
+      this.appended = Math.min(this.appended, ready.truncateAfter);
       this.storage
         .truncate(ready.truncateAfter)
-        .catch((e) => this.log.error({ err: e }, "ledger truncation failed"));
+        .catch((e) => this.storageRejected(e, "ledger truncation failed"));
     }
     for (const entry of ready.entriesToPersist) {
       if (this.refusal) break;
@@ -185,8 +210,10 @@ export class Replica {
           break;
         }
       }
-      this.storage.append(entry.seqno, entry.data, entry.isSignature);
+      this.write(() => this.storage.append(entry.seqno, entry.data, entry.isSignature));
+      this.appended = entry.seqno;
     }
+    this.watchDurable();
     for (const { to, message } of ready.messages) this.hooks.send(to, message);
     for (const { to, seqno } of ready.snapshotsToSend) this.hooks.sendSnapshot(to, seqno);
     if (ready.commitSeqno !== undefined && !this.refusal) {
@@ -196,5 +223,62 @@ export class Replica {
     if (ready.roleChange) this.hooks.roleChanged(ready.roleChange);
     for (const read of ready.readStates) this.hooks.readReady(read.requestId, read.seqno);
     for (const requestId of ready.readsRejected) this.hooks.readReady(requestId, null);
+  }
+
+  /** Runs a synchronous write; if it throws, the replica fail-stops and the Ready is abandoned. */
+  private write(run: () => void): void {
+    try {
+      run();
+    } catch (e) {
+      this.failStop(e);
+      throw e;
+    }
+  }
+
+  /**
+   * Keeps one `whenDurable` watch on the last appended entry, so an asynchronous write failure
+   * (ENOSPC on a batch, a failed sync) stops the replica instead of leaving it waiting forever.
+   */
+  private watchDurable(): void {
+    if (this.watching || this.failure || !this.storage.whenDurable || this.appended === 0) return;
+    const target = this.appended;
+    this.watching = true;
+    this.storage.whenDurable(target).then(
+      () => {
+        this.watching = false;
+        if (this.appended > target) this.watchDurable();
+      },
+      // A truncation or a snapshot rejects this watch too; the next append watches again.
+      (e) => {
+        this.watching = false;
+        this.storageRejected(e);
+      },
+    );
+  }
+
+  /**
+   * A truncation or a snapshot also rejects what waited on the entries it dropped: only a storage
+   * that now fails even `whenDurable(0)` has failed for good.
+   */
+  private storageRejected(error: unknown, message?: string): void {
+    const probe = this.storage.whenDurable?.(0) ?? Promise.resolve();
+    probe.then(
+      () => message && this.log.error({ err: error }, message),
+      (e) => this.failStop(e),
+    );
+  }
+
+  /**
+   * Fail-stop, after a failed write here or in the node (say its commit hint): said once, and the
+   * node is told; nothing is sent, voted or acknowledged after.
+   */
+  failStop(error: unknown): void {
+    if (this.failure) return;
+    this.failure = error instanceof Error ? error : new Error(String(error));
+    this.log.error(
+      { err: this.failure, code: (error as NodeJS.ErrnoException)?.code },
+      `this node stops (fail-stop) after a failed write: ${this.failure.message}`,
+    );
+    this.hooks.failed?.(this.failure);
   }
 }

@@ -28,7 +28,15 @@ export interface RunningNode {
  */
 export interface NodeSeams {
   attestationSeams?: ProviderSeams;
+  /**
+   * Called, instead of exiting the process, once the node has fail-stopped after a failed write
+   * and stopped serving.
+   */
+  onFailStop?: (error: Error) => void;
 }
+
+/** The exit code of a node that stopped because a write failed (EX_IOERR, sysexits.h). */
+export const FAIL_STOP_EXIT_CODE = 74;
 
 /**
  * Starts a node and its HTTPS endpoint, serving `apps` (executors, asked in order) under `/app`.
@@ -71,7 +79,7 @@ export async function runNode(
   const port = typeof address === "object" && address ? address.port : config.rpc.port;
   log.info({ nodeId: node.nodeId, address: `${config.rpc.host}:${port}` }, "node is serving");
   let stopped: Promise<void> | undefined;
-  return {
+  const running: RunningNode = {
     node,
     server,
     port,
@@ -88,4 +96,10 @@ export async function runNode(
       return stopped;
     },
   };
+  // Fail-stop: the failed write is logged (by the replica); the node stops serving and exits.
+  node.onFailStop((error) => {
+    const done = () => (seams.onFailStop ? seams.onFailStop(error) : process.exit(FAIL_STOP_EXIT_CODE));
+    running.stop().then(done, done);
+  });
+  return running;
 }

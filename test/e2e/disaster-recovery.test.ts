@@ -16,6 +16,7 @@ import { normalizePem } from "../../src/crypto/index.ts";
 import type { ProposalView } from "../../src/gov/index.ts";
 import { decryptShare, toBase64 } from "../../src/recovery/index.ts";
 import {
+  budget,
   type CliResult,
   GOV_API,
   type NetNode,
@@ -136,7 +137,7 @@ function timer(t: TestContext): (phase: string) => void {
 // Its phases measured on a loaded 2-core machine: about 25 + 18 + 6 + 25 + 4 s, plus the
 // sandbox's start (which now trusts its joiners by vote); 240 s leaves room for twice that.
 test("disaster recovery: kill -9 every node, recover from one ledger, k shares bring every committed write back", {
-  timeout: 240_000,
+  timeout: budget(240_000),
 }, async (t) => {
   await withNetwork(3, async (net) => {
     const lap = timer(t);

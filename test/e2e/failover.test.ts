@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import { newPrimaryWithout } from "./checks.ts";
-import { waitUntil } from "./harness.ts";
+import { budget, waitUntil } from "./harness.ts";
 import { faultsUnderLoad } from "./under-load.ts";
 
 test("kill -9 the primary twice under load: a new primary each time, no committed write lost, ledgers agree, history linearizable", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async (t) => {
   const options = { clients: 4, readShare: 0.2, maxOpsPerClient: 20_000, maxMs: 80_000 };
   await faultsUnderLoad(

@@ -17,192 +17,31 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Agent, request } from "undici";
 import { certFingerprint } from "../../src/crypto/index.ts";
-import { type GovMessageType, signGovRequest } from "../../src/gov/index.ts";
-import { readLedgerDir } from "../../src/ledger/index.ts";
 import { auditLedger } from "../../src/node/index.ts";
 import { freePort, MAIN, reservePorts } from "../helpers/cli.ts";
+import { NetworkClients } from "./clients.ts";
+import { alive, childrenOf, live, signal, tail } from "./processes.ts";
+import type { CliResult, Credentials, GovCliOptions, NetNode } from "./types.ts";
+import { budget, SandboxExited, waitUntil } from "./waits.ts";
+
+export { GOV_API } from "./clients.ts";
+export { type LedgerLine, ledgerPrefix } from "./ledger-prefix.ts";
+export type * from "./types.ts";
+export { budget, connectionRefused, sleep, waitUntil } from "./waits.ts";
 
 /** The TypeScript loader as a URL, so node processes start from any working directory. */
 const TSX = import.meta.resolve("tsx");
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
-/** The governance API version every `/gov` request names. */
-export const GOV_API = "api-version=2024-07-01";
-/** How many 307s a governance write follows (a backup names the primary). */
-const GOV_REDIRECTS = 3;
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Polls `probe` until it returns true; throws after `timeoutMs` naming what it waited for. */
-/** The sandbox process ended before it was open: no point in waiting any longer. */
-class SandboxExited extends Error {
-  constructor(code: number | null) {
-    super(`the sandbox exited (${code}) before it was open`);
-  }
-}
-
-export async function waitUntil(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<boolean> | boolean,
-  intervalMs = 100,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await probe()) return;
-    } catch (e) {
-      if (e instanceof SandboxExited) throw e;
-      lastError = e;
-    }
-    await sleep(intervalMs);
-  }
-  const cause = lastError ? ` (last error: ${(lastError as Error).message})` : "";
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${cause}`);
-}
-
-export interface NetNode {
-  /** `node0`, `node1`, ...: the sandbox's name for it. */
-  name: string;
-  id: string;
-  /** `127.0.0.1:<port>` */
-  rpc: string;
-  config: string;
-  ledgerDir: string;
-  /** The process serving this node now (changes on restart). */
-  pid: number;
-}
-
-export interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  // biome-ignore lint/suspicious/noExplicitAny: test responses are loosely typed JSON
-  json<T = any>(): T;
-  /** The `code` of a JSON error body, if any. */
-  errorCode: string | undefined;
-}
-
-export interface CallOptions {
-  body?: unknown;
-  /** Sent as is, in place of `body`'s JSON. */
-  rawBody?: Uint8Array;
-  headers?: Record<string, string>;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-export interface GovPostOptions {
-  /** For ballots and withdrawals: the proposal's id, which the signature covers. */
-  proposalId?: string;
-  /** Who signs: member0 (default), or user0, who is no member. */
-  as?: "member" | "user";
-  timeoutMs?: number;
-}
-
-interface Credentials {
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-export interface CliResult {
-  /** The exit code, or null if the process was killed (e.g. at the time-out). */
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-export interface GovCliOptions {
-  /** Who signs: `member0` (default) or another member whose `<name>_cert.pem`/`_privk.pem` are in the directory. */
-  as?: string;
-  /** The node to send it to; the first node by default. */
-  node?: NetNode;
-  timeoutMs?: number;
-}
-
-export interface ConsensusStatus {
-  id: string;
-  role: string;
-  view: number;
-  leader: string | null;
-  commitSeqno: number;
-  lastSeqno: number;
-  /** The active configurations: the committed one, then any appended after the commit point. */
-  configs?: Array<{ seqno: number; nodes: string[] }>;
-}
-
-/** True if the error says the request never reached a server (so it had no effect). */
-export function connectionRefused(e: unknown): boolean {
-  for (let err = e as { code?: string; cause?: unknown } | undefined; err; err = err.cause as typeof err) {
-    if (err.code === "ECONNREFUSED") return true;
-  }
-  return false;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-/**
- * Every process any network here started and has not seen die. If this test process ends
- * before a network's cleanup ran (a test time-out, an uncaught error, Ctrl-C), they are killed
- * on the way out rather than left running.
- */
-const live = new Set<number>();
-process.once("exit", () => {
-  for (const pid of live) signal(pid, "SIGKILL");
-});
-for (const [sig, code] of [
-  ["SIGINT", 130],
-  ["SIGTERM", 143],
-] as const) {
-  process.once(sig, () => {
-    for (const pid of live) signal(pid, "SIGKILL");
-    process.exit(code);
-  });
-}
-
-/** Direct children of `pid`, from /proc (the sandbox's node processes before it names them). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    try {
-      // Fields after the parenthesised command name: state, then the parent pid.
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-export class Network {
-  private readonly agents = new Map<string, Agent>();
+export class Network extends NetworkClients {
   /** Node processes this test started itself (restarts, joiners), by pid. */
   private readonly restarted = new Map<number, ChildProcess>();
   private readonly logs: string[];
   private restarts = 0;
-  private credentials: Credentials;
-  private readonly memberCredentials: Credentials;
+  protected credentials: Credentials;
+  protected readonly memberCredentials: Credentials;
   /** The service certificate, which clients pin (a recovered service's, after `recover()`). */
   serviceCertPem: string;
   /** Its file, relative to `dir`. */
@@ -219,6 +58,7 @@ export class Network {
     /** Node processes that may be running, so cleanup reaches them even if the sandbox died. */
     private readonly pids: Set<number>,
   ) {
+    super();
     // The sandbox writes each node's log to <dir>/<node>/node.log.
     this.logs = [join(dir, "sandbox.log"), ...nodes.map((n) => join(dir, n.name, "node.log"))];
     this.serviceCertPem = readFileSync(join(dir, "service_cert.pem"), "utf8");
@@ -489,9 +329,7 @@ export class Network {
     this.serviceCertFile = file;
     this.credentials = { ...this.credentials, ca: pem };
     // Connections pinned to the old certificate are useless now.
-    const agents = [...this.agents.values()];
-    this.agents.clear();
-    for (const agent of agents) void agent.destroy();
+    void this.closeAgents();
   }
 
   /**
@@ -516,7 +354,7 @@ export class Network {
     child.stderr.setEncoding("utf8").on("data", (d: string) => {
       stderr += d;
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const timer = setTimeout(() => child.kill("SIGKILL"), budget(timeoutMs));
     return new Promise((resolve, reject) => {
       child.once("error", (e) => {
         clearTimeout(timer);
@@ -574,140 +412,6 @@ export class Network {
     return child;
   }
 
-  /** A client for `rpc` (`host:port`), presenting user0's certificate. */
-  private agentFor(rpc: string): Agent {
-    let agent = this.agents.get(rpc);
-    if (!agent) {
-      agent = new Agent({ connect: { ...this.credentials, timeout: 2_000 }, keepAliveTimeout: 2_000 });
-      this.agents.set(rpc, agent);
-    }
-    return agent;
-  }
-
-  /** One HTTPS request as user0. Throws on network errors and time-outs. */
-  call(node: NetNode, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
-    return this.send(node.rpc, method, path, opts);
-  }
-
-  /**
-   * A signed governance write (`/gov/members/...`, `?api-version` added): a COSE_Sign1 request
-   * of `type` over `body`'s JSON, signed by member0 (or, to show it is refused, by user0). A
-   * backup's 307 is followed to the primary it names. Throws on network errors and time-outs;
-   * an answer may take as long as the transaction takes to commit.
-   */
-  async govPost(
-    node: NetNode,
-    path: string,
-    type: GovMessageType,
-    body: unknown,
-    opts: GovPostOptions = {},
-  ): Promise<Reply> {
-    const signer = opts.as === "user" ? this.credentials : this.memberCredentials;
-    const rawBody = signGovRequest({
-      keyPem: signer.key,
-      certPem: signer.cert,
-      type,
-      createdAt: Math.floor(Date.now() / 1000),
-      ...(opts.proposalId ? { proposalId: opts.proposalId } : {}),
-      payload: new TextEncoder().encode(body === undefined ? "" : JSON.stringify(body)),
-    });
-    let rpc = node.rpc;
-    let target = `${path}?${GOV_API}`;
-    for (let hop = 0; ; hop++) {
-      const reply = await this.send(rpc, "POST", target, {
-        rawBody,
-        headers: { "content-type": "application/cose" },
-        timeoutMs: opts.timeoutMs ?? 5_000,
-      });
-      const location = reply.headers.location;
-      if (reply.status !== 307 || typeof location !== "string" || hop === GOV_REDIRECTS) return reply;
-      const next = new URL(location);
-      rpc = next.host;
-      target = `${next.pathname}${next.search}`;
-    }
-  }
-
-  private async send(rpc: string, method: string, path: string, opts: CallOptions): Promise<Reply> {
-    const body = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
-    const contentType = opts.body !== undefined ? { "content-type": "application/json" } : {};
-    const timeout = AbortSignal.timeout(opts.timeoutMs ?? 5_000);
-    const res = await request(`https://${rpc}${path}`, {
-      method: method as "GET",
-      dispatcher: this.agentFor(rpc),
-      headers: { ...contentType, ...opts.headers },
-      body: body === undefined ? undefined : Buffer.from(body),
-      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
-    });
-    const text = await res.body.text();
-    let errorCode: string | undefined;
-    try {
-      errorCode = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
-    } catch {
-      // not JSON
-    }
-    return {
-      status: res.statusCode,
-      headers: res.headers,
-      text,
-      json: () => JSON.parse(text),
-      errorCode,
-    };
-  }
-
-  async consensus(node: NetNode, timeoutMs = 1_000): Promise<ConsensusStatus> {
-    const reply = await this.call(node, "GET", "/node/consensus", { timeoutMs });
-    if (reply.status !== 200) throw new Error(`${node.name} /node/consensus answered ${reply.status}`);
-    return reply.json<ConsensusStatus>();
-  }
-
-  /** The commit point `/node/commit` reports, as a seqno. */
-  async commitSeqno(node: NetNode): Promise<number> {
-    const reply = await this.call(node, "GET", "/node/commit", { timeoutMs: 2_000 });
-    const txid = reply.json<{ transaction_id: string }>().transaction_id;
-    return Number(txid.split(".")[1]);
-  }
-
-  /**
-   * The node that says it is primary in the highest view, among those that answer within a
-   * second (a killed or paused node does not). Waits for one to exist.
-   */
-  async primary(timeoutMs = 20_000, among: NetNode[] = this.nodes): Promise<NetNode> {
-    let found: { node: NetNode; view: number } | undefined;
-    await waitUntil("a primary", timeoutMs, async () => {
-      const answers = await Promise.all(
-        among.map((node) =>
-          this.consensus(node).then(
-            (s) => ({ node, s }),
-            () => undefined,
-          ),
-        ),
-      );
-      found = undefined;
-      for (const a of answers) {
-        if (a?.s.role === "primary" && (!found || a.s.view > found.view))
-          found = { node: a.node, view: a.s.view };
-      }
-      return found !== undefined;
-    });
-    return found!.node;
-  }
-
-  /** Every private (or public) log record a node holds (its local state, paged). */
-  async records(node: NetNode, kind: "private" | "public" = "private"): Promise<Map<number, string>> {
-    const out = new Map<number, string>();
-    let after: string | undefined;
-    for (let page = 0; page < 10_000; page++) {
-      const query = `limit=1000${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`;
-      const reply = await this.call(node, "GET", `/app/log/${kind}/range?${query}`, { timeoutMs: 10_000 });
-      if (reply.status !== 200) throw new Error(`${node.name} range answered ${reply.status}: ${reply.text}`);
-      const body = reply.json<{ entries: Array<{ id: number; msg: string }>; next?: string }>();
-      for (const { id, msg } of body.entries) out.set(id, msg);
-      if (body.next === undefined) return out;
-      after = body.next;
-    }
-    throw new Error(`${node.name}: too many pages of records`);
-  }
-
   /**
    * Stops every node gracefully (SIGTERM), so their ledgers can be read at rest. Client
    * connections are closed first: a node waits for open client connections as it stops.
@@ -753,26 +457,10 @@ export class Network {
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private async closeAgents(): Promise<void> {
-    const agents = [...this.agents.values()];
-    this.agents.clear();
-    await Promise.all(agents.map((a) => a.destroy()));
-  }
-
   /** The end of every log, for a failure message. */
   diagnostics(lines = 40): string {
     return this.logs.map((path) => tail(path, lines)).join("\n");
   }
-}
-
-function tail(path: string, lines = 40): string {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return `(${path}: no log)`;
-  }
-  return `--- ${path} (last ${lines} lines)\n${text.split("\n").slice(-lines).join("\n")}`;
 }
 
 /**
@@ -789,20 +477,4 @@ export async function withNetwork(nodes: number, body: (net: Network) => Promise
     if (failed) console.error(`e2e network kept in ${net.dir}\n${net.diagnostics()}`);
     await net.cleanup(failed);
   }
-}
-
-export interface LedgerLine {
-  seqno: number;
-  view: number;
-  frame: Uint8Array;
-}
-
-/** A ledger directory's entries from seqno 1 up to `upTo`, read with the strict audit reader. */
-export async function ledgerPrefix(dir: string, upTo: number): Promise<LedgerLine[]> {
-  const out: LedgerLine[] = [];
-  for await (const { entry } of readLedgerDir(dir)) {
-    if (entry.seqno > upTo) break;
-    out.push({ seqno: entry.seqno, view: entry.view, frame: entry.frame });
-  }
-  return out;
 }

@@ -11,7 +11,15 @@ import type { ProposalView } from "../../src/gov/index.ts";
 import { loadConfig } from "../../src/node/index.ts";
 import { VOTE_YES, validFrom } from "../helpers/network.ts";
 import { checkAfterLoad } from "./checks.ts";
-import { GOV_API, type NetNode, type Network, type Reply, waitUntil, withNetwork } from "./harness.ts";
+import {
+  budget,
+  GOV_API,
+  type NetNode,
+  type Network,
+  type Reply,
+  waitUntil,
+  withNetwork,
+} from "./harness.ts";
 import { type HistoryOp, Workload } from "./workload.ts";
 
 /**
@@ -206,7 +214,6 @@ async function retire(net: Network, victim: NetNode, t: TestContext): Promise<Ne
 async function scenario(which: "backup" | "primary", t: TestContext): Promise<void> {
   await withNetwork(3, async (net) => {
     const { tickMs, electionTicksMax } = loadConfig(net.nodes[0]!.config).consensus;
-    const bound = tickMs * electionTicksMax + FAILOVER_SLACK_MS;
     // At most 4000 writes, so at most 8000 transactions with their signatures: below the default
     // snapshot interval (10,000), so node3 replays the whole ledger and ledgers compare from seqno 1.
     const load = new Workload(net, { clients: 4, readShare: 0.2, maxOpsPerClient: 1_000, maxMs: 45_000 });
@@ -233,6 +240,9 @@ async function scenario(which: "backup" | "primary", t: TestContext): Promise<vo
       await load.stop();
     }
     const gap = longestWriteGap(load.history, end);
+    // An election's wall-clock length stretches with the machine's load (timers fire late in
+    // processes starved of CPU), so the bound is the idle one stretched by the load now.
+    const bound = budget(tickMs * electionTicksMax + FAILOVER_SLACK_MS);
     t.diagnostic(`longest window without an acknowledged write: ${Math.round(gap)} ms (bound ${bound} ms)`);
     assert.ok(gap < bound, `no write was acknowledged for ${Math.round(gap)} ms (bound ${bound} ms)`);
     // The checks run on the nodes that remain: node3 and the two originals that were not retired.
@@ -245,13 +255,13 @@ async function scenario(which: "backup" | "primary", t: TestContext): Promise<vo
 }
 
 test("a fourth node joins under load and is trusted, then a backup retires: nothing lost, writes never stop longer than an election", {
-  timeout: 90_000,
+  timeout: budget(90_000),
 }, async (t) => {
   await scenario("backup", t);
 });
 
 test("a fourth node joins under load, then the primary retires: a new primary takes over, nothing lost, writes never stop longer than an election", {
-  timeout: 90_000,
+  timeout: budget(90_000),
 }, async (t) => {
   await scenario("primary", t);
 });

@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import { newPrimaryWithout } from "./checks.ts";
-import { waitUntil } from "./harness.ts";
+import { budget, waitUntil } from "./harness.ts";
 import { faultsUnderLoad } from "./under-load.ts";
 
 test("SIGSTOP the primary past an election timeout: a new primary commits writes; on SIGCONT the old one follows it and all converge", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async (t) => {
   // Linearizable reads too: once resumed, the old primary must not answer them from its stale
   // state before it learns of the new view.

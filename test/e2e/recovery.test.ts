@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { checkLedgers, checkRecords, converge } from "./checks.ts";
-import { type NetNode, type Network, sleep, waitUntil, withNetwork } from "./harness.ts";
+import { budget, type NetNode, type Network, sleep, waitUntil, withNetwork } from "./harness.ts";
 import { Workload } from "./workload.ts";
 
 /** Writes `id` on `node`, answered at once (not waiting for commit); returns its transaction id. */
@@ -16,7 +16,7 @@ async function txStatus(net: Network, node: NetNode, txid: string): Promise<stri
 }
 
 test("kill -9 every node, restart two of three: they elect a primary and hold every committed write", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   await withNetwork(3, async (net) => {
     const load = new Workload(net, { clients: 3, readShare: 0, maxOpsPerClient: 20_000, maxMs: 60_000 });
@@ -44,7 +44,7 @@ test("kill -9 every node, restart two of three: they elect a primary and hold ev
 });
 
 test("a node restarted alone does not report transactions only it holds as Committed, and rejoins after they are rolled back", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   await withNetwork(3, async (net) => {
     const old = await net.primary();

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import { converge } from "./checks.ts";
-import { type NetNode, type Network, sleep, waitUntil, withNetwork } from "./harness.ts";
+import { budget, type NetNode, type Network, waitUntil, withNetwork } from "./harness.ts";
 import { faultsUnderLoad } from "./under-load.ts";
 
 async function catchUp(net: Network, node: NetNode, primary: NetNode, timeoutMs: number): Promise<void> {
@@ -11,7 +11,7 @@ async function catchUp(net: Network, node: NetNode, primary: NetNode, timeoutMs:
 }
 
 test("kill -9 a backup, write on, restart it from its config: it catches up under load and converges", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async (t) => {
   const options = { clients: 3, readShare: 0.2, maxOpsPerClient: 20_000, maxMs: 80_000 };
   await faultsUnderLoad(t, options, async (net, load) => {
@@ -35,7 +35,7 @@ test("kill -9 a backup, write on, restart it from its config: it catches up unde
 });
 
 test("kill -9 a backup while writes stream in, restart it: it catches up", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   await withNetwork(3, async (net) => {
     const primary = await net.primary();
@@ -43,16 +43,26 @@ test("kill -9 a backup while writes stream in, restart it: it catches up", {
     // Writes answered without waiting for commit: signatures come every few milliseconds, so
     // a backup nearly always holds entries after its last signature when it is killed.
     let streaming = true;
+    let acked = 0;
     const writers = [0, 1, 2, 3].map(async (c) => {
       for (let i = 0; streaming && i < 100_000; i++) {
         const body = { msg: `w${c}-${i}` };
-        await net.call(primary, "PUT", `/app/log/private?id=${c * 1_000_000 + i}`, { body }).catch(() => {});
+        const reply = await net
+          .call(primary, "PUT", `/app/log/private?id=${c * 1_000_000 + i}`, { body })
+          .catch(() => {});
+        if (reply?.status === 200) acked++;
       }
     });
+    // Waits on progress, not on the clock: however slow the machine, the backup is killed with
+    // writes streaming, and restarted only once the others have moved on without it.
+    const moreWrites = (n: number) => {
+      const target = acked + n;
+      return waitUntil(`${n} more acknowledged writes`, 20_000, () => acked >= target, 20);
+    };
     try {
-      await sleep(500);
+      await moreWrites(50);
       await net.kill(backup);
-      await sleep(300);
+      await moreWrites(50);
       await net.restart(backup);
       await catchUp(net, backup, primary, 10_000);
     } finally {

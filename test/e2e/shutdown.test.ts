@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import { connect } from "node:tls";
-import { waitUntil, withNetwork } from "./harness.ts";
+import { budget, waitUntil, withNetwork } from "./harness.ts";
 
 test("SIGTERM stops a node promptly even while a client holds a connection with no request on it", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   await withNetwork(1, async (net) => {
     const node = net.nodes[0]!;

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
+import type { Executor } from "../../src/apps/index.ts";
 import { appExecutors } from "../../src/cli/js-apps.ts";
 import { sawtoothFor } from "../../src/cli/sawtooth.ts";
 import type { GovClient } from "../../src/client/index.ts";
@@ -24,6 +25,8 @@ export class Cluster {
   /** member0's governance clients, by the port of the node they talk to. */
   private govClients = new Map<number, GovClient>();
   private memberActive = false;
+  /** Executors every node started from now on serves before its configured app (a test's own). */
+  readonly apps: Executor[] = [];
 
   private constructor(
     readonly dir: string,
@@ -147,7 +150,7 @@ export class Cluster {
       config,
       realEnvironment,
       logger,
-      [...apps.executors, ...sawtooth.executors],
+      [...this.apps, ...apps.executors, ...sawtooth.executors],
       seams,
     );
     apps.attach(running.node);

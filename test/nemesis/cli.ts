@@ -2,10 +2,13 @@
  * `npm run nemesis -- --minutes N --seed S [--nodes 3|5] [--round-seconds 60]`: nemesis rounds on
  * namespaced processes for N minutes, round r using seed S + r (a round's seed reproduces its
  * fault schedule), then the totals. `--latency` instead measures commit throughput and p99
- * latency at 20 ms and 100 ms RTT (`--rtt 0,20,100` to choose) through the relays (latency.ts). Exits 1 on any violation, 2 on
+ * latency at 20 ms and 100 ms RTT (`--rtt 0,20,100` to choose) through the relays (latency.ts);
+ * `--catch-up [--rounds 5] [--hold-seconds 6]` times a backup's catch-up after a two-way
+ * partition (catch-up.ts). Exits 1 on any violation, 2 on
  * bad flags or where namespaces cannot be made.
  */
 import { parseArgs } from "node:util";
+import { measureCatchUp } from "./catch-up.ts";
 import { namespacesUnavailable } from "./hosts.ts";
 import { measureLatency } from "./latency.ts";
 import { percentile, runRound } from "./run.ts";
@@ -19,6 +22,9 @@ const { values } = parseArgs({
     latency: { type: "boolean", default: false },
     seconds: { type: "string", default: "20" },
     rtt: { type: "string", default: "20,100" },
+    "catch-up": { type: "boolean", default: false },
+    rounds: { type: "string", default: "5" },
+    "hold-seconds": { type: "string", default: "6" },
   },
 });
 const minutes = Number(values.minutes);
@@ -49,6 +55,21 @@ if (values.latency) {
         `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms (${r.commits} commits, ${r.errors} errors, ${r.relayed} relayed connections)`,
     );
   }
+  process.exit(0);
+}
+
+if (values["catch-up"]) {
+  const r = await measureCatchUp({
+    rounds: Number(values.rounds),
+    holdMs: Number(values["hold-seconds"]) * 1000,
+  });
+  for (const [i, s] of r.sockets.entries())
+    console.log(`round ${i}, the cut-off node's sockets before the heal:\n${s}`);
+  const finite = r.times.filter(Number.isFinite);
+  console.log(
+    `catch-up after a ${values["hold-seconds"]} s two-way partition: ${r.times.map((t) => Math.round(t)).join(", ")} ms ` +
+      `(median ${finite.length ? percentile(finite, 50).toFixed(0) : "-"} ms, max ${Math.round(Math.max(...r.times))} ms)`,
+  );
   process.exit(0);
 }
 

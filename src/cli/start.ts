@@ -1,9 +1,35 @@
+import { existsSync } from "node:fs";
+import { preloadCertificateLibraries } from "../crypto/index.ts";
 import { createLogger, hasIdentity, loadConfig, realEnvironment, runNode } from "../node/index.ts";
 import { CliError } from "./fail.ts";
 import { appExecutors } from "./js-apps.ts";
 import { sawtoothFor } from "./sawtooth.ts";
 
-export async function startCommand(opts: { config: string; mode?: "recover" }): Promise<void> {
+/** How long `--wait-for` waits for its file, and how often it looks. */
+const WAIT_FOR_MS = 120_000;
+const WAIT_POLL_MS = 20;
+
+/**
+ * `--wait-for`: the sandbox starts its joiners together with the first node, so that loading the
+ * code (most of a node's start-up CPU) overlaps the creation of the service, and they wait here
+ * for the service certificate they need to ask to join. The certificate libraries load meanwhile.
+ */
+async function waitForFile(path: string): Promise<void> {
+  if (existsSync(path)) return;
+  preloadCertificateLibraries();
+  const deadline = Date.now() + WAIT_FOR_MS;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new CliError(`${path} did not appear within ${WAIT_FOR_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+  }
+}
+
+export async function startCommand(opts: {
+  config: string;
+  mode?: "recover";
+  waitFor?: string;
+}): Promise<void> {
+  if (opts.waitFor) await waitForFile(opts.waitFor);
   const config = loadConfig(opts.config);
   if (opts.mode === "recover" && !config.recover) {
     throw new CliError(`${opts.config} has no "recover" section (recover.previousServiceCertFile)`);

@@ -31,6 +31,7 @@ export {
   signP384,
   verifyP384,
 } from "./keys.ts";
+export { preloadCertificateLibraries } from "./lazy-x509.ts";
 export * from "./merkle.ts";
 export * from "./receipt.ts";
 export {

@@ -42,3 +42,9 @@ export function asn1(): { csr: typeof Csr; schema: typeof Schema; x509: typeof A
   };
   return asn1Modules;
 }
+
+/** Loads both now, e.g. while a process waits anyway, so the first certificate is not delayed. */
+export function preloadCertificateLibraries(): void {
+  x509();
+  asn1();
+}

@@ -14,14 +14,15 @@ import {
 } from "./join.ts";
 import { NodeError } from "./node-error.ts";
 
-const RETRY_MS = 500;
+/** A Pending joiner asks again this often: how soon it learns of the vote that trusts it. */
+const RETRY_MS = 200;
 /** How often a joiner waiting for the members' vote says so in its log. */
 const PROGRESS_LOG_MS = 10_000;
 
 /**
  * Joins an existing service: sends this node's public key, its certificate signing request, its
  * encryption key and its attestation to any node (following the answer to the primary), then
- * asks again every half second until the members have trusted it (`transition_node_to_trusted`)
+ * asks again every 200 ms until the members have trusted it (`transition_node_to_trusted`)
  * or `join.timeoutMs` runs out. Until then the service answers Pending and hands out nothing.
  * Once trusted, the answer carries the certificate governance endorsed, the trusted nodes to
  * connect to, and the service's secrets, unwrapped here with the encryption key that never

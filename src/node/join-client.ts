@@ -1,17 +1,10 @@
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
-import { Agent, request } from "undici";
 import { nodeIdOf } from "../crypto/index.ts";
 import { type AttestationProvider, attestationProvider, type ProviderSeams, SnpError } from "../tee/index.ts";
 import type { NodeConfig } from "./config.ts";
 import { type NodeIdentity, newNodeKey, serviceCurveOf } from "./identity.ts";
-import {
-  generateEncryptionKey,
-  type JoinPeer,
-  type JoinResponse,
-  signJoinProof,
-  unwrapSecrets,
-} from "./join.ts";
+import { type JoinPeer, type JoinResponse, signJoinProof, takeEncryptionKey, unwrapSecrets } from "./join.ts";
 import { NodeError } from "./node-error.ts";
 
 /** A Pending joiner asks again this often: how soon it learns of the vote that trusts it. */
@@ -34,11 +27,13 @@ export async function joinService(
   attestationSeams: ProviderSeams = {},
 ): Promise<{ identity: NodeIdentity; peers: JoinPeer[] }> {
   const join = config.join!;
+  // Generated on a worker thread while this thread makes the node key and its request.
+  const encryptionKeyReady = takeEncryptionKey();
   const serviceCertPem = readFileSync(join.serviceCertFile, "utf8");
   // The node key is on the service's curve (P-384, or P-256 if the service chose it).
   const nodeKey = await newNodeKey(config.rpc.host, serviceCurveOf(serviceCertPem));
   const nodeId = nodeIdOf(nodeKey.publicKeyPem);
-  const encryptionKey = generateEncryptionKey();
+  const encryptionKey = await encryptionKeyReady;
   const attestation = await attest(
     attestationProvider(config.attestation, attestationSeams),
     nodeKey.publicKeyPem,
@@ -53,6 +48,8 @@ export async function joinService(
     node_address: `${config.nodeAddress.host}:${config.nodeAddress.port}`,
     attestation,
   });
+  // Loaded here, not at start-up: only a joining node needs undici (~0.2 s of CPU to load).
+  const { Agent, request } = await import("undici");
   const dispatcher = new Agent({ connect: { ca: serviceCertPem } });
   const started = Date.now();
   const deadline = started + join.timeoutMs;

@@ -173,9 +173,20 @@ function readCertificateRequest(csrPem: string): CheckedRequest {
   return { request, spki, publicKey, san };
 }
 
+/** Keys of requests already checked: a Pending joiner sends the same request several times a second. */
+const checkedRequestKeys = new Map<string, string>();
+const MAX_CHECKED_REQUESTS = 64;
+
 /** The public key (SPKI PEM) of a valid node certificate signing request; throws otherwise. */
 export function certificateRequestKey(csrPem: string): string {
-  return readCertificateRequest(csrPem).publicKey.export({ type: "spki", format: "pem" }).toString();
+  const known = checkedRequestKeys.get(csrPem);
+  if (known !== undefined) return known;
+  const key = readCertificateRequest(csrPem).publicKey.export({ type: "spki", format: "pem" }).toString();
+  if (checkedRequestKeys.size >= MAX_CHECKED_REQUESTS) {
+    checkedRequestKeys.delete(checkedRequestKeys.keys().next().value!);
+  }
+  checkedRequestKeys.set(csrPem, key);
+  return key;
 }
 
 /**

@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { GovClient } from "../client/index.ts";
 import type { ProposalView } from "../gov/index.ts";
-import { decryptShare, toBase64 } from "../recovery/index.ts";
 import { CliError } from "./fail.ts";
 import {
   defaultUrl,
@@ -153,6 +152,8 @@ export const activate = (opts: GovOptions) =>
  */
 export const submitShare = (opts: GovOptions & { encryptionKey: string }) =>
   withClient(opts, async (gov) => {
+    // Loaded here: only a recovery needs Shamir's secret sharing.
+    const { decryptShare, toBase64 } = await import("../recovery/index.ts");
     const share = decryptShare(
       await gov.encryptedShare(),
       readText(opts.encryptionKey, "the encryption private key"),

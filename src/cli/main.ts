@@ -32,7 +32,11 @@ program
   .command("start")
   .description("start a node from a JSON config file")
   .requiredOption("--config <file>", "start configuration (JSON)")
-  .action(async (opts: { config: string }) => {
+  .option(
+    "--wait-for <file>",
+    "load the code, then wait (up to 2 minutes) for this file, e.g. the service certificate a joiner needs, before starting",
+  )
+  .action(async (opts: { config: string; waitFor?: string }) => {
     const { startCommand } = await import("./start.ts");
     await startCommand(opts);
   });

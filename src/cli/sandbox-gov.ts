@@ -5,7 +5,8 @@ import type { ProposalView } from "../gov/index.ts";
 import { CliError } from "./fail.ts";
 
 const VOTE_YES = "export function vote (proposal, proposerId) { return true }";
-const RETRY_MS = 300;
+/** How often a step is looked at again (a GET of the nodes or of a proposal: cheap). */
+const RETRY_MS = 100;
 /** How long the first recorded joiner waits for the others, so one vote trusts them all. */
 const BATCH_WAIT_MS = 10_000;
 /** Longest wait for one governance step's answer before reading its outcome again. */

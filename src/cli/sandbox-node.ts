@@ -62,7 +62,8 @@ export class SandboxNode {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  start(): void {
+  /** Starts the node's process; with `waitFor`, the node loads its code, then waits for that file. */
+  start(waitFor?: string): void {
     mkdirSync(dirname(this.slot.logFile), { recursive: true, mode: 0o700 });
     const args = [
       ...(this.output.nodeArgs ?? []),
@@ -71,6 +72,7 @@ export class SandboxNode {
       "start",
       "--config",
       this.slot.config,
+      ...(waitFor ? ["--wait-for", waitFor] : []),
     ];
     let child: ChildProcess;
     if (this.output.quiet) {

@@ -135,11 +135,11 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     await Promise.all(nodes.map((n) => n.stop()));
   };
   try {
-    // A resumed network starts all at once (they elect among themselves). A new one needs the
-    // first node's service certificate before the others can ask to join it, and no more.
+    // All start at once: a resumed network elects among itself; in a new one, the joiners load
+    // their code while the first node creates the service, then wait for its certificate, the
+    // one thing they need to ask to join (`coco start --wait-for`).
     nodes[0]!.start();
-    if (!resuming) await waitForFile(certPath, nodes[0]!);
-    for (const node of nodes.slice(1)) node.start();
+    for (const node of nodes.slice(1)) node.start(resuming ? undefined : certPath);
     // Joiners wait, Pending, until member0 trusts them by vote, as in production.
     let exited: string | undefined;
     for (const node of nodes) {
@@ -164,6 +164,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     );
     try {
       await governance.activate();
+      // Opened first, while the joiners are still starting: with one node in the configuration
+      // the vote commits at once, and the joiners then join an open service.
+      await governance.open();
       await governance.trustJoiners(slots.slice(1).map((n) => n.rpc));
       await Promise.all(
         nodes.slice(1).map(async (node) => {
@@ -173,7 +176,6 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           );
         }),
       );
-      await governance.open();
     } finally {
       await governance.close();
     }
@@ -262,22 +264,6 @@ function writeNodeConfig(
       2,
     )}\n`,
   );
-}
-
-/** Waits for a file the node writes (the first node's service certificate). */
-async function waitForFile(path: string, node: SandboxNode): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let exit: string | undefined;
-  node.exited.then((e) => {
-    exit = describeExit(e);
-  });
-  while (!existsSync(path)) {
-    if (exit)
-      throw new CliError(`${node.slot.name} ${exit} before it was ready; see ${shown(node.slot.logFile)}`);
-    if (Date.now() > deadline)
-      throw new CliError(`${node.slot.name} wrote no ${path} within ${READY_TIMEOUT_MS / 1000} s`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** Fails clearly, before any node starts, when one of the sandbox's ports is taken. */

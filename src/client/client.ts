@@ -1,10 +1,10 @@
-import { Agent, request } from "undici";
 import {
   type JsonReceipt,
   type VerifyResult,
   verifyCoseReceipt,
   verifyJsonReceipt,
 } from "../crypto/index.ts";
+import { HttpsTransport } from "./https.ts";
 
 export interface ClientOptions {
   /** e.g. `https://127.0.0.1:8000` */
@@ -41,14 +41,12 @@ export class CocoClientError extends Error {
  * and receipts verified against the pinned service certificate.
  */
 export class CocoClient {
-  private readonly agent: Agent;
+  private readonly http: HttpsTransport;
 
   constructor(private readonly options: ClientOptions) {
-    this.agent = new Agent({
-      connect: {
-        ca: options.serviceCertPem,
-        ...(options.certPem && options.keyPem ? { cert: options.certPem, key: options.keyPem } : {}),
-      },
+    this.http = new HttpsTransport({
+      ca: options.serviceCertPem,
+      ...(options.certPem && options.keyPem ? { cert: options.certPem, key: options.keyPem } : {}),
     });
   }
 
@@ -58,17 +56,16 @@ export class CocoClient {
     path: string,
     opts: { body?: unknown; waitForCommit?: boolean; headers?: Record<string, string> } = {},
   ): Promise<Response<T>> {
-    const res = await request(new URL(path, this.options.url), {
+    const res = await this.http.send(new URL(path, this.options.url), {
       method,
-      dispatcher: this.agent,
       headers: {
         ...(opts.body !== undefined ? { "content-type": "application/json" } : {}),
         ...(opts.waitForCommit ? { "x-coco-wait": "commit" } : {}),
         ...opts.headers,
       },
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
     });
-    const text = await res.body.text();
+    const text = res.body.toString("utf8");
     const isJson = String(res.headers["content-type"] ?? "").startsWith("application/json");
     const body = (isJson && text.length > 0 ? JSON.parse(text) : text) as T;
     if (res.statusCode >= 400) {
@@ -107,13 +104,10 @@ export class CocoClient {
 
   /** The COSE receipt of a committed transaction, verified against the service certificate. */
   async coseReceipt(txid: string): Promise<Uint8Array> {
-    const res = await request(
+    const res = await this.http.send(
       new URL(`/app/receipt/cose?transaction_id=${encodeURIComponent(txid)}`, this.options.url),
-      {
-        dispatcher: this.agent,
-      },
     );
-    const bytes = new Uint8Array(await res.body.arrayBuffer());
+    const bytes = new Uint8Array(res.body);
     if (res.statusCode !== 200) {
       throw new CocoClientError(res.statusCode, "ReceiptUnavailable", Buffer.from(bytes).toString("utf8"));
     }
@@ -122,7 +116,7 @@ export class CocoClient {
   }
 
   close(): Promise<void> {
-    return this.agent.close();
+    return this.http.close();
   }
 }
 

@@ -1,7 +1,7 @@
-import { Agent, request } from "undici";
 import { certFingerprint } from "../crypto/index.ts";
 import { type GovMessageType, type ProposalView, signGovRequest } from "../gov/index.ts";
 import { CocoClientError } from "./client.ts";
+import { HttpsTransport } from "./https.ts";
 
 export const GOV_API = "api-version=2024-07-01";
 const MAX_REDIRECTS = 3;
@@ -19,16 +19,16 @@ export interface GovClientOptions {
 
 /** A member's client for the governance API: signed proposals, ballots, withdrawals, acks. */
 export class GovClient {
-  private readonly agent: Agent;
+  private readonly http: HttpsTransport;
   readonly memberId: string;
 
   constructor(private readonly options: GovClientOptions) {
-    this.agent = new Agent({ connect: { ca: options.serviceCertPem } });
+    this.http = new HttpsTransport({ ca: options.serviceCertPem });
     this.memberId = certFingerprint(options.memberCertPem);
   }
 
   close(): Promise<void> {
-    return this.agent.close();
+    return this.http.close();
   }
 
   /** Makes the member Active: fetches the state digest to acknowledge and signs the ack. */
@@ -96,10 +96,8 @@ export class GovClient {
   }
 
   async get<T>(path: string): Promise<T> {
-    const res = await request(`${this.options.url}${path}${path.includes("?") ? "&" : "?"}${GOV_API}`, {
-      dispatcher: this.agent,
-    });
-    return this.answer<T>(res.statusCode, await res.body.text());
+    const res = await this.http.send(`${this.options.url}${path}${path.includes("?") ? "&" : "?"}${GOV_API}`);
+    return this.answer<T>(res.statusCode, res.body.toString("utf8"));
   }
 
   private async signed<T>(
@@ -118,13 +116,12 @@ export class GovClient {
     });
     let url = `${this.options.url}${path}?${GOV_API}`;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const res = await request(url, {
+      const res = await this.http.send(url, {
         method: "POST",
-        dispatcher: this.agent,
         headers: { "content-type": "application/cose" },
-        body: Buffer.from(bytes),
+        body: bytes,
       });
-      const text = await res.body.text();
+      const text = res.body.toString("utf8");
       const location = res.headers.location;
       if (res.statusCode === 307 && typeof location === "string") {
         url = location;

@@ -1,14 +1,9 @@
-// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata
-// polyfill loaded before it; imports run in order, so this line must stay first.
-import "reflect-metadata";
 import { createPrivateKey, createPublicKey, type KeyObject, webcrypto, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
-import * as x509 from "@peculiar/x509";
+import type * as X509 from "@peculiar/x509";
 import { CryptoError, equalBytes, sha256, toHex } from "./hash.ts";
 import { curveOf, generateEcKeyPair, p384PrivateKey, type ServiceCurve } from "./keys.ts";
-
-// @peculiar/x509 signs through WebCrypto; Node's implementation is the one to use.
-x509.cryptoProvider.set(webcrypto as ReturnType<typeof x509.cryptoProvider.get>);
+import { x509 as loadX509 } from "./lazy-x509.ts";
 
 const DEFAULT_VALIDITY_DAYS = 365;
 const MAX_VALIDITY_DAYS = 36_500;
@@ -118,7 +113,7 @@ function derOuterLength(der: Uint8Array): number | undefined {
 interface ParsedCert {
   info: CertificateInfo;
   native: X509Certificate;
-  peculiar: x509.X509Certificate;
+  peculiar: X509.X509Certificate;
 }
 
 function keyTypeOf(key: KeyObject, what: string): CertKeyType {
@@ -141,19 +136,29 @@ function keyTypeOf(key: KeyObject, what: string): CertKeyType {
   );
 }
 
-function parseDer(der: Uint8Array, what: string): ParsedCert {
+/** The checks every accepted certificate passes: one DER certificate, with a key type Coco accepts. */
+function parseNative(der: Uint8Array, what: string): { native: X509Certificate; keyType: CertKeyType } {
   if (derOuterLength(der) !== der.length) {
     throw new CryptoError(`${what} is not a single DER certificate (bad outer length or trailing bytes)`);
   }
   let native: X509Certificate;
-  let peculiar: x509.X509Certificate;
   try {
     native = new X509Certificate(der);
+  } catch (err) {
+    throw new CryptoError(`${what} is not a valid X.509 certificate: ${(err as Error).message}`);
+  }
+  return { native, keyType: keyTypeOf(native.publicKey, what) };
+}
+
+function parseDer(der: Uint8Array, what: string): ParsedCert {
+  const { native, keyType } = parseNative(der, what);
+  const x509 = loadX509();
+  let peculiar: X509.X509Certificate;
+  try {
     peculiar = new x509.X509Certificate(der);
   } catch (err) {
     throw new CryptoError(`${what} is not a valid X.509 certificate: ${(err as Error).message}`);
   }
-  const keyType = keyTypeOf(native.publicKey, what);
   const basic = peculiar.getExtension(x509.BasicConstraintsExtension);
   return {
     native,
@@ -187,15 +192,17 @@ export function parseCertificate(pem: string): CertificateInfo {
 
 /** The one certificate in `pem`, re-encoded canonically: 64-column base64, LF, final newline. */
 export function normalizePem(pem: string): string {
-  return derToPem(parsePem(pem, "certificate").info.der);
+  const der = pemToDer(pem, "certificate");
+  parseNative(der, "certificate");
+  return derToPem(der);
 }
 
 /** Hex SHA-256 of the certificate's DER: a member's or user's id (same as openssl's -sha256 fingerprint). */
 export function certFingerprint(certPemOrDer: string | Uint8Array): string {
-  const der =
-    typeof certPemOrDer === "string"
-      ? parsePem(certPemOrDer, "certificate").info.der
-      : parseDer(certPemOrDer, "certificate").info.der;
+  // node:crypto's checks only: a `coco gov` call fingerprints its member certificate and should
+  // not load the X.509 building libraries for it.
+  const der = typeof certPemOrDer === "string" ? pemToDer(certPemOrDer, "certificate") : certPemOrDer;
+  parseNative(der, "certificate");
   return toHex(sha256(der));
 }
 
@@ -214,6 +221,7 @@ export function verifyIssuedBy(
   issuerCertPem: string,
   at?: Date,
 ): { ok: true } | { ok: false; reason: string } {
+  const x509 = loadX509();
   let cert: ParsedCert;
   let issuer: ParsedCert;
   try {
@@ -295,7 +303,7 @@ export function serialHex(serial: Uint8Array): string {
   return toHex(serial);
 }
 
-function commonName(name: string | undefined, fallback: string, what: string): x509.JsonName {
+function commonName(name: string | undefined, fallback: string, what: string): X509.JsonName {
   const cn = name ?? fallback;
   if (typeof cn !== "string" || cn.length === 0 || cn.length > 64) {
     throw new CryptoError(`${what} must be 1 to 64 characters (X.509 CN limit)`);
@@ -314,12 +322,13 @@ export async function importPublic(key: KeyObject): Promise<webcrypto.CryptoKey>
 }
 
 async function selfSigned(
-  name: x509.JsonName,
+  name: X509.JsonName,
   window: Window,
   serial: string,
-  extensions: x509.Extension[],
+  extensions: X509.Extension[],
   curve: ServiceCurve = "secp384r1",
 ): Promise<{ certPem: string; privateKeyPem: string }> {
+  const x509 = loadX509();
   const { privateKeyPem } = generateEcKeyPair(curve);
   const privateKey = createPrivateKey(privateKeyPem);
   const publicKey = await importPublic(createPublicKey(privateKey));
@@ -352,6 +361,7 @@ export async function createServiceIdentity(opts: {
   serial: Uint8Array;
   curve?: ServiceCurve;
 }): Promise<{ certPem: string; privateKeyPem: string }> {
+  const x509 = loadX509();
   const name = commonName(opts.subjectName, "Coco Service", "service subject name");
   const window = validityWindow(opts.now, opts.validityDays);
   const serial = serialHex(opts.serial);
@@ -369,10 +379,10 @@ export async function createServiceIdentity(opts: {
   );
 }
 
-export function sanNames(altNames: { ips?: string[]; dns?: string[] } | undefined): x509.JsonGeneralNames {
+export function sanNames(altNames: { ips?: string[]; dns?: string[] } | undefined): X509.JsonGeneralNames {
   const ips = altNames ? (altNames.ips ?? []) : ["127.0.0.1"];
   const dns = altNames ? (altNames.dns ?? []) : ["localhost"];
-  const names: x509.JsonGeneralNames = [];
+  const names: X509.JsonGeneralNames = [];
   for (const ip of ips) {
     if (isIP(ip) === 0)
       throw new CryptoError(`subject alternative name ${JSON.stringify(ip)} is not an IP address`);
@@ -406,6 +416,7 @@ export async function issueNodeCertificate(opts: {
   now: Date;
   serial: Uint8Array;
 }): Promise<string> {
+  const x509 = loadX509();
   const service = parsePem(opts.service.certPem, "service certificate");
   if ((service.info.keyType !== "P-384" && service.info.keyType !== "P-256") || !service.info.isCA) {
     throw new CryptoError("service certificate must be a P-384 or P-256 CA certificate");
@@ -468,6 +479,7 @@ export async function endorsePreviousService(opts: {
   now: Date;
   serial: Uint8Array;
 }): Promise<string> {
+  const x509 = loadX509();
   const service = parsePem(opts.service.certPem, "service certificate");
   const previous = parsePem(opts.previousCertPem, "previous service certificate");
   const servicePrivate = p384PrivateKey(opts.service.privateKeyPem);
@@ -501,6 +513,7 @@ export async function createIdentityCertificate(opts: {
   serial: Uint8Array;
   validityDays?: number;
 }): Promise<{ certPem: string; privateKeyPem: string }> {
+  const x509 = loadX509();
   const name = commonName(opts.name, "", "identity name");
   const window = validityWindow(opts.now, opts.validityDays);
   const serial = serialHex(opts.serial);

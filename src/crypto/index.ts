@@ -1,6 +1,5 @@
-// Public face of src/crypto. The Reflect polyfill goes first so that @peculiar/x509, whichever
-// module here loads it, finds it in place.
-import "reflect-metadata";
+// Public face of src/crypto. The X.509 building libraries load on first use (lazy-x509.ts), so
+// importing this costs a `coco gov` call no more than node:crypto, cbor-x and a few small files.
 
 export { AES_GCM_IV_LENGTH, AES_GCM_TAG_LENGTH, aesGcmDecrypt, aesGcmEncrypt } from "./aead.ts";
 export {
@@ -32,6 +31,7 @@ export {
   signP384,
   verifyP384,
 } from "./keys.ts";
+export { preloadCertificateLibraries } from "./lazy-x509.ts";
 export * from "./merkle.ts";
 export * from "./receipt.ts";
 export {

@@ -7,21 +7,10 @@
  * unlike certs.ts nothing here goes through WebCrypto: certificates are assembled from their
  * ASN.1 structures and signed with node:crypto.
  */
-import "reflect-metadata";
 import { createHash, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
-import { CertificationRequest } from "@peculiar/asn1-csr";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import {
-  AlgorithmIdentifier,
-  Certificate,
-  Extension,
-  Extensions,
-  SubjectPublicKeyInfo,
-  TBSCertificate,
-  Validity,
-  Version,
-} from "@peculiar/asn1-x509";
-import * as x509 from "@peculiar/x509";
+import type { CertificationRequest } from "@peculiar/asn1-csr";
+import type { Certificate, Extension, SubjectPublicKeyInfo, TBSCertificate } from "@peculiar/asn1-x509";
+import type * as X509 from "@peculiar/x509";
 import {
   derToPem,
   importPrivate,
@@ -33,6 +22,7 @@ import {
 } from "./certs.ts";
 import { CryptoError, equalBytes } from "./hash.ts";
 import { curveOf, hashForCurve, p384PrivateKey, type ServiceCurve } from "./keys.ts";
+import { asn1, x509 as loadX509 } from "./lazy-x509.ts";
 
 const ECDSA_WITH_SHA384 = "1.2.840.10045.4.3.3";
 const ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
@@ -45,6 +35,8 @@ const MAX_CSR_PEM_LENGTH = 64 * 1024;
 const SAN_OID = "2.5.29.17";
 
 function signed(tbs: TBSCertificate, key: KeyObject): string {
+  const { AsnConvert } = asn1().schema;
+  const { AlgorithmIdentifier, Certificate } = asn1().x509;
   const curve = curveOf(key);
   const signature = sign(hashForCurve(curve), Buffer.from(AsnConvert.serialize(tbs)), {
     key,
@@ -58,7 +50,9 @@ function signed(tbs: TBSCertificate, key: KeyObject): string {
   return derToPem(new Uint8Array(AsnConvert.serialize(cert)));
 }
 
-function asn1Extension(ext: x509.Extension): Extension {
+function asn1Extension(ext: X509.Extension): Extension {
+  const { AsnConvert } = asn1().schema;
+  const { Extension } = asn1().x509;
   return AsnConvert.parse(ext.rawData, Extension);
 }
 
@@ -72,6 +66,8 @@ function serviceSigner(service: { certPem: string; privateKeyPem: string }): {
   cert: Certificate;
   key: KeyObject;
 } {
+  const { AsnConvert } = asn1().schema;
+  const { Certificate } = asn1().x509;
   let cert: Certificate;
   try {
     cert = AsnConvert.parse(pemToDer(service.certPem, "service certificate"), Certificate);
@@ -128,15 +124,19 @@ interface CheckedRequest {
   request: CertificationRequest;
   spki: SubjectPublicKeyInfo;
   publicKey: KeyObject;
-  san: x509.Extension;
+  san: X509.Extension;
 }
 
 /** A PKCS#10 request for a P-384 or P-256 key, signed by that key, naming subject alternative names. */
 function readCertificateRequest(csrPem: string): CheckedRequest {
+  const { AsnConvert } = asn1().schema;
+  const { CertificationRequest } = asn1().csr;
+  const { SubjectPublicKeyInfo } = asn1().x509;
+  const x509 = loadX509();
   if (typeof csrPem !== "string" || csrPem.length > MAX_CSR_PEM_LENGTH) {
     throw new CryptoError("certificate signing request must be a PEM string of at most 64 KiB");
   }
-  let pkcs10: x509.Pkcs10CertificateRequest;
+  let pkcs10: X509.Pkcs10CertificateRequest;
   try {
     pkcs10 = new x509.Pkcs10CertificateRequest(csrPem);
   } catch (err) {
@@ -173,9 +173,20 @@ function readCertificateRequest(csrPem: string): CheckedRequest {
   return { request, spki, publicKey, san };
 }
 
+/** Keys of requests already checked: a Pending joiner sends the same request several times a second. */
+const checkedRequestKeys = new Map<string, string>();
+const MAX_CHECKED_REQUESTS = 64;
+
 /** The public key (SPKI PEM) of a valid node certificate signing request; throws otherwise. */
 export function certificateRequestKey(csrPem: string): string {
-  return readCertificateRequest(csrPem).publicKey.export({ type: "spki", format: "pem" }).toString();
+  const known = checkedRequestKeys.get(csrPem);
+  if (known !== undefined) return known;
+  const key = readCertificateRequest(csrPem).publicKey.export({ type: "spki", format: "pem" }).toString();
+  if (checkedRequestKeys.size >= MAX_CHECKED_REQUESTS) {
+    checkedRequestKeys.delete(checkedRequestKeys.keys().next().value!);
+  }
+  checkedRequestKeys.set(csrPem, key);
+  return key;
 }
 
 /**
@@ -190,6 +201,9 @@ export function endorseCertificateRequest(opts: {
   validityDays: number;
   serial: Uint8Array;
 }): string {
+  const { AsnConvert } = asn1().schema;
+  const { AlgorithmIdentifier, Extension, Extensions, TBSCertificate, Validity, Version } = asn1().x509;
+  const x509 = loadX509();
   const { cert: service, key } = serviceSigner(opts.service);
   const { request, spki, san, publicKey } = readCertificateRequest(opts.csrPem);
   if (curveOf(publicKey) !== curveOf(key)) {
@@ -230,6 +244,7 @@ export function renewServiceCertificate(opts: {
   validityDays: number;
   serial: Uint8Array;
 }): string {
+  const { AlgorithmIdentifier, TBSCertificate, Validity } = asn1().x509;
   const { cert, key } = serviceSigner(opts.service);
   const old = cert.tbsCertificate;
   const tbs = new TBSCertificate({
@@ -253,6 +268,7 @@ export async function createCertificateRequest(opts: {
   privateKeyPem: string;
   altNames?: { ips?: string[]; dns?: string[] };
 }): Promise<string> {
+  const x509 = loadX509();
   const key = p384PrivateKey(opts.privateKeyPem);
   const request = await x509.Pkcs10CertificateRequestGenerator.create({
     name: [{ CN: ["Coco Node"] }],

@@ -1,6 +1,7 @@
 // The module set an installed app runs as: the bundle's modules plus one small adapter per
 // endpoint module. The adapter turns the host's plain request record into CCF's Request object
-// (body.text/json/arrayBuffer), calls the endpoint function and classifies its response body in
+// (body.text/json/arrayBuffer; json() refuses a body sent with a content type other than JSON, as
+// the built-in endpoints do, which the host answers 415), calls the endpoint function and classifies its response body in
 // the sandbox, where the difference between a string, bytes and JSON is still visible.
 import { createModuleSet, type JsModuleSet } from "../js/index.ts";
 import { moduleName, RESERVED_MODULE_PREFIX } from "./bundle.ts";
@@ -30,13 +31,20 @@ function finish(response) {
   else { out.kind = "json"; out.body = JSON.stringify(body); }
   return out;
 }
-export function invoke(fn, request) {
+export function invoke(fn, request, jsonRefusal) {
   const f = ns[fn];
   if (typeof f !== "function") throw new TypeError("the module does not export a function " + fn);
   const bytes = request.body;
   request.body = {
     text() { return ccf.bufToStr(bytes); },
-    json() { return JSON.parse(ccf.bufToStr(bytes)); },
+    json() {
+      if (jsonRefusal !== null) {
+        const e = new Error(jsonRefusal);
+        e.name = "UnsupportedContentType";
+        throw e;
+      }
+      return JSON.parse(ccf.bufToStr(bytes));
+    },
     arrayBuffer() { return bytes.slice(0); },
   };
   const result = f(request);

@@ -66,6 +66,21 @@ function headersRecord(headers: Record<string, string | string[] | undefined>): 
   return out;
 }
 
+/** `application/json` and `application/<anything>+json`, with any parameters (as src/rpc/http-checks.ts). */
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * Why `request.body.json()` must refuse this request's body, or null: a content type other than
+ * JSON (no content type is read as JSON, as CCF does). The endpoint may still read the body as
+ * text or bytes; only reading it as JSON is refused, with a 415 like the built-in endpoints'.
+ */
+function jsonRefusal(contentType: string | string[] | undefined): string | null {
+  if (contentType === undefined) return null;
+  const value = Array.isArray(contentType) ? contentType.join(", ") : contentType;
+  if (value.trim() === "" || JSON_TYPE.test(value.trim())) return null;
+  return `this endpoint takes application/json, not ${JSON.stringify(value)}`;
+}
+
 function needHost(deps: HandlerDeps, what: string): JsAppHost {
   const host = deps.host();
   if (host === undefined)
@@ -228,13 +243,14 @@ function runOnce(
     body: req.body,
     caller: jsCaller(ctx.caller, ctx.tx, info.authn_policies),
   };
+  const refusal = jsonRefusal(req.headers["content-type"]);
   let result: { statusCode?: unknown; headers: Record<string, string>; kind: string; body?: unknown };
   try {
     result = deps.engine.call({
       modules,
       entry: adapterName(info.js_module),
       fn: "invoke",
-      args: [info.js_function, request],
+      args: [info.js_function, request, refusal],
       kv: appKv(ctx.tx),
       readOnly: info.mode !== "readwrite",
       hooks: hooksFor(deps, ctx, flags),
@@ -244,6 +260,10 @@ function runOnce(
       ...(info.interpreter_reuse ? { context: info.interpreter_reuse.key } : { fresh: true }),
     }) as typeof result;
   } catch (e) {
+    // The endpoint read a non-JSON body as JSON and let the refusal propagate.
+    if (refusal !== null && e instanceof JsError && e.message === `UnsupportedContentType: ${refusal}`) {
+      return errorResponse(415, "UnsupportedContentType", refusal!);
+    }
     if (e instanceof JsError) return failure(deps, e, endpoint, options);
     throw e;
   }

@@ -2,6 +2,7 @@ import {
   constants,
   createPrivateKey,
   createPublicKey,
+  generateKeyPair,
   generateKeyPairSync,
   privateDecrypt,
   publicEncrypt,
@@ -267,6 +268,36 @@ export function unwrapSecrets(wrapped: WrappedSecrets, encryptionPrivateKeyPem: 
   const sealed = Buffer.from(wrapped.ciphertext, "base64");
   const plain = aesGcmDecrypt(key, Buffer.from(wrapped.iv, "base64"), sealed);
   return JSON.parse(Buffer.from(plain).toString("utf8")) as ServiceSecrets;
+}
+
+const RSA_PEM = {
+  modulusLength: 3072,
+  publicKeyEncoding: { type: "spki", format: "pem" },
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+} as const;
+let earlyEncryptionKey: Promise<{ publicKeyPem: string; privateKeyPem: string }> | undefined;
+
+/**
+ * Starts generating this process's joiner encryption key on a worker thread. An RSA-3072 key
+ * takes from 0.1 s to over a second of CPU; a node about to join (`coco start --wait-for`, while
+ * it waits for the service certificate) starts it early so the join does not wait for it.
+ */
+export function startEncryptionKeyGeneration(): void {
+  earlyEncryptionKey ??= new Promise((resolve, reject) =>
+    generateKeyPair("rsa", RSA_PEM, (err, publicKeyPem, privateKeyPem) =>
+      err ? reject(err) : resolve({ publicKeyPem, privateKeyPem }),
+    ),
+  );
+  // A failure is reported where the key is taken, not as an unhandled rejection meanwhile.
+  earlyEncryptionKey.catch(() => {});
+}
+
+/** The key started by startEncryptionKeyGeneration (started now if it was not), used once. */
+export function takeEncryptionKey(): Promise<{ publicKeyPem: string; privateKeyPem: string }> {
+  startEncryptionKeyGeneration();
+  const key = earlyEncryptionKey!;
+  earlyEncryptionKey = undefined;
+  return key;
 }
 
 /** A joiner's RSA key for receiving the service's secrets. Never leaves the node. */

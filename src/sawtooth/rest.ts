@@ -111,13 +111,22 @@ export function batchStatus(tx: Tx, host: SawtoothHost, id: string) {
 
 export function endpoints(deps: RestDeps): Endpoint[] {
   const b = deps.base;
-  const get = (path: string, f: (ctx: HandlerContext) => Promise<AppResponse> | AppResponse): Endpoint => ({
+  const get = (
+    path: string,
+    f: (ctx: HandlerContext) => Promise<AppResponse> | AppResponse,
+    query?: readonly string[],
+  ): Endpoint => ({
     method: "GET",
     path: `${b}${path}`,
     auth: ["user_cert"],
     mode: "readonly",
     handler: wrap(deps, f),
+    ...(query ? { query } : {}),
   });
+  // The list endpoints page: they take only the parameters Coco implements, so a client's paging
+  // loop with a misspelt or unsupported one (`reverse`, an `id` filter) is refused with 400
+  // UnknownQueryParameter instead of silently getting every page the same.
+  const PAGING = ["head", "start", "limit"];
   return [
     {
       method: "POST",
@@ -170,26 +179,30 @@ export function endpoints(deps: RestDeps): Endpoint[] {
         })),
       });
     }),
-    get("/state", (ctx) => {
-      const prefix = ctx.request.query.get("address") ?? "";
-      if (!/^[0-9a-f]{0,70}$/.test(prefix)) {
-        throw new SawtoothError(
-          400,
-          62,
-          "Invalid State Address",
-          "address must be hex, at most 70 characters",
+    get(
+      "/state",
+      (ctx) => {
+        const prefix = ctx.request.query.get("address") ?? "";
+        if (!/^[0-9a-f]{0,70}$/.test(prefix)) {
+          throw new SawtoothError(
+            400,
+            62,
+            "Invalid State Address",
+            "address must be hex, at most 70 characters",
+          );
+        }
+        const entries = scan(ctx.tx, STATE_MAP, prefix, `${prefix}g`).map(([address, v]) => ({
+          address,
+          data: Buffer.from(v).toString("base64"),
+        }));
+        return envelope(
+          ctx,
+          deps,
+          page(entries, (e) => e.address, ctx),
         );
-      }
-      const entries = scan(ctx.tx, STATE_MAP, prefix, `${prefix}g`).map(([address, v]) => ({
-        address,
-        data: Buffer.from(v).toString("base64"),
-      }));
-      return envelope(
-        ctx,
-        deps,
-        page(entries, (e) => e.address, ctx),
-      );
-    }),
+      },
+      [...PAGING, "address"],
+    ),
     get("/state/{address}", (ctx) => {
       const address = ctx.request.params.address!;
       if (!/^[0-9a-f]{70}$/.test(address)) {
@@ -199,27 +212,35 @@ export function endpoints(deps: RestDeps): Endpoint[] {
       if (v === undefined) throw new SawtoothError(404, 75, "State Not Found", `no state at ${address}`);
       return envelope(ctx, deps, { data: Buffer.from(v).toString("base64") });
     }),
-    get("/blocks", (ctx) => {
-      const blocks = chain(ctx.tx).reverse();
-      const p = page(blocks, (bl) => bl.id, ctx);
-      const host = deps.host();
-      return envelope(ctx, deps, { ...p, data: p.data.map((bl) => blockJson(bl, host.txIdOf(bl.seqno))) });
-    }),
+    get(
+      "/blocks",
+      (ctx) => {
+        const blocks = chain(ctx.tx).reverse();
+        const p = page(blocks, (bl) => bl.id, ctx);
+        const host = deps.host();
+        return envelope(ctx, deps, { ...p, data: p.data.map((bl) => blockJson(bl, host.txIdOf(bl.seqno))) });
+      },
+      PAGING,
+    ),
     get("/blocks/{id}", (ctx) => {
       const block = chain(ctx.tx).find((bl) => bl.id === ctx.request.params.id);
       if (!block) throw new SawtoothError(404, 70, "Block Not Found", `no block ${ctx.request.params.id}`);
       return envelope(ctx, deps, { data: blockJson(block, deps.host().txIdOf(block.seqno)) });
     }),
-    get("/transactions", (ctx) => {
-      const txns = chain(ctx.tx)
-        .reverse()
-        .flatMap((bl) => batchOf(bl.record).transactions.map(transactionJson));
-      return envelope(
-        ctx,
-        deps,
-        page(txns, (t) => t.header_signature, ctx),
-      );
-    }),
+    get(
+      "/transactions",
+      (ctx) => {
+        const txns = chain(ctx.tx)
+          .reverse()
+          .flatMap((bl) => batchOf(bl.record).transactions.map(transactionJson));
+        return envelope(
+          ctx,
+          deps,
+          page(txns, (t) => t.header_signature, ctx),
+        );
+      },
+      PAGING,
+    ),
     get("/transactions/{id}", (ctx) => {
       const id = ctx.request.params.id!;
       const record = getJson<TransactionRecord>(ctx.tx, TRANSACTIONS_MAP, id);

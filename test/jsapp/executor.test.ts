@@ -150,6 +150,44 @@ test("requests reach JS handlers with CCF's request record; responses get CCF's 
   assert.ok((await net.call("GET", "/app/text")).txid, "answers name a transaction");
 });
 
+test("reading a non-JSON body as JSON is a 415 in Coco's error shape; text and bytes stay readable", async () => {
+  const form = await net.call("POST", "/app/json", {
+    rawBody: "value=21",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+  });
+  assert.equal(form.status, 415, form.text);
+  assert.equal(form.headers["content-type"], "application/json");
+  assert.deepEqual(form.json(), {
+    error: {
+      code: "UnsupportedContentType",
+      message: 'this endpoint takes application/json, not "application/x-www-form-urlencoded"',
+    },
+  });
+  // A write endpoint refused this way writes nothing.
+  const put = await net.call("PUT", "/app/things", {
+    rawBody: JSON.stringify({ key: "typed", value: "no" }),
+    headers: { "content-type": "text/plain" },
+  });
+  assert.equal(put.status, 415, put.text);
+  assert.equal((await net.call("GET", "/app/things/typed")).status, 404);
+  // JSON with parameters, a +json type, or no content type at all (as CCF) is read as JSON.
+  for (const type of ["application/json; charset=utf-8", "application/merge-patch+json", undefined]) {
+    const ok = await net.call("POST", "/app/json", {
+      rawBody: JSON.stringify({ value: 4 }),
+      headers: type === undefined ? {} : { "content-type": type },
+    });
+    assert.equal(ok.status, 200, `${type}: ${ok.text}`);
+    assert.equal(ok.json(), 8);
+  }
+  // An endpoint that reads the body as text takes any content type.
+  const echo = await net.call("POST", "/app/echo/x", {
+    rawBody: "a=b",
+    headers: { "content-type": "text/plain" },
+  });
+  assert.equal(echo.status, 201, echo.text);
+  assert.equal(echo.json().text, "a=b");
+});
+
 test("ccf.kv writes commit, range scans are ordered, and only 2xx (or setApplyWrites) keeps writes", async () => {
   for (const [key, value] of [
     ["c", "3"],

@@ -106,6 +106,23 @@ test("batches commit, state reads back, and a Coco receipt verifies for the batc
   const txn = (await get(backup(), `/transactions/${batch.transactions[1].headerSignature}`)).json();
   assert.equal(txn.data.header.family_name, "intkey");
 
+  // The list endpoints page, and take only the paging parameters Coco implements: a paging loop
+  // with an unknown one is refused instead of getting the first page forever.
+  const firstPage = (await get(primary(), `/state?address=${NAMESPACE}&limit=1`)).json();
+  assert.equal(firstPage.data.length, 1);
+  const secondPage = await get(
+    primary(),
+    `/state?address=${NAMESPACE}&limit=1&start=${firstPage.paging.next_position}`,
+  );
+  assert.equal(secondPage.status, 200, secondPage.text);
+  assert.notEqual(secondPage.json().data[0].address, firstPage.data[0].address);
+  for (const path of [`/state?address=${NAMESPACE}&limt=1`, "/blocks?reverse", "/transactions?offset=1"]) {
+    const refused = await get(primary(), path);
+    assert.equal(refused.status, 400, `${path}: ${refused.text}`);
+    assert.equal(refused.json().error.code, "UnknownQueryParameter", path);
+  }
+  assert.equal((await get(primary(), `/blocks?limit=1&head=${blocks.head}`)).status, 200);
+
   const txid = res.headers["x-ms-ccf-transaction-id"] as string;
   let receipt: { status: number; json(): unknown } | undefined;
   await cluster.until("the receipt is available", async () => {

@@ -1,6 +1,5 @@
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { request } from "undici";
 import { derToPem, loadCert, splitPem } from "./certs.ts";
 import { SnpError } from "./errors.ts";
 import type { SnpProduct, SnpReport } from "./report.ts";
@@ -45,8 +44,10 @@ async function readText(path: string, what: string): Promise<string> {
 
 /** GETs `url`; refuses non-200 answers and oversized bodies with a message naming the URL. */
 async function get(url: string, timeoutMs: number): Promise<Uint8Array> {
-  let response: Awaited<ReturnType<typeof request>>;
+  let response: Awaited<ReturnType<typeof import("undici").request>>;
   try {
+    // Loaded here: only an SNP node fetches endorsements, and undici costs every start ~0.2 s CPU.
+    const { request } = await import("undici");
     response = await request(url, { method: "GET", headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   } catch (e) {
     return fail(`cannot reach ${url}: ${(e as Error).message}`);

@@ -9,11 +9,21 @@ import {
   setLengthLeft,
   unpadBytes,
 } from "@ethereumjs/util";
-import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { Tx } from "../kv/index.ts";
+import { keccak256 } from "./keccak.ts";
 import { EVM_MAPS } from "./maps.ts";
 
 const ZERO32 = new Uint8Array(32);
+
+/**
+ * Contract code by map and code hash, shared by every state manager of this process. Code is
+ * content-addressed (its key is its hash, written once), so a cached entry can never be stale, and
+ * the read it saves decides nothing a conflict check needs: the account read that yields the hash
+ * is recorded as usual. Handing out one array per hash is also what lets the interpreter's jump
+ * analysis be cached per code (src/evm/jumps.ts).
+ */
+const codeByHash = new Map<string, Uint8Array>();
+const CODE_CACHE_MAX = 512;
 
 /** The three maps an Ethereum state lives in. */
 export interface StateMaps {
@@ -115,7 +125,7 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   async putCode(address: Address, value: Uint8Array): Promise<void> {
-    const codeHash = value.length === 0 ? KECCAK256_NULL : keccak_256(value);
+    const codeHash = value.length === 0 ? KECCAK256_NULL : keccak256(value);
     this.top.code.set(bytesToHex(codeHash), value);
     await this.modifyAccountFields(address, { codeHash, codeSize: value.length });
   }
@@ -132,7 +142,14 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   protected kvCode(codeHash: Uint8Array): Uint8Array {
-    return this.tx.map(this.maps.code).get(codeHash) ?? new Uint8Array(0);
+    const key = `${this.maps.code}/${bytesToHex(codeHash)}`;
+    const known = codeByHash.get(key);
+    if (known) return known;
+    const code = this.tx.map(this.maps.code).get(codeHash);
+    if (code === undefined) return new Uint8Array(0);
+    if (codeByHash.size >= CODE_CACHE_MAX) codeByHash.delete(codeByHash.keys().next().value as string);
+    codeByHash.set(key, code);
+    return code;
   }
 
   async getCodeSize(address: Address): Promise<number> {

@@ -69,16 +69,37 @@ export class KvStateManager implements StateManagerInterface {
     protected readonly maps: StateMaps = EVM_MAPS,
   ) {}
 
+  /**
+   * What this binding read from the KV, decoded once: accounts (null when absent) and storage
+   * slots (by address hex + slot hex). The EVM asks for the same accounts many times in one
+   * transaction (sender, callee, each call frame), and each KV read copies and decodes. Valid
+   * while the KV transaction holds only what it held when read: cleared on bind and on flush.
+   */
+  private readonly accountReads = new Map<string, Account | null>();
+  private readonly storageReads = new Map<string, Uint8Array>();
+
   /** Points a pooled state manager at another KV transaction, forgetting any unflushed writes. */
   bind(tx: Tx): void {
     this.tx = tx;
+    this.accountReads.clear();
+    this.storageReads.clear();
     this.discard();
   }
 
   readonly originalStorageCache = {
-    get: async (address: Address, key: Uint8Array): Promise<Uint8Array> => this.kvStorage(address, key),
+    get: async (address: Address, key: Uint8Array): Promise<Uint8Array> =>
+      this.storageRead(address, key, address.toString() + bytesToHex(key).slice(2)),
     clear: (): void => {},
   };
+
+  private storageRead(address: Address, key: Uint8Array, k: string): Uint8Array {
+    let value = this.storageReads.get(k);
+    if (value === undefined) {
+      value = this.kvStorage(address, key);
+      this.storageReads.set(k, value);
+    }
+    return value;
+  }
 
   protected get top(): Overlay {
     return this.layers[this.layers.length - 1]!;
@@ -100,7 +121,13 @@ export class KvStateManager implements StateManagerInterface {
       const hit = this.layers[i]!.accounts.get(a);
       if (hit !== undefined) return hit === null ? undefined : copyAccount(hit);
     }
-    return this.kvAccount(address);
+    let read = this.accountReads.get(a);
+    if (read === undefined) {
+      read = this.kvAccount(address) ?? null;
+      this.accountReads.set(a, read);
+    }
+    // A copy: the EVM changes the accounts it is given before putting them back.
+    return read === null ? undefined : copyAccount(read);
   }
 
   async putAccount(address: Address, account?: Account): Promise<void> {
@@ -166,7 +193,7 @@ export class KvStateManager implements StateManagerInterface {
       if (hit !== undefined) return hit;
       if (layer.cleared.has(a)) return new Uint8Array(0);
     }
-    return this.kvStorage(address, key);
+    return this.storageRead(address, key, k);
   }
 
   async putStorage(address: Address, key: Uint8Array, value: Uint8Array): Promise<void> {
@@ -255,6 +282,8 @@ export class KvStateManager implements StateManagerInterface {
       else storage.set(key, v);
     }
     this.layers[0] = new Overlay();
+    this.accountReads.clear();
+    this.storageReads.clear();
   }
 }
 

@@ -1,7 +1,7 @@
 import { RLP } from "@ethereumjs/rlp";
 import { bigIntToUnpaddedBytes, bytesToHex, hexToBytes } from "@ethereumjs/util";
-import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { Tx } from "../kv/index.ts";
+import { keccak256 } from "./keccak.ts";
 import { EVM_MAPS, readU64, u64Key } from "./maps.ts";
 
 /**
@@ -73,7 +73,7 @@ export function seal(block: Omit<StoredBlock, "hash">): StoredBlock {
     hexToBytes(block.logsBloom as `0x${string}`),
     block.transactions.map((h) => hexToBytes(h as `0x${string}`)),
   ];
-  return { ...block, hash: bytesToHex(keccak_256(RLP.encode(fields))) };
+  return { ...block, hash: bytesToHex(keccak256(RLP.encode(fields))) };
 }
 
 export function appendBlock(tx: Tx, block: StoredBlock): void {

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import type { CustomCrypto } from "@ethereumjs/common";
 import { ecrecover as jsEcrecover, setLengthLeft } from "@ethereumjs/util";
+import { keccak256 } from "./keccak.ts";
 
 /** The part of the `secp256k1` package (libsecp256k1, prebuilt for Node) that Coco uses. */
 interface NativeSecp256k1 {
@@ -61,5 +62,5 @@ function sha256(data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("sha256").update(data).digest());
 }
 
-/** The primitives ethereumjs takes from a Common: native ecrecover and SHA-256. */
-export const CUSTOM_CRYPTO: CustomCrypto = { ecrecover, sha256 };
+/** The primitives ethereumjs takes from a Common: native ecrecover, keccak-256 and SHA-256. */
+export const CUSTOM_CRYPTO: CustomCrypto = { ecrecover, sha256, keccak256 };

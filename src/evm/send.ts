@@ -1,10 +1,11 @@
 import { Capability, createTxFromRLP, type TypedTransaction } from "@ethereumjs/tx";
-import { bytesToHex, hexToBytes } from "@ethereumjs/util";
+import { Address, bytesToHex, hexToBytes } from "@ethereumjs/util";
 import { runTx } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
 import { appendBlock, blockByNumber, headNumber, hex, seal } from "./chain.ts";
 import { type EvmConfig, readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
+import { keccak256 } from "./keccak.ts";
 import { getTx, putTx, type StoredTx } from "./records.ts";
 import { blockFor, type EvmRandom, sharedCommonFor, type VmLease, vmOver } from "./vm.ts";
 
@@ -45,7 +46,9 @@ export async function sendRawTransaction(
   const tx = decodeRawTx(raw, config.chainId);
   const hash = bytesToHex(tx.hash());
   if (getTx(kv, hash)) throw new RpcError(-32000, "already known");
-  const from = tx.getSenderAddress();
+  // The address is the last 20 bytes of the public key's keccak-256: hashed here natively, where
+  // ethereumjs's getSenderAddress would hash in JavaScript (@noble/hashes).
+  const from = new Address(keccak256(tx.getSenderPublicKey()).subarray(12));
   const fromHex = from.toString();
   if (!bound.has(fromHex)) {
     throw new RpcError(-32000, `sender ${fromHex} is not an Ethereum account bound to the calling Coco user`);

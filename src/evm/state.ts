@@ -9,11 +9,21 @@ import {
   setLengthLeft,
   unpadBytes,
 } from "@ethereumjs/util";
-import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { Tx } from "../kv/index.ts";
+import { keccak256 } from "./keccak.ts";
 import { EVM_MAPS } from "./maps.ts";
 
 const ZERO32 = new Uint8Array(32);
+
+/**
+ * Contract code by map and code hash, shared by every state manager of this process. Code is
+ * content-addressed (its key is its hash, written once), so a cached entry can never be stale, and
+ * the read it saves decides nothing a conflict check needs: the account read that yields the hash
+ * is recorded as usual. Handing out one array per hash is also what lets the interpreter's jump
+ * analysis be cached per code (src/evm/jumps.ts).
+ */
+const codeByHash = new Map<string, Uint8Array>();
+const CODE_CACHE_MAX = 512;
 
 /** The three maps an Ethereum state lives in. */
 export interface StateMaps {
@@ -59,16 +69,37 @@ export class KvStateManager implements StateManagerInterface {
     protected readonly maps: StateMaps = EVM_MAPS,
   ) {}
 
+  /**
+   * What this binding read from the KV, decoded once: accounts (null when absent) and storage
+   * slots (by address hex + slot hex). The EVM asks for the same accounts many times in one
+   * transaction (sender, callee, each call frame), and each KV read copies and decodes. Valid
+   * while the KV transaction holds only what it held when read: cleared on bind and on flush.
+   */
+  private readonly accountReads = new Map<string, Account | null>();
+  private readonly storageReads = new Map<string, Uint8Array>();
+
   /** Points a pooled state manager at another KV transaction, forgetting any unflushed writes. */
   bind(tx: Tx): void {
     this.tx = tx;
+    this.accountReads.clear();
+    this.storageReads.clear();
     this.discard();
   }
 
   readonly originalStorageCache = {
-    get: async (address: Address, key: Uint8Array): Promise<Uint8Array> => this.kvStorage(address, key),
+    get: async (address: Address, key: Uint8Array): Promise<Uint8Array> =>
+      this.storageRead(address, key, address.toString() + bytesToHex(key).slice(2)),
     clear: (): void => {},
   };
+
+  private storageRead(address: Address, key: Uint8Array, k: string): Uint8Array {
+    let value = this.storageReads.get(k);
+    if (value === undefined) {
+      value = this.kvStorage(address, key);
+      this.storageReads.set(k, value);
+    }
+    return value;
+  }
 
   protected get top(): Overlay {
     return this.layers[this.layers.length - 1]!;
@@ -90,7 +121,13 @@ export class KvStateManager implements StateManagerInterface {
       const hit = this.layers[i]!.accounts.get(a);
       if (hit !== undefined) return hit === null ? undefined : copyAccount(hit);
     }
-    return this.kvAccount(address);
+    let read = this.accountReads.get(a);
+    if (read === undefined) {
+      read = this.kvAccount(address) ?? null;
+      this.accountReads.set(a, read);
+    }
+    // A copy: the EVM changes the accounts it is given before putting them back.
+    return read === null ? undefined : copyAccount(read);
   }
 
   async putAccount(address: Address, account?: Account): Promise<void> {
@@ -115,7 +152,7 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   async putCode(address: Address, value: Uint8Array): Promise<void> {
-    const codeHash = value.length === 0 ? KECCAK256_NULL : keccak_256(value);
+    const codeHash = value.length === 0 ? KECCAK256_NULL : keccak256(value);
     this.top.code.set(bytesToHex(codeHash), value);
     await this.modifyAccountFields(address, { codeHash, codeSize: value.length });
   }
@@ -132,7 +169,14 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   protected kvCode(codeHash: Uint8Array): Uint8Array {
-    return this.tx.map(this.maps.code).get(codeHash) ?? new Uint8Array(0);
+    const key = `${this.maps.code}/${bytesToHex(codeHash)}`;
+    const known = codeByHash.get(key);
+    if (known) return known;
+    const code = this.tx.map(this.maps.code).get(codeHash);
+    if (code === undefined) return new Uint8Array(0);
+    if (codeByHash.size >= CODE_CACHE_MAX) codeByHash.delete(codeByHash.keys().next().value as string);
+    codeByHash.set(key, code);
+    return code;
   }
 
   async getCodeSize(address: Address): Promise<number> {
@@ -149,7 +193,7 @@ export class KvStateManager implements StateManagerInterface {
       if (hit !== undefined) return hit;
       if (layer.cleared.has(a)) return new Uint8Array(0);
     }
-    return this.kvStorage(address, key);
+    return this.storageRead(address, key, k);
   }
 
   async putStorage(address: Address, key: Uint8Array, value: Uint8Array): Promise<void> {
@@ -238,6 +282,8 @@ export class KvStateManager implements StateManagerInterface {
       else storage.set(key, v);
     }
     this.layers[0] = new Overlay();
+    this.accountReads.clear();
+    this.storageReads.clear();
   }
 }
 

@@ -8,6 +8,7 @@ import type { Tx } from "../kv/index.ts";
 import { blockByNumber } from "./chain.ts";
 import type { EvmConfig } from "./config.ts";
 import { CUSTOM_CRYPTO } from "./crypto.ts";
+import "./jumps.ts";
 import { KvStateManager } from "./state.ts";
 
 /** The hardfork Coco's EVM follows; compile contracts for it (solc `evmVersion: "prague"`). */
@@ -34,6 +35,7 @@ export function sharedCommonFor(chainId: bigint): Common {
       customCrypto: CUSTOM_CRYPTO,
     });
     settleParams(common);
+    fastEipLookup(common);
     commons.set(chainId, common);
   }
   return common;
@@ -55,6 +57,27 @@ function settleParams(common: Common): void {
   common.updateParams = function (this: Common, params: ParamsDict) {
     if (SETTLED.includes(params)) return;
     merge.call(this, params);
+  };
+}
+
+/** Per activated-EIP list (ethereumjs rebuilds the list, never edits it): the same EIPs as a set. */
+const eipSets = new WeakMap<readonly number[], ReadonlySet<number>>();
+
+/**
+ * `isActivatedEIP` is asked several times for every opcode the interpreter steps through, and
+ * ethereumjs answers by scanning the list of activated EIPs (about 80): a set answers the same.
+ * The list is read through `this` each time, so a hardfork change (which builds a new list) and
+ * copies of the Common (which share the list until they change theirs) stay correct.
+ */
+function fastEipLookup(common: Common): void {
+  common.isActivatedEIP = function (this: Common, eip: number): boolean {
+    const list = (this as unknown as { _activatedEIPsCache: number[] })._activatedEIPsCache;
+    let set = eipSets.get(list);
+    if (!set) {
+      set = new Set(list);
+      eipSets.set(list, set);
+    }
+    return set.has(eip);
   };
 }
 

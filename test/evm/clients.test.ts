@@ -126,11 +126,12 @@ async function rpc(
   body: unknown,
   who: Identity = user1,
   node = cluster.nodes.find((n) => !n.node.isPrimary)!,
+  contentType = "application/json",
 ) {
   const res = await request(`https://127.0.0.1:${node.port}/app/eth`, {
     method: "POST",
     dispatcher: new Agent({ connect: { ca: serviceCert, cert: who.certPem, key: who.privateKeyPem } }),
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": contentType },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   // biome-ignore lint/suspicious/noExplicitAny: the tests check JSON-RPC replies field by field
@@ -226,6 +227,41 @@ test("JSON-RPC errors: unknown methods, malformed requests, batches", async () =
   assert.ok(batch.json[2].result.length > 100);
   const get = await cluster.call(cluster.nodes[0]!, "GET", "/app/eth");
   assert.equal(get.status, 405);
+});
+
+test("a body that is not JSON by its content type is refused with 415 in Coco's error shape, sending nothing", async () => {
+  const primary = cluster.nodes.find((n) => n.node.isPrimary)!;
+  const backup = cluster.nodes.find((n) => !n.node.isPrimary)!;
+  const onPrimary = async (method: string, params: unknown[]) =>
+    (await rpc({ jsonrpc: "2.0", id: 1, method, params }, cluster.user, primary)).json.result;
+  const head = await onPrimary("eth_blockNumber", []);
+  const nonce = Number(await onPrimary("eth_getTransactionCount", [alice.address, "latest"]));
+  const raw = await alice.signTransaction({
+    chainId: 0xc0c0n,
+    nonce,
+    gasPrice: 0n,
+    gasLimit: 21_000n,
+    to: bob.address,
+  });
+  const send = { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] };
+  for (const node of [primary, backup]) {
+    for (const type of [
+      "text/plain",
+      "application/x-www-form-urlencoded",
+      "multipart/form-data; boundary=x",
+    ]) {
+      const res = await rpc(send, cluster.user, node, type);
+      assert.equal(res.status, 415, `${type}: ${JSON.stringify(res.json)}`);
+      assert.deepEqual(Object.keys(res.json), ["error"]);
+      assert.equal(res.json.error.code, "UnsupportedContentType");
+      assert.match(res.json.error.message, /application\/json/);
+    }
+  }
+  assert.equal(await onPrimary("eth_blockNumber", []), head, "nothing was sent");
+  // The same transaction as JSON (with a charset) goes through: only the content type was refused.
+  const ok = await rpc(send, cluster.user, primary, "application/json; charset=utf-8");
+  assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  assert.equal(ok.json.result, keccak256(raw));
 });
 
 test("viem 2 reads, transfers and waits for the receipt; the random precompile answers a contract", async () => {

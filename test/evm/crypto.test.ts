@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { bigIntToUnpaddedBytes, ecrecover as jsEcrecover } from "@ethereumjs/util";
+import { bigIntToUnpaddedBytes, ecrecover as jsEcrecover, KECCAK256_NULL } from "@ethereumjs/util";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { keccak_256 as nobleKeccak256 } from "@noble/hashes/sha3.js";
 import { ecrecover, SENDER_RECOVERY } from "../../src/evm/crypto.ts";
+import { KECCAK, keccak256 } from "../../src/evm/keccak.ts";
 
 const N = secp256k1.Point.CURVE().n;
 
@@ -56,4 +58,18 @@ test("ecrecover refuses what @ethereumjs/util refuses: bad v, zero or out-of-ran
   refusedByBoth(v, bigIntToUnpaddedBytes(N), s);
   refusedByBoth(v, r, bigIntToUnpaddedBytes(N + 1n));
   assert.throws(() => ecrecover(hash, v, new Uint8Array(33).fill(1), s));
+});
+
+test("keccak-256 is the `keccak` package's prebuilt addon on linux-x64, and answers as @noble/hashes", () => {
+  if (process.platform === "linux" && process.arch === "x64") assert.equal(KECCAK, "native");
+  for (const length of [0, 1, 31, 32, 33, 135, 136, 137, 272, 1000, 24_576]) {
+    const data = new Uint8Array(randomBytes(length));
+    assert.deepEqual(keccak256(data), nobleKeccak256(data), `length ${length}`);
+    // A view into a larger buffer hashes only its own bytes.
+    const wide = new Uint8Array(length + 16);
+    wide.set(data, 8);
+    assert.deepEqual(keccak256(wide.subarray(8, 8 + length)), nobleKeccak256(data));
+  }
+  // Each hash starts afresh: one hash's input never leaks into the next.
+  assert.deepEqual(keccak256(new Uint8Array(0)), KECCAK256_NULL);
 });

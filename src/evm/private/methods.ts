@@ -1,10 +1,10 @@
 import { RLP } from "@ethereumjs/rlp";
 import { bytesToHex, createAddressFromString, hexToBytes, setLengthLeft } from "@ethereumjs/util";
-import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { Caller } from "../../apps/index.ts";
 import type { Tx } from "../../kv/index.ts";
 import { estimateGas, ethCall } from "../call.ts";
 import { RpcError } from "../errors.ts";
+import { keccak256 } from "../keccak.ts";
 import type { TxResolver } from "../logs.ts";
 import { latestOnly, METHODS, type MethodContext } from "../methods.ts";
 import { getTx, type StoredTx } from "../records.ts";
@@ -86,7 +86,7 @@ function storageDigest(kv: Tx, group: string, address: string): string {
   const last = storage.get(new Uint8Array([...prefix, ...new Uint8Array(32).fill(0xff)]));
   if (last !== undefined) pairs.push([new Uint8Array(32).fill(0xff), last]);
   if (pairs.length === 0) return ZERO_HASH;
-  return bytesToHex(keccak_256(RLP.encode(pairs)));
+  return bytesToHex(keccak256(RLP.encode(pairs)));
 }
 
 /**

@@ -2,11 +2,11 @@ import { RLP } from "@ethereumjs/rlp";
 import { createLegacyTxFromBytesArray, type TypedTransaction } from "@ethereumjs/tx";
 import { Account, type Address, bytesToHex, createAccountFromRLP, hexToBytes } from "@ethereumjs/util";
 import { runTx } from "@ethereumjs/vm";
-import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { Tx } from "../../kv/index.ts";
 import { appendBlock, blockByNumber, headNumber, hex, type StoredBlock, seal } from "../chain.ts";
 import { readEvmConfig } from "../config.ts";
 import { RpcError } from "../errors.ts";
+import { keccak256 } from "../keccak.ts";
 import { EVM_MAPS } from "../maps.ts";
 import { getTx, putTx, type StoredTx } from "../records.ts";
 import { blockFor, type EvmRandom, sharedCommonFor, vmOver } from "../vm.ts";
@@ -88,7 +88,7 @@ export function checkPrivate(
     throw new RpcError(-32000, "private transactions need a gas price of 0 (governance's)");
   const { tx, v } = decodePrivateTx(raw, config.chainId);
   const { privateFor, privateFrom: fromArg } = parseArgs(args);
-  const hash = bytesToHex(keccak_256(hexToBytes(raw as `0x${string}`)));
+  const hash = bytesToHex(keccak256(hexToBytes(raw as `0x${string}`)));
   if (getTx(kv, hash) || kv.map(PRIVATE_MAPS.txGroups).get(hexToBytes(hash as `0x${string}`))) {
     throw new RpcError(-32000, "already known");
   }

@@ -18,12 +18,6 @@ export interface SigningHost {
 }
 
 /**
- * A signature in flight that has not committed after this long (its AppendEntries lost, a view
- * changing) no longer holds the next one back.
- */
-const IN_FLIGHT_LIMIT_MS = 1000;
-
-/**
  * When the primary emits signature transactions: after `maxTransactions`, before the oldest
  * unsigned transaction is `maxIntervalMs` old, and at the end of a write batch that a client is
  * waiting on (respond-on-commit).
@@ -35,14 +29,17 @@ const IN_FLIGHT_LIMIT_MS = 1000;
  * commit round trip instead of one per write batch (each is two P-384 signatures on the primary
  * and a verification on every backup). A committed write is still durable on a majority, in the
  * Merkle tree and under a signature: pacing only changes how many writes one signature covers.
- * The `maxTransactions` bound is not paced.
+ * The `maxTransactions` bound is not paced. Nothing else bounds the wait: within a view, a later
+ * signature cannot commit before an earlier one (commit needs the whole prefix on a majority),
+ * so a second signature in flight would never commit anything sooner; a signature of an earlier
+ * view holds nothing back.
  */
 export class SignatureScheduler {
   /** A client waits for commit of a transaction that no signature covers yet. */
   private commitWanted = false;
   private timer: NodeJS.Timeout | undefined;
   /** The newest signature emitted, while the commit point has not reached it. */
-  private inFlight: { seqno: number; at: number } | undefined;
+  private inFlight: { seqno: number; view: number } | undefined;
   /** A check after the commit point moved is queued. */
   private afterCommitQueued = false;
   /** Signatures emitted, and how many of them the count bound forced (for tests and benchmarks). */
@@ -98,8 +95,7 @@ export class SignatureScheduler {
   private get paced(): boolean {
     const flight = this.inFlight;
     if (flight === undefined) return false;
-    const age = this.host.env.now() - flight.at;
-    if (this.host.state.commitSeqno >= flight.seqno || age < 0 || age >= IN_FLIGHT_LIMIT_MS) {
+    if (this.host.state.commitSeqno >= flight.seqno || this.host.state.view !== flight.view) {
       this.inFlight = undefined;
       return false;
     }
@@ -145,7 +141,7 @@ export class SignatureScheduler {
   sign(): void {
     const seqno = this.host.state.emitSignature();
     this.stats.signatures++;
-    this.inFlight = { seqno, at: this.host.env.now() };
+    this.inFlight = { seqno, view: this.host.state.view };
     this.host.signed(seqno);
   }
 }

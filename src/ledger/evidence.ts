@@ -3,29 +3,13 @@
  * of the ledger secret can compute, and it is revealed only for committed transactions, so a
  * primary cannot hand out a convincing receipt for an entry that was later rolled back.
  */
-import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { sha256, transactionLeaf } from "../crypto/index.ts";
 import { checkU64 } from "./bytes.ts";
 import { LedgerError } from "./errors.ts";
 import { SECRET_LENGTH } from "./secrets.ts";
 
 export const DIGEST_LENGTH = 32;
-
-/**
- * The HMAC key object of each ledger secret: createHmac with a key object costs well under half
- * of one with raw key bytes (which imports the key each time), and every entry computes one.
- * Keyed by the secret's bytes object, so a secret that is dropped takes its key object with it.
- */
-const hmacKeys = new WeakMap<Uint8Array, KeyObject>();
-
-function hmacKey(secretKey: Uint8Array): KeyObject {
-  let key = hmacKeys.get(secretKey);
-  if (key === undefined) {
-    key = createSecretKey(secretKey);
-    hmacKeys.set(secretKey, key);
-  }
-  return key;
-}
 
 /** `ce:<view>.<seqno>:<64 hex>`, nonce = HMAC-SHA256(secret, "coco-commit-evidence:<view>.<seqno>"). */
 export function commitEvidence(secretKey: Uint8Array, view: number, seqno: number): string {
@@ -35,7 +19,7 @@ export function commitEvidence(secretKey: Uint8Array, view: number, seqno: numbe
   checkU64(view, "view");
   checkU64(seqno, "seqno");
   const txid = `${view}.${seqno}`;
-  const nonce = createHmac("sha256", hmacKey(secretKey)).update(`coco-commit-evidence:${txid}`).digest("hex");
+  const nonce = createHmac("sha256", secretKey).update(`coco-commit-evidence:${txid}`).digest("hex");
   return `ce:${txid}:${nonce}`;
 }
 

@@ -2,7 +2,12 @@
  * The CPU budget per committed write, stage by stage, from V8 CPU profiles of a load window
  * (`npm run bench -- --cpu-prof DIR`, `bench:replicated`/`bench:ab -- --cpu-prof DIR`):
  *
- *   npx tsx bench/cpu-budget.ts --window FROM:TO[,FROM:TO...] --ops N [--json] FILE...
+ *   npx tsx bench/cpu-budget.ts --window FROM:TO[,FROM:TO...] --ops N [--cpu-ms A,B,...] [--json] FILE...
+ *
+ * On a loaded machine a profile's busy samples include time the process was runnable but not
+ * running, so its totals overstate CPU; `--cpu-ms` (each file's CPU ms per write from /proc, as
+ * bench:replicated and bench:ab print) scales each file's stages to that total, keeping the
+ * profile's shares.
  *
  * Each sample inside a window is charged to the first stage of STAGES whose pattern matches any
  * frame of its stack (`function@file`), so such a stage is inclusive of what it calls unless an
@@ -119,6 +124,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     options: {
       window: { type: "string" },
       ops: { type: "string" },
+      "cpu-ms": { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
@@ -131,7 +137,20 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.error("usage: cpu-budget.ts --window FROM:TO[,FROM:TO...] --ops N [--json] FILE...");
     process.exit(2);
   }
-  const results = positionals.map((file) => ({ file: basename(file), stages: budget(file, windows) }));
+  const cpuMs = values["cpu-ms"]?.split(",").map(Number);
+  if (cpuMs && (cpuMs.length !== positionals.length || !cpuMs.every((x) => x > 0))) {
+    console.error("--cpu-ms needs one positive number per file");
+    process.exit(2);
+  }
+  const results = positionals.map((file, i) => {
+    const stages = budget(file, windows);
+    const target = cpuMs?.[i];
+    if (target !== undefined) {
+      const busy = [...stages.values()].reduce((a, b) => a + b, 0);
+      for (const [name, us] of stages) stages.set(name, (us / busy) * target * 1000 * ops);
+    }
+    return { file: basename(file), stages };
+  });
   const names = [...STAGES, ...LAYERS].map(([name]) => name).concat(OTHER);
   if (values.json) {
     const json = results.map(({ file, stages }) => ({

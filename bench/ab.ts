@@ -12,10 +12,13 @@
  * DIR/head-<round> (bench:replicated's flag), for `bench/profile-summary.ts`; the report then
  * names each run's primary process and load window.
  *
- * The revision is checked out into a temporary git worktree that uses this tree's node_modules.
+ * The revision is checked out into a temporary git worktree that uses this tree's node_modules,
+ * and runs this tree's benchmark harness (bench/replicated.ts and what it imports), so that only
+ * the system under test differs. Each run also reports how many transactions one signature
+ * covered in the primary's ledger, a figure the machine's load does not distort.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -55,6 +58,8 @@ interface Sample {
   p99_ms: number;
   cpu_primary: number | undefined;
   cpu_backup: number | undefined;
+  /** Transactions per signature transaction in the primary's ledger during the run. */
+  tx_per_signature: number | undefined;
   /** With --cpu-prof: where the profiles are, which process was the primary, the load's window. */
   profile?: { dir: string; primary_pid: number; load_window_us: number[] };
 }
@@ -94,6 +99,7 @@ function runBench(tree: string, profileDir?: string): Sample {
     writes_per_s: coco.ops_per_sec,
     p99_ms: coco.latency_ms?.p99,
     cpu_primary: coco.cpu_ms_per_write?.primary,
+    tx_per_signature: coco.ledger?.transactions_per_signature ?? undefined,
     cpu_backup: backups.length
       ? backups.reduce((a: number, b: number) => a + b, 0) / backups.length
       : undefined,
@@ -115,6 +121,9 @@ const baseTree = join(scratch, "base");
 execFileSync("git", ["worktree", "add", "--detach", baseTree, base], { cwd: here, stdio: "ignore" });
 try {
   symlinkSync(join(here, "node_modules"), join(baseTree, "node_modules"));
+  for (const file of ["replicated.ts", "ledger-count.ts", "load.ts", "cpu.ts", "etcd.ts"]) {
+    copyFileSync(join(here, "bench", file), join(baseTree, "bench", file));
+  }
   const samples: { base: Sample[]; head: Sample[] } = { base: [], head: [] };
   for (let round = 0; round < rounds; round++) {
     samples.base.push(runOnce(baseTree, profileRoot && join(profileRoot, `base-${round}`)));
@@ -125,6 +134,7 @@ try {
     p99_ms: median(s.map((x) => x.p99_ms)),
     cpu_ms_per_write_primary: median(s.map((x) => x.cpu_primary)),
     cpu_ms_per_write_backup: median(s.map((x) => x.cpu_backup)),
+    tx_per_signature: median(s.map((x) => x.tx_per_signature)),
   });
   const b = summary(samples.base);
   const h = summary(samples.head);

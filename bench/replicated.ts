@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { startSandbox } from "../src/cli/sandbox.ts";
 import { perOperation, processCpuMs } from "./cpu.ts";
 import { benchEtcd } from "./etcd.ts";
+import { countLedger, ledgerGrowth } from "./ledger-count.ts";
 import { type LoadResult, runLoad } from "./load.ts";
 
 const { values } = parseArgs({
@@ -46,6 +47,8 @@ interface CocoResult extends LoadResult {
   cpu_ms_per_write?: { primary?: number; backups: Array<number | undefined>; load_generator: number };
   primary_pid?: number;
   load_window_us?: number[];
+  /** The primary's ledger during the load: transactions, signature transactions, and their ratio. */
+  ledger?: ReturnType<typeof ledgerGrowth>;
 }
 
 async function benchCoco(dir: string): Promise<CocoResult> {
@@ -59,13 +62,15 @@ async function benchCoco(dir: string): Promise<CocoResult> {
     quiet: true,
     ...(profileDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] } : {}),
   });
+  const primary = sandbox.network.nodes.find((n) => n.id === sandbox.network.primary)!;
+  let result: CocoResult;
+  const ledgerBefore = await countLedger(primary.ledger_dir);
   try {
-    const primary = sandbox.network.nodes.find((n) => n.id === sandbox.network.primary)!;
     const pids = sandbox.network.nodes.map((n) => n.pid);
     const cpuBefore = pids.map(processCpuMs);
     const ownBefore = process.cpuUsage();
     const loadStart = process.hrtime.bigint() / 1000n;
-    const result = await runLoad({
+    const load = await runLoad({
       origin: `https://${primary.rpc_address}`,
       tls: {
         ca: readFileSync(join(dir, "service_cert.pem"), "utf8"),
@@ -84,19 +89,20 @@ async function benchCoco(dir: string): Promise<CocoResult> {
     const window = [Number(loadStart), Number(process.hrtime.bigint() / 1000n)];
     const own = process.cpuUsage(ownBefore);
     const cpuAfter = pids.map(processCpuMs);
-    const perWrite = pids.map((_, i) => perOperation(cpuBefore[i], cpuAfter[i], result.operations));
+    const perWrite = pids.map((_, i) => perOperation(cpuBefore[i], cpuAfter[i], load.operations));
     const cpu = {
       primary: perWrite[pids.indexOf(primary.pid)],
       backups: perWrite.filter((_, i) => pids[i] !== primary.pid),
-      load_generator: Number(((own.user + own.system) / 1000 / Math.max(1, result.operations)).toFixed(3)),
+      load_generator: Number(((own.user + own.system) / 1000 / Math.max(1, load.operations)).toFixed(3)),
     };
     // Profiles are named by process id (this says which was the primary), and the load's window is
     // on the monotonic clock V8's profiles use (microseconds).
     const profile = profileDir ? { primary_pid: primary.pid, load_window_us: window } : {};
-    return { ...result, cpu_ms_per_write: cpu, ...profile };
+    result = { ...load, cpu_ms_per_write: cpu, ...profile };
   } finally {
     await sandbox.stop();
   }
+  return { ...result, ledger: ledgerGrowth(ledgerBefore, await countLedger(primary.ledger_dir)) };
 }
 
 const root = mkdtempSync(join(tmpdir(), "coco-bench-3-"));

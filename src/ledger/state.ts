@@ -110,6 +110,7 @@ export class LedgerState {
   /** The newest signature entry as framed: the anchor of a snapshot taken there. */
   private lastSignatureFrame: { seqno: number; frame: Uint8Array } | undefined;
   private commitWaiters: Array<{ seqno: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  private readonly commitListeners: Array<(commit: number) => void> = [];
   private _view: number;
   private _commitSeqno = 0;
   private _txSinceSignature = 0;
@@ -395,12 +396,21 @@ export class LedgerState {
     }
     this._commitSeqno = commit;
     this.store.compact(commit);
+    for (const listener of this.commitListeners) listener(commit);
     const waiting = this.commitWaiters;
     this.commitWaiters = [];
     for (const waiter of waiting) {
       if (waiter.seqno <= commit) waiter.resolve();
       else this.commitWaiters.push(waiter);
     }
+  }
+
+  /**
+   * Calls `listener` each time the commit point moves forward, from inside `markCommitted` (so
+   * it must not append: consensus may be mid-step; defer such work).
+   */
+  onCommit(listener: (commit: number) => void): void {
+    this.commitListeners.push(listener);
   }
 
   /** Resolves once `seqno` is committed. */

@@ -120,7 +120,7 @@ program
     console.log(`wrote ${written.cert} and ${written.key} (id ${written.id})`);
     if (opts.encryptionKey) {
       if (role !== "member") throw new CliError("only members hold recovery shares (--encryption-key)");
-      const enc = encryptionKeygen(name, opts.dir);
+      const enc = await encryptionKeygen(name, opts.dir);
       console.log(`wrote ${enc.publicKey} and ${enc.privateKey} (recovery share encryption)`);
     }
   });

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { Agent, request } from "undici";
@@ -116,18 +116,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           : ` (node logs: ${shown(dir)}/node<N>/node.log; --verbose shows them here)`),
   );
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (const [role, name] of [
-    ["member", "member0"],
-    ["user", "user0"],
-  ] as const) {
-    if (!existsSync(join(dir, `${name}_cert.pem`))) await keygen(role, name, dir);
-  }
-  // member0 is also a recovery member: it holds a share of the ledger secret (docs/recovery.md).
-  if (!existsSync(join(dir, "member0_enc_pubk.pem"))) encryptionKeygen("member0", dir);
   const first = slots[0]!;
   const constitution = sandboxConstitution();
-  for (const [i, slot] of slots.entries())
-    writeNodeConfig(slot, i === 0 ? undefined : first, constitution, opts);
   const nodes = slots.map((slot) => new SandboxNode(slot, dir, opts));
   let watch: SandboxWatch | undefined;
   const stop = async () => {
@@ -135,11 +125,16 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     await Promise.all(nodes.map((n) => n.stop()));
   };
   try {
-    // All start at once: a resumed network elects among itself; in a new one, the joiners load
-    // their code while the first node creates the service, then wait for its certificate, the
-    // one thing they need to ask to join (`coco start --wait-for`).
-    nodes[0]!.start();
+    // Every node starts at once and loads its code (most of its start-up CPU) while the sandbox
+    // makes member0's and user0's keys (`coco start --wait-for`): the first node waits for its
+    // configuration, written once those exist; in a new network the joiners wait for the service
+    // certificate, the one thing they need to ask to join; a resumed network elects among itself.
+    rmSync(first.config, { force: true });
+    for (const slot of slots.slice(1)) writeNodeConfig(slot, first, constitution, opts);
+    nodes[0]!.start(first.config);
     for (const node of nodes.slice(1)) node.start(resuming ? undefined : certPath);
+    await makeCredentials(dir);
+    writeNodeConfig(first, undefined, constitution, opts);
     // Joiners wait, Pending, until member0 trusts them by vote, as in production.
     let exited: string | undefined;
     for (const node of nodes) {
@@ -230,6 +225,22 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   }
 }
 
+/** member0 (also a recovery member, docs/recovery.md) and user0, unless the workspace has them. */
+async function makeCredentials(dir: string): Promise<void> {
+  await Promise.all([
+    ...(
+      [
+        ["member", "member0"],
+        ["user", "user0"],
+      ] as const
+    ).map(([role, name]) =>
+      existsSync(join(dir, `${name}_cert.pem`)) ? undefined : keygen(role, name, dir),
+    ),
+    existsSync(join(dir, "member0_enc_pubk.pem")) ? undefined : encryptionKeygen("member0", dir),
+  ]);
+}
+
+/** Writes a node's configuration whole (a node waiting for the file never reads half of it). */
 function writeNodeConfig(
   slot: NodeSlot,
   joinTarget: NodeSlot | undefined,
@@ -237,8 +248,9 @@ function writeNodeConfig(
   opts: SandboxOptions,
 ): void {
   const i = Number(slot.name.slice(4));
+  const tmp = `${slot.config}.${process.pid}.tmp`;
   writeFileSync(
-    slot.config,
+    tmp,
     `${JSON.stringify(
       {
         dir: slot.name,
@@ -264,6 +276,7 @@ function writeNodeConfig(
       2,
     )}\n`,
   );
+  renameSync(tmp, slot.config);
 }
 
 /** Fails clearly, before any node starts, when one of the sandbox's ports is taken. */

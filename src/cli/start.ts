@@ -38,9 +38,13 @@ export async function startCommand(opts: {
   mode?: "recover";
   waitFor?: string;
 }): Promise<void> {
+  if (opts.waitFor) {
+    // A joiner that has no identity yet will need its encryption key: it is made while waiting.
+    // (The file waited for may be the configuration itself: the sandbox's first node waits for it.)
+    const early = existsSync(opts.config) ? loadConfig(opts.config) : undefined;
+    await waitForFile(opts.waitFor, early !== undefined && early.join !== null && !hasIdentity(early.dir));
+  }
   const config = loadConfig(opts.config);
-  // A joiner that has no identity yet will need its encryption key: it is made while waiting.
-  if (opts.waitFor) await waitForFile(opts.waitFor, config.join !== null && !hasIdentity(config.dir));
   if (opts.mode === "recover" && !config.recover) {
     throw new CliError(`${opts.config} has no "recover" section (recover.previousServiceCertFile)`);
   }

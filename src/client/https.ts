@@ -1,6 +1,9 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { Agent, request } from "node:https";
 
+/** How long a request may go without any traffic before it fails. */
+const IDLE_TIMEOUT_MS = 300_000;
+
 export interface HttpAnswer {
   statusCode: number;
   headers: IncomingHttpHeaders;
@@ -40,6 +43,14 @@ export class HttpsTransport {
             resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
           );
         },
+      );
+      // As undici's default: a server that stops answering fails the call rather than hanging it.
+      req.setTimeout(IDLE_TIMEOUT_MS, () =>
+        req.destroy(
+          Object.assign(new Error(`no answer from ${String(url)} for ${IDLE_TIMEOUT_MS / 1000} s`), {
+            code: "ETIMEDOUT",
+          }),
+        ),
       );
       req.once("error", reject);
       req.end(body);

@@ -2,20 +2,21 @@
 
 export { CONSTITUTION_FILES, defaultConstitution, joinConstitution } from "./default-constitution.ts";
 export {
-  ApplyFailed,
-  type Constitution,
-  ConstitutionError,
-  createProposal,
-  DEFAULT_MAX_OPEN_PROPOSALS_PER_MEMBER,
-  GovError,
   getBallot,
   getProposal,
   listProposals,
   type ProposalInfo,
   type ProposalState,
   type ProposalView,
-  recordApplyFailure,
   requireActiveMember,
+} from "./proposal-records.ts";
+export {
+  ApplyFailed,
+  type Constitution,
+  ConstitutionError,
+  createProposal,
+  DEFAULT_MAX_OPEN_PROPOSALS_PER_MEMBER,
+  recordApplyFailure,
   submitBallot,
   withdrawProposal,
 } from "./proposals.ts";
@@ -28,6 +29,7 @@ export {
   type WindowEntry,
   type WindowLimits,
 } from "./replay.ts";
+export { GovError } from "./request-error.ts";
 export {
   acceptSignedRequest,
   ackStateDigest,
@@ -49,10 +51,8 @@ export {
   isGovMessageType,
   type SignGovRequestInput,
   signGovRequest,
-  type VerifiedGovRequest,
-  type VerifyGovRequestOptions,
-  verifyGovRequest,
 } from "./signed-request.ts";
+export { type VerifiedGovRequest, type VerifyGovRequestOptions, verifyGovRequest } from "./verify-request.ts";
 export {
   type GovEffects,
   type GovExpectation,

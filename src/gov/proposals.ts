@@ -8,24 +8,16 @@ import {
   utf8,
   writeJson,
 } from "../ledger/index.ts";
+import {
+  loadProposal,
+  type ProposalInfo,
+  type ProposalState,
+  type ProposalView,
+  requireActiveMember,
+  viewOf,
+} from "./proposal-records.ts";
 import { renewalWindowProblem } from "./renewal-check.ts";
-
-/** Proposal states, as CCF names them. */
-export type ProposalState = "Open" | "Accepted" | "Withdrawn" | "Rejected" | "Failed" | "Dropped";
-
-/** What `public:ccf.gov.proposals_info` holds for each proposal. */
-export interface ProposalInfo {
-  proposer_id: string;
-  state: ProposalState;
-  /** Ballot scripts by member id. */
-  ballots: Record<string, string>;
-  /** How each ballot voted when the proposal closed. */
-  final_votes?: Record<string, boolean>;
-  /** Ballots that threw, by member id. */
-  vote_failures?: Record<string, { reason: string; trace?: string }>;
-  /** Why resolve or apply failed. */
-  failure?: { reason: string; trace?: string };
-}
+import { GovError } from "./request-error.ts";
 
 /**
  * The constitution's entry points, bound to one transaction by the caller (read-only for
@@ -53,95 +45,6 @@ export class ConstitutionError extends Error {
     super(message);
   }
 }
-
-/**
- * A governance request that cannot be carried out: HTTP status, CCF-style code, message, and for
- * a rate limit, when to try again.
- */
-export class GovError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
-  }
-}
-
-export interface ProposalView {
-  proposalId: string;
-  proposerId: string;
-  proposalState: ProposalState;
-  ballotCount: number;
-  finalVotes?: Record<string, boolean>;
-  voteFailures?: Record<string, { reason: string; trace?: string }>;
-  failure?: { reason: string; trace?: string };
-}
-
-export function viewOf(proposalId: string, info: ProposalInfo): ProposalView {
-  return {
-    proposalId,
-    proposerId: info.proposer_id,
-    proposalState: info.state,
-    ballotCount: Object.keys(info.ballots).length,
-    ...(info.final_votes ? { finalVotes: info.final_votes } : {}),
-    ...(info.vote_failures ? { voteFailures: info.vote_failures } : {}),
-    ...(info.failure ? { failure: info.failure } : {}),
-  };
-}
-
-function memberStatus(tx: Tx, memberId: string): string | undefined {
-  return readJson<{ status?: string }>(tx, GovTables.membersInfo, utf8(memberId))?.status;
-}
-
-/** Only Active members propose and vote (an Accepted member must first acknowledge the state). */
-export function requireActiveMember(tx: Tx, memberId: string): void {
-  const status = memberStatus(tx, memberId);
-  if (status === undefined) throw new GovError(403, "AuthorizationFailed", `${memberId} is not a member`);
-  if (status !== "Active") {
-    throw new GovError(
-      403,
-      "AuthorizationFailed",
-      `member ${memberId} is ${status}, not Active: acknowledge the state digest first`,
-    );
-  }
-}
-
-function loadProposal(tx: Tx, proposalId: string): { proposal: string; info: ProposalInfo } {
-  if (!/^[0-9a-f]{64}$/.test(proposalId)) {
-    throw new GovError(
-      400,
-      "InvalidResourceName",
-      `proposal id must be 64 lower-case hex digits, got ${JSON.stringify(proposalId)}`,
-    );
-  }
-  const raw = tx.map(GovTables.proposals).get(utf8(proposalId));
-  const info = readJson<ProposalInfo>(tx, GovTables.proposalsInfo, utf8(proposalId));
-  if (!raw || !info) throw new GovError(404, "ProposalNotFound", `no proposal ${proposalId}`);
-  return { proposal: new TextDecoder().decode(raw), info };
-}
-
-export function getProposal(tx: Tx, proposalId: string): ProposalView & { actions: unknown } {
-  const { proposal, info } = loadProposal(tx, proposalId);
-  return { ...viewOf(proposalId, info), actions: JSON.parse(proposal) };
-}
-
-export function listProposals(tx: Tx): ProposalView[] {
-  const entries = scanMap(tx, GovTables.proposalsInfo);
-  return entries.map(([key, value]) =>
-    viewOf(new TextDecoder().decode(key), JSON.parse(new TextDecoder().decode(value)) as ProposalInfo),
-  );
-}
-
-export function getBallot(tx: Tx, proposalId: string, memberId: string): { ballot: string } {
-  const { info } = loadProposal(tx, proposalId);
-  const ballot = info.ballots[memberId];
-  if (ballot === undefined)
-    throw new GovError(404, "VoteNotFound", `member ${memberId} has not voted on ${proposalId}`);
-  return { ballot };
-}
-
 /**
  * A proposal's id: SHA-256 over the Merkle root the service last signed and the digest of the
  * member's signed request, so the same proposal made twice, or on another state, gets another id.

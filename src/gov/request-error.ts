@@ -22,3 +22,18 @@ export class GovRequestError extends Error {
     super(message);
   }
 }
+
+/**
+ * A governance request that cannot be carried out: HTTP status, CCF-style code, message, and for
+ * a rate limit, when to try again.
+ */
+export class GovError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}

@@ -8,7 +8,6 @@ import {
   utf8,
   writeJson,
 } from "../ledger/index.ts";
-import { GovError } from "./proposals.ts";
 import {
   DEFAULT_REPLAY_MAX_ENTRIES,
   MAX_REPLAY_MAX_ENTRIES,
@@ -16,14 +15,14 @@ import {
   type WindowEntry,
   type WindowLimits,
 } from "./replay.ts";
+import { GovError } from "./request-error.ts";
 import {
   DEFAULT_MAX_FUTURE_SECONDS,
   DEFAULT_MAX_PAST_SECONDS,
   type GovMessageType,
   GovRequestError,
-  type VerifiedGovRequest,
-  verifyGovRequest,
 } from "./signed-request.ts";
+import { type VerifiedGovRequest, verifyGovRequest } from "./verify-request.ts";
 
 /**
  * A member that is not Active may update its state digest once in this many seconds: it can

@@ -1,9 +1,11 @@
 import type { Logger } from "pino";
 import type { Tx } from "../kv/index.ts";
 import type { CommitOutcome } from "../ledger/index.ts";
-import { ApplyFailed, type Constitution, GovError, recordApplyFailure } from "./proposals.ts";
+import { ApplyFailed, type Constitution, recordApplyFailure } from "./proposals.ts";
+import { GovError } from "./request-error.ts";
 import { acceptSignedRequest } from "./requests.ts";
-import type { GovMessageType, VerifiedGovRequest } from "./signed-request.ts";
+import type { GovMessageType } from "./signed-request.ts";
+import type { VerifiedGovRequest } from "./verify-request.ts";
 
 /** Service operations a constitution's apply asks for; carried out once the proposal commits. */
 export interface GovEffects {

@@ -169,7 +169,7 @@ async function govTarget(): Promise<FuzzTarget<Uint8Array>> {
   const genuine = new Set([`proposal:${hex(proposal)}`, `ballot:${hex(ballot)}`, "withdrawal:"]);
   return {
     name: "gov-cose",
-    parser: "src/gov signed-request.ts verifyGovRequest (COSE_Sign1 from members)",
+    parser: "src/gov verify-request.ts verifyGovRequest (COSE_Sign1 from members)",
     tally,
     input: mutated(samples),
     check(bytes) {

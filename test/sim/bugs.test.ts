@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { UnsafeBugs } from "../../src/consensus/index.ts";
 import { runScenarioFile } from "../consensus/scenario-runner.ts";
-import type { NodeBugs } from "./node.ts";
+import type { NodeBugs } from "./node-env.ts";
 import { runSeed, type SimOptions } from "./world.ts";
 
 /** How many seeds the simulator gets to find each deliberate bug. */

@@ -13,7 +13,8 @@ import {
 } from "../../src/ledger/index.ts";
 import { entryDigest, storeDigest, type WriteRegistry } from "./app.ts";
 import { signingKeys } from "./keys.ts";
-import type { Observer, SimNode } from "./node.ts";
+import type { SimNode } from "./node.ts";
+import type { Observer } from "./node-env.ts";
 import type { Prng } from "./prng.ts";
 
 /** A broken safety property: the simulation stops at the first one. */

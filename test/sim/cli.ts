@@ -11,7 +11,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { UnsafeBugs } from "../../src/consensus/index.ts";
-import type { NodeBugs } from "./node.ts";
+import type { NodeBugs } from "./node-env.ts";
 import { WORKLOADS, type Workload } from "./stale-reads.ts";
 import { runSeed, type SimOptions, type SimResult } from "./world.ts";
 

@@ -2,7 +2,7 @@ import type { KvInput, KvOutput, Operation } from "../utils/lincheck/index.ts";
 import type { ClientOp } from "./app.ts";
 import type { EventQueue } from "./events.ts";
 import type { SimNetwork } from "./network.ts";
-import type { ClientReply, Packet } from "./node.ts";
+import type { ClientReply, Packet } from "./packets.ts";
 import type { Prng } from "./prng.ts";
 
 export type HistoryOp = Operation<KvInput, KvOutput>;

@@ -1,120 +1,24 @@
-import {
-  type Entry,
-  type NodeId,
-  Raft,
-  type RaftConfig,
-  type RoleChange,
-  type SnapshotPoint,
-} from "../../src/consensus/index.ts";
+import { type NodeId, Raft, type RoleChange } from "../../src/consensus/index.ts";
 import type { StoreSnapshot } from "../../src/kv/index.ts";
-import {
-  type DecodedEntry,
-  decodeEntry,
-  decodeSnapshot,
-  EntryType,
-  type LedgerSecret,
-  LedgerSecrets,
-  type LedgerSink,
-  LedgerState,
-  LedgerStateError,
-  Tables,
-} from "../../src/ledger/index.ts";
+import { type DecodedEntry, EntryType, type LedgerSink, type LedgerState } from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
-import { Replica, type ReplicaHooks, type ReplicaLedger } from "../../src/node/replica.ts";
-import { APP_MAP, appState, type ClientOp, executeWrite, operationOf, type WriteRegistry } from "./app.ts";
-import { type Recovered, SimDisk, SimLedger } from "./disk.ts";
-import type { EventQueue } from "./events.ts";
-import { ledgerId, signingKeys, simIds } from "./keys.ts";
-import type { SimNetwork } from "./network.ts";
-import type { Prng } from "./prng.ts";
-
-export interface ClientRequest {
-  client: string;
-  requestId: string;
-  op: ClientOp;
-}
-
-export type ClientReply =
-  | { requestId: string; status: "ok"; value?: string }
-  | { requestId: string; status: "not_primary"; leader: NodeId | null };
-
-export type Packet =
-  | { kind: "raft"; message: unknown }
-  | { kind: "snapshot"; point: SnapshotPoint; bytes: Uint8Array }
-  | { kind: "request"; request: ClientRequest }
-  | { kind: "reply"; reply: ClientReply };
-
-/** What a simulated node reports to the safety checker. */
-export interface Observer {
-  primary(node: SimNode, view: number): void;
-  /** Each entry the node commits, in order (not those a snapshot covered). */
-  committed(node: SimNode, entry: Entry): void;
-  /** Consensus moved the commit point to `seqno`; the engine has not been told yet. */
-  commitPoint(node: SimNode, seqno: number): void;
-  /** The engine marked the commit point: its state there must be the replay of the log. */
-  applied(node: SimNode): void;
-  snapshotInstalled(node: SimNode, point: SnapshotPoint, snapshot: StoreSnapshot): void;
-  snapshotTaken(node: SimNode, point: SnapshotPoint, bytes: Uint8Array): void;
-  /** The node has handled an event (its replica ran): its engine and Raft agree again. */
-  afterEvent(node: SimNode): void;
-  /** The node cannot go on (it refused the primary's entry, or its state disagrees with Raft). */
-  broken(node: SimNode, problem: string): never;
-}
-
-/**
- * Deliberate mistakes in driving the engine, for tests of the simulator only: each must be caught.
- */
-export interface NodeBugs {
-  /**
-   * Reads are answered from the primary's latest store (which holds writes not yet committed)
-   * as soon as the read index is confirmed, instead of from the committed state.
-   */
-  readUncommitted?: boolean;
-  /** A truncation drops entries from the ledger and Raft's log, but the engine is not rolled back. */
-  skipRollback?: boolean;
-}
-
-export interface NodeEnv {
-  queue: EventQueue;
-  prng: Prng;
-  net: SimNetwork<Packet>;
-  observer: Observer;
-  trace: ((line: string) => void) | null;
-  raft: Partial<RaftConfig>;
-  tickMs: number;
-  /** A primary signs after this many entries, or after `signTicks` ticks with unsigned entries. */
-  signEvery: number;
-  signTicks: number;
-  diskLatencyMs: [number, number];
-  /** The service's ledger secret (every node of the run knows it). */
-  secret: LedgerSecret;
-  serviceCertPem: string;
-  writes: WriteRegistry;
-  /** What the engine's clock reads at simulated time 0 (ms since the epoch). */
-  clockBase: number;
-  bugs: NodeBugs;
-}
-
-interface PendingWrite {
-  view: number;
-  requestId: string;
-  client: string;
-}
-
-interface PendingRead {
-  requestId: string;
-  client: string;
-  key: string;
-  seqno: number;
-}
-
-const encoder = new TextEncoder();
+import { Replica, type ReplicaHooks } from "../../src/node/replica.ts";
+import { retireNode, trustNode } from "./configuration.ts";
+import { SimDisk, SimLedger } from "./disk.ts";
+import { simIds } from "./keys.ts";
+import type { NodeEnv } from "./node-env.ts";
+import { ClientRequests } from "./node-requests.ts";
+import { engineEnvironment, raftLog, replicaLedger, restoreEngine } from "./node-restore.ts";
+import { NodeSnapshots } from "./node-snapshots.ts";
+import type { Packet } from "./packets.ts";
 
 /**
  * One simulated Coco node: the production `Replica` (src/node/replica.ts) drives the real Raft
  * and the real transaction engine (`LedgerState`: KV store, Merkle tree, signatures, receipts)
  * on a simulated disk (`SimLedger`) and the simulated clock; around it, what `CocoNode` does
- * (a small request handler, signing, snapshots, restarts).
+ * (a small request handler, signing, snapshots, restarts). This file is the node's lifecycle and
+ * wiring; its client requests are node-requests.ts, its snapshots node-snapshots.ts, starting
+ * from disk node-restore.ts, and what it is given and reports to node-env.ts.
  */
 export class SimNode {
   raft: Raft | null = null;
@@ -128,19 +32,15 @@ export class SimNode {
   pausedUntil = 0;
   /** Bumped on each crash, so that events scheduled before it do nothing after. */
   generation = 0;
-  private pendingWrites = new Map<number, PendingWrite>();
-  private readsById = new Map<string, { client: string; key: string }>();
-  private readsWaiting: PendingRead[] = [];
   private ticksSinceSignature = 0;
   private syncScheduled = false;
   /** A check the replica's hooks found broken; the run fails once the replica returns. */
   private problem: string | undefined;
-  /** A snapshot was asked for while the newest signature was not committed: take it at the next. */
-  private snapshotWanted = false;
-  private pendingSnapshot: { seqno: number; bytes: Uint8Array } | undefined;
   /** The configuration the engine handed with the last entry it made (for the reconfiguration check). */
   private lastProposedConfig: string[] | undefined;
   private committedCache: { seqno: number; snapshot: StoreSnapshot } | undefined;
+  private readonly requests: ClientRequests;
+  private readonly snapshots: NodeSnapshots;
   private readonly engineEnv: Environment;
   private readonly sink: LedgerSink;
 
@@ -148,14 +48,7 @@ export class SimNode {
     readonly id: NodeId,
     private readonly env: NodeEnv,
   ) {
-    this.engineEnv = {
-      now: () => env.clockBase + env.queue.now,
-      randomBytes: (n) => {
-        const out = new Uint8Array(n);
-        for (let i = 0; i < n; i++) out[i] = env.prng.int(256);
-        return out;
-      },
-    };
+    this.engineEnv = engineEnvironment(env.queue, env.prng, env.clockBase);
     // The primary's entries go to consensus through the replica, as on a real node.
     this.sink = {
       append: (seqno, frame, isSignature, config) => {
@@ -166,6 +59,41 @@ export class SimNode {
         return this.replica.append(seqno, frame, isSignature, ids);
       },
     };
+    this.requests = new ClientRequests({
+      id,
+      net: env.net,
+      writes: env.writes,
+      signEvery: env.signEvery,
+      readUncommitted: env.bugs.readUncommitted === true,
+      raft: () => this.raft!,
+      state: () => this.state!,
+      canWrite: () => this.canWrite,
+      sign: () => this.sign(),
+      process: () => this.replica!.process(),
+      committedSnapshot: () => this.committedSnapshot(),
+      trace: (line) => this.trace(line),
+    });
+    this.snapshots = new NodeSnapshots({
+      id,
+      disk: this.disk,
+      net: env.net,
+      serviceCertPem: env.serviceCertPem,
+      raft: () => this.raft,
+      state: () => this.state,
+      storage: () => this.storage!,
+      trace: (line) => this.trace(line),
+      broken: (problem) => env.observer.broken(this, problem),
+      taken: (point, bytes) => env.observer.snapshotTaken(this, point, bytes),
+      installed: (point, snapshot) => env.observer.snapshotInstalled(this, point, snapshot),
+      applied: () => env.observer.applied(this),
+      markCommitted: (seqno) => this.markCommitted(seqno),
+      serveReads: () => this.requests.serveReads(),
+      replaced: (seqno) => {
+        this.committedCache = undefined;
+        this.applied = seqno;
+        this.requests.replacedUpTo(seqno);
+      },
+    });
   }
 
   get alive(): boolean {
@@ -184,23 +112,14 @@ export class SimNode {
   /** Starts (or restarts) the node from what its disk holds, through `LedgerState.restore`. */
   start(): void {
     const recovered = this.disk.recover();
-    const state = this.restore(recovered);
-    const start: SnapshotPoint = recovered.snapshot
-      ? { ...recovered.snapshot.point, config: simIds(state.startConfig) }
-      : { seqno: 0, view: 0, config: [] };
-    const entries: Entry[] = [];
-    for (const entry of recovered.entries) {
-      if (entry.seqno <= start.seqno) continue;
-      const ledgerConfig = state.configAfter(entry.seqno);
-      const config = ledgerConfig && simIds(ledgerConfig);
-      entries.push({
-        seqno: entry.seqno,
-        view: entry.view,
-        isSignature: decodeEntry(entry.data).type === EntryType.Signature,
-        data: entry.data,
-        ...(config ? { config } : {}),
-      });
-    }
+    const state = restoreEngine(this.disk, recovered, {
+      id: this.id,
+      env: this.engineEnv,
+      secret: this.env.secret,
+      sink: this.sink,
+      serviceCertPem: this.env.serviceCertPem,
+    });
+    const { start, entries } = raftLog(recovered, state);
     this.state = state;
     this.committedCache = undefined;
     const raft = new Raft({
@@ -255,33 +174,6 @@ export class SimNode {
     this.env.queue.after(this.env.prng.between(1, this.env.tickMs), tick);
   }
 
-  /**
-   * The engine from the durable ledger and snapshot. A ledger that does not reach the snapshot (a
-   * crash lost entries the snapshot covers) restarts after it, as Coco's ledger does when it
-   * installs a snapshot; otherwise the whole ledger is replayed, receipts and all.
-   */
-  private restore(recovered: Recovered): LedgerState {
-    const snapshot = recovered.snapshot;
-    let { ledgerStart, entries } = recovered;
-    if (snapshot && (entries.at(-1)?.seqno ?? ledgerStart - 1) < snapshot.point.seqno) {
-      this.disk.writeSnapshot(snapshot, true);
-      ledgerStart = snapshot.point.seqno + 1;
-      entries = [];
-    }
-    const secrets = new LedgerSecrets([this.env.secret]);
-    return LedgerState.restore({
-      env: this.engineEnv,
-      keys: signingKeys(this.id),
-      secrets,
-      sink: this.sink,
-      entries: entries.map((e) => decodeEntry(e.data)),
-      ...(snapshot ? { snapshot: decodeSnapshot(snapshot.bytes, secrets) } : {}),
-      ledgerStart,
-      serviceCertPem: this.env.serviceCertPem,
-      commitSeqno: recovered.commitSeqno,
-    });
-  }
-
   /** What the replica calls back into: the parts of `CocoNode` the simulator plays. */
   private replicaHooks(): ReplicaHooks {
     return {
@@ -292,12 +184,12 @@ export class SimNode {
         this.disk.recordCommit(seqno);
         this.scheduleSync();
         this.commitTo(seqno);
-        this.serveReads();
+        this.requests.serveReads();
       },
-      readReady: (requestId, seqno) => this.readReady(requestId, seqno),
+      readReady: (requestId, seqno) => this.requests.readReady(requestId, seqno),
       applied: (entry) => this.appliedFromPrimary(entry),
       rolledBack: (seqno) => this.rolledBack(seqno),
-      sendSnapshot: (to, seqno) => this.sendSnapshot(to, seqno),
+      sendSnapshot: (to, seqno) => this.snapshots.send(to, seqno),
     };
   }
 
@@ -333,12 +225,9 @@ export class SimNode {
     this.committedCache = undefined;
     this.generation++;
     this.disk.crash(this.env.prng);
-    this.pendingWrites.clear();
-    this.readsById.clear();
-    this.readsWaiting = [];
+    this.requests.clear();
     this.syncScheduled = false;
-    this.snapshotWanted = false;
-    this.pendingSnapshot = undefined;
+    this.snapshots.clear();
   }
 
   /** Runs `fn` now, or when a pause ends; not at all if the node crashed meanwhile. */
@@ -360,12 +249,12 @@ export class SimNode {
           replica.step(from, packet.message);
           break;
         case "snapshot":
-          this.installSnapshot(from, packet.point, packet.bytes);
+          this.snapshots.install(from, packet.point, packet.bytes);
           replica.process();
           break;
         case "request":
           // A write's entry reaches consensus now; the replica carries it out after this event.
-          this.onRequest(packet.request);
+          this.requests.onRequest(packet.request);
           break;
         case "reply":
           return;
@@ -387,36 +276,6 @@ export class SimNode {
     this.settled();
   }
 
-  private onRequest(request: ClientRequest): void {
-    const raft = this.raft!;
-    const state = this.state!;
-    if (!this.canWrite) {
-      const leader = raft.leader === this.id ? null : raft.leader;
-      this.reply(request.client, { requestId: request.requestId, status: "not_primary", leader });
-      return;
-    }
-    const { op } = request;
-    if (op.kind === "get") {
-      this.readsById.set(request.requestId, { client: request.client, key: op.key });
-      raft.readIndex(request.requestId);
-      this.replica!.process();
-      return;
-    }
-    const tx = state.store.begin();
-    executeWrite(tx, op);
-    const outcome = state.commitTx(tx, this.env.writes.claimsFor(operationOf(request.requestId)));
-    if (!outcome.ok || outcome.seqno === null) throw new Error(`${this.id}: a client write did not commit`);
-    this.trace(
-      `write ${operationOf(request.requestId)} ${op.kind} ${op.key} at ${outcome.view}.${outcome.seqno}`,
-    );
-    this.pendingWrites.set(outcome.seqno, {
-      view: outcome.view,
-      requestId: request.requestId,
-      client: request.client,
-    });
-    if (state.txSinceSignature >= this.env.signEvery) this.sign();
-  }
-
   /**
    * Proposes a reconfiguration (followed by a signature), as governance would: a `nodes.info`
    * write that trusts the new nodes and retires the removed ones.
@@ -427,16 +286,8 @@ export class SimNode {
     const state = this.state!;
     const current = raft.activeConfigs().at(-1) ?? [];
     const tx = state.store.begin();
-    const info = tx.map(Tables.nodesInfo);
-    for (const id of nodes.filter((n) => !current.includes(n))) {
-      const record = { status: "Trusted", cert: signingKeys(id).nodeCertPem, rpc_address: id };
-      info.set(encoder.encode(ledgerId(id)), encoder.encode(JSON.stringify(record)));
-      tx.map(Tables.nodesEndorsedCertificates).set(encoder.encode(ledgerId(id)), encoder.encode(record.cert));
-    }
-    for (const id of current.filter((n) => !nodes.includes(n))) {
-      const record = { status: "Retired", cert: signingKeys(id).nodeCertPem, rpc_address: id };
-      info.set(encoder.encode(ledgerId(id)), encoder.encode(JSON.stringify(record)));
-    }
+    for (const id of nodes.filter((n) => !current.includes(n))) trustNode(tx, id);
+    for (const id of current.filter((n) => !nodes.includes(n))) retireNode(tx, id);
     this.lastProposedConfig = undefined;
     const outcome = state.commitTx(tx);
     if (!outcome.ok || outcome.seqno === null)
@@ -459,15 +310,7 @@ export class SimNode {
     const seqno = this.state!.emitSignature();
     this.trace(`sign ${seqno}`);
     this.ticksSinceSignature = 0;
-    this.afterSignature(seqno);
-  }
-
-  /** A signature entry joined this node's ledger: a snapshot that was asked for is taken there. */
-  private afterSignature(seqno: number): void {
-    if (!this.snapshotWanted || this.pendingSnapshot) return;
-    this.snapshotWanted = false;
-    this.pendingSnapshot = { seqno, bytes: this.state!.encodeSnapshotAt(seqno) };
-    this.trace(`snapshot encoded at ${seqno}, written once committed`);
+    this.snapshots.afterSignature(seqno);
   }
 
   /**
@@ -482,28 +325,13 @@ export class SimNode {
     if ((config ?? []).join(",") !== [...(carried ?? [])].sort().join(",")) {
       this.problem ??= `entry ${entry.view}.${entry.seqno} carries configuration [${carried ?? ""}], its nodes.info write says [${config ?? ""}]`;
     }
-    if (entry.type === EntryType.Signature) this.afterSignature(entry.seqno);
+    if (entry.type === EntryType.Signature) this.snapshots.afterSignature(entry.seqno);
   }
 
   /** Consensus dropped the entries after `after` (the replica rolled the engine back). */
   private rolledBack(after: number): void {
     this.trace(`truncate after ${after}`);
-    if (this.pendingSnapshot && this.pendingSnapshot.seqno > after) {
-      this.pendingSnapshot = undefined;
-      this.snapshotWanted = true;
-    }
-  }
-
-  private readReady(requestId: string, seqno: number | null): void {
-    const read = this.readsById.get(requestId);
-    this.readsById.delete(requestId);
-    if (!read) return;
-    if (seqno === null) {
-      this.reply(read.client, { requestId, status: "not_primary", leader: null });
-      return;
-    }
-    this.readsWaiting.push({ requestId, seqno, ...read });
-    this.serveReads();
+    this.snapshots.rolledBack(after);
   }
 
   private onRoleChange(change: RoleChange): void {
@@ -535,146 +363,14 @@ export class SimNode {
     state.markCommitted(commit);
     this.applied = commit;
     this.trace(`commit ${commit}`);
-    for (const [seqno, pending] of this.pendingWrites) {
-      if (seqno > commit) continue;
-      this.pendingWrites.delete(seqno);
-      // The engine says whether this transaction, in the view it was made, is what committed.
-      if (state.txStatus(pending.view, seqno) === "Committed")
-        this.reply(pending.client, { requestId: pending.requestId, status: "ok" });
-    }
+    this.requests.committed(commit);
     this.env.observer.applied(this);
-    const pending = this.pendingSnapshot;
-    if (pending && pending.seqno <= commit) {
-      this.pendingSnapshot = undefined;
-      this.writeLocalSnapshot(pending.seqno, pending.bytes);
-    }
+    this.snapshots.committed(commit);
   }
 
-  private serveReads(): void {
-    if (this.readsWaiting.length === 0) return;
-    const waiting = this.readsWaiting;
-    this.readsWaiting = [];
-    for (const read of waiting) {
-      if (this.env.bugs.readUncommitted) {
-        const stored = this.state!.store.read(APP_MAP, encoder.encode(read.key));
-        const value = stored ? new TextDecoder().decode(stored) : "";
-        this.reply(read.client, { requestId: read.requestId, status: "ok", value });
-      } else if (read.seqno <= this.state!.commitSeqno) {
-        // Reads see the committed state: the primary's store also holds writes not yet committed.
-        const value = appState(this.committedSnapshot()).get(read.key) ?? "";
-        this.reply(read.client, { requestId: read.requestId, status: "ok", value });
-      } else {
-        this.readsWaiting.push(read);
-      }
-    }
-  }
-
-  /**
-   * Takes a snapshot at the commit point and compacts the log up to it. The engine encodes a
-   * snapshot only at its newest signature; if that is not committed yet, the snapshot is taken at
-   * the next signature and written once that commits, as Coco's nodes do.
-   */
+  /** Takes a snapshot at the commit point, or at the next signature (see `NodeSnapshots.take`). */
   takeSnapshot(): boolean {
-    const raft = this.raft;
-    const state = this.state;
-    if (!raft || !state || state.commitSeqno <= raft.logStart.seqno) return false;
-    const commit = state.commitSeqno;
-    if (state.lastSignatureSeqno === commit) {
-      try {
-        this.writeLocalSnapshot(commit, state.encodeSnapshotAt(commit));
-        return true;
-      } catch (error) {
-        // A rollback past a newer signature makes the engine forget the frame of the one before,
-        // so it cannot encode there until the next signature (see docs/consensus.md).
-        if (!(error instanceof LedgerStateError)) throw error;
-        this.trace(`snapshot at ${commit}: ${error.message}`);
-      }
-    }
-    this.snapshotWanted = true;
-    this.trace(`snapshot wanted at the next signature (commit ${commit})`);
-    return true;
-  }
-
-  private writeLocalSnapshot(seqno: number, bytes: Uint8Array): void {
-    const raft = this.raft!;
-    if (seqno <= raft.logStart.seqno) return;
-    const point = raft.snapshotPoint(seqno);
-    this.env.observer.snapshotTaken(this, point, bytes);
-    this.disk.writeSnapshot({ point, bytes }, false);
-    raft.compact(seqno);
-    this.trace(`snapshot at ${seqno}`);
-  }
-
-  private sendSnapshot(to: NodeId, seqno: number): void {
-    const snapshot = this.disk.snapshot;
-    if (!snapshot || snapshot.point.seqno !== seqno)
-      throw new Error(`${this.id} was asked to send a snapshot at ${seqno} it does not have`);
-    this.trace(`send snapshot ${seqno} to ${to}`);
-    this.env.net.send(this.id, to, { kind: "snapshot", point: snapshot.point, bytes: snapshot.bytes });
-  }
-
-  /**
-   * A snapshot from the primary. If the engine holds that very entry, consensus only moves its
-   * log start and commit point there. Otherwise the engine checks the snapshot (its anchor must be
-   * signed by a node and by the service) before anything changes, and then it replaces the
-   * engine's state, Raft's log and the ledger together.
-   */
-  private installSnapshot(from: string, point: SnapshotPoint, bytes: Uint8Array): void {
-    const raft = this.raft!;
-    const state = this.state!;
-    if (point.seqno <= raft.commitSeqno) {
-      this.trace(`snapshot ${point.seqno} from ${from}: already committed`);
-      return;
-    }
-    const secrets = state.secrets;
-    let decoded: ReturnType<typeof decodeSnapshot>;
-    try {
-      decoded = decodeSnapshot(bytes, secrets);
-    } catch (error) {
-      this.env.observer.broken(this, `snapshot ${point.seqno} from ${from}: ${(error as Error).message}`);
-    }
-    if (decoded.snapshot.version !== point.seqno || decoded.view !== point.view) {
-      this.env.observer.broken(
-        this,
-        `snapshot from ${from} holds ${decoded.view}.${decoded.snapshot.version}, sent as ${point.view}.${point.seqno}`,
-      );
-    }
-    if (state.lastSeqno >= point.seqno && state.viewOf(point.seqno) === point.view) {
-      const result = raft.restoreSnapshot(point);
-      this.trace(`snapshot ${point.seqno} from ${from}: ${result}`);
-      if (result === "ignored") return;
-      if (result !== "kept_suffix") this.env.observer.broken(this, `Raft ${result} a log the engine matches`);
-      this.disk.writeSnapshot({ point, bytes }, false);
-      this.env.observer.snapshotInstalled(this, point, decoded.snapshot);
-      this.markCommitted(point.seqno);
-      this.serveReads();
-      return;
-    }
-    let prepared: ReturnType<LedgerState["prepareSnapshot"]>;
-    try {
-      prepared = state.prepareSnapshot(decoded, this.env.serviceCertPem);
-    } catch (error) {
-      this.env.observer.broken(this, `snapshot ${point.seqno} from ${from}: ${(error as Error).message}`);
-    }
-    if (simIds(prepared.config).join(",") !== [...point.config].sort().join(",")) {
-      this.env.observer.broken(
-        this,
-        `snapshot ${point.seqno} trusts [${simIds(prepared.config)}], consensus has [${point.config}] there`,
-      );
-    }
-    const result = raft.restoreSnapshot(point);
-    this.trace(`snapshot ${point.seqno} from ${from}: ${result}`);
-    if (result === "ignored") return;
-    if (result !== "reset") this.env.observer.broken(this, `Raft kept a log suffix the engine does not hold`);
-    state.installSnapshot(prepared);
-    this.committedCache = undefined;
-    this.storage!.restartAfter({ point, bytes });
-    this.applied = point.seqno;
-    this.pendingSnapshot = undefined;
-    for (const seqno of this.pendingWrites.keys()) if (seqno <= point.seqno) this.pendingWrites.delete(seqno);
-    this.env.observer.snapshotInstalled(this, point, decoded.snapshot);
-    this.env.observer.applied(this);
-    this.serveReads();
+    return this.snapshots.take();
   }
 
   private scheduleSync(): void {
@@ -693,35 +389,7 @@ export class SimNode {
     });
   }
 
-  private reply(client: string, reply: ClientReply): void {
-    this.env.net.send(this.id, client, { kind: "reply", reply }, false);
-  }
-
   private trace(line: string): void {
     this.env.trace?.(`${this.id} ${line}`);
   }
-}
-
-/**
- * The engine as the replica sees it. The replica names the primary it follows by consensus id
- * (a simulator name here); the engine's signing rules name nodes as the ledger does, by key hash.
- * With `skipRollback` (a planted bug) truncations do not roll it back.
- */
-function replicaLedger(state: LedgerState, skipRollback: boolean): ReplicaLedger {
-  return {
-    get view() {
-      return state.view;
-    },
-    get lastSeqno() {
-      return state.lastSeqno;
-    },
-    viewOf: (seqno) => state.viewOf(seqno),
-    applyReplicated: (entry, source) =>
-      state.applyReplicated(
-        entry,
-        source && { view: source.view, primary: source.primary === null ? null : ledgerId(source.primary) },
-      ),
-    rollback: (seqno) => (skipRollback ? undefined : state.rollback(seqno)),
-    markCommitted: (commit) => state.markCommitted(commit),
-  };
 }

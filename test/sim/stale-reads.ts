@@ -1,6 +1,7 @@
 import type { EventQueue } from "./events.ts";
 import type { SimNetwork } from "./network.ts";
-import type { Packet, SimNode } from "./node.ts";
+import type { SimNode } from "./node.ts";
+import type { Packet } from "./packets.ts";
 import type { Prng } from "./prng.ts";
 import type { Scenario } from "./scenario.ts";
 

@@ -1,23 +1,20 @@
 import { pack, unpack } from "msgpackr";
 import type { Entry, UnsafeBugs } from "../../src/consensus/index.ts";
-import {
-  decodeEntry,
-  type LedgerSecret,
-  LedgerSecrets,
-  LedgerState,
-  SINGLETON_KEY,
-  Tables,
-} from "../../src/ledger/index.ts";
-import { check, kvModel } from "../utils/lincheck/index.ts";
+import type { LedgerSecret } from "../../src/ledger/index.ts";
 import { WriteRegistry } from "./app.ts";
 import { Checker, SafetyViolation } from "./checker.ts";
 import { type HistoryOp, SimClient } from "./client.ts";
+import { genesisEntry } from "./configuration.ts";
 import { EventQueue } from "./events.ts";
-import { IDENTITY, ledgerId, signingKeys, simIds } from "./keys.ts";
-import { CALM, SimNetwork } from "./network.ts";
-import { type NodeBugs, type NodeEnv, type Packet, SimNode } from "./node.ts";
+import { FaultSchedule } from "./faults.ts";
+import { checkHistory } from "./history-check.ts";
+import { IDENTITY } from "./keys.ts";
+import { SimNetwork } from "./network.ts";
+import { SimNode } from "./node.ts";
+import type { NodeBugs, NodeEnv } from "./node-env.ts";
+import { describePacket, type Packet } from "./packets.ts";
 import { Prng } from "./prng.ts";
-import { drawScenario, type FaultKind, pickFault, type Scenario } from "./scenario.ts";
+import { drawScenario, type Scenario } from "./scenario.ts";
 import { StaleReadNemesis, type Workload, workloadScenario } from "./stale-reads.ts";
 
 export interface SimOptions {
@@ -89,6 +86,7 @@ export class Simulation {
   /** Draws the engine checks' samples, so checking leaves the run's own randomness alone. */
   private readonly sampler: Prng;
   private genesis: Entry | undefined;
+  private readonly faults: FaultSchedule;
 
   constructor(private readonly options: SimOptions) {
     this.prng = new Prng(options.seed);
@@ -122,6 +120,21 @@ export class Simulation {
       writes: this.writes,
       clockBase: CLOCK_BASE,
     };
+    this.faults = new FaultSchedule({
+      queue: this.queue,
+      prng: this.prng,
+      scenario: this.scenario,
+      net: this.net,
+      nodes: this.nodes,
+      faultEnd: this.faultEnd,
+      addNode: () => {
+        const id = this.newId();
+        this.addNode(id, null);
+        return id;
+      },
+      trace: (line) => this.trace(line),
+      count: (key) => this.count(key),
+    });
     const ids = Array.from({ length: this.scenario.nodes }, () => this.newId());
     for (const id of ids) this.addNode(id, ids);
     const stopAt = this.end - this.scenario.opTimeoutMs - 100;
@@ -154,9 +167,9 @@ export class Simulation {
       this.clients.push(client);
       client.start();
     }
-    this.scheduleFault();
+    this.faults.scheduleNext();
     nemesis?.start();
-    this.queue.at(this.faultEnd, () => this.calm());
+    this.queue.at(this.faultEnd, () => this.faults.calm());
     const every = options.engineCheckMs ?? 2500;
     if (every > 0) this.queue.after(every, () => this.periodicChecks(every));
   }
@@ -221,41 +234,10 @@ export class Simulation {
     return node;
   }
 
-  /**
-   * Seqno 1 of every initial member's ledger: the service's first transaction, which trusts the
-   * initial nodes (so it carries the first configuration). Made once by the real engine; every
-   * initial disk holds the same bytes.
-   */
+  /** The genesis entry of every initial member's disk: made once, the same bytes on each. */
   private genesisEntry(ids: string[]): Entry {
-    if (this.genesis) return this.genesis;
-    let made: Entry | undefined;
-    const state = new LedgerState(
-      { now: () => CLOCK_BASE, randomBytes: (n) => new Uint8Array(n) },
-      signingKeys(ids[0]!),
-      new LedgerSecrets([this.env.secret]),
-      {
-        append: (seqno, data, isSignature, config) => {
-          made = { seqno, view: 0, isSignature, data, ...(config ? { config: simIds(config) } : {}) };
-          return true;
-        },
-      },
-      0,
-    );
-    const tx = state.store.begin();
-    const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
-    tx.map(Tables.serviceInfo).set(SINGLETON_KEY, json({ cert: IDENTITY.serviceCertPem, status: "Open" }));
-    for (const id of ids) {
-      const record = { status: "Trusted", cert: signingKeys(id).nodeCertPem, rpc_address: id };
-      tx.map(Tables.nodesInfo).set(new TextEncoder().encode(ledgerId(id)), json(record));
-      tx.map(Tables.nodesEndorsedCertificates).set(
-        new TextEncoder().encode(ledgerId(id)),
-        new TextEncoder().encode(record.cert),
-      );
-    }
-    state.commitTx(tx);
-    if (!made?.config) throw new Error("the genesis transaction carries no configuration");
-    this.genesis = made;
-    return made;
+    this.genesis ??= genesisEntry(this.env.secret, ids, CLOCK_BASE);
+    return this.genesis;
   }
 
   private deliver(from: string, to: string, packet: Packet): void {
@@ -275,111 +257,6 @@ export class Simulation {
       const before = client.stats.ok;
       client.receive(packet);
       if (this.queue.now >= this.faultEnd && client.stats.ok > before) this.okAfterCalm++;
-    }
-  }
-
-  private scheduleFault(): void {
-    const [lo, hi] = this.scenario.faultEveryMs;
-    const at = this.queue.now + this.prng.between(lo, hi);
-    if (at >= this.faultEnd) return;
-    this.queue.at(at, () => {
-      const kind = pickFault(this.prng, this.scenario.faults);
-      if (kind && this.inject(kind)) this.count(`fault_${kind}`);
-      this.scheduleFault();
-    });
-  }
-
-  private inject(kind: FaultKind): boolean {
-    const ids = [...this.nodes.keys()];
-    const alive = ids.filter((id) => this.nodes.get(id)!.alive && !this.nodes.get(id)!.retired);
-    switch (kind) {
-      case "partition": {
-        const shuffled = [...ids].sort(() => this.prng.float() - 0.5);
-        const cut = this.prng.between(1, shuffled.length - 1);
-        const oneWay = this.prng.chance(0.3);
-        this.net.partition([shuffled.slice(0, cut), shuffled.slice(cut)], oneWay);
-        this.trace(
-          `FAULT partition ${shuffled.slice(0, cut)} | ${shuffled.slice(cut)}${oneWay ? " (one way)" : ""}`,
-        );
-        return true;
-      }
-      case "isolate": {
-        const id = this.prng.pick(ids);
-        this.net.partition([[id], ids.filter((x) => x !== id)], false);
-        this.trace(`FAULT isolate ${id}`);
-        return true;
-      }
-      case "heal":
-        this.net.heal();
-        this.trace("FAULT heal");
-        return true;
-      case "crash":
-      case "crash_primary": {
-        const candidates =
-          kind === "crash" ? alive : alive.filter((id) => this.nodes.get(id)!.raft!.role === "primary");
-        if (candidates.length === 0) return false;
-        const id = this.prng.pick(candidates);
-        this.trace(`FAULT crash ${id}`);
-        this.nodes.get(id)!.crash();
-        return true;
-      }
-      case "restart": {
-        const down = ids.filter((id) => !this.nodes.get(id)!.alive);
-        if (down.length === 0) return false;
-        const id = this.prng.pick(down);
-        this.trace(`FAULT restart ${id}`);
-        this.nodes.get(id)!.start();
-        return true;
-      }
-      case "pause": {
-        if (alive.length === 0) return false;
-        const id = this.prng.pick(alive);
-        const node = this.nodes.get(id)!;
-        node.pausedUntil = this.queue.now + this.prng.between(20, 400);
-        this.trace(`FAULT pause ${id} until ${node.pausedUntil}`);
-        return true;
-      }
-      case "snapshot": {
-        if (alive.length === 0) return false;
-        return this.nodes.get(this.prng.pick(alive))!.takeSnapshot();
-      }
-      case "reconfigure":
-        return this.reconfigure(alive);
-    }
-  }
-
-  /** The primary adds a fresh node or removes one (possibly itself), one change at a time. */
-  private reconfigure(alive: string[]): boolean {
-    const primary = alive.map((id) => this.nodes.get(id)!).find((n) => n.raft!.canPropose);
-    if (!primary) return false;
-    const raft = primary.raft!;
-    // Usually one change at a time, as governance would; sometimes another while one is pending.
-    if (raft.activeConfigs().length > 1 && this.prng.chance(0.7)) return false;
-    const members = raft.activeConfigs().at(-1)!;
-    const canAdd = members.length < 5 && this.nodes.size < this.scenario.maxNodes;
-    const canRemove = members.length > 3;
-    if (!canAdd && !canRemove) return false;
-    let next: string[];
-    if (canAdd && (!canRemove || this.prng.chance(0.5))) {
-      const id = this.newId();
-      this.addNode(id, null);
-      next = [...members, id];
-    } else {
-      const leaving = this.prng.pick(members);
-      next = members.filter((id) => id !== leaving);
-    }
-    this.trace(`FAULT reconfigure by ${primary.id}: [${members}] -> [${next}]`);
-    return primary.reconfigure(next);
-  }
-
-  /** The calm phase: faults stop, everything heals and restarts, the service must recover. */
-  private calm(): void {
-    this.trace("CALM: heal, restart, unpause");
-    this.net.heal();
-    this.net.faults = { ...CALM, maxDelayMs: Math.min(5, this.scenario.network.maxDelayMs) };
-    for (const node of this.nodes.values()) {
-      node.pausedUntil = 0;
-      if (!node.alive) node.start();
     }
   }
 
@@ -445,36 +322,19 @@ export class Simulation {
 
   private lincheckText = "";
 
-  /**
-   * Checks the client history. A write whose client timed out is indeterminate to the client, but
-   * the simulator knows more. If it committed, it took effect by then (any later linearizable
-   * read must see it): its return time becomes its commit time. If no node's log holds it at the
-   * end, it never took effect and never will: it leaves the history (a read that saw it would
-   * then fail the check, as it should). Only the rest stay open-ended. This keeps the search
-   * small without weakening the check.
-   */
+  /** The client history, linearizable or not (see history-check.ts). */
   private checkHistory(): SimResult["linearizable"] {
-    const logged = new Set<string>();
-    for (const node of this.nodes.values()) {
-      for (const entry of node.disk.written().entries) {
-        if (entry.isSignature || entry.config) continue;
-        const operation = this.writes.operationFor(decodeEntry(entry.data).claimsDigest);
-        if (operation !== undefined) logged.add(operation);
-      }
-    }
-    const history: HistoryOp[] = [];
-    for (const [i, op] of this.history.entries()) {
-      const key = this.historyKeys[i]!;
-      const committedAt = op.output.status === "unknown" ? this.checker.writeCommitTimes.get(key) : undefined;
-      if (op.output.status !== "unknown") history.push(op);
-      else if (committedAt !== undefined)
-        history.push({ ...op, output: { status: "ok" }, return: committedAt });
-      else if (logged.has(key)) history.push(op);
-      else this.count("writes_never_applied");
-    }
-    const result = check(kvModel, history, { maxSteps: this.options.lincheckSteps ?? 500_000 });
-    if (result.result === "illegal") this.lincheckText = result.counterExample?.text ?? "not linearizable";
-    return result.result;
+    const { result, counterExample } = checkHistory({
+      history: this.history,
+      historyKeys: this.historyKeys,
+      nodes: this.nodes.values(),
+      writes: this.writes,
+      writeCommitTimes: this.checker.writeCommitTimes,
+      maxSteps: this.options.lincheckSteps ?? 500_000,
+      count: (key) => this.count(key),
+    });
+    if (result === "illegal") this.lincheckText = counterExample;
+    return result;
   }
 
   private collectStats(): Record<string, number> {
@@ -514,34 +374,4 @@ export class Simulation {
 
 export function runSeed(options: SimOptions): SimResult {
   return new Simulation(options).run();
-}
-
-function describePacket(packet: Packet): string {
-  switch (packet.kind) {
-    case "raft": {
-      const m = packet.message as Record<string, unknown>;
-      const parts = [`${m.type} v${m.view}`];
-      if (m.type === "append_entries") {
-        const entries = m.entries as Array<{ seqno: number; isSignature: boolean }>;
-        parts.push(`prev ${m.prevView}.${m.prevSeqno} +${entries.length} commit ${m.commitSeqno}`);
-      } else if (m.type === "append_entries_response") {
-        parts.push(
-          m.success
-            ? `ok match ${m.matchSeqno} durable ${m.durableSeqno}`
-            : `reject ${m.rejectedPrev} last ${m.lastSeqno} hint ${m.conflictView}@${m.conflictFirst}`,
-        );
-      } else if (m.type === "pre_vote_response" || m.type === "request_vote_response") {
-        parts.push(m.granted ? "granted" : "refused");
-      } else if (m.type === "pre_vote" || m.type === "request_vote") {
-        parts.push(`last ${m.lastView}.${m.lastSeqno}`);
-      }
-      return parts.join(" ");
-    }
-    case "snapshot":
-      return `snapshot ${packet.point.view}.${packet.point.seqno}`;
-    case "request":
-      return `request ${packet.request.requestId} ${packet.request.op.kind} ${packet.request.op.key}`;
-    case "reply":
-      return `reply ${packet.reply.requestId} ${packet.reply.status}`;
-  }
 }

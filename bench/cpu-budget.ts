@@ -3,6 +3,10 @@
  * (`npm run bench -- --cpu-prof DIR`, `bench:replicated`/`bench:ab -- --cpu-prof DIR`):
  *
  *   npx tsx bench/cpu-budget.ts --window FROM:TO[,FROM:TO...] --ops N [--cpu-ms A,B,...] [--json] FILE...
+ *   npx tsx bench/cpu-budget.ts --ab BENCH_AB_REPORT.json [--json]
+ *
+ * The second form takes every round of a `bench:ab -- --cpu-prof DIR` report (its windows, writes
+ * and /proc CPU) and prints the primary and one backup of each run side by side.
  *
  * On a loaded machine a profile's busy samples include time the process was runnable but not
  * running, so its totals overstate CPU; `--cpu-ms` (each file's CPU ms per write from /proc, as
@@ -16,8 +20,8 @@
  * socket layers, which sit outside everything a request does), then to "other". The result is
  * microseconds of CPU per committed write (`--ops`: writes committed in the windows).
  */
-import { readFileSync } from "node:fs";
-import { basename } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 
 /** Stage name and the frames that mark it, earlier stages first. */
@@ -118,6 +122,79 @@ export function budget(file: string, windows: Array<[number, number]>): Map<stri
   return out;
 }
 
+interface Column {
+  label: string;
+  stages: Map<string, number>;
+  ops: number;
+}
+
+/** A file's budget over `windows`, scaled to `cpuMs` per write when given. */
+function column(label: string, file: string, windows: Array<[number, number]>, ops: number, cpuMs?: number) {
+  const stages = budget(file, windows);
+  if (cpuMs !== undefined) {
+    const busy = [...stages.values()].reduce((a, b) => a + b, 0);
+    for (const [name, us] of stages) stages.set(name, (us / busy) * cpuMs * 1000 * ops);
+  }
+  return { label, stages, ops };
+}
+
+function print(columns: Column[], json: boolean): void {
+  const names = [...STAGES, ...LAYERS].map(([name]) => name).concat(OTHER);
+  const per = (c: Column, us: number | undefined) => (us ?? 0) / c.ops;
+  const total = (c: Column) =>
+    per(
+      c,
+      [...c.stages.values()].reduce((a, b) => a + b, 0),
+    );
+  if (json) {
+    const out = columns.map((c) => ({
+      label: c.label,
+      us_per_write: Object.fromEntries(names.map((n) => [n, Math.round(per(c, c.stages.get(n)))])),
+      total_us_per_write: Math.round(total(c)),
+    }));
+    console.log(JSON.stringify(out, null, 2));
+    return;
+  }
+  console.log("us of CPU per committed write");
+  console.log(`${"stage".padEnd(48)}${columns.map((c) => c.label.slice(-22).padStart(24)).join("")}`);
+  for (const name of names) {
+    console.log(
+      `${name.padEnd(48)}${columns.map((c) => per(c, c.stages.get(name)).toFixed(1).padStart(24)).join("")}`,
+    );
+  }
+  console.log(`${"total".padEnd(48)}${columns.map((c) => total(c).toFixed(1).padStart(24)).join("")}`);
+}
+
+/**
+ * Every round of a `bench:ab -- --cpu-prof DIR` report: the primary and one backup of each run,
+ * scaled to the CPU per write /proc gave for them.
+ */
+function abColumns(report: string): Column[] {
+  interface Round {
+    writes_per_s: number;
+    cpu_primary: number;
+    cpu_backup: number;
+    profile?: { dir: string; primary_pid: number; load_window_us: [number, number] };
+  }
+  const { rounds } = JSON.parse(readFileSync(report, "utf8")) as { rounds: Record<string, Round[]> };
+  const columns: Column[] = [];
+  for (const side of ["base", "head"]) {
+    rounds[side]!.forEach((round, i) => {
+      if (!round.profile)
+        throw new Error(`${report}: ${side} round ${i} has no profile (run bench:ab with --cpu-prof)`);
+      const { dir, primary_pid, load_window_us: window } = round.profile;
+      const mains = readdirSync(dir).filter((f) => f.endsWith(".0.001.cpuprofile"));
+      const primary = mains.find((f) => f.includes(`.${primary_pid}.`));
+      const backup = mains.find((f) => !f.includes(`.${primary_pid}.`));
+      if (!primary || !backup) throw new Error(`${dir}: no main-thread profiles of the primary and a backup`);
+      const ops = Math.round((round.writes_per_s * (window[1] - window[0])) / 1e6);
+      columns.push(column(`${side}-${i} primary`, join(dir, primary), [window], ops, round.cpu_primary));
+      columns.push(column(`${side}-${i} backup`, join(dir, backup), [window], ops, round.cpu_backup));
+    });
+  }
+  return columns;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -125,16 +202,23 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       window: { type: "string" },
       ops: { type: "string" },
       "cpu-ms": { type: "string" },
+      ab: { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
+  if (values.ab) {
+    print(abColumns(values.ab), values.json);
+    process.exit(0);
+  }
   const ops = Number(values.ops);
   const windows = (values.window ?? "")
     .split(",")
     .filter(Boolean)
     .map((w) => w.split(":").map(Number) as [number, number]);
   if (positionals.length === 0 || !(ops > 0) || windows.length === 0) {
-    console.error("usage: cpu-budget.ts --window FROM:TO[,FROM:TO...] --ops N [--json] FILE...");
+    console.error(
+      "usage: cpu-budget.ts --window FROM:TO[,FROM:TO...] --ops N [--cpu-ms A,B...] [--json] FILE...\n       cpu-budget.ts --ab BENCH_AB_REPORT.json [--json]",
+    );
     process.exit(2);
   }
   const cpuMs = values["cpu-ms"]?.split(",").map(Number);
@@ -142,33 +226,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.error("--cpu-ms needs one positive number per file");
     process.exit(2);
   }
-  const results = positionals.map((file, i) => {
-    const stages = budget(file, windows);
-    const target = cpuMs?.[i];
-    if (target !== undefined) {
-      const busy = [...stages.values()].reduce((a, b) => a + b, 0);
-      for (const [name, us] of stages) stages.set(name, (us / busy) * target * 1000 * ops);
-    }
-    return { file: basename(file), stages };
-  });
-  const names = [...STAGES, ...LAYERS].map(([name]) => name).concat(OTHER);
-  if (values.json) {
-    const json = results.map(({ file, stages }) => ({
-      file,
-      us_per_write: Object.fromEntries(names.map((n) => [n, Math.round((stages.get(n) ?? 0) / ops)])),
-      total_us_per_write: Math.round([...stages.values()].reduce((a, b) => a + b, 0) / ops),
-    }));
-    console.log(JSON.stringify(json, null, 2));
-  } else {
-    console.log(`us of CPU per committed write (${ops} writes)`);
-    console.log(`${"stage".padEnd(48)}${results.map((r) => r.file.slice(-28).padStart(30)).join("")}`);
-    for (const name of names) {
-      const cells = results.map((r) => ((r.stages.get(name) ?? 0) / ops).toFixed(1).padStart(30));
-      console.log(`${name.padEnd(48)}${cells.join("")}`);
-    }
-    const totals = results.map((r) =>
-      ([...r.stages.values()].reduce((a, b) => a + b, 0) / ops).toFixed(1).padStart(30),
-    );
-    console.log(`${"total".padEnd(48)}${totals.join("")}`);
-  }
+  print(
+    positionals.map((file, i) => column(basename(file), file, windows, ops, cpuMs?.[i])),
+    values.json,
+  );
 }

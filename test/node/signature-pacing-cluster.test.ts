@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Cluster } from "../helpers/cluster.ts";
+
+/**
+ * Signature pacing on real nodes (src/node/signing.ts): with a signature in flight, the writes
+ * behind it wait for the next one, emitted when it commits. Nothing may be left waiting: every
+ * write of a burst answered on commit is committed, a lone write afterwards commits promptly,
+ * and the burst needed fewer signatures than writes.
+ */
+test("paced signatures: a burst all commits under fewer signatures, then a lone write commits promptly", {
+  timeout: 180_000,
+}, async () => {
+  const cluster = await Cluster.create();
+  try {
+    const n0 = await cluster.startService({ openAtNodes: 2 });
+    await cluster.join("n1", n0);
+    await cluster.untilOpen();
+    const primary = cluster.primary()!;
+    const { stats } = primary.node.signing;
+
+    const before = stats.signatures;
+    const writers = 32;
+    const perWriter = 4;
+    const statuses = await Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        const out: number[] = [];
+        for (let i = 0; i < perWriter; i++) {
+          const res = await cluster.call(primary, "PUT", `/app/log/private?id=${1000 + w * perWriter + i}`, {
+            body: { msg: "burst" },
+            headers: { "x-coco-wait": "commit" },
+          });
+          out.push(res.status);
+        }
+        return out;
+      }),
+    );
+    assert.deepEqual(statuses.flat(), new Array(writers * perWriter).fill(200));
+    const burstSignatures = stats.signatures - before;
+    assert.ok(
+      burstSignatures < writers * perWriter,
+      `${burstSignatures} signatures for ${writers * perWriter} writes`,
+    );
+    assert.equal(primary.node.state.txSinceSignature, 0, "every write is under a signature");
+
+    // Quiet again: a lone write finds no signature in flight and is signed in its own batch.
+    await cluster.until("the last signature is committed", () => {
+      const { state } = primary.node;
+      return state.commitSeqno === state.lastSignatureSeqno;
+    });
+    const started = performance.now();
+    const lone = await cluster.call(primary, "PUT", "/app/log/private?id=1", {
+      body: { msg: "lone" },
+      headers: { "x-coco-wait": "commit" },
+    });
+    const tookMs = performance.now() - started;
+    assert.equal(lone.status, 200, lone.text);
+    // Generous for a loaded machine: the interval bound alone (maxIntervalMs, 20 ms) would sign
+    // it long before, and a stuck pacing would leave it to the 10 s commit-wait timeout.
+    assert.ok(tookMs < 5000, `a lone write took ${tookMs.toFixed(0)} ms to commit`);
+  } finally {
+    await cluster.stop();
+  }
+});

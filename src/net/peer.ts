@@ -24,10 +24,12 @@ const QUIET_REFUSALS = 5;
  * stuck (a partition drops packets without a reset): the connection is dropped and redialled. TCP
  * alone would retransmit into the void with a back-off that doubles (0.2, 0.4, ... 6.4 s), so after
  * the partition heals the first frame got through only as late as the partition had lasted. Not
- * shorter: a peer starved of CPU (catching up under load) can be silent for 2 s, and redialling
+ * shorter: a peer starved of CPU (catching up under load) can be silent for seconds, and redialling
  * it then only loses the frames in flight and costs a handshake it is too busy to do.
  */
-export const STALL_MS = 4_000;
+export const STALL_MS = 6_000;
+/** Silence from a peer, before it dials us anew, that makes us replace our own link to it. */
+const SILENT_BEFORE_REDIAL_MS = 2_000;
 /** How often a connection is checked for a stall. */
 const STALL_CHECK_MS = 250;
 /**
@@ -101,17 +103,22 @@ export class OutboundPeer {
 
   /**
    * The peer just connected to us: the network between us works now. If our own link to it is
-   * still dialing or waiting out a back-off (say a partition just healed), dial at once; if it is
-   * up but stuck, replace it.
+   * still dialing or waiting out a back-off (say a partition just healed), dial at once. If our
+   * link is up but we had heard nothing from the peer for `SILENT_BEFORE_REDIAL_MS` before it
+   * dialed, our link was cut too (its frames sit in TCP's retransmission back-off): replace it.
+   * A link heard from recently, or made less than a second ago, is left alone, so two peers do
+   * not make each other redial in turn.
    */
   peerConnected(): void {
     if (this.#stopped) return;
     const now = Date.now();
-    const stuck =
-      this.#connection !== undefined && this.#stalledSince !== undefined && now - this.#tcpUpAt > STALL_MS;
     const waiting = this.#connection === undefined && this.#tcpUpAt === 0;
-    if (!stuck && !waiting) return;
-    this.#opts.log.debug({ peer: this.id, stuck }, "peer connected to us; redialling it at once");
+    const cut =
+      this.#connection !== undefined &&
+      now - this.#tcpUpAt >= 1_000 &&
+      now - this.#lastHeard() >= SILENT_BEFORE_REDIAL_MS;
+    if (!waiting && !cut) return;
+    this.#opts.log.debug({ peer: this.id, cut }, "peer connected to us; dialing it at once");
     this.#redialNow();
   }
 

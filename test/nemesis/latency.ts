@@ -72,6 +72,8 @@ export async function measureLatency(opts: {
       p99: percentile(latencies, 99),
     };
   } finally {
-    await cluster.cleanup();
+    // COCO_NEMESIS_KEEP=1 keeps the nodes' directories and logs (the path is printed).
+    if (process.env.COCO_NEMESIS_KEEP === "1") console.error(`kept: ${cluster.dir}`);
+    await cluster.cleanup(process.env.COCO_NEMESIS_KEEP === "1");
   }
 }

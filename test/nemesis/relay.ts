@@ -20,9 +20,16 @@ export interface LinkSettings {
 
 export const CLEAN_LINK: LinkSettings = { delayMs: 0, jitterMs: 0, resetRate: 0, blackhole: false };
 
-/** One direction of a connection: chunks are delivered no earlier than their due time, in order. */
+/**
+ * One direction of a connection: chunks are delivered no earlier than their due time, in order.
+ * One queue and one timer per direction: a timer per chunk could fire out of order (timers are
+ * scheduled against the event loop's cached clock, so two chunks due 0.1 ms apart can swap),
+ * and a swapped TLS record fails the connection with "bad record mac".
+ */
 class DelayedPipe {
   private due = 0;
+  private readonly queue: Array<{ due: number; chunk: Buffer }> = [];
+  private timer: NodeJS.Timeout | undefined;
   constructor(
     private readonly to: Socket,
     private readonly link: () => LinkSettings,
@@ -39,12 +46,25 @@ class DelayedPipe {
     }
     const now = performance.now();
     this.due = Math.max(this.due, now + link.delayMs + link.jitterMs * this.random());
-    const wait = this.due - now;
-    if (wait < 1) this.to.write(chunk);
-    else
-      setTimeout(() => {
-        if (!this.to.destroyed) this.to.write(chunk);
-      }, wait);
+    this.queue.push({ due: this.due, chunk });
+    this.flush();
+  }
+
+  /** Writes every chunk that is due, in order, and sets the one timer for the next. */
+  private flush(): void {
+    if (this.timer !== undefined) return;
+    const now = performance.now();
+    let next = this.queue[0];
+    while (next !== undefined && next.due - now < 1) {
+      this.queue.shift();
+      if (!this.to.destroyed) this.to.write(next.chunk);
+      next = this.queue[0];
+    }
+    if (next === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush();
+    }, next.due - now);
   }
 }
 

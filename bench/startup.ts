@@ -86,7 +86,14 @@ try {
   row("sandbox, new service, to open (3 nodes)", { wall: fresh.openMs });
 
   const cli = (what: string, command: string[], cwd?: string) => {
-    const runs = Array.from({ length: RUNS }, () => timed(command, cwd));
+    const runs = Array.from({ length: RUNS }, () => {
+      // A signed governance request carries its creation time in seconds, and the service
+      // refuses the same request twice: calls that take under a second would repeat one.
+      // Wait (untimed) for the next second.
+      if (command.includes("gov"))
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000 - (Date.now() % 1000));
+      return timed(command, cwd);
+    });
     row(what, { wall: median(runs.map((r) => r.wallMs)), cpu: median(runs.map((r) => r.cpuMs)) });
   };
   cli("`coco --version` (compiled)", [process.execPath, BIN, "--version"]);

@@ -12,6 +12,8 @@ import { rpcPort } from "./rpc-port.ts";
 
 /** How long a stopping node lets requests under way finish before it closes their connections. */
 const STOP_GRACE_MS = 1000;
+/** After the grace, how long the answers to aborted commit waits get to reach their clients. */
+const STOP_ANSWER_MS = 200;
 
 export interface RunningNode {
   node: CocoNode;
@@ -86,8 +88,13 @@ export async function runNode(
     stop() {
       stopped ??= (async () => {
         const closing = server.close();
-        // Requests under way get a moment to finish; then every remaining connection is cut.
+        // Requests under way get a moment to finish (new ones are answered 503 NodeStopping).
         await Promise.race([closing, new Promise((r) => setTimeout(r, STOP_GRACE_MS))]);
+        // Writes still waiting for their commit are answered 503 CommitUnavailable (naming the
+        // transaction, whose fate the client can look up elsewhere) before connections are cut,
+        // rather than seeing their connection drop.
+        node.state.abortWaiters("node stopped before the transaction committed");
+        await Promise.race([closing, new Promise((r) => setTimeout(r, STOP_ANSWER_MS))]);
         for (const socket of sockets) socket.destroy();
         await closing;
         await executors.close();

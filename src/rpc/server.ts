@@ -58,8 +58,9 @@ export function createRpcServer(
       nameState(req.url, reply);
       return sendError(reply, status, fastifyErrorCode(status), error.message);
     },
-    // Stopping must not wait for clients that keep idle connections open.
-    forceCloseConnections: true,
+    // Stopping closes idle keep-alive connections at once; those with a request under way get
+    // the stop's grace (src/node/run.ts), then are cut.
+    forceCloseConnections: "idle",
   });
   limitConnections(server.server as unknown as TlsServer, limits, log);
   server.removeAllContentTypeParsers();

@@ -23,6 +23,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
+import type { Profile, ProfileNode } from "./cpuprofile.ts";
 
 /** Stage name and the frames that mark it, earlier stages first. */
 export const STAGES: ReadonlyArray<readonly [string, RegExp]> = [
@@ -59,18 +60,6 @@ export const LAYERS: ReadonlyArray<readonly [string, RegExp]> = [
   ["TLS read and socket", /^onStreamRead@|@readable$|^onWriteComplete@|@writable$|@net$|@_tls_wrap$/],
 ];
 const OTHER = "other (timers, microtask plumbing, program)";
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string };
-  children?: number[];
-}
-interface Profile {
-  nodes: ProfileNode[];
-  startTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
 
 /** Busy CPU (us) per stage inside the windows. */
 export function budget(file: string, windows: Array<[number, number]>): Map<string, number> {

@@ -11,7 +11,13 @@ import { SignatureScheduler } from "../../src/node/signing.ts";
 
 function scheduler(clockMs: () => number) {
   const signed: number[] = [];
-  const state = { unsignedSince: 1_000_000, txSinceSignature: 3, emitSignature: () => 42 };
+  const state = {
+    unsignedSince: 1_000_000,
+    txSinceSignature: 3,
+    commitSeqno: 0,
+    emitSignature: () => 42,
+    onCommit: () => {},
+  };
   const host = {
     state: state as unknown as LedgerState,
     env: { now: clockMs, randomBytes: (n: number) => new Uint8Array(n) },

@@ -79,8 +79,11 @@ console.log(`load average at start: ${load()} (${RUNS} runs each for the CLI)`);
 
 const dir = mkdtempSync(join(tmpdir(), "coco-bench-startup-"));
 const port = await reservePorts(6);
+/** The sandbox running now, stopped however the run ends (its nodes would outlive this process). */
+let running: { stop(): Promise<void> } | undefined;
 try {
   const fresh = await sandboxOpen(join(dir, "ws"), port);
+  running = fresh;
   console.log(`fresh start: open after ${(fresh.openMs / 1000).toFixed(1)} s\n${fresh.steps.join("\n")}`);
   console.log(`node CPU to open: ${fresh.nodeCpuMs.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(", ")}`);
   row("sandbox, new service, to open (3 nodes)", { wall: fresh.openMs });
@@ -120,13 +123,17 @@ try {
   ]);
   cli("`npx coco --version` (npm's start-up added)", ["npx", "coco", "--version"]);
   await fresh.stop();
+  running = undefined;
 
   const resumed = await sandboxOpen(join(dir, "ws"), port);
+  running = resumed;
   console.log(`resume: open after ${(resumed.openMs / 1000).toFixed(1)} s\n${resumed.steps.join("\n")}`);
   console.log(`node CPU to open: ${resumed.nodeCpuMs.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(", ")}`);
   row("sandbox, resuming from its ledgers, to open", { wall: resumed.openMs });
   await resumed.stop();
+  running = undefined;
 } finally {
+  await running?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`load average at end: ${load()}\n`);

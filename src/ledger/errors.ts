@@ -54,3 +54,6 @@ export class LedgerInvariantError extends Error {
 export function invariant(condition: boolean, message: string | (() => string)): asserts condition {
   if (!condition) throw new LedgerInvariantError(typeof message === "string" ? message : message());
 }
+
+/** A misuse or inconsistency of the ledger's in-memory state (a wait that cannot end, a gap). */
+export class LedgerStateError extends Error {}

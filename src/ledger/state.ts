@@ -11,6 +11,7 @@ import {
   toHex,
 } from "../crypto/index.ts";
 import { formatTxId, Store, type Tx, type WriteSet } from "../kv/index.ts";
+import { CommitWaits } from "./commit-waits.ts";
 import {
   type DecodedEntry,
   decodeEntry,
@@ -19,7 +20,7 @@ import {
   encodeEntry,
   frameWriteSetDigest,
 } from "./entry.ts";
-import { invariant } from "./errors.ts";
+import { invariant, LedgerStateError } from "./errors.ts";
 import { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
 import {
   type CommitOutcome,
@@ -88,7 +89,7 @@ export interface PreparedSnapshot {
 /** A snapshot file as decoded by the ledger module. */
 export type DecodedSnapshot = ReturnType<typeof decodeSnapshot>;
 
-export class LedgerStateError extends Error {}
+export { LedgerStateError };
 
 /**
  * The transaction engine of one node: KV store, Merkle tree, per-transaction metadata, signature
@@ -109,8 +110,7 @@ export class LedgerState {
   private signers = new SigningRules();
   /** The newest signature entry as framed: the anchor of a snapshot taken there. */
   private lastSignatureFrame: { seqno: number; frame: Uint8Array } | undefined;
-  private commitWaiters: Array<{ seqno: number; resolve: () => void; reject: (e: Error) => void }> = [];
-  private readonly commitListeners: Array<(commit: number) => void> = [];
+  private readonly commitWaits = new CommitWaits();
   private _view: number;
   private _commitSeqno = 0;
   private _txSinceSignature = 0;
@@ -396,13 +396,7 @@ export class LedgerState {
     }
     this._commitSeqno = commit;
     this.store.compact(commit);
-    for (const listener of this.commitListeners) listener(commit);
-    const waiting = this.commitWaiters;
-    this.commitWaiters = [];
-    for (const waiter of waiting) {
-      if (waiter.seqno <= commit) waiter.resolve();
-      else this.commitWaiters.push(waiter);
-    }
+    this.commitWaits.committed(commit);
   }
 
   /**
@@ -410,19 +404,17 @@ export class LedgerState {
    * it must not append: consensus may be mid-step; defer such work).
    */
   onCommit(listener: (commit: number) => void): void {
-    this.commitListeners.push(listener);
+    this.commitWaits.onCommit(listener);
   }
 
   /** Resolves once `seqno` is committed. */
   waitForCommit(seqno: number): Promise<void> {
-    if (seqno <= this._commitSeqno) return Promise.resolve();
-    return new Promise((resolve, reject) => this.commitWaiters.push({ seqno, resolve, reject }));
+    return this.commitWaits.wait(seqno, this._commitSeqno);
   }
 
   /** Fails every pending wait, for shutdown. */
   abortWaiters(reason: string): void {
-    for (const waiter of this.commitWaiters) waiter.reject(new LedgerStateError(reason));
-    this.commitWaiters = [];
+    this.commitWaits.abort(reason);
   }
 
   txStatus(view: number, seqno: number): TxStatus {
@@ -558,8 +550,6 @@ export class LedgerState {
   /** Replaces everything this node had with a snapshot `prepareSnapshot` checked. */
   installSnapshot(prepared: PreparedSnapshot): void {
     const fresh = prepared.state;
-    const waiting = this.commitWaiters;
-    this.commitWaiters = [];
     this._store = fresh._store;
     this.tree = fresh.tree;
     this.meta = fresh.meta;
@@ -578,13 +568,7 @@ export class LedgerState {
     this.setTxSinceSignature(0);
     this.nodesInfoVersion++;
     this.checkEnds();
-    for (const waiter of waiting) {
-      if (waiter.seqno <= this._commitSeqno) waiter.resolve();
-      else
-        waiter.reject(
-          new LedgerStateError(`transaction at seqno ${waiter.seqno} was replaced by a snapshot`),
-        );
-    }
+    this.commitWaits.replaced(this._commitSeqno);
   }
 
   /** Starts this (empty) state from a snapshot and its anchor, checking the anchor's signatures. */
@@ -765,13 +749,7 @@ export class LedgerState {
     if ((this.lastSignatureFrame?.seqno ?? 0) > seqno) this.lastSignatureFrame = undefined;
     this.setTxSinceSignature(seqno - this.lastSignatureSeqno);
     this.checkEnds();
-    const waiting = this.commitWaiters;
-    this.commitWaiters = [];
-    for (const waiter of waiting) {
-      if (waiter.seqno > seqno)
-        waiter.reject(new LedgerStateError(`transaction at seqno ${waiter.seqno} was rolled back`));
-      else this.commitWaiters.push(waiter);
-    }
+    this.commitWaits.rolledBack(seqno);
   }
 
   /**

@@ -151,14 +151,22 @@ test("documented error answers, each triggered for real, each changing nothing",
       60_000,
     );
 
-    // 503 ForwardingFailed: a backup with no primary to forward to runs nothing.
-    await n0.stop();
-    const versionBefore = n1.node.state.store.version;
-    const orphan = await cluster.call(n1, "PUT", "/app/log/private?id=2", { body: { msg: "no primary" } });
+    // 503 ForwardingFailed: a backup with no primary to forward to runs nothing. Stop whichever
+    // node is primary now: on a loaded machine the restarted n1 may have won an election, and a
+    // lone primary would run the write itself. Alone, the other can never become primary.
+    let primary: typeof n0 | undefined;
+    await cluster.until("a primary", async () => (primary = cluster.primary()) !== undefined);
+    const backup = primary === n0 ? n1 : n0;
+    await (primary as typeof n0).stop();
+    assert.equal(backup.node.isPrimary, false, "the node left is a backup");
+    const versionBefore = backup.node.state.store.version;
+    const orphan = await cluster.call(backup, "PUT", "/app/log/private?id=2", {
+      body: { msg: "no primary" },
+    });
     assert.equal(orphan.status, 503, orphan.text);
     assert.equal(orphan.json().error.code, "ForwardingFailed");
     assert.match(orphan.json().error.message, /it was not run/);
-    assert.equal(n1.node.state.store.version, versionBefore);
+    assert.equal(backup.node.state.store.version, versionBefore);
   } finally {
     openGate();
     await cluster.stop();

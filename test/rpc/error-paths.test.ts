@@ -154,10 +154,10 @@ test("documented error answers, each triggered for real, each changing nothing",
     // 503 ForwardingFailed: a backup with no primary to forward to runs nothing. Stop whichever
     // node is primary now: on a loaded machine the restarted n1 may have won an election, and a
     // lone primary would run the write itself. Alone, the other can never become primary.
-    let primary: typeof n0 | undefined;
-    await cluster.until("a primary", async () => (primary = cluster.primary()) !== undefined);
+    await cluster.until("a primary", () => cluster.primary() !== undefined);
+    const primary = cluster.primary() === n0 ? n0 : n1;
     const backup = primary === n0 ? n1 : n0;
-    await (primary as typeof n0).stop();
+    await primary.stop();
     assert.equal(backup.node.isPrimary, false, "the node left is a backup");
     const versionBefore = backup.node.state.store.version;
     const orphan = await cluster.call(backup, "PUT", "/app/log/private?id=2", {

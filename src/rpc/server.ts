@@ -6,7 +6,7 @@ import { TX_HEADER } from "./answers.ts";
 import { registerAttestationRoutes } from "./attestation.ts";
 import { handshakeTimeoutMs, limitConnections } from "./connection-limits.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
-import { appHandler, serveForwardedCalls } from "./forwarding.ts";
+import { AppEntry, appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerGovRoutes } from "./gov.ts";
 import { answerClientError, repeatedQueryParameter } from "./http-checks.ts";
 import { registerLedgerReadRoutes } from "./ledger-read.ts";
@@ -111,7 +111,7 @@ export function createRpcServer(
   registerAttestationRoutes(server, node);
   registerLedgerReadRoutes(server, node);
   if (executors.size > 0) {
-    server.all("/app/*", appHandler(node, executors, log));
+    server.all("/app/*", appHandler(new AppEntry(node, executors, log)));
     serveForwardedCalls(node, executors, log);
   }
   return server;

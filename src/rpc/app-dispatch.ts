@@ -13,7 +13,7 @@ import {
 import { KvError, type Tx } from "../kv/index.ts";
 import { type CommitOutcome, NotPrimaryError, ZERO_DIGEST } from "../ledger/index.ts";
 import { type AppAnswer, errorAnswer, READ_HEADER, TX_HEADER, WAIT_HEADER } from "./answers.ts";
-import { authenticate, type Peer } from "./auth.ts";
+import { authenticate, onlyCertificates, type Peer } from "./auth.ts";
 import type { AuthRequest } from "./auth-policies.ts";
 import { waitForCommit } from "./commit-wait.ts";
 import { jsonContentTypeProblem, unknownQueryParameter } from "./http-checks.ts";
@@ -33,8 +33,6 @@ export interface AppCall {
   body: Uint8Array;
   peer: Peer;
 }
-
-const encoder = new TextEncoder();
 
 /** Framework maps are written by the node and governance only, never by apps. */
 function reservedMap(name: string): boolean {
@@ -88,14 +86,16 @@ function appAnswer(response: AppResponse, status: number, txid: string): AppAnsw
   if (body === undefined) return { status, headers, body: new Uint8Array(0) };
   if (typeof body === "string") {
     headers["content-type"] ??= "text/plain";
-    return { status, headers, body: encoder.encode(body) };
+    return { status, headers, body: Buffer.from(body) };
   }
   if (body instanceof Uint8Array) {
     headers["content-type"] ??= "application/octet-stream";
     return { status, headers, body };
   }
   headers["content-type"] = "application/json";
-  return { status, headers, body: encoder.encode(JSON.stringify(body)) };
+  // Buffer.from(string) takes a small string's bytes from a shared pool (no allocation of its
+  // own); a body JSON cannot express (a function) is sent empty, as a TextEncoder would send it.
+  return { status, headers, body: Buffer.from(JSON.stringify(body) ?? "") };
 }
 
 export type Routed =
@@ -189,7 +189,12 @@ async function executeOnce(
   listeners: Array<(txid: string, status: number) => void>,
 ): Promise<AppAnswer> {
   const { endpoint, params, path } = routed;
-  const auth = authenticate(endpoint.auth, call.peer, authRequest(node, call));
+  // Certificate-only policies (the usual case) read no request: none is built for them.
+  const auth = authenticate(
+    endpoint.auth,
+    call.peer,
+    onlyCertificates(endpoint.auth) ? undefined : authRequest(node, call),
+  );
   if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, node.currentTxId());
   const mode = endpointMode(endpoint, call, path);
   if (mode === "readwrite" && !node.isPrimary) {

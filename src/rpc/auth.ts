@@ -125,13 +125,29 @@ export type AuthOutcome =
 
 const CERT_POLICIES = new Set<AuthPolicy>(["user_cert", "member_cert", "any_cert", "no_auth"]);
 
+/** Per endpoint's policy list: whether the TLS certificate alone decides (no request needed). */
+const certificateOnly = new WeakMap<AuthPolicy[], boolean>();
+
+/**
+ * Whether these policies are decided by the client certificate alone, so `authenticate` needs no
+ * request (and the caller builds none). Endpoints keep their policy list, so this is asked once.
+ */
+export function onlyCertificates(policies: AuthPolicy[]): boolean {
+  let only = certificateOnly.get(policies);
+  if (only === undefined) {
+    only = policies.every((p) => CERT_POLICIES.has(p));
+    certificateOnly.set(policies, only);
+  }
+  return only;
+}
+
 /**
  * Tries the endpoint's policies in order; the first that passes names the caller. Endpoints with
  * a policy beyond client certificates (jwt, COSE Sign1, all_of) are checked by auth-policies.ts,
  * which reads the request; without the request those policies fail.
  */
 export function authenticate(policies: AuthPolicy[], peer: Peer, request?: AuthRequest): AuthOutcome {
-  if (!policies.every((p) => CERT_POLICIES.has(p))) {
+  if (!onlyCertificates(policies)) {
     if (request === undefined) {
       return {
         ok: false,

@@ -49,52 +49,88 @@ const forwardedSessions = new WeakSet<object>();
 /** Only these request headers travel with a forwarded call. */
 const FORWARDED_HEADERS = ["content-type", "accept", "authorization", WAIT_HEADER, READ_HEADER];
 
-function writeAnswer(reply: FastifyReply, answer: AppAnswer): FastifyReply {
-  for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value);
-  return reply.status(answer.status).send(Buffer.from(answer.body));
+/**
+ * What the HTTP edge writes for an `/app` request: an app answer, or a redirect to the primary
+ * (`body` undefined: written with no body and no content type).
+ */
+export type EdgeAnswer = AppAnswer | { status: 307; headers: Record<string, string>; body: undefined };
+
+/** An `/app` request as it reached this node's HTTPS endpoint (through fastify or directly). */
+export interface EdgeRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Uint8Array;
+  socket: TLSSocket;
 }
 
-/** The HTTPS entry for `/app/*`: runs here, or on the primary for writes that reach a backup. */
-export function appHandler(node: RpcNode, executors: ExecutorRegistry, log: Logger) {
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
-    const socket = req.raw.socket as TLSSocket;
+/** Answers `/app/*` requests: runs them here, or on the primary for writes that reach a backup. */
+export class AppEntry {
+  constructor(
+    private readonly node: RpcNode,
+    private readonly executors: ExecutorRegistry,
+    private readonly log: Logger,
+  ) {}
+
+  async answer(req: EdgeRequest): Promise<EdgeAnswer> {
+    const { node, executors, log } = this;
+    const socket = req.socket;
     const call: AppCall = {
       method: req.method,
       url: req.url,
       headers: req.headers,
-      body: req.body instanceof Uint8Array ? req.body : new Uint8Array(0),
+      body: req.body,
       peer: identifyPeer(socket, node.store),
     };
     const routed = routeApp(node, executors, call);
-    if (routed.kind === "answer") return writeAnswer(reply, routed.answer);
-    // A retired node's state no longer advances, and the primary no longer takes its calls.
-    if (node.status().retired) return writeAnswer(reply, retiredAnswer(node));
+    if (routed.kind === "answer") return routed.answer;
+    // A retired node's state no longer advances, and the primary no longer takes its calls. (The
+    // primary is never retired: only its status would say so, and building that costs a request.)
+    if (!node.isPrimary && node.status().retired) return retiredAnswer(node);
     const needsPrimary = mustRunOnPrimary(routed.endpoint, call, routed.path, forwardedSessions.has(socket));
-    if (!needsPrimary || node.isPrimary) {
-      return writeAnswer(reply, await executeApp(node, routed, call, log));
-    }
+    if (!needsPrimary || node.isPrimary) return executeApp(node, routed, call, log);
     // Refuse unknown callers here rather than spend the primary's time on them.
     const auth = authenticate(routed.endpoint.auth, call.peer, authRequest(node, call));
-    if (!auth.ok) {
-      return writeAnswer(reply, errorAnswer(auth.status, auth.code, auth.message, node.currentTxId()));
-    }
+    if (!auth.ok) return errorAnswer(auth.status, auth.code, auth.message, node.currentTxId());
     const primary = node.primaryId;
     if (node.settings.forwarding === "redirect" && primary !== null) {
       const address = node.rpcAddressOf(primary);
       if (address) {
-        return reply
-          .status(307)
-          .header("location", `https://${address}${req.url}`)
-          .header(TX_HEADER, node.currentTxId())
-          .send();
+        return {
+          status: 307,
+          headers: { location: `https://${address}${req.url}`, [TX_HEADER]: node.currentTxId() },
+          body: undefined,
+        };
       }
     }
     forwardedSessions.add(socket);
     const answer = await forward(node, routed, call, clientCertificateDer(socket), log);
     // The primary let this node go while the call travelled: say so, not "not trusted".
     if (answer.status === 403 && errorCodeOf(answer) === "ForwarderNotTrusted" && retiredInStore(node)) {
-      return writeAnswer(reply, retiredAnswer(node));
+      return retiredAnswer(node);
     }
+    return answer;
+  }
+}
+
+function writeAnswer(reply: FastifyReply, answer: EdgeAnswer): FastifyReply {
+  for (const name in answer.headers) reply.header(name, answer.headers[name]);
+  reply.status(answer.status);
+  const body = answer.body;
+  if (body === undefined) return reply.send();
+  return reply.send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+}
+
+/** The fastify route for `/app/*`. */
+export function appHandler(entry: AppEntry) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const answer = await entry.answer({
+      method: req.method,
+      url: req.url,
+      headers: req.headers,
+      body: req.body instanceof Uint8Array ? req.body : new Uint8Array(0),
+      socket: req.raw.socket as TLSSocket,
+    });
     return writeAnswer(reply, answer);
   };
 }

@@ -1,12 +1,14 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Server as TlsServer } from "node:tls";
 import fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import type { ExecutorRegistry } from "../apps/index.ts";
 import { TX_HEADER } from "./answers.ts";
+import { takeAppRequest } from "./app-direct.ts";
 import { registerAttestationRoutes } from "./attestation.ts";
 import { handshakeTimeoutMs, limitConnections } from "./connection-limits.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
-import { appHandler, serveForwardedCalls } from "./forwarding.ts";
+import { AppEntry, appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerGovRoutes } from "./gov.ts";
 import { answerClientError, repeatedQueryParameter } from "./http-checks.ts";
 import { registerLedgerReadRoutes } from "./ledger-read.ts";
@@ -24,6 +26,11 @@ export function createRpcServer(
   executors: ExecutorRegistry,
   log: Logger,
   tls: { key: string; cert: string },
+  /**
+   * `directApp: false` leaves every `/app` request to fastify; by default the common ones are
+   * answered on node:http directly (src/rpc/app-direct.ts), with the same bytes.
+   */
+  options: { directApp?: boolean } = {},
 ): FastifyInstance {
   const limits = node.settings;
   // Every /app answer names a transaction, even one refused before routing (e.g. too large).
@@ -67,6 +74,14 @@ export function createRpcServer(
   server.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
   let closing = false;
+  // The framework's own routes under /app/ (e.g. /app/tx), which the direct path leaves to fastify.
+  const frameworkRoutes = new Set<string>();
+  let frameworkPatterns = false;
+  server.addHook("onRoute", (route) => {
+    if (!route.url.startsWith("/app/") || route.url === "/app/*") return;
+    if (/[:*]/.test(route.url)) frameworkPatterns = true;
+    for (const method of [route.method].flat()) frameworkRoutes.add(`${method} ${route.url}`);
+  });
   server.addHook("preClose", (done) => {
     closing = true;
     done();
@@ -111,8 +126,20 @@ export function createRpcServer(
   registerAttestationRoutes(server, node);
   registerLedgerReadRoutes(server, node);
   if (executors.size > 0) {
-    server.all("/app/*", appHandler(node, executors, log));
+    const entry = new AppEntry(node, executors, log);
+    server.all("/app/*", appHandler(entry));
     serveForwardedCalls(node, executors, log);
+    if (options.directApp !== false) {
+      const edge = { closing: () => closing, frameworkRoutes };
+      const routing = server.routing;
+      const raw = server.server;
+      raw.removeListener("request", routing);
+      // With a parametric framework route under /app/ the direct path could not tell its requests
+      // apart cheaply: fastify then takes them all.
+      raw.on("request", (req: IncomingMessage, res: ServerResponse) => {
+        if (frameworkPatterns || !takeAppRequest(req, res, edge, entry, node, log)) routing(req, res);
+      });
+    }
   }
   return server;
 }

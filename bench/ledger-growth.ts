@@ -7,8 +7,18 @@
  * without the noise of a shared machine's network benchmark.
  *
  *   node --expose-gc --import tsx bench/ledger-growth.ts [--transactions 1000000] [--every 100000]
- *        [--sign-every 25] [--keys 10000] [--curve secp384r1|secp256r1] [--no-backup]
- *        [--heap-snapshot FILE]
+ *        [--sign-every 25] [--keys 10000 | --unique] [--curve secp384r1|secp256r1] [--no-backup]
+ *        [--snapshots [--snapshot-interval 10000]] [--heap-snapshot FILE]
+ *
+ * `--unique` writes a new key every transaction, so the state grows with the ledger. `--snapshots`
+ * also measures, at each signature, what snapshots cost a node per write (the CPU of encoding the
+ * file and its digest, which every node does for every snapshot), outside the figures above:
+ *   - `snap_before`: the session-6 rule (every `--snapshot-interval` transactions) and encoder
+ *     (`encodeSnapshot` over `store.snapshot`, then `snapshotDigest`);
+ *   - `snap_interval_new_encoder`: the same points, encoded by `SnapshotEncoder` (file and digest);
+ *   - `snap_after`: the rule nodes follow now (at least max(interval, the keys at the previous
+ *     snapshot) transactions apart, src/node/snapshots.ts) with `SnapshotEncoder`.
+ * Where both encoders run at one point their order alternates, so neither always runs first.
  */
 import { parseArgs } from "node:util";
 import { writeHeapSnapshot } from "node:v8";
@@ -23,13 +33,17 @@ import {
 } from "../src/crypto/index.ts";
 import {
   decodeEntry,
+  encodeSnapshot,
+  encodeSnapshotFrom,
   jsonBytes,
   LedgerSecrets,
   LedgerState,
   SINGLETON_KEY,
   type SigningKeys,
+  snapshotDigest,
   Tables,
 } from "../src/ledger/index.ts";
+import { SNAPSHOT_TX_PER_KEY } from "../src/node/snapshots.ts";
 
 const { values } = parseArgs({
   options: {
@@ -39,6 +53,9 @@ const { values } = parseArgs({
     keys: { type: "string", default: "10000" },
     curve: { type: "string", default: "secp384r1" },
     "no-backup": { type: "boolean", default: false },
+    unique: { type: "boolean", default: false },
+    snapshots: { type: "boolean", default: false },
+    "snapshot-interval": { type: "string", default: "10000" },
     "heap-snapshot": { type: "string" },
   },
 });
@@ -48,6 +65,9 @@ const signEvery = Number(values["sign-every"]);
 const keySpace = Number(values.keys);
 const curve = values.curve as ServiceCurve;
 const withBackup = !values["no-backup"];
+const unique = values.unique;
+const measureSnapshots = values.snapshots;
+const snapshotInterval = Number(values["snapshot-interval"]);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
   console.error("run with node --expose-gc --import tsx bench/ledger-growth.ts");
@@ -123,8 +143,62 @@ const heapMb = () => {
   return Number(((m.heapUsed + m.arrayBuffers) / 1048576).toFixed(1));
 };
 console.error(
-  JSON.stringify({ curve, total, every, signEvery, keySpace, withBackup, heap_mb_start: heapMb() }),
+  JSON.stringify({
+    curve,
+    total,
+    every,
+    signEvery,
+    keySpace: unique ? "unique" : keySpace,
+    withBackup,
+    snapshots: measureSnapshots ? snapshotInterval : false,
+    heap_mb_start: heapMb(),
+  }),
 );
+
+/** Snapshot CPU (µs) in this segment under each rule/encoder, and how many were taken. */
+const snap = { before: 0, intervalNew: 0, after: 0, taken: 0, takenAfter: 0 };
+let lastBefore = 0;
+let lastAfter = 0;
+let keysAtAfter = 0;
+let alternate = false;
+const oldEncode = (seqno: number) => {
+  const source = primary.snapshotSourceAt(seqno);
+  const bytes = encodeSnapshot(primary.store.snapshot(seqno), source.view, primary.secrets, source.anchor);
+  return snapshotDigest(bytes);
+};
+const newEncode = (seqno: number) =>
+  encodeSnapshotFrom(primary.snapshotSourceAt(seqno), primary.secrets).digest;
+const timed = (f: () => Uint8Array): [number, Uint8Array] => {
+  const t0 = cpuUs();
+  const digest = f();
+  return [cpuUs() - t0, digest];
+};
+/** At the signature `seqno` (the newest entry): the snapshots each rule takes there. */
+function snapshotsAt(seqno: number): void {
+  const dueBefore = seqno - lastBefore >= snapshotInterval;
+  const dueAfter = seqno - lastAfter >= Math.max(snapshotInterval, SNAPSHOT_TX_PER_KEY * keysAtAfter);
+  if (!dueBefore && !dueAfter) return;
+  let fresh: number | undefined;
+  if (dueBefore) {
+    alternate = !alternate;
+    const runs = alternate ? [oldEncode, newEncode] : [newEncode, oldEncode];
+    const [t1, d1] = timed(() => runs[0]!(seqno));
+    const [t2, d2] = timed(() => runs[1]!(seqno));
+    if (Buffer.compare(d1, d2) !== 0) throw new Error(`the encoders disagree at ${seqno}`);
+    const [tOld, tNew] = alternate ? [t1, t2] : [t2, t1];
+    snap.before += tOld;
+    snap.intervalNew += tNew;
+    snap.taken++;
+    lastBefore = seqno;
+    fresh = tNew;
+  }
+  if (dueAfter) {
+    snap.after += fresh ?? timed(() => newEncode(seqno))[0];
+    snap.takenAfter++;
+    lastAfter = seqno;
+    keysAtAfter = primary.store.versionAt(seqno).keyCount;
+  }
+}
 const segments: Array<Record<string, number>> = [];
 let primaryUs = 0;
 let backupUs = 0;
@@ -132,13 +206,17 @@ for (let done = 0; done < total; ) {
   const t0 = cpuUs();
   for (let i = 0; i < signEvery && done < total; i++, done++) {
     const tx = primary.store.begin();
-    view.setBigUint64(0, BigInt(done % keySpace));
+    view.setBigUint64(0, BigInt(unique ? done : done % keySpace));
     tx.map("records").set(key.slice(), value);
     primary.commitTx(tx);
   }
   const sig = primary.emitSignature();
-  const t1 = cpuUs();
+  let t1 = cpuUs();
   primaryUs += t1 - t0;
+  if (measureSnapshots) {
+    snapshotsAt(sig);
+    t1 = cpuUs();
+  }
   if (withBackup) {
     for (const frame of pending) backup.applyReplicated(decodeEntry(frame));
     pending = [];
@@ -152,6 +230,16 @@ for (let done = 0; done < total; ) {
       transactions: done,
       primary_us_per_tx: Number((primaryUs / n).toFixed(1)),
       backup_us_per_tx: Number((backupUs / n).toFixed(1)),
+      ...(measureSnapshots
+        ? {
+            keys: primary.store.versionAt().keyCount,
+            snapshots_before: snap.taken,
+            snapshots_after: snap.takenAfter,
+            snap_before_us_per_tx: Number((snap.before / n).toFixed(2)),
+            snap_interval_new_encoder_us_per_tx: Number((snap.intervalNew / n).toFixed(2)),
+            snap_after_us_per_tx: Number((snap.after / n).toFixed(2)),
+          }
+        : {}),
       heap_mb: heapMb(),
       rss_mb: Number((process.memoryUsage().rss / 1048576).toFixed(1)),
     };
@@ -159,6 +247,7 @@ for (let done = 0; done < total; ) {
     console.error(JSON.stringify(segment));
     primaryUs = 0;
     backupUs = 0;
+    Object.assign(snap, { before: 0, intervalNew: 0, after: 0, taken: 0, takenAfter: 0 });
   }
 }
 const first = segments[0]!;
@@ -172,7 +261,8 @@ console.log(
         transactions: total,
         every,
         sign_every: signEvery,
-        keys: keySpace,
+        keys: unique ? "unique" : keySpace,
+        snapshot_interval: measureSnapshots ? snapshotInterval : undefined,
         backup: withBackup,
       },
       heap_mb_per_100k_tx: Number(

@@ -9,7 +9,7 @@ export {
   MAX_VALUE_BYTES,
 } from "./limits.ts";
 export { isPublicMap, validateMapName } from "./names.ts";
-export type { MapSnapshot, StoreSnapshot } from "./snapshot.ts";
+export { EntryCursor, type MapSnapshot, type StoreSnapshot, StoreVersion } from "./snapshot.ts";
 export { type CommitResult, Store, type StoreOptions } from "./store.ts";
 export type { RangeOptions, RangeResult, Tx, TxMap } from "./tx.ts";
 export { formatTxId, parseTxId, type TxId, TxIdError } from "./txid.ts";

@@ -1,8 +1,8 @@
 import { checkKey, checkValue, compareUtf8, fromBinary } from "./bytes.ts";
 import { KvError } from "./errors.ts";
 import { checkNextMapName } from "./names.ts";
-import { fromSorted, insert, scan } from "./tree.ts";
-import type { Entry, MapsRoot } from "./tx.ts";
+import { fromSorted, insert, type Node, scan, sizeOf } from "./tree.ts";
+import type { Entry, MapsRoot, MapTree } from "./tx.ts";
 
 /** One map's entries: [key, value, seqno of the write that set it], ascending by key. */
 export interface MapSnapshot {
@@ -72,4 +72,69 @@ export function parseSnapshot(snap: unknown): { version: number; maps: MapsRoot 
     root = insert(root, mapName, fromSorted(parsed));
   });
   return { version, maps: root };
+}
+
+/**
+ * One version of the store, read at leisure. The store's maps are persistent trees (an update
+ * copies the path it changes and shares the rest), so a root kept here stays exactly the state of
+ * `version` however far the store moves on, rolls back or compacts: a snapshot can be encoded from
+ * it in slices while the node keeps committing. Holding it keeps alive only the tree nodes that
+ * later writes replaced.
+ */
+export class StoreVersion {
+  /** The maps that hold keys, sorted by UTF-8 name (the snapshot's order). */
+  readonly maps: ReadonlyArray<{ readonly name: string; readonly size: number }>;
+  private readonly trees: MapTree[];
+
+  constructor(
+    readonly version: number,
+    root: MapsRoot,
+  ) {
+    const maps = scan(root, "", null, Number.POSITIVE_INFINITY)
+      .filter((m) => m.val !== null)
+      .map((m) => ({ name: m.key, size: sizeOf(m.val), tree: m.val }))
+      .sort((a, b) => compareUtf8(a.name, b.name));
+    this.maps = maps.map(({ name, size }) => ({ name, size }));
+    this.trees = maps.map((m) => m.tree);
+  }
+
+  /** Keys in every map together. */
+  get keyCount(): number {
+    let count = 0;
+    for (const m of this.maps) count += m.size;
+    return count;
+  }
+
+  /** Walks map `index` (of `maps`) in ascending key order. */
+  cursor(index: number): EntryCursor {
+    const tree = this.trees[index];
+    if (tree === undefined) throw new KvError(`no map #${index} in the store version ${this.version}`);
+    return new EntryCursor(tree);
+  }
+}
+
+/**
+ * An in-order walk of one map that allocates nothing per entry: after `next()` returns true,
+ * `key` and `value` are the entry's bytes as latin1 strings (one char per byte) and `written` the
+ * seqno that wrote it.
+ */
+export class EntryCursor {
+  key = "";
+  value = "";
+  written = 0;
+  private readonly stack: Array<Node<Entry>> = [];
+
+  constructor(tree: MapTree) {
+    for (let n = tree; n !== null; n = n.left) this.stack.push(n);
+  }
+
+  next(): boolean {
+    const cur = this.stack.pop();
+    if (cur === undefined) return false;
+    for (let m = cur.right; m !== null; m = m.left) this.stack.push(m);
+    this.key = cur.key;
+    this.value = cur.val.value;
+    this.written = cur.val.version;
+    return true;
+  }
 }

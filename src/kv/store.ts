@@ -3,7 +3,7 @@ import { invariant, KvError } from "./errors.ts";
 import { DEFAULT_CONFLICT_WINDOW } from "./limits.ts";
 import { validateMapName } from "./names.ts";
 import { readsConflict, type WrittenKeys } from "./readset.ts";
-import { parseSnapshot, type StoreSnapshot, takeSnapshot } from "./snapshot.ts";
+import { parseSnapshot, type StoreSnapshot, StoreVersion, takeSnapshot } from "./snapshot.ts";
 import { get, insert, remove, scan } from "./tree.ts";
 import { type MapsRoot, type StateRef, Transaction, type Tx } from "./tx.ts";
 import { type InternalWriteSet, parseWriteSet, toPublicWriteSet, type WriteSet } from "./writeset.ts";
@@ -128,13 +128,24 @@ export class Store {
 
   /** The whole store at `version` (the current one by default; any rollback point back to the compacted version). */
   snapshot(version: number = this.current.version): StoreSnapshot {
+    const state = this.stateAt(version);
+    return takeSnapshot(state.version, state.maps);
+  }
+
+  /** The store at `version`, immutable and readable later (see StoreVersion); O(number of maps). */
+  versionAt(version: number = this.current.version): StoreVersion {
+    const state = this.stateAt(version);
+    return new StoreVersion(state.version, state.maps);
+  }
+
+  private stateAt(version: number): StateRef {
     const state = this.history[version - this.compactedVersion];
     if (!state || state.version !== version) {
       throw new KvError(
         `no snapshot at version ${version}: the store holds versions ${this.compactedVersion} to ${this.version}`,
       );
     }
-    return takeSnapshot(state.version, state.maps);
+    return state;
   }
 
   /** A store at the snapshot's version, which is also its compacted version. */

@@ -38,6 +38,12 @@ export {
   writeSnapshotFile,
 } from "./snapshot.ts";
 export {
+  type EncodedSnapshot,
+  encodeSnapshotFrom,
+  SnapshotEncoder,
+  type SnapshotSource,
+} from "./snapshot-encoder.ts";
+export {
   type DecodedSnapshot,
   type LedgerEnvironment,
   type LedgerSink,

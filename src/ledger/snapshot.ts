@@ -42,7 +42,7 @@ const SNAPSHOT_KEEP = 2;
 
 type SnapshotMap = StoreSnapshot["maps"][number];
 
-function snapshotIv(seqno: number): Uint8Array {
+export function snapshotIv(seqno: number): Uint8Array {
   const w = new ByteWriter();
   w.u64(seqno);
   w.u32(SNAPSHOT_IV_TAIL);
@@ -126,8 +126,11 @@ function readStoreMaps(r: ByteReader, domain: "public" | "private", seqno: numbe
 }
 
 /**
- * Encodes a snapshot. Private maps are sealed with the ledger secret in effect at the snapshot's
- * seqno, so two nodes snapshotting the same state write the same bytes.
+ * Encodes a snapshot given as plain maps: the format's reference encoder (tests, fuzz corpora and
+ * tools build snapshots with it). Nodes encode straight from their store with SnapshotEncoder
+ * (snapshot-encoder.ts), which writes the same bytes with fewer copies and in slices. Private maps
+ * are sealed with the ledger secret in effect at the snapshot's seqno, so two nodes snapshotting
+ * the same state write the same bytes.
  */
 export function encodeSnapshot(
   snap: StoreSnapshot,
@@ -233,7 +236,7 @@ function popcount(n: number): number {
   return n.toString(2).replace(/0/g, "").length;
 }
 
-function encodeAnchor(anchor: SnapshotAnchor, seqno: number, view: number): Uint8Array {
+export function encodeAnchor(anchor: SnapshotAnchor, seqno: number, view: number): Uint8Array {
   const { treeFrontier, viewHistory, signatureFrame } = anchor;
   if (seqno < 1)
     throw new LedgerError("a snapshot is taken at a signature entry, so its seqno is at least 1");

@@ -12,14 +12,7 @@ import {
 } from "../crypto/index.ts";
 import { formatTxId, Store, type Tx, type WriteSet } from "../kv/index.ts";
 import { CommitWaits } from "./commit-waits.ts";
-import {
-  type DecodedEntry,
-  decodeEntry,
-  decryptEntry,
-  EntryType,
-  encodeEntry,
-  frameWriteSetDigest,
-} from "./entry.ts";
+import { type DecodedEntry, decryptEntry, EntryType, encodeEntry, frameWriteSetDigest } from "./entry.ts";
 import { invariant, LedgerStateError } from "./errors.ts";
 import { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
 import {
@@ -30,7 +23,8 @@ import {
   ZERO_DIGEST,
 } from "./outcomes.ts";
 import type { LedgerSecrets } from "./secrets.ts";
-import { type decodeSnapshot, encodeSnapshot, type SnapshotAnchor } from "./snapshot.ts";
+import { checkSnapshot, type DecodedSnapshot } from "./snapshot-adopt.ts";
+import { encodeSnapshotFrom, type SnapshotSource } from "./snapshot-encoder.ts";
 import {
   fromUtf8,
   jsonBytes,
@@ -86,10 +80,7 @@ export interface PreparedSnapshot {
   state: LedgerState;
 }
 
-/** A snapshot file as decoded by the ledger module. */
-export type DecodedSnapshot = ReturnType<typeof decodeSnapshot>;
-
-export { LedgerStateError };
+export { type DecodedSnapshot, LedgerStateError };
 
 /**
  * The transaction engine of one node: KV store, Merkle tree, per-transaction metadata, signature
@@ -457,20 +448,31 @@ export class LedgerState {
   }
 
   /**
-   * The snapshot file for the newest signature entry, at `seqno`, with
-   * the anchor a node needs to carry on from it without the ledger before it. The bytes depend
-   * only on the ledger up to `seqno`, so every node that holds it writes the same file.
+   * What the snapshot at the newest signature entry, `seqno`, is made of: the store as of that
+   * entry (an immutable version, readable after the state moves on) and the anchor a node needs to
+   * carry on from it without the ledger before it. Taken at the signature or at the entry right
+   * after it (the snapshot's announcement); encoded later, perhaps in slices (SnapshotEncoder).
+   * The bytes depend only on the ledger up to `seqno`, so every node that holds it makes the same
+   * file.
    */
-  encodeSnapshotAt(seqno: number): Uint8Array {
+  snapshotSourceAt(seqno: number): SnapshotSource {
     if (this.lastSignatureFrame?.seqno !== seqno) {
       throw new LedgerStateError(`seqno ${seqno} is not the newest signature transaction`);
     }
-    const anchor: SnapshotAnchor = {
-      treeFrontier: this.tree.frontier(seqno - 1),
-      viewHistory: this.viewStarts.filter(([, first]) => first <= seqno),
-      signatureFrame: this.lastSignatureFrame.frame,
+    return {
+      store: this._store.versionAt(seqno),
+      view: this.viewOf(seqno),
+      anchor: {
+        treeFrontier: this.tree.frontier(seqno - 1),
+        viewHistory: this.viewStarts.filter(([, first]) => first <= seqno).map(([v, first]) => [v, first]),
+        signatureFrame: this.lastSignatureFrame.frame,
+      },
     };
-    return encodeSnapshot(this._store.snapshot(seqno), this.viewOf(seqno), this.secrets, anchor);
+  }
+
+  /** The snapshot file at the newest signature entry, `seqno`, encoded at once. */
+  encodeSnapshotAt(seqno: number): Uint8Array {
+    return encodeSnapshotFrom(this.snapshotSourceAt(seqno), this.secrets).bytes;
   }
 
   /**
@@ -573,33 +575,12 @@ export class LedgerState {
 
   /** Starts this (empty) state from a snapshot and its anchor, checking the anchor's signatures. */
   private adoptSnapshot(decoded: DecodedSnapshot, serviceCertPem: string | undefined): void {
-    const { snapshot, anchor, view } = decoded;
-    const seqno = snapshot.version;
-    const entry = decodeEntry(anchor.signatureFrame);
-    const tree = MerkleTree.fromFrontier(anchor.treeFrontier);
-    const evidence = commitEvidence(this.secrets.get(entry.secretVersion), entry.view, seqno);
-    if (!equalBytes(commitEvidenceDigest(evidence), entry.commitEvidenceDigest)) {
-      throw new LedgerStateError(`snapshot at ${seqno}: commit evidence does not match the ledger secret`);
-    }
-    const signature = readSignatureEntry(entry);
-    const root = tree.root(seqno - 1);
-    checkSignedRoot(seqno, signature.record, root);
-    if (!serviceCertPem || !coseVerifySign1(signature.cose, serviceCertPem, root)) {
-      throw new LedgerStateError(
-        `snapshot at ${seqno}: the service's signature over the Merkle root does not verify`,
-      );
-    }
-    const store = Store.fromSnapshot(snapshot);
-    const stored = store.read(Tables.signatures, SINGLETON_KEY);
-    if (!stored || !equalBytes(stored, jsonBytes(signature.record))) {
-      throw new LedgerStateError(
-        `snapshot at ${seqno}: its store does not hold the signature it is anchored on`,
-      );
-    }
-    // A signature entry writes no node tables, so the store there is the state just before it.
-    const signers = new SigningRules();
-    signers.seed(seqno, (table) => readSmallMapOf(store, table));
-    signers.check(seqno, entry.view, signature.record, undefined, true);
+    const { seqno, store, tree, entry, signature, signers } = checkSnapshot(
+      decoded,
+      this.secrets,
+      serviceCertPem,
+    );
+    const { anchor, view } = decoded;
     this.signers = signers;
     this._store = store;
     this.tree = tree;

@@ -488,6 +488,7 @@ export class CocoNode {
       await this.stateFiles.flushCommitHint();
       await this.files.whenDurable(this.state.lastSeqno);
     }
+    this.snapshots.stop();
     await this.follower.settled();
     await this.channels?.close();
     await this.files.close();

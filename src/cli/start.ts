@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { preloadCertificateLibraries } from "../crypto/index.ts";
+import { warmUpQuickJs } from "../js/index.ts";
 import {
   createLogger,
   hasIdentity,
@@ -20,12 +21,14 @@ const WAIT_POLL_MS = 20;
  * `--wait-for`: the sandbox starts its joiners together with the first node, so that loading the
  * code (most of a node's start-up CPU) overlaps the creation of the service, and they wait here
  * for the service certificate they need to ask to join. Meanwhile the certificate libraries load
- * and a joiner's encryption key is generated (on a worker thread).
+ * and a joiner's encryption key is generated (on a worker thread); the first node, which will run
+ * the service's first governance requests, runs QuickJS once (its first run is the costly one).
  */
 async function waitForFile(path: string, joining: boolean): Promise<void> {
   if (existsSync(path)) return;
   preloadCertificateLibraries();
   if (joining) startEncryptionKeyGeneration();
+  else await warmUpQuickJs();
   const deadline = Date.now() + WAIT_FOR_MS;
   while (!existsSync(path)) {
     if (Date.now() > deadline) throw new CliError(`${path} did not appear within ${WAIT_FOR_MS / 1000} s`);

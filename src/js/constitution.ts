@@ -55,6 +55,9 @@ export function jsConstitution(
         args,
         kv: txKv(tx),
         readOnly,
+        // Governance results depend on the proposal, the votes and the store, never on what an
+        // earlier call left behind: every call gets a fresh instance of the module.
+        isolated: true,
         ...(readOnly ? {} : { hooks: hooksFor(tx) }),
         ...(limits ? { limits } : {}),
       });

@@ -43,6 +43,16 @@ function checkKv(kv: unknown, what: string): KvAccess | undefined {
   return kv as KvAccess;
 }
 
+/**
+ * The cache key of a warm context. Contexts of one module set under different names keep separate
+ * module state; isolated contexts (sealed, a module instance per call) are never shared with warm
+ * ones.
+ */
+function contextKey(set: JsModuleSet, context: string | undefined, isolated: boolean): string {
+  const name = isolated ? `isolated${context === undefined ? "" : `:${context}`}` : context;
+  return name === undefined ? set.digest : `${set.digest}:${name}`;
+}
+
 function isHostStackOverflow(error: unknown): boolean {
   return error instanceof RangeError && /call stack/i.test(error.message);
 }
@@ -84,12 +94,12 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
     for (const [digest, sandbox] of cache) if (sandbox.generation === generation) cache.delete(digest);
   }
 
-  function sandboxFor(set: JsModuleSet, key: string, fresh: boolean): Sandbox {
+  function sandboxFor(set: JsModuleSet, key: string, fresh: boolean, isolated: boolean): Sandbox {
     const qjs = currentQuickJs();
     if (qjs === undefined) {
       throw new JsError("unavailable", "QuickJS is reloading after a crash; await engine.ready() and retry");
     }
-    if (fresh) return new Sandbox(qjs, set, env, maxLogLineLength);
+    if (fresh) return new Sandbox(qjs, set, env, maxLogLineLength, isolated);
     const cached = cache.get(key);
     if (cached !== undefined && cached.generation === qjs.generation) {
       cache.delete(key);
@@ -101,7 +111,7 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
       if (cache.size < maxCached) break;
       if (!sandbox.busy) drop(digest, sandbox);
     }
-    const sandbox = new Sandbox(qjs, set, env, maxLogLineLength);
+    const sandbox = new Sandbox(qjs, set, env, maxLogLineLength, isolated);
     cache.set(key, sandbox);
     return sandbox;
   }
@@ -119,12 +129,12 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
     const limits: JsLimits = resolveLimits(defaults, callOptions.limits);
     const set = createModuleSet(callOptions.modules);
     const entry = entryName(set, callOptions.entry);
-    const { context, fresh = false } = callOptions;
+    const { context, fresh = false, isolated = false } = callOptions;
     if (context !== undefined && typeof context !== "string")
       throw new JsConfigError("context must be a string");
     if (typeof fresh !== "boolean") throw new JsConfigError("fresh must be a boolean");
-    // Contexts of one module set under different names keep separate module state.
-    const key = context === undefined ? set.digest : `${set.digest}:${context}`;
+    if (typeof isolated !== "boolean") throw new JsConfigError("isolated must be a boolean");
+    const key = contextKey(set, context, isolated);
 
     const scope: CallScope = { stores: [kv], readOnly, hooks, logger: callOptions.logger ?? options.logger };
     const info: Record<string, unknown> = {};
@@ -139,9 +149,11 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
 
     let sandbox: Sandbox | undefined;
     try {
-      sandbox = sandboxFor(set, key, fresh);
+      sandbox = sandboxFor(set, key, fresh, isolated);
       const result = sandbox.call({ entry, fn, args, scope, limits, info });
       if (fresh) sandbox.dispose();
+      // An isolated context that cannot make module instances serves one call only.
+      else if (sandbox.needsReset && cache.get(key) === sandbox) drop(key, sandbox);
       return result;
     } catch (error) {
       if (error instanceof JsError || error instanceof JsConfigError) {

@@ -17,3 +17,4 @@ export type {
   KvAccess,
   KvRangeOptions,
 } from "./types.ts";
+export { warmUpQuickJs } from "./warm-up.ts";

@@ -66,7 +66,8 @@ const CRYPTO_ALIASES = [
 ];
 
 /**
- * Evaluates to a function taking the host object and returning { pack, unpack, begin }.
+ * Evaluates to a function taking the host object and returning
+ * { pack, unpack, begin, seal, exportNames }.
  * It must not use template literals: it is itself one.
  */
 export const PRELUDE_SOURCE = `(function (host) {
@@ -174,7 +175,8 @@ export const PRELUDE_SOURCE = `(function (host) {
         return hostCall("kv.range", [store, name, opts]);
       },
     };
-    return map;
+    // In a sealed realm a map object is shared by every call: frozen, so none can mark it.
+    return sealed ? Object.freeze(map) : map;
   }
   function newKvMaps(store) {
     const maps = new Map();
@@ -194,6 +196,7 @@ export const PRELUDE_SOURCE = `(function (host) {
     });
   }
 
+  let sealed = false;
   const ccf = {};
   function strToBuf(s) {
     if (typeof s !== "string") throw new TypeError("ccf.strToBuf: argument must be a string");
@@ -313,6 +316,56 @@ export const PRELUDE_SOURCE = `(function (host) {
     },
   };
 
+  // Sealing (isolated sandboxes): nothing a call can reach outlives it. Weak references and
+  // finalizers are removed (a finalizer would run during a later call, against its KV); every
+  // object reachable from the global object is frozen. Assigning a property that a frozen built-in
+  // prototype defines (err.name = ..., obj.toString = ...) still works on the object assigned to:
+  // those few properties become accessors that define an own property (else strict code would
+  // throw, the "override mistake").
+  const OVERRIDABLE = ["constructor", "name", "message", "toString", "valueOf", "toLocaleString", "toJSON"];
+  function overridable(proto) {
+    for (const key of OVERRIDABLE) {
+      const d = Object.getOwnPropertyDescriptor(proto, key);
+      if (d === undefined || !("value" in d) || !d.writable || !d.configurable) continue;
+      const value = d.value;
+      // Methods, not function expressions: they have no prototype object of their own to seal.
+      Object.defineProperty(proto, key, {
+        get() { return value; },
+        set(v) {
+          if (this === proto) throw new TypeError("cannot assign to read only property '" + key + "'");
+          Object.defineProperty(this, key, { value: v, writable: true, enumerable: true, configurable: true });
+        },
+        enumerable: d.enumerable,
+        configurable: false,
+      });
+    }
+  }
+  function seal() {
+    delete globalThis.WeakRef;
+    delete globalThis.FinalizationRegistry;
+    const seen = new Set();
+    const todo = [globalThis];
+    while (todo.length > 0) {
+      const o = todo.pop();
+      if (seen.has(o)) continue;
+      seen.add(o);
+      const ctor = Object.getOwnPropertyDescriptor(o, "constructor");
+      if (ctor !== undefined && typeof ctor.value === "function" && ctor.value.prototype === o) overridable(o);
+      for (const key of Reflect.ownKeys(o)) {
+        const d = Object.getOwnPropertyDescriptor(o, key);
+        if (d === undefined) continue;
+        for (const v of [d.value, d.get, d.set]) {
+          if ((typeof v === "object" && v !== null) || typeof v === "function") todo.push(v);
+        }
+      }
+      const proto = Object.getPrototypeOf(o);
+      if (proto !== null) todo.push(proto);
+      Object.freeze(o);
+    }
+    sealed = true;
+  }
+  function exportNames(namespace) { return Object.keys(namespace); }
+
   function begin(packedInfo) {
     const info = unpack(packedInfo);
     untrustedDate = false;
@@ -320,5 +373,5 @@ export const PRELUDE_SOURCE = `(function (host) {
     pool = undefined;
     historicalState = info.historical === undefined ? undefined : withKv(info.historical);
   }
-  return { pack: pack, unpack: unpack, begin: begin };
+  return { pack: pack, unpack: unpack, begin: begin, seal: seal, exportNames: exportNames };
 })`;

@@ -1,10 +1,13 @@
 // One warm QuickJS context for one module set: its own runtime (so heap limits and crashes stay
-// per set), the prelude, and the namespaces of the entry modules evaluated so far.
+// per set), the prelude, and the namespaces of the entry modules evaluated so far. An isolated
+// sandbox (the constitution, ballots) also seals its realm and runs every call against a fresh
+// instance of its module (module-instances.ts), so no call can leave state for the next.
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten-core";
 import { JsConfigError, JsError } from "./errors.ts";
 import { type CallScope, createHostObject } from "./host.ts";
 import type { JsLimits } from "./limits.ts";
 import { readPacked, writePacked } from "./marshal.ts";
+import { moduleFactory } from "./module-instances.ts";
 import { type JsModuleSet, resolveImport } from "./modules.ts";
 import { PRELUDE_SOURCE } from "./prelude.ts";
 import type { QuickJs } from "./quickjs.ts";
@@ -29,10 +32,12 @@ export interface SandboxCall {
   info: Record<string, unknown>;
 }
 
-interface Helpers {
+export interface Helpers {
   pack: QuickJSHandle;
   unpack: QuickJSHandle;
   begin: QuickJSHandle;
+  seal: QuickJSHandle;
+  exportNames: QuickJSHandle;
 }
 
 export class Sandbox {
@@ -44,19 +49,25 @@ export class Sandbox {
   private readonly ctx: QuickJSContext;
   private helpers: Helpers | undefined;
   private readonly namespaces = new Map<string, QuickJSHandle>();
+  /** Isolated: per entry, the function that makes a fresh instance of its module (or null: none). */
+  private readonly factories = new Map<string, QuickJSHandle | null>();
   private scope: CallScope | undefined;
   private limits: JsLimits | undefined;
   private deadline = Number.POSITIVE_INFINITY;
   private interrupted: "timeout" | "memory" | undefined;
   private nextMemoryCheck = 0;
   private readonly linearMemoryBytes: () => number | undefined;
+  private readonly sources: ReadonlyMap<string, string>;
 
   constructor(
     qjs: QuickJs,
     set: JsModuleSet,
     private readonly env: JsEnv,
     private readonly maxLogLineLength: number,
+    /** Seal the realm and run each call against a fresh module instance. */
+    readonly isolated = false,
   ) {
+    this.sources = set.sources;
     this.generation = qjs.generation;
     this.runtime = qjs.module.newRuntime();
     this.linearMemoryBytes = linearMemoryProbe(qjs);
@@ -106,12 +117,24 @@ export class Sandbox {
     this.interrupted = undefined;
     this.runtime.setMemoryLimit(call.limits.heapBytes);
     this.runtime.setMaxStackSize(call.limits.stackBytes);
-    this.deadline = this.env.now() + call.limits.timeMs;
     try {
+      // Coco's own prelude (and sealing) is not the caller's code: the time limit starts after it.
       const helpers = this.init();
+      this.deadline = this.env.now() + call.limits.timeMs;
       this.invoke(helpers.begin, [writePacked(this.ctx, call.info, "call info")]).dispose();
-      const namespace = this.namespace(call.entry);
-      return this.run(helpers, namespace, call);
+      if (!this.isolated) return this.run(helpers, this.namespace(call.entry), call);
+      const factory = this.factory(helpers, call.entry);
+      if (factory === null) {
+        // No per-call instance can be made of this module: this context serves one call only.
+        this.needsReset = true;
+        return this.run(helpers, this.namespace(call.entry), call);
+      }
+      const instance = this.invoke(factory, []);
+      try {
+        return this.run(helpers, instance, call);
+      } finally {
+        instance.dispose();
+      }
     } finally {
       this.deadline = Number.POSITIVE_INFINITY;
       this.scope = undefined;
@@ -121,13 +144,13 @@ export class Sandbox {
 
   dispose(): void {
     if (this.helpers !== undefined) {
-      this.helpers.pack.dispose();
-      this.helpers.unpack.dispose();
-      this.helpers.begin.dispose();
+      for (const handle of Object.values(this.helpers)) handle.dispose();
       this.helpers = undefined;
     }
     for (const namespace of this.namespaces.values()) namespace.dispose();
     this.namespaces.clear();
+    for (const factory of this.factories.values()) factory?.dispose();
+    this.factories.clear();
     this.ctx.dispose();
     this.runtime.dispose();
   }
@@ -185,13 +208,45 @@ export class Sandbox {
     host.dispose();
     if (made.error !== undefined) throw this.failure(made.error, true);
     const object = made.value;
-    this.helpers = {
+    const helpers: Helpers = {
       pack: ctx.getProp(object, "pack"),
       unpack: ctx.getProp(object, "unpack"),
       begin: ctx.getProp(object, "begin"),
+      seal: ctx.getProp(object, "seal"),
+      exportNames: ctx.getProp(object, "exportNames"),
     };
     object.dispose();
-    return this.helpers;
+    this.helpers = helpers;
+    if (this.isolated) {
+      try {
+        this.invoke(helpers.seal, []).dispose();
+      } catch (error) {
+        this.needsReset = true;
+        throw error;
+      }
+    }
+    return helpers;
+  }
+
+  /**
+   * Isolated: the factory of `entry`'s per-call instances, made on first use (module-instances.ts);
+   * null when the module cannot be run that way. The module itself is evaluated first, as it would
+   * be otherwise, so a module that fails to load fails the same way.
+   */
+  private factory(helpers: Helpers, entry: string): QuickJSHandle | null {
+    const known = this.factories.get(entry);
+    if (known !== undefined) return known;
+    const namespace = this.namespace(entry);
+    const names = this.invoke(helpers.exportNames, [namespace.dup()]).consume((h) => this.toHost(helpers, h));
+    const factory = moduleFactory(
+      this.ctx,
+      entry,
+      this.sources.get(entry) ?? "",
+      names as string[],
+      namespace,
+    );
+    this.factories.set(entry, factory);
+    return factory;
   }
 
   /** The namespace of `entry`, evaluating it (and its imports) on first use. */

@@ -152,4 +152,10 @@ export interface JsCallOptions {
   context?: string;
   /** Runs in a new context, discarded afterwards: no module state survives the call. */
   fresh?: boolean;
+  /**
+   * Runs in a sealed, reused context against a fresh instance of the entry module: nothing the
+   * call does (module state, globals, built-ins) reaches a later call, yet the module is compiled
+   * once (the constitution and ballots; docs/js-runtime.md "Isolated calls").
+   */
+  isolated?: boolean;
 }

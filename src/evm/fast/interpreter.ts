@@ -148,7 +148,12 @@ export function runFrame(f: Frame): Outcome {
     if (op >= 0x60 && op <= 0x7f) {
       const n = op - 0x5f;
       let v = 0n;
-      if (pc + n <= code.length) v = toBig(code.subarray(pc, pc + n));
+      if (n <= 6 && pc + n <= code.length) {
+        // Jump targets, selectors and small constants: summed as a number, converted once.
+        let x = 0;
+        for (let i = 0; i < n; i++) x = x * 256 + code[pc + i]!;
+        v = BigInt(x);
+      } else if (pc + n <= code.length) v = toBig(code.subarray(pc, pc + n));
       else {
         const padded = new Uint8Array(n);
         padded.set(code.subarray(pc));

@@ -13,7 +13,7 @@ export class Fallback {
 
 /** A frame's memory, metered as ethereumjs meters it (`subMemUsage`: words * 3 + words^2 / 512). */
 export class Memory {
-  bytes = new Uint8Array(4096);
+  bytes = new Uint8Array(1024);
   /** Words paid for (MSIZE / 32). */
   words = 0;
   /** The cost of `words`, already charged. */

@@ -89,6 +89,9 @@ function prepare(evm: EvmLike, message: MessageLike, opts: { pc?: number; initia
   if (opts.pc !== undefined || opts.initialLogs !== undefined || message.accessWitness !== undefined)
     return undefined;
   if (evm.DEBUG || evm.events.listenerCount("step") > 0) return undefined;
+  // What this reads of ethereumjs's EVM (pinned exactly); if its layout changed, ethereumjs runs.
+  if (typeof evm._opcodeMap !== "object" || typeof evm.journal?.isWarmedStorage !== "function")
+    return undefined;
   // The exact class: a subclass (a privacy group's state) may guard its writes.
   const state = evm.stateManager;
   if (!(state instanceof KvStateManager) || state.constructor !== KvStateManager) return undefined;

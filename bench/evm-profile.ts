@@ -34,6 +34,7 @@ const STAGES: Array<[string, RegExp]> = [
   ["EVM: block header and seal", /^(seal|blockFor|createBlock) /],
   ["EVM: receipt and block records", /^(putTx|appendBlock) /],
   ["EVM: state flush into the KV", /^flush .*src\/evm\/state\.ts/],
+  ["EVM: fast interpreter (src/evm/fast)", /src\/evm\/fast\//],
   ["EVM: ethereumjs execution and the rest of src/evm", /@ethereumjs\/|src\/evm\//],
   ["ledger signatures (COSE, P-384)", /^(coseSign1|signP384) |src\/node\/signing\.ts/],
   ["ledger: entries, encryption, Merkle, files", /src\/ledger\//],

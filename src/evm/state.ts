@@ -196,6 +196,36 @@ export class KvStateManager implements StateManagerInterface {
     return this.storageRead(address, key, k);
   }
 
+  /**
+   * The synchronous face the fast interpreter (src/evm/fast) uses: the same reads and writes as
+   * `getStorage`, `originalStorageCache.get` and `putStorage`, by `k` (address hex + slot hex,
+   * as the overlays key slots) with the 32-byte slot built only when the KV must be read.
+   */
+  slotNow(address: Address, slot: () => Uint8Array, k: string): Uint8Array {
+    const a = k.slice(0, 42);
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const layer = this.layers[i]!;
+      const hit = layer.storage.get(k);
+      if (hit !== undefined) return hit;
+      if (layer.cleared.has(a)) return new Uint8Array(0);
+    }
+    return this.slotOriginal(address, slot, k);
+  }
+
+  slotOriginal(address: Address, slot: () => Uint8Array, k: string): Uint8Array {
+    let value = this.storageReads.get(k);
+    if (value === undefined) {
+      value = this.kvStorage(address, slot());
+      this.storageReads.set(k, value);
+    }
+    return value;
+  }
+
+  /** `value` already without leading zeros (empty for zero). */
+  putSlot(k: string, value: Uint8Array): void {
+    this.top.storage.set(k, value);
+  }
+
   async putStorage(address: Address, key: Uint8Array, value: Uint8Array): Promise<void> {
     if (key.length !== 32) throw new Error("storage key must be 32 bytes");
     this.top.storage.set(address.toString() + bytesToHex(key).slice(2), unpadBytes(value));

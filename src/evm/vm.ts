@@ -8,6 +8,7 @@ import type { Tx } from "../kv/index.ts";
 import { blockByNumber } from "./chain.ts";
 import type { EvmConfig } from "./config.ts";
 import { CUSTOM_CRYPTO } from "./crypto.ts";
+import { installFastPath } from "./fast/index.ts";
 import "./jumps.ts";
 import { KvStateManager } from "./state.ts";
 
@@ -203,6 +204,7 @@ async function createVm(config: EvmConfig, state: KvStateManager): Promise<Poole
       ],
     },
   });
+  installFastPath(vm.evm);
   return { vm, state, common, use };
 }
 

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { ContractFactory, getCreateAddress, Interface, Wallet } from "ethers";
 import { ethCall } from "../../src/evm/call.ts";
+import { setFastPath } from "../../src/evm/fast/index.ts";
 import { JUMP_ANALYSIS_CACHED, jumpAnalysisHits } from "../../src/evm/jumps.ts";
 import { getTx } from "../../src/evm/records.ts";
 import { sendRawTransaction } from "../../src/evm/send.ts";
@@ -18,8 +19,11 @@ import { compile } from "./contracts.ts";
 const random = { randomBytes: (n: number) => new Uint8Array(randomBytes(n)) };
 const base = { chainId: 0xc0c0n, gasPrice: 0n, type: 0 };
 
-test("ERC-20 transfers come out the same with the executor's caches, which are in use", async () => {
+test("ERC-20 transfers come out the same with the executor's caches, which are in use", async (t) => {
   assert.ok(JUMP_ANALYSIS_CACHED, "the jump-analysis cache is installed");
+  // The caches serve ethereumjs's interpreter: the fast path (test/evm/fast-*.test.ts) is off here.
+  setFastPath(false);
+  t.after(() => setFastPath(true));
   const token = compile().PrivateToken!;
   const erc20 = new Interface(token.abi as never);
   const alice = new Wallet(Wallet.createRandom().privateKey);

@@ -1,0 +1,64 @@
+import type { GasParams } from "./table.ts";
+
+/**
+ * Past this many bytes of memory the expansion costs more gas than any transaction can carry
+ * (a 30M gas limit pays for about 4 MB): such an access is out of gas, which ethereumjs reports.
+ */
+const MAX_BYTES = 1n << 26n;
+
+/** Thrown for anything the fast interpreter leaves to ethereumjs (its frame is run again there). */
+export class Fallback {
+  constructor(readonly reason: string) {}
+}
+
+/** A frame's memory, metered as ethereumjs meters it (`subMemUsage`: words * 3 + words^2 / 512). */
+export class Memory {
+  bytes = new Uint8Array(1024);
+  /** Words paid for (MSIZE / 32). */
+  words = 0;
+  /** The cost of `words`, already charged. */
+  private paid = 0;
+
+  constructor(private readonly params: GasParams) {}
+
+  /**
+   * The gas to extend memory over [offset, offset + length), which it records as paid, and
+   * makes the bytes addressable. A zero length touches nothing (and costs nothing).
+   */
+  expand(offset: bigint, length: bigint): number {
+    if (length === 0n) return 0;
+    const end = offset + length;
+    if (end > MAX_BYTES) throw new Fallback("memory beyond any gas limit");
+    const words = Math.ceil(Number(end) / 32);
+    if (words <= this.words) return 0;
+    const cost = words * this.params.memory + Math.floor((words * words) / this.params.quadDivisor);
+    const charge = cost - this.paid;
+    this.paid = cost;
+    this.words = words;
+    const size = words * 32;
+    if (size > this.bytes.length) {
+      let capacity = this.bytes.length * 2;
+      while (capacity < size) capacity *= 2;
+      const grown = new Uint8Array(capacity);
+      grown.set(this.bytes);
+      this.bytes = grown;
+    }
+    return charge;
+  }
+
+  /** A copy of [offset, offset + length) (expanded before). */
+  read(offset: number, length: number): Uint8Array {
+    return this.bytes.slice(offset, offset + length);
+  }
+
+  /**
+   * Writes `length` bytes at `offset` from `source` starting at `from`; what lies past the end of
+   * `source` is written as zeros (CALLDATACOPY and CODECOPY pad so).
+   */
+  copyIn(offset: number, source: Uint8Array, from: bigint, length: number): void {
+    const start = from > BigInt(source.length) ? source.length : Number(from);
+    const available = Math.min(length, source.length - start);
+    if (available > 0) this.bytes.set(source.subarray(start, start + available), offset);
+    this.bytes.fill(0, offset + Math.max(available, 0), offset + length);
+  }
+}

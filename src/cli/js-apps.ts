@@ -12,6 +12,8 @@ import { builtInApp } from "./apps.ts";
 
 /** Decoded transactions kept for historical queries. */
 const MAX_CACHED_STATES = 20_000;
+/** Receipts rebuilt from the ledger files kept for historical queries (a few KB each). */
+const MAX_CACHED_RECEIPTS = 1_000;
 
 /** The node facts behind `ccf.consensus` and `ccf.historical`, read from `node`. */
 export function nodeJsAppHost(node: CocoNode, log: Logger): JsAppHost {
@@ -28,7 +30,7 @@ export function nodeJsAppHost(node: CocoNode, log: Logger): JsAppHost {
     Promise.resolve()
       .then(() => node.state.loadReceipt(view, seqno))
       .then((receipt) => {
-        if (archivedReceipts.size >= MAX_CACHED_STATES)
+        if (archivedReceipts.size >= MAX_CACHED_RECEIPTS)
           archivedReceipts.delete(archivedReceipts.keys().next().value as number);
         archivedReceipts.set(seqno, receipt);
       })

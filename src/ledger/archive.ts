@@ -1,11 +1,20 @@
 /**
  * The ledger files read back for receipts whose proofs left memory (receipts.ts): the entries from
  * a seqno on, read chunk by chunk from the first chunk that holds it, so an old receipt costs one
- * or two chunk reads, not a scan of the whole ledger.
+ * or two chunk reads, not a scan of the whole ledger. Within a chunk, the frames before the seqno
+ * asked for are stepped over by their length, not decoded.
  */
 import path from "node:path";
-import { orderChunks, scanChunk } from "./chunks.ts";
-import type { DecodedEntry } from "./entry.ts";
+import { CHUNK_HEADER, type ChunkName, orderChunks } from "./chunks.ts";
+import {
+  type DecodedEntry,
+  decodeEntry,
+  frameChecksumOk,
+  frameLengthAt,
+  MAX_FRAME_LENGTH,
+  MIN_FRAME_LENGTH,
+} from "./entry.ts";
+import { LedgerError } from "./errors.ts";
 import { type LedgerIo, nodeIo } from "./io.ts";
 import type { LedgerArchive } from "./receipts.ts";
 
@@ -13,8 +22,9 @@ import type { LedgerArchive } from "./receipts.ts";
 const ATTEMPTS = 3;
 
 /**
- * The chunk files in `dir` as an archive. The open chunk is read as it stands: a batch being
- * written shows as a torn tail, which ends the iteration (what came before it stands).
+ * The chunk files in `dir` as an archive. The open chunk is read as it stands: a frame being
+ * written (incomplete, or failing its checksum) ends the iteration; what came before it stands.
+ * Whoever uses the entries checks them (receipts.ts checks them against the signed root).
  */
 export function ledgerDirArchive(dir: string, io: LedgerIo = nodeIo): LedgerArchive {
   return {
@@ -37,16 +47,53 @@ export function ledgerDirArchive(dir: string, io: LedgerIo = nodeIo): LedgerArch
             }
             throw e;
           }
-          const scan = scanChunk(data, chunk.file, chunk.start);
-          for (const { entry } of scan.entries) {
-            if (entry.seqno < next) continue;
-            yield entry;
-            next = entry.seqno + 1;
-          }
-          if (scan.torn) return;
+          const read = entriesOfChunk(data, chunk, next);
+          for (const entry of read.entries) yield entry;
+          if (read.entries.length > 0) next = read.entries.at(-1)!.seqno + 1;
+          if (!read.whole) return;
         }
         if (!vanished) return;
       }
     },
   };
+}
+
+/**
+ * The entries of one chunk from seqno `from` on, and whether the chunk was read to its end (false
+ * when a frame is incomplete or fails its checksum: a batch being written, or damage).
+ */
+function entriesOfChunk(
+  data: Uint8Array,
+  chunk: ChunkName,
+  from: number,
+): { entries: DecodedEntry[]; whole: boolean } {
+  if (data.length < CHUNK_HEADER.length || !CHUNK_HEADER.every((b, i) => data[i] === b)) {
+    // A chunk just created may not have its header yet; anything else is not a chunk.
+    if (data.every((b, i) => i >= CHUNK_HEADER.length || b === CHUNK_HEADER[i] || b === 0)) {
+      return { entries: [], whole: false };
+    }
+    throw new LedgerError("not a Coco ledger chunk (bad file header)", { file: chunk.file, offset: 0 });
+  }
+  const entries: DecodedEntry[] = [];
+  let pos = CHUNK_HEADER.length;
+  for (let seqno = chunk.start; pos < data.length; seqno++) {
+    const length = frameLengthAt(data, pos);
+    if (length === undefined || length < MIN_FRAME_LENGTH || length > MAX_FRAME_LENGTH) break;
+    if (pos + length > data.length) break;
+    if (seqno >= from) {
+      const frame = data.subarray(pos, pos + length);
+      if (!frameChecksumOk(frame)) break;
+      const entry = decodeEntry(frame);
+      if (entry.seqno !== seqno) {
+        throw new LedgerError(`expected seqno ${seqno}, found ${entry.seqno}`, {
+          file: chunk.file,
+          offset: pos,
+          seqno,
+        });
+      }
+      entries.push(entry);
+    }
+    pos += length;
+  }
+  return { entries, whole: pos === data.length };
 }

@@ -8,7 +8,11 @@
  *
  *   node --expose-gc --import tsx bench/ledger-growth.ts [--transactions 1000000] [--every 100000]
  *        [--sign-every 25] [--keys 10000] [--curve secp384r1|secp256r1] [--no-backup]
- *        [--heap-snapshot FILE]
+ *        [--heap-snapshot FILE] [--receipt-window N|all]
+ *
+ * `--receipt-window` sets how many transactions before the commit point keep their receipt
+ * proofs in memory (the node's `ledger.receiptWindow`, 10,000 by default); `all` keeps every
+ * proof, as before session 7.
  */
 import { parseArgs } from "node:util";
 import { writeHeapSnapshot } from "node:v8";
@@ -40,8 +44,15 @@ const { values } = parseArgs({
     curve: { type: "string", default: "secp384r1" },
     "no-backup": { type: "boolean", default: false },
     "heap-snapshot": { type: "string" },
+    "receipt-window": { type: "string" },
   },
 });
+const receiptWindow =
+  values["receipt-window"] === undefined
+    ? undefined
+    : values["receipt-window"] === "all"
+      ? Number.POSITIVE_INFINITY
+      : Number(values["receipt-window"]);
 const total = Number(values.transactions);
 const every = Number(values.every);
 const signEvery = Number(values["sign-every"]);
@@ -99,6 +110,10 @@ const backup = new LedgerState(
   { append: () => false },
   1,
 );
+if (receiptWindow !== undefined) {
+  primary.receiptWindow = receiptWindow;
+  backup.receiptWindow = receiptWindow;
+}
 // Seqno 1: the service and this node, trusted, so its signatures are accepted by the backup.
 const tx0 = primary.store.begin();
 tx0.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ cert: service.certPem, status: "Open" }));
@@ -174,6 +189,7 @@ console.log(
         sign_every: signEvery,
         keys: keySpace,
         backup: withBackup,
+        receipt_window: Number.isFinite(primary.receiptWindow) ? primary.receiptWindow : "all",
       },
       heap_mb_per_100k_tx: Number(
         (((last.heap_mb! - first.heap_mb!) / (last.transactions! - first.transactions!)) * 100_000).toFixed(

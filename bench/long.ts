@@ -75,8 +75,9 @@ const TOLERANCE = 0.1;
 function flatVerdict(segments: Array<Record<string, unknown>>) {
   const first = segments[0]!;
   const later = segments.length > 1 ? segments.slice(1) : segments;
+  // reduce passes (accumulator, value, index, array): pick must see only the first two.
   const worst = (values: number[], pick: (a: number, b: number) => number, start: number) =>
-    Number(values.reduce(pick, start).toFixed(3));
+    Number(values.reduce((a, b) => pick(a, b), start).toFixed(3));
   const perNode = (s: Record<string, unknown>, field: string) => s[field] as Array<number | undefined>;
   const ratios = (field: string) =>
     later.flatMap((s) =>

@@ -8,7 +8,7 @@
  *
  *   node --expose-gc --import tsx bench/ledger-growth.ts [--transactions 1000000] [--every 100000]
  *        [--sign-every 25] [--keys 10000 | --unique] [--curve secp384r1|secp256r1] [--no-backup]
- *        [--snapshots [--snapshot-interval 10000]] [--heap-snapshot FILE]
+ *        [--snapshots [--snapshot-interval 10000]] [--heap-snapshot FILE] [--receipt-window N|all]
  *
  * `--unique` writes a new key every transaction, so the state grows with the ledger. `--snapshots`
  * also measures, at each signature, what snapshots cost a node per write (the CPU of encoding the
@@ -19,6 +19,10 @@
  *   - `snap_after`: the rule nodes follow now (at least max(interval, the keys at the previous
  *     snapshot) transactions apart, src/node/snapshots.ts) with `SnapshotEncoder`.
  * Where both encoders run at one point their order alternates, so neither always runs first.
+ *
+ * `--receipt-window` sets how many transactions before the commit point keep their receipt
+ * proofs in memory (the node's `ledger.receiptWindow`, 10,000 by default); `all` keeps every
+ * proof, as before session 7.
  */
 import { parseArgs } from "node:util";
 import { writeHeapSnapshot } from "node:v8";
@@ -57,8 +61,15 @@ const { values } = parseArgs({
     snapshots: { type: "boolean", default: false },
     "snapshot-interval": { type: "string", default: "10000" },
     "heap-snapshot": { type: "string" },
+    "receipt-window": { type: "string" },
   },
 });
+const receiptWindow =
+  values["receipt-window"] === undefined
+    ? undefined
+    : values["receipt-window"] === "all"
+      ? Number.POSITIVE_INFINITY
+      : Number(values["receipt-window"]);
 const total = Number(values.transactions);
 const every = Number(values.every);
 const signEvery = Number(values["sign-every"]);
@@ -119,6 +130,10 @@ const backup = new LedgerState(
   { append: () => false },
   1,
 );
+if (receiptWindow !== undefined) {
+  primary.receiptWindow = receiptWindow;
+  backup.receiptWindow = receiptWindow;
+}
 // Seqno 1: the service and this node, trusted, so its signatures are accepted by the backup.
 const tx0 = primary.store.begin();
 tx0.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes({ cert: service.certPem, status: "Open" }));
@@ -264,6 +279,7 @@ console.log(
         keys: unique ? "unique" : keySpace,
         snapshot_interval: measureSnapshots ? snapshotInterval : undefined,
         backup: withBackup,
+        receipt_window: Number.isFinite(primary.receiptWindow) ? primary.receiptWindow : "all",
       },
       heap_mb_per_100k_tx: Number(
         (((last.heap_mb! - first.heap_mb!) / (last.transactions! - first.transactions!)) * 100_000).toFixed(

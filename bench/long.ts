@@ -9,7 +9,10 @@
  * The writes cycle over `--keys` ids (PUT /app/log/private?id=i mod keys, answered once
  * committed), so the store stays the same size while the ledger grows by one entry per write:
  * this measures what the ledger costs as it grows, not a growing state. Progress goes to stderr
- * as one JSON line per segment; the report (with first-to-last ratios) goes to stdout.
+ * as one JSON line per segment; the report goes to stdout, with the verdict issue 17 asks for:
+ * flat when every later segment's writes/s is at least 90% of the first segment's and each
+ * node's RSS at most 110% of its RSS after the first segment. CPU per write is reported beside
+ * it (on a shared machine wall-clock throughput is noisy; CPU per write is not).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -62,6 +65,40 @@ function rssMb(pid: number): number | undefined {
   }
 }
 
+/** Issue 17: later segments within 10% of the first. */
+const TOLERANCE = 0.1;
+
+/**
+ * Flat or not, against the first segment: the worst later writes/s ratio, the worst RSS ratio of
+ * any node, and (reported, not judged) the worst CPU per write ratio of any node.
+ */
+function flatVerdict(segments: Array<Record<string, unknown>>) {
+  const first = segments[0]!;
+  const later = segments.length > 1 ? segments.slice(1) : segments;
+  // reduce passes (accumulator, value, index, array): pick must see only the first two.
+  const worst = (values: number[], pick: (a: number, b: number) => number, start: number) =>
+    Number(values.reduce((a, b) => pick(a, b), start).toFixed(3));
+  const perNode = (s: Record<string, unknown>, field: string) => s[field] as Array<number | undefined>;
+  const ratios = (field: string) =>
+    later.flatMap((s) =>
+      perNode(s, field).flatMap((v, i) => {
+        const base = perNode(first, field)[i];
+        return typeof v === "number" && typeof base === "number" && base > 0 ? [v / base] : [];
+      }),
+    );
+  const throughput = later.map((s) => (s.writes_per_s as number) / (first.writes_per_s as number));
+  const worstThroughput = worst(throughput, Math.min, Number.POSITIVE_INFINITY);
+  const worstRss = worst(ratios("rss_mb"), Math.max, 0);
+  const worstCpu = worst(ratios("cpu_ms_per_write"), Math.max, 0);
+  return {
+    rule: `every later segment: writes/s >= ${1 - TOLERANCE}x and each node's RSS <= ${1 + TOLERANCE}x the first segment's`,
+    flat: worstThroughput >= 1 - TOLERANCE && worstRss <= 1 + TOLERANCE,
+    worst_writes_per_s_ratio: worstThroughput,
+    worst_rss_ratio: worstRss,
+    worst_cpu_ratio: worstCpu,
+  };
+}
+
 const root = mkdtempSync(join(tmpdir(), "coco-long-"));
 const coco = await startCoco({ dir: join(root, "coco"), nodes: 3, curve });
 try {
@@ -101,6 +138,7 @@ try {
   const last = segments.at(-1)!;
   const ratio = (a: unknown, b: unknown) =>
     typeof a === "number" && typeof b === "number" && b > 0 ? Number((a / b).toFixed(3)) : null;
+  const verdict = flatVerdict(segments);
   console.log(
     JSON.stringify(
       {
@@ -111,12 +149,21 @@ try {
         last_over_first: {
           writes_per_s: ratio(last.writes_per_s, first.writes_per_s),
           rss: (last.rss_mb as number[]).map((r, i) => ratio(r, (first.rss_mb as number[])[i])),
+          cpu_ms_per_write: (last.cpu_ms_per_write as number[]).map((c, i) =>
+            ratio(c, (first.cpu_ms_per_write as number[])[i]),
+          ),
         },
+        verdict,
         segments,
       },
       null,
       2,
     ),
+  );
+  console.error(
+    `${verdict.flat ? "FLAT" : "NOT FLAT"}: worst writes/s ${verdict.worst_writes_per_s_ratio}x the first segment's ` +
+      `(>= ${1 - TOLERANCE} wanted), worst RSS ${verdict.worst_rss_ratio}x (<= ${1 + TOLERANCE} wanted), ` +
+      `worst CPU per write ${verdict.worst_cpu_ratio}x`,
   );
 } finally {
   await coco.stop();

@@ -6,18 +6,37 @@ import type { Executor } from "../apps/index.ts";
 import type { JsEnv } from "../js/index.ts";
 import { createJsAppExecutor, type HistoricalLookup, type JsAppHost } from "../jsapp/index.ts";
 import type { WriteSet } from "../kv/index.ts";
-import { decryptEntry, readLedgerDir } from "../ledger/index.ts";
+import { decryptEntry, type ReceiptLookup, readLedgerDir } from "../ledger/index.ts";
 import type { CocoNode, NodeConfig } from "../node/index.ts";
 import { builtInApp } from "./apps.ts";
 
 /** Decoded transactions kept for historical queries. */
 const MAX_CACHED_STATES = 20_000;
+/** Receipts rebuilt from the ledger files kept for historical queries (a few KB each). */
+const MAX_CACHED_RECEIPTS = 1_000;
 
 /** The node facts behind `ccf.consensus` and `ccf.historical`, read from `node`. */
 export function nodeJsAppHost(node: CocoNode, log: Logger): JsAppHost {
   const states = new Map<number, { view: number; writeSet: WriteSet }>();
   const wanted = new Set<number>();
   let loading = false;
+  /** Receipts rebuilt from the ledger files (their proofs left the node's memory), and those under way. */
+  const archivedReceipts = new Map<number, ReceiptLookup>();
+  const receiptsLoading = new Set<number>();
+
+  const loadReceipt = (view: number, seqno: number) => {
+    if (receiptsLoading.has(seqno)) return;
+    receiptsLoading.add(seqno);
+    Promise.resolve()
+      .then(() => node.state.loadReceipt(view, seqno))
+      .then((receipt) => {
+        if (archivedReceipts.size >= MAX_CACHED_RECEIPTS)
+          archivedReceipts.delete(archivedReceipts.keys().next().value as number);
+        archivedReceipts.set(seqno, receipt);
+      })
+      .catch((e) => log.warn({ err: e, seqno }, "historical states: could not rebuild a receipt"))
+      .finally(() => receiptsLoading.delete(seqno));
+  };
 
   const remember = (seqno: number, view: number, writeSet: WriteSet) => {
     if (states.size >= MAX_CACHED_STATES) states.delete(states.keys().next().value as number);
@@ -72,7 +91,12 @@ export function nodeJsAppHost(node: CocoNode, log: Logger): JsAppHost {
         if (!loading) void load();
         return { status: "fetching" };
       }
-      const receipt = node.state.receipt(found.view, seqno);
+      const inMemory = node.state.receipt(found.view, seqno);
+      const receipt = inMemory.status === "Archived" ? archivedReceipts.get(seqno) : inMemory;
+      if (inMemory.status === "Archived" && (receipt === undefined || receipt.status === "Pending")) {
+        loadReceipt(found.view, seqno);
+      }
+      if (receipt === undefined) return { status: "fetching" };
       if (receipt.status === "BeforeSnapshot" || receipt.status === "Invalid") {
         return {
           status: "unavailable",

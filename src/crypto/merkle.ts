@@ -10,6 +10,13 @@ import { sha256 } from "./hash.ts";
  * Every node of an RFC 6962 tree of any size covers an aligned range whose hash folds from at most
  * log2(n) of those blocks, so roots of the current or any older size, and inclusion paths, never
  * need more than the caches. Appending hashes each completed block once: O(1) amortised.
+ *
+ * Compaction (`compact`) bounds the memory: below a size, the levels under `MERKLE_KEPT_LEVEL` are
+ * dropped page by page, keeping only the frontier there (enough to append, and to give roots and
+ * paths from that size on). The levels from `MERKLE_KEPT_LEVEL` up stay: 1/512 of a hash per leaf. A
+ * path for an older leaf is then rebuilt from the leaves of its 2^MERKLE_KEPT_LEVEL block (and up to
+ * the tree size asked for), which the caller recomputes from elsewhere (the ledger files) and
+ * passes in: see `path`'s `leaves`.
  */
 
 const MERKLE_HASH_SIZE = 32;
@@ -50,6 +57,23 @@ function splitPoint(n: number): number {
 const PAGE_HASHES = 4096;
 
 /**
+ * Levels below this one (blocks of fewer than 1,024 leaves) are what compaction drops. Rebuilding
+ * a dropped path needs at most the leaves of one such block and those up to the signed size.
+ */
+export const MERKLE_KEPT_LEVEL = 10;
+
+/** Leaves the caller recomputed (from the ledger files): `hashes[i]` is leaf `first + i`. */
+export interface SuppliedLeaves {
+  first: number;
+  hashes: readonly Uint8Array[];
+}
+
+export interface MerkleTreeOptions {
+  /** Hashes per page (default 4,096): tests use small pages to see them dropped. */
+  pageHashes?: number;
+}
+
+/**
  * One level of the tree: its hashes packed 32 bytes apiece into fixed pages, allocated as they are
  * written (a tree started from a frontier has none below it). One Uint8Array per hash cost about
  * 200 bytes of objects besides its 32 bytes of data, a tree node per transaction.
@@ -58,23 +82,40 @@ class HashLevel {
   private pages: Array<Uint8Array | undefined> = [];
   length = 0;
 
-  /** A view of hash `i` (valid until the level is truncated below it); undefined if never written. */
+  constructor(readonly pageHashes: number) {}
+
+  /**
+   * A view of hash `i` (valid until the level is truncated below it); undefined if never written
+   * or dropped.
+   */
   get(i: number): Uint8Array | undefined {
-    const page = this.pages[Math.floor(i / PAGE_HASHES)];
+    const page = this.pages[Math.floor(i / this.pageHashes)];
     if (page === undefined || i >= this.length) return undefined;
-    const at = (i % PAGE_HASHES) * MERKLE_HASH_SIZE;
+    const at = (i % this.pageHashes) * MERKLE_HASH_SIZE;
     return page.subarray(at, at + MERKLE_HASH_SIZE);
   }
 
   set(i: number, hash: Uint8Array): void {
-    const p = Math.floor(i / PAGE_HASHES);
+    const p = Math.floor(i / this.pageHashes);
     let page = this.pages[p];
     if (page === undefined) {
-      page = new Uint8Array(PAGE_HASHES * MERKLE_HASH_SIZE);
+      page = new Uint8Array(this.pageHashes * MERKLE_HASH_SIZE);
       this.pages[p] = page;
     }
-    page.set(hash, (i % PAGE_HASHES) * MERKLE_HASH_SIZE);
+    page.set(hash, (i % this.pageHashes) * MERKLE_HASH_SIZE);
     if (i >= this.length) this.length = i + 1;
+  }
+
+  /** Drops page `p` from memory (its hashes read as undefined from then on). */
+  dropPage(p: number): void {
+    this.pages[p] = undefined;
+  }
+
+  /** Pages held in memory. */
+  get pagesHeld(): number {
+    let n = 0;
+    for (const page of this.pages) if (page !== undefined) n++;
+    return n;
   }
 
   push(hash: Uint8Array): void {
@@ -84,7 +125,7 @@ class HashLevel {
   /** Keeps the first `n` hashes (a longer `n` leaves holes, for a tree started from a frontier). */
   setLength(n: number): void {
     this.length = n;
-    this.pages.length = Math.min(this.pages.length, Math.ceil(n / PAGE_HASHES));
+    this.pages.length = Math.min(this.pages.length, Math.ceil(n / this.pageHashes));
   }
 }
 
@@ -98,16 +139,28 @@ export interface MerkleFrontier {
 }
 
 export class MerkleTree {
+  private readonly pageHashes: number;
   /** levels[h].get(i) = hash of leaves [i * 2^h, (i + 1) * 2^h); levels[0] are the leaves. */
-  private readonly levels: HashLevel[] = [new HashLevel()];
+  private readonly levels: HashLevel[];
   /** Leaves before this index are known only through the frontier the tree started from. */
   private start = 0;
+  /** Below this size, levels under MERKLE_KEPT_LEVEL may have been dropped (see `compact`). */
+  private compacted = 0;
+  /** Per level under MERKLE_KEPT_LEVEL: the pages before this one were dropped (or kept for good). */
+  private readonly dropCursor: number[] = [];
+
+  constructor(options: MerkleTreeOptions = {}) {
+    const pageHashes = options.pageHashes ?? PAGE_HASHES;
+    checkCount(pageHashes, "hashes per page", 1, 1 << 20);
+    this.pageHashes = pageHashes;
+    this.levels = [new HashLevel(pageHashes)];
+  }
 
   /**
    * A tree that continues from a frontier (as a node that starts from a snapshot does): roots of
    * any size from `frontier.size` on, and paths of every leaf appended after it.
    */
-  static fromFrontier(frontier: MerkleFrontier): MerkleTree {
+  static fromFrontier(frontier: MerkleFrontier, options: MerkleTreeOptions = {}): MerkleTree {
     checkCount(frontier.size, "frontier size", 0, Number.MAX_SAFE_INTEGER);
     const expected = frontier.size.toString(2).replace(/0/g, "").length;
     if (!Array.isArray(frontier.hashes) || frontier.hashes.length !== expected) {
@@ -115,7 +168,7 @@ export class MerkleTree {
         `a frontier of size ${frontier.size} has ${expected} hashes, got ${frontier.hashes?.length}`,
       );
     }
-    const tree = new MerkleTree();
+    const tree = new MerkleTree(options);
     let offset = 0;
     let next = 0;
     for (let height = 52; height >= 0; height--) {
@@ -133,15 +186,18 @@ export class MerkleTree {
     return tree;
   }
 
-  /** The frontier at `size` leaves (the current size by default; never before the tree's start). */
+  /**
+   * The frontier at `size` leaves (the current size by default; never before the tree's start or
+   * its compaction).
+   */
   frontier(size: number = this.size): MerkleFrontier {
-    checkCount(size, "frontier size", this.start, this.size);
+    checkCount(size, "frontier size", this.firstInMemory, this.size);
     const hashes: Uint8Array[] = [];
     let offset = 0;
     for (let height = this.levels.length - 1; height >= 0; height--) {
       const width = 2 ** height;
       if (size - offset < width) continue;
-      hashes.push(Uint8Array.from(this.levels[height]!.get(offset / width)!));
+      hashes.push(Uint8Array.from(this.hashAt(height, offset / width)));
       offset += width;
     }
     return { size, hashes };
@@ -150,6 +206,44 @@ export class MerkleTree {
   /** The first leaf this tree can prove (0 unless it started from a frontier). */
   get firstProvable(): number {
     return this.start;
+  }
+
+  /**
+   * The first leaf whose path (and the first size whose root) this tree gives from memory alone:
+   * older ones need `path`'s supplied leaves.
+   */
+  get firstInMemory(): number {
+    return Math.max(this.start, this.compacted);
+  }
+
+  /** Pages of hashes held in memory, all levels together (for tests and measurements). */
+  get pagesHeld(): number {
+    return this.levels.reduce((n, level) => n + level.pagesHeld, 0);
+  }
+
+  /**
+   * Forgets what only paths of leaves before `size` need: the pages of the levels under
+   * MERKLE_KEPT_LEVEL whose blocks all lie before the frontier at `size`. Kept: that frontier (so
+   * appends, roots and paths from `size` on work as before), every level from MERKLE_KEPT_LEVEL up, and
+   * any block that starts before `recoverableFrom` (the caller cannot recompute leaves before it:
+   * a tree started from a snapshot's frontier keeps that frontier and the snapshot's own leaf).
+   * Idempotent; `size` never goes back.
+   */
+  compact(size: number, recoverableFrom = 0): void {
+    checkCount(size, "compacted size", 0, this.size);
+    if (size <= this.compacted) return;
+    this.compacted = size;
+    for (let height = 0; height < Math.min(MERKLE_KEPT_LEVEL, this.levels.length); height++) {
+      const width = 2 ** height;
+      // The frontier block at `size` on this level, if any, is index floor(size / width) - 1.
+      const keepFrom = Math.floor(size / width) - 1;
+      const level = this.levels[height]!;
+      let p = this.dropCursor[height] ?? 0;
+      for (; (p + 1) * this.pageHashes <= keepFrom; p++) {
+        if (p * this.pageHashes * width >= recoverableFrom) level.dropPage(p);
+      }
+      this.dropCursor[height] = p;
+    }
   }
 
   get size(): number {
@@ -172,19 +266,29 @@ export class MerkleTree {
 
   leaf(index: number): Uint8Array {
     checkCount(index, "leaf index", this.start, this.size - 1);
-    return Uint8Array.from(this.levels[0]!.get(index)!);
+    return Uint8Array.from(this.hashAt(0, index));
   }
 
   root(size: number = this.size): Uint8Array {
     if (this.size === 0) throw new MerkleError("the Merkle tree is empty: it has no root");
-    checkCount(size, "tree size", Math.max(1, this.start), this.size);
+    checkCount(size, "tree size", Math.max(1, this.firstInMemory), this.size);
     return Uint8Array.from(this.rangeHash(0, size));
   }
 
-  path(index: number, size: number): ProofStep[] {
+  /**
+   * The inclusion path of leaf `index` in the tree of `size` leaves. For a leaf before
+   * `firstInMemory`, `leaves` must hold the leaves from the start of its 2^MERKLE_KEPT_LEVEL block (or
+   * the first recoverable leaf, if later) up to `size - 1`: the dropped hashes are recomputed from
+   * them. A hash that is neither held nor computable throws a MerkleError.
+   */
+  path(index: number, size: number, leaves?: SuppliedLeaves): ProofStep[] {
     if (this.size === 0) throw new MerkleError("the Merkle tree is empty: it has no paths");
-    checkCount(size, "tree size", Math.max(1, this.start), this.size);
-    checkCount(index, "leaf index", this.start, size - 1);
+    const from = leaves ? this.start : this.firstInMemory;
+    checkCount(size, "tree size", Math.max(1, from), this.size);
+    checkCount(index, "leaf index", from, size - 1);
+    if (leaves) {
+      for (const [i, leaf] of leaves.hashes.entries()) checkDigest(leaf, `supplied leaf ${leaves.first + i}`);
+    }
     // Walk down from the root, noting each sibling, then return them leaf first.
     const steps: ProofStep[] = [];
     let start = 0;
@@ -192,10 +296,10 @@ export class MerkleTree {
     while (count > 1) {
       const k = splitPoint(count);
       if (index < start + k) {
-        steps.push({ right: Uint8Array.from(this.rangeHash(start + k, count - k)) });
+        steps.push({ right: Uint8Array.from(this.rangeHash(start + k, count - k, leaves)) });
         count = k;
       } else {
-        steps.push({ left: Uint8Array.from(this.rangeHash(start, k)) });
+        steps.push({ left: Uint8Array.from(this.rangeHash(start, k, leaves)) });
         start += k;
         count -= k;
       }
@@ -204,7 +308,7 @@ export class MerkleTree {
   }
 
   truncate(size: number): void {
-    checkCount(size, "truncated size", this.start, this.size);
+    checkCount(size, "truncated size", this.firstInMemory, this.size);
     for (let height = 0; height < this.levels.length; height++) {
       this.levels[height]!.setLength(Math.floor(size / 2 ** height));
     }
@@ -214,10 +318,35 @@ export class MerkleTree {
   private levelAt(height: number): HashLevel {
     let level = this.levels[height];
     if (level === undefined) {
-      level = new HashLevel();
+      level = new HashLevel(this.pageHashes);
       this.levels[height] = level;
     }
     return level;
+  }
+
+  /**
+   * The hash of block `index` of level `height`: recomputed from supplied leaves when they cover
+   * it and it lies below MERKLE_KEPT_LEVEL (so a rebuilt path does not depend on what compaction happened
+   * to keep), else from memory.
+   */
+  private hashAt(height: number, index: number, leaves?: SuppliedLeaves): Uint8Array {
+    const width = 2 ** height;
+    const first = index * width;
+    if (
+      leaves &&
+      height < MERKLE_KEPT_LEVEL &&
+      first >= leaves.first &&
+      first + width <= leaves.first + leaves.hashes.length
+    ) {
+      return blockHash(leaves.hashes, first - leaves.first, height);
+    }
+    const held = this.levels[height]?.get(index);
+    if (held === undefined) {
+      throw new MerkleError(
+        `the hash of leaves [${first}, ${first + width}) is no longer in memory and no leaves were supplied for it`,
+      );
+    }
+    return held;
   }
 
   /**
@@ -225,13 +354,13 @@ export class MerkleTree {
    * power of two at or above count (true of every node in the tree). It is the right fold of the
    * perfect blocks named by count's set bits, largest (leftmost) first.
    */
-  private rangeHash(start: number, count: number): Uint8Array {
+  private rangeHash(start: number, count: number, leaves?: SuppliedLeaves): Uint8Array {
     const blocks: Uint8Array[] = [];
     let offset = start;
     for (let height = Math.floor(Math.log2(count)); height >= 0; height--) {
       const width = 2 ** height;
       if (count >= offset - start + width) {
-        blocks.push(this.levels[height]!.get(offset / width)!);
+        blocks.push(this.hashAt(height, offset / width, leaves));
         offset += width;
       }
     }
@@ -239,6 +368,13 @@ export class MerkleTree {
     while (blocks.length > 0) hash = hashPair(blocks.pop()!, hash);
     return hash;
   }
+}
+
+/** The hash of the perfect block of 2^height leaves starting at `hashes[at]`. */
+function blockHash(hashes: readonly Uint8Array[], at: number, height: number): Uint8Array {
+  if (height === 0) return hashes[at]!;
+  const half = 2 ** (height - 1);
+  return hashPair(blockHash(hashes, at, height - 1), blockHash(hashes, at + half, height - 1));
 }
 
 /** Folds an inclusion path over a leaf, giving the root the path claims. */

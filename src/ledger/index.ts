@@ -3,6 +3,7 @@
  * framework tables' names and codecs.
  */
 
+export { ledgerDirArchive } from "./archive.ts";
 export {
   type DecodedEntry,
   decodeEntry,
@@ -20,11 +21,13 @@ export { nodeIo } from "./io.ts";
 export {
   type CommitOutcome,
   NotPrimaryError,
+  type ReceiptInMemory,
   type ReceiptLookup,
   type TxStatus,
   ZERO_DIGEST,
 } from "./outcomes.ts";
 export { type LedgerRecord, readLedgerDir } from "./reader.ts";
+export { DEFAULT_RECEIPT_WINDOW, type LedgerArchive } from "./receipts.ts";
 export type { LedgerSecret } from "./secrets.ts";
 export { LedgerSecrets } from "./secrets.ts";
 export { checkSignedRoot, readSignatureEntry, SignatureCheckError } from "./signatures.ts";

@@ -19,3 +19,10 @@ export type ReceiptLookup =
   | { status: "Pending" | "Unknown" | "Invalid" }
   /** Committed, but before the snapshot this node started from: it holds no proof for it. */
   | { status: "BeforeSnapshot"; snapshotSeqno: number };
+
+/**
+ * What the in-memory receipt lookup gives: a receipt lookup, or `Archived`: committed, but its
+ * proof left memory; it is rebuilt from the ledger entries from seqno `from` up to the signature
+ * after it (`LedgerState.loadReceipt` reads them; src/ledger/receipts.ts).
+ */
+export type ReceiptInMemory = ReceiptLookup | { status: "Archived"; from: number };

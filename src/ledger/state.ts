@@ -1,8 +1,6 @@
 import type { KeyObject } from "node:crypto";
 import {
   aesGcmEncrypt,
-  buildCoseReceipt,
-  buildJsonReceipt,
   coseVerifySign1,
   equalBytes,
   MerkleTree,
@@ -18,10 +16,20 @@ import { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
 import {
   type CommitOutcome,
   NotPrimaryError,
+  type ReceiptInMemory,
   type ReceiptLookup,
   type TxStatus,
   ZERO_DIGEST,
 } from "./outcomes.ts";
+import {
+  archiveReadFrom,
+  buildReceipt,
+  DEFAULT_RECEIPT_WINDOW,
+  firstAfter,
+  type LedgerArchive,
+  readThroughSignature,
+  receiptFromEntries,
+} from "./receipts.ts";
 import type { LedgerSecrets } from "./secrets.ts";
 import { checkSnapshot, type DecodedSnapshot } from "./snapshot-adopt.ts";
 import { encodeSnapshotFrom, type SnapshotSource } from "./snapshot-encoder.ts";
@@ -115,6 +123,11 @@ export class LedgerState {
   private readonly interned = new Map<string, string>();
   /** Bumped whenever `nodes.info` changes, so the node knows to refresh its peers. */
   nodesInfoVersion = 0;
+  private _receiptWindow = DEFAULT_RECEIPT_WINDOW;
+  /** The node's ledger files, read back for receipts whose proofs left memory. */
+  archive: LedgerArchive | undefined;
+  /** Transactions up to this seqno have their proofs only in the ledger files. */
+  private archivedTo = 0;
 
   constructor(
     private readonly env: LedgerEnvironment,
@@ -387,7 +400,62 @@ export class LedgerState {
     }
     this._commitSeqno = commit;
     this.store.compact(commit);
+    this.archiveOldProofs();
     this.commitWaits.committed(commit);
+  }
+
+  /**
+   * Receipts of the transactions this far before the commit point are served from memory; the
+   * proofs of older ones are dropped as commit advances and rebuilt from `archive` (receipts.ts).
+   * Infinity keeps every proof in memory. A smaller window applies at once.
+   */
+  get receiptWindow(): number {
+    return this._receiptWindow;
+  }
+  set receiptWindow(transactions: number) {
+    if (!(transactions >= 1))
+      throw new LedgerStateError(`the receipt window must be at least 1, got ${transactions}`);
+    this._receiptWindow = transactions;
+    this.archiveOldProofs();
+  }
+
+  /** What this node holds in memory for receipts (tests and benchmarks watch it stay bounded). */
+  heldProofs(): { archivedTo: number; treePages: number; metaPages: number; signatures: number } {
+    return {
+      archivedTo: this.archivedTo,
+      treePages: this.tree.pagesHeld,
+      metaPages: this.meta.pagesHeld,
+      signatures: this.signatureSeqnos.length,
+    };
+  }
+
+  /**
+   * Drops from memory the proofs of the transactions more than `receiptWindow` before the commit
+   * point: the Merkle tree's lower levels and the metadata pages there (kept: the frontier and
+   * the upper levels), and their signature records. Rollbacks never reach below the commit
+   * point, and appends, signatures and snapshots need only the frontier, so only old receipts
+   * are affected: `loadReceipt` rebuilds those from the ledger files.
+   */
+  private archiveOldProofs(): void {
+    const to = this._commitSeqno - this._receiptWindow;
+    if (!(to > this.archivedTo)) return;
+    this.archivedTo = to;
+    this.tree.compact(to, this.firstSeqnoOnDisk - 1);
+    if (to > this.metaStart) this.meta.compact(to - this.metaStart);
+    let dropped = 0;
+    while (dropped < this.signatureSeqnos.length && this.signatureSeqnos[dropped]! <= to) {
+      this.signatures.delete(this.signatureSeqnos[dropped]!);
+      dropped++;
+    }
+    if (dropped > 0) this.signatureSeqnos.splice(0, dropped);
+  }
+
+  /**
+   * The first entry the node's ledger files hold: 1, or just after the snapshot the node's history
+   * starts from (that snapshot's own signature entry is in the snapshot, not the files).
+   */
+  private get firstSeqnoOnDisk(): number {
+    return this.metaStart === 0 ? 1 : this.metaStart + 2;
   }
 
   /**
@@ -415,36 +483,64 @@ export class LedgerState {
     return seqno <= this._commitSeqno ? "Committed" : "Pending";
   }
 
-  receipt(view: number, seqno: number): ReceiptLookup {
+  /**
+   * The receipt of a committed transaction from memory, or `Archived` (with where to start
+   * reading) when its proof left memory: `loadReceipt` serves both.
+   */
+  receipt(view: number, seqno: number): ReceiptInMemory {
     const status = this.txStatus(view, seqno);
     if (status !== "Committed") return { status };
     if (seqno <= this.metaStart) return { status: "BeforeSnapshot", snapshotSeqno: this.metaStart + 1 };
-    const signatureSeqno = this.signatureSeqnos.find((s) => s > seqno);
+    if (seqno <= this.archivedTo) {
+      const firstOnDisk = this.firstSeqnoOnDisk;
+      if (seqno < firstOnDisk) return { status: "BeforeSnapshot", snapshotSeqno: this.metaStart + 1 };
+      return { status: "Archived", from: archiveReadFrom(seqno, firstOnDisk) };
+    }
+    const signatureSeqno = firstAfter(this.signatureSeqnos, seqno);
     if (signatureSeqno === undefined || signatureSeqno > this._commitSeqno) return { status: "Pending" };
-    const signature = this.signatures.get(signatureSeqno)!;
-    const meta = this.metaAt(seqno)!;
     const proof = this.tree.path(seqno - 1, signatureSeqno - 1);
-    const evidence = commitEvidence(this.secrets.get(meta.secretVersion), meta.view, seqno);
-    const json = buildJsonReceipt({
-      nodeCertPem: signature.record.cert,
-      nodeId: signature.record.node,
-      signature: Buffer.from(signature.record.sig, "base64"),
+    return buildReceipt(
+      this.secrets,
+      seqno,
+      this.metaAt(seqno)!,
       proof,
-      leafComponents: {
-        write_set_digest: toHex(meta.writeSetDigest),
-        commit_evidence: evidence,
-        claims_digest: toHex(meta.claimsDigest),
-      },
+      this.signatures.get(signatureSeqno)!,
+    );
+  }
+
+  /**
+   * The receipt of any committed transaction this node holds: from memory at once, or rebuilt
+   * from the ledger files (`archive`) for one whose proof left memory (slower: a chunk read).
+   */
+  loadReceipt(view: number, seqno: number): ReceiptLookup | Promise<ReceiptLookup> {
+    const found = this.receipt(view, seqno);
+    if (found.status !== "Archived") return found;
+    const archive = this.archive;
+    if (!archive) {
+      throw new LedgerStateError(
+        `the proof of seqno ${seqno} left memory and this node has no ledger files to read`,
+      );
+    }
+    return readThroughSignature(archive, found.from, seqno, this._commitSeqno).then((entries) =>
+      this.receiptFromEntries(view, seqno, entries),
+    );
+  }
+
+  /**
+   * A receipt rebuilt from ledger entries read from `from` (as `receipt` named it) through the
+   * signature after `seqno`; a receipt still in memory is served from there.
+   */
+  receiptFromEntries(view: number, seqno: number, entries: readonly DecodedEntry[]): ReceiptLookup {
+    const found = this.receipt(view, seqno);
+    if (found.status !== "Archived") return found;
+    return receiptFromEntries({
+      tree: this.tree,
+      secrets: this.secrets,
+      view,
+      seqno,
+      from: found.from,
+      entries,
     });
-    if (meta.isSignature) json.is_signature_transaction = true;
-    const cose = buildCoseReceipt({
-      signedRoot: signature.cose,
-      proof,
-      writeSetDigest: meta.writeSetDigest,
-      commitEvidence: evidence,
-      claimsDigest: meta.claimsDigest,
-    });
-    return { status: "ok", json, cose };
   }
 
   /**
@@ -529,6 +625,7 @@ export class LedgerState {
     state._commitSeqno =
       [...state.signatureSeqnos].reverse().find((s) => s <= known) ?? snapshot?.snapshot.version ?? 0;
     state.store.compact(state._commitSeqno);
+    state.archiveOldProofs();
     return state;
   }
 

@@ -10,6 +10,7 @@ import {
   LedgerSecrets,
   type LedgerSink,
   LedgerState,
+  ledgerDirArchive,
 } from "../ledger/index.ts";
 import {
   type AttestationView,
@@ -176,6 +177,9 @@ export async function bootNode(
         serviceCertPem: identity.serviceCertPem,
         commitSeqno: Math.max(stateFiles.readCommitHint(), files.committedSeqno),
       });
+  // Receipts whose proofs left memory are rebuilt from the chunk files (src/ledger/receipts.ts).
+  state.receiptWindow = config.ledger.receiptWindow;
+  state.archive = ledgerDirArchive(ledgerDir);
   return {
     identity,
     identityStore: store,

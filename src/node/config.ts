@@ -65,7 +65,8 @@ export interface NodeConfig {
   /** Initial members; one with an RSA encryption key is a recovery member (gets a recovery share). */
   members: Array<{ cert: string; encryptionPublicKey?: string }>;
   users: Array<{ cert: string }>;
-  ledger: { chunkSize: number };
+  /** `receiptWindow`: receipts of the transactions this far before commit are served from memory. */
+  ledger: { chunkSize: number; receiptWindow: number };
   signatures: { maxTransactions: number; maxIntervalMs: number };
   snapshots: { txInterval: number };
   /** Consensus timing: ticks of `tickMs`; elections after a random timeout in [min, max) ticks. */
@@ -147,7 +148,7 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
   const forwarding = stringAt(rpc, "forwarding", "rpc", "forward");
   if (forwarding !== "forward" && forwarding !== "redirect")
     fail("rpc.forwarding", "must be forward or redirect");
-  const ledger = objectAt(top.ledger ?? {}, "ledger", ["chunkSize"]);
+  const ledger = objectAt(top.ledger ?? {}, "ledger", ["chunkSize", "receiptWindow"]);
   const signatures = objectAt(top.signatures ?? {}, "signatures", ["maxTransactions", "maxIntervalMs"]);
   const snapshots = objectAt(top.snapshots ?? {}, "snapshots", ["txInterval"]);
   const log = objectAt(top.log ?? {}, "log", ["level", "format"]);
@@ -219,7 +220,10 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     constitution: pathListAt(top, "constitution", baseDir),
     members,
     users: certListAt(top, "users", baseDir),
-    ledger: { chunkSize: intAt(ledger, "chunkSize", "ledger", 4 * 1024 * 1024, 4096, 1024 * 1024 * 1024) },
+    ledger: {
+      chunkSize: intAt(ledger, "chunkSize", "ledger", 4 * 1024 * 1024, 4096, 1024 * 1024 * 1024),
+      receiptWindow: intAt(ledger, "receiptWindow", "ledger", 10_000, 1, 1_000_000_000),
+    },
     signatures: {
       maxTransactions: intAt(signatures, "maxTransactions", "signatures", 1000, 1, 1_000_000),
       maxIntervalMs: intAt(signatures, "maxIntervalMs", "signatures", 20, 1, 60_000),

@@ -48,7 +48,7 @@ export function rpcPort(node: CocoNode): RpcNode {
     },
     linearizableReadPoint: () => node.linearizableReadPoint(),
     txStatus: (view, seqno) => node.state.txStatus(view, seqno),
-    receipt: (view, seqno) => node.state.receipt(view, seqno),
+    receipt: (view, seqno) => node.state.loadReceipt(view, seqno),
     ledgerFrames: (from, to) => readLedgerFrames(node, from, to),
     requestNode: (to, message, timeoutMs, options) => node.requestNode(to, message, timeoutMs, options),
     peerLinks: () => node.peerLinks(),

@@ -181,7 +181,7 @@ export function registerOperatorRoutes(
       const id = txIdParam(req, reply);
       if (!("view" in id)) return id;
       const txid = `${id.view}.${id.seqno}`;
-      const found = node.receipt(id.view, id.seqno);
+      const found = await node.receipt(id.view, id.seqno);
       if (found.status === "Pending") {
         return reply
           .status(202)

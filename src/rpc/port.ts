@@ -38,7 +38,8 @@ export interface RpcNode {
   /** Confirms with a quorum that this node still leads; the commit point a read must reflect. */
   linearizableReadPoint(): Promise<number>;
   txStatus(view: number, seqno: number): TxStatus;
-  receipt(view: number, seqno: number): ReceiptLookup;
+  /** At once from memory, or (a transaction whose proof left memory) later, from the ledger files. */
+  receipt(view: number, seqno: number): ReceiptLookup | Promise<ReceiptLookup>;
   /** Ledger frames `from`..`to` as stored (read-only views: the console's ledger explorer). */
   ledgerFrames(from: number, to: number): Promise<Uint8Array[]>;
 

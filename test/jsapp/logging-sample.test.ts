@@ -282,12 +282,14 @@ describe("CCF's JS logging sample on a 3-node service", { skip }, () => {
     assert.equal(unknown.status, 404);
     assert.equal(unknown.json().error.code, "TransactionPendingOrUnknown");
 
+    const privateTxids: string[] = [];
     for (let i = 0; i < 5; i++) {
       const msg = `historical ${i}`;
       const priv = await call(primary(), "POST", "/app/log/private", {
         body: { id: 60 + i, msg },
         headers: { "x-coco-wait": "commit" },
       });
+      privateTxids.push(txidOf(priv));
       const pub = await call(primary(), "POST", "/app/log/public", {
         body: { id: 60 + i, msg, record_claim: true },
         headers: { "x-coco-wait": "commit" },
@@ -319,6 +321,17 @@ describe("CCF's JS logging sample on a 3-node service", { skip }, () => {
         historical(primary(), "/app/log/private/historical?id=999", txidOf(priv)),
       );
       assert.equal(other.status, 404);
+    }
+    // Once its proof left memory, the receipt is rebuilt from the ledger files, as verifiable.
+    const txid = privateTxids[0]!;
+    const [view, seqno] = txid.split(".").map(Number) as [number, number];
+    for (const node of [primary(), backups()[0]!]) {
+      node.node.state.receiptWindow = 1;
+      assert.equal(node.node.state.receipt(view, seqno).status, "Archived");
+      const p = await settled(() => historical(node, "/app/log/private/historical_receipt?id=60", txid));
+      assert.equal(p.status, 200, p.text);
+      assert.equal(p.json().msg, "historical 0");
+      assert.ok(verifyJsonReceipt(p.json().receipt, service).ok);
     }
   });
 

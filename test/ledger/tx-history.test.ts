@@ -65,3 +65,46 @@ test("packed transaction metadata reads back what was pushed, across pages and t
     { numRuns: 30 },
   );
 });
+
+test("compaction drops whole pages before the bound; the rest, and every view, read back as before", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 200 }),
+      fc.array(fc.integer({ min: 0, max: 220 }), { minLength: 1, maxLength: 4 }),
+      (count, bounds) => {
+        const history = new TxHistory(8);
+        const model: TxMeta[] = [];
+        const push = (i: number) => {
+          const meta = {
+            view: 1 + Math.floor(i / 50),
+            secretVersion: 0,
+            writeSetDigest: digest(i),
+            claimsDigest: i % 3 === 0 ? digest(i + 1) : ZERO,
+            isSignature: i % 5 === 0,
+          };
+          history.push(meta);
+          model.push(meta);
+        };
+        for (let i = 0; i < count; i++) push(i);
+        let firstHeld = 0;
+        for (const bound of bounds) {
+          history.compact(bound);
+          // Whole pages of 8 only, never past the bound, never back.
+          const expected = Math.max(firstHeld, Math.floor(Math.min(bound, model.length) / 8) * 8);
+          assert.equal(history.firstHeld, expected);
+          firstHeld = expected;
+          push(model.length);
+        }
+        assert.equal(history.pagesHeld, Math.ceil(model.length / 8) - firstHeld / 8);
+        for (let i = 0; i < model.length; i++) {
+          assert.deepEqual(history.at(i), i < firstHeld ? undefined : model[i], `transaction ${i}`);
+          assert.equal(history.viewAt(i), model[i]!.view);
+        }
+        assert.throws(() => history.truncate(firstHeld - 1), RangeError);
+        history.truncate(firstHeld);
+        assert.equal(history.length, firstHeld);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});

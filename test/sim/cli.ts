@@ -196,7 +196,8 @@ async function main(): Promise<void> {
         `  committed entries ${t.committed ?? 0}, elections ${t.elections ?? 0}, client ops ok ${t.ops_ok ?? 0} ` +
         `(unknown ${t.ops_unknown ?? 0}), messages ${t.messages ?? 0}, snapshots installed ${t.snapshotsInstalled ?? 0}, ` +
         `torn writes ${t.tornWrites ?? 0}\n` +
-        `  engine: signatures ${t.signatures ?? 0}, receipts verified ${t.receiptsVerified ?? 0}, ` +
+        `  engine: signatures ${t.signatures ?? 0}, receipts verified ${t.receiptsVerified ?? 0} ` +
+        `(rebuilt from the ledger ${t.receiptsRebuilt ?? 0}), ` +
         `ledger replays ${t.replays ?? 0}, snapshots taken ${t.snapshotsTaken ?? 0}\n` +
         `  linearizability: ${Object.entries(summary.linearizability)
           .map(([k, v]) => `${k} ${v}`)

@@ -12,6 +12,9 @@ import { engineEnvironment, raftLog, replicaLedger, restoreEngine } from "./node
 import { NodeSnapshots } from "./node-snapshots.ts";
 import type { Packet } from "./packets.ts";
 
+/** Transactions before the commit point whose receipts a simulated node keeps in memory. */
+const SIM_RECEIPT_WINDOW = 8;
+
 /**
  * One simulated Coco node: the production `Replica` (src/node/replica.ts) drives the real Raft
  * and the real transaction engine (`LedgerState`: KV store, Merkle tree, signatures, receipts)
@@ -119,6 +122,9 @@ export class SimNode {
       sink: this.sink,
       serviceCertPem: this.env.serviceCertPem,
     });
+    // A small window: most receipts the checker asks for are rebuilt from the ledger, and the
+    // engine runs with its old proofs dropped, as a real node does past 10,000 transactions.
+    state.receiptWindow = SIM_RECEIPT_WINDOW;
     const { start, entries } = raftLog(recovered, state);
     this.state = state;
     this.committedCache = undefined;

@@ -60,6 +60,7 @@ describe("deterministic simulator", () => {
       "snapshotsTaken",
       "snapshotsInstalled",
       "receiptsVerified",
+      "receiptsRebuilt",
       "replays",
       "fault_crash",
       "fault_crash_primary",

@@ -31,6 +31,7 @@ export class RaftReplication extends RaftElection {
       this.send(m.from, this.rejectAppend(m, have, this.log.firstSeqnoOfView(have) ?? start.seqno + 1));
       return;
     }
+    let appended = false;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       const existing = this.log.viewAt(entry.seqno);
@@ -47,11 +48,16 @@ export class RaftReplication extends RaftElection {
         this.truncate(entry.seqno - 1);
       }
       this.appendEntries(entries.slice(i));
+      appended = true;
       break;
     }
     const matched = prevSeqno + entries.length;
     this.leaderMatch = Math.max(this.leaderMatch, matched);
     this.followCommit(m.commitSeqno);
+    // New entries, to be made durable here: the acknowledgement sent once they are
+    // (acknowledgeDurable, after the node reports them persisted) answers this message too, so
+    // one answer per write batch instead of two. Anything else is answered at once.
+    if (appended && this.durable < matched) return;
     this.send(m.from, {
       ...this.header(m.from),
       type: "append_entries_response",

@@ -64,6 +64,11 @@ export function aesGcmDecrypt(
   const body = decipher.update(sealed.subarray(0, split));
   try {
     const tail = decipher.final();
+    // GCM is a stream mode: `final` adds nothing and `update` returned a buffer of its own,
+    // which a plain view hands back without a copy.
+    if (tail.length === 0 && body.byteOffset === 0 && body.buffer.byteLength === body.length) {
+      return new Uint8Array(body.buffer, 0, body.length);
+    }
     const out = new Uint8Array(body.length + tail.length);
     out.set(body, 0);
     out.set(tail, body.length);

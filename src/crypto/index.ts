@@ -15,7 +15,7 @@ export {
   verifyIssuedBy,
 } from "./certs.ts";
 export * from "./cose.ts";
-export { CryptoError, equalBytes, fromHex, sha256, sha384, toHex } from "./hash.ts";
+export { CryptoError, equalBytes, fromHex, sha256, sha256Utf8, sha384, toHex } from "./hash.ts";
 export {
   curveOf,
   generateEcKeyPair,

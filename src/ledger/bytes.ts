@@ -167,12 +167,28 @@ export function plainView(data: Uint8Array): Uint8Array {
     : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
+// Byte by byte rather than through a Buffer view: these run several times per entry, and a
+// view is an object to allocate each time.
+function checkU32At(data: Uint8Array, at: number): void {
+  if (!Number.isInteger(at) || at < 0 || at + 4 > data.length) {
+    throw new RangeError(`offset ${at} is outside the ${data.length} bytes for a u32`);
+  }
+}
+
 export function u32le(data: Uint8Array, at: number): number {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).readUInt32LE(at);
+  checkU32At(data, at);
+  return (data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16)) + data[at + 3]! * 0x1000000;
 }
 
 export function putU32le(data: Uint8Array, at: number, value: number): void {
-  Buffer.from(data.buffer, data.byteOffset, data.byteLength).writeUInt32LE(value, at);
+  checkU32At(data, at);
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(`${value} is not a u32`);
+  }
+  data[at] = value & 0xff;
+  data[at + 1] = (value >>> 8) & 0xff;
+  data[at + 2] = (value >>> 16) & 0xff;
+  data[at + 3] = (value >>> 24) & 0xff;
 }
 
 /** CRC-32 (IEEE 802.3, the zlib/PNG polynomial). zlib.crc32 is native from Node 20.15. */

@@ -65,10 +65,15 @@ export const MAX_PRIVATE_VIEW = 0xfffffffe;
 
 /** IV = u64 LE seqno || u32 LE view: unique per secret as long as a TxID is encrypted once. */
 export function entryIv(seqno: number, view: number): Uint8Array {
-  const w = new ByteWriter();
-  w.u64(seqno);
-  w.u32(view);
-  return w.finish();
+  checkU64(seqno, "seqno");
+  if (!Number.isInteger(view) || view < 0 || view > 0xffffffff) {
+    throw new LedgerError(`view ${view} does not fit the IV's 4 bytes`);
+  }
+  const iv = new Uint8Array(12);
+  putU32le(iv, 0, seqno % 2 ** 32);
+  putU32le(iv, 4, Math.floor(seqno / 2 ** 32));
+  putU32le(iv, 8, view);
+  return iv;
 }
 
 export function encodeEntry(entry: Entry, secrets: LedgerSecrets): Uint8Array {
@@ -248,6 +253,9 @@ export function decryptEntry(decoded: DecodedEntry, secrets: LedgerSecrets): Wri
     const privateMaps = readMaps(r, "private");
     r.end();
     if (privateMaps.length === 0) r.fail("no maps", 0);
+    // Each domain is already in canonical order (readMaps insists): with no public maps there
+    // is nothing to merge.
+    if (decoded.publicWriteSet.length === 0) return privateMaps;
     return sortMapsByName([...decoded.publicWriteSet, ...privateMaps]);
   } catch (error) {
     throw withContext(error, context);

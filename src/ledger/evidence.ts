@@ -4,7 +4,7 @@
  * primary cannot hand out a convincing receipt for an entry that was later rolled back.
  */
 import { createHmac } from "node:crypto";
-import { sha256, transactionLeaf } from "../crypto/index.ts";
+import { sha256Utf8, transactionLeaf } from "../crypto/index.ts";
 import { checkU64 } from "./bytes.ts";
 import { LedgerError } from "./errors.ts";
 import { SECRET_LENGTH } from "./secrets.ts";
@@ -25,7 +25,7 @@ export function commitEvidence(secretKey: Uint8Array, view: number, seqno: numbe
 
 /** SHA-256 of the UTF-8 commit evidence string: what each entry stores and each leaf hashes. */
 export function commitEvidenceDigest(evidence: string): Uint8Array {
-  return sha256(new TextEncoder().encode(evidence));
+  return sha256Utf8(evidence);
 }
 
 /** The Merkle leaf: SHA-256(write_set_digest || commit_evidence_digest || claims_digest). */

@@ -63,6 +63,11 @@ type Queued =
   | { kind: "entry"; seqno: number; frame: Uint8Array; isSignature: boolean }
   | {
       kind: "op";
+      /**
+       * Renaming closed chunks touches no entry the write batches touch: a batch gathers the
+       * entries queued behind such an operation too, and the operation runs after it.
+       */
+      commutes?: boolean;
       truncateAfter?: number;
       run: () => Promise<void>;
       resolve: () => void;
@@ -241,7 +246,10 @@ export class LedgerFiles {
       return Promise.reject(new LedgerError(`cannot commit seqno ${seqno}: last appended is ${this.last}`));
     }
     this.committed = Math.max(this.committed, seqno);
-    return this.enqueue(() => this.renameCommitted());
+    // Every commit queues this. Were it to end the write batch being gathered, as other
+    // operations do, the next signature would wait for an extra fdatasync on every node, once
+    // per commit cycle.
+    return this.enqueue(() => this.renameCommitted(), undefined, true);
   }
 
   /** Drops every entry after `afterSeqno`; refuses to drop committed entries. */
@@ -328,9 +336,9 @@ export class LedgerFiles {
     return undefined;
   }
 
-  private enqueue(run: () => Promise<void>, truncateAfter?: number): Promise<void> {
+  private enqueue(run: () => Promise<void>, truncateAfter?: number, commutes = false): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ kind: "op", truncateAfter, run, resolve, reject });
+      this.queue.push({ kind: "op", commutes, truncateAfter, run, resolve, reject });
       this.kick();
     });
   }
@@ -381,17 +389,28 @@ export class LedgerFiles {
     let bytes = 0;
     let lastSeqno = 0;
     let rotate = false;
-    while (this.queue[0]?.kind === "entry") {
-      const item = this.queue.shift() as Extract<Queued, { kind: "entry" }>;
+    // Entries up to the first operation that does not commute with them; those that do stay
+    // queued, in order, to run after this batch.
+    const passed: Queued[] = [];
+    let taken = 0;
+    for (; taken < this.queue.length; taken++) {
+      const item = this.queue[taken]!;
+      if (item.kind === "op") {
+        if (!item.commutes) break;
+        passed.push(item);
+        continue;
+      }
       frames.push(item.frame);
       bytes += item.frame.length;
       lastSeqno = item.seqno;
       if (item.isSignature && (this.chunkRequested || this.open.size + bytes >= this.chunkSize)) {
         this.chunkRequested = false;
         rotate = true;
+        taken++;
         break;
       }
     }
+    this.queue.splice(0, taken, ...passed);
     const open = this.open;
     const data = frames.length === 1 ? frames[0]! : concatBytes(frames);
     await open.handle.write(data, open.size);
@@ -450,10 +469,13 @@ export class LedgerFiles {
     const open = this.open;
     const end = open.start + open.ends.length - 1;
     await open.handle.close();
-    const name = chunkFileName(open.start, end, end <= this.committed);
+    // The flag must say what the name says: the commit point may move during the awaits below
+    // (a commit queued meanwhile then renames the chunk).
+    const committed = end <= this.committed;
+    const name = chunkFileName(open.start, end, committed);
     await this.io.rename(path.join(this.dir, open.file), path.join(this.dir, name));
     await this.io.syncDir(this.dir);
-    this.closed.push({ file: name, start: open.start, end, committed: end <= this.committed });
+    this.closed.push({ file: name, start: open.start, end, committed });
     this.open = await createChunk(this.io, this.dir, end + 1, () => this.counters.syncs++);
   }
 

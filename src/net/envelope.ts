@@ -15,9 +15,16 @@ export type Envelope =
 export const PROTOCOL_VERSION = 1;
 
 // Plain msgpack: no msgpackr records, whose shared structure definitions would make the
-// encoding depend on connection history. copyBuffers gives each decoded binary its own memory,
-// so a log entry kept for hours does not pin the whole frame it arrived in.
-const packr = new Packr({ useRecords: false, copyBuffers: true });
+// encoding depend on connection history.
+const packr = new Packr({ useRecords: false });
+// Decoded binaries are views into the payload (no copy each), which is then a buffer of its own:
+// a log entry kept for hours pins the message it came in (its batch), never a socket chunk.
+const viewing = new Packr({ useRecords: false, copyBuffers: false });
+// For small payloads inside a larger chunk (acknowledgements, heartbeats: no binaries, as a rule)
+// copying the payload would cost more than copying the odd binary they hold.
+const copying = new Packr({ useRecords: false, copyBuffers: true });
+/** Payloads from this size on are copied once, whole, if they share memory with anything else. */
+const COPY_WHOLE_FROM = 256;
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   try {
@@ -42,12 +49,24 @@ function wholeNumber(value: unknown, kind: string, field = "id"): number {
 
 /** Decodes and checks one frame payload; any defect is NetError("frame"). */
 export function decodeEnvelope(payload: Uint8Array): Envelope {
-  // A plain Uint8Array view makes msgpackr return binaries as Uint8Array, not Buffer, so values
+  // A plain Uint8Array makes msgpackr return binaries as Uint8Array, not Buffer, so values
   // compare equal to what the sender passed in.
-  const view = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+  const own = payload.byteOffset === 0 && payload.buffer.byteLength === payload.byteLength;
+  let view: Uint8Array;
+  let unpackr: Packr;
+  if (own) {
+    view = new Uint8Array(payload.buffer, 0, payload.byteLength);
+    unpackr = viewing;
+  } else if (payload.byteLength >= COPY_WHOLE_FROM) {
+    view = Uint8Array.prototype.slice.call(payload);
+    unpackr = viewing;
+  } else {
+    view = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+    unpackr = copying;
+  }
   let value: unknown;
   try {
-    value = packr.unpack(view);
+    value = unpackr.unpack(view);
   } catch (err) {
     throw new NetError("frame", `frame payload is not valid msgpack: ${(err as Error).message}`);
   }

@@ -247,6 +247,7 @@ export class CocoNode {
           applied: (entry) => this.snapshots.afterReplicated(entry),
           rolledBack: (seqno) => this.snapshots.rolledBack(seqno),
           sendSnapshot: (to, seqno) => this.snapshotTransfer.send(to, seqno),
+          beforeBatch: () => this.signing.signForWaiters(),
           failed: (error) => this.failStopped(error),
         },
       },

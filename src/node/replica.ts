@@ -56,6 +56,12 @@ export interface ReplicaHooks {
   /** Consensus wants the snapshot at `seqno` sent to `to`. */
   sendSnapshot(to: string, seqno: number): void;
   /**
+   * The primary's entries of this event-loop turn are about to go to consensus (see `schedule`).
+   * The node ends the batch with a signature here when clients wait for commit, so that the
+   * signature travels in the same AppendEntries as the writes it covers, not in one of its own.
+   */
+  beforeBatch?(): void;
+  /**
    * A write of the ledger or of the hard state failed: the replica has stopped (fail-stop) and
    * will send, vote and acknowledge nothing more. The node should stop serving and exit.
    */
@@ -140,6 +146,14 @@ export class Replica {
     this.scheduled = true;
     this.scheduler.afterIo(() => {
       this.scheduled = false;
+      if (this.failure) return;
+      try {
+        this.hooks.beforeBatch?.();
+      } catch (e) {
+        // Signing failed: a bug or a broken key, after which this node must not carry on.
+        this.failStop(e);
+        return;
+      }
       this.process();
     });
   }

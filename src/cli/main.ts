@@ -89,15 +89,22 @@ program
       const stop = () => {
         if (stopping) return;
         stopping = true;
-        (sandbox?.stop() ?? Promise.resolve()).then(() => process.exit(0));
+        // Before the sandbox is up, the stop waits for it (below); a second signal ends at once.
+        sandbox?.stop().then(() => process.exit(0));
       };
+      // Listening before the start: a signal that arrives between "open" being printed and the
+      // start returning would otherwise end this process and leave its nodes running.
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
       sandbox = await startSandbox({
         ...rest,
         watch: { restart },
         ...(withConsole ? { console: { port: consolePort } } : {}),
       });
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      if (stopping) {
+        await sandbox.stop();
+        process.exit(0);
+      }
       await sandbox.allDown;
       if (stopping) return;
       console.error("coco: every node of the sandbox is down");

@@ -204,7 +204,7 @@ export function registerOperatorRoutes(
           reply,
           404,
           "ReceiptNotAvailable",
-          `transaction ${txid} is committed, but this node started from a snapshot at ${found.snapshotSeqno} and holds no proof for earlier transactions; ask a node that holds the whole ledger`,
+          `transaction ${txid} is committed, but this node started from a snapshot at ${found.snapshotSeqno} and holds no proof for it; ask a node that holds the whole ledger`,
         );
       }
       if (found.status !== "ok") throw new Error("unreachable receipt status");

@@ -117,6 +117,25 @@ test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resu
     assert.equal(get.statusCode, 200);
     assert.deepEqual(await get.body.json(), { msg: "kept across restarts" });
     await dispatcher.close();
+    assert.equal(await stop(child), 0);
+
+    // Ctrl-C the moment the network says it is open (before the start has returned) still stops
+    // every node: none may outlive the sandbox.
+    child = cocoBackground(["sandbox", "--dir", dir, "--port", String(port)]);
+    await waitForOutput(child, /Coco sandbox is open/);
+    assert.equal(await stop(child), 0);
+    const pids = (
+      JSON.parse(readFileSync(join(dir, "network.json"), "utf8")) as { nodes: Array<{ pid: number }> }
+    ).nodes.map((n) => n.pid);
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], "no node outlives the sandbox");
   } finally {
     // An earlier failure has said what went wrong; a sandbox that exited must not hide it.
     await stop(child).catch(() => {});

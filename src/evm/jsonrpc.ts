@@ -31,18 +31,22 @@ function parse(body: Uint8Array): Parsed {
   return parsed;
 }
 
-/** True when some call in the body must run on the primary (a write, or filter state). */
+/**
+ * True when some call in the body must run on the primary: a write, filter state, or an account's
+ * `pending` nonce. The pending state is the primary's (it executes every transaction), and clients
+ * read that nonce to sign their next transaction: a backup a moment behind would hand out a used
+ * one. Every other read is answered by the node asked.
+ */
 export function needsPrimary(body: Uint8Array): boolean {
   const parsed = parse(body);
   if (!parsed.ok) return false;
   const calls = Array.isArray(parsed.value) ? parsed.value : [parsed.value];
-  return calls.some(
-    (c) =>
-      typeof c === "object" &&
-      c !== null &&
-      (PRIMARY_METHODS.has((c as { method?: unknown }).method as string) ||
-        PRIVATE_PRIMARY_METHODS.has((c as { method?: unknown }).method as string)),
-  );
+  return calls.some((c) => {
+    if (typeof c !== "object" || c === null) return false;
+    const { method, params } = c as { method?: unknown; params?: unknown };
+    if (PRIMARY_METHODS.has(method as string) || PRIVATE_PRIMARY_METHODS.has(method as string)) return true;
+    return method === "eth_getTransactionCount" && Array.isArray(params) && params[1] === "pending";
+  });
 }
 
 function failure(id: unknown, code: number, message: string, data?: string): Response {

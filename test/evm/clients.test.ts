@@ -331,6 +331,23 @@ test("viem 2 reads, transfers and waits for the receipt; the random precompile a
     for (let wait = 0; (await read("lastNumber")) !== r.blockNumber && wait < 300; wait++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    const number = await read("lastNumber");
+    if (number !== r.blockNumber) {
+      // Say what each node holds, so a failure tells a lagging backup from a lost block.
+      const nodes = await Promise.all(
+        cluster.nodes.map(async (node) => ({
+          primary: node.node.isPrimary,
+          block: (
+            await rpc({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }, cluster.user, node)
+          ).json.result,
+          seqno: node.node.state.lastSeqno,
+          commit: node.node.state.commitSeqno,
+        })),
+      );
+      assert.fail(
+        `roll ${i}: lastNumber ${number}, receipt's block ${r.blockNumber}; nodes ${JSON.stringify(nodes)}`,
+      );
+    }
     const last = (await publicClient.readContract({
       address: diceAddress,
       abi: dice.abi as never,
@@ -421,6 +438,64 @@ test("every node, and a backup after a restart, reports the same chain; numberin
     const head = await latestOn(back);
     return BigInt(head.number) === BigInt(primaryHead.number) + 1n && head.parentHash === primaryHead.hash;
   });
+});
+
+test("a backup that is behind answers an account's pending nonce from the primary, and latest from its own state", async () => {
+  const primary = cluster.nodes.find((n) => n.node.isPrimary)!;
+  const backup = cluster.nodes.find((n) => !n.node.isPrimary)!;
+  const count = async (node: typeof backup, tag: string) =>
+    Number(
+      (
+        await rpc(
+          { jsonrpc: "2.0", id: 1, method: "eth_getTransactionCount", params: [alice.address, tag] },
+          cluster.user,
+          node,
+        )
+      ).json.result,
+    );
+  const nonce = await count(primary, "latest");
+  await cluster.until("the backup has Alice's nonce", async () => (await count(backup, "latest")) === nonce);
+  // The backup hears nothing more from the primary, so it stays behind (the other backup makes
+  // the majority): what a slow link or a busy backup does for a moment.
+  const replica = (backup.node as unknown as { replica: { step: (from: string, m: unknown) => void } })
+    .replica;
+  const step = replica.step;
+  replica.step = () => {};
+  try {
+    const raw = await alice.signTransaction({
+      to: bob.address,
+      nonce,
+      gasLimit: 21_000,
+      gasPrice: 0,
+      chainId: 0xc0c0,
+    });
+    const sent = await rpc(
+      { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] },
+      cluster.user,
+      primary,
+    );
+    assert.equal(sent.json.result, keccak256(raw));
+    // Each call on a new connection, so no forwarded session carries it to the primary.
+    assert.equal(await count(backup, "pending"), nonce + 1, "the nonce to sign the next transaction with");
+    assert.equal(await count(backup, "latest"), nonce, "the backup's own state, still behind");
+    // ethers and viem ask for the pending nonce in a batch with other calls: the batch goes too.
+    const batch = await rpc(
+      [
+        { jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] },
+        { jsonrpc: "2.0", id: 2, method: "eth_getTransactionCount", params: [alice.address, "pending"] },
+      ],
+      cluster.user,
+      backup,
+    );
+    assert.equal(Number(batch.json[1].result), nonce + 1);
+  } finally {
+    replica.step = step;
+  }
+  await cluster.until(
+    "the backup catches up",
+    async () => (await count(backup, "latest")) === nonce + 1,
+    30_000,
+  );
 });
 
 test("governance sets the gas price and block gas limit (set_evm_config)", async () => {

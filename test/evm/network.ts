@@ -55,7 +55,7 @@ export function ethersProvider(node: RunningNode, serviceCertPem: string, user: 
   const request = new FetchRequest(rpcUrl(node));
   const agent = new HttpsAgent({ ca: serviceCertPem, cert: user.certPem, key: user.privateKeyPem });
   request.getUrlFunc = FetchRequest.createGetUrlFunc({ agent });
-  return new JsonRpcProvider(request, undefined, { pollingInterval: 100 });
+  return new JsonRpcProvider(request, undefined, { pollingInterval: 100, cacheTimeout: -1 });
 }
 
 /** A `fetch` for viem's http transport, with the same TLS settings (undici's Agent). */

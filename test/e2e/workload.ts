@@ -8,7 +8,7 @@
  * else (a dropped connection, a time-out, any other error) leaves the write `unknown`.
  */
 import type { KvRegisterInput, KvRegisterOutput, Operation } from "../utils/lincheck/index.ts";
-import { connectionRefused, type NetNode, type Network, sleep, waitUntil } from "./harness.ts";
+import { budget, connectionRefused, type NetNode, type Network, sleep, waitUntil } from "./harness.ts";
 
 export type HistoryOp = Operation<KvRegisterInput, KvRegisterOutput>;
 
@@ -18,6 +18,10 @@ export interface WorkloadOptions {
   readShare: number;
   /** Caps per client, so no loop runs unbounded. */
   maxOpsPerClient: number;
+  /**
+   * The loops' time cap on an idle machine, stretched by the load at start like every wait
+   * (`budget`): a fixed cap ran out under load before the scenario's last phase had its writes.
+   */
   maxMs: number;
   writeTimeoutMs?: number;
 }
@@ -51,6 +55,8 @@ export class Workload {
   /** While set, loops wait on it before their next operation. */
   private gate: { promise: Promise<void>; open: () => void } | undefined;
   private busy = 0;
+  /** Client loops that have finished (their time or operation cap, or a stop). */
+  private ended = 0;
 
   constructor(
     private readonly net: Network,
@@ -60,11 +66,13 @@ export class Workload {
   }
 
   start(): void {
-    const deadline = Date.now() + this.opts.maxMs;
+    const deadline = Date.now() + budget(this.opts.maxMs);
     this.loops = Array.from({ length: this.opts.clients }, (_, c) =>
-      this.client(c, deadline).catch((e) => {
-        if (!(e instanceof Stopped)) this.unexpected.push(`client ${c} stopped: ${(e as Error).message}`);
-      }),
+      this.client(c, deadline)
+        .catch((e) => {
+          if (!(e instanceof Stopped)) this.unexpected.push(`client ${c} stopped: ${(e as Error).message}`);
+        })
+        .finally(() => this.ended++),
     );
   }
 
@@ -93,12 +101,21 @@ export class Workload {
     return this.abort.signal.aborted;
   }
 
-  /** Waits until `count` more writes than now have been acknowledged. */
+  /**
+   * Waits until `count` more writes than now have been acknowledged. Fails at once, saying so, if
+   * every client loop has ended (no more writes will come): a test cap, not a Coco fault.
+   */
   async moreAcks(count: number, timeoutMs: number): Promise<void> {
     const target = this.acked.size + count;
     await waitUntil(`${count} more committed writes (have ${this.acked.size})`, timeoutMs, () => {
       if (this.unexpected.length > 0) throw new Error(this.unexpected.join("; "));
-      return this.acked.size >= target;
+      if (this.acked.size >= target) return true;
+      if (this.ended === this.opts.clients) {
+        throw new Error(
+          `the workload's clients all ended (time or operation cap) with ${this.acked.size} writes acknowledged, short of ${target}`,
+        );
+      }
+      return false;
     });
   }
 

@@ -8,6 +8,12 @@ import fs from "node:fs/promises";
 export interface LedgerFileHandle {
   /** Writes all of `data` at `position`. */
   write(data: Uint8Array, position: number): Promise<void>;
+  /**
+   * Optional: writes all of `data` at `position` and returns only once it is on stable storage,
+   * as `write` followed by `datasync` would. A handle opened with O_DSYNC does this in one
+   * system call, which saves a round trip through the thread pool on every batch.
+   */
+  writeDurable?(data: Uint8Array, position: number): Promise<void>;
   datasync(): Promise<void>;
   truncate(length: number): Promise<void>;
   close(): Promise<void>;
@@ -27,15 +33,25 @@ export interface LedgerIo {
   syncDir(dir: string): Promise<void>;
 }
 
+/**
+ * Chunk files are opened with O_DSYNC: every write returns once its data (and the metadata needed
+ * to read it back, such as the file size) is on stable storage, like a write followed by
+ * fdatasync. So a batch costs one write instead of a write and an fdatasync; `datasync` stays
+ * for truncations (O_DSYNC covers writes only) and costs little when nothing is pending.
+ */
+const CHUNK_FLAGS = constants.O_WRONLY | constants.O_DSYNC;
+
 function wrap(handle: fs.FileHandle): LedgerFileHandle {
+  const write = async (data: Uint8Array, position: number): Promise<void> => {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+      done += bytesWritten;
+    }
+  };
   return {
-    async write(data, position) {
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-        done += bytesWritten;
-      }
-    },
+    write,
+    writeDurable: write,
     datasync: () => handle.datasync(),
     truncate: (length) => handle.truncate(length),
     close: () => handle.close(),
@@ -48,9 +64,8 @@ export const nodeIo: LedgerIo = {
   },
   readdir: (dir) => fs.readdir(dir),
   readFile: (path) => fs.readFile(path),
-  openFile: async (path) => wrap(await fs.open(path, constants.O_WRONLY)),
-  createFile: async (path) =>
-    wrap(await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL)),
+  openFile: async (path) => wrap(await fs.open(path, CHUNK_FLAGS)),
+  createFile: async (path) => wrap(await fs.open(path, CHUNK_FLAGS | constants.O_CREAT | constants.O_EXCL)),
   rename: (from, to) => fs.rename(from, to),
   unlink: (path) => fs.unlink(path),
   async syncDir(dir) {

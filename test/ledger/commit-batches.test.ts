@@ -25,6 +25,13 @@ function gated(step: "datasync" | "syncDir") {
       if (step === "datasync") await gate();
       await h.datasync();
     },
+    // A batch's write is its sync when the handle writes durably (O_DSYNC): held the same way.
+    ...(h.writeDurable && {
+      async writeDurable(data: Uint8Array, position: number) {
+        if (step === "datasync") await gate();
+        await h.writeDurable!(data, position);
+      },
+    }),
   });
   const io: LedgerIo = {
     ...nodeIo,

@@ -97,12 +97,21 @@ test("any sequence of appends, truncations, commits and reopens leaves exactly t
 test("after a failed write the ledger refuses further work and fails its waiters", async (t) => {
   const dir = await tempDir(t);
   let failWrites = false;
+  const fail = () => {
+    if (failWrites) throw new Error("EIO: simulated disk failure");
+  };
   const wrap = (h: LedgerFileHandle): LedgerFileHandle => ({
     ...h,
     async write(data, position) {
-      if (failWrites) throw new Error("EIO: simulated disk failure");
+      fail();
       await h.write(data, position);
     },
+    ...(h.writeDurable && {
+      async writeDurable(data: Uint8Array, position: number) {
+        fail();
+        await h.writeDurable!(data, position);
+      },
+    }),
   });
   const io: LedgerIo = {
     ...nodeIo,

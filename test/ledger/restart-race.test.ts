@@ -16,6 +16,13 @@ function gatedIo() {
       if (held) await new Promise<void>((resolve) => waiters.push(resolve));
       await h.datasync();
     },
+    // A batch's write is its sync when the handle writes durably (O_DSYNC): held the same way.
+    ...(h.writeDurable && {
+      async writeDurable(data: Uint8Array, position: number) {
+        if (held) await new Promise<void>((resolve) => waiters.push(resolve));
+        await h.writeDurable!(data, position);
+      },
+    }),
   });
   const io: LedgerIo = {
     ...nodeIo,

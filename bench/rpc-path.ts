@@ -5,7 +5,7 @@
  * app's `PUT /app/log/private?id=N` with `x-coco-wait: commit`, as `npm run bench` sends).
  *
  *   npx tsx bench/rpc-path.ts [--base DIR] [--rounds 5] [--requests 3000] [--connections 32]
- *     [--warmup 1000] [--no-wait] [--cpu-prof DIR]
+ *     [--warmup 1000] [--no-wait] [--cpu-prof DIR] [--heap-sample DIR]
  *
  * For each round and each tree (the order alternates ABBA so drift cancels) it prints the server
  * process's CPU (user + system, from its own `process.cpuUsage`) per request in µs, its GC time
@@ -13,10 +13,15 @@
  * plus the change in the used heap: independent of the machine's load). Wall-clock figures are
  * printed too but mean little on a shared machine. `DIR` is another checkout (e.g. a git worktree
  * of the commit before a change) with node_modules; its own `test/helpers/cluster.ts` starts its
- * node. With `--cpu-prof` each server writes a profile; the load windows it prints (`window_us`,
+ * node. With `--cpu-prof` each server writes its profile to `DIR/<tree>/` (the largest file there); the load windows it prints (`window_us`,
  * monotonic µs as the profile's timestamps) select the samples for bench/profile-summary.ts.
+ * With `--heap-sample DIR` each server samples its allocations in the load windows (V8's sampling
+ * heap profiler, collected objects included: what was allocated, not what survived) and writes
+ * `DIR/<tree>.heapprofile`; bench/heap-summary.ts prints bytes per request by function and file.
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { dirname, resolve } from "node:path";
 import { TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
@@ -36,6 +41,8 @@ interface Mark {
   gcCount: number;
   gcUs: number;
   allocatedBytes: number;
+  /** GC pauses by V8's type name (Scavenge, MarkSweepCompact, ...): count and longest, µs. */
+  gcByType: Record<string, { count: number; maxUs: number }>;
   /** Writes handed to TLS sockets (each is one TLS record at least). */
   socketWrites: number;
 }
@@ -56,8 +63,35 @@ const here = dirname(fileURLToPath(import.meta.url));
 // ---------------------------------------------------------------------------------------------
 // The server side: a child process running one node of `tree`.
 
-async function serve(tree: string): Promise<void> {
+/**
+ * Allocation sampling across the load windows (one profile for all of them): every sampled
+ * allocation, including objects a later GC collected.
+ */
+class HeapSampler {
+  private session = new Session();
+  private started = false;
+  constructor(private readonly file: string) {
+    this.session.connect();
+  }
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.session.post("HeapProfiler.startSampling", {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    } as never);
+  }
+  async write(): Promise<void> {
+    if (!this.started) return;
+    const { profile } = (await this.session.post("HeapProfiler.stopSampling")) as { profile: unknown };
+    writeFileSync(this.file, JSON.stringify(profile));
+  }
+}
+
+async function serve(tree: string, heapFile: string | undefined): Promise<void> {
   countSocketWrites();
+  const sampler = heapFile ? new HeapSampler(heapFile) : undefined;
   const { Cluster } = (await import(resolve(tree, "test/helpers/cluster.ts"))) as {
     Cluster: typeof import("../test/helpers/cluster.ts").Cluster;
   };
@@ -71,6 +105,7 @@ async function serve(tree: string): Promise<void> {
   process.on("message", async (raw) => {
     const message = raw as { cmd: "start" | "stop" | "exit" };
     if (message.cmd === "start") {
+      await sampler?.start();
       profiler = new v8.GCProfiler();
       profiler.start();
       usedAtStart = v8.getHeapStatistics().used_heap_size;
@@ -81,6 +116,7 @@ async function serve(tree: string): Promise<void> {
         hrUs: Number(process.hrtime.bigint() / 1000n),
         gcCount: 0,
         gcUs: 0,
+        gcByType: {},
         allocatedBytes: 0,
         socketWrites,
       });
@@ -91,9 +127,14 @@ async function serve(tree: string): Promise<void> {
       const stats = profiler?.stop()?.statistics ?? [];
       let freed = 0;
       let gcUs = 0;
+      const gcByType: Mark["gcByType"] = {};
       for (const s of stats) {
         freed += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
         gcUs += s.cost;
+        const type = gcByType[s.gcType] ?? { count: 0, maxUs: 0 };
+        gcByType[s.gcType] = type;
+        type.count++;
+        type.maxUs = Math.max(type.maxUs, Math.round(s.cost));
       }
       send({
         kind: "mark",
@@ -101,10 +142,12 @@ async function serve(tree: string): Promise<void> {
         hrUs,
         gcCount: stats.length,
         gcUs,
+        gcByType,
         allocatedBytes: freed + usedAtEnd - usedAtStart,
         socketWrites,
       });
     } else {
+      await sampler?.write();
       await cluster.stop();
       process.exit(0);
     }
@@ -135,12 +178,20 @@ class Server {
     });
   }
 
-  static start(name: string, tree: string, profileDir: string | undefined): Promise<Server> {
-    const child = fork(fileURLToPath(import.meta.url), ["--serve", tree], {
+  static start(
+    name: string,
+    tree: string,
+    profileDir: string | undefined,
+    heapDir: string | undefined,
+  ): Promise<Server> {
+    const heapArgs = heapDir ? ["--heap-sample", resolve(heapDir, `${name}.heapprofile`)] : [];
+    const child = fork(fileURLToPath(import.meta.url), ["--serve", tree, ...heapArgs], {
       execArgv: [
         ...process.execArgv,
         ...(profileDir
-          ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+          ? // One directory per tree, default names: tsx's loader thread writes a profile too, and
+            // a fixed name would let it overwrite the main thread's (the larger file).
+            ["--cpu-prof", `--cpu-prof-dir=${resolve(profileDir, name)}`]
           : []),
       ],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -212,6 +263,8 @@ interface Round {
   cpu_us_per_request: number;
   gc_us_per_request: number;
   gcs: number;
+  /** Per GC type: pauses and the longest (µs, wall time: inflated on a loaded machine). */
+  gc_by_type: Mark["gcByType"];
   allocated_bytes_per_request: number;
   socket_writes_per_request: number;
   requests_per_s_wall: number;
@@ -236,9 +289,10 @@ async function main(): Promise<void> {
       warmup: { type: "string", default: "1000" },
       "no-wait": { type: "boolean", default: false },
       "cpu-prof": { type: "string" },
+      "heap-sample": { type: "string" },
     },
   });
-  if (values.serve) return serve(values.serve);
+  if (values.serve) return serve(values.serve, values["heap-sample"]);
   const rounds = Number(values.rounds);
   const requests = Number(values.requests);
   const connections = Number(values.connections);
@@ -249,7 +303,8 @@ async function main(): Promise<void> {
 
   const servers: Server[] = [];
   try {
-    for (const [name, tree] of trees) servers.push(await Server.start(name, tree, profileDir));
+    for (const [name, tree] of trees)
+      servers.push(await Server.start(name, tree, profileDir, values["heap-sample"]));
     const pools = servers.map(
       (s) =>
         new Pool(`https://127.0.0.1:${s.ready.port}`, {
@@ -282,6 +337,7 @@ async function main(): Promise<void> {
           cpu_us_per_request: Math.round((after.cpuUs - before.cpuUs) / requests),
           gc_us_per_request: Number((after.gcUs / requests).toFixed(1)),
           gcs: after.gcCount,
+          gc_by_type: after.gcByType,
           allocated_bytes_per_request: Math.round(after.allocatedBytes / requests),
           socket_writes_per_request: Number(
             ((after.socketWrites - before.socketWrites) / requests).toFixed(2),

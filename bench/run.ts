@@ -14,7 +14,8 @@
  * round, every acknowledged key is read back from every node of both systems.
  *
  * Prints one JSON document: the ratio Coco/etcd per connection count first, then medians over
- * rounds of writes/s, p50 and p99, CPU milliseconds per committed write of every process, the
+ * rounds of writes/s, p50, p99 and max (and the longest connection set-up, which the measurement
+ * waits out: bench/load.ts), CPU milliseconds per committed write of every process, the
  * integrity check, and every round's figures. `--cpu-prof DIR` profiles the Coco nodes
  * (bench/profile-summary.ts; the load windows are printed as `load_window_us`).
  */
@@ -131,6 +132,9 @@ function summarise(samples: Measured[]) {
     writes_per_s: median(samples.map((s) => s.ops_per_sec)),
     p50_ms: median(samples.map((s) => s.latency_ms.p50)),
     p99_ms: median(samples.map((s) => s.latency_ms.p99)),
+    max_ms: median(samples.map((s) => s.latency_ms.max)),
+    // The connections' set-up (the measurement starts after it: bench/load.ts), longest round.
+    connected_ms_max: Math.max(...samples.map((s) => s.connected_ms)),
     errors: samples.reduce((n, s) => n + s.errors, 0),
     cpu_ms_per_write: {
       written_to: median(samples.map((s) => s.cpu_ms_per_write.written_to)),

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { sha256 } from "./hash.ts";
 
 /**
@@ -28,8 +27,9 @@ export class MerkleError extends Error {
   override name = "MerkleError";
 }
 
+/** SHA256(left || right): one-shot (src/crypto/hash.ts), about half a `createHash` object's cost. */
 function hashPair(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return createHash("sha256").update(left).update(right).digest();
+  return sha256(left, right);
 }
 
 function checkDigest(value: unknown, what: string): Uint8Array {

@@ -6,7 +6,7 @@ import { readsConflict, type WrittenKeys } from "./readset.ts";
 import { parseSnapshot, type StoreSnapshot, StoreVersion, takeSnapshot } from "./snapshot.ts";
 import { get, insert, remove, scan } from "./tree.ts";
 import { type MapsRoot, type StateRef, Transaction, type Tx } from "./tx.ts";
-import { type InternalWriteSet, parseWriteSet, toPublicWriteSet, type WriteSet } from "./writeset.ts";
+import { type InternalWriteSet, parseWriteSet, type WriteSet } from "./writeset.ts";
 
 export type CommitResult =
   | { ok: true; seqno: number; writeSet: WriteSet }
@@ -81,9 +81,8 @@ export class Store {
     tx.close();
     if (tx.isReadOnly) return { ok: true, seqno: null, readVersion: tx.startVersion };
     if (!this.stillValid(tx)) return { ok: false, reason: "conflict" };
-    const ws = tx.internalWriteSet();
-    this.advance(ws);
-    return { ok: true, seqno: this.current.version, writeSet: toPublicWriteSet(ws) };
+    this.advance(tx.internalWriteSet());
+    return { ok: true, seqno: this.current.version, writeSet: tx.writeSet() };
   }
 
   /** Replays a write set committed elsewhere (ledger replay, a backup following the primary). */

@@ -80,6 +80,11 @@ export class Transaction implements Tx {
   private readonly base: MapsRoot;
   private readonly maps = new Map<string, TransactionMap>();
   private closed = false;
+  /**
+   * The write set as last built, until the next write: the caller's check before commit and the
+   * commit itself share one build (and one copy of every key and value) instead of two.
+   */
+  private built: { internal: InternalWriteSet; public: WriteSet | undefined } | undefined;
 
   constructor(
     readonly owner: object,
@@ -109,18 +114,37 @@ export class Transaction implements Tx {
     return m;
   }
 
+  /**
+   * The transaction's writes, maps by name and keys in byte order. The same arrays are returned
+   * until the next write (the commit hands them to the ledger): callers read them, never change them.
+   */
   writeSet(): WriteSet {
-    return toPublicWriteSet(this.internalWriteSet());
+    const built = this.build();
+    built.public ??= toPublicWriteSet(built.internal);
+    return built.public;
   }
 
   internalWriteSet(): InternalWriteSet {
+    return this.build().internal;
+  }
+
+  /** A write happened: the write set must be built again. */
+  changed(): void {
+    this.built = undefined;
+  }
+
+  private build(): { internal: InternalWriteSet; public: WriteSet | undefined } {
+    if (this.built !== undefined) return this.built;
     const out: InternalWriteSet = [];
     for (const m of this.maps.values()) {
       if (m.writes.size === 0) continue;
-      const updates = [...m.writes].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      const updates = [...m.writes];
+      if (updates.length > 1) updates.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
       out.push({ name: m.name, updates });
     }
-    return out.sort((a, b) => compareUtf8(a.name, b.name));
+    if (out.length > 1) out.sort((a, b) => compareUtf8(a.name, b.name));
+    this.built = { internal: out, public: undefined };
+    return this.built;
   }
 
   abandon(): void {
@@ -142,16 +166,37 @@ export class Transaction implements Tx {
 class TransactionMap implements TxMap {
   /** Own writes: key -> value, or null for a removal. */
   readonly writes = new Map<string, string | null>();
-  /** The snapshot with this transaction's own writes applied: what its reads see. */
-  private view: MapTree;
+  /**
+   * The snapshot with this transaction's own writes applied, for range scans and size: built on
+   * the first of those and kept up to date after it. Point reads look at `writes` first and
+   * need no tree, so a transaction that only reads and writes keys never copies a tree path
+   * (each insert into a persistent tree copies one: the commit makes that copy once, in the store).
+   */
+  private view: MapTree | undefined;
 
   constructor(
     private readonly tx: Transaction,
     readonly name: string,
     private readonly base: MapTree,
     private readonly reads: MapReads,
-  ) {
-    this.view = base;
+  ) {}
+
+  /** The snapshot with own writes applied (see `view`). */
+  private merged(): MapTree {
+    if (this.view !== undefined) return this.view;
+    let view = this.base;
+    for (const [key, value] of this.writes) {
+      view = value === null ? remove(view, key) : insert(view, key, { value, version: UNCOMMITTED });
+    }
+    this.view = view;
+    return view;
+  }
+
+  /** The value this transaction sees at `key`: its own write if any, else the snapshot's. */
+  private current(key: string): string | undefined {
+    const own = this.writes.get(key);
+    if (own !== undefined) return own === null ? undefined : own;
+    return get(this.base, key)?.val.value;
   }
 
   private key(key: Uint8Array, op: string): string {
@@ -167,14 +212,14 @@ class TransactionMap implements TxMap {
   get(key: Uint8Array): Uint8Array | undefined {
     const k = this.key(key, "get");
     this.readPoint(k);
-    const n = get(this.view, k);
-    return n === undefined ? undefined : fromBinary(n.val.value);
+    const value = this.current(k);
+    return value === undefined ? undefined : fromBinary(value);
   }
 
   has(key: Uint8Array): boolean {
     const k = this.key(key, "has");
     this.readPoint(k);
-    return get(this.view, k) !== undefined;
+    return this.current(k) !== undefined;
   }
 
   getVersionOfPreviousWrite(key: Uint8Array): number | undefined {
@@ -189,7 +234,8 @@ class TransactionMap implements TxMap {
       ? toBinary(value)
       : checkValue(value, `map ${JSON.stringify(this.name)}: set`);
     this.writes.set(k, v);
-    this.view = insert(this.view, k, { value: v, version: UNCOMMITTED });
+    this.tx.changed();
+    if (this.view !== undefined) this.view = insert(this.view, k, { value: v, version: UNCOMMITTED });
   }
 
   /**
@@ -200,10 +246,11 @@ class TransactionMap implements TxMap {
   delete(key: Uint8Array): boolean {
     const k = this.key(key, "delete");
     this.readPoint(k);
-    const existed = get(this.view, k) !== undefined;
+    const existed = this.current(k) !== undefined;
     if (existed || this.writes.has(k)) {
       this.writes.set(k, null);
-      this.view = remove(this.view, k);
+      this.tx.changed();
+      if (this.view !== undefined) this.view = remove(this.view, k);
     }
     return existed;
   }
@@ -227,7 +274,7 @@ class TransactionMap implements TxMap {
     if (end !== null && lo >= end) return { entries: [] };
 
     // One entry past the page tells whether there is a next page.
-    const found = scan(this.view, lo, end, limit + 1);
+    const found = scan(this.merged(), lo, end, limit + 1);
     const page = found.slice(0, limit);
     const peek = found[limit];
     // Record the interval the answer depends on: up to and including the peeked key (its
@@ -244,6 +291,6 @@ class TransactionMap implements TxMap {
   size(): number {
     this.tx.ensureOpen();
     this.reads.ranges.push(["", null]);
-    return sizeOf(this.view);
+    return sizeOf(this.merged());
   }
 }

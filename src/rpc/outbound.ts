@@ -104,7 +104,8 @@ function send(n: Normalized, ca: string | undefined): Promise<Omit<OutboundRespo
  * conflict, or a sandboxed handler waiting for a response) reuse what was fetched.
  */
 export class OutboundSession {
-  private readonly fetched = new Map<string, OutboundResponse>();
+  /** Made on the first fetch: most calls fetch nothing, and this session exists for every one. */
+  private fetched: Map<string, OutboundResponse> | undefined;
 
   constructor(
     private readonly allowed: boolean,
@@ -114,14 +115,14 @@ export class OutboundSession {
   /** The response for `req` fetched earlier in this call, recorded again in `tx`. */
   before(tx: Tx, req: OutboundRequest): OutboundResponse | undefined {
     const n = normalize(req);
-    const found = this.fetched.get(n.key);
+    const found = this.fetched?.get(n.key);
     if (found) this.record(tx, n, found);
     return found;
   }
 
   async fetch(tx: Tx, req: OutboundRequest): Promise<OutboundResponse> {
     const n = normalize(req);
-    const known = this.fetched.get(n.key);
+    const known = this.fetched?.get(n.key);
     if (known) {
       this.record(tx, n, known);
       return known;
@@ -149,7 +150,9 @@ export class OutboundSession {
     }
     const exchange = this.exchange(n, answer);
     const response = { ...answer, digest: toHex(sha256(exchange)) };
+    this.fetched ??= new Map();
     this.fetched.set(n.key, response);
+    this.recorded ??= new Map();
     this.recorded.set(response.digest, exchange);
     this.record(tx, n, response);
     return response;
@@ -175,7 +178,7 @@ export class OutboundSession {
   }
 
   /** The exact bytes each digest names, written again by every re-run of the handler. */
-  private readonly recorded = new Map<string, Uint8Array>();
+  private recorded: Map<string, Uint8Array> | undefined;
 
   /**
    * Whether this call's writes to `coco.outbound.responses` are exactly exchanges this session
@@ -186,13 +189,13 @@ export class OutboundSession {
     const map = writes.find((m) => m.name === OUTBOUND_RESPONSES);
     if (map === undefined) return true;
     return map.updates.every(({ key, value }) => {
-      const mine = this.recorded.get(decoder.decode(key));
+      const mine = this.recorded?.get(decoder.decode(key));
       return mine !== undefined && value !== null && Buffer.from(value).equals(mine);
     });
   }
 
   private record(tx: Tx, n: Normalized, response: OutboundResponse): void {
-    const bytes = this.recorded.get(response.digest) ?? this.exchange(n, response);
+    const bytes = this.recorded?.get(response.digest) ?? this.exchange(n, response);
     tx.map(OUTBOUND_RESPONSES).set(encoder.encode(response.digest), bytes);
   }
 }

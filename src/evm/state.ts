@@ -116,6 +116,11 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   async getAccount(address: Address): Promise<Account | undefined> {
+    return this.accountNow(address);
+  }
+
+  /** `getAccount` without the promise (the fast transaction path is synchronous). */
+  accountNow(address: Address): Account | undefined {
     const a = address.toString();
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const hit = this.layers[i]!.accounts.get(a);
@@ -131,10 +136,20 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   async putAccount(address: Address, account?: Account): Promise<void> {
+    this.putAccountNow(address, account);
+  }
+
+  /** `putAccount` without the promise (the fast transaction path is synchronous). */
+  putAccountNow(address: Address, account?: Account): void {
     this.top.accounts.set(address.toString(), account === undefined ? null : copyAccount(account));
   }
 
   async deleteAccount(address: Address): Promise<void> {
+    this.deleteAccountNow(address);
+  }
+
+  /** `deleteAccount` without the promise. */
+  deleteAccountNow(address: Address): void {
     this.top.accounts.set(address.toString(), null);
     this.top.cleared.add(address.toString());
     for (const k of [...this.top.storage.keys()])
@@ -158,7 +173,12 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   async getCode(address: Address): Promise<Uint8Array> {
-    const account = await this.getAccount(address);
+    return this.codeNow(address);
+  }
+
+  /** `getCode` without the promise. */
+  codeNow(address: Address): Uint8Array {
+    const account = this.accountNow(address);
     if (account === undefined || equal(account.codeHash, KECCAK256_NULL)) return new Uint8Array(0);
     const hash = bytesToHex(account.codeHash);
     for (let i = this.layers.length - 1; i >= 0; i--) {
@@ -270,6 +290,15 @@ export class KvStateManager implements StateManagerInterface {
   clearCaches(): void {}
   shallowCopy(): StateManagerInterface {
     return new KvStateManager(this.tx, this.maps);
+  }
+
+  /** True when nothing is pending: no checkpoint open and no write since the last flush. */
+  isPristine(): boolean {
+    if (this.layers.length !== 1) return false;
+    const base = this.layers[0]!;
+    return (
+      base.accounts.size === 0 && base.code.size === 0 && base.storage.size === 0 && base.cleared.size === 0
+    );
   }
 
   /** Forgets everything not flushed (eth_call and eth_estimateGas runs end here). */

@@ -307,6 +307,18 @@ export class KvStateManager implements StateManagerInterface {
     this.layers.push(new Overlay());
   }
 
+  /**
+   * True when `account` is what the KV holds for it already: the EVM puts back every account it
+   * touches (a call's callee, with its balance unchanged), and writing the same bytes again would
+   * cost a key in the write set, the ledger and every backup's apply for nothing.
+   */
+  private unchanged(a: string, key: Uint8Array, account: Account): boolean {
+    const read = this.accountReads.get(a);
+    if (!read || read.nonce !== account.nonce || read.balance !== account.balance) return false;
+    const stored = this.tx.map(this.maps.accounts).get(key);
+    return stored !== undefined && equal(stored, account.serialize());
+  }
+
   /** Writes the Ethereum transaction's effects into the KV transaction. */
   flush(): void {
     if (this.layers.length !== 1) throw new Error(`flush with ${this.layers.length - 1} open checkpoints`);
@@ -316,6 +328,10 @@ export class KvStateManager implements StateManagerInterface {
     const storage = this.tx.map(this.maps.storage);
     for (const a of base.cleared) {
       const prefix = hexToBytes(a as `0x${string}`);
+      // Storage exists only under an account that exists (a contract: code, nonce 1), and an
+      // account leaves with its storage: an address with no account has none to delete. EIP-161
+      // removes the zero-balance coinbase after every transaction; this spares it a range scan.
+      if (!accounts.has(prefix)) continue;
       const end = new Uint8Array(52).fill(0xff);
       end.set(prefix);
       const keys: Uint8Array[] = [];
@@ -332,7 +348,7 @@ export class KvStateManager implements StateManagerInterface {
     for (const [a, account] of base.accounts) {
       const key = hexToBytes(a as `0x${string}`);
       if (account === null) accounts.delete(key);
-      else accounts.set(key, account.serialize());
+      else if (!this.unchanged(a, key, account)) accounts.set(key, account.serialize());
     }
     for (const [h, c] of base.code) if (c.length > 0) code.set(hexToBytes(h as `0x${string}`), c);
     for (const [k, v] of base.storage) {

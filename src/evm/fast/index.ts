@@ -15,7 +15,7 @@ import { feeTable, gasParams } from "./table.ts";
  * meets something it leaves out, runs in ethereumjs as before (see docs/ethereum.md).
  */
 
-export { fastPathOn, fastPathStats, setFastPath } from "./switch.ts";
+export { fastPathOn, fastPathStats, fastTxPathOn, setFastPath, setFastTxPath } from "./switch.ts";
 export { type BlockContext, type PlainTxResult, runPlainTx } from "./tx.ts";
 
 interface MessageLike {

@@ -16,7 +16,7 @@ import { KvStateManager } from "../state.ts";
 import { big, frameHostOver } from "./host.ts";
 import { type Log, runFrame } from "./interpreter.ts";
 import { Fallback } from "./memory.ts";
-import { fastPathOn, fastPathStats } from "./switch.ts";
+import { fastPathStats, fastTxPathOn } from "./switch.ts";
 import { feeTable, gasParams } from "./table.ts";
 
 /**
@@ -136,7 +136,7 @@ export function runPlainTx(
   from: Address,
   block: BlockContext,
 ): PlainTxResult | undefined {
-  if (!fastPathOn()) return undefined;
+  if (!fastTxPathOn()) return undefined;
   const vm = vmInstance as unknown as VmLike;
   const to = tx.to;
   if (tx.type > 2 || to === undefined || to.bytes.length !== 20) return skip("not a plain call");

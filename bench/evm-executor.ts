@@ -49,7 +49,7 @@ const funding = await Promise.all(
 );
 const rounds = Number(process.env.AB ?? 0);
 const load: string[] = [];
-for (let k = 0; k < per * Math.max(1, 2 * (rounds + 1)); k++)
+for (let k = 0; k < per * (rounds > 0 ? 2 * (rounds + 1) : 1); k++)
   for (const [s, w] of wallets.entries())
     load.push(
       await w.signTransaction({

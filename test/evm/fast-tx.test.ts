@@ -32,14 +32,23 @@ const now = () => 1_700_000_000_000;
 const host = { txIdOf: () => undefined, now, randomBytes: (n: number) => new Uint8Array(n).fill(3) };
 
 /** A payable probe: stores value, origin, gas price and calldata word 0 (slot 1, preset: clearing
- * it refunds), logs the caller, and reverts when calldata word 1 is not zero. */
-const PROBE = Uint8Array.from([
+ * it refunds), logs the block number, timestamp, chain id, caller and its own address (topic: the
+ * caller), and reverts when calldata word 1 is not zero. */
+const PROBE_BODY = [
   ...[0x34, 0x60, 0x00, 0x55], // CALLVALUE -> slot 0
   ...[0x32, 0x60, 0x02, 0x55], // ORIGIN -> slot 2
   ...[0x3a, 0x60, 0x03, 0x55], // GASPRICE -> slot 3
   ...[0x5f, 0x35, 0x60, 0x01, 0x55], // calldata word 0 -> slot 1
-  ...[0x33, 0x5f, 0x5f, 0xa1], // LOG1(caller)
-  ...[0x60, 0x20, 0x35, 0x60, 0x1c, 0x57], // calldata word 1 != 0: jump to the revert
+  ...[0x43, 0x5f, 0x52], // NUMBER -> memory 0
+  ...[0x42, 0x60, 0x20, 0x52], // TIMESTAMP -> memory 32
+  ...[0x46, 0x60, 0x40, 0x52], // CHAINID -> memory 64
+  ...[0x33, 0x60, 0x60, 0x52], // CALLER -> memory 96
+  ...[0x30, 0x60, 0x80, 0x52], // ADDRESS -> memory 128
+  ...[0x33, 0x60, 0xa0, 0x5f, 0xa1], // LOG1(memory 0..160, topic: caller)
+];
+const PROBE = Uint8Array.from([
+  ...PROBE_BODY,
+  ...[0x60, 0x20, 0x35, 0x60, PROBE_BODY.length + 7, 0x57], // calldata word 1 != 0: to the revert
   0x00,
   ...[0x5b, 0x5f, 0x5f, 0xfd],
 ]);
@@ -272,6 +281,27 @@ for (const baseFee of [0n, 1_000n]) {
       gasLimit: 100_000n,
       data: `0x${word(9n)}`,
     });
+    // A JSON-RPC batch: two transactions in one Coco transaction (each its own block).
+    const batch = await Promise.all(
+      [0, 1].map((k) =>
+        alice.signTransaction({
+          chainId: CHAIN,
+          type: 2,
+          nonce: (c.nonces.get(alice) ?? 0) + k,
+          ...tip,
+          to: PROBE_AT.toString(),
+          value: 5n + BigInt(k),
+          gasLimit: 200_000n,
+          data: `0x${word(BigInt(k))}`,
+        }),
+      ),
+    );
+    const batched = await both(
+      c,
+      batch.map((raw, i) => call("eth_sendRawTransaction", [raw], i)),
+    );
+    assert.equal((batched.response as Array<{ result?: string }>).filter((r) => r.result).length, 2);
+    c.nonces.set(alice, (c.nonces.get(alice) ?? 0) + 2);
     await run("value into the token (reverts)", bob, { to: c.token, value: 1n, gasLimit: 100_000n });
     await run("revert with the token's error", carol, {
       to: c.token,

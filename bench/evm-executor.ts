@@ -5,6 +5,11 @@
  * two versions with the same load).
  *
  *   npx tsx bench/evm-executor.ts [transfers per sender, default 20]
+ *
+ * `AB=ROUNDS` alternates, in this one process (after one warm-up pair), segments with the fast transaction path off
+ * (frames still fast inside ethereumjs's runTx, as in session 7) and on, ROUNDS pairs of
+ * `transfers per sender` x 16 transfers each, and prints each pair and the medians (CPU ms per
+ * transfer; on a loaded machine only the pairing makes a change readable).
  */
 
 import { randomBytes } from "node:crypto";
@@ -42,8 +47,9 @@ const funding = await Promise.all(
     }),
   ),
 );
+const rounds = Number(process.env.AB ?? 0);
 const load: string[] = [];
-for (let k = 0; k < per; k++)
+for (let k = 0; k < per * (rounds > 0 ? 2 * (rounds + 1) : 1); k++)
   for (const [s, w] of wallets.entries())
     load.push(
       await w.signTransaction({
@@ -65,6 +71,36 @@ async function send(raw: string) {
 }
 await send(deploy);
 for (const f of funding) await send(f);
+if (rounds > 0) {
+  const { setFastTxPath } = await import(`${ROOT}/src/evm/fast/index.ts`);
+  const segment = per * senders;
+  const cpuMs = async (from: number) => {
+    const c = process.cpuUsage();
+    for (const raw of load.slice(from, from + segment)) await send(raw);
+    const u = process.cpuUsage(c);
+    return (u.user + u.system) / 1000 / segment;
+  };
+  const pairs: Array<{ off: number; on: number }> = [];
+  // Pair 0 warms both paths up (the JIT) and is not reported.
+  for (let r = 0; r <= rounds; r++) {
+    setFastTxPath(false);
+    const off = await cpuMs(2 * r * segment);
+    setFastTxPath(true);
+    const on = await cpuMs((2 * r + 1) * segment);
+    if (r > 0) pairs.push({ off: +off.toFixed(3), on: +on.toFixed(3) });
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(
+    JSON.stringify({
+      transfers_per_segment: segment,
+      pairs,
+      change: pairs.map((p) => +(p.on / p.off - 1).toFixed(3)),
+      median_off: median(pairs.map((p) => p.off)),
+      median_on: median(pairs.map((p) => p.on)),
+    }),
+  );
+  process.exit(0);
+}
 const c0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 for (const raw of load) await send(raw);

@@ -1,10 +1,11 @@
 import { Capability, createTxFromRLP, type TypedTransaction } from "@ethereumjs/tx";
-import { Address, bytesToHex, hexToBytes } from "@ethereumjs/util";
+import { Address, bytesToHex, createZeroAddress, hexToBytes } from "@ethereumjs/util";
 import { runTx } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
 import { appendBlock, blockByNumber, headNumber, hex, seal } from "./chain.ts";
 import { type EvmConfig, readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
+import { type PlainTxResult, runPlainTx } from "./fast/index.ts";
 import { keccak256 } from "./keccak.ts";
 import { getTx, putTx, type StoredTx } from "./records.ts";
 import { blockFor, type EvmRandom, sharedCommonFor, type VmLease, vmOver } from "./vm.ts";
@@ -94,12 +95,25 @@ async function runSigned(
   const parent = blockByNumber(kv, headNumber(kv), config.blockGasLimit)!;
   const number = BigInt(parent.number) + 1n;
   const timestamp = bigMax(BigInt(parent.timestamp), BigInt(Math.floor(now() / 1000)));
-  const block = blockFor(config, number, timestamp, common);
-  let result: Awaited<ReturnType<typeof runTx>>;
-  try {
-    result = await runTx(vm, { tx, block, skipHardForkValidation: true });
-  } catch (e) {
-    throw new RpcError(-32000, invalidTxMessage((e as Error).message));
+  const coinbase = createZeroAddress();
+  const context = { number, timestamp, baseFee: config.gasPrice, gasLimit: config.blockGasLimit, coinbase };
+  // A plain call runs on the fast transaction path; anything it leaves, before any side effect,
+  // runs in ethereumjs's runTx (docs/ethereum.md, "How a transaction executes").
+  let result: PlainTxResult | Awaited<ReturnType<typeof runTx>> | undefined = runPlainTx(
+    vm,
+    state,
+    common,
+    tx,
+    from,
+    context,
+  );
+  if (!result) {
+    const block = blockFor(config, number, timestamp, common, coinbase);
+    try {
+      result = await runTx(vm, { tx, block, skipHardForkValidation: true });
+    } catch (e) {
+      throw new RpcError(-32000, invalidTxMessage((e as Error).message));
+    }
   }
   state.flush();
   const gasUsed = result.totalGasSpent;

@@ -116,6 +116,11 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   async getAccount(address: Address): Promise<Account | undefined> {
+    return this.accountNow(address);
+  }
+
+  /** `getAccount` without the promise (the fast transaction path is synchronous). */
+  accountNow(address: Address): Account | undefined {
     const a = address.toString();
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const hit = this.layers[i]!.accounts.get(a);
@@ -131,10 +136,20 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   async putAccount(address: Address, account?: Account): Promise<void> {
+    this.putAccountNow(address, account);
+  }
+
+  /** `putAccount` without the promise (the fast transaction path is synchronous). */
+  putAccountNow(address: Address, account?: Account): void {
     this.top.accounts.set(address.toString(), account === undefined ? null : copyAccount(account));
   }
 
   async deleteAccount(address: Address): Promise<void> {
+    this.deleteAccountNow(address);
+  }
+
+  /** `deleteAccount` without the promise. */
+  deleteAccountNow(address: Address): void {
     this.top.accounts.set(address.toString(), null);
     this.top.cleared.add(address.toString());
     for (const k of [...this.top.storage.keys()])
@@ -158,7 +173,12 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   async getCode(address: Address): Promise<Uint8Array> {
-    const account = await this.getAccount(address);
+    return this.codeNow(address);
+  }
+
+  /** `getCode` without the promise. */
+  codeNow(address: Address): Uint8Array {
+    const account = this.accountNow(address);
     if (account === undefined || equal(account.codeHash, KECCAK256_NULL)) return new Uint8Array(0);
     const hash = bytesToHex(account.codeHash);
     for (let i = this.layers.length - 1; i >= 0; i--) {
@@ -272,10 +292,31 @@ export class KvStateManager implements StateManagerInterface {
     return new KvStateManager(this.tx, this.maps);
   }
 
+  /** True when nothing is pending: no checkpoint open and no write since the last flush. */
+  isPristine(): boolean {
+    if (this.layers.length !== 1) return false;
+    const base = this.layers[0]!;
+    return (
+      base.accounts.size === 0 && base.code.size === 0 && base.storage.size === 0 && base.cleared.size === 0
+    );
+  }
+
   /** Forgets everything not flushed (eth_call and eth_estimateGas runs end here). */
   discard(): void {
     this.layers.length = 0;
     this.layers.push(new Overlay());
+  }
+
+  /**
+   * True when `account` is what the KV holds for it already: the EVM puts back every account it
+   * touches (a call's callee, with its balance unchanged), and writing the same bytes again would
+   * cost a key in the write set, the ledger and every backup's apply for nothing.
+   */
+  private unchanged(a: string, key: Uint8Array, account: Account): boolean {
+    const read = this.accountReads.get(a);
+    if (!read || read.nonce !== account.nonce || read.balance !== account.balance) return false;
+    const stored = this.tx.map(this.maps.accounts).get(key);
+    return stored !== undefined && equal(stored, account.serialize());
   }
 
   /** Writes the Ethereum transaction's effects into the KV transaction. */
@@ -287,6 +328,10 @@ export class KvStateManager implements StateManagerInterface {
     const storage = this.tx.map(this.maps.storage);
     for (const a of base.cleared) {
       const prefix = hexToBytes(a as `0x${string}`);
+      // Storage exists only under an account that exists (a contract: code, nonce 1), and an
+      // account leaves with its storage: an address with no account has none to delete. EIP-161
+      // removes the zero-balance coinbase after every transaction; this spares it a range scan.
+      if (!accounts.has(prefix)) continue;
       const end = new Uint8Array(52).fill(0xff);
       end.set(prefix);
       const keys: Uint8Array[] = [];
@@ -303,7 +348,7 @@ export class KvStateManager implements StateManagerInterface {
     for (const [a, account] of base.accounts) {
       const key = hexToBytes(a as `0x${string}`);
       if (account === null) accounts.delete(key);
-      else accounts.set(key, account.serialize());
+      else if (!this.unchanged(a, key, account)) accounts.set(key, account.serialize());
     }
     for (const [h, c] of base.code) if (c.length > 0) code.set(hexToBytes(h as `0x${string}`), c);
     for (const [k, v] of base.storage) {

@@ -1,9 +1,11 @@
 import type { Common } from "@ethereumjs/common";
 import { EVMError } from "@ethereumjs/evm";
-import { type Address, bigIntToBytes, bytesToHex, unprefixedHexToBytes } from "@ethereumjs/util";
+import { type Address, bigIntToBytes, unprefixedHexToBytes } from "@ethereumjs/util";
 import { KvStateManager } from "../state.ts";
+import { big, storageHost } from "./host.ts";
 import { type Frame, type FrameHost, type Outcome, runFrame } from "./interpreter.ts";
 import { Fallback } from "./memory.ts";
+import { fastPathOn, fastPathStats } from "./switch.ts";
 import { feeTable, gasParams } from "./table.ts";
 
 /**
@@ -13,15 +15,8 @@ import { feeTable, gasParams } from "./table.ts";
  * meets something it leaves out, runs in ethereumjs as before (see docs/ethereum.md).
  */
 
-let enabled = process.env.COCO_EVM_FAST !== "0";
-
-/** Turns the fast path on or off for this process (differential tests run both ways). */
-export function setFastPath(on: boolean): void {
-  enabled = on;
-}
-
-/** Frames run fast, and frames handed to ethereumjs with the reason (tests and profiles read it). */
-export const fastPathStats = { fast: 0, fallbacks: new Map<string, number>() };
+export { fastPathOn, fastPathStats, fastTxPathOn, setFastPath, setFastTxPath } from "./switch.ts";
+export { type BlockContext, type PlainTxResult, runPlainTx } from "./tx.ts";
 
 interface MessageLike {
   to?: Address;
@@ -60,7 +55,7 @@ export function installFastPath(evmInstance: unknown): void {
   const evm = evmInstance as EvmLike;
   const original = evm.runInterpreter;
   evm.runInterpreter = async function (this: EvmLike, message, opts = {}) {
-    const prepared = enabled ? prepare(this, message, opts) : undefined;
+    const prepared = fastPathOn() ? prepare(this, message, opts) : undefined;
     if (prepared) {
       try {
         const outcome = runFrame(prepared.frame);
@@ -101,10 +96,8 @@ function prepare(evm: EvmLike, message: MessageLike, opts: { pc?: number; initia
   if (!params) return undefined;
   const addressHex = to.toString();
   const addressBytes = to.bytes;
-  const slotBytes = (slot: string) => () => unprefixedHexToBytes(slot);
   const host: FrameHost = {
-    slotNow: (slot) => big(state.slotNow(to, slotBytes(slot), addressHex + slot)),
-    slotOriginal: (slot) => big(state.slotOriginal(to, slotBytes(slot), addressHex + slot)),
+    ...storageHost(state, to),
     slotWarm: (slot) => evm.journal.isWarmedStorage(addressBytes, unprefixedHexToBytes(slot)),
     origin: () => big((evm._tx?.origin ?? message.caller)?.bytes ?? new Uint8Array(0)),
     gasPrice: () => {
@@ -135,10 +128,6 @@ function prepare(evm: EvmLike, message: MessageLike, opts: { pc?: number; initia
 function block(evm: EvmLike) {
   if (!evm._block) throw new Fallback("no block context");
   return evm._block.header;
-}
-
-function big(bytes: Uint8Array): bigint {
-  return bytes.length === 0 ? 0n : BigInt(bytesToHex(bytes));
 }
 
 /**

@@ -4,6 +4,7 @@
 // instance of its module (module-instances.ts), so no call can leave state for the next.
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten-core";
 import { JsConfigError, JsError } from "./errors.ts";
+import { classifyFailure } from "./failures.ts";
 import { type CallScope, createHostObject } from "./host.ts";
 import { type JsLimits, TICKS_PER_STEP } from "./limits.ts";
 import { readPacked, writePacked } from "./marshal.ts";
@@ -418,81 +419,16 @@ export class Sandbox {
     return used > limit;
   }
 
-  /** Classifies a thrown JS value (consumed) as a JsError. */
+  /** Classifies a thrown JS value (consumed) as a JsError; limit failures reset the context. */
   private failure(error: QuickJSHandle, fatal = false): JsError {
-    const limits = this.limits as JsLimits;
-    try {
-      if (this.interrupted === "budget") {
-        this.needsReset = true;
-        return new JsError(
-          "budget",
-          `the call used more than its execution budget of ${limits.steps} steps ` +
-            `(${limits.steps * TICKS_PER_STEP} QuickJS ticks)`,
-        );
-      }
-      if (this.interrupted === "memory") {
-        this.needsReset = true;
-        return new JsError("memory", `the call used more than its heap limit of ${limits.heapBytes} bytes`);
-      }
-      const { name, message, stack, thrownNull } = this.describe(error);
-      // When QuickJS cannot even allocate its "out of memory" error, the exception is null.
-      if ((name === "InternalError" && message === "out of memory") || thrownNull) {
-        this.needsReset = true;
-        return new JsError(
-          "memory",
-          `the call ran out of memory (heap limit ${limits.heapBytes} bytes)`,
-          stack,
-        );
-      }
-      if (fatal) this.needsReset = true;
-      if (message === "stack overflow" && (name === "InternalError" || name === "SyntaxError")) {
-        return new JsError(
-          "stack",
-          `the call overflowed its stack (limit ${limits.stackBytes} bytes)`,
-          stack,
-        );
-      }
-      return new JsError("exception", name === undefined ? message : `${name}: ${message}`, stack);
-    } finally {
-      error.dispose();
-    }
-  }
-
-  /** name/message/stack of a thrown value, defensively: it may be anything the JS threw. */
-  private describe(error: QuickJSHandle): {
-    name?: string;
-    message: string;
-    stack?: string;
-    thrownNull?: boolean;
-  } {
-    const ctx = this.ctx;
-    const stringProp = (key: string): string | undefined => {
-      try {
-        return ctx
-          .getProp(error, key)
-          .consume((h) => (ctx.typeof(h) === "string" ? ctx.getString(h) : undefined));
-      } catch {
-        return undefined;
-      }
-    };
-    const type = ctx.typeof(error);
-    if (type === "object") {
-      const message = stringProp("message");
-      if (message !== undefined) {
-        // Frames of the prelude are Coco's plumbing, not the caller's code.
-        const stack = stringProp("stack")
-          ?.split("\n")
-          .filter((line) => !line.includes("<coco:"))
-          .join("\n");
-        return { name: stringProp("name") ?? "Error", message, stack };
-      }
-    }
-    try {
-      const dumped: unknown = ctx.dump(error);
-      if (dumped === null) return { message: "null", thrownNull: true };
-      return { message: typeof dumped === "string" ? dumped : (JSON.stringify(dumped) ?? String(dumped)) };
-    } catch {
-      return { message: `a thrown ${type}` };
-    }
+    const { failure, reset } = classifyFailure(
+      this.ctx,
+      error,
+      this.limits as JsLimits,
+      this.interrupted,
+      fatal,
+    );
+    if (reset) this.needsReset = true;
+    return failure;
   }
 }

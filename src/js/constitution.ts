@@ -3,10 +3,23 @@ import type { Tx } from "../kv/index.ts";
 import { fromUtf8, Tables as GovTables, SINGLETON_KEY as SINGLETON, scanMap } from "../ledger/index.ts";
 import type { JsEngine } from "./engine.ts";
 import { JsError } from "./errors.ts";
-import type { JsLimits } from "./limits.ts";
+import { type JsLimits, MAX_STACK_BYTES } from "./limits.ts";
 import type { JsHooks, KvAccess } from "./types.ts";
 
 const CONSTITUTION_MODULE = "constitution.js";
+
+/**
+ * Limits of every constitution and ballot call, sized from measurement (docs/governance.md
+ * "Limits"): the largest call Coco's tests make (CCF's validate of a set_js_app with CCF's
+ * logging app) counts 2,317 ticks and a heap under 1 MiB; the largest proposal a node accepts by
+ * default (a 1 MiB body: set_js_app with 3,032 endpoints) 308,627 ticks (31 steps) and 4 MiB.
+ * The budget is 16 times the latter; neither limit reads the clock.
+ */
+export const GOVERNANCE_LIMITS: Readonly<JsLimits> = Object.freeze({
+  heapBytes: 64 * 1024 * 1024,
+  stackBytes: MAX_STACK_BYTES,
+  steps: 500,
+});
 const BALLOT_MODULE = "ballot.js";
 
 /** The KV of one transaction, as the sandbox sees it. */
@@ -59,7 +72,7 @@ export function jsConstitution(
         // earlier call left behind: every call gets a fresh instance of the module.
         isolated: true,
         ...(readOnly ? {} : { hooks: hooksFor(tx) }),
-        ...(limits ? { limits } : {}),
+        limits: { ...GOVERNANCE_LIMITS, ...limits },
       });
     } catch (e) {
       if (e instanceof JsError) throw new ConstitutionError(`${fn}: ${e.message}`, e.trace);

@@ -19,10 +19,21 @@ export interface JsEngine {
   ready(): Promise<void>;
   /** Drops the warm context of one module set, or all of them. */
   evict(modules?: JsModuleSet | Readonly<Record<string, string>>): void;
+  /**
+   * What the last call used of its budget: steps (interrupt polls) and, for an isolated call, the
+   * exact QuickJS ticks (docs/js-runtime.md "Limits"). For measurements and tests.
+   */
+  readonly lastCallUsage: JsCallUsage | undefined;
   /** Number of warm contexts currently cached. */
   readonly cachedContexts: number;
   /** Frees every warm context. The engine stays usable (it rebuilds on demand). */
   dispose(): void;
+}
+
+export interface JsCallUsage {
+  steps: number;
+  /** Exact ticks, known for isolated calls that did not fail on a limit. */
+  ticks?: number;
 }
 
 const KV_METHODS = ["get", "set", "delete", "clear", "size"] as const;
@@ -53,6 +64,11 @@ function contextKey(set: JsModuleSet, context: string | undefined, isolated: boo
   return name === undefined ? set.digest : `${set.digest}:${name}`;
 }
 
+function usageOf(sandbox: Sandbox): JsCallUsage {
+  const ticks = sandbox.lastCallTicks;
+  return ticks === undefined ? { steps: sandbox.stepsUsed } : { steps: sandbox.stepsUsed, ticks };
+}
+
 function isHostStackOverflow(error: unknown): boolean {
   return error instanceof RangeError && /call stack/i.test(error.message);
 }
@@ -75,6 +91,7 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
   }
   await readyQuickJs();
 
+  let lastCallUsage: JsCallUsage | undefined;
   // Insertion order is recency order: a hit is moved to the end, eviction takes the front.
   const cache = new Map<string, Sandbox>();
 
@@ -148,9 +165,15 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
     }
 
     let sandbox: Sandbox | undefined;
+    lastCallUsage = undefined;
     try {
       sandbox = sandboxFor(set, key, fresh, isolated);
-      const result = sandbox.call({ entry, fn, args, scope, limits, info });
+      let result: unknown;
+      try {
+        result = sandbox.call({ entry, fn, args, scope, limits, info });
+      } finally {
+        lastCallUsage = usageOf(sandbox);
+      }
       if (fresh) sandbox.dispose();
       // An isolated context that cannot make module instances serves one call only.
       else if (sandbox.needsReset && cache.get(key) === sandbox) drop(key, sandbox);
@@ -186,6 +209,9 @@ export async function createJsEngine(options: JsEngineOptions): Promise<JsEngine
       for (const [key, sandbox] of [...cache]) {
         if ((key === digest || key.startsWith(`${digest}:`)) && !sandbox.busy) drop(key, sandbox);
       }
+    },
+    get lastCallUsage() {
+      return lastCallUsage;
     },
     get cachedContexts() {
       return cache.size;

@@ -3,14 +3,14 @@
 /**
  * Why a sandboxed call failed:
  * - `exception`: the JS code threw (or failed to load: syntax error, unknown import, missing export).
- * - `timeout`: the call ran past its time limit and was interrupted.
+ * - `budget`: the call used up its execution budget (limits.steps) and was interrupted.
  * - `memory`: the call ran out of heap.
  * - `stack`: recursion went past the stack limit.
  * - `invalid-result`: the function returned something that is not JSON-compatible.
  * - `unavailable`: the QuickJS module crashed (host stack overflow) and is being reloaded; retry
  *   after `engine.ready()`.
  */
-export type JsErrorKind = "exception" | "timeout" | "memory" | "stack" | "invalid-result" | "unavailable";
+export type JsErrorKind = "exception" | "budget" | "memory" | "stack" | "invalid-result" | "unavailable";
 
 /** A sandboxed call that did not produce a result. The engine stays usable afterwards. */
 export class JsError extends Error {

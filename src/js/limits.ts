@@ -11,9 +11,18 @@ export interface JsLimits {
    * "stack overflow" instead of a host stack overflow.
    */
   stackBytes: number;
-  /** Wall time of the call in milliseconds, measured with the engine's injected clock. */
-  timeMs: number;
+  /**
+   * Execution budget in steps. QuickJS counts down one tick per function call and per loop jump
+   * (and per regular-expression backtracking step) and polls its interrupt handler each time
+   * TICKS_PER_STEP ticks have run out: one step is one poll. The count depends only on the code
+   * and its inputs, never on the clock, so a call's verdict does not change with the machine's
+   * load (docs/js-runtime.md "Limits").
+   */
+  steps: number;
 }
+
+/** QuickJS's interrupt period (JS_INTERRUPT_COUNTER_INIT in quickjs.c): ticks per step. */
+export const TICKS_PER_STEP = 10_000;
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -23,12 +32,26 @@ export const MAX_STACK_BYTES = 48 * KiB;
 const MIN_STACK_BYTES = 8 * KiB;
 const MIN_HEAP_BYTES = 1 * MiB;
 const MAX_HEAP_BYTES = 2048 * MiB;
-const MAX_TIME_MS = 10 * 60 * 1000;
+/** About ten minutes of a quiet core's work (STEPS_PER_MS): no call needs more. */
+const MAX_STEPS = 10_000_000;
+
+/**
+ * The fixed rate that turns a time given by an operator (CCF's `max_execution_time_ms`) into a
+ * step budget. Measured on a quiet core: an arithmetic loop runs 3.9 steps per millisecond of
+ * CPU, a loop that does nothing 28 (docs/js-runtime.md "Limits"); 8 leaves typical code about
+ * twice the time asked for. Fixed, so the budget is the same on every node and under any load.
+ */
+export const STEPS_PER_MS = 8;
+
+/** The step budget equivalent to `ms` milliseconds of a quiet core (at least one step). */
+export function stepsForMilliseconds(ms: number): number {
+  return Math.min(MAX_STEPS, Math.max(1, Math.round(ms * STEPS_PER_MS)));
+}
 
 export const DEFAULT_LIMITS: Readonly<JsLimits> = Object.freeze({
   heapBytes: 100 * MiB,
   stackBytes: MAX_STACK_BYTES,
-  timeMs: 1000,
+  steps: stepsForMilliseconds(1000),
 });
 
 function checkNumber(value: unknown, field: string, min: number, max: number): number {
@@ -47,6 +70,11 @@ export function resolveLimits(base: Readonly<JsLimits>, overrides: Partial<JsLim
   if (typeof overrides !== "object" || overrides === null) {
     throw new JsConfigError("limits must be an object");
   }
+  if ("timeMs" in overrides) {
+    throw new JsConfigError(
+      "limits.timeMs is gone: calls are limited by a step budget (limits.steps), not by time",
+    );
+  }
   const heapBytes = checkNumber(
     overrides.heapBytes ?? base.heapBytes,
     "heapBytes",
@@ -59,6 +87,6 @@ export function resolveLimits(base: Readonly<JsLimits>, overrides: Partial<JsLim
     MIN_STACK_BYTES,
     1 << 30,
   );
-  const timeMs = checkNumber(overrides.timeMs ?? base.timeMs, "timeMs", 1, MAX_TIME_MS);
-  return { heapBytes, stackBytes: Math.min(stackBytes, MAX_STACK_BYTES), timeMs };
+  const steps = checkNumber(overrides.steps ?? base.steps, "steps", 1, MAX_STEPS);
+  return { heapBytes, stackBytes: Math.min(stackBytes, MAX_STACK_BYTES), steps };
 }

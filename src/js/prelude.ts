@@ -178,8 +178,12 @@ export const PRELUDE_SOURCE = `(function (host) {
     // In a sealed realm a map object is shared by every call: frozen, so none can mark it.
     return sealed ? Object.freeze(map) : map;
   }
-  function newKvMaps(store) {
-    const maps = new Map();
+  // The map objects of ccf.kv, made on first use. A sealed (governance) realm forgets them at each
+  // call, so every call does the same work whatever ran before: its step count depends on the
+  // call alone (docs/js-runtime.md "Limits").
+  // (Historical states get new maps with each call anyway.)
+  const kvMaps = new Map();
+  function newKvMaps(store, maps = new Map()) {
     return new Proxy(Object.create(null), {
       get(target, name) {
         if (typeof name !== "string") return undefined;
@@ -212,7 +216,7 @@ export const PRELUDE_SOURCE = `(function (host) {
   };
   ccf.bufToJsonCompatible = function (b) { return parse(bufToStr(b)); };
   ccf.pemToId = function (pem) { return hostCall("pemToId", [pem]); };
-  ccf.kv = newKvMaps(0);
+  ccf.kv = newKvMaps(0, kvMaps);
 
   ccf.crypto = {};
   for (const name of CRYPTO_NAMES) {
@@ -371,6 +375,7 @@ export const PRELUDE_SOURCE = `(function (host) {
     untrustedDate = false;
     metricsLogging = true;
     pool = undefined;
+    if (sealed) kvMaps.clear();
     historicalState = info.historical === undefined ? undefined : withKv(info.historical);
   }
   return { pack: pack, unpack: unpack, begin: begin, seal: seal, exportNames: exportNames };

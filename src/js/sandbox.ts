@@ -4,16 +4,23 @@
 // instance of its module (module-instances.ts), so no call can leave state for the next.
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten-core";
 import { JsConfigError, JsError } from "./errors.ts";
+import { classifyFailure } from "./failures.ts";
 import { type CallScope, createHostObject } from "./host.ts";
-import type { JsLimits } from "./limits.ts";
+import { type JsLimits, TICKS_PER_STEP } from "./limits.ts";
 import { readPacked, writePacked } from "./marshal.ts";
 import { moduleFactory } from "./module-instances.ts";
 import { type JsModuleSet, resolveImport } from "./modules.ts";
 import { PRELUDE_SOURCE } from "./prelude.ts";
 import type { QuickJs } from "./quickjs.ts";
+import { TickCounter } from "./tick-counter.ts";
 import type { JsEnv } from "./types.ts";
 
-const MIN_MEMORY_CHECK_INTERVAL_MS = 5;
+/**
+ * Warm (app) contexts walk their heap at most once per this many objects' worth of steps, so
+ * walks cost about 5% of a call (a walk takes ~10 ns per object, a step ~40 us): the same
+ * throttle the clock used to give, counted in steps.
+ */
+const OBJECTS_PER_STEP_BETWEEN_WALKS = 200;
 
 /** The size of the module's WebAssembly memory, when the loaded build exposes it. */
 function linearMemoryProbe(qjs: QuickJs): () => number | undefined {
@@ -53,9 +60,14 @@ export class Sandbox {
   private readonly factories = new Map<string, QuickJSHandle | null>();
   private scope: CallScope | undefined;
   private limits: JsLimits | undefined;
-  private deadline = Number.POSITIVE_INFINITY;
-  private interrupted: "timeout" | "memory" | undefined;
-  private nextMemoryCheck = 0;
+  /** Steps (interrupt polls) counted since the budget started, and the budget. */
+  private steps = 0;
+  private stepLimit = Number.POSITIVE_INFINITY;
+  private readonly ticks: TickCounter;
+  /** Ticks the last call used, when QuickJS's counter can be read (tick-counter.ts). */
+  lastCallTicks: number | undefined;
+  private interrupted: "budget" | "memory" | undefined;
+  private nextMemoryCheckStep = 0;
   private readonly linearMemoryBytes: () => number | undefined;
   private readonly sources: ReadonlyMap<string, string>;
 
@@ -71,13 +83,19 @@ export class Sandbox {
     this.generation = qjs.generation;
     this.runtime = qjs.module.newRuntime();
     this.linearMemoryBytes = linearMemoryProbe(qjs);
+    // Called by QuickJS every TICKS_PER_STEP ticks of the context's counter (and by the regular
+    // expression engine every 10,000 of its own steps): never reads the clock.
     this.runtime.setInterruptHandler(() => {
-      const now = this.env.now();
-      if (now > this.deadline) {
-        this.interrupted = "timeout";
+      if (this.ticks.spinning) {
+        this.ticks.spinning = false;
         return true;
       }
-      if (this.overHeapLimit(now)) {
+      this.steps += 1;
+      if (this.steps > this.stepLimit) {
+        this.interrupted = "budget";
+        return true;
+      }
+      if (this.steps >= this.nextMemoryCheckStep && this.overHeapLimit()) {
         this.interrupted = "memory";
         return true;
       }
@@ -104,6 +122,7 @@ export class Sandbox {
       },
     );
     this.ctx = this.runtime.newContext();
+    this.ticks = new TickCounter(qjs, this.ctx);
     // Creates the runtime's internal context for memory statistics now, not mid-interrupt.
     this.runtime.computeMemoryUsage().dispose();
   }
@@ -118,9 +137,16 @@ export class Sandbox {
     this.runtime.setMemoryLimit(call.limits.heapBytes);
     this.runtime.setMaxStackSize(call.limits.stackBytes);
     try {
-      // Coco's own prelude (and sealing) is not the caller's code: the time limit starts after it.
+      // Coco's own prelude (and sealing) is not the caller's code: the budget starts after it.
       const helpers = this.init();
-      this.deadline = this.env.now() + call.limits.timeMs;
+      // Evaluating the module (first use only) has a budget of its own, so that the call itself
+      // counts the same steps whether or not it was the first.
+      if (!this.prepared(call.entry)) {
+        this.startBudget(call.limits.steps);
+        if (this.isolated) this.factory(helpers, call.entry);
+        else this.namespace(call.entry);
+      }
+      this.startBudget(call.limits.steps);
       this.invoke(helpers.begin, [writePacked(this.ctx, call.info, "call info")]).dispose();
       if (!this.isolated) return this.run(helpers, this.namespace(call.entry), call);
       const factory = this.factory(helpers, call.entry);
@@ -136,13 +162,44 @@ export class Sandbox {
         instance.dispose();
       }
     } finally {
-      this.deadline = Number.POSITIVE_INFINITY;
+      this.endBudget();
       this.scope = undefined;
       this.busy = false;
     }
   }
 
+  /** Steps the current (or last) call has counted. */
+  get stepsUsed(): number {
+    return this.steps;
+  }
+
+  private prepared(entry: string): boolean {
+    return this.isolated ? this.factories.has(entry) : this.namespaces.has(entry);
+  }
+
+  /**
+   * Starts counting steps against `limit`. QuickJS's tick counter is not reset between calls, so
+   * where the first step falls would depend on what ran in this context before: it is reset here
+   * (tick-counter.ts). Where it cannot be reset cheaply, only isolated calls (governance, whose
+   * verdicts must not depend on a node's history) pay for a reset; an app call's budget may then
+   * run out up to one step earlier or later.
+   */
+  private startBudget(limit: number): void {
+    if (this.isolated || this.ticks.direct) this.ticks.reset();
+    this.steps = 0;
+    this.stepLimit = limit;
+    this.nextMemoryCheckStep = 0;
+  }
+
+  private endBudget(): void {
+    this.stepLimit = Number.POSITIVE_INFINITY;
+    const left = this.needsReset ? undefined : this.ticks.left();
+    this.lastCallTicks =
+      left === undefined ? undefined : this.steps * TICKS_PER_STEP + (TICKS_PER_STEP - left);
+  }
+
   dispose(): void {
+    this.ticks.dispose();
     if (this.helpers !== undefined) {
       for (const handle of Object.values(this.helpers)) handle.dispose();
       this.helpers = undefined;
@@ -176,7 +233,7 @@ export class Sandbox {
         // Jobs left queued would otherwise run during the next call, against its KV.
         this.drainJobs();
         // Short calls may never reach an interrupt poll: measure once more at the end.
-        if (this.overHeapLimit(this.env.now(), true)) {
+        if (this.overHeapLimit(true)) {
           this.needsReset = true;
           throw new JsError(
             "memory",
@@ -339,96 +396,39 @@ export class Sandbox {
   /**
    * QuickJS built for WebAssembly cannot see allocation sizes (malloc_usable_size is 0 there), so
    * its own limit only stops single allocations larger than the limit. The heap is therefore also
-   * measured here: at the end of each call, and from the interrupt handler at most once per 20
-   * walk-durations (and at least 5 ms apart). Free while the whole WebAssembly memory is under
-   * the limit, otherwise by walking the heap (about 10 ns per object).
+   * measured here: at the end of each call, and from the interrupt handler. Free while the whole
+   * WebAssembly memory is under the limit (then this runtime's heap is too), otherwise by walking
+   * the heap (about 10 ns per object). When the walks happen is counted in steps, never in time:
+   * an isolated (governance) call checks at every step, so its verdict is the same on every node;
+   * a warm app context walks at most once per OBJECTS_PER_STEP_BETWEEN_WALKS objects' worth of
+   * steps, which keeps the walks' cost near 5% of the call's.
    */
-  private overHeapLimit(now: number, unthrottled = false): boolean {
+  private overHeapLimit(atEnd = false): boolean {
     const limit = this.limits?.heapBytes ?? Number.POSITIVE_INFINITY;
     const total = this.linearMemoryBytes();
     if (total !== undefined && total <= limit) return false;
-    if (!unthrottled && now < this.nextMemoryCheck) return false;
     // The statistics object lives in the runtime's internal context; any context of the same
     // runtime can read it.
-    const used = this.runtime
-      .computeMemoryUsage()
-      .consume((usage) => this.ctx.getProp(usage, "memory_used_size").consume((h) => this.ctx.getNumber(h)));
-    const cost = this.env.now() - now;
-    this.nextMemoryCheck = now + Math.max(MIN_MEMORY_CHECK_INTERVAL_MS, 20 * cost);
+    const [used, objects] = this.runtime.computeMemoryUsage().consume((usage) => {
+      const read = (key: string) => this.ctx.getProp(usage, key).consume((h) => this.ctx.getNumber(h));
+      return [read("memory_used_size"), read("obj_count")];
+    });
+    if (!atEnd && !this.isolated) {
+      this.nextMemoryCheckStep = this.steps + Math.ceil(objects / OBJECTS_PER_STEP_BETWEEN_WALKS);
+    }
     return used > limit;
   }
 
-  /** Classifies a thrown JS value (consumed) as a JsError. */
+  /** Classifies a thrown JS value (consumed) as a JsError; limit failures reset the context. */
   private failure(error: QuickJSHandle, fatal = false): JsError {
-    const limits = this.limits as JsLimits;
-    try {
-      if (this.interrupted === "timeout") {
-        this.needsReset = true;
-        return new JsError("timeout", `the call ran longer than its limit of ${limits.timeMs} ms`);
-      }
-      if (this.interrupted === "memory") {
-        this.needsReset = true;
-        return new JsError("memory", `the call used more than its heap limit of ${limits.heapBytes} bytes`);
-      }
-      const { name, message, stack, thrownNull } = this.describe(error);
-      // When QuickJS cannot even allocate its "out of memory" error, the exception is null.
-      if ((name === "InternalError" && message === "out of memory") || thrownNull) {
-        this.needsReset = true;
-        return new JsError(
-          "memory",
-          `the call ran out of memory (heap limit ${limits.heapBytes} bytes)`,
-          stack,
-        );
-      }
-      if (fatal) this.needsReset = true;
-      if (message === "stack overflow" && (name === "InternalError" || name === "SyntaxError")) {
-        return new JsError(
-          "stack",
-          `the call overflowed its stack (limit ${limits.stackBytes} bytes)`,
-          stack,
-        );
-      }
-      return new JsError("exception", name === undefined ? message : `${name}: ${message}`, stack);
-    } finally {
-      error.dispose();
-    }
-  }
-
-  /** name/message/stack of a thrown value, defensively: it may be anything the JS threw. */
-  private describe(error: QuickJSHandle): {
-    name?: string;
-    message: string;
-    stack?: string;
-    thrownNull?: boolean;
-  } {
-    const ctx = this.ctx;
-    const stringProp = (key: string): string | undefined => {
-      try {
-        return ctx
-          .getProp(error, key)
-          .consume((h) => (ctx.typeof(h) === "string" ? ctx.getString(h) : undefined));
-      } catch {
-        return undefined;
-      }
-    };
-    const type = ctx.typeof(error);
-    if (type === "object") {
-      const message = stringProp("message");
-      if (message !== undefined) {
-        // Frames of the prelude are Coco's plumbing, not the caller's code.
-        const stack = stringProp("stack")
-          ?.split("\n")
-          .filter((line) => !line.includes("<coco:"))
-          .join("\n");
-        return { name: stringProp("name") ?? "Error", message, stack };
-      }
-    }
-    try {
-      const dumped: unknown = ctx.dump(error);
-      if (dumped === null) return { message: "null", thrownNull: true };
-      return { message: typeof dumped === "string" ? dumped : (JSON.stringify(dumped) ?? String(dumped)) };
-    } catch {
-      return { message: `a thrown ${type}` };
-    }
+    const { failure, reset } = classifyFailure(
+      this.ctx,
+      error,
+      this.limits as JsLimits,
+      this.interrupted,
+      fatal,
+    );
+    if (reset) this.needsReset = true;
+    return failure;
   }
 }

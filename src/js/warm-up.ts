@@ -36,7 +36,7 @@ export async function warmUpQuickJs(): Promise<void> {
         fn: "validate",
         args: [JSON.stringify({ actions: [{ name: "set_thing", args: { n: 1, id: "ab" } }] })],
         scope: { stores: [undefined], readOnly: true, hooks: {}, logger: undefined },
-        limits: { ...DEFAULT_LIMITS, timeMs: 60_000 },
+        limits: DEFAULT_LIMITS,
         info: {},
       });
     } finally {

@@ -2,7 +2,7 @@
 // import, throwing top-level code) or lacks an endpoint's function is refused when proposed,
 // whichever constitution is in force, as are runtime options Coco cannot honour.
 import type { Constitution } from "../gov/index.ts";
-import { type JsEngine, JsError, type JsLimits } from "../js/index.ts";
+import { type JsEngine, JsError, type JsLimits, stepsForMilliseconds } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
 import { adapterName, appModuleSet } from "./adapter.ts";
 import { BundleError, type JsBundle, moduleName, parseBundle } from "./bundle.ts";
@@ -29,7 +29,7 @@ export function checkBundleCode(engine: JsEngine, bundle: JsBundle, limits?: Par
           entry: adapterName(module),
           fn: "exportedFunctions",
           readOnly: true,
-          limits: { timeMs: 2000, ...limits },
+          limits: { steps: stepsForMilliseconds(2000), ...limits },
         }) as string[];
       } catch (e) {
         if (e instanceof JsError) throw new BundleError(`module '${module}' does not load: ${e.message}`);

@@ -173,7 +173,7 @@ function failure(
   options: ReturnType<typeof readRuntimeOptions>,
 ) {
   const message =
-    e.kind === "timeout"
+    e.kind === "budget"
       ? "Operation took too long to complete."
       : e.kind === "memory"
         ? "Operation ran out of memory."

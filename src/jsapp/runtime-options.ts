@@ -1,6 +1,6 @@
 // JS app runtime options, set by governance (`set_js_runtime_options`) in
 // `public:ccf.gov.js_runtime_options`, as CCF stores them.
-import { JsConfigError, type JsLimits, MAX_STACK_BYTES } from "../js/index.ts";
+import { JsConfigError, type JsLimits, MAX_STACK_BYTES, stepsForMilliseconds } from "../js/index.ts";
 import type { Tx } from "../kv/index.ts";
 import { BundleError } from "./bundle.ts";
 import { JsAppTables, SINGLETON_KEY } from "./tables.ts";
@@ -14,7 +14,11 @@ export interface JsRuntimeOptions {
 }
 
 export const DEFAULT_RUNTIME_OPTIONS: Readonly<JsRuntimeOptions> = Object.freeze({
-  limits: Object.freeze({ heapBytes: 100 * 1024 * 1024, stackBytes: MAX_STACK_BYTES, timeMs: 1000 }),
+  limits: Object.freeze({
+    heapBytes: 100 * 1024 * 1024,
+    stackBytes: MAX_STACK_BYTES,
+    steps: stepsForMilliseconds(1000),
+  }),
   returnExceptionDetails: true,
   logExceptionDetails: true,
 });
@@ -55,7 +59,9 @@ export function readRuntimeOptions(tx: Tx): JsRuntimeOptions {
         heapBytes: a.max_heap_bytes as number,
         // Larger stacks are clamped: QuickJS shares Node's native stack (docs/js-runtime.md).
         stackBytes: Math.min(a.max_stack_bytes as number, MAX_STACK_BYTES),
-        timeMs: a.max_execution_time_ms as number,
+        // A step budget worth this long on a quiet core, not a wall-clock limit: the same on
+        // every machine and under any load (docs/js-apps.md "Runtime options").
+        steps: stepsForMilliseconds(a.max_execution_time_ms as number),
       },
       returnExceptionDetails: a.return_exception_details !== false,
       logExceptionDetails: a.log_exception_details !== false,

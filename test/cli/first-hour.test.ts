@@ -18,6 +18,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { budget } from "../e2e/waits.ts";
 import { coco, reservePorts } from "../helpers/cli.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -27,7 +28,9 @@ function installed(args: string[], cwd?: string, env: NodeJS.ProcessEnv = proces
     cwd,
     env,
     encoding: "utf8",
-    timeout: 120_000,
+    // Building dist/ (a full tsc run) takes tens of seconds on an idle two-core machine, and
+    // stretches with the load.
+    timeout: budget(120_000),
   });
 }
 

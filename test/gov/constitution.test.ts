@@ -228,7 +228,7 @@ test("an accepted member may not propose until it acknowledges; scripts that loo
       ),
     (e: GovError) => e.status === 403 && /Active/.test(e.message),
   );
-  const loop = jsConstitution(engine, () => ({}), { timeMs: 100 });
+  const loop = jsConstitution(engine, () => ({}), { steps: 100 });
   const tx = store.begin();
   tx.map(GovTables.constitution).set(
     SINGLETON,
@@ -243,7 +243,7 @@ test("an accepted member may not propose until it acknowledges; scripts that loo
         body: proposal([{ name: "x", args: {} }]),
         requestDigest: digest(),
       }),
-    (e: GovError) => /longer than its limit/.test(e.message),
+    (e: GovError) => /used more than its execution budget of 100 steps/.test(e.message),
   );
   tx.abandon();
 });

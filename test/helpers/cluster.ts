@@ -15,6 +15,7 @@ import {
   runNode,
 } from "../../src/node/index.ts";
 import type { NodeSeams } from "../../src/node/run.ts";
+import { budget } from "../e2e/waits.ts";
 import { freePort } from "./cli.ts";
 import { govClient, type Identity, makeIdentity, passProposal, validFrom } from "./network.ts";
 
@@ -199,14 +200,15 @@ export class Cluster {
     return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) };
   }
 
-  /** Polls until `check` holds, or fails after `timeoutMs`. */
+  /** Polls until `check` holds, or fails after `timeoutMs` (an idle machine's figure) stretched by the load. */
   async until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const limit = budget(timeoutMs);
+    const deadline = Date.now() + limit;
     while (Date.now() < deadline) {
       if (await check()) return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`timed out waiting until ${what}`);
+    throw new Error(`timed out after ${limit} ms waiting until ${what}`);
   }
 
   /** Waits until every node serves the app (the service is open everywhere). */

@@ -174,19 +174,26 @@ test("async functions are awaited inside the sandbox", () => {
   );
 });
 
-test("an infinite loop times out and the engine keeps working", () => {
-  const started = performance.now();
-  const error = expectKind("timeout", () => call("loop", [], { limits: { timeMs: 50 } }));
-  assert.match(error.message, /50 ms/);
-  assert.ok(performance.now() - started < 2000);
+test("an infinite loop uses up its step budget and the engine keeps working", () => {
+  const error = expectKind("budget", () => call("loop", [], { limits: { steps: 50 } }));
+  assert.match(error.message, /execution budget of 50 steps \(500000 QuickJS ticks\)/);
+  assert.equal(engine.lastCallUsage?.steps, 51, "stopped at the first step past the budget");
   assert.deepEqual(call("compute", [2]), { doubled: 4, greeting: "hello coco" });
 });
 
-/**
- * The heap limit under test, with a time limit far beyond it: on a loaded machine filling 16 MiB
- * can take longer than the default second, and the test is about memory, not time.
- */
-const MEMORY_LIMITS = { limits: { heapBytes: 16 << 20, timeMs: 120_000 } };
+test("the budget counts ticks, not time: a loop of n iterations uses the same count every run", () => {
+  // Warm contexts reset QuickJS's countdown too (tick-counter.ts): the count is exact.
+  const counts = new Set<string>();
+  for (let i = 0; i < 3; i++) {
+    call("compute", [i]);
+    counts.add(JSON.stringify(engine.lastCallUsage));
+  }
+  assert.equal(counts.size, 1, [...counts].join(" "));
+  assert.ok(JSON.parse([...counts][0] as string).ticks > 0);
+});
+
+/** The heap limit under test (the step budget counts no time: a loaded machine changes nothing). */
+const MEMORY_LIMITS = { limits: { heapBytes: 16 << 20 } };
 
 test("a memory bomb hits the heap limit and the engine keeps working", () => {
   assert.match(expectKind("memory", () => call("bomb", [], MEMORY_LIMITS)).message, /16777216/);
@@ -203,14 +210,14 @@ test("deep recursion hits the stack limit and the engine keeps working", () => {
   assert.deepEqual(call("compute", [4]), { doubled: 8, greeting: "hello coco" });
 });
 
-test("warm reuse: modules are evaluated once; a timeout or memory failure rebuilds the context", () => {
+test("warm reuse: modules are evaluated once; a used-up budget or memory failure rebuilds the context", () => {
   engine.evict(app);
   assert.deepEqual(call("state"), { calls: 1, evaluations: 1 });
   assert.deepEqual(call("state"), { calls: 2, evaluations: 1 });
   expectKind("exception", () => call("fail"));
   assert.deepEqual(call("state"), { calls: 3, evaluations: 1 }, "an exception keeps the warm context");
-  expectKind("timeout", () => call("loop", [], { limits: { timeMs: 20 } }));
-  assert.deepEqual(call("state"), { calls: 1, evaluations: 1 }, "a timeout rebuilds it");
+  expectKind("budget", () => call("loop", [], { limits: { steps: 20 } }));
+  assert.deepEqual(call("state"), { calls: 1, evaluations: 1 }, "a used-up budget rebuilds it");
   expectKind("memory", () => call("bomb", [], MEMORY_LIMITS));
   assert.deepEqual(call("state"), { calls: 1, evaluations: 1 }, "running out of memory rebuilds it");
   engine.evict(app);
@@ -271,7 +278,11 @@ test("invalid options are refused with JsConfigError", () => {
     /duplicates/,
   );
   assert.throws(() => call("echo", [() => 1]), /args\[0\] is not JSON-compatible/);
-  assert.throws(() => call("echo", [], { limits: { timeMs: 0 } }), /limits\.timeMs/);
+  assert.throws(() => call("echo", [], { limits: { steps: 0 } }), /limits\.steps/);
+  assert.throws(
+    () => call("echo", [], { limits: { timeMs: 1000 } as object }),
+    /limits\.timeMs is gone: calls are limited by a step budget/,
+  );
   assert.throws(
     () => call("echo", [], { limits: { heapBytes: 1.5 } }),
     /limits\.heapBytes must be an integer/,

@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { NetError, type NodeChannels } from "../../src/net/index.ts";
-import { inbox, makeNode, makeService, mesh, type NodeIdentity, start, waitFor } from "./helpers.ts";
+import {
+  ANSWER_MS,
+  budget,
+  inbox,
+  makeNode,
+  makeService,
+  mesh,
+  type NodeIdentity,
+  start,
+  waitFor,
+} from "./helpers.ts";
 
 const service = await makeService();
 const ids = await Promise.all([makeNode(service), makeNode(service), makeNode(service)]);
@@ -16,7 +26,9 @@ after(async () => {
 
 const isNetError = (code: string) => (err: unknown) => err instanceof NetError && err.code === code;
 
-test("three nodes exchange messages both ways, in order per sender", { timeout: 15_000 }, async () => {
+test("three nodes exchange messages both ways, in order per sender", {
+  timeout: budget(15_000),
+}, async () => {
   const count = 300;
   for (const from of nodes) {
     for (const to of nodes) {
@@ -50,26 +62,26 @@ test("three nodes exchange messages both ways, in order per sender", { timeout: 
   assert.equal(stats[b.nodeId]?.dropped, 0);
 });
 
-test("request/response, failures from the handler, and timeouts", { timeout: 15_000 }, async () => {
+test("request/response, failures from the handler, and timeouts", { timeout: budget(15_000) }, async () => {
   b.onRequest(async (from, message) => {
     const m = message as { op: string; n?: number };
     if (m.op === "double") return { from, doubled: (m.n ?? 0) * 2 };
     if (m.op === "fail") throw new Error("no such endpoint");
     return new Promise(() => {}); // never answers
   });
-  assert.deepEqual(await a.request(b.nodeId, { op: "double", n: 21 }, 2_000), {
+  assert.deepEqual(await a.request(b.nodeId, { op: "double", n: 21 }, ANSWER_MS), {
     from: a.nodeId,
     doubled: 42,
   });
   // Many requests at once each get their own answer.
   const answers = await Promise.all(
-    Array.from({ length: 50 }, (_, n) => c.request(b.nodeId, { op: "double", n }, 2_000)),
+    Array.from({ length: 50 }, (_, n) => c.request(b.nodeId, { op: "double", n }, ANSWER_MS)),
   );
   assert.deepEqual(
     answers.map((x) => (x as { doubled: number }).doubled),
     Array.from({ length: 50 }, (_, n) => n * 2),
   );
-  await assert.rejects(a.request(b.nodeId, { op: "fail" }, 2_000), (err: unknown) => {
+  await assert.rejects(a.request(b.nodeId, { op: "fail" }, ANSWER_MS), (err: unknown) => {
     return isNetError("remote")(err) && /no such endpoint/.test((err as Error).message);
   });
   const started = Date.now();
@@ -81,11 +93,14 @@ test("request/response, failures from the handler, and timeouts", { timeout: 15_
   const waited = Date.now() - started;
   assert.ok(waited >= 140, `timed out after ${waited} ms, before the 150 ms deadline`);
   // The channel still works after a timeout.
-  assert.deepEqual(await a.request(b.nodeId, { op: "double", n: 1 }, 2_000), { from: a.nodeId, doubled: 2 });
+  assert.deepEqual(await a.request(b.nodeId, { op: "double", n: 1 }, ANSWER_MS), {
+    from: a.nodeId,
+    doubled: 2,
+  });
 });
 
-test("a node without a request handler answers with an error", { timeout: 5_000 }, async () => {
-  await assert.rejects(a.request(c.nodeId, "hello", 2_000), (err: unknown) => {
+test("a node without a request handler answers with an error", { timeout: budget(5_000) }, async () => {
+  await assert.rejects(a.request(c.nodeId, "hello", ANSWER_MS), (err: unknown) => {
     return isNetError("remote")(err) && /takes no requests/.test((err as Error).message);
   });
 });
@@ -115,7 +130,7 @@ test("a message too large for one frame is dropped and counted; a request is rej
   }
 });
 
-test("a message handler that throws does not break the channel", { timeout: 5_000 }, async () => {
+test("a message handler that throws does not break the channel", { timeout: budget(5_000) }, async () => {
   const seen: unknown[] = [];
   c.onMessage((_from, message) => {
     seen.push(message);

@@ -8,7 +8,16 @@ import {
 } from "../../src/crypto/index.ts";
 import { type ChannelsOptions, NodeChannels } from "../../src/net/index.ts";
 
+import { budget } from "../e2e/waits.ts";
+
+export { budget } from "../e2e/waits.ts";
 export { freePort } from "../helpers/ports.ts";
+
+/**
+ * The deadline of a request that is expected to be answered: only a hang reaches it, so it is
+ * far above what a loaded two-core machine needs (a tight one turned slowness into failures).
+ */
+export const ANSWER_MS = 30_000;
 
 export interface Service {
   certPem: string;
@@ -62,10 +71,12 @@ export function addr(channels: NodeChannels | number): string {
   return `127.0.0.1:${typeof channels === "number" ? channels : channels.port}`;
 }
 
+/** Polls `cond` until it holds; fails after `timeoutMs` (an idle machine's figure) stretched by the load. */
 export async function waitFor(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const limit = budget(timeoutMs);
+  const deadline = Date.now() + limit;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${limit} ms waiting for ${what}`);
     await sleep(10);
   }
 }

@@ -6,7 +6,9 @@ import { encodeEnvelope, PROTOCOL_VERSION } from "../../src/net/envelope.ts";
 import { encodeFrame } from "../../src/net/frame.ts";
 import type { NodeChannels } from "../../src/net/index.ts";
 import {
+  ANSWER_MS,
   addr,
+  budget,
   freePort,
   inbox,
   makeNode,
@@ -30,7 +32,7 @@ async function node(id?: NodeIdentity, extra = {}, port = 0): Promise<NodeChanne
 }
 
 test("a down peer: sends queue up to the bound, then drop; others unaffected; the queue drains when it starts", {
-  timeout: 20_000,
+  timeout: budget(20_000),
 }, async () => {
   const bound = 64 * 1024;
   const a = await node(undefined, { maxQueuedBytesPerPeer: bound });
@@ -69,7 +71,7 @@ test("a down peer: sends queue up to the bound, then drop; others unaffected; th
 });
 
 test("a peer that stops reading: backpressure, a bounded queue, and no effect on others", {
-  timeout: 20_000,
+  timeout: budget(20_000),
 }, async () => {
   const bound = 1024 * 1024;
   const a = await node(undefined, { maxQueuedBytesPerPeer: bound });
@@ -120,7 +122,7 @@ test("a peer that stops reading: backpressure, a bounded queue, and no effect on
   }
 });
 
-test("a restarted peer: the connection comes back by itself", { timeout: 20_000 }, async () => {
+test("a restarted peer: the connection comes back by itself", { timeout: budget(20_000) }, async () => {
   const idB = await makeNode(service);
   const a = await node();
   const boxA = inbox(a);
@@ -156,7 +158,7 @@ test("a restarted peer: the connection comes back by itself", { timeout: 20_000 
 });
 
 test("large messages (8 MiB) arrive intact, both as messages and as request/response", {
-  timeout: 30_000,
+  timeout: budget(30_000),
 }, async () => {
   const a = await node();
   const b = await node();
@@ -175,12 +177,12 @@ test("large messages (8 MiB) arrive intact, both as messages and as request/resp
   assert.deepEqual(first.entries, entries);
   assert.equal(second, "small after big");
   b.onRequest(async (_from, message) => (message as Uint8Array).slice().reverse());
-  const answer = (await a.request(b.nodeId, big, 20_000)) as Uint8Array;
+  const answer = (await a.request(b.nodeId, big, ANSWER_MS)) as Uint8Array;
   assert.ok(Buffer.from(answer).equals(Buffer.from(big.slice().reverse())));
 });
 
 test("removePeer stops dialing, drops the queue and fails its pending requests", {
-  timeout: 10_000,
+  timeout: budget(10_000),
 }, async () => {
   const a = await node();
   const idB = await makeNode(service);
@@ -202,7 +204,9 @@ test("removePeer stops dialing, drops the queue and fails its pending requests",
   assert.equal(a.send(c.nodeId, "after close"), false);
 });
 
-test("setPeer with a new address redials there at once, keeping the queue", { timeout: 10_000 }, async () => {
+test("setPeer with a new address redials there at once, keeping the queue", {
+  timeout: budget(10_000),
+}, async () => {
   // Slow backoff, so only the address change (not a scheduled retry) can explain a quick delivery.
   const a = await node(undefined, { backoff: { initialMs: 20_000, maxMs: 60_000 } });
   const b = await node();
@@ -219,7 +223,7 @@ test("setPeer with a new address redials there at once, keeping the queue", { ti
 });
 
 test("a request given up on while queued is withdrawn: the peer never runs it; once written it is 'abandoned'", {
-  timeout: 20_000,
+  timeout: budget(20_000),
 }, async () => {
   const idB = await makeNode(service);
   const a = await node();
@@ -249,7 +253,7 @@ test("a request given up on while queued is withdrawn: the peer never runs it; o
   });
   b.setPeer(a.nodeId, addr(a), a.certPem);
   await waitFor("a to connect to b", () => a.stats()[idB.nodeId]?.connected === true, 10_000);
-  assert.equal(await a.request(idB.nodeId, "ping", 5_000), "ok");
+  assert.equal(await a.request(idB.nodeId, "ping", ANSWER_MS), "ok");
   assert.deepEqual(seen, ["ping"], "the withdrawn requests never reached b");
 
   const later = new AbortController();

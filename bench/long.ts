@@ -4,7 +4,7 @@
  * write, so a cost that grows with the ledger shows up as a trend.
  *
  *   npm run -s bench:long -- [--transactions 1000000] [--every 100000] [--connections 64] [--keys 10000]
- *                            [--curve secp384r1|secp256r1]
+ *                            [--curve secp384r1|secp256r1] [--heap-snapshots DIR] [--memory-log DIR]
  *
  * The writes cycle over `--keys` ids (PUT /app/log/private?id=i mod keys, answered once
  * committed), so the store stays the same size while the ledger grows by one entry per write:
@@ -13,10 +13,18 @@
  * flat when every later segment's writes/s is at least 90% of the first segment's and each
  * node's RSS at most 110% of its RSS after the first segment. CPU per write is reported beside
  * it (on a shared machine wall-clock throughput is noisy; CPU per write is not).
+ *
+ * `--heap-snapshots DIR` writes a V8 heap snapshot of the primary into DIR after each segment
+ * (between segments, while no load runs), to find what it keeps per write: compare two with
+ * bench/heap-diff.ts. Taking one pauses the primary for seconds, so the figures of a run with it
+ * are for memory, not throughput. `--memory-log DIR` has every node append its memory figures
+ * (process.memoryUsage, V8's heap spaces, the kernel's RSS split) to DIR/memory-<pid>.jsonl
+ * every 5 s (bench/memory-probe.mjs), to tell JS heap growth from native growth.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { ServiceCurve } from "../src/crypto/index.ts";
 import { cocoPut, startCoco } from "./coco.ts";
@@ -31,6 +39,8 @@ const { values } = parseArgs({
     keys: { type: "string", default: "10000" },
     "keep-dir": { type: "boolean", default: false },
     curve: { type: "string", default: "secp384r1" },
+    "heap-snapshots": { type: "string" },
+    "memory-log": { type: "string" },
   },
 });
 if (values.curve !== "secp384r1" && values.curve !== "secp256r1") {
@@ -63,6 +73,30 @@ function rssMb(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Signals `pid` (started with --heapsnapshot-signal=SIGUSR2) to write a heap snapshot into `dir`
+ * and waits until the new file stops growing; returns its path.
+ */
+async function heapSnapshot(pid: number, dir: string): Promise<string> {
+  const before = new Set(readdirSync(dir));
+  process.kill(pid, "SIGUSR2");
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  for (let waited = 0; waited < 600_000; waited += 1000) {
+    await sleep(1000);
+    const fresh = readdirSync(dir).find((f) => !before.has(f) && f.endsWith(".heapsnapshot"));
+    if (fresh === undefined) continue;
+    const path = join(dir, fresh);
+    let size = -1;
+    // V8 writes the file in one go from the node's main thread: done once its size holds still.
+    while (statSync(path).size !== size) {
+      size = statSync(path).size;
+      await sleep(2000);
+    }
+    return path;
+  }
+  throw new Error(`no heap snapshot from ${pid} in ${dir} after 10 minutes`);
 }
 
 /** Issue 17: later segments within 10% of the first. */
@@ -100,7 +134,24 @@ function flatVerdict(segments: Array<Record<string, unknown>>) {
 }
 
 const root = mkdtempSync(join(tmpdir(), "coco-long-"));
-const coco = await startCoco({ dir: join(root, "coco"), nodes: 3, curve });
+const heapDir = values["heap-snapshots"] ? resolve(values["heap-snapshots"]) : undefined;
+if (heapDir) mkdirSync(heapDir, { recursive: true });
+const memoryDir = values["memory-log"] ? resolve(values["memory-log"]) : undefined;
+const nodeArgs = [
+  ...(heapDir ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${heapDir}`] : []),
+  ...(memoryDir ? ["--import", fileURLToPath(new URL("./memory-probe.mjs", import.meta.url))] : []),
+];
+if (memoryDir) {
+  mkdirSync(memoryDir, { recursive: true });
+  // The node processes inherit this environment: the probe writes where it says.
+  process.env.MEMORY_PROBE_DIR = memoryDir;
+}
+const coco = await startCoco({
+  dir: join(root, "coco"),
+  nodes: 3,
+  curve,
+  ...(nodeArgs.length > 0 ? { nodeArgs } : {}),
+});
 try {
   const pids = coco.nodes.map((n) => n.pid);
   const primary = await coco.primary();
@@ -131,8 +182,9 @@ try {
       rss_mb: pids.map(rssMb),
       cpu_ms_per_write: pids.map((_, i) => perOperation(before[i], after[i], result.operations)),
     };
-    segments.push(segment);
-    console.error(JSON.stringify(segment));
+    const heap = heapDir ? { heap_snapshot: await heapSnapshot(pids[primary]!, heapDir) } : {};
+    segments.push({ ...segment, ...heap });
+    console.error(JSON.stringify({ ...segment, ...heap }));
   }
   const first = segments[0]!;
   const last = segments.at(-1)!;

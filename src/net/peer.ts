@@ -20,14 +20,12 @@ const TRUST_ERRORS = /CERT|SELF_SIGNED|VERIFY|NODE_ID_MISMATCH|ALERT/;
 const QUIET_REFUSALS = 5;
 
 /**
- * Frames sent on a connection, with nothing heard from the peer for this long, mean the link is
- * stuck (a partition drops packets without a reset): the connection is dropped and redialled. TCP
- * alone would retransmit into the void with a back-off that doubles (0.2, 0.4, ... 6.4 s), so after
- * the partition heals the first frame got through only as late as the partition had lasted. Not
- * shorter: a peer starved of CPU (catching up under load) can be silent for seconds, and redialling
- * it then only loses the frames in flight and costs a handshake it is too busy to do.
+ * Frames sent on a connection, with nothing heard from the peer for `stallMs` (default 6 s, see
+ * DEFAULT_STALL_MS), mean the link is stuck (a partition drops packets without a reset): the
+ * connection is dropped and redialled. TCP alone would retransmit into the void with a back-off
+ * that doubles (0.2, 0.4, ... 6.4 s), so after the partition heals the first frame got through
+ * only as late as the partition had lasted.
  */
-export const STALL_MS = 6_000;
 /** Silence from a peer, before it dials us anew, that makes us replace our own link to it. */
 const SILENT_BEFORE_REDIAL_MS = 2_000;
 /** How often a connection is checked for a stall. */
@@ -170,7 +168,7 @@ export class OutboundPeer {
     this.#dial();
   }
 
-  /** Drops and redials a connection whose frames went unanswered for `STALL_MS` (see there). */
+  /** Drops and redials a connection whose frames went unanswered for `stallMs` (see above). */
   #checkStall(): void {
     const sent = this.writer.sent;
     if (this.#connection === undefined) {
@@ -185,7 +183,7 @@ export class OutboundPeer {
       this.#sentMark = sent;
       this.#stalledSince ??= now;
     }
-    if (this.#stalledSince !== undefined && now - this.#stalledSince >= STALL_MS) {
+    if (this.#stalledSince !== undefined && now - this.#stalledSince >= this.#opts.stallMs) {
       this.#opts.log.info(
         { peer: this.id, silentMs: now - this.#stalledSince },
         "no answer from peer on a connection that carries frames; redialling it",

@@ -69,6 +69,8 @@ export class NodeChannels {
   readonly #sockets = new Set<TLSSocket>();
   readonly #received = new Map<string, number>();
   readonly #lastReceivedAt = new Map<string, number>();
+  /** When any bytes last arrived from the peer, on either connection (the stall check's "heard"). */
+  readonly #lastHeardAt = new Map<string, number>();
   readonly #pending = new Map<number, Pending>();
   #unsendable = new Map<string, number>();
   #nextRequestId = 0;
@@ -197,7 +199,7 @@ export class NodeChannels {
       der,
       this.#opts,
       (socket, onReady) => this.#wrap(socket, nodeId, "out", peer.writer, onReady),
-      () => this.#lastReceivedAt.get(nodeId) ?? 0,
+      () => this.#lastHeardAt.get(nodeId) ?? 0,
     );
     this.#peers.set(nodeId, peer);
     this.#received.set(nodeId, 0);
@@ -212,6 +214,7 @@ export class NodeChannels {
     this.#peers.delete(nodeId);
     this.#received.delete(nodeId);
     this.#lastReceivedAt.delete(nodeId);
+    this.#lastHeardAt.delete(nodeId);
     this.#unsendable.delete(nodeId);
     peer.stop();
     this.#inbound.get(nodeId)?.close();
@@ -395,6 +398,10 @@ export class NodeChannels {
     writer: FrameWriter,
     onReady?: (conn: Connection) => void,
   ): Connection {
+    // Part of a large frame is news from the peer too: it is alive and its link to us carries bytes.
+    socket.on("data", () => {
+      if (this.#peers.has(peerId)) this.#lastHeardAt.set(peerId, Date.now());
+    });
     return new Connection(socket, peerId, direction, writer, this.#opts.maxFrameBytes, this.#log, {
       onEnvelope: (conn, envelope) => this.#dispatch(conn, envelope),
       onClose: (conn) => this.#connectionClosed(conn),

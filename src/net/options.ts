@@ -23,6 +23,13 @@ export interface ChannelsOptions {
   maxFrameBytes?: number;
   /** Time allowed for TCP connect plus TLS handshake, either side. Default 5000 ms. */
   handshakeTimeoutMs?: number;
+  /**
+   * A connection that carries frames, with nothing heard from the peer for this long, is dropped
+   * and redialled (a partition drops packets without a reset). Heard: any bytes from the peer on
+   * either connection, or the peer's TCP taking bytes off a full send buffer of ours. Default
+   * 6000 ms; tests shorten it.
+   */
+  stallMs?: number;
 }
 
 export interface ResolvedOptions {
@@ -36,11 +43,17 @@ export interface ResolvedOptions {
   backoff: Backoff;
   maxFrameBytes: number;
   handshakeTimeoutMs: number;
+  stallMs: number;
 }
 
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
+/**
+ * Not shorter: a peer starved of CPU (catching up under load) can be silent for seconds, and
+ * redialling it then only loses the frames in flight and costs a handshake it is too busy to do.
+ */
+export const DEFAULT_STALL_MS = 6_000;
 
 function positiveInt(value: number | undefined, fallback: number, name: string, max: number): number {
   if (value === undefined) return fallback;
@@ -106,5 +119,6 @@ export function resolveOptions(opts: ChannelsOptions): ResolvedOptions {
       "handshakeTimeoutMs",
       2 ** 31 - 1,
     ),
+    stallMs: positiveInt(opts.stallMs, DEFAULT_STALL_MS, "stallMs", 2 ** 31 - 1),
   };
 }

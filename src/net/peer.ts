@@ -20,14 +20,21 @@ const TRUST_ERRORS = /CERT|SELF_SIGNED|VERIFY|NODE_ID_MISMATCH|ALERT/;
 const QUIET_REFUSALS = 5;
 
 /**
- * Frames sent on a connection, with nothing heard from the peer for this long, mean the link is
- * stuck (a partition drops packets without a reset): the connection is dropped and redialled. TCP
- * alone would retransmit into the void with a back-off that doubles (0.2, 0.4, ... 6.4 s), so after
- * the partition heals the first frame got through only as late as the partition had lasted. Not
- * shorter: a peer starved of CPU (catching up under load) can be silent for seconds, and redialling
- * it then only loses the frames in flight and costs a handshake it is too busy to do.
+ * Frames sent on a connection, with nothing heard from the peer for `stallMs` (default 6 s, see
+ * DEFAULT_STALL_MS), mean the link is stuck (a partition drops packets without a reset): the
+ * connection is dropped and redialled. TCP alone would retransmit into the void with a back-off
+ * that doubles (0.2, 0.4, ... 6.4 s), so after the partition heals the first frame got through
+ * only as late as the partition had lasted.
+ *
+ * Heard means: bytes from the peer on either connection (even part of a frame), or the peer's TCP
+ * taking our bytes. The latter matters for a large frame (a snapshot, a long AppendEntries) that
+ * the peer answers only once it has all of it: while it reads, it says nothing. Bytes merely
+ * entering the kernel prove nothing (small frames do during a partition too, until the kernel's
+ * send buffer is full). But when our socket had a backlog (the kernel's buffer was full) at one
+ * check and has passed it on since, the kernel made room, and only the peer's acknowledgements
+ * free it. So a slow but steady reader keeps its link, and a black hole loses it `stallMs` after
+ * the kernel stopped taking bytes.
  */
-export const STALL_MS = 6_000;
 /** Silence from a peer, before it dials us anew, that makes us replace our own link to it. */
 const SILENT_BEFORE_REDIAL_MS = 2_000;
 /** How often a connection is checked for a stall. */
@@ -65,6 +72,10 @@ export class OutboundPeer {
   #silentDials = 0;
   /** Stall detection: frames sent as of the last check, and since when none were answered. */
   #sentMark = 0;
+  /** The writer's drains as of the last check, whether it had a backlog then, and the last progress. */
+  #drainMark = 0;
+  #backlogged = false;
+  #progressAt = 0;
   #stalledSince: number | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
   readonly #lastHeard: () => number;
@@ -116,7 +127,7 @@ export class OutboundPeer {
     const cut =
       this.#connection !== undefined &&
       now - this.#tcpUpAt >= 1_000 &&
-      now - this.#lastHeard() >= SILENT_BEFORE_REDIAL_MS;
+      now - this.#heardAt() >= SILENT_BEFORE_REDIAL_MS;
     if (!waiting && !cut) return;
     this.#opts.log.debug({ peer: this.id, cut }, "peer connected to us; dialing it at once");
     this.#redialNow();
@@ -161,7 +172,13 @@ export class OutboundPeer {
     this.#connection = undefined;
     this.#tcpUpAt = 0;
     this.#stalledSince = undefined;
+    this.#backlogged = false;
     socket?.destroy();
+  }
+
+  /** When we last heard from the peer: bytes from it, or its TCP taking ours (see `stallMs`). */
+  #heardAt(): number {
+    return Math.max(this.#lastHeard(), this.#progressAt);
   }
 
   #redialNow(): void {
@@ -170,24 +187,32 @@ export class OutboundPeer {
     this.#dial();
   }
 
-  /** Drops and redials a connection whose frames went unanswered for `STALL_MS` (see there). */
+  /** Drops and redials a connection whose frames went unanswered for `stallMs` (see above). */
   #checkStall(): void {
     const sent = this.writer.sent;
+    const drains = this.writer.drains;
     if (this.#connection === undefined) {
       this.#sentMark = sent;
+      this.#drainMark = drains;
+      this.#backlogged = false;
       this.#stalledSince = undefined;
       return;
     }
     const now = Date.now();
-    if (this.#stalledSince !== undefined && this.#lastHeard() >= this.#stalledSince)
+    // A backlog at the last check that the kernel has taken since: the peer acknowledged bytes.
+    if (this.#backlogged && drains !== this.#drainMark) this.#progressAt = now;
+    this.#drainMark = drains;
+    this.#backlogged = this.writer.backlogged;
+    if (this.#stalledSince !== undefined && this.#heardAt() >= this.#stalledSince)
       this.#stalledSince = undefined;
-    if (sent !== this.#sentMark) {
+    // Unanswered: frames handed over since the last check, or bytes still waiting for the kernel.
+    if (sent !== this.#sentMark || this.#backlogged) {
       this.#sentMark = sent;
       this.#stalledSince ??= now;
     }
-    if (this.#stalledSince !== undefined && now - this.#stalledSince >= STALL_MS) {
+    if (this.#stalledSince !== undefined && now - this.#stalledSince >= this.#opts.stallMs) {
       this.#opts.log.info(
-        { peer: this.id, silentMs: now - this.#stalledSince },
+        { peer: this.id, silentMs: now - this.#stalledSince, backlogged: this.#backlogged },
         "no answer from peer on a connection that carries frames; redialling it",
       );
       this.#redialNow();

@@ -1,5 +1,15 @@
 import type { Socket } from "node:net";
 
+/**
+ * Frames larger than this are handed to the socket a slice at a time, each once the one before has
+ * reached the kernel ('drain'). A whole 8 MiB frame would sit in the socket's buffer as one write
+ * until its last byte entered the kernel, so nothing would show that the peer is taking it; with
+ * slices, each 'drain' while the kernel's buffer was full shows that the peer's TCP acknowledged
+ * data (see `backlogged` and `drains`). TLS records are at most 16 KiB, so slicing costs nothing
+ * on the wire.
+ */
+export const SLICE_BYTES = 256 * 1024;
+
 interface Item {
   frame: Buffer;
   /** Called when the frame is handed to a socket (requests bind to that connection). */
@@ -29,8 +39,12 @@ export class FrameWriter {
   #pumpScheduled = false;
   #sent = 0;
   #dropped = 0;
+  #drains = 0;
+  /** A large frame partly handed to the socket: the rest goes out before any other frame. */
+  #partial: { frame: Buffer; offset: number } | undefined;
   readonly #onDrain = (): void => {
     this.#waitingDrain = false;
+    this.#drains++;
     this.#pump();
   };
 
@@ -45,6 +59,21 @@ export class FrameWriter {
   /** Frames handed to a socket. */
   get sent(): number {
     return this.#sent;
+  }
+  /**
+   * Bytes were handed to the socket and it has not yet passed them all to the kernel: the kernel's
+   * send buffer was full when they were written (or the write is still in progress).
+   */
+  get backlogged(): boolean {
+    return this.#waitingDrain;
+  }
+  /**
+   * 'drain' events seen: each means everything handed to the socket reached the kernel. One that
+   * follows a moment when `backlogged` was true means the kernel made room, which only the peer's
+   * TCP acknowledgements do: the peer is taking our bytes.
+   */
+  get drains(): number {
+    return this.#drains;
   }
   /** Frames refused because the queue was full. */
   get dropped(): number {
@@ -83,6 +112,9 @@ export class FrameWriter {
     this.#socket?.off("drain", this.#onDrain);
     this.#socket = undefined;
     this.#waitingDrain = false;
+    // The socket took the start of this frame with it: the rest alone would be garbage to the
+    // next connection's reader.
+    this.#partial = undefined;
   }
 
   /**
@@ -104,6 +136,7 @@ export class FrameWriter {
     this.#items = [];
     this.#head = 0;
     this.#queuedBytes = 0;
+    this.#partial = undefined;
   }
 
   #pump(): void {
@@ -129,19 +162,37 @@ export class FrameWriter {
 
   /** Hands queued frames to `socket` until the queue is empty or the socket asks to wait. */
   #write(socket: Socket): void {
-    while (this.#head < this.#items.length) {
+    while (this.#partial !== undefined || this.#head < this.#items.length) {
       if (socket.destroyed || !socket.writable) return;
-      const item = this.#items[this.#head] as Item;
-      this.#items[this.#head++] = undefined as unknown as Item;
-      this.#queuedBytes -= item.frame.length;
-      this.#sent++;
-      const more = socket.write(item.frame);
-      item.written?.(socket);
+      let more: boolean;
+      if (this.#partial !== undefined) {
+        more = this.#writeSlice(socket, this.#partial);
+      } else {
+        const item = this.#items[this.#head] as Item;
+        this.#items[this.#head++] = undefined as unknown as Item;
+        this.#queuedBytes -= item.frame.length;
+        this.#sent++;
+        if (item.frame.length > SLICE_BYTES) {
+          this.#partial = { frame: item.frame, offset: 0 };
+          more = this.#writeSlice(socket, this.#partial);
+        } else {
+          more = socket.write(item.frame);
+        }
+        item.written?.(socket);
+      }
       if (!more) {
         this.#waitingDrain = true;
         socket.once("drain", this.#onDrain);
         return;
       }
     }
+  }
+
+  #writeSlice(socket: Socket, partial: { frame: Buffer; offset: number }): boolean {
+    const end = Math.min(partial.offset + SLICE_BYTES, partial.frame.length);
+    const slice = partial.frame.subarray(partial.offset, end);
+    partial.offset = end;
+    if (end === partial.frame.length) this.#partial = undefined;
+    return socket.write(slice);
   }
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { test } from "node:test";
-import { FrameWriter } from "../../src/net/writer.ts";
+import { FrameWriter, SLICE_BYTES } from "../../src/net/writer.ts";
 
 /** A socket stand-in whose write() reports a full buffer once `capacity` frames are pending. */
 class FakeSocket extends EventEmitter {
@@ -182,4 +182,43 @@ test("coalescing: frames queued while detached go out on the next socket; a deta
   const second = new CorkingSocket(100);
   w.attach(second as unknown as Socket);
   assert.deepEqual(second.writes, [[1]]);
+});
+
+test("a frame over SLICE_BYTES goes out a slice per 'drain' (counted, backlogged meanwhile); a detach mid-frame drops its rest", () => {
+  const w = new FrameWriter(10 * SLICE_BYTES);
+  const big = Buffer.alloc(2 * SLICE_BYTES + 5, 7);
+  w.enqueue(big);
+  w.enqueue(frame(9));
+  const s = new FakeSocket(1);
+  w.attach(s as unknown as Socket);
+  assert.deepEqual(
+    s.written.map((f) => f.length),
+    [SLICE_BYTES],
+  );
+  assert.equal(w.backlogged, true);
+  assert.equal(w.sent, 1);
+  s.flush();
+  assert.equal(w.drains, 1);
+  assert.deepEqual(
+    s.written.map((f) => f.length),
+    [SLICE_BYTES, SLICE_BYTES],
+  );
+  s.flush();
+  s.flush();
+  assert.ok(Buffer.concat(s.written.slice(0, 3)).equals(big), "the slices make up the frame, in order");
+  assert.deepEqual(s.written[3], frame(9));
+  assert.equal(w.backlogged, true);
+  assert.equal(w.drains, 3);
+
+  // Cut off after the first slice: the next connection starts with the next whole frame.
+  w.enqueue(big);
+  w.enqueue(frame(8));
+  s.flush();
+  const cut = s.written.length;
+  w.detach();
+  const next = new FakeSocket(100);
+  w.attach(next as unknown as Socket);
+  assert.equal(s.written.length, cut);
+  assert.deepEqual(next.written, [frame(8)]);
+  assert.equal(w.backlogged, false);
 });

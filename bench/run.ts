@@ -3,21 +3,24 @@
  *
  *   npm run -s bench -- [--seconds 10] [--warmup 2] [--connections 64,256] [--rounds 3]
  *                       [--only coco|etcd] [--forwarded-connections 64] [--cpu-prof DIR]
- *                       [--curve secp384r1|secp256r1]
+ *                       [--curve secp384r1,secp256r1]
  *
- * Starts a 3-member etcd (Debian: `apt-get install -y etcd-server`) and a 3-node Coco sandbox,
- * both kept up for the whole run, and drives each with the same closed-loop load generator
- * (bench/load.ts): 100-byte values under fresh keys, every write answered only
- * once committed (etcd: fsynced on a majority; Coco: `x-coco-wait: commit`, signed, durable on a
- * majority). Writes go to etcd's leader and to Coco's primary; each round also sends writes to a
- * Coco backup, which forwards them. Rounds alternate which system goes first. After the last
- * round, every acknowledged key is read back from every node of both systems.
+ * Starts a 3-member etcd (Debian: `apt-get install -y etcd-server`) and a 3-node Coco sandbox per
+ * service curve (by default two: P-384, the default identity curve, and P-256, the documented
+ * choice for throughput), all kept up for the whole run, and drives each with the same
+ * closed-loop load generator (bench/load.ts): 100-byte values under fresh keys, every write
+ * answered only once committed (etcd: fsynced on a majority; Coco: `x-coco-wait: commit`, signed,
+ * durable on a majority). Writes go to etcd's leader and to Coco's primary; each round also sends
+ * writes to a backup of the first curve's Coco service, which forwards them. Rounds rotate which
+ * system goes first. After the last round, every acknowledged key is read back from every node of
+ * every system.
  *
- * Prints one JSON document: the ratio Coco/etcd per connection count first, then medians over
- * rounds of writes/s, p50, p99 and max (and the longest connection set-up, which the measurement
- * waits out: bench/load.ts), CPU milliseconds per committed write of every process, the
- * integrity check, and every round's figures. `--cpu-prof DIR` profiles the Coco nodes
- * (bench/profile-summary.ts; the load windows are printed as `load_window_us`).
+ * Prints one JSON document: the ratios Coco/etcd (writes/s and p99) per curve and connection
+ * count first, then medians over rounds of writes/s, p50, p99 and max (and the longest connection
+ * set-up, which the measurement waits out: bench/load.ts), CPU milliseconds per committed write of
+ * every process, the integrity check, and every round's figures. `--cpu-prof DIR` profiles the
+ * Coco nodes, into DIR/<curve> when there are several curves (bench/profile-summary.ts; the load
+ * windows are printed as `load_window_us`).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -38,14 +41,18 @@ const { values } = parseArgs({
     "forwarded-connections": { type: "string", default: "64" },
     warmup: { type: "string", default: "2" },
     "cpu-prof": { type: "string" },
-    curve: { type: "string", default: "secp384r1" },
+    curve: { type: "string", default: "secp384r1,secp256r1" },
   },
 });
-if (values.curve !== "secp384r1" && values.curve !== "secp256r1") {
-  console.error("--curve must be secp384r1 or secp256r1");
+const curves = values.curve!.split(",");
+if (
+  curves.length === 0 ||
+  new Set(curves).size !== curves.length ||
+  !curves.every((c) => c === "secp384r1" || c === "secp256r1")
+) {
+  console.error("--curve must be a list of distinct curves, each secp384r1 or secp256r1");
   process.exit(2);
 }
-const curve = values.curve as ServiceCurve;
 const warmupSeconds = Number(values.warmup);
 const seconds = Number(values.seconds);
 const levels = values.connections!.split(",").map(Number);
@@ -180,26 +187,32 @@ async function integrity(
 
 const root = mkdtempSync(join(tmpdir(), "coco-bench-"));
 let etcd: EtcdCluster | undefined;
-let coco: CocoCluster | undefined;
+/** One Coco service per curve, in the order given. */
+const cocos = new Map<ServiceCurve, CocoCluster>();
 try {
   const profileDir = values["cpu-prof"];
   if (runEtcd) etcd = await startEtcd(mkdtempSync(join(root, "etcd-")), 3);
   if (runCoco)
-    coco = await startCoco({
-      dir: join(root, "coco"),
-      nodes: 3,
-      curve,
-      ...(profileDir ? { profileDir } : {}),
-    });
+    for (const curve of curves as ServiceCurve[])
+      cocos.set(
+        curve,
+        await startCoco({
+          dir: join(root, `coco-${curve}`),
+          nodes: 3,
+          curve,
+          ...(profileDir ? { profileDir: curves.length === 1 ? profileDir : join(profileDir, curve) } : {}),
+        }),
+      );
+  const byLevel = () => new Map<number, Measured[]>(levels.map((c) => [c, []]));
   const samples = {
-    etcd: new Map<number, Measured[]>(levels.map((c) => [c, []])),
-    coco: new Map<number, Measured[]>(levels.map((c) => [c, []])),
+    etcd: byLevel(),
+    coco: new Map([...cocos.keys()].map((curve) => [curve, byLevel()])),
     forwarded: [] as Measured[],
   };
   const ackedEtcd = new Set<string>();
-  const ackedCoco = new Set<string>();
+  const ackedCoco = new Map([...cocos.keys()].map((curve) => [curve, new Set<string>()]));
   let nextId = 0;
-  const roles: { coco_primary?: string; etcd_leader?: string } = {};
+  const roles: { coco_primary: Record<string, string>; etcd_leader?: string } = { coco_primary: {} };
   const runEtcdOnce = async (connections: number) => {
     if (!etcd) return;
     const leader = await etcd.leader();
@@ -221,13 +234,14 @@ try {
       ),
     );
   };
-  const runCocoOnce = async (connections: number, forwarded: boolean) => {
-    if (!coco) return;
+  const runCocoOnce = async (curve: ServiceCurve, connections: number, forwarded: boolean) => {
+    const coco = cocos.get(curve)!;
     const primary = await coco.primary();
-    roles.coco_primary = coco.nodes[primary]!.id;
+    roles.coco_primary[curve] = coco.nodes[primary]!.id;
     const target = forwarded ? (primary + 1) % coco.nodes.length : primary;
     const first = nextId;
     nextId += 10_000_000;
+    const acked = ackedCoco.get(curve)!;
     const sample = await measure(
       coco.nodes.map((n) => n.pid),
       target,
@@ -236,55 +250,61 @@ try {
         tls: coco.tls,
         connections,
         firstRequest: first,
-        acknowledged: (i) => ackedCoco.add(String(i)),
+        acknowledged: (i) => acked.add(String(i)),
         request: cocoPut(value),
       },
     );
     if (forwarded) samples.forwarded.push(sample);
-    else samples.coco.get(connections)!.push(sample);
+    else samples.coco.get(curve)!.get(connections)!.push(sample);
   };
+  const systems: Array<(connections: number) => Promise<void>> = [
+    ...(etcd ? [runEtcdOnce] : []),
+    ...[...cocos.keys()].map((curve) => (connections: number) => runCocoOnce(curve, connections, false)),
+  ];
   for (let round = 0; round < rounds; round++) {
     for (const connections of levels) {
-      // Alternate who goes first: a machine that slows down over the run slows both alike.
-      if (round % 2 === 0) {
-        await runEtcdOnce(connections);
-        await runCocoOnce(connections, false);
-      } else {
-        await runCocoOnce(connections, false);
-        await runEtcdOnce(connections);
-      }
+      // Rotate who goes first: a machine that slows down over the run slows every system alike.
+      for (let k = 0; k < systems.length; k++) await systems[(round + k) % systems.length]!(connections);
     }
-    if (forwardedConnections > 0) await runCocoOnce(forwardedConnections, true);
+    const first = [...cocos.keys()][0];
+    if (forwardedConnections > 0 && first) await runCocoOnce(first, forwardedConnections, true);
   }
   const checks: Record<string, unknown> = {};
-  if (coco) {
-    const c = coco;
+  for (const [curve, c] of cocos) {
     await cocoSettled(c, await c.commitSeqno(await c.primary()));
-    checks.coco = await integrity(ackedCoco, c.nodes.length, (n) => c.keys(n));
+    checks[`coco_${curve}`] = await integrity(ackedCoco.get(curve)!, c.nodes.length, (n) => c.keys(n));
   }
   if (etcd) {
     const e = etcd;
     await new Promise((r) => setTimeout(r, 500));
     checks.etcd = await integrity(ackedEtcd, e.members.length, (n) => e.keys(n, "records/"));
   }
-  const per = (system: "coco" | "etcd") =>
-    Object.fromEntries(levels.map((c) => [String(c), summarise(samples[system].get(c)!)]));
-  const coc = per("coco");
-  const etc = per("etcd");
-  const ratios = Object.fromEntries(
-    levels.map((c) => {
-      const a = coc[String(c)]?.writes_per_s;
-      const b = etc[String(c)]?.writes_per_s;
-      return [String(c), a && b ? Number((a / b).toFixed(3)) : null];
-    }),
-  );
+  const per = (byConnections: Map<number, Measured[]>) =>
+    Object.fromEntries(levels.map((c) => [String(c), summarise(byConnections.get(c)!)]));
+  const etc = per(samples.etcd);
+  const coc = Object.fromEntries([...samples.coco].map(([curve, s]) => [curve, per(s)]));
+  /** Coco/etcd of one figure, per curve and connection count. */
+  const ratio = (figure: "writes_per_s" | "p99_ms") =>
+    Object.fromEntries(
+      Object.entries(coc).map(([curve, byLevel]) => [
+        curve,
+        Object.fromEntries(
+          levels.map((c) => {
+            const a = byLevel[String(c)]?.[figure];
+            const b = etc[String(c)]?.[figure];
+            return [String(c), a && b ? Number((a / b).toFixed(3)) : null];
+          }),
+        ),
+      ]),
+    );
   const report = {
-    ratio_coco_over_etcd_writes_per_s: ratios,
+    ratio_coco_over_etcd_writes_per_s: ratio("writes_per_s"),
+    ratio_coco_over_etcd_p99: ratio("p99_ms"),
     benchmark:
       "3-node committed writes, 100-byte values under fresh keys, client mutual TLS, HTTP/1.1, closed loop",
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, etcd: etcdVersion() },
     settings: {
-      curve,
+      curves,
       seconds,
       warmup_seconds: warmupSeconds,
       connections: levels,
@@ -293,12 +313,12 @@ try {
     },
     coco: {
       description:
-        "3 Coco nodes (coco sandbox); PUT /app/log/private?id=N to the primary, x-coco-wait: commit",
+        "3 Coco nodes (coco sandbox) per service curve; PUT /app/log/private?id=N to the primary, x-coco-wait: commit",
       ...coc,
     },
     etcd: { description: "3 etcd members; v3 JSON gateway PUT to the leader", ...etc },
     coco_forwarded: {
-      description: "the same writes sent to a backup, which forwards them to the primary",
+      description: `the same writes sent to a backup of the ${curves[0]} service, which forwards them to the primary`,
       ...summarise(samples.forwarded),
     },
     cpu_note:
@@ -306,7 +326,9 @@ try {
     integrity: checks,
     roles,
     rounds_detail: {
-      coco: Object.fromEntries([...samples.coco].map(([c, s]) => [c, s])),
+      coco: Object.fromEntries(
+        [...samples.coco].map(([curve, s]) => [curve, Object.fromEntries([...s].map(([c, m]) => [c, m]))]),
+      ),
       etcd: Object.fromEntries([...samples.etcd].map(([c, s]) => [c, s])),
       coco_forwarded: samples.forwarded,
     },
@@ -315,7 +337,7 @@ try {
   const failed = Object.values(checks).some((c) => !(c as { ok: boolean }).ok);
   if (failed) process.exitCode = 1;
 } finally {
-  await coco?.stop();
+  for (const coco of cocos.values()) await coco.stop();
   await etcd?.stop();
   rmSync(root, { recursive: true, force: true });
 }

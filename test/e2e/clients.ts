@@ -23,7 +23,12 @@ export abstract class NetworkClients {
   private agentFor(rpc: string): Agent {
     let agent = this.agents.get(rpc);
     if (!agent) {
-      agent = new Agent({ connect: { ...this.credentials, timeout: 2_000 }, keepAliveTimeout: 2_000 });
+      // Each request carries its own deadline, stretched by the load (`send`); the connection's
+      // own limit must not be the shorter one: at load ~28 a TLS connect took over 2 s.
+      agent = new Agent({
+        connect: { ...this.credentials, timeout: budget(10_000) },
+        keepAliveTimeout: 2_000,
+      });
       this.agents.set(rpc, agent);
     }
     return agent;

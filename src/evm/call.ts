@@ -8,7 +8,7 @@ import {
 } from "@ethereumjs/util";
 import { runTx } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
-import { headNumber } from "./chain.ts";
+import { blockByNumber, headNumber } from "./chain.ts";
 import { type EvmConfig, readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
 import type { KvStateManager } from "./state.ts";
@@ -82,7 +82,7 @@ async function runOnce(
   call: ReturnType<typeof parseCall>,
   gasLimit: bigint,
   random: EvmRandom,
-  now: () => number,
+  timestamp: bigint,
   stateFor: StateFor,
 ) {
   const { vm, common, release } = await vmOver(kv, config, random, stateFor(kv, from));
@@ -93,8 +93,7 @@ async function runOnce(
     );
     // Transactions are frozen: the call's sender is set on an object that inherits from it.
     const tx = Object.create(unsigned, { getSenderAddress: { value: () => from } }) as TypedTransaction;
-    const number = headNumber(kv) + 1n;
-    const block = blockFor(config, number, BigInt(Math.floor(now() / 1000)), common);
+    const block = blockFor(config, headNumber(kv) + 1n, timestamp, common);
     return await runTx(vm, {
       tx,
       block,
@@ -139,10 +138,16 @@ function prepareCall(
   const config = readEvmConfig(kv);
   const call = parseCall(request);
   const from = callSender((request as CallRequest).from, bound);
+  // The next block's timestamp, as a send now would stamp it: never below its parent's.
+  const parent = blockByNumber(kv, headNumber(kv), config.blockGasLimit);
+  const clock = BigInt(Math.floor(now() / 1000));
+  const timestamp = parent && BigInt(parent.timestamp) > clock ? BigInt(parent.timestamp) : clock;
   return {
     /** The caller's gas limit, or the block's. */
     gas: call.gas ?? config.blockGasLimit,
-    run: (gasLimit: bigint) => runOnce(kv, config, from, call, gasLimit, random, now, stateFor),
+    timestamp,
+    run: (gasLimit: bigint, at = timestamp) =>
+      runOnce(kv, config, from, call, gasLimit, random, at, stateFor),
   };
 }
 
@@ -163,6 +168,12 @@ export async function ethCall(
 /**
  * The least gas limit (within 1.5%) at which the call succeeds, found by bisection: gas used
  * alone is too little when refunds or the 63/64 rule of nested calls apply.
+ *
+ * The transaction runs a moment after the estimate, often in a later second (its block is
+ * stamped when it runs), and gas can depend on that: storing `block.timestamp` over the same
+ * value is a cheap no-op SSTORE, over an older one a full write. So the limit must also suffice
+ * one second on (any later second compares with stored timestamps as that one does), unless the
+ * call fails then at any gas (a deadline passing), when only now counts.
  */
 export async function estimateGas(
   kv: Tx,
@@ -176,15 +187,22 @@ export async function estimateGas(
   let hi = call.gas;
   const first = await call.run(hi);
   if (first.execResult.exceptionError) throw revertError(first);
-  let lo = first.totalGasSpent - 1n;
-  const ok = async (gas: bigint) => {
+  const next = call.timestamp + 1n;
+  const later = await call.run(hi, next).catch(() => undefined);
+  const laterCounts = later !== undefined && later.execResult.exceptionError === undefined;
+  const spent =
+    laterCounts && later.totalGasSpent > first.totalGasSpent ? later.totalGasSpent : first.totalGasSpent;
+  let lo = spent - 1n;
+  const succeeds = async (gas: bigint, at: bigint) => {
     try {
-      return (await call.run(gas)).execResult.exceptionError === undefined;
+      return (await call.run(gas, at)).execResult.exceptionError === undefined;
     } catch {
       return false;
     }
   };
-  const guess = (first.totalGasSpent * 64n) / 63n + 3000n;
+  const ok = async (gas: bigint) =>
+    (await succeeds(gas, call.timestamp)) && (!laterCounts || (await succeeds(gas, next)));
+  const guess = (spent * 64n) / 63n + 3000n;
   if (guess < hi) {
     if (await ok(guess)) hi = guess;
     else lo = guess;

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Agent, request } from "undici";
 import { createIdentityCertificate } from "../../src/crypto/index.ts";
 import type { RunningNode } from "../../src/node/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
-import { makeIdentity } from "../helpers/network.ts";
+import { makeIdentity, passProposal } from "../helpers/network.ts";
 
 /** Three nodes in this process: the primary, a forwarding backup and a redirecting one. */
 describe("backups and the primary", () => {
@@ -78,6 +78,15 @@ describe("backups and the primary", () => {
       assert.match(Buffer.from(refused.body).toString(), /expired/);
     }
     assert.equal((await serve(new Uint8Array([48, 3, 2, 1, 0]))).status, 400, "not a certificate");
+    // Who a forwarded certificate names follows the users map: added, it is served; removed, no more.
+    const added = await makeIdentity("user-added");
+    assert.equal((await serve(der(added.certPem))).status, 401, "not yet a user");
+    const gov = await cluster.gov();
+    await passProposal(gov, "set_user", { cert: added.certPem });
+    assert.equal((await serve(der(added.certPem))).status, 200, "a user now");
+    const userId = createHash("sha256").update(der(added.certPem)).digest("hex");
+    await passProposal(gov, "remove_user", { user_id: userId });
+    assert.equal((await serve(der(added.certPem))).status, 401, "removed");
   });
 
   test("a linearizable read on a backup reflects the latest committed write, without a write", async () => {

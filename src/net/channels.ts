@@ -304,15 +304,10 @@ export class NodeChannels {
         reject: settle(reject),
       };
       this.#pending.set(id, pending);
-      // Gathered: the forwarded calls of one turn of the event loop go out as one socket write.
-      const queued = peer.writer.enqueue(
-        frame,
-        (socket) => {
-          pending.socket = socket;
-          onWritten?.();
-        },
-        true,
-      );
+      const queued = peer.writer.enqueue(frame, (socket) => {
+        pending.socket = socket;
+        onWritten?.();
+      });
       if (!queued) {
         this.#fail(id, new NetError("dropped", `queue to peer ${to} is full; request not sent`));
       }
@@ -493,7 +488,7 @@ export class NodeChannels {
     if (frame === undefined) {
       frame = this.#frame(conn.peerId, { kind: "res", id: envelope.id, error: "answer could not be sent" });
     }
-    if (frame !== undefined && !conn.writer.enqueue(frame, undefined, true)) {
+    if (frame !== undefined && !conn.writer.enqueue(frame)) {
       this.#log.warn({ peer: conn.peerId }, "dropped an answer: queue to peer is full");
     }
   }

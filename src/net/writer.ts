@@ -27,10 +27,6 @@ interface Item {
  * (a microtask), and the pump writes everything queued by then corked, as one socket write: the
  * messages of one Ready, or the answers to several messages that arrived in one read, then cost
  * one TLS record and one system call instead of one each. Without it, enqueue() writes at once.
- * A frame enqueued with `gather` waits longer, until the event loop's check phase (setImmediate),
- * unless a pump is already due: the requests and answers of forwarded client calls each come
- * from a separate I/O callback (one client connection, one commit), and gathered they go out as
- * one socket write per turn of the event loop rather than one each.
  */
 export class FrameWriter {
   readonly #maxQueuedBytes: number;
@@ -41,11 +37,6 @@ export class FrameWriter {
   #waitingDrain = false;
   readonly #coalesce: boolean;
   #pumpScheduled = false;
-  #gatherScheduled = false;
-  readonly #gathered = (): void => {
-    this.#gatherScheduled = false;
-    this.#pump();
-  };
   #sent = 0;
   #dropped = 0;
   #drains = 0;
@@ -89,11 +80,8 @@ export class FrameWriter {
     return this.#dropped;
   }
 
-  /**
-   * Queues a frame; false (and counted as dropped) if it does not fit under the bound. With
-   * `gather` (and `coalesce`), it goes out at the end of this turn of the event loop at the latest.
-   */
-  enqueue(frame: Buffer, written?: (socket: Socket) => void, gather = false): boolean {
+  /** Queues a frame; false (and counted as dropped) if it does not fit under the bound. */
+  enqueue(frame: Buffer, written?: (socket: Socket) => void): boolean {
     if (this.#queuedBytes + frame.length > this.#maxQueuedBytes) {
       this.#dropped++;
       return false;
@@ -101,12 +89,7 @@ export class FrameWriter {
     this.#items.push(written ? { frame, written } : { frame });
     this.#queuedBytes += frame.length;
     if (!this.#coalesce) this.#pump();
-    else if (gather) {
-      if (!this.#pumpScheduled && !this.#gatherScheduled) {
-        this.#gatherScheduled = true;
-        setImmediate(this.#gathered);
-      }
-    } else if (!this.#pumpScheduled) {
+    else if (!this.#pumpScheduled) {
       this.#pumpScheduled = true;
       queueMicrotask(() => {
         this.#pumpScheduled = false;

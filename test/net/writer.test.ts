@@ -152,34 +152,6 @@ test("coalescing: frames queued in one synchronous run leave together, in order,
   assert.equal(w.queuedBytes, 0);
 });
 
-test("gathering: frames queued in separate I/O callbacks of one turn leave as one write, at its check phase", async () => {
-  const w = new FrameWriter(1_000, { coalesce: true });
-  const s = new CorkingSocket(100);
-  w.attach(s as unknown as Socket);
-  // Forwarded calls from separate callbacks of one turn (microtasks run between them).
-  let writtenBetween = -1;
-  setTimeout(() => w.enqueue(frame(1), undefined, true), 5);
-  setTimeout(() => {
-    writtenBetween = s.written.length;
-    w.enqueue(frame(2), undefined, true);
-    queueMicrotask(() => w.enqueue(frame(3), undefined, true));
-  }, 5);
-  await new Promise((r) => setTimeout(r, 30));
-  assert.equal(writtenBetween, 0, "the first frame still waited when the next callback ran");
-  assert.deepEqual(s.writes, [[1, 2, 3]], "one write, once the turn's callbacks were done");
-  // A frame that is not gathered (Raft traffic) takes gathered ones with it, in order, at once.
-  w.enqueue(frame(4), undefined, true);
-  w.enqueue(frame(5));
-  await Promise.resolve();
-  assert.deepEqual(s.writes, [
-    [1, 2, 3],
-    [4, 5],
-  ]);
-  await new Promise((r) => setImmediate(r));
-  assert.equal(s.writes.length, 2, "the gathered frame's own pump finds nothing left");
-  assert.equal(w.sent, 5);
-});
-
 test("coalescing: still no write after write() returned false until 'drain', and nothing is lost", async () => {
   const w = new FrameWriter(1_000, { coalesce: true });
   const s = new CorkingSocket(2);

@@ -92,6 +92,11 @@ export class Raft extends RaftInbound {
     return { seqno, view, config: [...config] };
   }
 
+  /** True if a configuration change lies in (after, upTo] of the log. */
+  configChangedIn(after: number, upTo: number): boolean {
+    return this.log.configChangesIn(after, upTo).length > 0;
+  }
+
   /** The configurations every decision needs a quorum of, oldest first. */
   activeConfigs(): NodeId[][] {
     return this.log.activeConfigs(this.commit).map((c) => [...c.nodes]);

@@ -20,12 +20,18 @@ export interface CommitFollowerHost {
  */
 export class CommitFollower {
   private readonly background = new Set<Promise<unknown>>();
+  /** The commit point noted last. */
+  private noted = 0;
 
   constructor(private readonly host: CommitFollowerHost) {}
 
   committed(commit: number): void {
     const { log, stateFiles, files } = this.host;
-    stateFiles.noteCommit(commit);
+    // A commit that settles a configuration change is written to the commit hint at once (see
+    // StateFiles.saveCommitHint): a restarted node counts every change after its hint as pending.
+    const raft = this.host.raft();
+    stateFiles.noteCommit(commit, raft?.configChangedIn(this.noted, commit) ?? false);
+    this.noted = commit;
     this.track(
       files
         .markCommitted(commit)

@@ -195,7 +195,8 @@ export class CocoNode {
       closing: () => node.closing,
       requestNode: (to, message, timeoutMs) => node.requestNode(to, message, timeoutMs),
       track: (work) => node.follower.track(work),
-      installedAt: (seqno) => node.stateFiles.noteCommit(seqno),
+      // An installed snapshot may settle configuration changes this node never saw: written at once.
+      installedAt: (seqno) => node.stateFiles.noteCommit(seqno, true),
     });
     node.channels = await NodeChannels.listen({
       nodeId: node.nodeId,

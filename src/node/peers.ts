@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { RaftStatus } from "../consensus/index.ts";
-import type { LedgerState } from "../ledger/index.ts";
+import { type LedgerState, Tables } from "../ledger/index.ts";
 import type { NodeChannels, RequestOptions } from "../net/index.ts";
 import type { JoinPeer } from "./join.ts";
 import { NodeError } from "./node-error.ts";
@@ -29,6 +29,8 @@ export class Peers {
   private handler: ((from: string, message: unknown) => Promise<unknown>) | undefined;
   /** What each peer was last set to (address and certificate), so an unchanged one is not re-parsed. */
   private readonly settings = new Map<string, string>();
+  /** Nodes found Trusted in the nodes table as it stood (see servesAsPeer). */
+  private trusted: { table: object | null; ids: Set<string> } = { table: null, ids: new Set() };
 
   constructor(private readonly host: PeersHost) {
     host.channels.onRequest((from, message) => this.serve(from, message));
@@ -91,9 +93,17 @@ export class Peers {
    * nodes never are: they are neither peers nor senders of forwarded calls.
    */
   servesAsPeer(nodeId: string): boolean {
+    // Asked for every forwarded call: a node found Trusted stays so while the nodes table is
+    // unchanged (its map state is the same object), and reading the table parses every record.
+    const table = this.host.state.store.mapState(Tables.nodesInfo);
+    if (table !== null && table === this.trusted.table && this.trusted.ids.has(nodeId)) return true;
     const info = this.host.state.nodes().find(([id]) => id === nodeId)?.[1];
     if (!info || info.status === "Pending") return false;
-    if (info.status === "Trusted") return true;
+    if (info.status === "Trusted") {
+      if (this.trusted.table !== table) this.trusted = { table, ids: new Set() };
+      this.trusted.ids.add(nodeId);
+      return true;
+    }
     const status = this.host.consensusStatus();
     return (
       status?.configs.some((c) => c.nodes.includes(nodeId)) === true || status?.peers?.[nodeId] !== undefined

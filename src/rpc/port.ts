@@ -90,6 +90,8 @@ export interface RpcNode {
 export interface NodeRequestOptions {
   /** Gives up: the request fails `cancelled` if still queued (never sent), else `abandoned`. */
   signal?: AbortSignal;
+  /** Called at once with a function that gives up as `signal` does (without an AbortSignal's cost). */
+  withCancel?: (cancel: () => void) => void;
   /** Called once the request is written to the connection: from then on the peer may run it. */
   onWritten?: () => void;
 }

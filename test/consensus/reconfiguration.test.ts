@@ -51,6 +51,10 @@ describe("after a restart", () => {
     const remembering = new Raft({ id: "a", random: () => 0, log, commitSeqno: 3 });
     assert.equal(remembering.commitSeqno, 3);
     assert.deepEqual(remembering.activeConfigs(), [["a", "b", "c"]]);
+    // What tells the node to write its hint at once: a configuration change the commit passed.
+    assert.equal(remembering.configChangedIn(0, 1), true);
+    assert.equal(remembering.configChangedIn(1, 3), true);
+    assert.equal(remembering.configChangedIn(2, 3), false);
     // The hint is clamped to a signature the log holds.
     assert.equal(new Raft({ id: "a", random: () => 0, log, commitSeqno: 99 }).commitSeqno, 3);
     assert.equal(new Raft({ id: "a", random: () => 0, log, commitSeqno: 2 }).commitSeqno, 1);

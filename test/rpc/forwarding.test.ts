@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import { createHash, X509Certificate } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Agent, request } from "undici";
+import { createIdentityCertificate } from "../../src/crypto/index.ts";
 import type { RunningNode } from "../../src/node/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
-import { makeIdentity } from "../helpers/network.ts";
+import { makeIdentity, passProposal } from "../helpers/network.ts";
 
 /** Three nodes in this process: the primary, a forwarding backup and a redirecting one. */
 describe("backups and the primary", () => {
@@ -43,6 +45,48 @@ describe("backups and the primary", () => {
     assert.deepEqual((await cluster.call(backup, "GET", "/app/log/private?id=7")).json(), {
       msg: "through a backup",
     });
+  });
+
+  test("the primary checks a forwarded caller certificate's dates on every call, not only the first", async () => {
+    const primary = cluster.primary()!;
+    const backup = forwarding();
+    const serve = (der: Uint8Array) =>
+      (
+        primary.node as unknown as {
+          peers: { serve(from: string, m: unknown): Promise<{ status: number; body: Uint8Array }> };
+        }
+      ).peers.serve(backup.node.nodeId, {
+        kind: "forwarded_call",
+        method: "GET",
+        url: "/app/log/private?id=7",
+        headers: {},
+        body: new Uint8Array(0),
+        callerCert: der,
+      });
+    const der = (pem: string) => new Uint8Array(new X509Certificate(pem).raw);
+    const day = 86_400_000;
+    const expired = await createIdentityCertificate({
+      name: "user0",
+      now: new Date(Date.now() - 2 * day),
+      serial: crypto.getRandomValues(new Uint8Array(16)),
+      validityDays: 1,
+    });
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await serve(der(cluster.user.certPem))).status, 200, `valid, call ${i}`);
+      const refused = await serve(der(expired.certPem));
+      assert.equal(refused.status, 401, `expired, call ${i}`);
+      assert.match(Buffer.from(refused.body).toString(), /expired/);
+    }
+    assert.equal((await serve(new Uint8Array([48, 3, 2, 1, 0]))).status, 400, "not a certificate");
+    // Who a forwarded certificate names follows the users map: added, it is served; removed, no more.
+    const added = await makeIdentity("user-added");
+    assert.equal((await serve(der(added.certPem))).status, 401, "not yet a user");
+    const gov = await cluster.gov();
+    await passProposal(gov, "set_user", { cert: added.certPem });
+    assert.equal((await serve(der(added.certPem))).status, 200, "a user now");
+    const userId = createHash("sha256").update(der(added.certPem)).digest("hex");
+    await passProposal(gov, "remove_user", { user_id: userId });
+    assert.equal((await serve(der(added.certPem))).status, 401, "removed");
   });
 
   test("a linearizable read on a backup reflects the latest committed write, without a write", async () => {

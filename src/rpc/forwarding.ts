@@ -211,19 +211,24 @@ function parseForwardedCall(raw: unknown): ForwardedCall | undefined {
   return m as ForwardedCall;
 }
 
-/**
- * A certificate forwarded before: its validity dates, and the caller it last resolved to with the
- * user and member maps it was read from (while they are unchanged, the lookup gives the same).
- */
+/** A certificate forwarded before: its validity dates (a function of its bytes alone). */
 interface ForwardedCert {
   notBefore: number;
   notAfter: number;
-  resolved?: { store: Store; users: object | null; members: object | null; peer: Peer };
 }
 /** Certificates forwarded before, by id (the SHA-256 of their DER bytes). */
 const forwardedCerts = new Map<string, ForwardedCert>();
-/** Certificates whose dates are kept: a node's clients are few; when full, the map starts over. */
+/** Certificates (and callers per store) kept: a node's clients are few; when full, a map starts over. */
 const MAX_FORWARDED_CERTS = 4096;
+/**
+ * Per primary store, the caller each certificate id last resolved to and the user and member
+ * maps it was read from (while they are unchanged, the lookup gives the same caller). Weak: a
+ * stopped node's store is not held.
+ */
+const resolvedCallers = new WeakMap<
+  Store,
+  Map<string, { users: object | null; members: object | null; peer: Peer }>
+>();
 
 /**
  * The caller a forwarded certificate names: its id is the SHA-256 of the DER bytes, looked up in
@@ -252,10 +257,16 @@ function callerOf(der: Uint8Array | null, store: Store, now = Date.now()): Peer 
   if (problem) return { id: null, user: null, member: null, invalidCertificate: `${id}: ${problem}` };
   const users = store.mapState(Tables.usersCerts);
   const members = store.mapState(Tables.membersCerts);
-  const last = known.resolved;
-  if (last && last.store === store && last.users === users && last.members === members) return last.peer;
+  let callers = resolvedCallers.get(store);
+  if (callers === undefined) {
+    callers = new Map();
+    resolvedCallers.set(store, callers);
+  }
+  const last = callers.get(id);
+  if (last && last.users === users && last.members === members) return last.peer;
   const peer = peerFromId(id, store);
-  known.resolved = { store, users, members, peer };
+  if (callers.size >= MAX_FORWARDED_CERTS) callers.clear();
+  callers.set(id, { users, members, peer });
   return peer;
 }
 

@@ -6,10 +6,12 @@
  *
  *   npx tsx bench/evm-executor.ts [transfers per sender, default 20]
  *
- * `AB=ROUNDS` alternates, in this one process (after one warm-up pair), segments with the fast transaction path off
- * (frames still fast inside ethereumjs's runTx, as in session 7) and on, ROUNDS pairs of
- * `transfers per sender` x 16 transfers each, and prints each pair and the medians (CPU ms per
- * transfer; on a loaded machine only the pairing makes a change readable).
+ * `AB=ROUNDS` alternates, in this one process (after one warm-up pair), segments with a change
+ * off and on, ROUNDS pairs of `transfers per sender` x 16 transfers each, and prints each pair and
+ * the medians (CPU ms per transfer; on a loaded machine only the pairing makes a change readable).
+ * `AB_WHAT` names the change: `fasttx` (default: the fast transaction path; off runs frames fast
+ * inside ethereumjs's runTx, as in session 7), `decode` (the direct transaction decoder, against
+ * ethereumjs's `createTxFromRLP`), `records` (the compact transaction record against the full one).
  */
 
 import { randomBytes } from "node:crypto";
@@ -72,7 +74,14 @@ async function send(raw: string) {
 await send(deploy);
 for (const f of funding) await send(f);
 if (rounds > 0) {
-  const { setFastTxPath } = await import(`${ROOT}/src/evm/fast/index.ts`);
+  const what = process.env.AB_WHAT ?? "fasttx";
+  const toggles: Record<string, () => Promise<(on: boolean) => void>> = {
+    fasttx: async () => (await import(`${ROOT}/src/evm/fast/index.ts`)).setFastTxPath,
+    decode: async () => (await import(`${ROOT}/src/evm/send.ts`)).setDirectDecoding,
+    records: async () => (await import(`${ROOT}/src/evm/records.ts`)).setCompactRecords,
+  };
+  if (!toggles[what]) throw new Error(`AB_WHAT must be one of ${Object.keys(toggles).join(", ")}`);
+  const setOn = await toggles[what]!();
   const segment = per * senders;
   const cpuMs = async (from: number) => {
     const c = process.cpuUsage();
@@ -83,18 +92,19 @@ if (rounds > 0) {
   const pairs: Array<{ off: number; on: number }> = [];
   // Pair 0 warms both paths up (the JIT) and is not reported.
   for (let r = 0; r <= rounds; r++) {
-    setFastTxPath(false);
+    setOn(false);
     const off = await cpuMs(2 * r * segment);
-    setFastTxPath(true);
+    setOn(true);
     const on = await cpuMs((2 * r + 1) * segment);
     if (r > 0) pairs.push({ off: +off.toFixed(3), on: +on.toFixed(3) });
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   console.log(
     JSON.stringify({
+      change: what,
       transfers_per_segment: segment,
       pairs,
-      change: pairs.map((p) => +(p.on / p.off - 1).toFixed(3)),
+      ratio_on_off: pairs.map((p) => +(p.on / p.off - 1).toFixed(3)),
       median_off: median(pairs.map((p) => p.off)),
       median_on: median(pairs.map((p) => p.on)),
     }),

@@ -4,11 +4,19 @@ import { runTx } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
 import { appendBlock, blockByNumber, headNumber, hex, seal } from "./chain.ts";
 import { type EvmConfig, readEvmConfig } from "./config.ts";
+import { decodeSignedTx } from "./decode.ts";
 import { RpcError } from "./errors.ts";
 import { type PlainTxResult, runPlainTx } from "./fast/index.ts";
 import { keccak256 } from "./keccak.ts";
 import { getTx, putTx, type StoredTx } from "./records.ts";
 import { blockFor, type EvmRandom, sharedCommonFor, type VmLease, vmOver } from "./vm.ts";
+
+let directDecoding = process.env.COCO_EVM_DIRECT_DECODE !== "0";
+
+/** Turns the direct decoder off (ethereumjs decodes everything) or on: for A/B measurements and tests. */
+export function setDirectDecoding(on: boolean): void {
+  directDecoding = on;
+}
 
 /** Decodes a signed transaction for this chain; refuses what clients would be told is invalid. */
 export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
@@ -16,8 +24,12 @@ export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
     throw new RpcError(-32602, "invalid params: expected a hex-encoded signed transaction");
   }
   let tx: TypedTransaction;
+  const bytes = hexToBytes(raw as `0x${string}`);
+  const opts = { common: sharedCommonFor(chainId) };
   try {
-    tx = createTxFromRLP(hexToBytes(raw as `0x${string}`), { common: sharedCommonFor(chainId) });
+    // The common transactions are read directly (src/evm/decode.ts); ethereumjs takes the rest,
+    // and refuses what it refuses with its own message.
+    tx = (directDecoding ? decodeSignedTx(bytes, opts) : undefined) ?? createTxFromRLP(bytes, opts);
   } catch (e) {
     throw new RpcError(-32602, `invalid transaction: ${(e as Error).message}`);
   }

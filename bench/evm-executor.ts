@@ -11,7 +11,7 @@
  * the medians (CPU ms per transfer; on a loaded machine only the pairing makes a change readable).
  * `AB_WHAT` names the change: `fasttx` (default: the fast transaction path; off runs frames fast
  * inside ethereumjs's runTx, as in session 7), `decode` (the direct transaction decoder, against
- * ethereumjs's `createTxFromRLP`), `records` (the compact transaction record against the full one).
+ * ethereumjs's `createTxFromRLP`).
  * `AB=ROUNDS COCO_BASE=/other/checkout` alternates that checkout's executor (its own src/, over
  * its own store) with this one's on the same segments instead: an A/B of two versions in one
  * process (the other checkout needs a node_modules beside its src/, e.g. a symlink).
@@ -124,7 +124,6 @@ if (rounds > 0) {
   const toggles: Record<string, () => Promise<(on: boolean) => void>> = {
     fasttx: async () => (await import(`${ROOT}/src/evm/fast/index.ts`)).setFastTxPath,
     decode: async () => (await import(`${ROOT}/src/evm/send.ts`)).setDirectDecoding,
-    records: async () => (await import(`${ROOT}/src/evm/records.ts`)).setCompactRecords,
   };
   if (!toggles[what]) throw new Error(`AB_WHAT must be one of ${Object.keys(toggles).join(", ")}`);
   const setOn = await toggles[what]!();

@@ -1,5 +1,5 @@
 import { Capability, createTxFromRLP, type TypedTransaction } from "@ethereumjs/tx";
-import { Address, bytesToHex, createZeroAddress, hexToBytes } from "@ethereumjs/util";
+import { Address, bytesToHex, createZeroAddress } from "@ethereumjs/util";
 import { runTx } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
 import { appendBlock, blockByNumber, headNumber, hex, seal } from "./chain.ts";
@@ -27,7 +27,10 @@ export function decodeRawTx(raw: unknown, chainId: bigint): TypedTransaction {
     throw new RpcError(-32602, "invalid params: expected a hex-encoded signed transaction");
   }
   let tx: TypedTransaction;
-  const bytes = hexToBytes(raw as `0x${string}`);
+  // Node's own hex decoder (the string is checked above): ethereumjs's validates it again and
+  // decodes in JavaScript.
+  const bytes = new Uint8Array((raw.length - 2) / 2);
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).write(raw.slice(2), "hex");
   const opts = { common: sharedCommonFor(chainId) };
   try {
     // The common transactions are read directly (src/evm/decode.ts); ethereumjs takes the rest,

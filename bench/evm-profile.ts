@@ -48,7 +48,8 @@ const EVM_STAGES: Array<[string, RegExp]> = [
   ["EVM: sender recovery (libsecp256k1)", /src\/evm\/crypto\.ts|node_modules\/secp256k1\//],
   ["EVM: keccak-256", /src\/evm\/keccak\.ts|@noble\/hashes\/sha3/],
   ["EVM: decoding the transaction", /^(decodeRawTx|decodeSignedTx) /],
-  ["EVM: block header and seal", /^(seal|blockFor|createBlock) /],
+  // Only src/evm's: the ledger's AES-GCM `seal` is a function of the same name.
+  ["EVM: block header and seal", /^(seal|blockFor) .*src\/evm\/|^createBlock .*@ethereumjs\//],
   ["EVM: receipt and block records", /^(putTx|appendBlock|recordOf) /],
   ["EVM: state flush into the KV", /^flush .*src\/evm\/state\.ts/],
   ["EVM: fast interpreter (src/evm/fast)", /src\/evm\/fast\//],

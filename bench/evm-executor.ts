@@ -6,10 +6,15 @@
  *
  *   npx tsx bench/evm-executor.ts [transfers per sender, default 20]
  *
- * `AB=ROUNDS` alternates, in this one process (after one warm-up pair), segments with the fast transaction path off
- * (frames still fast inside ethereumjs's runTx, as in session 7) and on, ROUNDS pairs of
- * `transfers per sender` x 16 transfers each, and prints each pair and the medians (CPU ms per
- * transfer; on a loaded machine only the pairing makes a change readable).
+ * `AB=ROUNDS` alternates, in this one process (after one warm-up pair), segments with a change
+ * off and on, ROUNDS pairs of `transfers per sender` x 16 transfers each, and prints each pair and
+ * the medians (CPU ms per transfer; on a loaded machine only the pairing makes a change readable).
+ * `AB_WHAT` names the change: `fasttx` (default: the fast transaction path; off runs frames fast
+ * inside ethereumjs's runTx, as in session 7), `decode` (the direct transaction decoder, against
+ * ethereumjs's `createTxFromRLP`).
+ * `AB=ROUNDS COCO_BASE=/other/checkout` alternates that checkout's executor (its own src/, over
+ * its own store) with this one's on the same segments instead: an A/B of two versions in one
+ * process (the other checkout needs a node_modules beside its src/, e.g. a symlink).
  */
 
 import { randomBytes } from "node:crypto";
@@ -49,7 +54,7 @@ const funding = await Promise.all(
 );
 const rounds = Number(process.env.AB ?? 0);
 const load: string[] = [];
-for (let k = 0; k < per * (rounds > 0 ? 2 * (rounds + 1) : 1); k++)
+for (let k = 0; k < per * (rounds > 0 ? (process.env.COCO_BASE ? 1 : 2) * (rounds + 1) : 1); k++)
   for (const [s, w] of wallets.entries())
     load.push(
       await w.signTransaction({
@@ -61,18 +66,67 @@ for (let k = 0; k < per * (rounds > 0 ? 2 * (rounds + 1) : 1); k++)
       }),
     );
 const bound = new Set([deployer.address, ...wallets.map((w) => w.address)].map((a) => a.toLowerCase()));
-const store = new Store();
 const random = { randomBytes: (n: number) => new Uint8Array(randomBytes(n)) };
-async function send(raw: string) {
-  const tx = store.begin();
-  await sendRawTransaction(tx, raw, bound, Date.now, random);
-  const r = store.commit(tx);
-  if (!r.ok) throw new Error("conflict");
+type Send = (raw: string) => Promise<void>;
+/** A fresh store behind one checkout's executor, with the token deployed and the senders funded. */
+async function sender(send: typeof sendRawTransaction, StoreClass: typeof Store): Promise<Send> {
+  const store = new StoreClass();
+  const one = async (raw: string) => {
+    const tx = store.begin();
+    await send(tx, raw, bound, Date.now, random);
+    const r = store.commit(tx);
+    if (!r.ok) throw new Error("conflict");
+  };
+  await one(deploy);
+  for (const f of funding) await one(f);
+  return one;
 }
-await send(deploy);
-for (const f of funding) await send(f);
+const send = await sender(sendRawTransaction, Store);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const BASE = process.env.COCO_BASE;
+if (rounds > 0 && BASE) {
+  // Two checkouts' executors in this one process, each over its own store, alternated.
+  const base = await sender(
+    (await import(`${BASE}/src/evm/send.ts`)).sendRawTransaction,
+    (await import(`${BASE}/src/kv/index.ts`)).Store,
+  );
+  const segment = per * senders;
+  const cpuMs = async (via: Send, from: number) => {
+    const c = process.cpuUsage();
+    for (const raw of load.slice(from, from + segment)) await via(raw);
+    const u = process.cpuUsage(c);
+    return (u.user + u.system) / 1000 / segment;
+  };
+  const pairs: Array<{ base: number; head: number }> = [];
+  for (let r = 0; r <= rounds; r++) {
+    // Both run the same segment, each in its own store; the order within a pair alternates.
+    const first = r % 2 === 0;
+    const b1 = first ? await cpuMs(base, r * segment) : 0;
+    const head = await cpuMs(send, r * segment);
+    const b2 = first ? b1 : await cpuMs(base, r * segment);
+    if (r > 0) pairs.push({ base: +b2.toFixed(3), head: +head.toFixed(3) });
+  }
+  console.log(
+    JSON.stringify({
+      base: BASE,
+      head: ROOT,
+      transfers_per_segment: segment,
+      pairs,
+      ratio_head_base: pairs.map((p) => +(p.head / p.base - 1).toFixed(3)),
+      median_base: median(pairs.map((p) => p.base)),
+      median_head: median(pairs.map((p) => p.head)),
+    }),
+  );
+  process.exit(0);
+}
 if (rounds > 0) {
-  const { setFastTxPath } = await import(`${ROOT}/src/evm/fast/index.ts`);
+  const what = process.env.AB_WHAT ?? "fasttx";
+  const toggles: Record<string, () => Promise<(on: boolean) => void>> = {
+    fasttx: async () => (await import(`${ROOT}/src/evm/fast/index.ts`)).setFastTxPath,
+    decode: async () => (await import(`${ROOT}/src/evm/send.ts`)).setDirectDecoding,
+  };
+  if (!toggles[what]) throw new Error(`AB_WHAT must be one of ${Object.keys(toggles).join(", ")}`);
+  const setOn = await toggles[what]!();
   const segment = per * senders;
   const cpuMs = async (from: number) => {
     const c = process.cpuUsage();
@@ -83,18 +137,18 @@ if (rounds > 0) {
   const pairs: Array<{ off: number; on: number }> = [];
   // Pair 0 warms both paths up (the JIT) and is not reported.
   for (let r = 0; r <= rounds; r++) {
-    setFastTxPath(false);
+    setOn(false);
     const off = await cpuMs(2 * r * segment);
-    setFastTxPath(true);
+    setOn(true);
     const on = await cpuMs((2 * r + 1) * segment);
     if (r > 0) pairs.push({ off: +off.toFixed(3), on: +on.toFixed(3) });
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   console.log(
     JSON.stringify({
+      change: what,
       transfers_per_segment: segment,
       pairs,
-      change: pairs.map((p) => +(p.on / p.off - 1).toFixed(3)),
+      ratio_on_off: pairs.map((p) => +(p.on / p.off - 1).toFixed(3)),
       median_off: median(pairs.map((p) => p.off)),
       median_on: median(pairs.map((p) => p.on)),
     }),

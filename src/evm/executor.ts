@@ -34,7 +34,8 @@ export function createEvmExecutor(host: EvmHost): Executor {
     async handler(ctx: HandlerContext): Promise<AppResponse> {
       refuseNonJson(ctx.request);
       const bound = boundAddresses(ctx.tx, ctx.caller);
-      const context = { kv: ctx.tx, bound, host, filters, ...privateContext(ctx.tx, ctx.caller) };
+      // Assigned, not spread: the private context reads the caller's keys only when asked.
+      const context = Object.assign(privateContext(ctx.tx, ctx.caller), { kv: ctx.tx, bound, host, filters });
       const body = await answer(context, ctx.request.body);
       return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
     },

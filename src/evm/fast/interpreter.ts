@@ -1,7 +1,8 @@
-import { bytesToHex, unprefixedHexToBytes } from "@ethereumjs/util";
+import { bytesToHex } from "@ethereumjs/util";
 import { keccak256 } from "../keccak.ts";
 import { Fallback, Memory } from "./memory.ts";
 import type { FeeTable, GasParams } from "./table.ts";
+import { getWord, putWord, wordBytes, wordOf } from "./words.ts";
 
 const U256 = (1n << 256n) - 1n;
 const STACK_MAX = 1024;
@@ -153,7 +154,8 @@ export function runFrame(f: Frame): Outcome {
         let x = 0;
         for (let i = 0; i < n; i++) x = x * 256 + code[pc + i]!;
         v = BigInt(x);
-      } else if (pc + n <= code.length) v = toBig(code.subarray(pc, pc + n));
+      } else if (n === 32 && pc + n <= code.length) v = wordOf(code.subarray(pc, pc + n));
+      else if (pc + n <= code.length) v = toBig(code.subarray(pc, pc + n));
       else {
         const padded = new Uint8Array(n);
         padded.set(code.subarray(pc));
@@ -345,7 +347,7 @@ export function runFrame(f: Frame): Outcome {
         const length = pop();
         use(memory.expand(offset, length) + params.keccakWord * Math.ceil(small(length) / 32));
         const data = length === 0n ? new Uint8Array(0) : memory.read(small(offset), small(length));
-        push(toBig(keccak256(data)));
+        push(wordOf(keccak256(data)));
         break;
       }
       case 0x30:
@@ -364,9 +366,13 @@ export function runFrame(f: Frame): Outcome {
         const i = pop();
         if (i >= BigInt(f.data.length)) push(0n);
         else {
-          const word = new Uint8Array(32);
-          word.set(f.data.subarray(Number(i), Number(i) + 32));
-          push(toBig(word));
+          const at = Number(i);
+          if (at + 32 <= f.data.length) push(wordOf(f.data.subarray(at, at + 32)));
+          else {
+            const word = new Uint8Array(32);
+            word.set(f.data.subarray(at, at + 32));
+            push(wordOf(word));
+          }
         }
         break;
       }
@@ -408,7 +414,7 @@ export function runFrame(f: Frame): Outcome {
       case 0x51: {
         const offset = pop();
         use(memory.expand(offset, 32n));
-        push(toBig(memory.bytes.subarray(Number(offset), Number(offset) + 32)));
+        push(getWord(memory.view, Number(offset)));
         break;
       }
       case 0x52:
@@ -419,7 +425,7 @@ export function runFrame(f: Frame): Outcome {
         use(memory.expand(offset, op === 0x52 ? 32n : 1n));
         const at = Number(offset);
         if (op === 0x53) memory.bytes[at] = Number(v & 0xffn);
-        else memory.bytes.set(word32(v), at);
+        else putWord(memory.view, at, v);
         break;
       }
       case 0x54: {
@@ -515,7 +521,7 @@ export function runFrame(f: Frame): Outcome {
         const offset = pop();
         const length = pop();
         const topics: Uint8Array[] = [];
-        for (let i = 0; i < n; i++) topics.push(word32(pop()));
+        for (let i = 0; i < n; i++) topics.push(wordBytes(pop()));
         use(memory.expand(offset, length) + params.logTopic * n + small(length) * params.logData);
         const data = length === 0n ? new Uint8Array(0) : memory.read(small(offset), small(length));
         logs.push([f.addressBytes, topics, data]);
@@ -535,8 +541,4 @@ export function runFrame(f: Frame): Outcome {
     }
   }
   return end(false, undefined);
-}
-
-function word32(v: bigint): Uint8Array {
-  return unprefixedHexToBytes(v.toString(16).padStart(64, "0"));
 }

@@ -18,11 +18,14 @@ export class Fallback {
  * kilobyte per frame showed in profiles (an off-heap allocation and its collection).
  */
 let shared = new Uint8Array(1024);
+let sharedView: DataView = new DataView(shared.buffer);
 /** How much of `shared` the last frame may have written (zeroed before the next one). */
 let dirty = 0;
 
 export class Memory {
   bytes: Uint8Array;
+  /** `bytes` for whole-word reads and writes (src/evm/fast/words.ts). */
+  view: DataView;
   /** Words paid for (MSIZE / 32). */
   words = 0;
   /** The cost of `words`, already charged. */
@@ -32,6 +35,7 @@ export class Memory {
     shared.fill(0, 0, dirty);
     dirty = 0;
     this.bytes = shared;
+    this.view = sharedView;
   }
 
   /**
@@ -55,8 +59,12 @@ export class Memory {
       const grown = new Uint8Array(capacity);
       grown.set(this.bytes);
       this.bytes = grown;
+      this.view = new DataView(grown.buffer);
       // Large buffers are not kept: a frame that used megabytes would keep them forever.
-      if (capacity <= 1 << 16) shared = grown;
+      if (capacity <= 1 << 16) {
+        shared = grown;
+        sharedView = this.view;
+      }
     }
     if (this.bytes === shared && size > dirty) dirty = size;
     return charge;

@@ -153,17 +153,13 @@ export function runPlainTx(
   if (vm.evm.getPrecompile(to) !== undefined) return skip("precompile");
 
   // Intrinsic gas and the EIP-7623 floor (runTx's getIntrinsicGas and getCalldataFloorGas).
-  let dataGas = 0n;
-  let tokens = 0n;
-  for (const byte of tx.data) {
-    if (byte === 0) {
-      dataGas += rules.dataZero;
-      tokens += 1n;
-    } else {
-      dataGas += rules.dataNonZero;
-      tokens += 4n;
-    }
-  }
+  // Bytes counted as numbers, priced once (a bigint addition per byte allocates).
+  const data = tx.data;
+  let zeros = 0;
+  for (let i = 0; i < data.length; i++) if (data[i] === 0) zeros++;
+  const nonZeros = BigInt(data.length - zeros);
+  let dataGas = BigInt(zeros) * rules.dataZero + nonZeros * rules.dataNonZero;
+  const tokens = BigInt(zeros) + 4n * nonZeros;
   const warmSlots = new Set<string>();
   if (tx.supports(Capability.EIP2930AccessLists)) {
     const list = (tx as unknown as { accessList: Array<[Uint8Array, Uint8Array[]]> }).accessList;

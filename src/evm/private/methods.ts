@@ -39,14 +39,32 @@ export function privateResolver(kv: Tx, keys: Set<string>): TxResolver {
   };
 }
 
-/** What the executor adds to a request's context for the private methods. */
+/**
+ * What the executor adds to a request's context for the private methods. The caller's Tessera
+ * keys (its user record, parsed) are read when a method first asks for them: most requests (every
+ * public send) never do. Assign other fields onto the result rather than spreading it, which
+ * would read them at once.
+ */
 export function privateContext(
   kv: Tx,
   caller: Caller,
 ): Pick<MethodContext, "lookupTx" | "partyKeys" | "partyOwner"> {
-  const partyKeys = callerKeys(kv, caller);
-  const partyOwner = caller.policy === "user_cert" ? caller.id : "";
-  return { partyKeys, partyOwner, lookupTx: privateResolver(kv, partyKeys) };
+  let keys: Set<string> | undefined;
+  const keysNow = (): Set<string> => {
+    keys ??= callerKeys(kv, caller);
+    return keys;
+  };
+  let resolve: TxResolver | undefined;
+  return {
+    get partyKeys(): Set<string> {
+      return keysNow();
+    },
+    partyOwner: caller.policy === "user_cert" ? caller.id : "",
+    lookupTx(hash: string) {
+      resolve ??= privateResolver(kv, keysNow());
+      return resolve(hash);
+    },
+  };
 }
 
 /** The private methods that write: they run on the primary (backups forward them). */

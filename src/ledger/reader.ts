@@ -1,9 +1,11 @@
 /**
  * The strict reader for audit tools. Unlike LedgerFiles.open it repairs nothing: a torn tail, a bad
  * checksum, a gap or any other irregularity stops it with a LedgerError naming file, offset and seqno.
+ * Zeros after the open chunk's last entry are its preallocated space, and end it; after a closed
+ * chunk's last entry they are damage.
  */
 import path from "node:path";
-import { checkChunkEntries, orderChunks, scanChunk } from "./chunks.ts";
+import { checkChunkEntries, closedChunkTailProblem, orderChunks, scanChunk } from "./chunks.ts";
 import type { DecodedEntry } from "./entry.ts";
 import { LedgerError } from "./errors.ts";
 import { type LedgerIo, nodeIo } from "./io.ts";
@@ -36,5 +38,8 @@ export async function* readLedgerDir(dir: string, io: LedgerIo = nodeIo): AsyncG
     }
     view = checkChunkEntries(chunk, scan.entries, view);
     for (const { offset, entry } of scan.entries) yield { file: chunk.file, offset, entry };
+    // After the chunk's entries, which are whole: the damage comes after its last seqno.
+    const closedTail = closedChunkTailProblem(chunk, scan);
+    if (closedTail) throw closedTail;
   }
 }

@@ -138,12 +138,12 @@ const frame23 = frameFor(23, secrets);
 const badChecksum = Uint8Array.from(frame23);
 badChecksum[100]! ^= 0xff;
 const secondHalfOnly = Uint8Array.from(frame23);
-secondHalfOnly.fill(0, 0, 64); // its first sector never reached the disk, a later one did
+secondHalfOnly.fill(0, 0, 64); // its start never reached the disk (a write's sectors go in any order)
 for (const [what, torn] of [
   ["a partial frame header", frame23.subarray(0, 6)],
   ["half a frame", frame23.subarray(0, 60)],
   ["a whole frame with a bad checksum", badChecksum],
-  ["the second half of a frame, its first still zero", secondHalfOnly],
+  ["a frame whose start never reached the disk", secondHalfOnly],
 ] as const) {
   test(`${what} written into the zero tail is a torn write: cut off on open, refused by the audit`, async (t) => {
     const dir = await tempDir(t);

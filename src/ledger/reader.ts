@@ -36,10 +36,12 @@ export async function* readLedgerDir(dir: string, io: LedgerIo = nodeIo): AsyncG
         seqno,
       });
     }
+    // Zeros in a closed chunk: where its last entries should be (a block the disk lost reads back
+    // as zeros), the first missing seqno is the first bad one; after all of them, the one after.
+    const closedTail = closedChunkTailProblem(chunk, scan);
+    if (closedTail && chunk.start + scan.entries.length <= chunk.end!) throw closedTail;
     view = checkChunkEntries(chunk, scan.entries, view);
     for (const { offset, entry } of scan.entries) yield { file: chunk.file, offset, entry };
-    // After the chunk's entries, which are whole: the damage comes after its last seqno.
-    const closedTail = closedChunkTailProblem(chunk, scan);
     if (closedTail) throw closedTail;
   }
 }

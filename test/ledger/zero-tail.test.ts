@@ -230,6 +230,19 @@ test("a closed chunk with a zero tail is damage, named by file and offset", asyn
   assert.deepEqual(seen, range(5));
 });
 
+test("a closed chunk whose last entry reads back as zeros: open and the audit name that entry's seqno", async (t) => {
+  const dir = await tempDir(t);
+  const closed = chunkBytes(1, 10);
+  const lastFrame = frameFor(10, secrets).length;
+  closed.fill(0, closed.length - lastFrame); // a lost block, read back as zeros
+  await fs.writeFile(path.join(dir, "ledger_1-10.committed"), closed);
+  await fs.writeFile(path.join(dir, "ledger_11"), chunkBytes(11, 12));
+  const names10 = (e: LedgerError) =>
+    e.file === "ledger_1-10.committed" && e.seqno === 10 && e.offset === closed.length - lastFrame;
+  await assert.rejects(LedgerFiles.open(dir), names10);
+  await assert.rejects(audit(dir), names10);
+});
+
 test("a crash between cutting a full chunk and renaming it leaves an open chunk that carries on", async (t) => {
   const dir = await tempDir(t);
   const rename = async (from: string, to: string) => {

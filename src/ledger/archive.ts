@@ -5,7 +5,7 @@
  * asked for are stepped over by their length, not decoded.
  */
 import path from "node:path";
-import { CHUNK_HEADER, type ChunkName, orderChunks } from "./chunks.ts";
+import { CHUNK_HEADER, type ChunkName, firstNonZero, orderChunks } from "./chunks.ts";
 import {
   type DecodedEntry,
   decodeEntry,
@@ -23,7 +23,8 @@ const ATTEMPTS = 3;
 
 /**
  * The chunk files in `dir` as an archive. The open chunk is read as it stands: a frame being
- * written (incomplete, or failing its checksum) ends the iteration; what came before it stands.
+ * written (incomplete, or failing its checksum) ends the iteration, and so do the zeros preallocated
+ * after its last entry; what came before stands.
  * Whoever uses the entries checks them (receipts.ts checks them against the signed root).
  */
 export function ledgerDirArchive(dir: string, io: LedgerIo = nodeIo): LedgerArchive {
@@ -59,8 +60,9 @@ export function ledgerDirArchive(dir: string, io: LedgerIo = nodeIo): LedgerArch
 }
 
 /**
- * The entries of one chunk from seqno `from` on, and whether the chunk was read to its end (false
- * when a frame is incomplete or fails its checksum: a batch being written, or damage).
+ * The entries of one chunk from seqno `from` on, and whether the chunk was read to its end (its last
+ * byte, or zeros from the last entry to it: the open chunk's preallocated space); false when a frame
+ * is incomplete or fails its checksum (a batch being written, or damage).
  */
 function entriesOfChunk(
   data: Uint8Array,
@@ -95,5 +97,5 @@ function entriesOfChunk(
     }
     pos += length;
   }
-  return { entries, whole: pos === data.length };
+  return { entries, whole: firstNonZero(data, pos) === data.length };
 }

@@ -82,14 +82,21 @@ export interface ChunkScan {
   entries: ScannedEntry[];
   /** Bytes up to the end of the last good frame (or the header). */
   goodLength: number;
-  /** Set when the bytes after goodLength are a torn write: bad, and nothing valid follows. */
+  /**
+   * Bytes after goodLength that are all zero: the open chunk's preallocated space (files.ts), read
+   * as the chunk's end. Zero when the chunk ends at its last frame, or when the tail is torn.
+   */
+  zeroTail: number;
+  /** Set when the bytes after goodLength are a torn write: bad, not all zero, and nothing valid follows. */
   torn: { offset: number; reason: string } | undefined;
 }
 
 /**
- * Reads every frame of a chunk. A bad region after the last good frame is reported as `torn` only if
- * no valid frame follows it; anything else irregular (a bad header, a frame that passes its checksum
- * but not validation, a seqno out of sequence, a bad frame followed by a good one) throws.
+ * Reads every frame of a chunk. Zero bytes after the last good frame are the chunk's end (its
+ * `zeroTail`: space the writer preallocated; whether a chunk may have one is its caller's rule). A
+ * bad region after the last good frame that is not all zero is reported as `torn` only if no valid
+ * frame follows it; anything else irregular (a bad header, a frame that passes its checksum but not
+ * validation, a seqno out of sequence, a bad frame followed by a good one) throws.
  */
 export function scanChunk(data: Uint8Array, file: string, firstSeqno: number): ChunkScan {
   const headerBad = data.length < CHUNK_HEADER.length || !CHUNK_HEADER.every((b, i) => data[i] === b);
@@ -97,7 +104,12 @@ export function scanChunk(data: Uint8Array, file: string, firstSeqno: number): C
     const prefix = data.subarray(0, CHUNK_HEADER.length);
     const partialHeader = data.length < CHUNK_HEADER.length && prefix.every((b, i) => b === CHUNK_HEADER[i]);
     if (partialHeader || isAllZero(data)) {
-      return { entries: [], goodLength: 0, torn: { offset: 0, reason: "incomplete file header" } };
+      return {
+        entries: [],
+        goodLength: 0,
+        zeroTail: 0,
+        torn: { offset: 0, reason: "incomplete file header" },
+      };
     }
     throw new LedgerError("not a Coco ledger chunk (bad file header)", { file, offset: 0 });
   }
@@ -107,15 +119,22 @@ export function scanChunk(data: Uint8Array, file: string, firstSeqno: number): C
   while (pos < data.length) {
     const problem = frameProblem(data, pos);
     if (problem) {
-      if (validFrameAfter(data, pos + 1, expected)) {
+      const nonZero = firstNonZero(data, pos);
+      if (nonZero === data.length)
+        return { entries, goodLength: pos, zeroTail: data.length - pos, torn: undefined };
+      // A frame starts with its version byte, never zero: the search can start at the first non-zero byte.
+      if (validFrameAfter(data, Math.max(nonZero, pos + 1), expected)) {
         throw new LedgerError(`${problem}, but valid entries follow: corruption, not a torn write`, {
           file,
           offset: pos,
           seqno: expected,
         });
       }
-      const reason = isAllZero(data.subarray(pos)) ? "zero bytes after the last entry" : problem;
-      return { entries, goodLength: pos, torn: { offset: pos, reason } };
+      const reason =
+        nonZero === pos
+          ? problem
+          : `non-zero bytes at offset ${nonZero}, after ${nonZero - pos} zero bytes that follow the last entry`;
+      return { entries, goodLength: pos, zeroTail: 0, torn: { offset: pos, reason } };
     }
     const length = frameLengthAt(data, pos)!;
     let entry: DecodedEntry;
@@ -136,7 +155,34 @@ export function scanChunk(data: Uint8Array, file: string, firstSeqno: number): C
     pos += length;
     expected++;
   }
-  return { entries, goodLength: pos, torn: undefined };
+  return { entries, goodLength: pos, zeroTail: 0, torn: undefined };
+}
+
+/** Compared a page at a time (memcmp under Buffer.compare): a preallocated tail is a megabyte of zeros. */
+const ZERO_PAGE = Buffer.alloc(4096);
+
+/** The offset of the first non-zero byte at or after `from`, or `data.length` if there is none. */
+export function firstNonZero(data: Uint8Array, from: number): number {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  let pos = from;
+  for (; pos + ZERO_PAGE.length <= bytes.length; pos += ZERO_PAGE.length) {
+    if (bytes.compare(ZERO_PAGE, 0, ZERO_PAGE.length, pos, pos + ZERO_PAGE.length) !== 0) break;
+  }
+  while (pos < bytes.length && bytes[pos] === 0) pos++;
+  return pos;
+}
+
+/**
+ * What a closed chunk must not have: a zero tail. The writer cuts a chunk to its last entry, and
+ * makes that durable, before it renames it closed; zeros after a closed chunk's last entry are damage.
+ */
+export function closedChunkTailProblem(chunk: ChunkName, scan: ChunkScan): LedgerError | undefined {
+  if (chunk.end === undefined || scan.zeroTail === 0) return undefined;
+  return new LedgerError(`closed chunk has ${scan.zeroTail} zero bytes after its last entry`, {
+    file: chunk.file,
+    offset: scan.goodLength,
+    seqno: chunk.start + scan.entries.length,
+  });
 }
 
 /** Why the bytes at `pos` are not a complete, checksum-valid frame; undefined if they are. */

@@ -6,6 +6,12 @@
  * whose handles cannot); whatever is appended while it is in flight goes out together in the next
  * batch. An entry is reported durable only after the write that covers it is on stable storage.
  *
+ * Preallocation: the open chunk is kept ahead of its last entry by zeros that were written and
+ * synced, so a batch's durable write overwrites blocks the file already has. An appending write must
+ * also commit the file's new size through the file system's journal; an overwrite only flushes its
+ * data (measured in BENCHMARKS.md, "Session 9"). Readers take a zero tail for the chunk's end, and
+ * a chunk is cut to its last entry before it is closed, so closed chunks hold their entries only.
+ *
  * Every step that changes the directory (rotate, truncate, commit) is ordered so that a crash
  * between any two steps leaves files that `open` accepts, with no acknowledged entry lost.
  */
@@ -16,6 +22,7 @@ import {
   type ChunkName,
   checkChunkEntries,
   chunkFileName,
+  closedChunkTailProblem,
   orderChunks,
   scanChunk,
 } from "./chunks.ts";
@@ -31,6 +38,17 @@ import { type LedgerFileHandle, type LedgerIo, nodeIo } from "./io.ts";
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
+/**
+ * The open chunk grows by this many bytes of synced zeros at a time (its length stays a multiple of
+ * it). 1 MiB: a group-commit batch is a few KiB, so one extension serves hundreds of batches and
+ * costs each a few µs of CPU; writing it takes a few ms, once per MiB of ledger, not on most
+ * batches' path; and at most one step is cut off when a chunk closes (a quarter of a default
+ * chunk). A smaller chunk size lowers the step to the chunk size (rounded up to 4 KiB): a chunk
+ * closes soon after it reaches its size, and zeros past that are only cut off again.
+ */
+export const DEFAULT_PREALLOCATION = 1024 * 1024;
+const PAGE = 4096;
+
 export interface LedgerFilesOptions {
   /** A chunk is closed at the first signature entry that brings it to this many bytes. */
   chunkSize?: number;
@@ -41,6 +59,8 @@ export interface LedgerFilesOptions {
   startSeqno?: number;
   /** The file system; tests and the simulator substitute their own. */
   io?: LedgerIo;
+  /** Bytes the open chunk is extended by at a time (see DEFAULT_PREALLOCATION); 0 appends instead. */
+  preallocation?: number;
 }
 
 export interface LedgerFilesStats {
@@ -48,14 +68,22 @@ export interface LedgerFilesStats {
   batches: number;
   /** fdatasync calls on chunk files, including the header of each new chunk. */
   syncs: number;
+  /** Extensions of the open chunk by synced zeros (each one durable write, counted in `syncs`). */
+  extensions: number;
+  /** Extensions refused for lack of space: that chunk then grows by appending, as without them. */
+  extensionsRefused: number;
 }
 
 interface OpenChunk {
   start: number;
   file: string;
   handle: LedgerFileHandle;
-  /** Bytes on disk. */
+  /** Bytes of the chunk's header and entries: where the next batch is written. */
   size: number;
+  /** The file's length: `size` plus the zeros preallocated after it. */
+  allocated: number;
+  /** False once an extension found no space: the chunk grows by appending from then on. */
+  extending: boolean;
   /** File offset just past each entry on disk: ends[i] belongs to seqno start + i. */
   ends: number[];
 }
@@ -96,12 +124,13 @@ export class LedgerFiles {
   private first: number;
   /** Close the open chunk at the next signature, whatever its size (`trigger_ledger_chunk`). */
   private chunkRequested = false;
-  private readonly counters: LedgerFilesStats = { batches: 0, syncs: 0 };
+  private readonly counters: LedgerFilesStats = { batches: 0, syncs: 0, extensions: 0, extensionsRefused: 0 };
 
   private constructor(
     private readonly dir: string,
     private readonly io: LedgerIo,
     private readonly chunkSize: number,
+    private readonly step: number,
     private readonly closed: ChunkName[],
     private open: OpenChunk,
   ) {
@@ -123,6 +152,11 @@ export class LedgerFiles {
     if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
       throw new LedgerError(`chunk size must be a positive integer, got ${chunkSize}`);
     }
+    const preallocation = opts.preallocation ?? DEFAULT_PREALLOCATION;
+    if (!Number.isSafeInteger(preallocation) || preallocation < 0) {
+      throw new LedgerError(`preallocation must be a non-negative integer, got ${preallocation}`);
+    }
+    const step = Math.min(preallocation, Math.ceil(chunkSize / PAGE) * PAGE);
     const startSeqno = opts.startSeqno ?? 1;
     if (!isU64(startSeqno) || startSeqno < 1) {
       throw new LedgerError(`start seqno must be a positive integer, got ${startSeqno}`);
@@ -146,6 +180,11 @@ export class LedgerFiles {
           seqno: chunk.start + scan.entries.length,
         });
       }
+      const closedTail = closedChunkTailProblem(chunk, scan);
+      if (closedTail) {
+        const { file, offset, seqno } = closedTail;
+        throw new LedgerError(`closed chunk is damaged: ${closedTail.reason}`, { file, offset, seqno });
+      }
       view = checkChunkEntries(chunk, scan.entries, view);
       for (const { entry } of scan.entries) entries.push(entry);
       if (chunk.end !== undefined) {
@@ -153,23 +192,29 @@ export class LedgerFiles {
         continue;
       }
       const handle = await io.openFile(path.join(dir, chunk.file));
+      // A zero tail after the last entry is preallocated space (perhaps an extension a crash cut
+      // short): kept, and written over by the next batches.
+      let allocated = data.length;
       if (scan.torn) {
-        truncatedBytes = data.length - scan.goodLength;
+        // The torn bytes themselves, not the preallocated zeros after them (cut off too).
+        truncatedBytes =
+          scan.goodLength === 0 ? data.length : lastNonZeroEnd(data, scan.goodLength) - scan.goodLength;
         await handle.truncate(scan.goodLength);
         if (scan.goodLength === 0) await handle.write(CHUNK_HEADER, 0);
+        allocated = Math.max(scan.goodLength, CHUNK_HEADER.length);
       }
       // What we read may have sat only in the page cache of a process that died before its sync:
       // sync it now, before calling any of it durable.
       await handle.datasync();
       const size = Math.max(scan.goodLength, CHUNK_HEADER.length);
       const ends = scan.entries.map(({ offset, entry }) => offset + entry.frame.length);
-      open = { start: chunk.start, file: chunk.file, handle, size, ends };
+      open = { start: chunk.start, file: chunk.file, handle, size, allocated, extending: true, ends };
     }
     // No open chunk: a crash came between closing one chunk and creating the next, or a new ledger.
     open ??= await createChunk(io, dir, closed.length > 0 ? closed[closed.length - 1]!.end! + 1 : startSeqno);
     // Likewise a rename or create by the previous process may not have reached the disk yet.
     await io.syncDir(dir);
-    return { ledger: new LedgerFiles(dir, io, chunkSize, closed, open), entries, truncatedBytes };
+    return { ledger: new LedgerFiles(dir, io, chunkSize, step, closed, open), entries, truncatedBytes };
   }
 
   get lastSeqno(): number {
@@ -415,6 +460,7 @@ export class LedgerFiles {
     const open = this.open;
     const data = frames.length === 1 ? frames[0]! : concatBytes(frames);
     this.counters.batches++;
+    if (open.size + data.length > open.allocated) await this.extend(open, open.size + data.length);
     if (open.handle.writeDurable) {
       // One system call: the handle's writes are synchronous (O_DSYNC), so this is the sync.
       this.counters.syncs++;
@@ -429,6 +475,7 @@ export class LedgerFiles {
       open.ends.push(end);
     }
     open.size = end;
+    open.allocated = Math.max(open.allocated, end);
     // The chunk's offsets index its entries by seqno: they must end at the batch's last entry.
     invariant(
       open.start + open.ends.length - 1 === lastSeqno,
@@ -442,6 +489,32 @@ export class LedgerFiles {
     }
     this.advanceDurable(floor);
     if (rotate) await this.rotate();
+  }
+
+  /**
+   * Writes synced zeros from the end of the file to the next multiple of the step at or after
+   * `needed`, before the batch that would pass the end is written. A crash meanwhile leaves a longer
+   * zero tail (or none), which `open` reads as the chunk's end. Without space for a whole step the
+   * partial extension is cut off again and this chunk grows by appending: the disk then fills no
+   * sooner than it would without preallocation, and the batch write that finds no space fails the
+   * ledger as it always has (a node fail-stops). The next chunk tries again.
+   */
+  private async extend(open: OpenChunk, needed: number): Promise<void> {
+    if (this.step === 0 || !open.extending) return;
+    const target = Math.ceil(needed / this.step) * this.step;
+    try {
+      await writeZeros(open.handle, open.allocated, target - open.allocated);
+      this.counters.syncs++;
+    } catch (error) {
+      if (!isNoSpace(error)) throw error;
+      open.extending = false;
+      this.counters.extensionsRefused++;
+      await open.handle.truncate(open.allocated);
+      await this.sync(open.handle);
+      return;
+    }
+    this.counters.extensions++;
+    open.allocated = target;
   }
 
   private advanceDurable(seqno: number): void {
@@ -475,6 +548,14 @@ export class LedgerFiles {
   private async rotate(): Promise<void> {
     const open = this.open;
     const end = open.start + open.ends.length - 1;
+    if (open.allocated > open.size) {
+      // A closed chunk holds its entries and nothing after them: cut the preallocated zeros, durably,
+      // before the rename says the chunk is closed (a crash in between leaves an open chunk that is
+      // simply not preallocated).
+      await open.handle.truncate(open.size);
+      await this.sync(open.handle);
+      open.allocated = open.size;
+    }
     await open.handle.close();
     // The flag must say what the name says: the commit point may move during the awaits below
     // (a commit queued meanwhile then renames the chunk).
@@ -509,6 +590,8 @@ export class LedgerFiles {
       if (keep >= open.ends.length) return;
       open.size = keep > 0 ? open.ends[keep - 1]! : CHUNK_HEADER.length;
       open.ends.length = keep;
+      // The preallocated zeros go too: the next batch extends the chunk again (rollbacks are rare).
+      open.allocated = open.size;
       await open.handle.truncate(open.size);
       await this.sync(open.handle);
       return;
@@ -536,7 +619,7 @@ export class LedgerFiles {
     const ends = keep.map(({ offset, entry }) => offset + entry.frame.length);
     const size = ends.at(-1) ?? CHUNK_HEADER.length;
     const handle = await this.io.openFile(path.join(this.dir, file));
-    this.open = { start: target.start, file, handle, size, ends };
+    this.open = { start: target.start, file, handle, size, allocated: size, extending: true, ends };
     await handle.truncate(size);
     await this.sync(handle);
   }
@@ -572,5 +655,34 @@ async function createChunk(
   onSync?.();
   await handle.datasync();
   await io.syncDir(dir);
-  return { start, file, handle, size: CHUNK_HEADER.length, ends: [] };
+  const size = CHUNK_HEADER.length;
+  return { start, file, handle, size, allocated: size, extending: true, ends: [] };
+}
+
+/** A buffer of zeros reused by every extension (written in slices of at most its length). */
+let zeros: Uint8Array | undefined;
+
+/** Writes `length` zero bytes at `position` and returns once they are on stable storage. */
+async function writeZeros(handle: LedgerFileHandle, position: number, length: number): Promise<void> {
+  zeros ??= new Uint8Array(DEFAULT_PREALLOCATION);
+  for (let done = 0; done < length; ) {
+    const slice = zeros.subarray(0, Math.min(zeros.length, length - done));
+    if (handle.writeDurable) await handle.writeDurable(slice, position + done);
+    else await handle.write(slice, position + done);
+    done += slice.length;
+  }
+  if (!handle.writeDurable) await handle.datasync();
+}
+
+/** The file system has no room (ENOSPC) or the user's quota is used up (EDQUOT). */
+function isNoSpace(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/** The end of the last non-zero byte at or after `from` (`from` when there is none). */
+function lastNonZeroEnd(data: Uint8Array, from: number): number {
+  let end = data.length;
+  while (end > from && data[end - 1] === 0) end--;
+  return end;
 }

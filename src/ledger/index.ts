@@ -15,7 +15,13 @@ export {
 } from "./entry.ts";
 export { invariant, LedgerError, type LedgerErrorContext, LedgerInvariantError } from "./errors.ts";
 export { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
-export { DEFAULT_CHUNK_SIZE, LedgerFiles, type LedgerFilesOptions, type LedgerFilesStats } from "./files.ts";
+export {
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_PREALLOCATION,
+  LedgerFiles,
+  type LedgerFilesOptions,
+  type LedgerFilesStats,
+} from "./files.ts";
 export type { LedgerFileHandle, LedgerIo } from "./io.ts";
 export { nodeIo } from "./io.ts";
 export {

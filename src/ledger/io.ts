@@ -37,7 +37,9 @@ export interface LedgerIo {
  * Chunk files are opened with O_DSYNC: every write returns once its data (and the metadata needed
  * to read it back, such as the file size) is on stable storage, like a write followed by
  * fdatasync. So a batch costs one write instead of a write and an fdatasync; `datasync` stays
- * for truncations (O_DSYNC covers writes only) and costs little when nothing is pending.
+ * for truncations (O_DSYNC covers writes only) and costs little when nothing is pending. A write
+ * over blocks the file already has (files.ts keeps the open chunk preallocated with written zeros)
+ * changes no metadata, so it flushes only its data, without a journal commit.
  */
 const CHUNK_FLAGS = constants.O_WRONLY | constants.O_DSYNC;
 

@@ -1,7 +1,12 @@
 import { deepStrictEqual } from "node:assert/strict";
 import { CoseError, CryptoError, verifyCoseReceipt, verifyJsonReceipt } from "../../src/crypto/index.ts";
 import { crc32 } from "../../src/ledger/bytes.ts";
-import { checkChunkEntries, parseChunkName, scanChunk } from "../../src/ledger/chunks.ts";
+import {
+  checkChunkEntries,
+  closedChunkTailProblem,
+  parseChunkName,
+  scanChunk,
+} from "../../src/ledger/chunks.ts";
 import { decodeEntry, decodeSnapshot, decryptEntry, LedgerError } from "../../src/ledger/index.ts";
 import { ledgerCorpus } from "./corpus.ts";
 import { clearly, type FuzzTarget, Tally } from "./harness.ts";
@@ -42,6 +47,40 @@ export function ledgerTargets(): FuzzTarget<never>[] {
           decryptEntry(entry, corpus.secrets);
         }
         if (!scan.torn) checkChunkEntries(name, scan.entries, 0);
+        const closedTail = closedChunkTailProblem(name, scan);
+        if (closedTail) throw closedTail;
+      });
+    },
+  };
+  const openTally = new Tally();
+  // The open chunk as a writer leaves it: its entries, then preallocated zeros.
+  const withZeroTail = new Uint8Array(Buffer.concat([corpus.chunk, Buffer.alloc(2048)]));
+  const openChunk: FuzzTarget<Uint8Array> = {
+    name: "ledger-open-chunk",
+    parser: "src/ledger/chunks.ts scanChunk on an open chunk with a zero tail (its end, torn writes, damage)",
+    tally: openTally,
+    input: mutated([withZeroTail, corpus.chunk]),
+    check(bytes) {
+      clearly(openTally, LEDGER_ERRORS, () => {
+        const scan = scanChunk(bytes, "ledger_1", 1);
+        for (const { entry } of scan.entries) {
+          const original = corpus.frames[entry.seqno - 1];
+          if (!original || Buffer.compare(Buffer.from(entry.frame), Buffer.from(original)) !== 0)
+            throw new Error(`scanChunk accepted a damaged frame at seqno ${entry.seqno}`);
+        }
+        // What follows the last entry is one of: nothing, zeros only (the end), or a torn write
+        // that is not all zero. Anything else would cut, or keep, the wrong bytes.
+        const rest = bytes.subarray(scan.goodLength);
+        const restIsZero = rest.every((b) => b === 0);
+        if (scan.torn) {
+          if (scan.torn.offset !== scan.goodLength)
+            throw new Error("a torn write reported off the last entry's end");
+          if (restIsZero && scan.goodLength > 0)
+            throw new Error("zeros after the last entry reported as torn");
+        } else if (scan.zeroTail !== rest.length || !restIsZero) {
+          throw new Error(`zeroTail ${scan.zeroTail} for ${rest.length} bytes after the last entry`);
+        }
+        if (!scan.torn) checkChunkEntries(parseChunkName("ledger_1")!, scan.entries, 0);
       });
     },
   };
@@ -98,7 +137,7 @@ export function ledgerTargets(): FuzzTarget<never>[] {
       if (result && !result.ok) coseTally.refused++;
     },
   };
-  return [chunk, entry, snapshot, jsonReceipt, coseReceipt] as FuzzTarget<never>[];
+  return [chunk, openChunk, entry, snapshot, jsonReceipt, coseReceipt] as FuzzTarget<never>[];
 }
 
 function isDeepEqual(a: unknown, b: unknown): boolean {

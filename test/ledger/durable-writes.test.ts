@@ -69,7 +69,8 @@ test("a node's batch is one durable write and no separate datasync", async (t) =
   const ledger = await writeBatches(dir, io);
   const afterOpen = { ...calls };
   assert.equal(ledger.stats.batches, 3);
-  assert.equal(calls.writeDurable, 3, "one durable write per batch");
+  assert.equal(ledger.stats.extensions, 1, "the new chunk was extended once, with synced zeros");
+  assert.equal(calls.writeDurable, 3 + 1, "one durable write per batch, and the extension's");
   assert.equal(calls.datasync, afterOpen.datasync, "no datasync for the batches");
   await ledger.close();
   assert.deepEqual(
@@ -86,7 +87,8 @@ test("an io whose handles cannot write durably gets a write and a datasync per b
   await opened.close();
   const ledger = await writeBatches(dir, io);
   assert.equal(calls.writeDurable, 0);
-  assert.equal(calls.write - before.write, 3, "one write per batch");
+  assert.equal(ledger.stats.extensions, 1);
+  assert.equal(calls.write - before.write, 3 + 1, "one write per batch, and the extension's");
   assert.ok(calls.datasync - before.datasync >= 3, "each batch synced before it is durable");
   assert.equal(ledger.durableSeqno, 30);
   await ledger.close();

@@ -9,6 +9,7 @@ import { newNodeKey } from "../../src/node/identity.ts";
 import type { RunningNode } from "../../src/node/index.ts";
 import { generateEncryptionKey, signJoinProof } from "../../src/node/join.ts";
 import { virtualAttestation } from "../../src/tee/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 
@@ -89,7 +90,7 @@ async function postJoin(node: RunningNode, body: unknown) {
 const SETTLE_MS = 2_500;
 
 test("(a) a forged virtual join gets Pending with no certificate and no secrets, and no node connects to it", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   const listener = await trap();
   try {
@@ -125,7 +126,7 @@ test("(a) a forged virtual join gets Pending with no certificate and no secrets,
 });
 
 test("(b) a node connection with a certificate that is not a trusted node's endorsed one is refused; a forwarded call naming user0 gets nothing", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   const listener = await trap();
   const primary = cluster.primary()!;
@@ -193,7 +194,7 @@ test("(b) a node connection with a certificate that is not a trusted node's endo
 });
 
 test("(c) raft messages claiming a higher view from a non-member do not depose the primary; writes keep committing", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   const primary = cluster.primary()!;
   const status = primary.node.consensusStatus!;

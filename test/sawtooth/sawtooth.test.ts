@@ -210,7 +210,7 @@ test("a processor that dies mid-request fails its batch cleanly; a resubmission 
   processors[i]!.stop();
   const dying = startProcessor(tpUrls[i]!, { dieMidRequest: true });
   try {
-    await new Promise((r) => setTimeout(r, 300)); // lets it register
+    await new Promise((r) => setTimeout(r, budget(300))); // lets it register
     const batch = client.batch([
       client.transaction("set", "survivor", 1),
       client.transaction("set", "half", 1),
@@ -223,7 +223,7 @@ test("a processor that dies mid-request fails its batch cleanly; a resubmission 
     assert.equal(unknown.data[0].status, "UNKNOWN");
 
     processors[i] = startProcessor(tpUrls[i]!);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, budget(300)));
     const again = await post(primary(), client.batchList([batch]), { "x-coco-wait": "commit" });
     assert.equal(again.status, 202, again.text);
     assert.equal(await status(primary(), batch.headerSignature), "COMMITTED");

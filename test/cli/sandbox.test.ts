@@ -6,14 +6,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Agent, request } from "undici";
+import { budget } from "../e2e/waits.ts";
 import { coco, cocoBackground, reservePorts } from "../helpers/cli.ts";
 
+/** Waits for `pattern` in the sandbox's output, for `timeoutMs` (an idle machine's) stretched by the load. */
 function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 240_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let output = "";
+    const limit = budget(timeoutMs);
     const timer = setTimeout(
-      () => reject(new Error(`timed out waiting for ${pattern}; output:\n${output}`)),
-      timeoutMs,
+      () => reject(new Error(`timed out after ${limit} ms waiting for ${pattern}; output:\n${output}`)),
+      limit,
     );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
@@ -44,7 +47,7 @@ function stop(child: ChildProcess): Promise<number | null> {
 }
 
 test("coco sandbox: starts opened, writes network.json, stops on Ctrl-C and resumes its ledger", {
-  timeout: 900_000,
+  timeout: budget(900_000),
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-sandbox-"));
   // Three RPC ports, then three node-to-node ports.

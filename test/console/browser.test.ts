@@ -13,20 +13,23 @@ import { fileURLToPath } from "node:url";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { request } from "undici";
 import { CONSOLE_DIST } from "../../src/console/index.ts";
-import { Network, waitUntil } from "../e2e/harness.ts";
+import { budget, Network, waitUntil } from "../e2e/harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SHOTS = process.env.COCO_CONSOLE_SCREENSHOTS === "1" ? join(ROOT, "docs/console") : undefined;
-/** Generous: the test machine is shared and often loaded. */
-const UI_TIMEOUT_MS = 30_000;
+/** Generous, and stretched by the load: the test machine is shared and often loaded. */
+const UI_TIMEOUT_MS = budget(30_000);
 
 const skip = existsSync(CHROMIUM)
   ? false
   : `no Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium; .ci/run does it)`;
 if (skip) console.log(`# SKIP console browser tests: ${skip}`);
 
-describe("the console in a browser, against a live 3-node sandbox", { skip, timeout: 600_000 }, () => {
+describe("the console in a browser, against a live 3-node sandbox", {
+  skip,
+  timeout: budget(600_000),
+}, () => {
   let net: Network;
   let context: BrowserContext;
   let page: Page;

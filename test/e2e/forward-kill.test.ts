@@ -9,13 +9,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { newPrimaryWithout } from "./checks.ts";
-import { type NetNode, Network, waitUntil } from "./harness.ts";
+import { budget, type NetNode, Network, waitUntil } from "./harness.ts";
 
 /** `rpc.forwardTimeoutMs`'s default: no forwarded write waits longer for its answer. */
 const FORWARD_TIMEOUT_MS = 10_000;
-/** Added to the bound for a loaded machine (scheduling, TLS, the commit wait after the answer). */
+/**
+ * Added to the bound for the machine (scheduling, TLS, the commit wait after the answer): an idle
+ * machine's figure, stretched by the load when the bound is checked (`budget`), as these are
+ * measured by the test's client; the product's own term, FORWARD_TIMEOUT_MS, is not stretched.
+ */
 const SLACK_MS = 5_000;
-/** A write with no answer by then hung: the test fails (rather than waiting with it). */
+/** A write with no answer by then hung: the test fails (rather than waiting with it; stretched by `send`). */
 const CLIENT_TIMEOUT_MS = FORWARD_TIMEOUT_MS + 2 * SLACK_MS;
 const WRITERS = 4;
 
@@ -74,7 +78,7 @@ function writeThrough(net: Network, via: NetNode) {
 }
 
 test("kill -9 the primary while writes go through a backup: each answered within the bound, as documented, and the backup serves writes again", {
-  timeout: 180_000,
+  timeout: budget(180_000),
 }, async (t) => {
   const net = await Network.start(3);
   try {
@@ -113,11 +117,10 @@ test("kill -9 the primary while writes go through a backup: each answered within
     assert.ok(acrossKill.length > 0, "some writes were in flight when the primary was killed");
 
     // No write hung: each was answered within the documented bound.
+    const bound = FORWARD_TIMEOUT_MS + budget(SLACK_MS);
     const slowest = outcomes.reduce((a, o) => Math.max(a, o.endedAt - o.startedAt), 0);
-    const hung = outcomes.filter(
-      (o) => o.status === "no answer" || o.endedAt - o.startedAt > FORWARD_TIMEOUT_MS + SLACK_MS,
-    );
-    assert.deepEqual(hung, [], `writes past the bound (slowest ${slowest} ms)`);
+    const hung = outcomes.filter((o) => o.status === "no answer" || o.endedAt - o.startedAt > bound);
+    assert.deepEqual(hung, [], `writes past the bound of ${bound} ms (slowest ${slowest} ms)`);
 
     // Each answer is a success or one of the documented errors.
     const unclear = outcomes.filter(

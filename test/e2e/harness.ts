@@ -15,7 +15,7 @@ import { NetworkProcesses } from "./process-control.ts";
 import { alive, tail } from "./processes.ts";
 import { startSandbox } from "./sandbox-start.ts";
 import type { Credentials, NetNode } from "./types.ts";
-import { waitUntil } from "./waits.ts";
+import { budget, waitUntil } from "./waits.ts";
 
 export { GOV_API } from "./clients.ts";
 export { type LedgerLine, ledgerPrefix } from "./ledger-prefix.ts";
@@ -79,6 +79,9 @@ export class Network extends NetworkProcesses {
    * next to the sandbox's (fixed RPC and node-to-node ports, a `join` section) and runs
    * `coco start --config` on it. Resolves once the primary records the joiner (as `Pending` while
    * the service is open), with its id. It is not in `nodes` until `joined()` says it serves.
+   * The joiner itself gives up (`join.timeoutMs`) only after the test's waits for it would have:
+   * being recorded, the members' vote and `joined()`, each an idle `timeoutMs` stretched by the
+   * load (a fixed 30 s in its config could run out first at load 20).
    */
   async startJoiner(name: string, via: NetNode, timeoutMs = 30_000): Promise<NetNode> {
     if (this.nodes.some((n) => n.name === name)) throw new Error(`there is already a node ${name}`);
@@ -90,7 +93,7 @@ export class Network extends NetworkProcesses {
       rpc: { address: rpc },
       nodeAddress: `127.0.0.1:${nodePort}`,
       serviceCertFile: "service_cert.pem",
-      join: { target: via.rpc, serviceCertFile: "service_cert.pem", timeoutMs },
+      join: { target: via.rpc, serviceCertFile: "service_cert.pem", timeoutMs: budget(3 * timeoutMs) },
       app: "logging",
       log: { level: "info", format: "pretty" },
     };

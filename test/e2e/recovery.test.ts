@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { checkLedgers, checkRecords, converge } from "./checks.ts";
-import { budget, type NetNode, type Network, sleep, waitUntil, withNetwork } from "./harness.ts";
+import { budget, type NetNode, type Network, waitUntil, withNetwork } from "./harness.ts";
 import { Workload } from "./workload.ts";
 
 /** Writes `id` on `node`, answered at once (not waiting for commit); returns its transaction id. */
@@ -54,10 +54,15 @@ test("a node restarted alone does not report transactions only it holds as Commi
       headers: { "x-coco-wait": "commit" },
     });
     assert.equal(first.status, 200, first.text);
-    // Alone, the primary still appends and signs for a moment, but cannot commit anything.
+    // Alone, the primary still appends and signs, but cannot commit anything. Waits for the
+    // signature after the lonely write (its last seqno passes it), not a fixed time: a loaded
+    // machine may take longer than any sleep to sign.
     for (const node of others) await net.kill(node);
     const lonely = await writeNoWait(net, old, 2, "never committed");
-    await sleep(300);
+    const lonelySeqno = Number(lonely.split(".")[1]);
+    await waitUntil(`${old.name} to sign after ${lonely}`, 5_000, async () => {
+      return (await net.consensus(old)).lastSeqno > lonelySeqno;
+    });
     await net.kill(old);
 
     await net.restart(old);

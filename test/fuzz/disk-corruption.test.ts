@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { auditLedgerDir } from "../../src/cli/ledger.ts";
 import { scanChunk } from "../../src/ledger/chunks.ts";
+import { budget } from "../e2e/waits.ts";
 import { startTestNetwork, type TestNetwork } from "../helpers/network.ts";
 
 /**
@@ -64,7 +65,7 @@ async function audit() {
   return auditLedgerDir(ledgerDir, certFile);
 }
 
-describe("corruption on disk", { timeout: 300_000 }, () => {
+describe("corruption on disk", { timeout: budget(300_000) }, () => {
   before(async () => {
     net = await startTestNetwork({ ledger: { chunkSize: 4096 }, snapshots: { txInterval: 10 } });
     for (let i = 0; i < 40; i++) {

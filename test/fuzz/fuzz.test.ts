@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { budget } from "../e2e/waits.ts";
 import { runTarget } from "./harness.ts";
 import { httpTarget } from "./http.ts";
 import { nodePortTarget } from "./node-port.ts";
@@ -23,14 +24,14 @@ describe("fuzzing every parser (short run)", async () => {
     });
   }
   it("http: every endpoint of a running node answers hostile requests with a clear error", {
-    timeout: 180_000,
+    timeout: budget(180_000),
   }, async () => {
     const report = await runTarget(httpTarget(), RUNS, SEED);
     assert.equal(report.failure, undefined, report.failure);
     assert.ok(report.refused > RUNS / 4, `only ${report.refused} requests refused`);
   });
   it("node-port: garbage on the node-to-node port leaves the service committing", {
-    timeout: 180_000,
+    timeout: budget(180_000),
   }, async () => {
     const report = await runTarget(nodePortTarget(), 40, SEED);
     assert.equal(report.failure, undefined, report.failure);

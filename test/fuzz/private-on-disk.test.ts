@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { filesContaining } from "../helpers/files.ts";
 
@@ -15,7 +16,7 @@ const PRIVATE = "PRIVATE-MARKER-c41d9e";
 const PUBLIC = "PUBLIC-MARKER-8be210";
 
 test("private values never appear in clear on any node's disk, snapshots and a snapshot-joined node included", {
-  timeout: 300_000,
+  timeout: budget(300_000),
 }, async () => {
   const cluster = await Cluster.create();
   const commit = { "x-coco-wait": "commit" };

@@ -5,6 +5,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { GovClient } from "../../src/client/index.ts";
 import { certFingerprint } from "../../src/crypto/index.ts";
+import { budget } from "../e2e/waits.ts";
 import {
   govClient,
   makeIdentity,
@@ -44,7 +45,7 @@ async function run(name: string, args: unknown) {
 
 test("every action of CCF's default constitution runs through Coco's governance", {
   skip: !hasVectors && "no vectors",
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const member = await makeIdentity("member9");
   const user = await makeIdentity("user9");

@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { budget } from "../e2e/waits.ts";
 
 export const MAIN = join(import.meta.dirname, "..", "..", "src", "cli", "main.ts");
 
@@ -9,12 +10,12 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `coco <args>` to completion. */
+/** Runs `coco <args>` to completion (killed after a minute, stretched by the load: tsx starts slowly then). */
 export function coco(args: string[], cwd?: string): CliResult {
   const result = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], {
     cwd,
     encoding: "utf8",
-    timeout: 60_000,
+    timeout: budget(60_000),
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { createIdentityCertificate } from "../../src/crypto/index.ts";
+import { budget, waitUntil } from "../e2e/waits.ts";
 import { MAIN } from "../helpers/cli.ts";
 import { type Host, Hosts } from "./hosts.ts";
 import { type LinkSettings, Relay } from "./relay.ts";
@@ -30,23 +31,9 @@ const RPC_PORT = 8000;
 const NODE_PORT = 8001;
 const TMPFS_SIZE = "128m";
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-export async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean> | boolean) {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await probe()) return;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(100);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${(last as Error).message})` : ""}`,
-  );
-}
+// Waits and request deadlines are an idle machine's figures stretched by the load, as in the e2e
+// tests (docs/testing.md, "Flaky under load"); the nemesis's own fault timings are not.
+export { sleep, waitUntil } from "../e2e/waits.ts";
 
 export interface NsNode {
   name: string;
@@ -159,14 +146,14 @@ export class NsCluster {
     }
     this.spawn(this.nodes[0]!);
     const certPath = join(this.dir, "service_cert.pem");
-    await waitFor("node0 to write the service certificate", 60_000, () => {
+    await waitUntil("node0 to write the service certificate", 60_000, () => {
       this.exitedCheck(this.nodes[0]!);
       return readFileSync(certPath, "utf8").includes("END CERTIFICATE");
     });
     this.serviceCert = readFileSync(certPath, "utf8");
     for (const node of this.nodes.slice(1)) this.spawn(node);
     for (const node of this.nodes) {
-      await waitFor(`${node.name} to serve the app`, 90_000, async () => {
+      await waitUntil(`${node.name} to serve the app`, 90_000, async () => {
         this.exitedCheck(node);
         return (await this.call(node, "GET", "/node/ready/app", { timeoutMs: 2_000 })).status === 204;
       });
@@ -286,7 +273,9 @@ export class NsCluster {
           ca: this.serviceCert,
           cert: readFileSync(join(this.dir, "user0_cert.pem"), "utf8"),
           key: readFileSync(join(this.dir, "user0_privk.pem"), "utf8"),
-          timeout: 2_000,
+          // Each request has its own deadline (`call`); the connection's must not be shorter (a
+          // fixed 2 s TLS connect failed e2e requests at load 28).
+          timeout: budget(10_000),
         },
         keepAliveTimeout: 2_000,
         connections: 64,
@@ -310,7 +299,7 @@ export class NsCluster {
         ...opts.headers,
       },
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 5_000),
+      signal: AbortSignal.timeout(budget(opts.timeoutMs ?? 5_000)),
     });
     const text = await res.body.text();
     let errorCode: string | undefined;
@@ -361,7 +350,7 @@ export class NsCluster {
         const exited = new Promise((resolve) => child.once("exit", resolve));
         child.kill("SIGCONT");
         child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        const timer = setTimeout(() => child.kill("SIGKILL"), budget(15_000));
         await exited;
         clearTimeout(timer);
       }),

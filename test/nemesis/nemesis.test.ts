@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { budget } from "../e2e/waits.ts";
 import { namespacesUnavailable } from "./hosts.ts";
 import { schedule } from "./nemesis.ts";
 import { Random } from "./random.ts";
@@ -31,8 +32,8 @@ test("a seed gives the same fault schedule every time, and another seed another 
 test("a short nemesis round on namespaced processes: linearizable, nothing acknowledged lost, ledgers agree", {
   skip: unavailable ?? false,
   // About a minute of faults and checks; the rest is starting three node processes, which takes
-  // seconds on an idle machine and over a minute on a loaded 2-core one.
-  timeout: 300_000,
+  // seconds on an idle machine and over a minute on a loaded 2-core one. Stretched by the load.
+  timeout: budget(300_000),
 }, async () => {
   // Seed 2303 begins: SIGSTOP, isolated primary, kill -9, clock 285 s back.
   const seed = Number(process.env.COCO_NEMESIS_SEED ?? 2303);

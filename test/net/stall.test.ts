@@ -11,7 +11,7 @@ import { createServer, type Server, type TLSSocket } from "node:tls";
 import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION } from "../../src/net/envelope.ts";
 import { encodeFrame, FrameDecoder } from "../../src/net/frame.ts";
 import type { NodeChannels } from "../../src/net/index.ts";
-import { addr, makeNode, makeService, sleep, start, waitFor } from "./helpers.ts";
+import { addr, budget, makeNode, makeService, sleep, start, waitFor } from "./helpers.ts";
 
 const service = await makeService();
 const open: NodeChannels[] = [];
@@ -61,7 +61,8 @@ test("stallMs is validated like the other options", async () => {
 });
 
 test("a peer that takes a large frame slowly but steadily, answering nothing, is not cut off", {
-  timeout: 90_000,
+  // Above its wait for the transfer (80 s, stretched by the load like the limit itself).
+  timeout: budget(90_000),
 }, async () => {
   // Reads about 4 MiB a second: up to 512 KiB, then nothing until the next 125 ms tick. The
   // threshold is longer here: once the whole frame has left a's process, the kernels' buffers
@@ -124,7 +125,7 @@ test("a peer that takes a large frame slowly but steadily, answering nothing, is
 
 for (const load of ["small frames", "a large frame that fills the send buffer"] as const) {
   test(`a peer that reads nothing (a black hole), sent ${load}, is dropped and redialled after stallMs`, {
-    timeout: 60_000,
+    timeout: budget(60_000),
   }, async () => {
     const peer = await silentPeer((socket) => socket.pause());
     const a = await sender();
@@ -132,7 +133,8 @@ for (const load of ["small frames", "a large frame that fills the send buffer"] 
     await waitFor("a to connect", () => a.stats()[peer.id.nodeId]?.connected === true, 10_000);
     const began = Date.now();
     if (load === "small frames") {
-      for (let i = 0; peer.connections.length === 1 && Date.now() - began < 30_000; i++) {
+      const limit = budget(30_000);
+      for (let i = 0; peer.connections.length === 1 && Date.now() - began < limit; i++) {
         a.send(peer.id.nodeId, { heartbeat: i });
         await sleep(100);
       }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import tls from "node:tls";
 import type { RunningNode } from "../../src/node/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { passProposal, validFrom } from "../helpers/network.ts";
@@ -27,7 +28,7 @@ function servedCertificate(node: RunningNode, ca: string): Promise<X509Certifica
 const validToMs = (cert: X509Certificate) => new Date(cert.validTo).getTime();
 
 test("members renew node and service certificates by vote; nodes serve them and keep working", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   try {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createLogger, parseConfig, realEnvironment, runNode } from "../../src/node/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { makeIdentity } from "../helpers/network.ts";
 
 const WRITER = join(import.meta.dirname, "crash-writer.ts");
@@ -21,7 +22,7 @@ function runAndKill(dir: string, count: number, firstId: number): Promise<Set<nu
     );
     const committed = new Set<number>();
     let buffer = "";
-    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const guard = setTimeout(() => child.kill("SIGKILL"), budget(60_000));
     child.stdout.on("data", (chunk: Buffer) => {
       buffer += chunk.toString();
       const lines = buffer.split("\n");
@@ -41,7 +42,9 @@ function runAndKill(dir: string, count: number, firstId: number): Promise<Set<nu
   });
 }
 
-test("kill -9 under load loses nothing that was reported committed", { timeout: 180_000 }, async () => {
+test("kill -9 under load loses nothing that was reported committed", {
+  timeout: budget(180_000),
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-crash-"));
   try {
     writeFileSync(join(dir, "member0_cert.pem"), (await makeIdentity("member0")).certPem);

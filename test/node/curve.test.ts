@@ -11,11 +11,12 @@ import {
   verifyJsonReceipt,
 } from "../../src/crypto/index.ts";
 import { parseConfig } from "../../src/node/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { Cluster } from "../helpers/cluster.ts";
 
 test("a service created on P-256: nodes join on its curve, sign, serve receipts that verify, and audit clean", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   try {

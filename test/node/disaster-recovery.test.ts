@@ -8,6 +8,7 @@ import { normalizePem, verifyJsonReceipt } from "../../src/crypto/index.ts";
 import { auditLedger } from "../../src/node/index.ts";
 import type { RunningNode } from "../../src/node/run.ts";
 import { decryptShare, toBase64 } from "../../src/recovery/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { makeIdentity, VOTE_YES } from "../helpers/network.ts";
 
@@ -31,7 +32,7 @@ async function until(
   check: () => Promise<boolean> | boolean,
   timeoutMs = 20_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + budget(timeoutMs);
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -39,7 +40,7 @@ async function until(
 }
 
 test("disaster recovery: every node lost; a new service from one ledger, k shares bring the private data back", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   const clients: GovClient[] = [];

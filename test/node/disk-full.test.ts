@@ -5,6 +5,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { RunningNode } from "../../src/node/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
@@ -53,7 +54,7 @@ function refusesConnections(port: number): Promise<boolean> {
 }
 
 test("a primary whose disk fills fail-stops; the others go on; restarted with space it recovers every committed write", {
-  timeout: 240_000,
+  timeout: budget(240_000),
   skip: canMount ? false : "needs root and mount(8) to put the node's directory on a small tmpfs",
 }, async () => {
   const cluster = await Cluster.create();

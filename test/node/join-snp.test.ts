@@ -17,6 +17,7 @@ import { newNodeKey } from "../../src/node/identity.ts";
 import type { RunningNode } from "../../src/node/index.ts";
 import { generateEncryptionKey, JoinVerifier, signJoinProof } from "../../src/node/join.ts";
 import type { TsmFileSystem } from "../../src/tee/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { type FakeAmd, fakeSnpNodeFiles, makeFakeAmd } from "../tee/fake-amd.ts";
 import { fakeReport } from "../tee/fake-report.ts";
@@ -145,7 +146,7 @@ function lines() {
 }
 
 test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD nodes admitted and verifiable", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   const amd = await makeFakeAmd();
@@ -309,7 +310,7 @@ test("SNP joins: real reports refused for the binding, policy voted in, fake-AMD
 });
 
 test("a first node on SNP attests itself and seeds the join policy; one that cannot attest does not start", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   const amd = await makeFakeAmd();
@@ -370,7 +371,7 @@ test("a first node on SNP attests itself and seeds the join policy; one that can
 });
 
 test("SNP joins through a simulated configfs-tsm: a real report refused, fake-AMD reports admitted once voted in", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   const amd = await makeFakeAmd();

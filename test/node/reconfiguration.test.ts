@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CocoClientError } from "../../src/client/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { govClient, validFrom } from "../helpers/network.ts";
 
 test("a node joins an open service as Pending, is trusted by vote, catches up; another is retired by vote", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   try {

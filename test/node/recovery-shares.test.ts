@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import { GovClient } from "../../src/client/index.ts";
 import { RECOVERY_SHARES_TABLE } from "../../src/node/recovery-shares.ts";
 import { decryptShare, RecoveryShareCollector } from "../../src/recovery/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { makeIdentity, startTestNetwork, type TestNetwork } from "../helpers/network.ts";
 
 const YES = "export function vote (proposal, proposerId) { return true }";
@@ -61,7 +62,7 @@ function issued(): { threshold: number; ledger_secret_version: number } & Record
 }
 
 async function until(what: string, check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + budget(10_000);
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));

@@ -10,7 +10,7 @@ import { Cluster } from "../helpers/cluster.ts";
  * and the burst needed fewer signatures than writes.
  */
 test("paced signatures: a burst all commits under fewer signatures, then a lone write commits promptly", {
-  timeout: 180_000,
+  timeout: budget(180_000),
 }, async () => {
   const cluster = await Cluster.create();
   try {

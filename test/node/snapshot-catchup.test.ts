@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { readLedgerDir } from "../../src/ledger/index.ts";
 import type { RunningNode } from "../../src/node/run.ts";
+import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 
 const SNAPSHOTS = { snapshots: { txInterval: 10 } };
@@ -44,7 +45,7 @@ function ledgerStart(cluster: Cluster, name: string): number {
 }
 
 test("a new node and a node far behind catch up from the primary's snapshot, then from its ledger", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   try {

@@ -15,6 +15,7 @@ import {
   Tables,
 } from "../../src/ledger/index.ts";
 import { SNAPSHOT_TX_PER_KEY, Snapshots } from "../../src/node/snapshots.ts";
+import { budget } from "../e2e/waits.ts";
 import { type Pair, snapshotPair } from "./snapshot-pair.ts";
 
 function memoryLog(): { log: Logger; lines: Array<{ level: number; msg: string }> } {
@@ -47,9 +48,9 @@ function evidenceWrites(entries: DecodedEntry[]): Array<{ seqno: number; key: st
   return out;
 }
 
-/** Runs the event loop until `done` holds (slices run on setImmediate), or fails after 10 s. */
+/** Runs the event loop until `done` holds (slices run on setImmediate), or fails after 10 s stretched by the load. */
 async function until(done: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + budget(10_000);
   while (!done()) {
     if (Date.now() > deadline) throw new Error("timed out");
     await new Promise((r) => setImmediate(r));

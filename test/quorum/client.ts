@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import type { Wallet } from "ethers";
 import { Agent, request } from "undici";
 import type { RunningNode } from "../../src/node/index.ts";
+import { budget } from "../e2e/waits.ts";
 import type { Identity } from "../helpers/network.ts";
 
 /** The web3 1.x instance web3js-quorum extends (its types describe only part of it). */
@@ -150,12 +151,14 @@ export class QuorumClient {
   }
 
   async receipt(hash: string) {
-    for (let i = 0; i < 200; i++) {
+    // An idle machine's 10 s, stretched by the load.
+    const limit = budget(10_000);
+    for (const end = Date.now() + limit; Date.now() < end; ) {
       const r = await this.rpc("eth_getTransactionReceipt", [hash]);
       if (r) return r;
       await new Promise((done) => setTimeout(done, 50));
     }
-    throw new Error(`no receipt for ${hash}`);
+    throw new Error(`no receipt for ${hash} within ${limit} ms`);
   }
 
   async close(): Promise<void> {

@@ -14,6 +14,7 @@ import { createLogger } from "../../src/node/index.ts";
 import { rpcPort } from "../../src/node/rpc-port.ts";
 import type { RunningNode } from "../../src/node/run.ts";
 import { createRpcServer } from "../../src/rpc/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 
 const MAX_BODY = 4096;
@@ -275,13 +276,14 @@ describe("the direct /app path answers as fastify does", () => {
       const closed = new Promise((r) => socket.on("close", r));
       await new Promise((r) => socket.once("secureConnect", r));
       socket.write(request("POST", "/app/shapes/held", json, "{}"));
-      await new Promise((r) => setTimeout(r, 300));
+      // Time for each request to reach the server: an idle machine's 300 ms, stretched by the load.
+      await new Promise((r) => setTimeout(r, budget(300)));
       const closing = server.close();
       socket.write(request("GET", "/app/shapes/empty"));
-      await new Promise((r) => setTimeout(r, 300));
+      await new Promise((r) => setTimeout(r, budget(300)));
       release();
       await closing;
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000))]);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, budget(5_000)))]);
       socket.destroy();
       raws.push(Buffer.concat(chunks).toString("latin1"));
       held = new Promise((r) => {

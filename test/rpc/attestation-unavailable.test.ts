@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import type { TsmFileSystem } from "../../src/tee/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { makeFakeAmd } from "../tee/fake-amd.ts";
 import { fakeReport } from "../tee/fake-report.ts";
@@ -71,7 +72,7 @@ function sevGuestKernel(report: (inblob: Uint8Array) => Uint8Array) {
 }
 
 test("a node that cannot attest itself answers 503 AttestationUnavailable, serves the rest, and recovers", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const amd = await makeFakeAmd();
   const chainDir = mkdtempSync(join(tmpdir(), "coco-attest-chain-"));

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { defineApp } from "../../src/apps/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { passProposal } from "../helpers/network.ts";
@@ -45,7 +46,7 @@ const app = defineApp("errors", (a) => {
 });
 
 test("documented error answers, each triggered for real, each changing nothing", {
-  timeout: 240_000,
+  timeout: budget(240_000),
 }, async () => {
   const cluster = await Cluster.create();
   cluster.apps.push(app);

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { connect as tcpConnect } from "node:net";
 import { test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
+import { budget } from "../e2e/waits.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 
@@ -54,7 +55,7 @@ function refused(port: number): Promise<boolean> {
 }
 
 test("a request pipelined on a busy connection after the node began to stop gets 503 NodeStopping", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   const timeouts = { commitWaitTimeoutMs: 30_000 };

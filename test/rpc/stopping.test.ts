@@ -4,11 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { budget } from "../e2e/waits.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 
 test("a stopping node answers its commit waiters 503 CommitUnavailable", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   const timeouts = { commitWaitTimeoutMs: 30_000 };

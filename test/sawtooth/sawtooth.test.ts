@@ -3,6 +3,7 @@ import { after, before, test } from "node:test";
 import { request } from "undici";
 import { verifyJsonReceipt } from "../../src/crypto/index.ts";
 import type { RunningNode } from "../../src/node/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { passProposal } from "../helpers/network.ts";
@@ -65,7 +66,7 @@ after(async () => {
   await cluster.stop();
 });
 
-test("governance decides which batcher keys may submit", { timeout: 60_000 }, async () => {
+test("governance decides which batcher keys may submit", { timeout: budget(60_000) }, async () => {
   const batch = client.batch([client.transaction("set", "early", 1)]);
   const refused = await post(primary(), client.batchList([batch]));
   assert.equal(refused.status, 403, refused.text);
@@ -79,7 +80,7 @@ test("governance decides which batcher keys may submit", { timeout: 60_000 }, as
 });
 
 test("batches commit, state reads back, and a Coco receipt verifies for the batch", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   const batch = client.batch([client.transaction("set", "a", 10), client.transaction("set", "b", 20)]);
   const res = await post(primary(), client.batchList([batch]), { "x-coco-wait": "commit" });
@@ -133,7 +134,9 @@ test("batches commit, state reads back, and a Coco receipt verifies for the batc
   assert.equal(verified.ok, true, JSON.stringify(verified));
 });
 
-test("an invalid transaction rejects its batch and changes nothing", { timeout: 60_000 }, async () => {
+test("an invalid transaction rejects its batch and changes nothing", {
+  timeout: budget(60_000),
+}, async () => {
   const batch = client.batch([client.transaction("inc", "a", 5), client.transaction("dec", "b", 1000)]);
   const res = await post(primary(), client.batchList([batch]));
   assert.equal(res.status, 202, res.text);
@@ -156,7 +159,7 @@ test("an invalid transaction rejects its batch and changes nothing", { timeout: 
   assert.equal(await intkeyValue(primary(), "a"), 10);
 });
 
-test("a batch sent to a backup commits", { timeout: 60_000 }, async () => {
+test("a batch sent to a backup commits", { timeout: budget(60_000) }, async () => {
   const batch = client.batch([client.transaction("set", "via-backup", 7)]);
   const res = await post(backup(), client.batchList([batch]), { "x-coco-wait": "commit" });
   assert.equal(res.status, 202, res.text);
@@ -165,7 +168,7 @@ test("a batch sent to a backup commits", { timeout: 60_000 }, async () => {
 });
 
 test("the processor killed and restarted mid-load loses no committed batch and commits no half batch", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   const setup = client.batch([client.transaction("set", "x", 0), client.transaction("set", "y", 0)]);
   assert.equal((await post(primary(), client.batchList([setup]))).status, 202);
@@ -201,13 +204,13 @@ test("the processor killed and restarted mid-load loses no committed batch and c
 });
 
 test("a processor that dies mid-request fails its batch cleanly; a resubmission then commits", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   const i = cluster.nodes.indexOf(primary());
   processors[i]!.stop();
   const dying = startProcessor(tpUrls[i]!, { dieMidRequest: true });
   try {
-    await new Promise((r) => setTimeout(r, 300)); // lets it register
+    await new Promise((r) => setTimeout(r, budget(300))); // lets it register
     const batch = client.batch([
       client.transaction("set", "survivor", 1),
       client.transaction("set", "half", 1),
@@ -220,7 +223,7 @@ test("a processor that dies mid-request fails its batch cleanly; a resubmission 
     assert.equal(unknown.data[0].status, "UNKNOWN");
 
     processors[i] = startProcessor(tpUrls[i]!);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, budget(300)));
     const again = await post(primary(), client.batchList([batch]), { "x-coco-wait": "commit" });
     assert.equal(again.status, 202, again.text);
     assert.equal(await status(primary(), batch.headerSignature), "COMMITTED");

@@ -10,6 +10,7 @@ import { newNodeKey } from "../../src/node/identity.ts";
 import { ConfigError, parseConfig, realEnvironment, runNode } from "../../src/node/index.ts";
 import { generateEncryptionKey, signJoinProof, unwrapSecrets } from "../../src/node/join.ts";
 import { virtualAttestation } from "../../src/tee/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { freePort } from "../helpers/cli.ts";
 import { makeIdentity } from "../helpers/network.ts";
 
@@ -105,7 +106,7 @@ async function openingService(attestation: Record<string, unknown> | undefined) 
 }
 
 test("(d) by default a forged join to an Opening service is Pending, gets nothing, and nothing warns", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   const service = await openingService(undefined);
   try {
@@ -124,7 +125,7 @@ test("(d) by default a forged join to an Opening service is Pending, gets nothin
 });
 
 test("(d) with the development option on, the node warns at start, and a joiner while Opening is trusted at once", {
-  timeout: 60_000,
+  timeout: budget(60_000),
 }, async () => {
   const service = await openingService({ platform: "virtual", virtual: { trustJoinersWhileOpening: true } });
   try {

@@ -15,6 +15,7 @@ import {
   realEnvironment,
   runNode,
 } from "../../src/node/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { allFiles } from "../helpers/files.ts";
 import { makeFakeAmd } from "../tee/fake-amd.ts";
@@ -68,7 +69,7 @@ function leaks(dir: string, secrets: Array<[string, Buffer]>): string[] {
 }
 
 test("virtual: a node's directory holds no key material; its secrets need the key file kept outside it", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   try {
@@ -106,7 +107,7 @@ test("virtual: a node's directory holds no key material; its secrets need the ke
 });
 
 test("SEV-SNP: sealed with the derived key, restarted by the same guest, refused by another image; no key file anywhere", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
   const amd = await makeFakeAmd();

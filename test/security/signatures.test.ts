@@ -35,6 +35,7 @@ import {
 } from "../../src/ledger/index.ts";
 import { auditLedger, type RunningNode, realEnvironment } from "../../src/node/index.ts";
 import type { Replica } from "../../src/node/replica.ts";
+import { budget } from "../e2e/waits.ts";
 import { stopAndAuditLedgers } from "../helpers/audit.ts";
 import { coco } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
@@ -118,7 +119,7 @@ function writeLedgerCopy(frames: Uint8Array[], firstSeqno: number): string {
 }
 
 test("signatures by endorsed but untrusted nodes, or by a second node in a view, are refused by backups and by audit", {
-  timeout: 180_000,
+  timeout: budget(180_000),
 }, async () => {
   const cluster = await Cluster.create();
   const copies: string[] = [];
@@ -310,7 +311,7 @@ test("signatures by endorsed but untrusted nodes, or by a second node in a view,
 });
 
 test("after elections and a restart of the old primary, every node's ledger audits clean", {
-  timeout: 180_000,
+  timeout: budget(180_000),
 }, async () => {
   const cluster = await Cluster.create();
   try {
@@ -319,7 +320,8 @@ test("after elections and a restart of the old primary, every node's ledger audi
     await cluster.join("n2", n0);
     await cluster.untilOpen();
     const write = async (id: number) => {
-      for (let attempt = 0; attempt < 50; attempt++) {
+      // An idle machine's 5 s of attempts, stretched by the load.
+      for (const end = Date.now() + budget(5_000); Date.now() < end; ) {
         const via = cluster.primary();
         const res = via
           ? await cluster.call(via, "PUT", `/app/log/private?id=${id}`, {

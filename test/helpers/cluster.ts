@@ -224,7 +224,7 @@ export class Cluster {
           setTimeout(() => reject(new Error("no answer in 5 s")), 5_000).unref();
         });
         const ready = await Promise.race([asked, timeout]).then(
-          (r) => `${r.status}${r.status === 204 ? "" : ` ${r.text.slice(0, 80)}`}`,
+          (r) => `${r.status}${r.status === 204 ? "" : ` ${errorCode(r.text)}`}`,
           (e: unknown) => `error ${(e as Error).message}`,
         );
         const c = node.consensusStatus;
@@ -307,5 +307,14 @@ export class Cluster {
     await Promise.all([...this.agents.values(), ...this.govClients.values()].map((a) => a.close()));
     for (const node of [...this.nodes].reverse()) await node.stop();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The `error.code` of an error answer, or its first characters. */
+function errorCode(text: string): string {
+  try {
+    return String(JSON.parse(text).error.code);
+  } catch {
+    return text.slice(0, 60);
   }
 }

@@ -115,6 +115,11 @@ export interface ServiceInfo {
   /** The previous identity's key and name, certified by this service (for old receipts). */
   previous_service_identity_endorsement?: string;
   recovery_count?: number;
+  /**
+   * Coco only: a new service created with `openAtNodes` opens by itself once that many nodes are
+   * trusted. Recorded at genesis so that whichever node is primary opens it, not only the first.
+   */
+  open_at_nodes?: number;
 }
 
 /** A value of `public:ccf.gov.nodes.info`. */

@@ -104,12 +104,17 @@ export class ServiceLifecycle {
     return info;
   }
 
-  /** With `openAtNodes` set (tests, benchmarks), a new service opens once that many nodes are trusted. */
+  /**
+   * With `openAtNodes` set (tests, benchmarks), a new service opens once that many nodes are
+   * trusted. The threshold is the one genesis recorded, so that a joiner elected primary before
+   * the service opened opens it too (its own config has no `openAtNodes`); the node's own setting
+   * serves a ledger whose genesis predates the record.
+   */
   openWhenReady(): void {
     const info = this.infoOrNull();
-    const { config, state } = this.host;
-    if (info?.status !== "Opening" || config.openAtNodes === 0) return;
-    if (state.trustedNodes().length < config.openAtNodes) return;
+    if (info?.status !== "Opening") return;
+    const threshold = info.open_at_nodes ?? this.host.config.openAtNodes;
+    if (threshold === 0 || this.host.state.trustedNodes().length < threshold) return;
     try {
       this.open();
     } catch (e) {

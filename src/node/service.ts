@@ -47,7 +47,11 @@ export function createService(host: ServiceHost, ownSnp?: Extract<AttestationVie
   const { config, identity } = host;
   const nodeId = identity.nodeId;
   const tx = host.state.store.begin();
-  const info: ServiceInfo = { cert: identity.serviceCertPem, status: "Opening" };
+  const info: ServiceInfo = {
+    cert: identity.serviceCertPem,
+    status: "Opening",
+    ...(config.openAtNodes > 0 ? { open_at_nodes: config.openAtNodes } : {}),
+  };
   tx.map(Tables.serviceInfo).set(SINGLETON_KEY, jsonBytes(info));
   tx.map(Tables.nodesInfo).set(utf8(nodeId), jsonBytes(selfNodeInfo(host)));
   // The join policy starts with the code this node runs; members change it by vote.

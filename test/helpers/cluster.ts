@@ -209,7 +209,43 @@ export class Cluster {
       if (await check()) return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`timed out after ${limit} ms waiting until ${what}`);
+    throw new Error(`timed out after ${limit} ms waiting until ${what}\n${await this.describe()}`);
+  }
+
+  /**
+   * One line a node, for a timeout's message: what /node/ready/app answers, its consensus
+   * (role, view, primary, commit/last), the service status its store has, and its nodes table.
+   */
+  async describe(): Promise<string> {
+    const lines = await Promise.all(
+      this.nodes.map(async (running, i) => {
+        const { node } = running;
+        const asked = this.call(running, "GET", "/node/ready/app");
+        const timeout = new Promise<never>((_, reject) => {
+          setTimeout(() => reject(new Error("no answer in 5 s")), 5_000).unref();
+        });
+        const ready = await Promise.race([asked, timeout]).then(
+          (r) => `${r.status}${r.status === 204 ? "" : ` ${errorCode(r.text)}`}`,
+          (e: unknown) => `error ${(e as Error).message}`,
+        );
+        const c = node.consensusStatus;
+        const raft = c
+          ? `${c.role} v${c.view} primary=${c.leader?.slice(0, 8) ?? "-"} commit=${c.commitSeqno}/${c.lastSeqno}`
+          : "no consensus";
+        let service: string;
+        try {
+          service = node.serviceInfo().status;
+        } catch (e) {
+          service = `? (${(e as Error).message})`;
+        }
+        const table = node
+          .nodes()
+          .map(([id, info]) => `${id.slice(0, 8)}:${info.status}`)
+          .join(",");
+        return `  #${i} ${node.nodeId.slice(0, 8)} ready=${ready} ${raft} service=${service} nodes=[${table}]${node.failure ? ` failed: ${node.failure.message}` : ""}`;
+      }),
+    );
+    return `nodes:\n${lines.join("\n")}`;
   }
 
   /** Waits until every node serves the app (the service is open everywhere). */
@@ -272,5 +308,14 @@ export class Cluster {
     await Promise.all([...this.agents.values(), ...this.govClients.values()].map((a) => a.close()));
     for (const node of [...this.nodes].reverse()) await node.stop();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The `error.code` of an error answer, or its first characters. */
+function errorCode(text: string): string {
+  try {
+    return String(JSON.parse(text).error.code);
+  } catch {
+    return text.slice(0, 60);
   }
 }

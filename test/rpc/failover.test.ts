@@ -132,3 +132,35 @@ describe("a primary that dies with a backup's write in flight", () => {
     assert.equal(again.status, 200, again.text);
   });
 });
+
+describe("a first node that dies before its service opened itself (openAtNodes)", () => {
+  let cluster: Cluster | undefined;
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test("the joiner elected primary opens the service once enough nodes are trusted", async () => {
+    cluster = await Cluster.create();
+    const c = cluster;
+    const n0 = await c.startService({ openAtNodes: 4 });
+    const join = { target: `127.0.0.1:${n0.port}`, serviceCertFile: "service_cert.pem", timeoutMs: 150_000 };
+    await Promise.all(["n1", "n2"].map((name) => c.join(name, n0, { join })));
+    // Three of the four trusted nodes: still Opening. The first node, the only one configured
+    // with openAtNodes, dies (as it may lose an election on a loaded machine).
+    assert.equal(n0.node.serviceInfo().status, "Opening");
+    await n0.stop();
+    c.nodes.splice(c.nodes.indexOf(n0), 1);
+    let primary: RunningNode | undefined;
+    await c.until("a joiner is elected primary", () => {
+      primary = c.nodes.find((n) => n.node.isPrimary);
+      return primary !== undefined;
+    });
+    const target = { ...join, target: `127.0.0.1:${primary!.port}` };
+    await c.join("n3", primary!, { join: target });
+    // Four trusted nodes (the dead one is still recorded Trusted): the new primary, whose own
+    // config has no openAtNodes, opens the service with the threshold genesis recorded.
+    await c.untilOpen();
+    const put = await c.call(primary!, "PUT", "/app/log/private?id=1", { body: { msg: "open" } });
+    assert.equal(put.status, 200, put.text);
+  });
+});

@@ -6,6 +6,7 @@
  * the load).
  *
  *   npm run -s bench:evm -- [--senders 64] [--per-sender 40] [--batch 1] [--only coco|anvil] [--cpu-prof DIR]
+ *                           [--curve secp384r1|secp256r1]
  *
  * Each sender is a lane that sends its transfers in nonce order, the next once the previous is
  * answered (`--batch N`: N transfers of a lane per JSON-RPC batch, one request). The figure is
@@ -23,6 +24,7 @@ import { ContractFactory, getCreateAddress, Interface, keccak256, Wallet } from 
 import { Agent, request } from "undici";
 import { startSandbox } from "../src/cli/sandbox.ts";
 import { GovClient } from "../src/client/index.ts";
+import type { ServiceCurve } from "../src/crypto/index.ts";
 import { compile } from "../test/evm/contracts.ts";
 import { perOperation, processCpuMs } from "./cpu.ts";
 
@@ -33,8 +35,14 @@ const { values } = parseArgs({
     "per-sender": { type: "string", default: "40" },
     only: { type: "string" },
     "cpu-prof": { type: "string" },
+    curve: { type: "string", default: "secp384r1" },
   },
 });
+if (values.curve !== "secp384r1" && values.curve !== "secp256r1") {
+  console.error("--curve must be secp384r1 (the default identity curve) or secp256r1");
+  process.exit(2);
+}
+const curve = values.curve as ServiceCurve;
 const senders = Number(values.senders);
 const perSender = Number(values["per-sender"]);
 const batch = Number(values.batch);
@@ -235,6 +243,7 @@ async function benchCoco(dir: string, load: SignedLoad) {
     nodes: 3,
     port,
     evm: true,
+    curve,
     print: () => {},
     logFormat: "json",
     quiet: true,
@@ -280,6 +289,7 @@ async function benchCoco(dir: string, load: SignedLoad) {
     return {
       description:
         "3 Coco nodes (sandbox processes, EVM on); eth_sendRawTransaction to the primary, x-coco-wait: commit",
+      curve,
       ...result,
       cpu_ms_per_transfer_incl_setup: {
         primary: perTx[pids.indexOf(primary.pid)],

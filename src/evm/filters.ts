@@ -1,23 +1,25 @@
 import { randomBytes } from "node:crypto";
 
+/** Where a filter's `eth_getFilterChanges` resumes. */
+export interface Cursor {
+  /** The last block already reported by `eth_getFilterChanges`. */
+  seen: bigint;
+  /** Hashes of the last blocks reported, to notice when a rollback replaced them. */
+  hashes: Map<bigint, string>;
+}
+
 /** What `eth_newFilter` asked for. */
-export interface LogFilter {
+export interface LogFilter extends Cursor {
   kind: "logs";
   fromBlock: bigint | "latest";
   toBlock: bigint | "latest";
   addresses: string[];
   topics: Array<string[] | null>;
-  /** The last block already reported by `eth_getFilterChanges`. */
-  seen: bigint;
-  /** Hashes of the last blocks reported, to notice when a rollback replaced them. */
-  hashes: Map<bigint, string>;
   touched: number;
 }
 
-export interface BlockFilter {
+export interface BlockFilter extends Cursor {
   kind: "blocks";
-  seen: bigint;
-  hashes: Map<bigint, string>;
   touched: number;
 }
 
@@ -70,7 +72,7 @@ export class Filters {
  * Remembers that blocks up to `to` were reported, with their hashes in `hashOf` (the node's
  * chain as read now); only the last REMEMBERED are kept.
  */
-export function markSeen(filter: Filter, to: bigint, hashOf: (n: bigint) => string | undefined): void {
+export function markSeen(filter: Cursor, to: bigint, hashOf: (n: bigint) => string | undefined): void {
   const start = to - REMEMBERED + 1n > filter.seen + 1n ? to - REMEMBERED + 1n : filter.seen + 1n;
   for (let n = start; n <= to; n++) {
     const hash = hashOf(n);
@@ -86,7 +88,7 @@ export function markSeen(filter: Filter, to: bigint, hashOf: (n: bigint) => stri
  * node may serve blocks not yet committed, and a change of primary rolls those back and reuses
  * their numbers for other blocks, whose logs the filter must still report.
  */
-export function rewind(filter: Filter, hashOf: (n: bigint) => string | undefined): void {
+export function rewind(filter: Cursor, hashOf: (n: bigint) => string | undefined): void {
   for (;;) {
     const known = filter.hashes.get(filter.seen);
     // Unremembered (the install point, or a rollback deeper than remembered): trusted as is.

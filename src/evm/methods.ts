@@ -4,7 +4,7 @@ import { estimateGas, ethCall } from "./call.ts";
 import { blockByHash, blockByNumber, headNumber, hex, type StoredBlock } from "./chain.ts";
 import { readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
-import { type BlockFilter, type Filters, type LogFilter, markSeen, rewind } from "./filters.ts";
+import { type BlockFilter, type Cursor, type Filters, type LogFilter, markSeen, rewind } from "./filters.ts";
 import { blockTag, parseCriteria, queryLogs, type TxResolver } from "./logs.ts";
 import { blockJson, getTx, receiptJson, type StoredTx, seqnoOfTx } from "./records.ts";
 import { sendRawTransaction } from "./send.ts";
@@ -24,6 +24,8 @@ export interface MethodContext {
   bound: ReadonlySet<string>;
   host: EvmHost;
   filters: Filters;
+  /** Runs `callback` once the request's answer is decided: `ok` when it was a success (now, if absent). */
+  onAnswered?(callback: (ok: boolean) => void): void;
   /** The caller's view of a transaction record; private ones resolve for parties (src/evm/private). */
   lookupTx?: TxResolver;
   /** The caller's Tessera keys: which privacy groups it is party to (src/evm/private). */
@@ -233,25 +235,35 @@ export const METHODS: Record<string, Method> = {
     if (!filter) throw new RpcError(-32000, "filter not found");
     const head = headNumber(kv);
     const config = readEvmConfig(kv);
-    rewind(filter, hashOf(kv));
+    // The cursor moves only once the answer is out: one that fails (a commit wait that timed out
+    // during an election) leaves these changes to the next poll instead of losing them.
+    const cursor: Cursor = { seen: filter.seen, hashes: new Map(filter.hashes) };
+    const advance = () => {
+      filter.seen = cursor.seen;
+      filter.hashes = cursor.hashes;
+    };
+    if (ctx.onAnswered) ctx.onAnswered((ok) => ok && advance());
+    rewind(cursor, hashOf(kv));
     if (filter.kind === "blocks") {
       const out: string[] = [];
-      for (let n = filter.seen + 1n; n <= head; n++)
+      for (let n = cursor.seen + 1n; n <= head; n++)
         out.push(blockByNumber(kv, n, config.blockGasLimit)!.hash);
-      markSeen(filter, head, hashOf(kv));
+      markSeen(cursor, head, hashOf(kv));
+      if (!ctx.onAnswered) advance();
       return out;
     }
     let to = filter.toBlock === "latest" ? head : filter.toBlock;
     if (to > head) to = head;
-    if (to - filter.seen > 10_000n) to = filter.seen + 10_000n;
+    if (to - cursor.seen > 10_000n) to = cursor.seen + 10_000n;
     const logs = queryLogs(
       kv,
-      { ...filter, from: filter.seen + 1n, to },
+      { ...filter, from: cursor.seen + 1n, to },
       bound,
       config.blockGasLimit,
       resolver(ctx),
     );
-    markSeen(filter, to, hashOf(kv));
+    markSeen(cursor, to, hashOf(kv));
+    if (!ctx.onAnswered) advance();
     return logs;
   },
   eth_getFilterLogs: (ctx, [id]) => {

@@ -35,7 +35,17 @@ export function createEvmExecutor(host: EvmHost): Executor {
       refuseNonJson(ctx.request);
       const bound = boundAddresses(ctx.tx, ctx.caller);
       // Assigned, not spread: the private context reads the caller's keys only when asked.
-      const context = Object.assign(privateContext(ctx.tx, ctx.caller), { kv: ctx.tx, bound, host, filters });
+      const onAnswered = (callback: (ok: boolean) => void) => {
+        if (ctx.onAnswer) ctx.onAnswer((_txid, status) => callback(status >= 200 && status < 300));
+        else callback(true);
+      };
+      const context = Object.assign(privateContext(ctx.tx, ctx.caller), {
+        kv: ctx.tx,
+        bound,
+        host,
+        filters,
+        onAnswered,
+      });
       const body = await answer(context, ctx.request.body);
       return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
     },

@@ -1,20 +1,25 @@
 import { randomBytes } from "node:crypto";
 
+/** Where a filter's `eth_getFilterChanges` resumes. */
+export interface Cursor {
+  /** The last block already reported by `eth_getFilterChanges`. */
+  seen: bigint;
+  /** Hashes of the last blocks reported, to notice when a rollback replaced them. */
+  hashes: Map<bigint, string>;
+}
+
 /** What `eth_newFilter` asked for. */
-export interface LogFilter {
+export interface LogFilter extends Cursor {
   kind: "logs";
   fromBlock: bigint | "latest";
   toBlock: bigint | "latest";
   addresses: string[];
   topics: Array<string[] | null>;
-  /** The last block already reported by `eth_getFilterChanges`. */
-  seen: bigint;
   touched: number;
 }
 
-export interface BlockFilter {
+export interface BlockFilter extends Cursor {
   kind: "blocks";
-  seen: bigint;
   touched: number;
 }
 
@@ -23,12 +28,15 @@ export type Filter = LogFilter | BlockFilter;
 /** Filters unused this long are dropped, as Ethereum nodes do. */
 const IDLE_MS = 5 * 60_000;
 const MAX_FILTERS = 10_000;
+/** How many reported block hashes a filter remembers (a rollback deeper than this restarts there). */
+const REMEMBERED = 64n;
 
 /**
- * Installed filters, held in memory by the node that answers for them. The filter methods run
- * on the primary (their JSON-RPC mode is read-write, so backups forward them), so one client's
- * filters stay in one place; after a change of primary a client gets "filter not found" and
- * installs its filter again (ethers and viem do).
+ * Installed filters, held in memory by the node asked, and answered from its own store, as an
+ * Ethereum node does: a client polls the node it installed on. They are not kept on the primary:
+ * a change of primary would lose them, and ethers 6 never installs a lost filter again (its poller
+ * logs the "filter not found" and stops delivering), nor one whose `eth_newFilter` failed while a
+ * backup was waiting out an election.
  */
 export class Filters {
   private readonly filters = new Map<string, Filter>();
@@ -57,5 +65,35 @@ export class Filters {
   private expire(): void {
     const limit = this.now() - IDLE_MS;
     for (const [id, f] of this.filters) if (f.touched < limit) this.filters.delete(id);
+  }
+}
+
+/**
+ * Remembers that blocks up to `to` were reported, with their hashes in `hashOf` (the node's
+ * chain as read now); only the last REMEMBERED are kept.
+ */
+export function markSeen(filter: Cursor, to: bigint, hashOf: (n: bigint) => string | undefined): void {
+  const start = to - REMEMBERED + 1n > filter.seen + 1n ? to - REMEMBERED + 1n : filter.seen + 1n;
+  for (let n = start; n <= to; n++) {
+    const hash = hashOf(n);
+    if (hash !== undefined) filter.hashes.set(n, hash);
+  }
+  if (to > filter.seen) filter.seen = to;
+  for (const n of filter.hashes.keys())
+    if (n <= filter.seen - REMEMBERED || n > filter.seen) filter.hashes.delete(n);
+}
+
+/**
+ * Moves the cursor back below blocks reported earlier that the node's chain no longer holds: a
+ * node may serve blocks not yet committed, and a change of primary rolls those back and reuses
+ * their numbers for other blocks, whose logs the filter must still report.
+ */
+export function rewind(filter: Cursor, hashOf: (n: bigint) => string | undefined): void {
+  for (;;) {
+    const known = filter.hashes.get(filter.seen);
+    // Unremembered (the install point, or a rollback deeper than remembered): trusted as is.
+    if (known === undefined || hashOf(filter.seen) === known) return;
+    filter.hashes.delete(filter.seen);
+    filter.seen--;
   }
 }

@@ -4,7 +4,7 @@ import { estimateGas, ethCall } from "./call.ts";
 import { blockByHash, blockByNumber, headNumber, hex, type StoredBlock } from "./chain.ts";
 import { readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
-import type { Filters } from "./filters.ts";
+import { type BlockFilter, type Cursor, type Filters, type LogFilter, markSeen, rewind } from "./filters.ts";
 import { blockTag, parseCriteria, queryLogs, type TxResolver } from "./logs.ts";
 import { blockJson, getTx, receiptJson, type StoredTx, seqnoOfTx } from "./records.ts";
 import { sendRawTransaction } from "./send.ts";
@@ -24,6 +24,8 @@ export interface MethodContext {
   bound: ReadonlySet<string>;
   host: EvmHost;
   filters: Filters;
+  /** Runs `callback` once the request's answer is decided: `ok` when it was a success (now, if absent). */
+  onAnswered?(callback: (ok: boolean) => void): void;
   /** The caller's view of a transaction record; private ones resolve for parties (src/evm/private). */
   lookupTx?: TxResolver;
   /** The caller's Tessera keys: which privacy groups it is party to (src/evm/private). */
@@ -209,17 +211,23 @@ export const METHODS: Record<string, Method> = {
     const tag = (v: unknown) =>
       v === undefined || v === "latest" || v === "pending" ? "latest" : blockTag(v, head);
     const fromBlock = tag(f.fromBlock);
-    return filters.add({
+    const installed: LogFilter = {
       kind: "logs",
       fromBlock,
       toBlock: tag(f.toBlock),
       ...parseCriteria(f),
-      seen: fromBlock === "latest" ? head : fromBlock - 1n,
+      seen: 0n,
+      hashes: new Map(),
       touched: host.now(),
-    });
+    };
+    markSeen(installed, fromBlock === "latest" ? head : fromBlock - 1n, hashOf(kv));
+    return filters.add(installed);
   },
-  eth_newBlockFilter: ({ kv, filters, host }) =>
-    filters.add({ kind: "blocks", seen: headNumber(kv), touched: host.now() }),
+  eth_newBlockFilter: ({ kv, filters, host }) => {
+    const filter: BlockFilter = { kind: "blocks", seen: 0n, hashes: new Map(), touched: host.now() };
+    markSeen(filter, headNumber(kv), hashOf(kv));
+    return filters.add(filter);
+  },
   eth_uninstallFilter: ({ filters }, [id]) => filters.remove(id),
   eth_getFilterChanges: (ctx, [id]) => {
     const { kv, filters, bound } = ctx;
@@ -227,24 +235,35 @@ export const METHODS: Record<string, Method> = {
     if (!filter) throw new RpcError(-32000, "filter not found");
     const head = headNumber(kv);
     const config = readEvmConfig(kv);
+    // The cursor moves only once the answer is out: one that fails (a commit wait that timed out
+    // during an election) leaves these changes to the next poll instead of losing them.
+    const cursor: Cursor = { seen: filter.seen, hashes: new Map(filter.hashes) };
+    const advance = () => {
+      filter.seen = cursor.seen;
+      filter.hashes = cursor.hashes;
+    };
+    if (ctx.onAnswered) ctx.onAnswered((ok) => ok && advance());
+    rewind(cursor, hashOf(kv));
     if (filter.kind === "blocks") {
       const out: string[] = [];
-      for (let n = filter.seen + 1n; n <= head; n++)
+      for (let n = cursor.seen + 1n; n <= head; n++)
         out.push(blockByNumber(kv, n, config.blockGasLimit)!.hash);
-      filter.seen = head;
+      markSeen(cursor, head, hashOf(kv));
+      if (!ctx.onAnswered) advance();
       return out;
     }
     let to = filter.toBlock === "latest" ? head : filter.toBlock;
     if (to > head) to = head;
-    if (to - filter.seen > 10_000n) to = filter.seen + 10_000n;
+    if (to - cursor.seen > 10_000n) to = cursor.seen + 10_000n;
     const logs = queryLogs(
       kv,
-      { ...filter, from: filter.seen + 1n, to },
+      { ...filter, from: cursor.seen + 1n, to },
       bound,
       config.blockGasLimit,
       resolver(ctx),
     );
-    if (to > filter.seen) filter.seen = to;
+    markSeen(cursor, to, hashOf(kv));
+    if (!ctx.onAnswered) advance();
     return logs;
   },
   eth_getFilterLogs: (ctx, [id]) => {
@@ -273,12 +292,14 @@ const PUBLIC_SLOTS = new Set([
   "0xa3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6cb3582b35133d50",
 ]);
 
-/** Methods whose JSON-RPC request must run on the primary (they write, or keep filter state). */
-export const PRIMARY_METHODS = new Set([
-  "eth_sendRawTransaction",
-  "eth_newFilter",
-  "eth_newBlockFilter",
-  "eth_getFilterChanges",
-  "eth_getFilterLogs",
-  "eth_uninstallFilter",
-]);
+/**
+ * Methods whose JSON-RPC request must run on the primary (they write). Filters are not among
+ * them: each node keeps the filters installed on it (see filters.ts).
+ */
+export const PRIMARY_METHODS = new Set(["eth_sendRawTransaction"]);
+
+/** A block's hash by number on this node's chain, as `markSeen` and `rewind` read it. */
+function hashOf(kv: Tx): (n: bigint) => string | undefined {
+  const gasLimit = readEvmConfig(kv).blockGasLimit;
+  return (n) => blockByNumber(kv, n, gasLimit)?.hash;
+}

@@ -148,6 +148,13 @@ describe("a first node that dies before its service opened itself (openAtNodes)"
     // Three of the four trusted nodes: still Opening. The first node, the only one configured
     // with openAtNodes, dies (as it may lose an election on a loaded machine).
     assert.equal(n0.node.serviceInfo().status, "Opening");
+    // Both joiners hold everything n0 committed (the configuration with all three included), so
+    // the two of them make a majority once it is gone: a joiner that had not caught up yet could
+    // neither vote nor be elected.
+    const committed = n0.node.consensusStatus?.commitSeqno ?? 0;
+    await c.until("both joiners hold what the first node committed", () =>
+      c.nodes.every((n) => (n.node.consensusStatus?.commitSeqno ?? 0) >= committed),
+    );
     await n0.stop();
     c.nodes.splice(c.nodes.indexOf(n0), 1);
     let primary: RunningNode | undefined;

@@ -6,11 +6,9 @@
  * whose handles cannot); whatever is appended while it is in flight goes out together in the next
  * batch. An entry is reported durable only after the write that covers it is on stable storage.
  *
- * Preallocation: the open chunk is kept ahead of its last entry by zeros that were written and
- * synced, so a batch's durable write overwrites blocks the file already has. An appending write must
- * also commit the file's new size through the file system's journal; an overwrite only flushes its
- * data (measured in BENCHMARKS.md, "Session 9"). Readers take a zero tail for the chunk's end, and
- * a chunk is cut to its last entry before it is closed, so closed chunks hold their entries only.
+ * Preallocation (preallocation.ts): the open chunk is kept ahead of its last entry by synced zeros,
+ * so a batch's durable write overwrites blocks the file already has; closed chunks hold their
+ * entries only.
  *
  * Every step that changes the directory (rotate, truncate, commit) is ordered so that a crash
  * between any two steps leaves files that `open` accepts, with no acknowledged entry lost.
@@ -35,19 +33,15 @@ import {
 } from "./entry.ts";
 import { invariant, LedgerError } from "./errors.ts";
 import { type LedgerFileHandle, type LedgerIo, nodeIo } from "./io.ts";
+import {
+  cutZeroTail,
+  extend,
+  lastNonZeroEnd,
+  type PreallocatedChunk,
+  preallocationStep,
+} from "./preallocation.ts";
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
-
-/**
- * The open chunk grows by this many bytes of synced zeros at a time (its length stays a multiple of
- * it). 1 MiB: a group-commit batch is a few KiB, so one extension serves hundreds of batches and
- * costs each a few µs of CPU; writing it takes a few ms, once per MiB of ledger, not on most
- * batches' path; and at most one step is cut off when a chunk closes (a quarter of a default
- * chunk). A smaller chunk size lowers the step to the chunk size (rounded up to 4 KiB): a chunk
- * closes soon after it reaches its size, and zeros past that are only cut off again.
- */
-export const DEFAULT_PREALLOCATION = 1024 * 1024;
-const PAGE = 4096;
 
 export interface LedgerFilesOptions {
   /** A chunk is closed at the first signature entry that brings it to this many bytes. */
@@ -74,16 +68,9 @@ export interface LedgerFilesStats {
   extensionsRefused: number;
 }
 
-interface OpenChunk {
+interface OpenChunk extends PreallocatedChunk {
   start: number;
   file: string;
-  handle: LedgerFileHandle;
-  /** Bytes of the chunk's header and entries: where the next batch is written. */
-  size: number;
-  /** The file's length: `size` plus the zeros preallocated after it. */
-  allocated: number;
-  /** False once an extension found no space: the chunk grows by appending from then on. */
-  extending: boolean;
   /** File offset just past each entry on disk: ends[i] belongs to seqno start + i. */
   ends: number[];
 }
@@ -152,11 +139,7 @@ export class LedgerFiles {
     if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
       throw new LedgerError(`chunk size must be a positive integer, got ${chunkSize}`);
     }
-    const preallocation = opts.preallocation ?? DEFAULT_PREALLOCATION;
-    if (!Number.isSafeInteger(preallocation) || preallocation < 0) {
-      throw new LedgerError(`preallocation must be a non-negative integer, got ${preallocation}`);
-    }
-    const step = Math.min(preallocation, Math.ceil(chunkSize / PAGE) * PAGE);
+    const step = preallocationStep(opts.preallocation, chunkSize);
     const startSeqno = opts.startSeqno ?? 1;
     if (!isU64(startSeqno) || startSeqno < 1) {
       throw new LedgerError(`start seqno must be a positive integer, got ${startSeqno}`);
@@ -460,7 +443,9 @@ export class LedgerFiles {
     const open = this.open;
     const data = frames.length === 1 ? frames[0]! : concatBytes(frames);
     this.counters.batches++;
-    if (open.size + data.length > open.allocated) await this.extend(open, open.size + data.length);
+    if (open.size + data.length > open.allocated) {
+      await extend(open, open.size + data.length, this.step, this.counters);
+    }
     if (open.handle.writeDurable) {
       // One system call: the handle's writes are synchronous (O_DSYNC), so this is the sync.
       this.counters.syncs++;
@@ -489,32 +474,6 @@ export class LedgerFiles {
     }
     this.advanceDurable(floor);
     if (rotate) await this.rotate();
-  }
-
-  /**
-   * Writes synced zeros from the end of the file to the next multiple of the step at or after
-   * `needed`, before the batch that would pass the end is written. A crash meanwhile leaves a longer
-   * zero tail (or none), which `open` reads as the chunk's end. Without space for a whole step the
-   * partial extension is cut off again and this chunk grows by appending: the disk then fills no
-   * sooner than it would without preallocation, and the batch write that finds no space fails the
-   * ledger as it always has (a node fail-stops). The next chunk tries again.
-   */
-  private async extend(open: OpenChunk, needed: number): Promise<void> {
-    if (this.step === 0 || !open.extending) return;
-    const target = Math.ceil(needed / this.step) * this.step;
-    try {
-      await writeZeros(open.handle, open.allocated, target - open.allocated);
-      this.counters.syncs++;
-    } catch (error) {
-      if (!isNoSpace(error)) throw error;
-      open.extending = false;
-      this.counters.extensionsRefused++;
-      await open.handle.truncate(open.allocated);
-      await this.sync(open.handle);
-      return;
-    }
-    this.counters.extensions++;
-    open.allocated = target;
   }
 
   private advanceDurable(seqno: number): void {
@@ -548,14 +507,9 @@ export class LedgerFiles {
   private async rotate(): Promise<void> {
     const open = this.open;
     const end = open.start + open.ends.length - 1;
-    if (open.allocated > open.size) {
-      // A closed chunk holds its entries and nothing after them: cut the preallocated zeros, durably,
-      // before the rename says the chunk is closed (a crash in between leaves an open chunk that is
-      // simply not preallocated).
-      await open.handle.truncate(open.size);
-      await this.sync(open.handle);
-      open.allocated = open.size;
-    }
+    // Before the rename says the chunk is closed (a crash in between leaves an open chunk that is
+    // simply not preallocated).
+    await cutZeroTail(open, this.counters);
     await open.handle.close();
     // The flag must say what the name says: the commit point may move during the awaits below
     // (a commit queued meanwhile then renames the chunk).
@@ -657,32 +611,4 @@ async function createChunk(
   await io.syncDir(dir);
   const size = CHUNK_HEADER.length;
   return { start, file, handle, size, allocated: size, extending: true, ends: [] };
-}
-
-/** A buffer of zeros reused by every extension (written in slices of at most its length). */
-let zeros: Uint8Array | undefined;
-
-/** Writes `length` zero bytes at `position` and returns once they are on stable storage. */
-async function writeZeros(handle: LedgerFileHandle, position: number, length: number): Promise<void> {
-  zeros ??= new Uint8Array(DEFAULT_PREALLOCATION);
-  for (let done = 0; done < length; ) {
-    const slice = zeros.subarray(0, Math.min(zeros.length, length - done));
-    if (handle.writeDurable) await handle.writeDurable(slice, position + done);
-    else await handle.write(slice, position + done);
-    done += slice.length;
-  }
-  if (!handle.writeDurable) await handle.datasync();
-}
-
-/** The file system has no room (ENOSPC) or the user's quota is used up (EDQUOT). */
-function isNoSpace(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ENOSPC" || code === "EDQUOT";
-}
-
-/** The end of the last non-zero byte at or after `from` (`from` when there is none). */
-function lastNonZeroEnd(data: Uint8Array, from: number): number {
-  let end = data.length;
-  while (end > from && data[end - 1] === 0) end--;
-  return end;
 }

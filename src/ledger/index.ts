@@ -15,13 +15,7 @@ export {
 } from "./entry.ts";
 export { invariant, LedgerError, type LedgerErrorContext, LedgerInvariantError } from "./errors.ts";
 export { commitEvidence, commitEvidenceDigest, leafOf } from "./evidence.ts";
-export {
-  DEFAULT_CHUNK_SIZE,
-  DEFAULT_PREALLOCATION,
-  LedgerFiles,
-  type LedgerFilesOptions,
-  type LedgerFilesStats,
-} from "./files.ts";
+export { DEFAULT_CHUNK_SIZE, LedgerFiles, type LedgerFilesOptions, type LedgerFilesStats } from "./files.ts";
 export type { LedgerFileHandle, LedgerIo } from "./io.ts";
 export { nodeIo } from "./io.ts";
 export {
@@ -32,6 +26,7 @@ export {
   type TxStatus,
   ZERO_DIGEST,
 } from "./outcomes.ts";
+export { DEFAULT_PREALLOCATION } from "./preallocation.ts";
 export { type LedgerRecord, readLedgerDir } from "./reader.ts";
 export { DEFAULT_RECEIPT_WINDOW, type LedgerArchive } from "./receipts.ts";
 export type { LedgerSecret } from "./secrets.ts";

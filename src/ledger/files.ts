@@ -1,5 +1,6 @@
 /**
- * The ledger on disk: chunk files written with group commit, and crash recovery on open.
+ * The ledger on disk: chunk files written with group commit, and crash recovery on open (reading,
+ * checking and repairing the chunks: chunk-recovery.ts).
  *
  * Group commit: appends only queue frames. One drain loop at a time writes everything queued with
  * one durable write (O_DSYNC on a node: one system call; a write and an fdatasync through an `io`
@@ -15,15 +16,8 @@
  */
 import path from "node:path";
 import { concatBytes, isU64, u32le } from "./bytes.ts";
-import {
-  CHUNK_HEADER,
-  type ChunkName,
-  checkChunkEntries,
-  chunkFileName,
-  closedChunkTailProblem,
-  orderChunks,
-  scanChunk,
-} from "./chunks.ts";
+import { createChunk, type OpenChunk, recoverChunks } from "./chunk-recovery.ts";
+import { CHUNK_HEADER, type ChunkName, chunkFileName, scanChunk } from "./chunks.ts";
 import {
   type DecodedEntry,
   EntryType,
@@ -33,13 +27,7 @@ import {
 } from "./entry.ts";
 import { invariant, LedgerError } from "./errors.ts";
 import { type LedgerFileHandle, type LedgerIo, nodeIo } from "./io.ts";
-import {
-  cutZeroTail,
-  extend,
-  lastNonZeroEnd,
-  type PreallocatedChunk,
-  preallocationStep,
-} from "./preallocation.ts";
+import { cutZeroTail, extend, preallocationStep } from "./preallocation.ts";
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
@@ -66,13 +54,6 @@ export interface LedgerFilesStats {
   extensions: number;
   /** Extensions refused for lack of space: that chunk then grows by appending, as without them. */
   extensionsRefused: number;
-}
-
-interface OpenChunk extends PreallocatedChunk {
-  start: number;
-  file: string;
-  /** File offset just past each entry on disk: ends[i] belongs to seqno start + i. */
-  ends: number[];
 }
 
 type Queued =
@@ -145,58 +126,7 @@ export class LedgerFiles {
       throw new LedgerError(`start seqno must be a positive integer, got ${startSeqno}`);
     }
     const io = opts.io ?? nodeIo;
-    await io.mkdir(dir);
-    const chunks = orderChunks(await io.readdir(dir));
-    const entries: DecodedEntry[] = [];
-    const closed: ChunkName[] = [];
-    let view = 0;
-    let truncatedBytes = 0;
-    let open: OpenChunk | undefined;
-    for (const chunk of chunks) {
-      const data = await io.readFile(path.join(dir, chunk.file));
-      const scan = scanChunk(data, chunk.file, chunk.start);
-      if (scan.torn && chunk.end !== undefined) {
-        // Closed chunks were synced before they were renamed: damage here is not a torn write.
-        throw new LedgerError(`closed chunk is damaged: ${scan.torn.reason}`, {
-          file: chunk.file,
-          offset: scan.torn.offset,
-          seqno: chunk.start + scan.entries.length,
-        });
-      }
-      const closedTail = closedChunkTailProblem(chunk, scan);
-      if (closedTail) {
-        const { file, offset, seqno } = closedTail;
-        throw new LedgerError(`closed chunk is damaged: ${closedTail.reason}`, { file, offset, seqno });
-      }
-      view = checkChunkEntries(chunk, scan.entries, view);
-      for (const { entry } of scan.entries) entries.push(entry);
-      if (chunk.end !== undefined) {
-        closed.push(chunk);
-        continue;
-      }
-      const handle = await io.openFile(path.join(dir, chunk.file));
-      // A zero tail after the last entry is preallocated space (perhaps an extension a crash cut
-      // short): kept, and written over by the next batches.
-      let allocated = data.length;
-      if (scan.torn) {
-        // The torn bytes themselves, not the preallocated zeros after them (cut off too).
-        truncatedBytes =
-          scan.goodLength === 0 ? data.length : lastNonZeroEnd(data, scan.goodLength) - scan.goodLength;
-        await handle.truncate(scan.goodLength);
-        if (scan.goodLength === 0) await handle.write(CHUNK_HEADER, 0);
-        allocated = Math.max(scan.goodLength, CHUNK_HEADER.length);
-      }
-      // What we read may have sat only in the page cache of a process that died before its sync:
-      // sync it now, before calling any of it durable.
-      await handle.datasync();
-      const size = Math.max(scan.goodLength, CHUNK_HEADER.length);
-      const ends = scan.entries.map(({ offset, entry }) => offset + entry.frame.length);
-      open = { start: chunk.start, file: chunk.file, handle, size, allocated, extending: true, ends };
-    }
-    // No open chunk: a crash came between closing one chunk and creating the next, or a new ledger.
-    open ??= await createChunk(io, dir, closed.length > 0 ? closed[closed.length - 1]!.end! + 1 : startSeqno);
-    // Likewise a rename or create by the previous process may not have reached the disk yet.
-    await io.syncDir(dir);
+    const { closed, open, entries, truncatedBytes } = await recoverChunks(io, dir, startSeqno);
     return { ledger: new LedgerFiles(dir, io, chunkSize, step, closed, open), entries, truncatedBytes };
   }
 
@@ -594,21 +524,4 @@ export class LedgerFiles {
     }
     return this.failure;
   }
-}
-
-/** Creates `ledger_<start>` with its header, synced, and its directory entry synced. */
-async function createChunk(
-  io: LedgerIo,
-  dir: string,
-  start: number,
-  onSync?: () => void,
-): Promise<OpenChunk> {
-  const file = chunkFileName(start);
-  const handle = await io.createFile(path.join(dir, file));
-  await handle.write(CHUNK_HEADER, 0);
-  onSync?.();
-  await handle.datasync();
-  await io.syncDir(dir);
-  const size = CHUNK_HEADER.length;
-  return { start, file, handle, size, allocated: size, extending: true, ends: [] };
 }

@@ -17,7 +17,7 @@ import { verifyJsonReceipt } from "../../src/crypto/index.ts";
 import type { Cluster } from "../helpers/cluster.ts";
 import { type Identity, makeIdentity, passProposal } from "../helpers/network.ts";
 import { type Artifact, compile } from "./contracts.ts";
-import { ethersProvider, evmCluster, rpcUrl, userFetch } from "./network.ts";
+import { bindAccounts, ethersProvider, evmCluster, rpcUrl, userFetch } from "./network.ts";
 
 let cluster: Cluster;
 let artifacts: Record<string, Artifact>;
@@ -38,14 +38,8 @@ before(async () => {
   const gov = await cluster.gov();
   user1 = await makeIdentity("user1");
   // Alice is user0 (bound by set_user_data), Bob a second user added with his address.
-  await passProposal(gov, "set_user", {
-    cert: cluster.user.certPem,
-    user_data: { ethereum_addresses: [alice.address] },
-  });
-  await passProposal(gov, "set_user", {
-    cert: user1.certPem,
-    user_data: { ethereum_addresses: [bob.address] },
-  });
+  await bindAccounts(gov, cluster.user, [alice.address]);
+  await bindAccounts(gov, user1, [bob.address]);
   serviceCert = cluster.nodes[0]!.node.identity.serviceCertPem;
   const backup = cluster.nodes.find((n) => !n.node.isPrimary)!;
   aliceProvider = ethersProvider(backup, serviceCert, cluster.user);

@@ -9,7 +9,7 @@ import { Contract, Wallet } from "ethers";
 import type { Cluster } from "../helpers/cluster.ts";
 import { makeIdentity, passProposal } from "../helpers/network.ts";
 import { compile } from "./contracts.ts";
-import { ethersProvider, evmCluster, rpcUrl } from "./network.ts";
+import { bindAccounts, ethersProvider, evmCluster, rpcUrl } from "./network.ts";
 
 const run = promisify(execFile);
 let cluster: Cluster;
@@ -19,10 +19,7 @@ const deployer = new Wallet(Wallet.createRandom().privateKey);
 before(async () => {
   cluster = await evmCluster(3);
   dir = mkdtempSync(join(tmpdir(), "coco-deploy-script-"));
-  await passProposal(await cluster.gov(), "set_user", {
-    cert: cluster.user.certPem,
-    user_data: { ethereum_addresses: [deployer.address] },
-  });
+  await bindAccounts(await cluster.gov(), cluster.user, [deployer.address]);
 });
 
 after(async () => {

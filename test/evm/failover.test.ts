@@ -1,13 +1,18 @@
 import assert from "node:assert/strict";
-import { Agent as HttpsAgent } from "node:https";
 import { after, before, test } from "node:test";
-import { Contract, ContractFactory, FetchRequest, JsonRpcProvider, Wallet } from "ethers";
+import { Contract, ContractFactory, type JsonRpcProvider, Wallet } from "ethers";
 import type { RunningNode } from "../../src/node/index.ts";
-import { budget } from "../e2e/waits.ts";
 import type { Cluster } from "../helpers/cluster.ts";
-import { passProposal } from "../helpers/network.ts";
 import { type Artifact, compile } from "./contracts.ts";
-import { evmCluster, rpcUrl } from "./network.ts";
+import {
+  bindAccounts,
+  ethersProvider,
+  evmCluster,
+  killPrimary,
+  ON_COMMIT,
+  retryWhileElecting,
+  untilBound,
+} from "./network.ts";
 
 let cluster: Cluster;
 let token: Artifact;
@@ -17,16 +22,7 @@ const providers: JsonRpcProvider[] = [];
 
 /** ethers on `node`, answered on commit: a hash that comes back is committed, never rolled back. */
 function provider(node: RunningNode): JsonRpcProvider {
-  const request = new FetchRequest(rpcUrl(node));
-  const serviceCert = node.node.identity.serviceCertPem;
-  const agent = new HttpsAgent({
-    ca: serviceCert,
-    cert: cluster.user.certPem,
-    key: cluster.user.privateKeyPem,
-  });
-  request.getUrlFunc = FetchRequest.createGetUrlFunc({ agent });
-  request.setHeader("x-coco-wait", "commit");
-  const p = new JsonRpcProvider(request, undefined, { pollingInterval: 100, staticNetwork: true });
+  const p = ethersProvider(node, node.node.identity.serviceCertPem, cluster.user, ON_COMMIT);
   providers.push(p);
   return p;
 }
@@ -34,10 +30,7 @@ function provider(node: RunningNode): JsonRpcProvider {
 before(async () => {
   token = compile().PrivateToken!;
   cluster = await evmCluster(3);
-  await passProposal(await cluster.gov(), "set_user", {
-    cert: cluster.user.certPem,
-    user_data: { ethereum_addresses: [alice.address, bob.address] },
-  });
+  await bindAccounts(await cluster.gov(), cluster.user, [alice.address, bob.address]);
 });
 
 after(async () => {
@@ -50,14 +43,7 @@ after(async () => {
 test("the ERC-20 keeps working after the primary is killed, with every committed transfer", async () => {
   const backup = cluster.nodes.find((n) => !n.node.isPrimary)!;
   const viaBackup = provider(backup);
-  await cluster.until("alice is bound on the backup", async () => {
-    try {
-      await viaBackup.send("eth_call", [{ from: alice.address, to: alice.address }, "latest"]);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  await untilBound(cluster, viaBackup, alice.address, "alice is bound on the backup");
   const deployed = await new ContractFactory(
     token.abi as never,
     token.bytecode,
@@ -79,11 +65,7 @@ test("the ERC-20 keeps working after the primary is killed, with every committed
   };
   for (const amount of [1n, 2n, 3n]) await transfer(viaBackup, amount);
 
-  // Kill the primary (stopped in-process: its sockets close, it never answers again).
-  const old = cluster.primary()!;
-  await old.stop();
-  cluster.nodes.splice(cluster.nodes.indexOf(old), 1);
-  await cluster.until("a new primary is elected", () => cluster.primary() !== undefined, 60_000);
+  await killPrimary(cluster);
   const survivors = cluster.nodes;
 
   // A node that survived, and the new primary, both serve the token.
@@ -128,17 +110,3 @@ test("the ERC-20 keeps working after the primary is killed, with every committed
   assert.deepEqual(seen, [4n, 5n]);
   await bobToken.removeAllListeners();
 });
-
-/** The first write after an election may meet a node that has not yet heard who leads: retried. */
-async function retryWhileElecting(write: () => Promise<void>): Promise<void> {
-  // An election stretches with the machine's load.
-  const deadline = Date.now() + budget(30_000);
-  for (;;) {
-    try {
-      return await write();
-    } catch (e) {
-      if (Date.now() > deadline || !/NotPrimary|primary|503|ECONNREFUSED/i.test(String(e))) throw e;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}

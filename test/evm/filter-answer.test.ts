@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
-import { Agent as HttpsAgent } from "node:https";
 import { after, before, test } from "node:test";
-import { Contract, ContractFactory, FetchRequest, JsonRpcProvider, Wallet } from "ethers";
+import { Contract, ContractFactory, type JsonRpcProvider, Wallet } from "ethers";
 import type { RunningNode } from "../../src/node/index.ts";
 import type { Cluster } from "../helpers/cluster.ts";
-import { passProposal } from "../helpers/network.ts";
 import { compile } from "./contracts.ts";
-import { evmCluster, rpcUrl } from "./network.ts";
+import { bindAccounts, ethersProvider, evmCluster } from "./network.ts";
 
 /**
  * A poll of a filter whose answer fails (here: respond-on-commit of a state that cannot commit)
@@ -17,26 +15,18 @@ const alice = new Wallet(Wallet.createRandom().privateKey);
 const providers: JsonRpcProvider[] = [];
 
 function provider(node: RunningNode, waitForCommit: boolean): JsonRpcProvider {
-  const request = new FetchRequest(rpcUrl(node));
-  const agent = new HttpsAgent({
-    ca: node.node.identity.serviceCertPem,
-    cert: cluster.user.certPem,
-    key: cluster.user.privateKeyPem,
+  const p = ethersProvider(node, node.node.identity.serviceCertPem, cluster.user, {
+    waitForCommit,
+    retry: false,
+    ethers: { staticNetwork: true, cacheTimeout: -1 },
   });
-  request.getUrlFunc = FetchRequest.createGetUrlFunc({ agent });
-  if (waitForCommit) request.setHeader("x-coco-wait", "commit");
-  request.retryFunc = async () => false;
-  const p = new JsonRpcProvider(request, undefined, { staticNetwork: true, cacheTimeout: -1 });
   providers.push(p);
   return p;
 }
 
 before(async () => {
   cluster = await evmCluster(3);
-  await passProposal(await cluster.gov(), "set_user", {
-    cert: cluster.user.certPem,
-    user_data: { ethereum_addresses: [alice.address] },
-  });
+  await bindAccounts(await cluster.gov(), cluster.user, [alice.address]);
 });
 
 after(async () => {

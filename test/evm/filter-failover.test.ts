@@ -1,13 +1,18 @@
 import assert from "node:assert/strict";
-import { Agent as HttpsAgent } from "node:https";
 import { after, before, test } from "node:test";
-import { Contract, ContractFactory, FetchRequest, JsonRpcProvider, Wallet } from "ethers";
+import { Contract, ContractFactory, type JsonRpcProvider, Wallet } from "ethers";
 import type { RunningNode } from "../../src/node/index.ts";
-import { budget } from "../e2e/waits.ts";
 import type { Cluster } from "../helpers/cluster.ts";
-import { passProposal } from "../helpers/network.ts";
 import { type Artifact, compile } from "./contracts.ts";
-import { evmCluster, rpcUrl } from "./network.ts";
+import {
+  bindAccounts,
+  ethersProvider,
+  evmCluster,
+  killPrimary,
+  ON_COMMIT,
+  retryWhileElecting,
+  untilBound,
+} from "./network.ts";
 
 /**
  * A filter installed through a backup keeps following events across a change of primary. ethers 6
@@ -21,15 +26,7 @@ const bob = new Wallet(Wallet.createRandom().privateKey);
 const providers: JsonRpcProvider[] = [];
 
 function provider(node: RunningNode): JsonRpcProvider {
-  const request = new FetchRequest(rpcUrl(node));
-  const agent = new HttpsAgent({
-    ca: node.node.identity.serviceCertPem,
-    cert: cluster.user.certPem,
-    key: cluster.user.privateKeyPem,
-  });
-  request.getUrlFunc = FetchRequest.createGetUrlFunc({ agent });
-  request.setHeader("x-coco-wait", "commit");
-  const p = new JsonRpcProvider(request, undefined, { pollingInterval: 100, staticNetwork: true });
+  const p = ethersProvider(node, node.node.identity.serviceCertPem, cluster.user, ON_COMMIT);
   providers.push(p);
   return p;
 }
@@ -37,10 +34,7 @@ function provider(node: RunningNode): JsonRpcProvider {
 before(async () => {
   token = compile().PrivateToken!;
   cluster = await evmCluster(3);
-  await passProposal(await cluster.gov(), "set_user", {
-    cert: cluster.user.certPem,
-    user_data: { ethereum_addresses: [alice.address, bob.address] },
-  });
+  await bindAccounts(await cluster.gov(), cluster.user, [alice.address, bob.address]);
 });
 
 after(async () => {
@@ -52,14 +46,7 @@ after(async () => {
 test("a filter installed through a backup survives the primary's death", async () => {
   const backup = cluster.nodes.find((n) => !n.node.isPrimary)!;
   const viaBackup = provider(backup);
-  await cluster.until("alice is bound on the backup", async () => {
-    try {
-      await viaBackup.send("eth_call", [{ from: alice.address, to: alice.address }, "latest"]);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  await untilBound(cluster, viaBackup, alice.address, "alice is bound on the backup");
   const deployed = await new ContractFactory(
     token.abi as never,
     token.bytecode,
@@ -90,21 +77,8 @@ test("a filter installed through a backup survives the primary's death", async (
   await cluster.until("the listener sees the transfer before the failover", () => seen.length >= 1);
   assert.equal((await viaBackup.send("eth_getFilterChanges", [byHand])).length, 1);
 
-  const old = cluster.primary()!;
-  await old.stop();
-  cluster.nodes.splice(cluster.nodes.indexOf(old), 1);
-  await cluster.until("a new primary is elected", () => cluster.primary() !== undefined, 60_000);
-
-  const deadline = Date.now() + budget(30_000);
-  for (;;) {
-    try {
-      await transfer(2n);
-      break;
-    } catch (e) {
-      if (Date.now() > deadline || !/NotPrimary|primary|503|ECONNREFUSED/i.test(String(e))) throw e;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  await killPrimary(cluster);
+  await retryWhileElecting(() => transfer(2n));
   const changes = (await viaBackup.send("eth_getFilterChanges", [byHand])) as Array<{ data: string }>;
   assert.deepEqual(
     changes.map((l) => BigInt(l.data)),

@@ -8,8 +8,7 @@ import { promisify } from "node:util";
 import { Contract, Wallet } from "ethers";
 import { type RunningProxy, startCocoProxy } from "../../samples/hardhat/proxy.ts";
 import type { Cluster } from "../helpers/cluster.ts";
-import { passProposal } from "../helpers/network.ts";
-import { ethersProvider, evmCluster, rpcUrl } from "./network.ts";
+import { bindAccounts, ethersProvider, evmCluster, rpcUrl } from "./network.ts";
 
 const run = promisify(execFile);
 const PROJECT = resolve("samples/hardhat");
@@ -28,10 +27,7 @@ const deployer = new Wallet(Wallet.createRandom().privateKey);
 before(async () => {
   cluster = await evmCluster(3);
   dir = mkdtempSync(join(tmpdir(), "coco-hardhat-"));
-  await passProposal(await cluster.gov(), "set_user", {
-    cert: cluster.user.certPem,
-    user_data: { ethereum_addresses: [deployer.address] },
-  });
+  await bindAccounts(await cluster.gov(), cluster.user, [deployer.address]);
   const backup = cluster.nodes.find((n) => !n.node.isPrimary)!;
   proxy = await startCocoProxy({
     target: rpcUrl(backup),

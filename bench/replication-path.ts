@@ -212,6 +212,14 @@ async function service(srcDir: string): Promise<{ run: (writes: number) => Segme
   const runDeferred = (member: Member): void => {
     while (member.deferred.length > 0) member.deferred.shift()!();
   };
+  /** A backup's event-loop turn: one socket read, its deferred work, its durable write (named for profiles). */
+  // A declaration, not an arrow: the transpiled arrow has no name in a CPU profile.
+  function backupTurn(backup: Member): boolean {
+    const moved = deliver(backup);
+    runDeferred(backup);
+    backup.storage.sync();
+    return moved;
+  }
 
   // Election: the primary campaigns at once; messages flow until it leads.
   leader.replica.raft.campaignNow();
@@ -261,11 +269,7 @@ async function service(srcDir: string): Promise<{ run: (writes: number) => Segme
       // One clock reading per side and pass: process.cpuUsage is a system call.
       const t1 = cpu();
       spent.primary += t1 - t;
-      for (const backup of backups) {
-        if (deliver(backup)) moved = true;
-        runDeferred(backup);
-        backup.storage.sync();
-      }
+      for (const backup of backups) if (backupTurn(backup)) moved = true;
       t = cpu();
       spent.backups += t - t1;
       if (deliver(leader)) moved = true;

@@ -20,6 +20,9 @@
  * alternating `--segment` writes each for `--pairs` pairs, so the load on a shared machine falls
  * on both alike; it prints each side's median and the per-pair ratios (change / base). The
  * harness uses only interfaces older trees have too.
+ *
+ * Profiling: run it under `node --cpu-prof --cpu-prof-interval 100`; every sample of a backup's
+ * work lies under the function `backupTurn`, so the backups' costs can be told from the primary's.
  */
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -212,6 +215,14 @@ async function service(srcDir: string): Promise<{ run: (writes: number) => Segme
   const runDeferred = (member: Member): void => {
     while (member.deferred.length > 0) member.deferred.shift()!();
   };
+  /** A backup's event-loop turn: one socket read, its deferred work, its durable write (named for profiles). */
+  // A declaration, not an arrow: the transpiled arrow has no name in a CPU profile.
+  function backupTurn(backup: Member): boolean {
+    const moved = deliver(backup);
+    runDeferred(backup);
+    backup.storage.sync();
+    return moved;
+  }
 
   // Election: the primary campaigns at once; messages flow until it leads.
   leader.replica.raft.campaignNow();
@@ -261,11 +272,7 @@ async function service(srcDir: string): Promise<{ run: (writes: number) => Segme
       // One clock reading per side and pass: process.cpuUsage is a system call.
       const t1 = cpu();
       spent.primary += t1 - t;
-      for (const backup of backups) {
-        if (deliver(backup)) moved = true;
-        runDeferred(backup);
-        backup.storage.sync();
-      }
+      for (const backup of backups) if (backupTurn(backup)) moved = true;
       t = cpu();
       spent.backups += t - t1;
       if (deliver(leader)) moved = true;

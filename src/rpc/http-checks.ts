@@ -140,7 +140,10 @@ export function clientErrorHandler(
   };
   return (err, socket) => {
     const answer = clientErrorAnswer(err);
-    if (answer === undefined || socket.destroyed || !socket.writable) {
+    // A response still under way on this connection (pipelined requests) belongs to an earlier,
+    // well-formed request: an answer written now would read as that request's. Close instead.
+    const busy = (socket as { _httpMessage?: unknown })._httpMessage != null;
+    if (answer === undefined || busy || socket.destroyed || !socket.writable) {
       if (answer === undefined && !PEER_GONE.has(err.code ?? "")) note(err);
       socket.destroy();
       return;

@@ -161,6 +161,14 @@ describe("clientErrorHandler", () => {
       assert.ok(did.destroyed, `${code} closes the connection`);
     }
     assert.equal(answered(new Error("no code")).ended, "");
+
+    // A parser error behind a request whose response is still under way: no answer that the
+    // client could read as that request's.
+    const { socket, did } = fakeSocket();
+    Object.assign(socket, { _httpMessage: {} });
+    handle(errorWith("HPE_INVALID_METHOD", "Invalid method encountered"), socket);
+    assert.equal(did.ended, "");
+    assert.ok(did.destroyed);
   });
 
   test("logs errors other than a peer going away, one line per 10 s at most, with counts by code", () => {

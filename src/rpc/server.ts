@@ -10,7 +10,7 @@ import { handshakeTimeoutMs, limitConnections } from "./connection-limits.ts";
 import { fastifyErrorCode, sendError } from "./errors.ts";
 import { AppEntry, appHandler, serveForwardedCalls } from "./forwarding.ts";
 import { registerGovRoutes } from "./gov.ts";
-import { answerClientError, repeatedQueryParameter } from "./http-checks.ts";
+import { clientErrorHandler, repeatedQueryParameter } from "./http-checks.ts";
 import { registerLedgerReadRoutes } from "./ledger-read.ts";
 import { registerOperatorRoutes } from "./operator.ts";
 import type { RpcNode } from "./port.ts";
@@ -58,8 +58,9 @@ export function createRpcServer(
     // Answered below in Coco's error shape (fastify's own 503 has another).
     return503OnClosing: false,
     // Requests Node's HTTP parser refuses (malformed, headers too large), and URLs the router
-    // cannot decode, also get Coco's error shape.
-    clientErrorHandler: answerClientError,
+    // cannot decode, also get Coco's error shape; other connection errors (a failed or timed-out
+    // TLS handshake, a reset) close the connection unanswered.
+    clientErrorHandler: clientErrorHandler(log),
     frameworkErrors: (error, req, reply) => {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
       nameState(req.url, reply);

@@ -30,6 +30,20 @@ export interface WorkloadOptions {
 const AVOID_MS = 2_000;
 const MAX_ATTEMPTS = 8;
 
+/** An error and its causes' codes and messages, on one line. */
+function describeError(e: unknown): string {
+  const parts: string[] = [];
+  for (
+    let err = e as { code?: string; message?: string; cause?: unknown } | undefined;
+    err;
+    err = err.cause as typeof err
+  ) {
+    parts.push(`${err.code ? `${err.code} ` : ""}${err.message ?? String(err)}`);
+    if (parts.length === 4) break;
+  }
+  return parts.join(" <- ");
+}
+
 class Stopped extends Error {
   constructor() {
     super("the workload was stopped");
@@ -57,6 +71,8 @@ export class Workload {
   private busy = 0;
   /** Client loops that have finished (their time or operation cap, or a stop). */
   private ended = 0;
+  /** The outcome of the latest write that was not acknowledged, for a time-out's message. */
+  private lastTrouble = "none";
 
   constructor(
     private readonly net: Network,
@@ -103,20 +119,37 @@ export class Workload {
 
   /**
    * Waits until `count` more writes than now have been acknowledged. Fails at once, saying so, if
-   * every client loop has ended (no more writes will come): a test cap, not a Coco fault.
+   * a client got an answer no correct node gives (`unexpected`) or every client loop has ended
+   * (no more writes will come: a test cap, not a Coco fault). A time-out says how many writes
+   * were acknowledged meanwhile and why the last one that was not failed.
    */
   async moreAcks(count: number, timeoutMs: number): Promise<void> {
-    const target = this.acked.size + count;
-    await waitUntil(`${count} more committed writes (have ${this.acked.size})`, timeoutMs, () => {
-      if (this.unexpected.length > 0) throw new Error(this.unexpected.join("; "));
-      if (this.acked.size >= target) return true;
-      if (this.ended === this.opts.clients) {
-        throw new Error(
-          `the workload's clients all ended (time or operation cap) with ${this.acked.size} writes acknowledged, short of ${target}`,
-        );
-      }
-      return false;
-    });
+    const from = this.acked.size;
+    const target = from + count;
+    let failure: Error | undefined;
+    try {
+      // waitUntil keeps polling through a probe's throw, so a failure ends the wait by returning.
+      await waitUntil(`${count} more committed writes (from ${from})`, timeoutMs, () => {
+        failure = this.failure(target);
+        return failure !== undefined || this.acked.size >= target;
+      });
+    } catch (e) {
+      throw new Error(
+        `${(e as Error).message}: ${this.acked.size - from} acknowledged meanwhile; stats ${JSON.stringify(this.stats)}; last write not acknowledged: ${this.lastTrouble}`,
+      );
+    }
+    if (failure) throw failure;
+  }
+
+  /** Why waiting for `target` acknowledged writes is pointless, or undefined if it is not. */
+  private failure(target: number): Error | undefined {
+    if (this.unexpected.length > 0) return new Error(`unexpected answers: ${this.unexpected.join("; ")}`);
+    if (this.acked.size < target && this.ended === this.opts.clients) {
+      return new Error(
+        `the workload's clients all ended (time or operation cap) with ${this.acked.size} writes acknowledged, short of ${target}`,
+      );
+    }
+    return undefined;
   }
 
   /**
@@ -201,8 +234,10 @@ export class Workload {
           this.unexpected.push(`PUT id=${id} on ${target.name}: ${reply.status} ${reply.text}`);
           return;
         }
+        this.lastTrouble = `PUT id=${id} on ${target.name}: ${reply.status} ${reply.errorCode ?? reply.text.slice(0, 200)}`;
         this.forgetPrimary(target);
       } catch (e) {
+        this.lastTrouble = `PUT id=${id} on ${target.name}: ${describeError(e)}`;
         if (target === home) avoid.until = Date.now() + AVOID_MS;
         this.forgetPrimary(target);
         if (connectionRefused(e)) {

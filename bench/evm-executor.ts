@@ -6,6 +6,8 @@
  *
  *   npx tsx bench/evm-executor.ts [transfers per sender, default 20]
  *
+ * `HEAP=FILE` writes a sampling heap profile of the timed transfers (bench/heap-summary.ts).
+ *
  * `AB=ROUNDS` alternates, in this one process (after one warm-up pair), segments with a change
  * off and on, ROUNDS pairs of `transfers per sender` x 16 transfers each, and prints each pair and
  * the medians (CPU ms per transfer; on a loaded machine only the pairing makes a change readable).
@@ -155,10 +157,26 @@ if (rounds > 0) {
   );
   process.exit(0);
 }
+// HEAP=FILE: V8's sampling heap profile of the timed transfers (collected objects included: what
+// was allocated, not what survived), for bench/heap-summary.ts (--requests = the transfers).
+const heapFile = process.env.HEAP;
+const heap = heapFile ? new (await import("node:inspector/promises")).Session() : undefined;
+if (heap) {
+  heap.connect();
+  await heap.post("HeapProfiler.startSampling", {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  } as never);
+}
 const c0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 for (const raw of load) await send(raw);
 const t1 = process.hrtime.bigint();
+if (heap && heapFile) {
+  const { profile } = (await heap.post("HeapProfiler.stopSampling")) as { profile: unknown };
+  (await import("node:fs")).writeFileSync(heapFile, JSON.stringify(profile));
+}
 const ms = Number(t1 - t0) / 1e6;
 if (process.env.WINDOW) console.log(`--from ${t0 / 1000n} --to ${t1 / 1000n}`);
 const cpu = process.cpuUsage(c0);

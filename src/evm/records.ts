@@ -1,7 +1,13 @@
-import { bytesToHex, hexToBytes } from "@ethereumjs/util";
+import { RLP } from "@ethereumjs/rlp";
+import { createTxFromRLP } from "@ethereumjs/tx";
+import { bytesToBigInt, bytesToHex, hexToBytes } from "@ethereumjs/util";
+import { Bloom } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
 import type { StoredBlock } from "./chain.ts";
+import { toHex } from "./hex.ts";
+import { keccak256 } from "./keccak.ts";
 import { EVM_MAPS } from "./maps.ts";
+import { sharedCommonFor } from "./vm.ts";
 
 export interface StoredLog {
   address: string;
@@ -37,16 +43,71 @@ export interface StoredTx {
   privacy?: { group: string; party: boolean };
 }
 
+/**
+ * A record as stored. A public transaction's record leaves out what its other fields determine:
+ * `json` (the signed transaction's fields, decoded again from `raw`) and `logsBloom` (the bloom of
+ * its logs), about 1.1 KB of its 2.2; `getTx` derives them when read. Records of private
+ * transactions (a `json` with another `v`, a bloom of their own) and records written before
+ * session 10 keep both, and are read as stored.
+ */
+export type StoredTxRecord = Omit<StoredTx, "json" | "logsBloom"> &
+  Partial<Pick<StoredTx, "json" | "logsBloom">>;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function putTx(tx: Tx, record: StoredTx): void {
+export function putTx(tx: Tx, record: StoredTxRecord): void {
   tx.map(EVM_MAPS.txs).set(hexToBytes(record.hash as `0x${string}`), encoder.encode(JSON.stringify(record)));
 }
 
 export function getTx(tx: Tx, hash: string): StoredTx | undefined {
   const raw = tx.map(EVM_MAPS.txs).get(hexToBytes(hash as `0x${string}`));
-  return raw === undefined ? undefined : (JSON.parse(decoder.decode(raw)) as StoredTx);
+  if (raw === undefined) return undefined;
+  const record = JSON.parse(decoder.decode(raw)) as StoredTxRecord;
+  // Derived only when asked (a receipt needs the bloom, never the JSON), then kept.
+  if (record.logsBloom === undefined) lazy(record, "logsBloom", () => logsBloom(record.logs));
+  if (record.json === undefined) lazy(record, "json", () => signedTxJson(record.raw));
+  return record as StoredTx;
+}
+
+function lazy<K extends "json" | "logsBloom">(
+  record: StoredTxRecord,
+  key: K,
+  derive: () => StoredTx[K],
+): void {
+  Object.defineProperty(record, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const value = derive();
+      Object.defineProperty(record, key, { value, enumerable: true, configurable: true, writable: true });
+      return value;
+    },
+  });
+}
+
+/** The bloom of `logs` (each log's address and topics), as receipts and blocks carry it. */
+export function logsBloom(logs: StoredLog[]): string {
+  const bloom = new Bloom(undefined, { customCrypto: { keccak256 } } as never);
+  for (const log of logs) {
+    bloom.add(hexToBytes(log.address as `0x${string}`));
+    for (const topic of log.topics) bloom.add(hexToBytes(topic as `0x${string}`));
+  }
+  return toHex(bloom.bitvector);
+}
+
+/**
+ * The fields of a signed transaction as `toJSON` shows them, decoded from its bytes for the chain
+ * it was signed for (its own chain id: governance may have changed the network's since).
+ */
+export function signedTxJson(raw: string): Record<string, unknown> {
+  const bytes = hexToBytes(raw as `0x${string}`);
+  // Only EIP-155 legacy transactions are accepted: v = 2 * chain id + 35 or 36.
+  const chainId =
+    bytes[0]! >= 0xc0
+      ? (bytesToBigInt((RLP.decode(bytes) as Uint8Array[])[6]!) - 35n) / 2n
+      : bytesToBigInt((RLP.decode(bytes.subarray(1)) as Uint8Array[])[0]!);
+  return createTxFromRLP(bytes, { common: sharedCommonFor(chainId) }).toJSON() as Record<string, unknown>;
 }
 
 /** The seqno of the Coco transaction that recorded `hash` (its record is written only once). */

@@ -1,5 +1,5 @@
 import { Capability, createTxFromRLP, type TypedTransaction } from "@ethereumjs/tx";
-import { Address, bytesToHex, createZeroAddress } from "@ethereumjs/util";
+import { Address, createZeroAddress } from "@ethereumjs/util";
 import { runTx } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
 import { appendBlock, blockByNumber, headNumber, hex, seal } from "./chain.ts";
@@ -7,8 +7,9 @@ import { type EvmConfig, readEvmConfig } from "./config.ts";
 import { decodeSignedTx } from "./decode.ts";
 import { RpcError } from "./errors.ts";
 import { type PlainTxResult, runPlainTx } from "./fast/index.ts";
+import { toHex } from "./hex.ts";
 import { keccak256 } from "./keccak.ts";
-import { getTx, putTx, type StoredTx } from "./records.ts";
+import { getTx, putTx, type StoredTxRecord } from "./records.ts";
 import { blockFor, type EvmRandom, sharedCommonFor, type VmLease, vmOver } from "./vm.ts";
 
 const HEX = /^0x[0-9a-fA-F]+$/;
@@ -63,12 +64,12 @@ export async function sendRawTransaction(
 ): Promise<string> {
   const config = readEvmConfig(kv);
   const tx = decodeRawTx(raw, config.chainId);
-  const hash = bytesToHex(tx.hash());
+  const hash = toHex(tx.hash());
   if (getTx(kv, hash)) throw new RpcError(-32000, "already known");
   // The address is the last 20 bytes of the public key's keccak-256: hashed here natively, where
   // ethereumjs's getSenderAddress would hash in JavaScript (@noble/hashes).
   const from = new Address(keccak256(tx.getSenderPublicKey()).subarray(12));
-  const fromHex = from.toString();
+  const fromHex = toHex(from.bytes);
   if (!bound.has(fromHex)) {
     throw new RpcError(-32000, `sender ${fromHex} is not an Ethereum account bound to the calling Coco user`);
   }
@@ -136,12 +137,12 @@ async function runSigned(
   state.flush();
   const gasUsed = result.totalGasSpent;
   const logs = (result.execResult.logs ?? []).map(([address, topics, data], i) => ({
-    address: bytesToHex(address),
-    topics: topics.map((t) => bytesToHex(t)),
-    data: bytesToHex(data),
+    address: toHex(address),
+    topics: topics.map((t) => toHex(t)),
+    data: toHex(data),
     logIndex: hex(i),
   }));
-  const bloom = bytesToHex(result.bloom.bitvector);
+  const bloom = toHex(result.bloom.bitvector);
   const sealed = seal({
     number: hex(number),
     parentHash: parent.hash,
@@ -153,11 +154,13 @@ async function runSigned(
     transactions: [hash],
   });
   const failed = result.execResult.exceptionError !== undefined;
-  const record: StoredTx = {
+  // The record and the block leave out the bloom and the transaction's JSON: both are derived
+  // from the logs and the signed bytes when read (records.ts, chain.ts).
+  const record: StoredTxRecord = {
     hash,
     raw,
     from: fromHex,
-    to: tx.to?.toString() ?? null,
+    to: tx.to ? toHex(tx.to.bytes) : null,
     type: hex(tx.type),
     nonce: hex(tx.nonce),
     blockNumber: sealed.number,
@@ -165,13 +168,11 @@ async function runSigned(
     status: failed ? "0x0" : "0x1",
     gasUsed: hex(gasUsed),
     effectiveGasPrice: hex(gasPrice),
-    contractAddress: !failed && result.createdAddress ? result.createdAddress.toString() : null,
+    contractAddress: !failed && result.createdAddress ? toHex(result.createdAddress.bytes) : null,
     logs,
-    logsBloom: bloom,
-    json: tx.toJSON() as Record<string, unknown>,
-    output: bytesToHex(result.execResult.returnValue),
+    output: toHex(result.execResult.returnValue),
   };
-  appendBlock(kv, sealed);
+  appendBlock(kv, sealed, { derivedBloom: true });
   putTx(kv, record);
   return hash;
 }

@@ -2,7 +2,6 @@ import type { AccountFields, StateManagerInterface, StorageDump, StorageRange } 
 import {
   Account,
   type Address,
-  bytesToHex,
   createAccountFromRLP,
   hexToBytes,
   KECCAK256_NULL,
@@ -10,6 +9,7 @@ import {
   unpadBytes,
 } from "@ethereumjs/util";
 import type { Tx } from "../kv/index.ts";
+import { toHex } from "./hex.ts";
 import { keccak256 } from "./keccak.ts";
 import { EVM_MAPS } from "./maps.ts";
 
@@ -88,7 +88,7 @@ export class KvStateManager implements StateManagerInterface {
 
   readonly originalStorageCache = {
     get: async (address: Address, key: Uint8Array): Promise<Uint8Array> =>
-      this.storageRead(address, key, address.toString() + bytesToHex(key).slice(2)),
+      this.storageRead(address, key, toHex(address.bytes) + toHex(key).slice(2)),
     clear: (): void => {},
   };
 
@@ -121,7 +121,7 @@ export class KvStateManager implements StateManagerInterface {
 
   /** `getAccount` without the promise (the fast transaction path is synchronous). */
   accountNow(address: Address): Account | undefined {
-    const a = address.toString();
+    const a = toHex(address.bytes);
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const hit = this.layers[i]!.accounts.get(a);
       if (hit !== undefined) return hit === null ? undefined : copyAccount(hit);
@@ -141,7 +141,7 @@ export class KvStateManager implements StateManagerInterface {
 
   /** `putAccount` without the promise (the fast transaction path is synchronous). */
   putAccountNow(address: Address, account?: Account): void {
-    this.top.accounts.set(address.toString(), account === undefined ? null : copyAccount(account));
+    this.top.accounts.set(toHex(address.bytes), account === undefined ? null : copyAccount(account));
   }
 
   async deleteAccount(address: Address): Promise<void> {
@@ -150,10 +150,10 @@ export class KvStateManager implements StateManagerInterface {
 
   /** `deleteAccount` without the promise. */
   deleteAccountNow(address: Address): void {
-    this.top.accounts.set(address.toString(), null);
-    this.top.cleared.add(address.toString());
+    this.top.accounts.set(toHex(address.bytes), null);
+    this.top.cleared.add(toHex(address.bytes));
     for (const k of [...this.top.storage.keys()])
-      if (k.startsWith(address.toString())) this.top.storage.delete(k);
+      if (k.startsWith(toHex(address.bytes))) this.top.storage.delete(k);
   }
 
   async modifyAccountFields(address: Address, fields: AccountFields): Promise<void> {
@@ -168,7 +168,7 @@ export class KvStateManager implements StateManagerInterface {
 
   async putCode(address: Address, value: Uint8Array): Promise<void> {
     const codeHash = value.length === 0 ? KECCAK256_NULL : keccak256(value);
-    this.top.code.set(bytesToHex(codeHash), value);
+    this.top.code.set(toHex(codeHash), value);
     await this.modifyAccountFields(address, { codeHash, codeSize: value.length });
   }
 
@@ -180,7 +180,7 @@ export class KvStateManager implements StateManagerInterface {
   codeNow(address: Address): Uint8Array {
     const account = this.accountNow(address);
     if (account === undefined || equal(account.codeHash, KECCAK256_NULL)) return new Uint8Array(0);
-    const hash = bytesToHex(account.codeHash);
+    const hash = toHex(account.codeHash);
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const hit = this.layers[i]!.code.get(hash);
       if (hit !== undefined) return hit;
@@ -189,7 +189,7 @@ export class KvStateManager implements StateManagerInterface {
   }
 
   protected kvCode(codeHash: Uint8Array): Uint8Array {
-    const key = `${this.maps.code}/${bytesToHex(codeHash)}`;
+    const key = `${this.maps.code}/${toHex(codeHash)}`;
     const known = codeByHash.get(key);
     if (known) return known;
     const code = this.tx.map(this.maps.code).get(codeHash);
@@ -205,8 +205,8 @@ export class KvStateManager implements StateManagerInterface {
 
   async getStorage(address: Address, key: Uint8Array): Promise<Uint8Array> {
     if (key.length !== 32) throw new Error("storage key must be 32 bytes");
-    const a = address.toString();
-    const k = a + bytesToHex(key).slice(2);
+    const a = toHex(address.bytes);
+    const k = a + toHex(key).slice(2);
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const layer = this.layers[i]!;
       const hit = layer.storage.get(k);
@@ -248,11 +248,11 @@ export class KvStateManager implements StateManagerInterface {
 
   async putStorage(address: Address, key: Uint8Array, value: Uint8Array): Promise<void> {
     if (key.length !== 32) throw new Error("storage key must be 32 bytes");
-    this.top.storage.set(address.toString() + bytesToHex(key).slice(2), unpadBytes(value));
+    this.top.storage.set(toHex(address.bytes) + toHex(key).slice(2), unpadBytes(value));
   }
 
   async clearStorage(address: Address): Promise<void> {
-    const a = address.toString();
+    const a = toHex(address.bytes);
     for (const k of [...this.top.storage.keys()]) if (k.startsWith(a)) this.top.storage.delete(k);
     this.top.cleared.add(a);
   }

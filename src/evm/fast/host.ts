@@ -1,10 +1,11 @@
-import { type Address, bytesToHex, unprefixedHexToBytes } from "@ethereumjs/util";
+import { type Address, unprefixedHexToBytes } from "@ethereumjs/util";
+import { toBigInt, toHex } from "../hex.ts";
 import type { KvStateManager } from "../state.ts";
 import type { FrameHost } from "./interpreter.ts";
 
 /** A frame's reads of its account's storage: current values and those before the transaction. */
 export function storageHost(state: KvStateManager, to: Address): Pick<FrameHost, "slotNow" | "slotOriginal"> {
-  const addressHex = to.toString();
+  const addressHex = toHex(to.bytes);
   const slotBytes = (slot: string) => () => unprefixedHexToBytes(slot);
   return {
     slotNow: (slot) => big(state.slotNow(to, slotBytes(slot), addressHex + slot)),
@@ -44,5 +45,5 @@ export function frameHostOver(
 }
 
 export function big(bytes: Uint8Array): bigint {
-  return bytes.length === 0 ? 0n : BigInt(bytesToHex(bytes));
+  return toBigInt(bytes);
 }

@@ -1,6 +1,7 @@
 import type { Common } from "@ethereumjs/common";
 import { EVMError } from "@ethereumjs/evm";
 import { type Address, bigIntToBytes, unprefixedHexToBytes } from "@ethereumjs/util";
+import { toHex } from "../hex.ts";
 import { KvStateManager } from "../state.ts";
 import { big, storageHost } from "./host.ts";
 import { type Frame, type FrameHost, type Outcome, runFrame } from "./interpreter.ts";
@@ -94,7 +95,7 @@ function prepare(evm: EvmLike, message: MessageLike, opts: { pc?: number; initia
   if (message.gasLimit > MAX_GAS || message.gasRefund > MAX_GAS) return undefined;
   const params = gasParams(evm.common);
   if (!params) return undefined;
-  const addressHex = to.toString();
+  const addressHex = toHex(to.bytes);
   const addressBytes = to.bytes;
   const host: FrameHost = {
     ...storageHost(state, to),

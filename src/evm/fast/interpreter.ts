@@ -1,4 +1,4 @@
-import { bytesToHex } from "@ethereumjs/util";
+import { toBigInt } from "../hex.ts";
 import { keccak256 } from "../keccak.ts";
 import { Fallback, Memory } from "./memory.ts";
 import type { FeeTable, GasParams } from "./table.ts";
@@ -70,8 +70,12 @@ function analyse(code: Uint8Array): Uint8Array {
   return valid;
 }
 
+/** A PUSH's immediate: up to six bytes exactly in a double (most pushes), longer ones by hex. */
 function toBig(bytes: Uint8Array): bigint {
-  return bytes.length === 0 ? 0n : BigInt(bytesToHex(bytes));
+  if (bytes.length > 6) return toBigInt(bytes);
+  let v = 0;
+  for (let i = 0; i < bytes.length; i++) v = v * 256 + bytes[i]!;
+  return BigInt(v);
 }
 
 function slotHex(slot: bigint): string {

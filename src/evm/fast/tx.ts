@@ -12,6 +12,7 @@ import {
   KECCAK256_NULL,
 } from "@ethereumjs/util";
 import { Bloom, type VM } from "@ethereumjs/vm";
+import { toHex } from "../hex.ts";
 import { KvStateManager } from "../state.ts";
 import { big, frameHostOver } from "./host.ts";
 import { type Log, runFrame } from "./interpreter.ts";
@@ -253,10 +254,10 @@ export function runPlainTx(
   // sender and the inclusion fee to the coinbase; touched accounts left empty are removed.
   const accounts = new Map<string, { address: Address; account: Account }>();
   const get = (address: Address): Account => {
-    const held = accounts.get(address.toString());
+    const held = accounts.get(toHex(address.bytes));
     if (held) return held.account;
     const account = state.accountNow(address) ?? new Account();
-    accounts.set(address.toString(), { address, account });
+    accounts.set(toHex(address.bytes), { address, account });
     return account;
   };
   const payer = get(from);
@@ -273,7 +274,7 @@ export function runPlainTx(
     else state.putAccountNow(address, account);
   }
   if (writes) {
-    const prefix = to.toString();
+    const prefix = toHex(to.bytes);
     for (const [slot, v] of writes)
       state.putSlot(prefix + slot, v === 0n ? new Uint8Array(0) : bigIntToBytes(v));
   }

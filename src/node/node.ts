@@ -23,6 +23,7 @@ import {
 import { type Booted, bootNode, type EntrySink } from "./boot.ts";
 import { NodeCertificates, type ServedCertificates } from "./certificates.ts";
 import { CommitFollower } from "./commit-follower.ts";
+import { type CommitTrace, createCommitTrace } from "./commit-trace.ts";
 import type { NodeConfig } from "./config.ts";
 import { createReplica, runReplica } from "./consensus-start.ts";
 import type { Environment } from "./env.ts";
@@ -87,6 +88,8 @@ export class CocoNode {
   private readonly files: LedgerFiles;
   private readonly sink: EntrySink;
   private readonly stateFiles: StateFiles;
+  /** The commit rounds' time line, when COCO_COMMIT_TRACE asks for it (benchmarks only). */
+  private readonly trace: CommitTrace | undefined;
 
   private constructor(
     readonly config: NodeConfig,
@@ -111,6 +114,7 @@ export class CocoNode {
       randomBytes: (n) => this.env.randomBytes(n),
     });
     const node = this;
+    this.trace = createCommitTrace(this.nodeId);
     this.signing = new SignatureScheduler(
       {
         state: this.state,
@@ -122,6 +126,7 @@ export class CocoNode {
           return node.closing;
         },
         signed: (seqno) => this.snapshots.afterSignature(seqno),
+        trace: this.trace,
       },
       config.signatures,
     );
@@ -241,6 +246,7 @@ export class CocoNode {
         files: this.files,
         stateFiles: this.stateFiles,
         channels: this.channels!,
+        trace: this.trace,
         hooks: {
           roleChanged: (change) => this.roleChanged(change),
           committed: (seqno) => this.follower.committed(seqno),
@@ -257,6 +263,8 @@ export class CocoNode {
     this.replica = replica;
     this.sink.replica = replica;
     this.files.onDurable(() => this.signing.signForWaiters());
+    const trace = this.trace;
+    if (trace) this.files.onDurable((seqno) => trace.durable(seqno));
     this.files.setBeforeBatch(() => this.signing.signForWaiters());
     const alone = runReplica(replica, this.nodeId);
     this.peers.refresh();

@@ -5,9 +5,10 @@ import { Cluster } from "../helpers/cluster.ts";
 
 /**
  * Signature pacing on real nodes (src/node/signing.ts): with a signature in flight, the writes
- * behind it wait for the next one, emitted when it commits. Nothing may be left waiting: every
- * write of a burst answered on commit is committed, a lone write afterwards commits promptly,
- * and the burst needed fewer signatures than writes.
+ * behind it wait for the next one, emitted half a commit round later or when it commits, with at
+ * most `maxInFlight` (2) in flight. Nothing may be left waiting: every write of a burst answered
+ * on commit is committed, a lone write afterwards commits promptly, the burst needed fewer
+ * signatures than writes, and the bound on signatures in flight held throughout.
  */
 test("paced signatures: a burst all commits under fewer signatures, then a lone write commits promptly", {
   timeout: budget(180_000),
@@ -21,6 +22,12 @@ test("paced signatures: a burst all commits under fewer signatures, then a lone 
     const { stats } = primary.node.signing;
 
     const before = stats.signatures;
+    // Sampled every millisecond of the burst: the waiters' and the interval's signatures in flight.
+    let mostInFlight = 0;
+    const sampler = setInterval(() => {
+      mostInFlight = Math.max(mostInFlight, primary.node.signing.signaturesInFlight);
+    }, 1);
+    sampler.unref();
     const writers = 32;
     const perWriter = 4;
     const statuses = await Promise.all(
@@ -36,7 +43,9 @@ test("paced signatures: a burst all commits under fewer signatures, then a lone 
         return out;
       }),
     );
+    clearInterval(sampler);
     assert.deepEqual(statuses.flat(), new Array(writers * perWriter).fill(200));
+    assert.ok(mostInFlight <= 2, `${mostInFlight} signatures in flight at once (at most 2)`);
     const burstSignatures = stats.signatures - before;
     assert.ok(
       burstSignatures < writers * perWriter,

@@ -67,7 +67,8 @@ export interface NodeConfig {
   users: Array<{ cert: string }>;
   /** `receiptWindow`: receipts of the transactions this far before commit are served from memory. */
   ledger: { chunkSize: number; receiptWindow: number };
-  signatures: { maxTransactions: number; maxIntervalMs: number; maxInFlight: number };
+  /** `maxInFlight` unset: the service curve's default (signing.ts, `defaultMaxInFlight`). */
+  signatures: { maxTransactions: number; maxIntervalMs: number; maxInFlight?: number };
   snapshots: { txInterval: number };
   /** Consensus timing: ticks of `tickMs`; elections after a random timeout in [min, max) ticks. */
   consensus: { tickMs: number; electionTicksMin: number; electionTicksMax: number };
@@ -231,7 +232,9 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     signatures: {
       maxTransactions: intAt(signatures, "maxTransactions", "signatures", 1000, 1, 1_000_000),
       maxIntervalMs: intAt(signatures, "maxIntervalMs", "signatures", 20, 1, 60_000),
-      maxInFlight: intAt(signatures, "maxInFlight", "signatures", 2, 1, 16),
+      ...(signatures.maxInFlight === undefined
+        ? {}
+        : { maxInFlight: intAt(signatures, "maxInFlight", "signatures", 1, 1, 16) }),
     },
     snapshots: { txInterval: intAt(snapshots, "txInterval", "snapshots", 10_000, 2, 100_000_000) },
     consensus: {

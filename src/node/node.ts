@@ -28,7 +28,7 @@ import type { NodeConfig } from "./config.ts";
 import { createReplica, runReplica } from "./consensus-start.ts";
 import type { Environment } from "./env.ts";
 import { type GovHostDeps, nodeGovHost, rekey } from "./gov-host.ts";
-import type { NodeIdentity } from "./identity.ts";
+import { type NodeIdentity, serviceCurveOf } from "./identity.ts";
 import { type JoinRequest, type JoinResponse, JoinVerifier } from "./join.ts";
 import { NodeError } from "./node-error.ts";
 import { Peers } from "./peers.ts";
@@ -37,7 +37,7 @@ import { RecoveryShares } from "./recovery-shares.ts";
 import type { Replica } from "./replica.ts";
 import type { IdentityStore } from "./sealed-identity.ts";
 import { ServiceLifecycle } from "./service-lifecycle.ts";
-import { SignatureScheduler } from "./signing.ts";
+import { defaultMaxInFlight, SignatureScheduler } from "./signing.ts";
 import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
 import { SnapshotTransfer } from "./snapshot-transfer.ts";
 import { Snapshots } from "./snapshots.ts";
@@ -128,7 +128,11 @@ export class CocoNode {
         signed: (seqno) => this.snapshots.afterSignature(seqno),
         trace: this.trace,
       },
-      config.signatures,
+      {
+        ...config.signatures,
+        maxInFlight:
+          config.signatures.maxInFlight ?? defaultMaxInFlight(serviceCurveOf(this.identity.serviceCertPem)),
+      },
     );
     this.follower = new CommitFollower({
       log,

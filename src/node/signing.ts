@@ -1,3 +1,4 @@
+import type { ServiceCurve } from "../crypto/index.ts";
 import type { LedgerState } from "../ledger/index.ts";
 import type { CommitTrace } from "./commit-trace.ts";
 import type { Environment } from "./env.ts";
@@ -9,7 +10,8 @@ export interface SigningSettings {
   maxIntervalMs: number;
   /**
    * Signatures in flight (emitted, not yet committed) at most, for waiters and the interval
-   * (see SignatureScheduler). 1 is strict pacing: one signature per commit round. Default 2.
+   * (see SignatureScheduler). 1 is strict pacing: one signature per commit round. Default 2 here;
+   * a node passes its curve's (`defaultMaxInFlight`) unless configured.
    */
   maxInFlight?: number;
 }
@@ -23,6 +25,15 @@ export interface SigningHost {
   signed(seqno: number): void;
   /** Benchmarks only: the commit rounds' time line (commit-trace.ts). */
   readonly trace?: CommitTrace | undefined;
+}
+
+/**
+ * `maxInFlight` when the configuration leaves it out: 2 (pipelined) on P-256, whose signatures
+ * cost tens of microseconds, 1 (strict pacing) on P-384, where each extra signature transaction is
+ * about 1.6 ms of the primary's CPU and measured slower under load (BENCHMARKS.md, "Session 10").
+ */
+export function defaultMaxInFlight(curve: ServiceCurve): number {
+  return curve === "secp256r1" ? 2 : 1;
 }
 
 /**
@@ -43,9 +54,10 @@ export const PIPELINE_SHARE = 0.5;
  * next signature. Holding back keeps the signatures few (each is two P-384 signatures on the
  * primary and a verification on every backup); not waiting for the commit keeps the latency down.
  * Within a view a later signature cannot commit before an earlier one (commit needs the whole
- * prefix on a majority), but the entries it covers were replicated as they were appended, so a
- * signature emitted while another is in flight commits about one round after its own emission,
- * instead of one round after the earlier one committed (measured in BENCHMARKS.md, "Session 10").
+ * prefix on a majority), but the entries it covers were replicated as they were appended, so its
+ * writes no longer wait for the earlier one to commit and then for a whole round of their own
+ * (measured in BENCHMARKS.md, "Session 10": worth it where signatures are cheap, so the node's
+ * default follows its curve, `defaultMaxInFlight`).
  *
  * A committed write is still durable on a majority, in the Merkle tree and under a signature:
  * pacing only changes how many writes one signature covers and when it goes out. The

@@ -3,7 +3,12 @@ import { before, test } from "node:test";
 import { generateP384KeyPair, nodeIdOf, p384PrivateKey, sha256 } from "../../src/crypto/index.ts";
 import { LedgerSecrets, LedgerState, type SigningKeys } from "../../src/ledger/index.ts";
 import type { Environment } from "../../src/node/env.ts";
-import { PIPELINE_SHARE, SignatureScheduler, type SigningSettings } from "../../src/node/signing.ts";
+import {
+  defaultMaxInFlight,
+  PIPELINE_SHARE,
+  SignatureScheduler,
+  type SigningSettings,
+} from "../../src/node/signing.ts";
 
 /**
  * Signature pacing (src/node/signing.ts): a lone write is signed at the end of its own batch,
@@ -245,4 +250,9 @@ test("no more than maxInFlight signatures are in flight for waiters, however old
     assert.equal(state.commitSeqno, state.lastSignatureSeqno);
     scheduler.stop();
   }
+});
+
+test("unless configured, P-256 services pipeline two signatures and P-384 services pace strictly", () => {
+  assert.equal(defaultMaxInFlight("secp256r1"), 2);
+  assert.equal(defaultMaxInFlight("secp384r1"), 1);
 });

@@ -15,10 +15,12 @@ test("paced signatures: a burst all commits under fewer signatures, then a lone 
 }, async () => {
   const cluster = await Cluster.create();
   try {
-    const n0 = await cluster.startService({ openAtNodes: 2 });
+    // Pipelined as a P-256 service is by default (this one is P-384, which paces strictly).
+    const n0 = await cluster.startService({ openAtNodes: 2, signatures: { maxInFlight: 2 } });
     await cluster.join("n1", n0);
     await cluster.untilOpen();
     const primary = cluster.primary()!;
+    assert.equal(primary, n0, "the node configured to pipeline is the primary");
     const { stats } = primary.node.signing;
 
     const before = stats.signatures;

@@ -67,7 +67,8 @@ export interface NodeConfig {
   users: Array<{ cert: string }>;
   /** `receiptWindow`: receipts of the transactions this far before commit are served from memory. */
   ledger: { chunkSize: number; receiptWindow: number };
-  signatures: { maxTransactions: number; maxIntervalMs: number };
+  /** `maxInFlight` unset: the service curve's default (signing.ts, `defaultMaxInFlight`). */
+  signatures: { maxTransactions: number; maxIntervalMs: number; maxInFlight?: number };
   snapshots: { txInterval: number };
   /** Consensus timing: ticks of `tickMs`; elections after a random timeout in [min, max) ticks. */
   consensus: { tickMs: number; electionTicksMin: number; electionTicksMax: number };
@@ -149,7 +150,11 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
   if (forwarding !== "forward" && forwarding !== "redirect")
     fail("rpc.forwarding", "must be forward or redirect");
   const ledger = objectAt(top.ledger ?? {}, "ledger", ["chunkSize", "receiptWindow"]);
-  const signatures = objectAt(top.signatures ?? {}, "signatures", ["maxTransactions", "maxIntervalMs"]);
+  const signatures = objectAt(top.signatures ?? {}, "signatures", [
+    "maxTransactions",
+    "maxIntervalMs",
+    "maxInFlight",
+  ]);
   const snapshots = objectAt(top.snapshots ?? {}, "snapshots", ["txInterval"]);
   const log = objectAt(top.log ?? {}, "log", ["level", "format"]);
   const consensus = objectAt(top.consensus ?? {}, "consensus", [
@@ -227,6 +232,9 @@ export function parseConfig(raw: unknown, baseDir: string): NodeConfig {
     signatures: {
       maxTransactions: intAt(signatures, "maxTransactions", "signatures", 1000, 1, 1_000_000),
       maxIntervalMs: intAt(signatures, "maxIntervalMs", "signatures", 20, 1, 60_000),
+      ...(signatures.maxInFlight === undefined
+        ? {}
+        : { maxInFlight: intAt(signatures, "maxInFlight", "signatures", 1, 1, 16) }),
     },
     snapshots: { txInterval: intAt(snapshots, "txInterval", "snapshots", 10_000, 2, 100_000_000) },
     consensus: {

@@ -3,6 +3,7 @@ import { Raft } from "../consensus/index.ts";
 import type { LedgerFiles, LedgerState } from "../ledger/index.ts";
 import type { NodeChannels } from "../net/index.ts";
 import { type Booted, consensusLog } from "./boot.ts";
+import type { CommitTrace } from "./commit-trace.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { eventLoopScheduler, Replica, type ReplicaHooks } from "./replica.ts";
@@ -19,6 +20,8 @@ export interface ConsensusHost {
   stateFiles: StateFiles;
   channels: NodeChannels;
   hooks: Omit<ReplicaHooks, "send" | "saveHardState">;
+  /** Benchmarks only (commit-trace.ts): sees every consensus message sent and received. */
+  trace?: CommitTrace | undefined;
 }
 
 /**
@@ -38,19 +41,32 @@ export function createReplica(host: ConsensusHost, booted: Booted): Replica {
     electionTicksMin: config.consensus.electionTicksMin,
     electionTicksMax: config.consensus.electionTicksMax,
   });
+  const trace = host.trace;
   const replica = new Replica(
     raft,
     state,
     host.files,
     {
       ...host.hooks,
-      send: (to, message) => channels.send(to, message),
+      send: trace
+        ? (to, message) => {
+            trace.sent(to, message);
+            channels.send(to, message);
+          }
+        : (to, message) => channels.send(to, message),
       saveHardState: (hard) => stateFiles.saveHardState(hard),
     },
     host.log,
     eventLoopScheduler,
   );
-  channels.onMessage((from, message) => replica.step(from, message));
+  channels.onMessage(
+    trace
+      ? (from, message) => {
+          trace.received(from, message);
+          replica.step(from, message);
+        }
+      : (from, message) => replica.step(from, message),
+  );
   return replica;
 }
 

@@ -23,11 +23,12 @@ import {
 import { type Booted, bootNode, type EntrySink } from "./boot.ts";
 import { NodeCertificates, type ServedCertificates } from "./certificates.ts";
 import { CommitFollower } from "./commit-follower.ts";
+import { type CommitTrace, createCommitTrace } from "./commit-trace.ts";
 import type { NodeConfig } from "./config.ts";
 import { createReplica, runReplica } from "./consensus-start.ts";
 import type { Environment } from "./env.ts";
 import { type GovHostDeps, nodeGovHost, rekey } from "./gov-host.ts";
-import type { NodeIdentity } from "./identity.ts";
+import { type NodeIdentity, serviceCurveOf } from "./identity.ts";
 import { type JoinRequest, type JoinResponse, JoinVerifier } from "./join.ts";
 import { NodeError } from "./node-error.ts";
 import { Peers } from "./peers.ts";
@@ -36,7 +37,7 @@ import { RecoveryShares } from "./recovery-shares.ts";
 import type { Replica } from "./replica.ts";
 import type { IdentityStore } from "./sealed-identity.ts";
 import { ServiceLifecycle } from "./service-lifecycle.ts";
-import { SignatureScheduler } from "./signing.ts";
+import { defaultMaxInFlight, SignatureScheduler } from "./signing.ts";
 import { INSTALL_SNAPSHOT, parseInstallSnapshot } from "./snapshot-message.ts";
 import { SnapshotTransfer } from "./snapshot-transfer.ts";
 import { Snapshots } from "./snapshots.ts";
@@ -87,6 +88,8 @@ export class CocoNode {
   private readonly files: LedgerFiles;
   private readonly sink: EntrySink;
   private readonly stateFiles: StateFiles;
+  /** The commit rounds' time line, when COCO_COMMIT_TRACE asks for it (benchmarks only). */
+  private readonly trace: CommitTrace | undefined;
 
   private constructor(
     readonly config: NodeConfig,
@@ -111,6 +114,7 @@ export class CocoNode {
       randomBytes: (n) => this.env.randomBytes(n),
     });
     const node = this;
+    this.trace = createCommitTrace(this.nodeId);
     this.signing = new SignatureScheduler(
       {
         state: this.state,
@@ -122,8 +126,13 @@ export class CocoNode {
           return node.closing;
         },
         signed: (seqno) => this.snapshots.afterSignature(seqno),
+        trace: this.trace,
       },
-      config.signatures,
+      {
+        ...config.signatures,
+        maxInFlight:
+          config.signatures.maxInFlight ?? defaultMaxInFlight(serviceCurveOf(this.identity.serviceCertPem)),
+      },
     );
     this.follower = new CommitFollower({
       log,
@@ -241,6 +250,7 @@ export class CocoNode {
         files: this.files,
         stateFiles: this.stateFiles,
         channels: this.channels!,
+        trace: this.trace,
         hooks: {
           roleChanged: (change) => this.roleChanged(change),
           committed: (seqno) => this.follower.committed(seqno),
@@ -257,6 +267,8 @@ export class CocoNode {
     this.replica = replica;
     this.sink.replica = replica;
     this.files.onDurable(() => this.signing.signForWaiters());
+    const trace = this.trace;
+    if (trace) this.files.onDurable((seqno) => trace.durable(seqno));
     this.files.setBeforeBatch(() => this.signing.signForWaiters());
     const alone = runReplica(replica, this.nodeId);
     this.peers.refresh();

@@ -5,22 +5,31 @@ import { Cluster } from "../helpers/cluster.ts";
 
 /**
  * Signature pacing on real nodes (src/node/signing.ts): with a signature in flight, the writes
- * behind it wait for the next one, emitted when it commits. Nothing may be left waiting: every
- * write of a burst answered on commit is committed, a lone write afterwards commits promptly,
- * and the burst needed fewer signatures than writes.
+ * behind it wait for the next one, emitted half a commit round later or when it commits, with at
+ * most `maxInFlight` (2) in flight. Nothing may be left waiting: every write of a burst answered
+ * on commit is committed, a lone write afterwards commits promptly, the burst needed fewer
+ * signatures than writes, and the bound on signatures in flight held throughout.
  */
 test("paced signatures: a burst all commits under fewer signatures, then a lone write commits promptly", {
   timeout: budget(180_000),
 }, async () => {
   const cluster = await Cluster.create();
   try {
-    const n0 = await cluster.startService({ openAtNodes: 2 });
+    // Pipelined as a P-256 service is by default (this one is P-384, which paces strictly).
+    const n0 = await cluster.startService({ openAtNodes: 2, signatures: { maxInFlight: 2 } });
     await cluster.join("n1", n0);
     await cluster.untilOpen();
     const primary = cluster.primary()!;
+    assert.equal(primary, n0, "the node configured to pipeline is the primary");
     const { stats } = primary.node.signing;
 
     const before = stats.signatures;
+    // Sampled every millisecond of the burst: the waiters' and the interval's signatures in flight.
+    let mostInFlight = 0;
+    const sampler = setInterval(() => {
+      mostInFlight = Math.max(mostInFlight, primary.node.signing.signaturesInFlight);
+    }, 1);
+    sampler.unref();
     const writers = 32;
     const perWriter = 4;
     const statuses = await Promise.all(
@@ -36,7 +45,9 @@ test("paced signatures: a burst all commits under fewer signatures, then a lone 
         return out;
       }),
     );
+    clearInterval(sampler);
     assert.deepEqual(statuses.flat(), new Array(writers * perWriter).fill(200));
+    assert.ok(mostInFlight <= 2, `${mostInFlight} signatures in flight at once (at most 2)`);
     const burstSignatures = stats.signatures - before;
     assert.ok(
       burstSignatures < writers * perWriter,

@@ -4,6 +4,16 @@ import { Agent, request } from "node:https";
 /** How long a request may go without any traffic before it fails. */
 const IDLE_TIMEOUT_MS = 300_000;
 
+/** How a kept-alive connection closed by the server under a request shows itself. */
+const STALE_CODES = new Set(["ECONNRESET", "EPIPE"]);
+
+/** A request reset unread on a reused connection (see `send`): safe to send again once. */
+class StaleConnectionError extends Error {
+  constructor(readonly original: NodeJS.ErrnoException) {
+    super(original.message, { cause: original });
+  }
+}
+
 export interface HttpAnswer {
   statusCode: number;
   headers: IncomingHttpHeaders;
@@ -22,11 +32,34 @@ export class HttpsTransport {
     this.agent = new Agent({ keepAlive: true, ...tls });
   }
 
-  send(
+  /**
+   * Sends one request. A kept-alive connection the node closed for idleness (its `rpc.idleTimeoutMs`,
+   * announced in `Keep-Alive: timeout=`) can be closed just as a request goes out on it: the agent
+   * retires connections a second before the announced time, but a stalled event loop on either
+   * side eats that margin, and the request is then reset unread. The node never read such a
+   * request, so it is sent again once on a new connection; a reset on a fresh connection, or after
+   * any answer began, is the caller's error.
+   */
+  async send(
     url: string | URL,
     opts: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array } = {},
   ): Promise<HttpAnswer> {
+    try {
+      return await this.sendOnce(url, opts);
+    } catch (e) {
+      if (!(e instanceof StaleConnectionError)) throw e;
+      return this.sendOnce(url, opts).catch((again: unknown) => {
+        throw again instanceof StaleConnectionError ? again.original : again;
+      });
+    }
+  }
+
+  private sendOnce(
+    url: string | URL,
+    opts: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array },
+  ): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
+      let answered = false;
       const body = opts.body === undefined ? undefined : Buffer.from(opts.body);
       const req = request(
         url,
@@ -36,6 +69,7 @@ export class HttpsTransport {
           headers: { ...opts.headers, ...(body ? { "content-length": String(body.length) } : {}) },
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           res.on("data", (chunk: Buffer) => chunks.push(chunk));
           res.once("error", reject);
@@ -52,7 +86,10 @@ export class HttpsTransport {
           }),
         ),
       );
-      req.once("error", reject);
+      req.once("error", (e: NodeJS.ErrnoException) => {
+        const stale = req.reusedSocket && !answered && STALE_CODES.has(e.code ?? "");
+        reject(stale ? new StaleConnectionError(e) : e);
+      });
       req.end(body);
     });
   }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import type { RunningNode } from "../../src/node/index.ts";
 import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { filesContaining } from "../helpers/files.ts";
@@ -26,11 +27,15 @@ test("private values never appear in clear on any node's disk, snapshots and a s
       "open",
       async () => (await cluster.call(n0, "GET", "/node/ready/app")).status === 204,
     );
-    for (const name of ["n1", "n2"]) {
-      const joining = cluster.join(name, n0, SNAPSHOTS);
-      await cluster.trustNode(await cluster.pendingNode(n0));
-      await joining;
-    }
+    // Joining and trusting together: if trusting fails, the join's failure is not left unheard.
+    const joinTrusted = async (name: string, via: RunningNode) => {
+      const [joined] = await Promise.all([
+        cluster.join(name, via, SNAPSHOTS),
+        cluster.pendingNode(via).then((id) => cluster.trustNode(id)),
+      ]);
+      return joined;
+    };
+    for (const name of ["n1", "n2"]) await joinTrusted(name, n0);
     const primary = () => cluster.primary() ?? n0;
     for (let i = 0; i < 40; i++) {
       const res = await cluster.call(primary(), "PUT", `/app/log/private?id=${i}`, {
@@ -45,9 +50,7 @@ test("private values never appear in clear on any node's disk, snapshots and a s
       () => (primary().node.consensusStatus?.logStart ?? 0) > 0,
     );
     // A fourth node joins: consensus no longer holds the early entries, so it starts from a snapshot.
-    const joining = cluster.join("n3", primary(), SNAPSHOTS);
-    await cluster.trustNode(await cluster.pendingNode(primary()));
-    const n3 = await joining;
+    const n3 = await joinTrusted("n3", primary());
     await cluster.until("n3 caught up", () => n3.node.state.commitSeqno >= primary().node.state.commitSeqno);
     assert.ok(n3.node.state.historyStart > 1, "n3 started from a snapshot");
     for (let i = 40; i < 45; i++) {

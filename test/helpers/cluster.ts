@@ -26,6 +26,8 @@ export class Cluster {
   /** member0's governance clients, by the port of the node they talk to. */
   private govClients = new Map<number, GovClient>();
   private memberActive = false;
+  /** Nodes still starting (joiners waiting to be trusted): see `track`. */
+  private readonly starting = new Set<Promise<void>>();
   /** Executors every node started from now on serves before its configured app (a test's own). */
   readonly apps: Executor[] = [];
 
@@ -70,14 +72,21 @@ export class Cluster {
     seams?: NodeSeams,
   ): Promise<RunningNode> {
     const nodeAddress = (settings.nodeAddress as string | undefined) ?? `127.0.0.1:${await freePort()}`;
-    const starting = this.start(
-      name,
-      {
-        join: { target: `127.0.0.1:${target.port}`, serviceCertFile: "service_cert.pem" },
-        nodeAddress,
-        ...settings,
-      },
-      seams,
+    const starting = this.track(
+      this.start(
+        name,
+        {
+          // The joiner's own deadline (60 s by default) follows the load like the test's waits.
+          join: {
+            target: `127.0.0.1:${target.port}`,
+            serviceCertFile: "service_cert.pem",
+            timeoutMs: budget(60_000),
+          },
+          nodeAddress,
+          ...settings,
+        },
+        seams,
+      ),
     );
     let settled = false;
     const done = starting.then(
@@ -93,6 +102,21 @@ export class Cluster {
       this.trustWhileOpening(target, nodeAddress, () => settled, done),
     ]);
     return running;
+  }
+
+  /**
+   * Remembers a node starting (a joiner waits for the members' vote inside `runNode`, with no way
+   * to cancel it): `stop` stops it once it is up, or waits for its join to fail, so no joiner of a
+   * failed test outlives the test and rejects after it has ended.
+   */
+  private track(starting: Promise<RunningNode>): Promise<RunningNode> {
+    const settled = starting.then(
+      () => {},
+      () => {},
+    );
+    this.starting.add(settled);
+    void settled.then(() => this.starting.delete(settled));
+    return starting;
   }
 
   /** member0 trusts the node recorded at `nodeAddress` if it is Pending while the service is Opening. */
@@ -188,14 +212,22 @@ export class Cluster {
     path: string,
     opts: { body?: unknown; as?: "user" | "member"; headers?: Record<string, string> } = {},
   ) {
-    const res = await request(this.url(node, path), {
-      method: method as "GET",
-      dispatcher: this.agent(opts.as ?? "user"),
-      headers: {
-        ...(opts.body === undefined ? {} : { "content-type": "application/json" }),
-        ...opts.headers,
-      },
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    const send = () =>
+      request(this.url(node, path), {
+        method: method as "GET",
+        dispatcher: this.agent(opts.as ?? "user"),
+        headers: {
+          ...(opts.body === undefined ? {} : { "content-type": "application/json" }),
+          ...opts.headers,
+        },
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      });
+    // A kept-alive connection the node closes for idleness just as a request goes out on it
+    // resets that request unread (a loaded machine stalls past the client's margin): an
+    // idempotent request is sent again once, as HTTP clients do.
+    const res = await send().catch((e: unknown) => {
+      if (IDEMPOTENT.has(method) && connectionReset(e)) return send();
+      throw e;
     });
     const text = await res.body.text();
     return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) };
@@ -307,8 +339,21 @@ export class Cluster {
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values(), ...this.govClients.values()].map((a) => a.close()));
     for (const node of [...this.nodes].reverse()) await node.stop();
+    // A joiner still waiting has lost its service: its join fails by its own deadline.
+    if (this.starting.size > 0) {
+      await Promise.all(this.starting);
+      for (const node of [...this.nodes].reverse()) await node.stop();
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
+
+/** A connection closed under a request before any answer (undici's or the socket's own code). */
+function connectionReset(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_SOCKET";
 }
 
 /** The `error.code` of an error answer, or its first characters. */

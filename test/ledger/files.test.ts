@@ -12,6 +12,7 @@ import {
   nodeIo,
   readLedgerDir,
 } from "../../src/ledger/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { frameFor, sampleEntry, tempDir, testSecrets } from "./helpers.ts";
 
 const secrets = testSecrets();
@@ -115,7 +116,7 @@ test("entries appended across several chunks come back on reopen, chunks ending 
 });
 
 test("group commit: appends made while a sync is in flight share the next write and sync", {
-  timeout: 30_000,
+  timeout: budget(30_000),
 }, async (t) => {
   const dir = await tempDir(t);
   const gate = gatedIo();
@@ -153,7 +154,7 @@ test("a burst of appends in one synchronous run is written as one batch", async 
 });
 
 test("whenDurable resolves in seqno order, only after the covering sync, and refuses unknown seqnos", {
-  timeout: 30_000,
+  timeout: budget(30_000),
 }, async (t) => {
   const dir = await tempDir(t);
   const gate = gatedIo();
@@ -240,7 +241,9 @@ test("truncate drops a suffix inside the open chunk and across closed chunks; ap
   await reopened.ledger.close();
 });
 
-test("truncate at a chunk boundary and truncate racing queued appends", { timeout: 30_000 }, async (t) => {
+test("truncate at a chunk boundary and truncate racing queued appends", {
+  timeout: budget(30_000),
+}, async (t) => {
   const dir = await tempDir(t);
   const gate = gatedIo();
   const { ledger } = await LedgerFiles.open(dir, { chunkSize: 600, io: gate.io });

@@ -11,6 +11,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { LedgerFiles, readLedgerDir } from "../../src/ledger/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { frameFor, tempDir, testSecrets } from "./helpers.ts";
 
 const canMount = process.getuid?.() === 0 && hasMount();
@@ -54,7 +55,7 @@ async function fillLeaving(dir: string, leave: number): Promise<string> {
 }
 
 test("a disk that fills under a preallocated chunk: appends use the last bytes, then ENOSPC; nothing durable is lost", {
-  timeout: 120_000,
+  timeout: budget(120_000),
   skip: canMount ? false : "needs root and mount(8) for a small tmpfs",
 }, async (t) => {
   const mountPoint = await tempDir(t);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type LedgerFileHandle, LedgerFiles, type LedgerIo, nodeIo } from "../../src/ledger/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { frameFor, tempDir, testSecrets } from "./helpers.ts";
 
 const secrets = testSecrets();
@@ -47,7 +48,7 @@ function gatedIo() {
 // ledger: the old batch must not count as durable, or the new entries would be (they were not
 // written) and their real sync would never be reported (the ledger's durable point was ahead).
 test("restartAt while a batch's sync is in flight: only entries written after it become durable", {
-  timeout: 30_000,
+  timeout: budget(30_000),
 }, async (t) => {
   const dir = await tempDir(t);
   const gate = gatedIo();

@@ -10,6 +10,7 @@ import path from "node:path";
 import { test } from "node:test";
 import fc from "fast-check";
 import { LedgerError, LedgerFiles, ledgerDirArchive, readLedgerDir } from "../../src/ledger/index.ts";
+import { budget } from "../e2e/waits.ts";
 import { mutated } from "../fuzz/mutate.ts";
 import { frameFor, tempDir, testSecrets } from "./helpers.ts";
 
@@ -45,7 +46,7 @@ const archive = (dir: string) => readAll(() => ledgerDirArchive(dir).entriesFrom
 const contiguous = (seqnos: number[]) => seqnos.every((s, i) => s === i + 1);
 
 test("damaged open chunks with a zero tail: a clear refusal, or exactly the entries written", {
-  timeout: 120_000,
+  timeout: budget(120_000),
 }, async (t) => {
   const root = await tempDir(t);
   // Undamaged, the zero tail is the chunk's end: every reader takes all 22 entries, nothing is cut.

@@ -7,7 +7,19 @@ const IDLE_TIMEOUT_MS = 300_000;
 /** How a kept-alive connection closed by the server under a request shows itself. */
 const STALE_CODES = new Set(["ECONNRESET", "EPIPE"]);
 
-/** A request reset unread on a reused connection (see `send`): safe to send again once. */
+/**
+ * Requests that may be sent twice without doing twice what they ask: idempotent methods, and
+ * signed governance requests (COSE), which the service refuses as replays once it has applied
+ * one (src/gov/replay.ts).
+ */
+const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
+function replayable(method: string, headers: Record<string, string> | undefined): boolean {
+  if (IDEMPOTENT.has(method.toUpperCase())) return true;
+  const type = Object.entries(headers ?? {}).find(([name]) => name.toLowerCase() === "content-type")?.[1];
+  return type?.split(";")[0]?.trim().toLowerCase() === "application/cose";
+}
+
+/** A request reset before any answer on a reused connection (see `send`). */
 class StaleConnectionError extends Error {
   constructor(readonly original: NodeJS.ErrnoException) {
     super(original.message, { cause: original });
@@ -36,9 +48,10 @@ export class HttpsTransport {
    * Sends one request. A kept-alive connection the node closed for idleness (its `rpc.idleTimeoutMs`,
    * announced in `Keep-Alive: timeout=`) can be closed just as a request goes out on it: the agent
    * retires connections a second before the announced time, but a stalled event loop on either
-   * side eats that margin, and the request is then reset unread. The node never read such a
-   * request, so it is sent again once on a new connection; a reset on a fresh connection, or after
-   * any answer began, is the caller's error.
+   * side eats that margin, and the request is then reset unread. Such a request is sent again
+   * once on a new connection if sending it twice is harmless (`replayable`): a reset before any
+   * answer may also mean the node read it and then died. Other requests, a reset on a fresh
+   * connection, or one after any answer began, are the caller's error.
    */
   async send(
     url: string | URL,
@@ -48,6 +61,7 @@ export class HttpsTransport {
       return await this.sendOnce(url, opts);
     } catch (e) {
       if (!(e instanceof StaleConnectionError)) throw e;
+      if (!replayable(opts.method ?? "GET", opts.headers)) throw e.original;
       return this.sendOnce(url, opts).catch((again: unknown) => {
         throw again instanceof StaleConnectionError ? again.original : again;
       });

@@ -170,9 +170,16 @@ export function settledSeqno(
   viewOf: (seqno: number) => number,
   joinerId: string,
 ): number {
-  if (raft?.role !== "primary") return commitSeqno;
+  if (!raft) return commitSeqno;
   const before = raft.configs.map((c) => c.nodes).filter((nodes) => !nodes.includes(joinerId));
   if (before.length === 0) return commitSeqno;
+  // This node is every configuration without the joiner (a one-node service trusting others):
+  // every election needs its vote, so what it holds durably stays, whatever its role or view.
+  // It may have stepped down for want of a quorum that needs the very joiners it must answer.
+  if (before.every((nodes) => nodes.length === 1 && nodes[0] === raft.id)) {
+    return Math.max(commitSeqno, raft.durableSeqno);
+  }
+  if (raft.role !== "primary") return commitSeqno;
   let held = Number.POSITIVE_INFINITY;
   for (const config of before) {
     if (config.length === 0) return commitSeqno;

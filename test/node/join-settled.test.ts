@@ -51,4 +51,11 @@ test("a joiner is answered from the commit point unless a majority of every conf
   const backup = { ...primary([old, joint], { b: 20, c: 20 }, 20), role: "backup" as const };
   assert.equal(settledSeqno(10, backup, inView3, "j"), 10);
   assert.equal(settledSeqno(10, undefined, inView3, "j"), 10);
+  // ...unless it alone is every configuration without the joiner: then what it holds durably,
+  // whatever its role (it steps down when the new configuration's quorum needs the joiners).
+  const alone = { ...primary([["a"], ["a", "j", "k"]], {}, 16), role: "backup" as const };
+  assert.equal(
+    settledSeqno(10, alone, () => 2, "j"),
+    16,
+  );
 });

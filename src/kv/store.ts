@@ -165,6 +165,18 @@ export class Store {
   }
 
   /**
+   * The value of `key` in map `name` as it was at `version`, any rollback point from the
+   * compacted version to the current one (a KvError outside that window). For answers that
+   * must come from a settled version, e.g. the committed one, not from what is applied since.
+   */
+  readAt(version: number, name: string, key: Uint8Array): Uint8Array | undefined {
+    validateMapName(name);
+    const k = validKey(key) ? toBinary(key) : checkKey(key, `read ${JSON.stringify(name)}`);
+    const n = get(get(this.stateAt(version).maps, name)?.val ?? null, k);
+    return n === undefined ? undefined : fromBinary(n.val.value);
+  }
+
+  /**
    * Stands for map `name`'s content at the current version: the same object for as long as the
    * map is unchanged, a different one once any key of it is written or removed (null while it
    * holds nothing). For caches of values derived from a map, e.g. who a certificate names.

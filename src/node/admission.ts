@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
+import type { RaftStatus } from "../consensus/index.ts";
 import { issueNodeCertificate } from "../crypto/index.ts";
-import type { Tx } from "../kv/index.ts";
-import { fromUtf8, jsonBytes, type NodeInfo, Tables, utf8 } from "../ledger/index.ts";
+import type { Store, Tx } from "../kv/index.ts";
+import { fromUtf8, jsonBytes, type NodeInfo, parseJsonBytes, Tables, utf8 } from "../ledger/index.ts";
 import type { AttestationPlatform } from "../tee/index.ts";
 import type { Environment } from "./env.ts";
 import { hostAltNames, type NodeIdentity } from "./identity.ts";
@@ -26,10 +27,15 @@ export interface AdmissionHost {
   /** The virtual platform's development option (see NodeConfig.trustJoinersWhileOpening). */
   trustJoinersWhileOpening: boolean;
   verifier: JoinVerifier;
+  /** `nodes.info` as this node's store has it now, including what is not committed yet. */
   nodes(): Array<[string, NodeInfo]>;
   serviceStatus(): string;
   readSmallMap(map: string): Array<[string, Uint8Array]>;
-  endorsedCertificate(nodeId: string): string | undefined;
+  /**
+   * The node records as of the newest version a Trusted answer to joiner `joinerId` may come
+   * from (see settledSeqno), or undefined if this node cannot read that version.
+   */
+  settled(joinerId: string): NodeRecords | undefined;
   begin(): Tx;
   mustCommit(tx: Tx): void;
 }
@@ -97,15 +103,21 @@ export async function admit(host: AdmissionHost, request: JoinRequest): Promise<
     else host.log.info(logged, "a node joined; it waits, Pending, until the members vote to trust it");
   }
   const base = { node_id: nodeId, service_certificate: host.identity.serviceCertPem };
-  if (known.status !== "Trusted") return { ...base, status: known.status };
-  const certificate = host.endorsedCertificate(nodeId);
+  // The answer comes from settled records only (see settledSeqno): a trust that may yet be
+  // rolled back hands out nothing, or the joiner would hold secrets no vote gave it and a
+  // certificate its peers will refuse once the trust is recorded again with another one.
+  const settled = host.settled(nodeId);
+  const decided = settled?.nodes().find(([id]) => id === nodeId)?.[1];
+  if (!settled || !decided || decided.status !== known.status) return { ...base, status: "Pending" };
+  if (decided.status !== "Trusted") return { ...base, status: decided.status };
+  const certificate = settled.endorsedCertificate(nodeId);
   // Trusted by a constitution that endorsed no certificate (yet): nothing to hand over.
   if (!certificate) return { ...base, status: "Trusted" };
   return {
     ...base,
     status: "Trusted",
     node_certificate: certificate,
-    peers: peersFor(host, nodeId),
+    peers: peersFor(settled, nodeId),
     wrapped_secrets: wrapSecrets(
       {
         service_private_key: host.identity.servicePrivateKeyPem,
@@ -117,12 +129,75 @@ export async function admit(host: AdmissionHost, request: JoinRequest): Promise<
   };
 }
 
+/** Node records read at one version of the store. */
+export interface NodeRecords {
+  nodes(): Array<[string, NodeInfo]>;
+  endorsedCertificate(nodeId: string): string | undefined;
+}
+
+/** `nodes.info` and `nodes.endorsed_certificates` as `store` had them at `version`. */
+export function nodeRecordsAt(store: Store, version: number): NodeRecords {
+  const at = store.versionAt(version);
+  const index = at.maps.findIndex((m) => m.name === Tables.nodesInfo);
+  const nodes: Array<[string, NodeInfo]> = [];
+  if (index >= 0) {
+    const cursor = at.cursor(index);
+    while (cursor.next()) {
+      nodes.push([
+        fromUtf8(Buffer.from(cursor.key, "latin1")),
+        parseJsonBytes<NodeInfo>(Buffer.from(cursor.value, "latin1")),
+      ]);
+    }
+  }
+  return {
+    nodes: () => nodes,
+    endorsedCertificate: (id) => readEndorsedCertificate((map, key) => store.readAt(version, map, key), id),
+  };
+}
+
+/**
+ * The newest seqno whose records a joiner may be answered from: the commit point, or, on the
+ * primary, the newest entry of its own view that a majority of every active configuration
+ * without the joiner holds. No later primary can be elected without that entry (a candidate
+ * lacking it knows only those configurations, and a majority of each holds it), so it cannot
+ * be rolled back; and it is what a trust needs when the joiner's own acknowledgement is part
+ * of every quorum of the configuration that trusts it (a one-node service trusting its second
+ * node, or a service with a node down). Anything later may be rolled back.
+ */
+export function settledSeqno(
+  commitSeqno: number,
+  raft: RaftStatus | undefined,
+  viewOf: (seqno: number) => number,
+  joinerId: string,
+): number {
+  if (!raft) return commitSeqno;
+  const before = raft.configs.map((c) => c.nodes).filter((nodes) => !nodes.includes(joinerId));
+  if (before.length === 0) return commitSeqno;
+  // This node is every configuration without the joiner (a one-node service trusting others):
+  // every election needs its vote, so what it holds durably stays, whatever its role or view.
+  // It may have stepped down for want of a quorum that needs the very joiners it must answer.
+  if (before.every((nodes) => nodes.length === 1 && nodes[0] === raft.id)) {
+    return Math.max(commitSeqno, raft.durableSeqno);
+  }
+  if (raft.role !== "primary") return commitSeqno;
+  let held = Number.POSITIVE_INFINITY;
+  for (const config of before) {
+    if (config.length === 0) return commitSeqno;
+    const values = config
+      .map((id) => (id === raft.id ? raft.durableSeqno : (raft.peers[id]?.match ?? 0)))
+      .sort((a, b) => b - a);
+    held = Math.min(held, values[Math.floor(config.length / 2)]!);
+  }
+  if (!(held > commitSeqno) || viewOf(held) !== raft.view) return commitSeqno;
+  return held;
+}
+
 /** The trusted nodes a newly trusted joiner connects to, each pinned by its endorsed certificate. */
-function peersFor(host: AdmissionHost, joinerId: string): JoinPeer[] {
+function peersFor(records: NodeRecords, joinerId: string): JoinPeer[] {
   const peers: JoinPeer[] = [];
-  for (const [id, info] of host.nodes()) {
+  for (const [id, info] of records.nodes()) {
     if (id === joinerId || info.status !== "Trusted" || !info.node_address) continue;
-    const certificate = host.endorsedCertificate(id);
+    const certificate = records.endorsedCertificate(id);
     if (certificate) peers.push({ node_id: id, node_address: info.node_address, certificate });
   }
   return peers;

@@ -18,7 +18,9 @@ import {
   admit,
   hasJoined,
   INSTANT_TRUST_WARNING,
+  nodeRecordsAt,
   readEndorsedCertificate,
+  settledSeqno,
 } from "./admission.ts";
 import { type Booted, bootNode, type EntrySink } from "./boot.ts";
 import { NodeCertificates, type ServedCertificates } from "./certificates.ts";
@@ -402,7 +404,15 @@ export class CocoNode {
       nodes: () => this.nodes(),
       serviceStatus: () => this.serviceInfo().status,
       readSmallMap: (map) => this.state.readSmallMap(map),
-      endorsedCertificate: (id) => this.endorsedCertificate(id),
+      settled: (joinerId) => {
+        const { state } = this;
+        const at = Math.min(
+          state.lastSeqno,
+          settledSeqno(state.commitSeqno, this.consensusStatus, (seqno) => state.viewOf(seqno), joinerId),
+        );
+        if (at < state.store.compactedVersion || at > state.store.version) return undefined;
+        return nodeRecordsAt(state.store, at);
+      },
       begin: () => this.state.store.begin(),
       mustCommit: (tx) => this.mustCommit(tx),
     };

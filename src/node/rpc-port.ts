@@ -76,19 +76,24 @@ export function rpcPort(node: CocoNode): RpcNode {
     join: async (body) => {
       try {
         const request = parseJoinRequest(body);
-        // A node already recorded needs no write: any node can answer it (and must, when the
-        // primary waits for that very node to form a quorum after trusting it).
-        if (!node.isPrimary && !node.hasJoined(request)) {
+        const toPrimary = () => {
           const primary = node.nodes().find(([id]) => id === node.primaryId)?.[1];
           return {
-            ok: false,
+            ok: false as const,
             status: 503,
             code: "NotPrimary",
             message: "join requests go to the primary",
             ...(primary ? { extra: { primary_rpc_address: primary.rpc_address } } : {}),
           };
-        }
-        return { ok: true, body: await node.admit(request) };
+        };
+        // A node already recorded needs no write: any node can answer it from its committed
+        // records. Only the primary may answer from a trust not committed yet (admission.ts,
+        // settledSeqno), which it must when the joiner is part of the quorum that commits it:
+        // a backup that has nothing settled to give sends the joiner to the primary.
+        if (!node.isPrimary && !node.hasJoined(request)) return toPrimary();
+        const answer = await node.admit(request);
+        if (!node.isPrimary && answer.status === "Pending" && node.primaryId) return toPrimary();
+        return { ok: true, body: answer };
       } catch (e) {
         if (e instanceof JoinError) return { ok: false, status: e.status, code: e.code, message: e.message };
         throw e;

@@ -1,0 +1,215 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Agent, request } from "undici";
+import { nodeIdOf } from "../../src/crypto/index.ts";
+import { newNodeKey } from "../../src/node/identity.ts";
+import type { RunningNode } from "../../src/node/index.ts";
+import { generateEncryptionKey, signJoinProof, unwrapSecrets } from "../../src/node/join.ts";
+import { virtualAttestation } from "../../src/tee/index.ts";
+import { budget } from "../e2e/waits.ts";
+import { freePort } from "../helpers/cli.ts";
+import { Cluster } from "../helpers/cluster.ts";
+import { VOTE_YES, validFrom } from "../helpers/network.ts";
+
+// A joiner is answered Trusted (certificate, peers, the service's secrets) only from records that
+// cannot be rolled back: a trust applied by a primary that no quorum has acknowledged hands out
+// nothing, on a real 3-node service (real TLS between the nodes).
+
+/** A joiner with a real key and a virtual attestation; its node address is never listened on. */
+async function joiner() {
+  const key = await newNodeKey("127.0.0.1");
+  const encryption = generateEncryptionKey();
+  const body = JSON.stringify({
+    node_public_key: key.publicKeyPem,
+    certificate_signing_request: key.csrPem,
+    encryption_public_key: encryption.publicKeyPem,
+    encryption_key_signature: signJoinProof(key.privateKeyPem, encryption.publicKeyPem),
+    rpc_address: `127.0.0.1:${await freePort()}`,
+    node_address: `127.0.0.1:${await freePort()}`,
+    attestation: virtualAttestation(key.publicKeyPem),
+  });
+  return { nodeId: nodeIdOf(key.publicKeyPem), body, encryption };
+}
+
+type Answer = { status: number; json: Record<string, unknown> };
+
+async function poll(node: RunningNode, body: string): Promise<Answer> {
+  const dispatcher = new Agent({ connect: { ca: node.node.identity.serviceCertPem } });
+  try {
+    const res = await request(`https://127.0.0.1:${node.port}/node/join`, {
+      method: "POST",
+      dispatcher,
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/** Consensus messages between `a` and the others are dropped both ways until `heal()`. */
+function cutOff(a: RunningNode, others: RunningNode[]): { heal(): void } {
+  type Sender = { send(to: string, message: unknown): boolean };
+  const channelsOf = (n: RunningNode) => (n.node as unknown as { channels: Sender }).channels;
+  const restore: Array<() => void> = [];
+  const drop = (from: RunningNode, blocked: (to: string) => boolean) => {
+    const channels = channelsOf(from);
+    const send = channels.send.bind(channels);
+    channels.send = (to, message) => (blocked(to) ? false : send(to, message));
+    restore.push(() => {
+      channels.send = send;
+    });
+  };
+  drop(a, () => true);
+  for (const other of others) drop(other, (to) => to === a.node.nodeId);
+  return {
+    heal() {
+      for (const r of restore) r();
+    },
+  };
+}
+
+/** The Pending joiner, recorded and committed on every node; then `primary` is cut off. */
+async function recordAndCutOff(cluster: Cluster) {
+  const primary = cluster.primary()!;
+  const others = cluster.nodes.filter((n) => n !== primary);
+  const j = await joiner();
+  const first = await poll(primary, j.body);
+  assert.equal(first.status, 200, JSON.stringify(first.json));
+  assert.equal(first.json.status, "Pending");
+  await cluster.until("the Pending joiner is committed everywhere", () =>
+    cluster.nodes.every((n) =>
+      n.node.nodes().some(([id, info]) => id === j.nodeId && info.status === "Pending"),
+    ),
+  );
+  const before = primary.node.state.store.version;
+  await cluster.until("the record commits", () => primary.node.state.commitSeqno >= before);
+  const gov = await cluster.gov(primary);
+  const args = { node_id: j.nodeId, valid_from: validFrom() };
+  const proposal = await gov.propose({ actions: [{ name: "transition_node_to_trusted", args }] });
+  assert.equal(proposal.proposalState, "Open");
+  const cut = cutOff(primary, others);
+  // The vote that trusts the joiner cannot commit while the primary is cut off: it is left to
+  // settle (or time out) in the background.
+  const voting = gov.vote(proposal.proposalId, VOTE_YES).catch((e: unknown) => e);
+  await cluster.until("the cut-off primary has applied the trust", () =>
+    primary.node.nodes().some(([id, info]) => id === j.nodeId && info.status === "Trusted"),
+  );
+  const uncommitted = primary.node.endorsedCertificate(j.nodeId);
+  assert.ok(uncommitted, "the uncommitted trust endorsed a certificate");
+  assert.ok(primary.node.isPrimary, "still primary: the test needs the trust applied in its view");
+  return { primary, others, j, cut, voting, uncommitted };
+}
+
+test("a joiner whose trust is applied but not committed is answered Pending, then Trusted once it commits", {
+  timeout: budget(120_000),
+}, async () => {
+  const cluster = await Cluster.create();
+  // Long election timeouts (10 to 15 s): the cut-off primary stays primary while the test polls.
+  const consensus = { tickMs: 100, electionTicksMin: 100, electionTicksMax: 150 };
+  try {
+    const n0 = await cluster.startService({ openAtNodes: 3, consensus });
+    await Promise.all([cluster.join("n1", n0, { consensus }), cluster.join("n2", n0, { consensus })]);
+    await cluster.untilOpen();
+    const { primary, others, j, cut, voting, uncommitted } = await recordAndCutOff(cluster);
+    for (let i = 0; i < 5; i++) {
+      for (const node of cluster.nodes) {
+        const answer = await poll(node, j.body);
+        // Pending, or (from a backup) sent on to the primary: nothing handed over either way.
+        const redirected =
+          answer.status === 503 && (answer.json.error as { code?: string })?.code === "NotPrimary";
+        assert.ok(
+          answer.json.status === "Pending" || redirected,
+          `${node.node.nodeId}: ${JSON.stringify(answer.json)}`,
+        );
+        assert.equal(answer.json.node_certificate, undefined);
+        assert.equal(answer.json.wrapped_secrets, undefined);
+        assert.equal(answer.json.peers, undefined);
+      }
+    }
+    assert.ok(primary.node.isPrimary && others.every((n) => !n.node.isPrimary), "no election meanwhile");
+    cut.heal();
+    let trusted: Answer | undefined;
+    await cluster.until(
+      "the joiner is answered Trusted",
+      async () => {
+        trusted = await poll(primary, j.body);
+        return trusted.json.status === "Trusted";
+      },
+      budget(30_000),
+    );
+    assert.ok(primary.node.state.commitSeqno > 0);
+    assert.equal(trusted!.json.node_certificate, uncommitted, "the trust that committed is the one applied");
+    for (const node of cluster.nodes) assert.equal(node.node.endorsedCertificate(j.nodeId), uncommitted);
+    const secrets = unwrapSecrets(trusted!.json.wrapped_secrets as never, j.encryption.privateKeyPem);
+    assert.equal(secrets.service_private_key, primary.node.identity.servicePrivateKeyPem);
+    await voting;
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test("a joiner never receives the certificate of a trust that was rolled back", {
+  timeout: budget(180_000),
+}, async () => {
+  const cluster = await Cluster.create();
+  // Elections after 3 to 4 s: time enough to apply the trust on the cut-off primary first.
+  const consensus = { tickMs: 100, electionTicksMin: 30, electionTicksMax: 40 };
+  try {
+    const n0 = await cluster.startService({ openAtNodes: 3, consensus });
+    await Promise.all([cluster.join("n1", n0, { consensus }), cluster.join("n2", n0, { consensus })]);
+    await cluster.untilOpen();
+    const { primary, others, j, cut, voting, uncommitted } = await recordAndCutOff(cluster);
+    const answers: Answer[] = [];
+    const askEveryone = async () => {
+      for (const node of cluster.nodes) answers.push(await poll(node, j.body));
+    };
+    await askEveryone();
+    // The others elect a new primary; the old one's trust is rolled back once it rejoins them.
+    await cluster.until(
+      "another node is elected",
+      async () => {
+        await askEveryone();
+        return others.some((n) => n.node.isPrimary);
+      },
+      budget(60_000),
+    );
+    cut.heal();
+    await cluster.until(
+      "the old primary rolled the trust back",
+      async () => {
+        await askEveryone();
+        return primary.node.endorsedCertificate(j.nodeId) === undefined;
+      },
+      budget(60_000),
+    );
+    await voting;
+    // The members trust it again, in the new primary's view: a new certificate.
+    const fresh = cluster.primary()!;
+    await cluster.trustNode(j.nodeId, fresh);
+    let trusted: Answer | undefined;
+    await cluster.until(
+      "the joiner is answered Trusted",
+      async () => {
+        trusted = await poll(cluster.primary()!, j.body);
+        answers.push(trusted);
+        return trusted.json.status === "Trusted";
+      },
+      budget(30_000),
+    );
+    const committed = fresh.node.endorsedCertificate(j.nodeId);
+    assert.ok(committed && committed !== uncommitted, "the second trust endorsed another certificate");
+    assert.equal(trusted!.json.node_certificate, committed);
+    for (const answer of answers) {
+      assert.notEqual(
+        answer.json.node_certificate,
+        uncommitted,
+        "the rolled-back certificate was handed out",
+      );
+      if (answer.json.status !== "Trusted") assert.equal(answer.json.wrapped_secrets, undefined);
+    }
+  } finally {
+    await cluster.stop();
+  }
+});

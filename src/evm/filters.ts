@@ -16,11 +16,19 @@ export interface LogFilter extends Cursor {
   addresses: string[];
   topics: Array<string[] | null>;
   touched: number;
+  /** Who installed it: only that caller's `eth_blockNumber` is shaped by it (see `blockNumberFor`). */
+  owner?: string;
+  /** When it was last polled, and whether the caller's last `eth_blockNumber` answered its cursor. */
+  polled?: number;
+  lagged?: boolean;
 }
 
 export interface BlockFilter extends Cursor {
   kind: "blocks";
   touched: number;
+  owner?: string;
+  polled?: number;
+  lagged?: boolean;
 }
 
 export type Filter = LogFilter | BlockFilter;
@@ -28,6 +36,8 @@ export type Filter = LogFilter | BlockFilter;
 /** Filters unused this long are dropped, as Ethereum nodes do. */
 const IDLE_MS = 5 * 60_000;
 const MAX_FILTERS = 10_000;
+/** A filter polled this recently is being followed: its unreported changes shape `eth_blockNumber`. */
+const FOLLOWED_MS = 60_000;
 /** How many reported block hashes a filter remembers (a rollback deeper than this restarts there). */
 const REMEMBERED = 64n;
 
@@ -60,6 +70,13 @@ export class Filters {
 
   remove(id: unknown): boolean {
     return typeof id === "string" && this.filters.delete(id.toLowerCase());
+  }
+
+  /** The filters `owner` installed and polled within the last FOLLOWED_MS. */
+  *followedBy(owner: string): Iterable<Filter> {
+    const since = this.now() - FOLLOWED_MS;
+    for (const f of this.filters.values())
+      if (f.owner === owner && f.polled !== undefined && f.polled >= since) yield f;
   }
 
   private expire(): void {
@@ -96,4 +113,32 @@ export function rewind(filter: Cursor, hashOf: (n: bigint) => string | undefined
     filter.hashes.delete(filter.seen);
     filter.seen--;
   }
+}
+
+/**
+ * `eth_blockNumber` as `owner` sees it. A client that polls its filters once per new block it
+ * sees (ethers 6 does) misses changes that land between a poll's answer and the block number it
+ * reads next: it takes that number as its new starting point, and on Coco, where a block is made
+ * only by a transaction, no later block may come to wake it. So while one of the caller's
+ * followed filters has changes not yet reported, answers alternate between that filter's cursor
+ * (the last block it reported) and the head: whichever the client read last, the next answer
+ * differs, it sees a new block and polls. Once the filter is polled, answers are the head again.
+ */
+export function blockNumberFor(
+  filters: Filters,
+  owner: string | undefined,
+  head: bigint,
+  hasChanges: (filter: Filter) => boolean,
+): bigint {
+  if (!owner) return head;
+  let answer = head;
+  for (const f of filters.followedBy(owner)) {
+    if (f.seen >= head || !hasChanges(f)) {
+      f.lagged = false;
+      continue;
+    }
+    f.lagged = !f.lagged;
+    if (f.lagged && f.seen < answer) answer = f.seen;
+  }
+  return answer;
 }

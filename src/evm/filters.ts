@@ -18,9 +18,9 @@ export interface LogFilter extends Cursor {
   touched: number;
   /** Who installed it: only that caller's `eth_blockNumber` is shaped by it (see `blockNumberFor`). */
   owner?: string;
-  /** When it was last polled, and whether the caller's last `eth_blockNumber` answered its cursor. */
+  /** When it was last polled, and whether its hold (see `blockNumberFor`) is still to be served. */
   polled?: number;
-  lagged?: boolean;
+  armed?: boolean;
 }
 
 export interface BlockFilter extends Cursor {
@@ -28,7 +28,7 @@ export interface BlockFilter extends Cursor {
   touched: number;
   owner?: string;
   polled?: number;
-  lagged?: boolean;
+  armed?: boolean;
 }
 
 export type Filter = LogFilter | BlockFilter;
@@ -36,8 +36,11 @@ export type Filter = LogFilter | BlockFilter;
 /** Filters unused this long are dropped, as Ethereum nodes do. */
 const IDLE_MS = 5 * 60_000;
 const MAX_FILTERS = 10_000;
-/** A filter polled this recently is being followed: its unreported changes shape `eth_blockNumber`. */
-const FOLLOWED_MS = 60_000;
+/**
+ * How long after a filter's poll the first `eth_blockNumber` that finds it with changes is held
+ * (see `blockNumberFor`): the time a poll's answer may take to reach the client and be handled.
+ */
+const ARMED_MS = 5_000;
 /** How many reported block hashes a filter remembers (a rollback deeper than this restarts there). */
 const REMEMBERED = 64n;
 
@@ -50,6 +53,8 @@ const REMEMBERED = 64n;
  */
 export class Filters {
   private readonly filters = new Map<string, Filter>();
+  /** Per Coco user, the highest block number `eth_blockNumber` answered them on this node. */
+  private readonly answered = new Map<string, bigint>();
 
   constructor(private readonly now: () => number) {}
 
@@ -72,11 +77,28 @@ export class Filters {
     return typeof id === "string" && this.filters.delete(id.toLowerCase());
   }
 
-  /** The filters `owner` installed and polled within the last FOLLOWED_MS. */
-  *followedBy(owner: string): Iterable<Filter> {
-    const since = this.now() - FOLLOWED_MS;
+  /** Marks `filter` polled now: its hold is to be served again. */
+  polled(filter: Filter): void {
+    filter.polled = this.now();
+    filter.armed = true;
+  }
+
+  /** The filters `owner` installed whose hold, armed by a poll in the last ARMED_MS, is unserved. */
+  armedBy(owner: string): Filter[] {
+    const since = this.now() - ARMED_MS;
+    const armed: Filter[] = [];
     for (const f of this.filters.values())
-      if (f.owner === owner && f.polled !== undefined && f.polled >= since) yield f;
+      if (f.owner === owner && f.armed && f.polled !== undefined && f.polled >= since) armed.push(f);
+    return armed;
+  }
+
+  /** The highest block number answered to `owner`, or -1 if none. */
+  highestAnswered(owner: string): bigint {
+    return this.answered.get(owner) ?? -1n;
+  }
+
+  recordAnswer(owner: string, number: bigint): void {
+    if (number > this.highestAnswered(owner)) this.answered.set(owner, number);
   }
 
   private expire(): void {
@@ -116,13 +138,17 @@ export function rewind(filter: Cursor, hashOf: (n: bigint) => string | undefined
 }
 
 /**
- * `eth_blockNumber` as `owner` sees it. A client that polls its filters once per new block it
- * sees (ethers 6 does) misses changes that land between a poll's answer and the block number it
- * reads next: it takes that number as its new starting point, and on Coco, where a block is made
- * only by a transaction, no later block may come to wake it. So while one of the caller's
- * followed filters has changes not yet reported, answers alternate between that filter's cursor
- * (the last block it reported) and the head: whichever the client read last, the next answer
- * differs, it sees a new block and polls. Once the filter is polled, answers are the head again.
+ * `eth_blockNumber` as `owner` sees it on this node: never lower than a number answered to them
+ * before, and the head except once after a poll of theirs. A client that polls its filters once
+ * per new block it sees (ethers 6 does) reads the block number afresh after each poll as its new
+ * starting point; a block that lands between the poll's answer and that read would wake it only
+ * at the next block, and on Coco, where a block is made only by a transaction, none may come. So
+ * the first answer, within ARMED_MS of a poll, that finds the polled filter with changes it has
+ * not reported is held at the filter's cursor (the last block it reported), raised to the highest
+ * number answered before: the client starts from there, its next read gets the head, a new block,
+ * and it polls. One held answer serves every armed filter of the caller; reads that find nothing
+ * pending leave the hold armed (they may be another client's of the same user).
+ * At most one armed filter per call is found with changes (`hasChanges`, bounded by its caller).
  */
 export function blockNumberFor(
   filters: Filters,
@@ -131,14 +157,22 @@ export function blockNumberFor(
   hasChanges: (filter: Filter) => boolean,
 ): bigint {
   if (!owner) return head;
-  let answer = head;
-  for (const f of filters.followedBy(owner)) {
-    if (f.seen >= head || !hasChanges(f)) {
-      f.lagged = false;
-      continue;
+  const highest = filters.highestAnswered(owner);
+  let answer = larger(head, highest);
+  if (highest < head) {
+    const armed = filters.armedBy(owner).filter((f) => f.seen < head);
+    // Lowest cursor first: the first with changes gives the lowest hold, no need to look further.
+    armed.sort((a, b) => (a.seen < b.seen ? -1 : a.seen > b.seen ? 1 : 0));
+    const pending = armed.find((f) => hasChanges(f));
+    if (pending) {
+      answer = larger(pending.seen, highest);
+      for (const f of armed) f.armed = false;
     }
-    f.lagged = !f.lagged;
-    if (f.lagged && f.seen < answer) answer = f.seen;
   }
+  filters.recordAnswer(owner, answer);
   return answer;
+}
+
+function larger(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
 }

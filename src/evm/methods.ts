@@ -252,8 +252,7 @@ export const METHODS: Record<string, Method> = {
     const { kv, filters, bound } = ctx;
     const filter = filters.get(id);
     if (!filter) throw new RpcError(-32000, "filter not found");
-    filter.polled = ctx.host.now();
-    filter.lagged = false;
+    filters.polled(filter);
     const head = headNumber(kv);
     const config = readEvmConfig(kv);
     // The cursor moves only once the answer is out: one that fails (a commit wait that timed out

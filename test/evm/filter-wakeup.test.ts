@@ -89,3 +89,52 @@ test("a transfer committed while ethers' filter poll is answered still reaches t
   assert.equal(await listening.send("eth_blockNumber", []), head);
   await bobToken.removeAllListeners();
 });
+
+test("eth_blockNumber answers to a user never go down, across sends, filter polls and reads", async () => {
+  const node = cluster.nodes[0]!;
+  const plain = ethersProvider(node, node.node.identity.serviceCertPem, cluster.user);
+  providers.push(plain);
+  const deployed = await new ContractFactory(token.abi as never, token.bytecode, alice.connect(plain)).deploy(
+    1_000n,
+  );
+  await deployed.waitForDeployment();
+  const address = await deployed.getAddress();
+  const asAlice = new Contract(address, token.abi as never, alice.connect(plain));
+  const logs = await plain.send("eth_newFilter", [{ address }]);
+  const blocks = await plain.send("eth_newBlockFilter", []);
+  const answers: bigint[] = [];
+  const read = async () => {
+    const answer = BigInt(await plain.send("eth_blockNumber", []));
+    const before = answers.at(-1);
+    assert.ok(
+      before === undefined || answer >= before,
+      `read ${answer} after ${before} (so far: ${answers})`,
+    );
+    answers.push(answer);
+    return answer;
+  };
+  for (let round = 0; round < 3; round++) {
+    await plain.send("eth_getFilterChanges", [logs]);
+    if (round !== 1) await plain.send("eth_getFilterChanges", [blocks]);
+    await read();
+    // Sent raw, so that no eth_blockNumber but the ones recorded here reaches the node.
+    const signer = alice.connect(plain);
+    const raw = await signer.signTransaction(
+      await signer.populateTransaction(await asAlice.transfer!.populateTransaction(bob.address, 1n)),
+    );
+    const hash = await plain.send("eth_sendRawTransaction", [raw]);
+    let receipt: { blockNumber: string; status: string } | null = null;
+    for (let i = 0; i < 300 && !receipt; i++) {
+      receipt = await plain.send("eth_getTransactionReceipt", [hash]);
+      if (!receipt) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(receipt?.status, "0x1");
+    // The first read after the transfer is held at the last block the filters reported (the
+    // wake-up); the next ones reach the transfer's block, and none goes below an earlier one.
+    const reads = [await read(), await read(), await read()];
+    assert.equal(reads.at(-1), BigInt(receipt!.blockNumber), `round ${round}: the head is reached`);
+    assert.ok(reads[0]! < BigInt(receipt!.blockNumber), `round ${round}: the first read is held`);
+  }
+  await plain.send("eth_uninstallFilter", [logs]);
+  await plain.send("eth_uninstallFilter", [blocks]);
+});

@@ -16,11 +16,19 @@ export interface LogFilter extends Cursor {
   addresses: string[];
   topics: Array<string[] | null>;
   touched: number;
+  /** Who installed it: only that caller's `eth_blockNumber` is shaped by it (see `blockNumberFor`). */
+  owner?: string;
+  /** When it was last polled, and whether its hold (see `blockNumberFor`) is still to be served. */
+  polled?: number;
+  armed?: boolean;
 }
 
 export interface BlockFilter extends Cursor {
   kind: "blocks";
   touched: number;
+  owner?: string;
+  polled?: number;
+  armed?: boolean;
 }
 
 export type Filter = LogFilter | BlockFilter;
@@ -28,6 +36,11 @@ export type Filter = LogFilter | BlockFilter;
 /** Filters unused this long are dropped, as Ethereum nodes do. */
 const IDLE_MS = 5 * 60_000;
 const MAX_FILTERS = 10_000;
+/**
+ * How long after a filter's poll the first `eth_blockNumber` that finds it with changes is held
+ * (see `blockNumberFor`): the time a poll's answer may take to reach the client and be handled.
+ */
+const ARMED_MS = 5_000;
 /** How many reported block hashes a filter remembers (a rollback deeper than this restarts there). */
 const REMEMBERED = 64n;
 
@@ -40,6 +53,8 @@ const REMEMBERED = 64n;
  */
 export class Filters {
   private readonly filters = new Map<string, Filter>();
+  /** Per Coco user, the highest block number `eth_blockNumber` answered them on this node. */
+  private readonly answered = new Map<string, bigint>();
 
   constructor(private readonly now: () => number) {}
 
@@ -60,6 +75,30 @@ export class Filters {
 
   remove(id: unknown): boolean {
     return typeof id === "string" && this.filters.delete(id.toLowerCase());
+  }
+
+  /** Marks `filter` polled now: its hold is to be served again. */
+  polled(filter: Filter): void {
+    filter.polled = this.now();
+    filter.armed = true;
+  }
+
+  /** The filters `owner` installed whose hold, armed by a poll in the last ARMED_MS, is unserved. */
+  armedBy(owner: string): Filter[] {
+    const since = this.now() - ARMED_MS;
+    const armed: Filter[] = [];
+    for (const f of this.filters.values())
+      if (f.owner === owner && f.armed && f.polled !== undefined && f.polled >= since) armed.push(f);
+    return armed;
+  }
+
+  /** The highest block number answered to `owner`, or -1 if none. */
+  highestAnswered(owner: string): bigint {
+    return this.answered.get(owner) ?? -1n;
+  }
+
+  recordAnswer(owner: string, number: bigint): void {
+    if (number > this.highestAnswered(owner)) this.answered.set(owner, number);
   }
 
   private expire(): void {
@@ -96,4 +135,44 @@ export function rewind(filter: Cursor, hashOf: (n: bigint) => string | undefined
     filter.hashes.delete(filter.seen);
     filter.seen--;
   }
+}
+
+/**
+ * `eth_blockNumber` as `owner` sees it on this node: never lower than a number answered to them
+ * before, and the head except once after a poll of theirs. A client that polls its filters once
+ * per new block it sees (ethers 6 does) reads the block number afresh after each poll as its new
+ * starting point; a block that lands between the poll's answer and that read would wake it only
+ * at the next block, and on Coco, where a block is made only by a transaction, none may come. So
+ * the first answer, within ARMED_MS of a poll, that finds the polled filter with changes it has
+ * not reported is held at the filter's cursor (the last block it reported), raised to the highest
+ * number answered before: the client starts from there, its next read gets the head, a new block,
+ * and it polls. One held answer serves every armed filter of the caller; reads that find nothing
+ * pending leave the hold armed (they may be another client's of the same user).
+ * At most one armed filter per call is found with changes (`hasChanges`, bounded by its caller).
+ */
+export function blockNumberFor(
+  filters: Filters,
+  owner: string | undefined,
+  head: bigint,
+  hasChanges: (filter: Filter) => boolean,
+): bigint {
+  if (!owner) return head;
+  const highest = filters.highestAnswered(owner);
+  let answer = larger(head, highest);
+  if (highest < head) {
+    const armed = filters.armedBy(owner).filter((f) => f.seen < head);
+    // Lowest cursor first: the first with changes gives the lowest hold, no need to look further.
+    armed.sort((a, b) => (a.seen < b.seen ? -1 : a.seen > b.seen ? 1 : 0));
+    const pending = armed.find((f) => hasChanges(f));
+    if (pending) {
+      answer = larger(pending.seen, highest);
+      for (const f of armed) f.armed = false;
+    }
+  }
+  filters.recordAnswer(owner, answer);
+  return answer;
+}
+
+function larger(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
 }

@@ -4,7 +4,16 @@ import { estimateGas, ethCall } from "./call.ts";
 import { blockByHash, blockByNumber, headNumber, hex, type StoredBlock } from "./chain.ts";
 import { readEvmConfig } from "./config.ts";
 import { RpcError } from "./errors.ts";
-import { type BlockFilter, type Cursor, type Filters, type LogFilter, markSeen, rewind } from "./filters.ts";
+import {
+  type BlockFilter,
+  blockNumberFor,
+  type Cursor,
+  type Filter,
+  type Filters,
+  type LogFilter,
+  markSeen,
+  rewind,
+} from "./filters.ts";
 import { blockTag, parseCriteria, queryLogs, type TxResolver } from "./logs.ts";
 import { blockJson, getTx, receiptJson, type StoredTx, seqnoOfTx } from "./records.ts";
 import { sendRawTransaction } from "./send.ts";
@@ -99,7 +108,10 @@ export const METHODS: Record<string, Method> = {
   eth_chainId: ({ kv }) => hex(readEvmConfig(kv).chainId),
   eth_syncing: () => false,
   eth_accounts: () => [],
-  eth_blockNumber: ({ kv }) => hex(headNumber(kv)),
+  eth_blockNumber: (ctx) => {
+    const head = headNumber(ctx.kv);
+    return hex(blockNumberFor(ctx.filters, ctx.partyOwner, head, (f) => hasChanges(ctx, f, head)));
+  },
   eth_gasPrice: ({ kv }) => hex(readEvmConfig(kv).gasPrice),
   eth_maxPriorityFeePerGas: () => "0x0",
   eth_feeHistory: ({ kv }, [count, newest]) => {
@@ -203,7 +215,7 @@ export const METHODS: Record<string, Method> = {
     const to = blockTag(f.toBlock, head, "toBlock");
     return queryLogs(kv, { from, to, ...parseCriteria(f) }, bound, config.blockGasLimit, resolver(ctx));
   },
-  eth_newFilter: ({ kv, filters, host }, [filter]) => {
+  eth_newFilter: ({ kv, filters, host, partyOwner }, [filter]) => {
     if (typeof filter !== "object" || filter === null)
       throw new RpcError(-32602, "invalid params: expected a filter object");
     const f = filter as Record<string, unknown>;
@@ -219,12 +231,19 @@ export const METHODS: Record<string, Method> = {
       seen: 0n,
       hashes: new Map(),
       touched: host.now(),
+      owner: partyOwner,
     };
     markSeen(installed, fromBlock === "latest" ? head : fromBlock - 1n, hashOf(kv));
     return filters.add(installed);
   },
-  eth_newBlockFilter: ({ kv, filters, host }) => {
-    const filter: BlockFilter = { kind: "blocks", seen: 0n, hashes: new Map(), touched: host.now() };
+  eth_newBlockFilter: ({ kv, filters, host, partyOwner }) => {
+    const filter: BlockFilter = {
+      kind: "blocks",
+      seen: 0n,
+      hashes: new Map(),
+      touched: host.now(),
+      owner: partyOwner,
+    };
     markSeen(filter, headNumber(kv), hashOf(kv));
     return filters.add(filter);
   },
@@ -233,6 +252,7 @@ export const METHODS: Record<string, Method> = {
     const { kv, filters, bound } = ctx;
     const filter = filters.get(id);
     if (!filter) throw new RpcError(-32000, "filter not found");
+    filters.polled(filter);
     const head = headNumber(kv);
     const config = readEvmConfig(kv);
     // The cursor moves only once the answer is out: one that fails (a commit wait that timed out
@@ -297,6 +317,18 @@ const PUBLIC_SLOTS = new Set([
  * them: each node keeps the filters installed on it (see filters.ts).
  */
 export const PRIMARY_METHODS = new Set(["eth_sendRawTransaction"]);
+
+/** True when `filter` has something to report up to `head` (a log filter: a log it matches). */
+function hasChanges(ctx: MethodContext, filter: Filter, head: bigint): boolean {
+  if (filter.kind === "blocks") return filter.seen < head;
+  let to = filter.toBlock === "latest" ? head : filter.toBlock;
+  if (to > head) to = head;
+  if (to - filter.seen > 10_000n) to = filter.seen + 10_000n;
+  if (to <= filter.seen) return false;
+  const config = readEvmConfig(ctx.kv);
+  const q = { ...filter, from: filter.seen + 1n, to };
+  return queryLogs(ctx.kv, q, ctx.bound, config.blockGasLimit, resolver(ctx)).length > 0;
+}
 
 /** A block's hash by number on this node's chain, as `markSeen` and `rewind` read it. */
 function hashOf(kv: Tx): (n: bigint) => string | undefined {

@@ -9,6 +9,15 @@ export interface ConnectionLimits {
   idleTimeoutMs: number;
 }
 
+/**
+ * An idle connection is closed this long after the idle timeout it announces (`Keep-Alive:
+ * timeout=`). Clients retire a kept-alive connection a moment before the announced time, but a
+ * client whose event loop stalls (a loaded machine) can send its next request just after it; were
+ * the node to close exactly on time, that request would be reset unread, and the client could not
+ * tell whether it ran. With the grace the node is always the later one to give up.
+ */
+export const IDLE_CLOSE_GRACE_MS = 5_000;
+
 /** A TLS handshake that takes longer than this (or the idle timeout, if shorter) is cut. */
 const MAX_HANDSHAKE_MS = 10_000;
 
@@ -44,8 +53,9 @@ export function addressKey(address: string | undefined): string {
  * - A connection beyond an address's cap is closed as soon as it is accepted, before any TLS
  *   work, so one client cannot hold the node's sockets and file descriptors.
  * - A connection with no request under way and no traffic for the idle timeout is closed (one
- *   that never sends a request too). A request under way is never cut by this: its own bounds
- *   (commit wait, forwarding timeout, Node's headers and request timeouts) apply instead.
+ *   that never sends a request too), IDLE_CLOSE_GRACE_MS after the announced time. A request
+ *   under way is never cut by this: its own bounds (commit wait, forwarding timeout, Node's
+ *   headers and request timeouts) apply instead.
  */
 export function limitConnections(server: TlsServer, limits: ConnectionLimits, log: Logger): void {
   const open = new Map<string, number>();
@@ -77,14 +87,23 @@ export function limitConnections(server: TlsServer, limits: ConnectionLimits, lo
 
   // Requests under way, per connection.
   const busy = new WeakMap<object, number>();
+  // Idle connections already given their grace (see IDLE_CLOSE_GRACE_MS).
+  const graced = new WeakSet<object>();
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
+    graced.delete(socket);
     busy.set(socket, (busy.get(socket) ?? 0) + 1);
     res.once("close", () => busy.set(socket, Math.max(0, (busy.get(socket) ?? 1) - 1)));
   });
   // Node's HTTP server emits this when a connection has been silent for `server.timeout`; with a
   // listener here it leaves the decision to us instead of destroying the socket itself.
   server.on("timeout", (socket: Socket) => {
-    if ((busy.get(socket) ?? 0) === 0) socket.destroy();
+    if ((busy.get(socket) ?? 0) > 0) return;
+    if (graced.has(socket)) {
+      socket.destroy();
+      return;
+    }
+    graced.add(socket);
+    socket.setTimeout(IDLE_CLOSE_GRACE_MS);
   });
 }

@@ -4,26 +4,16 @@ import type { Tx } from "../kv/index.ts";
 import { toHex } from "./hex.ts";
 import { keccak256 } from "./keccak.ts";
 import { EVM_MAPS, readU64, u64Key } from "./maps.ts";
-import { getTx } from "./records.ts";
+import { getTx, type StoredBlock } from "./records.ts";
 
 /**
  * One Ethereum block per Ethereum transaction: each `eth_sendRawTransaction` that runs appends
  * block `head + 1` holding just that transaction, in the same Coco transaction that applies its
  * state. Blocks live in the KV, so every node, and a node after a restart, sees the same chain;
- * numbers grow by one with every committed Ethereum transaction.
+ * numbers grow by one with every committed Ethereum transaction. A block's stored shape is
+ * `StoredBlock` (src/evm/records.ts, with the other records).
  */
-export interface StoredBlock {
-  number: string;
-  hash: string;
-  parentHash: string;
-  /** Seconds; never below the parent's (the primary's clock, held monotonic). */
-  timestamp: string;
-  gasLimit: string;
-  gasUsed: string;
-  baseFeePerGas: string;
-  logsBloom: string;
-  transactions: string[];
-}
+export type { StoredBlock } from "./records.ts";
 
 const HEAD = new TextEncoder().encode("head");
 const encoder = new TextEncoder();

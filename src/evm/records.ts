@@ -3,11 +3,24 @@ import { createTxFromRLP } from "@ethereumjs/tx";
 import { bytesToBigInt, bytesToHex, hexToBytes } from "@ethereumjs/util";
 import { Bloom } from "@ethereumjs/vm";
 import type { Tx } from "../kv/index.ts";
-import type { StoredBlock } from "./chain.ts";
+import { sharedCommonFor } from "./common.ts";
 import { toHex } from "./hex.ts";
 import { keccak256 } from "./keccak.ts";
 import { EVM_MAPS } from "./maps.ts";
-import { sharedCommonFor } from "./vm.ts";
+
+/** A block as the KV stores it (see src/evm/chain.ts: one block per Ethereum transaction). */
+export interface StoredBlock {
+  number: string;
+  hash: string;
+  parentHash: string;
+  /** Seconds; never below the parent's (the primary's clock, held monotonic). */
+  timestamp: string;
+  gasLimit: string;
+  gasUsed: string;
+  baseFeePerGas: string;
+  logsBloom: string;
+  transactions: string[];
+}
 
 export interface StoredLog {
   address: string;

@@ -9,12 +9,8 @@ export interface Cursor {
 }
 
 /** What `eth_newFilter` asked for. */
-export interface LogFilter extends Cursor {
-  kind: "logs";
-  fromBlock: bigint | "latest";
-  toBlock: bigint | "latest";
-  addresses: string[];
-  topics: Array<string[] | null>;
+/** What every filter keeps besides what it asks for. */
+interface FilterState extends Cursor {
   touched: number;
   /** Who installed it: only that caller's `eth_blockNumber` is shaped by it (see `blockNumberFor`). */
   owner?: string;
@@ -23,12 +19,16 @@ export interface LogFilter extends Cursor {
   armed?: boolean;
 }
 
-export interface BlockFilter extends Cursor {
+export interface LogFilter extends FilterState {
+  kind: "logs";
+  fromBlock: bigint | "latest";
+  toBlock: bigint | "latest";
+  addresses: string[];
+  topics: Array<string[] | null>;
+}
+
+export interface BlockFilter extends FilterState {
   kind: "blocks";
-  touched: number;
-  owner?: string;
-  polled?: number;
-  armed?: boolean;
 }
 
 export type Filter = LogFilter | BlockFilter;

@@ -26,8 +26,8 @@ export interface WorkloadOptions {
   writeTimeoutMs?: number;
 }
 
-/** A node that just timed out or refused is not tried first again for this long. */
-const AVOID_MS = 2_000;
+/** How often a client probes its home node after a write there failed, until it answers. */
+const PROBE_EVERY_MS = 500;
 const MAX_ATTEMPTS = 8;
 
 /** An error and its causes' codes and messages, on one line. */
@@ -42,6 +42,12 @@ function describeError(e: unknown): string {
     if (parts.length === 4) break;
   }
   return parts.join(" <- ");
+}
+
+/** A client's home node, and whether its writes go elsewhere until it answers again. */
+interface Avoid {
+  home: NetNode;
+  avoided: boolean;
 }
 
 class Stopped extends Error {
@@ -179,7 +185,7 @@ export class Workload {
 
   private async client(c: number, deadline: number): Promise<void> {
     const home = this.net.nodes[c % this.net.nodes.length]!;
-    const avoid = { until: 0 };
+    const avoid: Avoid = { home, avoided: false };
     for (let i = 0; i < this.opts.maxOpsPerClient && !this.stopped && Date.now() < deadline; i++) {
       if (this.gate) await Promise.race([this.gate.promise, this.whenStopped]);
       this.busy++;
@@ -196,12 +202,12 @@ export class Workload {
    * Writes `id` first through this client's home node (a backup forwards it to the primary),
    * then through the primary, until the outcome is known, or is unknown.
    */
-  private async write(c: number, id: number, value: string, home: NetNode, avoid: { until: number }) {
+  private async write(c: number, id: number, value: string, home: NetNode, avoid: Avoid) {
     this.attempted.set(id, value);
     this.keys.push(id);
     const input: KvRegisterInput = { op: "put", key: String(id), value };
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.stopped; attempt++) {
-      const target = attempt === 0 && Date.now() >= avoid.until ? home : await this.primary();
+      const target = attempt === 0 && !avoid.avoided ? home : await this.primary();
       const call = performance.now();
       try {
         const reply = await this.net.call(target, "PUT", `/app/log/private?id=${id}`, {
@@ -238,7 +244,7 @@ export class Workload {
         this.forgetPrimary(target);
       } catch (e) {
         this.lastTrouble = `PUT id=${id} on ${target.name}: ${describeError(e)}`;
-        if (target === home) avoid.until = Date.now() + AVOID_MS;
+        if (target === home) this.avoidUntilAnswering(avoid);
         this.forgetPrimary(target);
         if (connectionRefused(e)) {
           // Never reached a server: no effect.
@@ -253,6 +259,34 @@ export class Workload {
       await sleep(100);
       return;
     }
+  }
+
+  /**
+   * Sends this client's writes to the primary until its home node answers again. A paused or
+   * overloaded node accepts connections but answers nothing, so every write tried there would
+   * wait out its whole (load-stretched) time-out: a fixed pause before trying it again wasted
+   * most of a test's budget on a node paused for a minute.
+   */
+  private avoidUntilAnswering(avoid: Avoid): void {
+    if (avoid.avoided) return;
+    avoid.avoided = true;
+    void (async () => {
+      try {
+        while (!this.stopped) {
+          try {
+            await this.net.call(avoid.home, "GET", "/node/state", {
+              timeoutMs: 1_000,
+              signal: this.abort.signal,
+            });
+            return; // any answer: it serves again
+          } catch {
+            await sleep(PROBE_EVERY_MS);
+          }
+        }
+      } finally {
+        avoid.avoided = false;
+      }
+    })();
   }
 
   /**

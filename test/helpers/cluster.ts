@@ -127,7 +127,7 @@ export class Cluster {
     done: Promise<void>,
   ): Promise<void> {
     // An idle machine's figure, stretched by the load like every wait (`until`).
-    const deadline = Date.now() + budget(60_000);
+    let deadline = Date.now() + budget(60_000);
     let lastError: unknown;
     while (!settled()) {
       if (Date.now() > deadline)
@@ -142,7 +142,11 @@ export class Cluster {
           node_address: string | null;
         }>;
         const joiner = nodes.find((n) => n.node_address === nodeAddress);
-        if (joiner?.status === "Trusted") return;
+        // A trust seen here may not be committed: a view change can still roll it back, and the
+        // joiner, answered only from settled records, would then wait Pending for a vote that no
+        // longer exists. Keep watching until the join itself ends; the joiner's own deadline
+        // bounds the wait once it is trusted.
+        if (joiner?.status === "Trusted") deadline = Date.now() + budget(60_000);
         if (joiner?.status === "Pending") await this.trustNode(joiner.node_id);
       } catch (e) {
         // An election may roll a vote back, or a node may be starting: ask again.

@@ -225,7 +225,10 @@ function runOnce(
   let historicalState: JsHistoricalState | undefined;
   if (info.mode === "historical") {
     const found = historicalStateFor(needHost(deps, "historicalState"), ctx.request.headers[TX_ID_HEADER]);
-    if ("answer" in found) return { ...found.answer, applyWrites: false };
+    if ("answer" in found) {
+      const { status, headers, body } = found.answer;
+      return { status, headers, body, applyWrites: false };
+    }
     historicalState = found.state;
   }
   const req = ctx.request;
@@ -254,10 +257,13 @@ function runOnce(
       kv: appKv(ctx.tx),
       readOnly: info.mode !== "readwrite",
       hooks: hooksFor(deps, ctx, flags),
-      ...(historicalState ? { historicalState } : {}),
+      // One literal, no conditional spreads (each copies into a new object per request): the
+      // engine reads an undefined historicalState or context as absent, and fresh as false.
+      historicalState,
       limits: options.limits,
       logger: requestLogger(deps, ctx, endpoint),
-      ...(info.interpreter_reuse ? { context: info.interpreter_reuse.key } : { fresh: true }),
+      context: info.interpreter_reuse ? info.interpreter_reuse.key : undefined,
+      fresh: !info.interpreter_reuse,
     }) as typeof result;
   } catch (e) {
     // The endpoint read a non-JSON body as JSON and let the refusal propagate.
@@ -290,10 +296,9 @@ function runOnce(
     contentType("application/octet-stream");
     body = result.body as Uint8Array;
   }
-  return {
-    status: status as number,
-    headers,
-    ...(body === undefined ? {} : { body }),
-    ...(flags.applyWrites === undefined ? {} : { applyWrites: flags.applyWrites }),
-  };
+  // Optional fields assigned onto the one answer (absent, not undefined, when unset), not spread.
+  const answer: AppResponse = { status: status as number, headers };
+  if (body !== undefined) answer.body = body;
+  if (flags.applyWrites !== undefined) answer.applyWrites = flags.applyWrites;
+  return answer;
 }

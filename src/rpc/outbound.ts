@@ -149,7 +149,13 @@ export class OutboundSession {
       throw new HttpError(502, "OutboundFailed", `fetch ${n.url.origin}: ${(e as Error).message}`);
     }
     const exchange = this.exchange(n, answer);
-    const response = { ...answer, digest: toHex(sha256(exchange)) };
+    // Fields named, not spread: a spread copies property by property on every fetch.
+    const response: OutboundResponse = {
+      status: answer.status,
+      headers: answer.headers,
+      body: answer.body,
+      digest: toHex(sha256(exchange)),
+    };
     this.fetched ??= new Map();
     this.fetched.set(n.key, response);
     this.recorded ??= new Map();

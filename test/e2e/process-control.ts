@@ -55,14 +55,26 @@ export abstract class NetworkProcesses extends NetworkClients {
     signal(node.pid, "SIGCONT");
   }
 
-  /** Starts a stopped node again from its config file (`coco start --config`). */
+  /**
+   * Starts a stopped node again from its config file (`coco start --config`) and waits until it
+   * serves. A node that exits first fails this at once, with its exit and the end of its log.
+   */
   async restart(node: NetNode): Promise<void> {
     if (alive(node.pid)) throw new Error(`${node.name} is still running (pid ${node.pid})`);
-    const child = this.spawnNode(node, join(this.dir, `${node.name}.restart${++this.restarts}.log`));
+    const log = join(this.dir, `${node.name}.restart${++this.restarts}.log`);
+    const child = this.spawnNode(node, log);
+    // waitUntil keeps polling through a probe's throw, so a node that died ends the wait by
+    // returning, and the reason is thrown after it.
+    let died = false;
     await waitUntil(`${node.name} to serve again`, 30_000, async () => {
-      if (child.exitCode !== null) throw new Error(`${node.name} exited (${child.exitCode}) on restart`);
+      died = child.exitCode !== null || child.signalCode !== null;
+      if (died) return true;
       return (await this.call(node, "GET", "/node/commit", { timeoutMs: 1_000 })).status === 200;
     });
+    if (died) {
+      const how = child.signalCode ?? `code ${child.exitCode}`;
+      throw new Error(`${node.name} exited (${how}) on restart; the end of its log:\n${tail(log)}`);
+    }
   }
 
   /** Stops one node gracefully (SIGTERM) and waits until its process is gone. */

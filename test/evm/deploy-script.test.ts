@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { Contract, Wallet } from "ethers";
+import { budget } from "../e2e/waits.ts";
 import type { Cluster } from "../helpers/cluster.ts";
 import { makeIdentity, passProposal } from "../helpers/network.ts";
 import { compile } from "./contracts.ts";
@@ -54,7 +55,7 @@ test("an existing ethers deploy script, pointed at Coco, deploys an ERC-20 throu
         ARTIFACT: artifact,
         ...files(cluster.user, "user0"),
       },
-      timeout: 120_000,
+      timeout: budget(120_000),
     },
   );
   const out = JSON.parse(stdout.trim().split("\n").at(-1)!) as { address: string; transaction: string };
@@ -83,7 +84,7 @@ test("the same script, as a Coco user whose account is not bound, is refused and
         ARTIFACT: artifact,
         ...files(stranger, "stranger"),
       },
-      timeout: 120_000,
+      timeout: budget(120_000),
     }),
     // ethers estimates gas first: for an unbound account that runs as address zero, and this
     // constructor's mint to msg.sender (zero) reverts; sent anyway, the transaction is refused.

@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { Contract, Wallet } from "ethers";
 import { type RunningProxy, startCocoProxy } from "../../samples/hardhat/proxy.ts";
+import { budget } from "../e2e/waits.ts";
 import type { Cluster } from "../helpers/cluster.ts";
 import { bindAccounts, ethersProvider, evmCluster, rpcUrl } from "./network.ts";
 
@@ -56,7 +57,7 @@ function hardhat(args: string[], env: Record<string, string>) {
       HARDHAT_DISABLE_TELEMETRY_PROMPT: "true",
       ...env,
     },
-    timeout: 240_000,
+    timeout: budget(240_000),
   });
 }
 

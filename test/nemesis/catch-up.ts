@@ -6,6 +6,7 @@
  * bytes), which is where a stuck connection shows. `npm run nemesis -- --catch-up`.
  */
 import { execFileSync } from "node:child_process";
+import { budget } from "../e2e/waits.ts";
 import { NsCluster as Cluster, type NsCluster, type NsNode, sleep } from "./cluster.ts";
 
 export interface CatchUpResult {
@@ -88,7 +89,7 @@ function sockets(cluster: NsCluster, node: NsNode): string {
     "( sport = :8001 or dport = :8001 )",
   ]);
   try {
-    return execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 5_000 });
+    return execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: budget(5_000) });
   } catch (e) {
     return `ss failed: ${(e as Error).message}`;
   }

@@ -41,9 +41,7 @@ test("members renew node and service certificates by vote; nodes serve them and 
 
     // A node joining the open service waits as Pending; trusting it endorses its certificate
     // request for the validity the members chose.
-    const joining = cluster.join("n2", n0, {
-      join: { target: `127.0.0.1:${n0.port}`, serviceCertFile: "service_cert.pem", timeoutMs: 60_000 },
-    });
+    const joining = cluster.join("n2", n0);
     const pendingId = await cluster.pendingNode(n0);
     const trustedFrom = validFrom();
     const trusted = await passProposal(gov, "transition_node_to_trusted", {

@@ -19,9 +19,7 @@ test("a node joins an open service as Pending, is trusted by vote, catches up; a
       assert.equal(res.status, 200);
     }
     // The service is open: a new joiner waits, pending, until the members vote to trust it.
-    const joining = cluster.join("n2", n1, {
-      join: { target: `127.0.0.1:${n1.port}`, serviceCertFile: "service_cert.pem", timeoutMs: 60_000 },
-    });
+    const joining = cluster.join("n2", n1);
     const pendingId = await cluster.pendingNode(n0);
 
     // No one changes the configuration alone: the former member endpoint is gone, and a user

@@ -58,7 +58,7 @@ test("a request pipelined on a busy connection after the node began to stop gets
   timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
-  const timeouts = { commitWaitTimeoutMs: 30_000 };
+  const timeouts = { commitWaitTimeoutMs: budget(30_000) };
   try {
     const n0 = await cluster.startService({ ...timeouts, openAtNodes: 2 });
     const n1 = await cluster.join("n1", n0, {

@@ -12,7 +12,7 @@ test("a stopping node answers its commit waiters 503 CommitUnavailable", {
   timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
-  const timeouts = { commitWaitTimeoutMs: 30_000 };
+  const timeouts = { commitWaitTimeoutMs: budget(30_000) };
   try {
     const n0 = await cluster.startService({ ...timeouts, openAtNodes: 2 });
     const n1 = await cluster.join("n1", n0, {

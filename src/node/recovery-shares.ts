@@ -139,5 +139,9 @@ export function committedShareOf(
   memberId: string,
 ): string | undefined {
   const bytes = state.store.readAt(state.commitSeqno, RECOVERY_SHARES_TABLE, SINGLETON);
-  return bytes ? parseJsonBytes<RecoverySharesRecord>(bytes).shares[memberId] : undefined;
+  if (!bytes) return undefined;
+  const { shares } = parseJsonBytes<RecoverySharesRecord>(bytes);
+  // Own keys only: a member id such as "constructor" names no share.
+  const share = Object.hasOwn(shares, memberId) ? shares[memberId] : undefined;
+  return typeof share === "string" ? share : undefined;
 }

@@ -78,6 +78,18 @@ test("a member is given its share of the committed set, not of a set that may be
       return committed === latestShare(primary, gov.memberId);
     });
 
+    for (const id of ["constructor", "__proto__", "0".repeat(64)]) {
+      const res = await cluster.call(
+        primary,
+        "GET",
+        `/gov/recovery/encrypted-shares/${id}?api-version=2024-07-01`,
+        {
+          as: "member",
+        },
+      );
+      assert.equal(res.status, 404, `${id}: ${res.text}`);
+    }
+
     const cut = cutOff(primary, others);
     await primary.node.recoveryShares.refresh();
     const uncommitted = latestShare(primary, gov.memberId);

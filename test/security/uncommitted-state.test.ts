@@ -16,9 +16,12 @@ import { cutOff, SLOW_ELECTIONS } from "../helpers/partition.ts";
 // certificate renewals that cannot commit; members are given the committed shares and the node
 // keeps serving its committed certificates until the new ones commit (real TLS, 3 nodes).
 
-/** A 3-node open service whose elections wait 10 to 15 s, so that a cut-off primary stays primary. */
-async function threeNodes(cluster: Cluster, settings: Record<string, unknown> = {}) {
-  const consensus = SLOW_ELECTIONS;
+/** A 3-node open service; by default its elections wait 10 to 15 s, so that a cut-off primary stays primary. */
+async function threeNodes(
+  cluster: Cluster,
+  settings: Record<string, unknown> = {},
+  consensus = SLOW_ELECTIONS,
+) {
   const n0 = await cluster.startService({ openAtNodes: 3, consensus, ...settings });
   await Promise.all([cluster.join("n1", n0, { consensus }), cluster.join("n2", n0, { consensus })]);
   await cluster.untilOpen();
@@ -187,6 +190,48 @@ test("a node serves renewed certificates only once the renewal commits", {
       new X509Certificate(renewed.serviceCertPem!).fingerprint256,
     );
     await voting;
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test("a renewal that a view change rolls back is never served", {
+  timeout: budget(180_000),
+}, async () => {
+  const cluster = await Cluster.create();
+  try {
+    // Elections after 3 to 4 s: time enough to apply the renewal on the cut-off primary first.
+    const consensus = { tickMs: 100, electionTicksMin: 30, electionTicksMax: 40 };
+    const { primary, others } = await threeNodes(cluster, {}, consensus);
+    const served: string[] = [];
+    primary.node.onCertificatesRenewed(({ nodeCertPem }) => served.push(nodeCertPem));
+    const gov = await cluster.gov(primary);
+    const before = primary.node.identity.nodeCertPem;
+    const args = { node_id: primary.node.nodeId, valid_from: validFrom(), validity_period_days: 3 };
+    const proposal = await gov.propose({ actions: [{ name: "set_node_certificate_validity", args }] });
+    assert.equal(proposal.proposalState, "Open");
+    const cut = cutOff(primary, others);
+    const voting = gov.vote(proposal.proposalId, VOTE_YES).catch((e: unknown) => e);
+    const endorsed = () => primary.node.endorsedCertificate(primary.node.nodeId);
+    await cluster.until("the cut-off primary has applied the renewal", () => endorsed() !== before);
+    const rolledBack = endorsed();
+    await ticksPass(cluster, primary, 5);
+    await cluster.until(
+      "another node is elected",
+      () => others.some((n) => n.node.isPrimary),
+      budget(60_000),
+    );
+    cut.heal();
+    await cluster.until(
+      "the old primary rolled the renewal back",
+      () => endorsed() === before,
+      budget(60_000),
+    );
+    await voting;
+    await ticksPass(cluster, primary, 5);
+    assert.ok(!served.includes(rolledBack!), "the rolled-back certificate was served");
+    assert.equal(primary.node.identity.nodeCertPem, before);
+    assert.equal(primary.node.certificateProblem, undefined);
   } finally {
     await cluster.stop();
   }

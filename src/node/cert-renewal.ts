@@ -42,7 +42,7 @@ export interface RenewalHost {
   readonly identity: NodeIdentity;
   readonly log: Logger;
   now(): number;
-  /** The node's endorsed certificate and the service certificate as the store has them now. */
+  /** The node's endorsed certificate and the service certificate as the store has them committed. */
   storedCertificates(): { nodeCertPem: string; serviceCertPem: string };
   /** Serves the renewed certificates everywhere (sealed identity, files, TLS, signatures). */
   adopt(certs: { nodeCertPem: string; serviceCertPem: string; serviceRenewed: boolean }): void;

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { LedgerState } from "../ledger/index.ts";
-import { Tables, utf8 } from "../ledger/index.ts";
+import { fromUtf8, parseJsonBytes, type ServiceInfo, SINGLETON_KEY, Tables, utf8 } from "../ledger/index.ts";
 import type { NodeChannels } from "../net/index.ts";
 import { CertificateAdopter } from "./cert-renewal.ts";
 import { type NodeIdentity, writeFileAtomic } from "./identity.ts";
@@ -20,13 +20,31 @@ export interface CertificatesHost {
   readonly serviceCertFile: string;
   now(): number;
   channels(): NodeChannels | undefined;
-  /** The service certificate the store holds (service info), if any yet. */
-  storedServiceCert(): string | undefined;
 }
 
 /**
- * The certificates a node serves, following governance's renewals (cert-renewal.ts checks them
- * every tick): RPC and node-to-node TLS, signatures (which carry the node certificate), the
+ * This node's endorsed certificate and the service certificate as the store has them at the
+ * commit point, or undefined where nothing is recorded yet. Only committed renewals are served:
+ * one still uncommitted may be rolled back by a view change, and a node serving it would present
+ * a certificate its peers and clients no longer know (and would have sealed it and rewritten the
+ * pinned service certificate file). The store keeps every version from the commit point on.
+ */
+export function committedCertificates(
+  state: Pick<LedgerState, "store" | "commitSeqno">,
+  nodeId: string,
+): { nodeCertPem?: string; serviceCertPem?: string } {
+  const read = (map: string, key: Uint8Array) => state.store.readAt(state.commitSeqno, map, key);
+  const endorsed = read(Tables.nodesEndorsedCertificates, utf8(nodeId));
+  const info = read(Tables.serviceInfo, SINGLETON_KEY);
+  return {
+    nodeCertPem: endorsed ? fromUtf8(endorsed) : undefined,
+    serviceCertPem: info ? parseJsonBytes<ServiceInfo>(info).cert : undefined,
+  };
+}
+
+/**
+ * The certificates a node serves, following governance's renewals once they commit (cert-renewal.ts
+ * checks them every tick, so a renewal is served from the first tick after its commit): RPC and node-to-node TLS, signatures (which carry the node certificate), the
  * sealed identity, and the service certificate file clients pin.
  */
 export class NodeCertificates {
@@ -39,10 +57,10 @@ export class NodeCertificates {
       log: host.log,
       now: () => host.now(),
       storedCertificates: () => {
-        const endorsed = host.state.store.read(Tables.nodesEndorsedCertificates, utf8(host.identity.nodeId));
+        const committed = committedCertificates(host.state, host.identity.nodeId);
         return {
-          nodeCertPem: endorsed ? new TextDecoder().decode(endorsed) : host.identity.nodeCertPem,
-          serviceCertPem: host.storedServiceCert() ?? host.identity.serviceCertPem,
+          nodeCertPem: committed.nodeCertPem ?? host.identity.nodeCertPem,
+          serviceCertPem: committed.serviceCertPem ?? host.identity.serviceCertPem,
         };
       },
       adopt: (certs) => this.adopt(certs),

@@ -151,7 +151,6 @@ export class CocoNode {
       serviceCertFile: config.serviceCertFile,
       now: () => this.env.now(),
       channels: () => this.channels,
-      storedServiceCert: () => this.serviceInfoOrNull()?.cert,
     });
   }
 

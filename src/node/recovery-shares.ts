@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
 import type { Tx } from "../kv/index.ts";
-import type { CommitOutcome } from "../ledger/index.ts";
+import type { CommitOutcome, LedgerState } from "../ledger/index.ts";
 import {
   Tables as GovTables,
+  parseJsonBytes,
   readJson,
   SINGLETON_KEY as SINGLETON,
   scanMap,
@@ -127,7 +128,20 @@ export class RecoveryShares {
   }
 }
 
-/** A member's encrypted share, as recorded; undefined if it holds none. */
-export function encryptedShareOf(tx: Tx, memberId: string): string | undefined {
-  return readJson<RecoverySharesRecord>(tx, RECOVERY_SHARES_TABLE, SINGLETON)?.shares[memberId];
+/**
+ * A member's encrypted share as recorded at the commit point; undefined if it holds none there.
+ * A share set written but not committed yet may be rolled back by a view change, and a share of
+ * it would then open nothing any recovery accepts: until the new set commits, members are given
+ * their share of the last committed set. The store keeps every version from the commit point on.
+ */
+export function committedShareOf(
+  state: Pick<LedgerState, "store" | "commitSeqno">,
+  memberId: string,
+): string | undefined {
+  const bytes = state.store.readAt(state.commitSeqno, RECOVERY_SHARES_TABLE, SINGLETON);
+  if (!bytes) return undefined;
+  const { shares } = parseJsonBytes<RecoverySharesRecord>(bytes);
+  // Own keys only: a member id such as "constructor" names no share.
+  const share = Object.hasOwn(shares, memberId) ? shares[memberId] : undefined;
+  return typeof share === "string" ? share : undefined;
 }

@@ -4,7 +4,7 @@ import { type AttestationView, attestationProvider, attestationView } from "../t
 import { JoinError, NODE_ATTESTATIONS, parseJoinRequest } from "./join.ts";
 import { readLedgerFrames } from "./ledger-read.ts";
 import { COCO_VERSION, type CocoNode } from "./node.ts";
-import { encryptedShareOf } from "./recovery-shares.ts";
+import { committedShareOf } from "./recovery-shares.ts";
 
 /**
  * The node as the HTTPS layer sees it (src/rpc/port.ts): a narrow view over `CocoNode`, so rpc
@@ -101,7 +101,7 @@ export function rpcPort(node: CocoNode): RpcNode {
     },
     governance: node.governance,
     acceptRecoveryShare: (tx, memberId, payload) => node.acceptRecoveryShare(tx, memberId, payload),
-    encryptedShareOf: (tx, memberId) => encryptedShareOf(tx, memberId),
+    encryptedShareOf: (memberId) => committedShareOf(node.state, memberId),
   };
 }
 

@@ -207,7 +207,8 @@ export function registerGovRoutes(server: FastifyInstance, node: RpcNode): void 
     "/gov/recovery/encrypted-shares/:memberId",
     guarded(async (req) => {
       const memberId = param(req, "memberId");
-      const share = read(node, (tx) => node.encryptedShareOf(tx, memberId));
+      // From the commit point: a share set not committed yet may be rolled back (docs/recovery.md).
+      const share = node.encryptedShareOf(memberId);
       if (!share) throw new GovError(404, "ResourceNotFound", `member ${memberId} holds no recovery share`);
       return { encryptedShare: share };
     }),

@@ -82,8 +82,8 @@ export interface RpcNode {
   readonly governance: GovernanceWrite;
   /** `POST /gov/recovery/members/{id}:recover`, while this node recovers a lost service. */
   acceptRecoveryShare(tx: Tx, memberId: string, payload: Uint8Array): { message: string };
-  /** The recovery share held for a member, encrypted to its key. */
-  encryptedShareOf(tx: Tx, memberId: string): string | undefined;
+  /** The recovery share held for a member, encrypted to its key, as committed (never a share set that may be rolled back). */
+  encryptedShareOf(memberId: string): string | undefined;
 }
 
 /** Options of a node-to-node request (the channel's own, src/net). */

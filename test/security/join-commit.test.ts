@@ -10,6 +10,7 @@ import { budget } from "../e2e/waits.ts";
 import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { VOTE_YES, validFrom } from "../helpers/network.ts";
+import { cutOff } from "../helpers/partition.ts";
 
 // A joiner is answered Trusted (certificate, peers, the service's secrets) only from records that
 // cannot be rolled back: a trust applied by a primary that no quorum has acknowledged hands out
@@ -46,28 +47,6 @@ async function poll(node: RunningNode, body: string): Promise<Answer> {
   } finally {
     await dispatcher.close();
   }
-}
-
-/** Consensus messages between `a` and the others are dropped both ways until `heal()`. */
-function cutOff(a: RunningNode, others: RunningNode[]): { heal(): void } {
-  type Sender = { send(to: string, message: unknown): boolean };
-  const channelsOf = (n: RunningNode) => (n.node as unknown as { channels: Sender }).channels;
-  const restore: Array<() => void> = [];
-  const drop = (from: RunningNode, blocked: (to: string) => boolean) => {
-    const channels = channelsOf(from);
-    const send = channels.send.bind(channels);
-    channels.send = (to, message) => (blocked(to) ? false : send(to, message));
-    restore.push(() => {
-      channels.send = send;
-    });
-  };
-  drop(a, () => true);
-  for (const other of others) drop(other, (to) => to === a.node.nodeId);
-  return {
-    heal() {
-      for (const r of restore) r();
-    },
-  };
 }
 
 /** The Pending joiner, recorded and committed on every node; then `primary` is cut off. */

@@ -25,7 +25,9 @@
  * window) per request in µs, this load generator's CPU per request, p50/p99 latency (ms); then per
  * mode the medians and the spread (min-max) over rounds, and `server_cpu_vs_h1`: each round's
  * server CPU per request over h1's in the same round (so the machine's drift between rounds
- * cancels); the machine's load average. `cert_reads_per_req` counts certificates read and hashed
+ * cancels); the machine's load average; `cert_read`: CPU µs to identify a caller when its
+ * certificate is read and hashed (what every request pays if the cache misses) and when the
+ * per-connection cache answers, measured once in a loop on the first connection. `cert_reads_per_req` counts certificates read and hashed
  * in the window per request (0 when every connection was set up in the warm-up; 1 in h2x4-naive).
  * Each mode's warm-up lasts `--warmup` seconds and until every client has had an answer (its TLS
  * handshake is done), and one short pass of every mode runs first, unreported (JIT); it prints
@@ -63,7 +65,37 @@ interface Ports {
 type ToChild = { cmd: "mark"; naive?: boolean } | { cmd: "exit" };
 type FromChild =
   | { kind: "ready"; ports: Ports }
-  | { kind: "mark"; cpuUs: number; tls: string; refused: number; certReads: number };
+  | { kind: "mark"; cpuUs: number; tls: string; refused: number; certReads: number; certCost?: CertCost };
+/** CPU µs per request to identify the caller: certificate read and hashed, or found cached. */
+interface CertCost {
+  uncached_us: number;
+  cached_us: number;
+}
+
+/**
+ * Measured once, on the first connection (in the unreported first pass): what reading the client
+ * certificate costs when nothing caches it (getPeerCertificate builds the whole certificate
+ * object, its fingerprints included) against the per-connection cache hit and user lookup.
+ */
+function measureCertCost(socket: TLSSocket, users: Map<string, string>): CertCost {
+  const n = 2000;
+  const cache = new WeakMap<object, string>([[socket, "id"]]);
+  const cpu = () => {
+    const c = process.cpuUsage();
+    return c.user + c.system;
+  };
+  let found = 0;
+  const t0 = cpu();
+  for (let i = 0; i < n; i++) {
+    const raw = socket.getPeerCertificate(false).raw;
+    if (users.has(createHash("sha256").update(raw).digest("hex"))) found++;
+  }
+  const t1 = cpu();
+  for (let i = 0; i < n; i++) if (users.has(cache.get(socket)!)) found++;
+  const t2 = cpu();
+  if (found > 2 * n) throw new Error("unreachable");
+  return { uncached_us: r1((t1 - t0) / n), cached_us: r3((t2 - t1) / n) };
+}
 
 // ---------------------------------------------------------------------------------------------
 // The server (child process).
@@ -83,8 +115,10 @@ async function serve(tls: Tls): Promise<void> {
   let refused = 0;
   let certReads = 0;
   let lastTls = "";
+  let certCost: CertCost | undefined;
   /** Who the caller is: the certificate read and hashed once per key (Coco: per TLS connection). */
   const callerOf = (key: object, socket: TLSSocket): string | undefined => {
+    certCost ??= measureCertCost(socket, users);
     let id = certIds.get(key);
     if (id === undefined) {
       certReads++;
@@ -159,7 +193,7 @@ async function serve(tls: Tls): Promise<void> {
   process.on("message", (m: ToChild) => {
     if (m.cmd === "exit") process.exit(0);
     const cpu = process.cpuUsage();
-    send({ kind: "mark", cpuUs: cpu.user + cpu.system, tls: lastTls, refused, certReads });
+    send({ kind: "mark", cpuUs: cpu.user + cpu.system, tls: lastTls, refused, certReads, certCost });
     naive = m.naive ?? false;
   });
   send({ kind: "ready", ports });
@@ -405,6 +439,7 @@ async function main(): Promise<void> {
   // One short pass of every mode first, not reported: the first mode run would pay for the JIT.
   for (const mode of modes) await runMode(server, tls, mode, -1, 1, 0.5);
   const results: Round[] = [];
+  const certCost = (await server.mark()).certCost;
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? modes : [...modes].reverse();
     for (const mode of order) {
@@ -421,6 +456,7 @@ async function main(): Promise<void> {
     node: process.version,
     loadavg_start: loadStart,
     loadavg_end: loadavg().map(r1),
+    cert_read: certCost,
     summary: summary(results, modes),
     rounds: results,
   };

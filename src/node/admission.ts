@@ -192,6 +192,49 @@ export function settledSeqno(
   return held;
 }
 
+/**
+ * The settled points this node found while primary, kept per joiner after it steps down. A
+ * primary whose new configuration's quorums all need the joiner (a node of the old configuration
+ * down) fails its quorum check one election time-out after the trust is appended, and no node can
+ * be elected until the joiner votes: had the point been computed only when the joiner next asked,
+ * the joiner would stay Pending and the service would stall for good. What was settled stays
+ * settled whatever this node's role since (no later primary lacks those entries, so they are
+ * never truncated here), so the node keeps answering from it.
+ */
+export class SettledPoints {
+  private readonly byJoiner = new Map<string, number>();
+
+  /** Called on every tick, before consensus ticks (a primary may step down in that tick). */
+  observe(commitSeqno: number, raft: RaftStatus | undefined, viewOf: (seqno: number) => number): void {
+    if (raft?.role !== "primary") return;
+    if (raft.configs.length < 2) {
+      // No configuration change in flight: every trust is committed, the commit point covers it.
+      this.byJoiner.clear();
+      return;
+    }
+    for (const joinerId of joinersOf(raft.configs)) {
+      const settled = settledSeqno(commitSeqno, raft, viewOf, joinerId);
+      if (settled > (this.byJoiner.get(joinerId) ?? 0)) this.byJoiner.set(joinerId, settled);
+    }
+  }
+
+  /** The newest seqno `joinerId` may be answered from: settled now, or found settled before. */
+  for(
+    joinerId: string,
+    commitSeqno: number,
+    raft: RaftStatus | undefined,
+    viewOf: (seqno: number) => number,
+  ): number {
+    return Math.max(settledSeqno(commitSeqno, raft, viewOf, joinerId), this.byJoiner.get(joinerId) ?? 0);
+  }
+}
+
+/** Nodes in some active configuration but not in all of them: the ones being added (or removed). */
+function joinersOf(configs: RaftStatus["configs"]): string[] {
+  const all = new Set(configs.flatMap((c) => c.nodes));
+  return [...all].filter((id) => !configs.every((c) => c.nodes.includes(id)));
+}
+
 /** The trusted nodes a newly trusted joiner connects to, each pinned by its endorsed certificate. */
 function peersFor(records: NodeRecords, joinerId: string): JoinPeer[] {
   const peers: JoinPeer[] = [];

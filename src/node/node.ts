@@ -20,7 +20,7 @@ import {
   INSTANT_TRUST_WARNING,
   nodeRecordsAt,
   readEndorsedCertificate,
-  settledSeqno,
+  SettledPoints,
 } from "./admission.ts";
 import { type Booted, bootNode, type EntrySink } from "./boot.ts";
 import { NodeCertificates, type ServedCertificates } from "./certificates.ts";
@@ -70,6 +70,8 @@ export class CocoNode {
   private service!: ServiceLifecycle;
   private closing = false;
   private tickTimer: NodeJS.Timeout | undefined;
+  /** Where joiners may be answered from, kept across a step-down (admission.ts). */
+  private readonly settledPoints = new SettledPoints();
   private channels: NodeChannels | undefined;
   private readonly certificates: NodeCertificates;
   private peers!: Peers;
@@ -297,6 +299,10 @@ export class CocoNode {
   }
 
   private onTick(): void {
+    if (this.isPrimary) {
+      const { state } = this;
+      this.settledPoints.observe(state.commitSeqno, this.consensusStatus, (seqno) => state.viewOf(seqno));
+    }
     this.replica?.tick();
     if (this.failure) return;
     try {
@@ -407,7 +413,9 @@ export class CocoNode {
         const { state } = this;
         const at = Math.min(
           state.lastSeqno,
-          settledSeqno(state.commitSeqno, this.consensusStatus, (seqno) => state.viewOf(seqno), joinerId),
+          this.settledPoints.for(joinerId, state.commitSeqno, this.consensusStatus, (seqno) =>
+            state.viewOf(seqno),
+          ),
         );
         if (at < state.store.compactedVersion || at > state.store.version) return undefined;
         return nodeRecordsAt(state.store, at);

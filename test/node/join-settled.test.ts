@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { RaftStatus } from "../../src/consensus/index.ts";
-import { settledSeqno } from "../../src/node/admission.ts";
+import { SettledPoints, settledSeqno } from "../../src/node/admission.ts";
 
 /** A primary "a" in view 3 whose entries 1..20 are of view 3 unless `views` says otherwise. */
 function primary(configs: string[][], matches: Record<string, number>, durable: number): RaftStatus {
@@ -58,4 +58,26 @@ test("a joiner is answered from the commit point unless a majority of every conf
     settledSeqno(10, alone, () => 2, "j"),
     16,
   );
+});
+
+test("a point found settled while primary still answers the joiner after the primary steps down", () => {
+  // Three nodes with c down; the joiner j trusted at 15, so every quorum of a, b, c, j needs j:
+  // the primary a fails its quorum check an election time-out later and becomes a candidate that
+  // no vote can elect until j runs. b acknowledged 15 while a was primary.
+  const old = ["a", "b", "c"];
+  const joint = ["a", "b", "c", "j"];
+  const points = new SettledPoints();
+  points.observe(10, primary([old, joint], { b: 12, c: 0 }, 20), inView3);
+  points.observe(10, primary([old, joint], { b: 16, c: 0 }, 20), inView3);
+  const candidate = { ...primary([old, joint], {}, 20), role: "candidate" as const, view: 4, leader: null };
+  // On its own the rule gives the candidate only its commit point: j would wait for good.
+  assert.equal(settledSeqno(10, candidate, inView3, "j"), 10);
+  assert.equal(points.for("j", 10, candidate, inView3), 16);
+  // Only joiners are tracked; a node of every configuration gets the rule's answer.
+  assert.equal(points.for("b", 10, candidate, inView3), 10);
+  // An observation as backup changes nothing; a primary with no change in flight forgets.
+  points.observe(10, candidate, inView3);
+  assert.equal(points.for("j", 10, candidate, inView3), 16);
+  points.observe(20, primary([joint], { b: 20, c: 20, j: 20 }, 20), inView3);
+  assert.equal(points.for("j", 10, candidate, inView3), 10);
 });

@@ -1,53 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Agent, request } from "undici";
-import { nodeIdOf } from "../../src/crypto/index.ts";
-import { newNodeKey } from "../../src/node/identity.ts";
-import type { RunningNode } from "../../src/node/index.ts";
-import { generateEncryptionKey, signJoinProof, unwrapSecrets } from "../../src/node/join.ts";
-import { virtualAttestation } from "../../src/tee/index.ts";
+import { unwrapSecrets } from "../../src/node/join.ts";
 import { budget } from "../e2e/waits.ts";
-import { freePort } from "../helpers/cli.ts";
 import { Cluster } from "../helpers/cluster.ts";
+import { type Answer, joiner, poll } from "../helpers/join-probe.ts";
 import { VOTE_YES, validFrom } from "../helpers/network.ts";
 import { cutOff } from "../helpers/partition.ts";
 
 // A joiner is answered Trusted (certificate, peers, the service's secrets) only from records that
 // cannot be rolled back: a trust applied by a primary that no quorum has acknowledged hands out
 // nothing, on a real 3-node service (real TLS between the nodes).
-
-/** A joiner with a real key and a virtual attestation; its node address is never listened on. */
-async function joiner() {
-  const key = await newNodeKey("127.0.0.1");
-  const encryption = generateEncryptionKey();
-  const body = JSON.stringify({
-    node_public_key: key.publicKeyPem,
-    certificate_signing_request: key.csrPem,
-    encryption_public_key: encryption.publicKeyPem,
-    encryption_key_signature: signJoinProof(key.privateKeyPem, encryption.publicKeyPem),
-    rpc_address: `127.0.0.1:${await freePort()}`,
-    node_address: `127.0.0.1:${await freePort()}`,
-    attestation: virtualAttestation(key.publicKeyPem),
-  });
-  return { nodeId: nodeIdOf(key.publicKeyPem), body, encryption };
-}
-
-type Answer = { status: number; json: Record<string, unknown> };
-
-async function poll(node: RunningNode, body: string): Promise<Answer> {
-  const dispatcher = new Agent({ connect: { ca: node.node.identity.serviceCertPem } });
-  try {
-    const res = await request(`https://127.0.0.1:${node.port}/node/join`, {
-      method: "POST",
-      dispatcher,
-      headers: { "content-type": "application/json" },
-      body,
-    });
-    return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
-  } finally {
-    await dispatcher.close();
-  }
-}
 
 /** The Pending joiner, recorded and committed on every node; then `primary` is cut off. */
 async function recordAndCutOff(cluster: Cluster) {

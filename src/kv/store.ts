@@ -158,10 +158,7 @@ export class Store {
 
   /** The committed value at the current version, outside any transaction. */
   read(name: string, key: Uint8Array): Uint8Array | undefined {
-    validateMapName(name);
-    const k = validKey(key) ? toBinary(key) : checkKey(key, `read ${JSON.stringify(name)}`);
-    const n = get(get(this.current.maps, name)?.val ?? null, k);
-    return n === undefined ? undefined : fromBinary(n.val.value);
+    return valueIn(this.current.maps, name, key);
   }
 
   /**
@@ -170,10 +167,7 @@ export class Store {
    * must come from a settled version, e.g. the committed one, not from what is applied since.
    */
   readAt(version: number, name: string, key: Uint8Array): Uint8Array | undefined {
-    validateMapName(name);
-    const k = validKey(key) ? toBinary(key) : checkKey(key, `read ${JSON.stringify(name)}`);
-    const n = get(get(this.stateAt(version).maps, name)?.val ?? null, k);
-    return n === undefined ? undefined : fromBinary(n.val.value);
+    return valueIn(this.stateAt(version).maps, name, key);
   }
 
   /**
@@ -266,4 +260,12 @@ export class Store {
       this.logStart += drop;
     }
   }
+}
+
+/** The value of `key` in map `name` of `maps`, the keys checked as every read checks them. */
+function valueIn(maps: MapsRoot, name: string, key: Uint8Array): Uint8Array | undefined {
+  validateMapName(name);
+  const k = validKey(key) ? toBinary(key) : checkKey(key, `read ${JSON.stringify(name)}`);
+  const n = get(get(maps, name)?.val ?? null, k);
+  return n === undefined ? undefined : fromBinary(n.val.value);
 }

@@ -1,4 +1,5 @@
 import type { RunningNode } from "../../src/node/index.ts";
+import type { Cluster } from "./cluster.ts";
 
 /**
  * Consensus messages between `a` and the others are dropped both ways until `heal()`: with
@@ -29,3 +30,19 @@ export function cutOff(a: RunningNode, others: RunningNode[]): { heal(): void } 
 
 /** Election timeouts of 10 to 15 s (100 ms ticks): a cut-off primary stays primary while a test looks. */
 export const SLOW_ELECTIONS = { tickMs: 100, electionTicksMin: 100, electionTicksMax: 150 };
+
+/** Election timeouts of 3 to 4 s (100 ms ticks): time for a test to act first, then an election soon. */
+export const QUICK_ELECTIONS = { tickMs: 100, electionTicksMin: 30, electionTicksMax: 40 };
+
+/** A 3-node open service whose nodes all use `consensus`; its primary and the other two. */
+export async function threeNodes(
+  cluster: Cluster,
+  settings: Record<string, unknown> = {},
+  consensus: Record<string, number> = SLOW_ELECTIONS,
+): Promise<{ primary: RunningNode; others: RunningNode[] }> {
+  const n0 = await cluster.startService({ openAtNodes: 3, consensus, ...settings });
+  await Promise.all([cluster.join("n1", n0, { consensus }), cluster.join("n2", n0, { consensus })]);
+  await cluster.untilOpen();
+  const primary = cluster.primary()!;
+  return { primary, others: cluster.nodes.filter((n) => n !== primary) };
+}

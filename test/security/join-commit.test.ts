@@ -5,7 +5,7 @@ import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { type Answer, joiner, poll } from "../helpers/join-probe.ts";
 import { VOTE_YES, validFrom } from "../helpers/network.ts";
-import { cutOff } from "../helpers/partition.ts";
+import { cutOff, QUICK_ELECTIONS, SLOW_ELECTIONS, threeNodes } from "../helpers/partition.ts";
 
 // A joiner is answered Trusted (certificate, peers, the service's secrets) only from records that
 // cannot be rolled back: a trust applied by a primary that no quorum has acknowledged hands out
@@ -47,12 +47,9 @@ test("a joiner whose trust is applied but not committed is answered Pending, the
   timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
-  // Long election timeouts (10 to 15 s): the cut-off primary stays primary while the test polls.
-  const consensus = { tickMs: 100, electionTicksMin: 100, electionTicksMax: 150 };
   try {
-    const n0 = await cluster.startService({ openAtNodes: 3, consensus });
-    await Promise.all([cluster.join("n1", n0, { consensus }), cluster.join("n2", n0, { consensus })]);
-    await cluster.untilOpen();
+    // Long election timeouts (10 to 15 s): the cut-off primary stays primary while the test polls.
+    await threeNodes(cluster, {}, SLOW_ELECTIONS);
     const { primary, others, j, cut, voting, uncommitted } = await recordAndCutOff(cluster);
     for (let i = 0; i < 5; i++) {
       for (const node of cluster.nodes) {
@@ -95,12 +92,9 @@ test("a joiner never receives the certificate of a trust that was rolled back", 
   timeout: budget(180_000),
 }, async () => {
   const cluster = await Cluster.create();
-  // Elections after 3 to 4 s: time enough to apply the trust on the cut-off primary first.
-  const consensus = { tickMs: 100, electionTicksMin: 30, electionTicksMax: 40 };
   try {
-    const n0 = await cluster.startService({ openAtNodes: 3, consensus });
-    await Promise.all([cluster.join("n1", n0, { consensus }), cluster.join("n2", n0, { consensus })]);
-    await cluster.untilOpen();
+    // Elections after 3 to 4 s: time enough to apply the trust on the cut-off primary first.
+    await threeNodes(cluster, {}, QUICK_ELECTIONS);
     const { primary, others, j, cut, voting, uncommitted } = await recordAndCutOff(cluster);
     const answers: Answer[] = [];
     const askEveryone = async () => {

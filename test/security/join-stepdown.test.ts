@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { RunningNode } from "../../src/node/index.ts";
 import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { joiner, poll } from "../helpers/join-probe.ts";
 import { VOTE_YES, validFrom } from "../helpers/network.ts";
+import { QUICK_ELECTIONS, threeNodes } from "../helpers/partition.ts";
 
 // A service of three nodes with one down trusts a new node: every quorum of the new
 // configuration (four nodes, three needed) then includes the joiner. The primary fails its quorum
@@ -16,15 +18,10 @@ test("a joiner whose trust settled is answered Trusted after the primary stepped
   timeout: budget(120_000),
 }, async () => {
   const cluster = await Cluster.create();
-  // Elections after 3 to 4 s, so the step-down comes soon.
-  const consensus = { tickMs: 100, electionTicksMin: 30, electionTicksMax: 40 };
   try {
-    const n0 = await cluster.startService({ openAtNodes: 3, consensus });
-    await Promise.all([cluster.join("n1", n0, { consensus }), cluster.join("n2", n0, { consensus })]);
-    await cluster.untilOpen();
-    const primary = cluster.primary()!;
-    const down = cluster.nodes.find((n) => n !== primary)!;
-    const live = cluster.nodes.find((n) => n !== primary && n !== down)!;
+    // Elections after 3 to 4 s, so the step-down comes soon.
+    const { primary, others } = await threeNodes(cluster, {}, QUICK_ELECTIONS);
+    const [down, live] = others as [RunningNode, RunningNode];
     await down.stop();
     cluster.nodes.splice(cluster.nodes.indexOf(down), 1);
 

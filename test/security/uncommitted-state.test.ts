@@ -9,25 +9,12 @@ import { RECOVERY_SHARES_TABLE, type RecoverySharesRecord } from "../../src/node
 import { budget } from "../e2e/waits.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { VOTE_YES, validFrom } from "../helpers/network.ts";
-import { cutOff, SLOW_ELECTIONS } from "../helpers/partition.ts";
+import { cutOff, QUICK_ELECTIONS, threeNodes } from "../helpers/partition.ts";
 
 // What a node hands out or acts on comes from the commit point, never from state a view change
 // may still roll back: a primary cut off from its backups applies a recovery share set and
 // certificate renewals that cannot commit; members are given the committed shares and the node
 // keeps serving its committed certificates until the new ones commit (real TLS, 3 nodes).
-
-/** A 3-node open service; by default its elections wait 10 to 15 s, so that a cut-off primary stays primary. */
-async function threeNodes(
-  cluster: Cluster,
-  settings: Record<string, unknown> = {},
-  consensus = SLOW_ELECTIONS,
-) {
-  const n0 = await cluster.startService({ openAtNodes: 3, consensus, ...settings });
-  await Promise.all([cluster.join("n1", n0, { consensus }), cluster.join("n2", n0, { consensus })]);
-  await cluster.untilOpen();
-  const primary = cluster.primary()!;
-  return { primary, others: cluster.nodes.filter((n) => n !== primary) };
-}
 
 /** Member0's share as `node`'s store has it now, committed or not. */
 function latestShare(node: RunningNode, memberId: string): string | undefined {
@@ -201,8 +188,7 @@ test("a renewal that a view change rolls back is never served", {
   const cluster = await Cluster.create();
   try {
     // Elections after 3 to 4 s: time enough to apply the renewal on the cut-off primary first.
-    const consensus = { tickMs: 100, electionTicksMin: 30, electionTicksMax: 40 };
-    const { primary, others } = await threeNodes(cluster, {}, consensus);
+    const { primary, others } = await threeNodes(cluster, {}, QUICK_ELECTIONS);
     const served: string[] = [];
     primary.node.onCertificatesRenewed(({ nodeCertPem }) => served.push(nodeCertPem));
     const gov = await cluster.gov(primary);
